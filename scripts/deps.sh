@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# deps.sh [test|demo] - make sure the Debian 12 packages tokemb needs are installed. As root, installs
+# what is missing with apt-get; otherwise prints the exact install line and fails.
+set -euo pipefail
+what=${1:-test}
+pkgs=(build-essential cmake pkg-config libopenblas-dev libcmocka-dev python3-numpy python3-torch)
+if [ "$what" = test ]; then
+  pkgs+=(abigail-tools clang libclang-rt-14-dev valgrind python3-gensim fasttext)
+fi
+if [ "$what" = demo ]; then
+  pkgs+=(gnuplot-nox)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
+if [ "$(id -u)" -eq 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "deps: missing Debian packages. Run as root:"
+  echo "  apt-get install -y ${missing[*]}"
+  exit 1
+fi

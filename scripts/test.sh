@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# test.sh - the whole test suite, as CI runs it on a fresh Debian 12 machine:
+#   1. Release build with -Wall -Wextra -Werror, ctest (cmocka suites, torch comparisons, ABI/header checks)
+#   2. ASan+UBSan build, ctest (C suites)
+#   3. install into a staging prefix; out-of-tree consumers through pkg-config and find_package, run
+#   4. abidiff of the built library against the committed baseline abi/tokemb.abi.xml
+#   5. the extra suites that exist: ThreadSanitizer, valgrind memcheck, libFuzzer smoke runs, Rust crates
+# Every step runs; the script fails if any failed, and ends with one "N passed, N failed" line.
+set -uo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+out=${TOKEMB_TEST_DIR:-$repo/build-test}
+jobs=$(nproc)
+bash "$repo/scripts/deps.sh" test || exit 1
+mkdir -p "$out"
+passed=0 failed=0 failures=()
+
+step() { # step NAME COMMAND...: run, time and count one step
+  local name=$1; shift
+  local t0=$SECONDS
+  echo
+  echo "=== $name"
+  if "$@"; then
+    passed=$((passed + 1)); echo "=== $name: ok ($((SECONDS - t0)) s)"
+  else
+    failed=$((failed + 1)); failures+=("$name"); echo "=== $name: FAILED ($((SECONDS - t0)) s)"
+  fi
+}
+
+release() {
+  cmake -S "$repo" -B "$out/release" -DCMAKE_BUILD_TYPE=Release -DTOKEMB_WERROR=ON >/dev/null &&
+    cmake --build "$out/release" -j"$jobs" &&
+    ctest --test-dir "$out/release" -j"$jobs" --output-on-failure
+}
+
+asan() {
+  cmake -S "$repo" -B "$out/asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTOKEMB_WERROR=ON \
+    -DTOKEMB_SANITIZE=address,undefined -DTOKEMB_BUILD_BENCH=OFF >/dev/null &&
+    cmake --build "$out/asan" -j"$jobs" &&
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+      ctest --test-dir "$out/asan" -j"$jobs" --output-on-failure -LE python
+}
+
+consumers() {
+  local stage="$out/stage"
+  rm -rf "$stage" "$out/consumer"
+  cmake --install "$out/release" --prefix "$stage" >/dev/null || return 1
+  local libdir; libdir=$(dirname "$(find "$stage" -name 'libtokemb.so.0' | head -1)")
+  # pkg-config, by hand
+  PKG_CONFIG_PATH="$libdir/pkgconfig" cc -std=c99 -Wall -Wextra -Werror -pedantic \
+    "$repo/tests/consumer/consumer.c" -o "$out/consumer_pc" $(PKG_CONFIG_PATH="$libdir/pkgconfig" pkg-config --cflags --libs tokemb) || return 1
+  LD_LIBRARY_PATH="$libdir" "$out/consumer_pc" || return 1
+  readelf -d "$out/consumer_pc" | grep -q 'NEEDED.*libtokemb.so.0' || { echo "consumer does not need libtokemb.so.0"; return 1; }
+  # CMake: find_package(tokemb) and pkg_check_modules in one project
+  PKG_CONFIG_PATH="$libdir/pkgconfig" cmake -S "$repo/tests/consumer" -B "$out/consumer" -DCMAKE_PREFIX_PATH="$stage" >/dev/null &&
+    cmake --build "$out/consumer" >/dev/null &&
+    LD_LIBRARY_PATH="$libdir" "$out/consumer/consumer_cmake" &&
+    LD_LIBRARY_PATH="$libdir" "$out/consumer/consumer_pkgconfig"
+}
+
+abi() {
+  # Additions are allowed within a SONAME major (--no-added-syms); anything else abidiff reports fails.
+  abidiff --headers-dir1 "$repo/include" --headers-dir2 "$repo/include" --drop-private-types --no-added-syms \
+    "$repo/abi/tokemb.abi.xml" "$out/release/libtokemb.so"
+  local rc=$?
+  [ $rc -eq 0 ] && echo "abidiff: no incompatible change against abi/tokemb.abi.xml"
+  return $rc
+}
+
+step "release build + ctest" release
+step "asan+ubsan build + ctest" asan
+step "install + out-of-tree consumers (pkg-config, find_package)" consumers
+step "abidiff against abi/tokemb.abi.xml" abi
+[ -f "$repo/tests/run_tsan.sh" ] && step "ThreadSanitizer" bash "$repo/tests/run_tsan.sh" "$out/tsan"
+[ -f "$repo/tests/run_valgrind.sh" ] && step "valgrind memcheck" bash "$repo/tests/run_valgrind.sh" "$out/release"
+[ -f "$repo/tests/fuzz/run.sh" ] && step "libFuzzer smoke runs" bash "$repo/tests/fuzz/run.sh" "$out/fuzz"
+[ -f "$repo/rust/run_tests.sh" ] && step "Rust crates (cargo test --offline)" bash "$repo/rust/run_tests.sh" "$out/release"
+
+echo
+[ $failed -gt 0 ] && echo "failed steps: ${failures[*]}"
+echo "tokemb: $passed passed, $failed failed"
+[ $failed -eq 0 ]
