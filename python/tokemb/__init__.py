@@ -1,0 +1,49 @@
+"""tokemb: token embedding tables and positional encoders (ctypes binding of libtokemb).
+
+    import numpy as np, tokemb
+    with tokemb.Table(6, 3) as t:
+        t.init_normal(123)                 # == torch.manual_seed(123); nn.Embedding(6, 3)
+        t.lookup([2, 3, 5, 1])             # float32 [4, 3]
+
+The library is found through TOKEMB_LIBRARY, this package's folder, the repository's build*/ trees, or
+the system loader path (see tokemb._lib). torch modules live in tokemb.torch (imported on demand).
+"""
+from . import _lib
+from ._errors import (Error, FormatError, InvalidArgument, IoError, NoMemory, OutOfRange, Overflow, ReadOnly,
+                      Unsupported)
+from ._sigs import CONSTS as constants
+from .table import BF16, F16, F32, NO_PADDING, Q8_ROW, Table
+
+__all__ = ["Table", "Error", "InvalidArgument", "OutOfRange", "NoMemory", "IoError", "FormatError", "Unsupported",
+           "Overflow", "ReadOnly", "F32", "F16", "BF16", "Q8_ROW", "NO_PADDING", "constants", "version",
+           "version_number", "set_num_threads", "get_num_threads", "last_error", "status_string", "library_path"]
+
+library_path = _lib.path
+__version__ = _lib.lib.tokemb_version_string().decode()
+
+
+def version():
+    """The loaded library's version string."""
+    return _lib.lib.tokemb_version_string().decode()
+
+
+def version_number():
+    return _lib.lib.tokemb_version_number()
+
+
+def set_num_threads(n):
+    """Threads the library's own loops use (0 = default: online CPUs). Results never depend on it."""
+    _lib.check(_lib.lib.tokemb_set_num_threads(int(n)), "tokemb_set_num_threads")
+
+
+def get_num_threads():
+    return _lib.lib.tokemb_get_num_threads()
+
+
+def last_error():
+    """This thread's most recent library error text."""
+    return _lib.last_error()
+
+
+def status_string(status):
+    return _lib.status_string(int(status))

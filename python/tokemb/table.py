@@ -1,0 +1,309 @@
+"""tokemb.Table: an embedding table (owned or wrapping a numpy array) with numpy in/out."""
+import ctypes
+
+import numpy as np
+
+from . import _lib
+from ._arrays import check_shape, f32_array, ids_array, out_array, ptr
+from ._errors import InvalidArgument
+from ._sigs import CONSTS
+
+F32 = CONSTS["TOKEMB_F32"]
+F16 = CONSTS["TOKEMB_F16"]
+BF16 = CONSTS["TOKEMB_BF16"]
+Q8_ROW = CONSTS["TOKEMB_Q8_ROW"]
+NO_PADDING = CONSTS["TOKEMB_NO_PADDING"]
+_DTYPE_NAMES = {"f32": F32, "float32": F32, "f16": F16, "float16": F16, "bf16": BF16, "bfloat16": BF16,
+                "q8_row": Q8_ROW, "q8": Q8_ROW}
+# numpy element types a wrap accepts per storage dtype (bf16 as its raw uint16 bits)
+_NP_FOR = {F32: (np.float32,), F16: (np.float16,), BF16: (np.uint16,)}
+
+
+def _dtype_code(dtype):
+    if isinstance(dtype, str):
+        try:
+            return _DTYPE_NAMES[dtype.lower()]
+        except KeyError:
+            raise ValueError("unknown dtype %r (one of %s)" % (dtype, ", ".join(sorted(_DTYPE_NAMES)))) from None
+    if isinstance(dtype, (int, np.integer)):
+        return int(dtype)
+    d = np.dtype(dtype)
+    if d == np.float32:
+        return F32
+    if d == np.float16:
+        return F16
+    raise ValueError("unsupported dtype %r" % (dtype,))
+
+
+class _Handle:
+    """Owns one tokemb_table*. Freed when the last Python reference (the Table, or a numpy view of its
+    storage) goes away. `keep` holds the wrapped memory's owner alive as long as the handle lives."""
+
+    __slots__ = ("ptr", "keep", "__weakref__")
+
+    def __init__(self, p, keep=None):
+        self.ptr = p
+        self.keep = keep
+
+    def __del__(self):
+        p, self.ptr = self.ptr, None
+        if p and _lib is not None and _lib.lib is not None:
+            _lib.lib.tokemb_table_free(p)
+
+
+class _Param:
+    """A table parameter as a Python property."""
+
+    def __init__(self, key, kind):
+        self.key, self.kind = CONSTS[key], kind
+
+    def __get__(self, obj, cls=None):
+        if obj is None:
+            return self
+        return obj.get_param(self.key, self.kind)
+
+    def __set__(self, obj, value):
+        obj.set_param(self.key, value, self.kind)
+
+
+class Table:
+    """An embedding table: `rows` vectors of `dim` values.
+
+    Table(rows, dim, dtype="f32")           a new zero-filled table owned by the library
+    Table.wrap(array, readonly=False)        borrows a 2-D numpy array (no copy; the Table keeps a
+                                             reference to the array so it cannot be freed under it)
+    Table.from_numpy(array) / t.copy()       copies
+    Use as a context manager or call close(); every method of a closed table raises tokemb.Error.
+    """
+
+    padding_idx = _Param("TOKEMB_TABLE_PADDING_IDX", "i")
+    max_norm = _Param("TOKEMB_TABLE_MAX_NORM", "f")
+    norm_type = _Param("TOKEMB_TABLE_NORM_TYPE", "f")
+    scale_grad_by_freq = _Param("TOKEMB_TABLE_SCALE_GRAD_BY_FREQ", "b")
+    frozen = _Param("TOKEMB_TABLE_FROZEN", "b")
+
+    def __init__(self, rows, dim, dtype="f32"):
+        h = ctypes.c_void_p()
+        _lib.check(_lib.fn("tokemb_table_create")(int(rows), int(dim), _dtype_code(dtype), ctypes.byref(h)),
+                   "tokemb_table_create")
+        self._h = _Handle(h.value)
+
+    # ---- construction -------------------------------------------------------------------------
+    @classmethod
+    def _adopt(cls, p, keep=None):
+        t = cls.__new__(cls)
+        t._h = _Handle(p, keep)
+        return t
+
+    @classmethod
+    def wrap(cls, array, readonly=False, dtype=None):
+        """Wraps a 2-D numpy array [rows, dim] without copying. Rows may be padded (a row stride larger
+        than dim, e.g. a column slice) but elements within a row must be contiguous. float32 -> F32,
+        float16 -> F16, uint16 -> BF16 (raw bits; pass dtype="bf16"). A read-only array must be wrapped
+        with readonly=True. The array stays referenced by the table."""
+        if not isinstance(array, np.ndarray):
+            raise ValueError("wrap needs a numpy array, got %s" % type(array).__name__)
+        code = _dtype_code(dtype) if dtype is not None else (
+            F32 if array.dtype == np.float32 else F16 if array.dtype == np.float16 else None)
+        if code is None or code not in _NP_FOR or array.dtype.type not in _NP_FOR[code]:
+            raise ValueError("cannot wrap a %s array as storage dtype %r (float32 -> f32, float16 -> f16, "
+                             "uint16 -> bf16)" % (array.dtype, dtype))
+        check_shape(array, "array", ndim=2)
+        item = array.itemsize
+        rows, dim = array.shape
+        if rows < 1 or dim < 1:
+            raise ValueError("cannot wrap an empty array of shape %s" % (array.shape,))
+        if array.strides[1] != item or array.strides[0] % item or array.strides[0] < dim * item:
+            raise ValueError("array rows must be contiguous with a positive row stride >= dim (got strides %s "
+                             "for shape %s); use np.ascontiguousarray" % (array.strides, array.shape))
+        if not readonly and not array.flags.writeable:
+            raise ValueError("the array is read-only: wrap it with readonly=True")
+        flags = CONSTS["TOKEMB_WRAP_READONLY"] if readonly else 0
+        h = ctypes.c_void_p()
+        _lib.check(_lib.fn("tokemb_table_wrap")(ctypes.c_void_p(array.ctypes.data), rows, dim,
+                                                array.strides[0] // item, code, flags, ctypes.byref(h)),
+                   "tokemb_table_wrap")
+        t = cls._adopt(h.value, keep=array)
+        return t
+
+    @classmethod
+    def from_numpy(cls, array, dtype="f32"):
+        """A new owned table holding a copy of a 2-D float array (converted to the storage dtype)."""
+        a = np.asarray(array)
+        check_shape(a, "array", ndim=2)
+        a = np.ascontiguousarray(a, dtype=np.float32)
+        t = cls(a.shape[0], a.shape[1], dtype)
+        t.write_rows(0, a)
+        return t
+
+    def copy(self):
+        """An owned copy: same dtype, values and parameters (not optimizer state)."""
+        dt = self.dtype
+        if dt in (F32, F16, BF16):
+            t = Table(self.rows, self.dim, dt)
+            src = self.numpy()
+            dst = t.numpy()
+            dst[...] = src
+        else:
+            t = Table.from_numpy(self.to_numpy(), dt)
+        t.padding_idx = self.padding_idx
+        t.max_norm, t.norm_type = self.max_norm, self.norm_type
+        t.scale_grad_by_freq, t.frozen = self.scale_grad_by_freq, self.frozen
+        return t
+
+    # ---- lifetime -----------------------------------------------------------------------------
+    @property
+    def _p(self):
+        h = self.__dict__.get("_h")
+        if h is None or not h.ptr:
+            raise InvalidArgument(CONSTS["TOKEMB_INVALID_ARGUMENT"], "the table is closed", "tokemb.Table")
+        return h.ptr
+
+    @property
+    def closed(self):
+        h = self.__dict__.get("_h")
+        return h is None or not h.ptr
+
+    def close(self):
+        """Releases the table. numpy views from numpy() stay valid (they keep the storage alive)."""
+        self.__dict__["_h"] = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        if self.closed:
+            return "<tokemb.Table closed>"
+        return "<tokemb.Table rows=%d dim=%d dtype=%s>" % (self.rows, self.dim,
+                                                            {0: "f32", 1: "f16", 2: "bf16", 3: "q8_row"}.get(self.dtype))
+
+    # ---- shape and storage --------------------------------------------------------------------
+    @property
+    def rows(self):
+        return _lib.lib.tokemb_table_rows(self._p)
+
+    @property
+    def dim(self):
+        return _lib.lib.tokemb_table_dim(self._p)
+
+    @property
+    def shape(self):
+        return (self.rows, self.dim)
+
+    @property
+    def row_stride(self):
+        return _lib.lib.tokemb_table_row_stride(self._p)
+
+    @property
+    def dtype(self):
+        return _lib.lib.tokemb_table_dtype(self._p)
+
+    @property
+    def wrapped(self):
+        """The numpy array this table wraps, or None for an owned table."""
+        return self._h.keep if isinstance(self._h.keep, np.ndarray) else None
+
+    def numpy(self):
+        """A zero-copy [rows, dim] view of the storage: the wrapped array itself, or a view of the
+        library's buffer for a created table (F32 only) that keeps the storage alive."""
+        p = self._p
+        if isinstance(self._h.keep, np.ndarray):
+            return self._h.keep
+        if self.dtype != F32:
+            raise ValueError("numpy() views F32 storage only; use to_numpy() for a float32 copy")
+        addr = _lib.lib.tokemb_table_data(p)
+        rows, dim = self.rows, self.dim
+        buf = (ctypes.c_float * (rows * dim)).from_address(addr)
+        buf._tokemb_handle = self._h  # the view keeps the table's storage alive
+        return np.frombuffer(buf, dtype=np.float32).reshape(rows, dim)
+
+    def to_numpy(self):
+        """A float32 copy of every row (converted from the storage dtype)."""
+        return self.read_rows(0, self.rows)
+
+    def __array__(self, dtype=None):
+        a = self.to_numpy()
+        return a if dtype is None else a.astype(dtype)
+
+    def read_rows(self, row0, n_rows, out=None):
+        out = out_array(out, "out", (int(n_rows), self.dim))
+        _lib.check(_lib.lib.tokemb_table_read_rows(self._p, int(row0), int(n_rows), ptr(out)), "tokemb_table_read_rows")
+        return out
+
+    def write_rows(self, row0, src):
+        src = f32_array(src, "src", (None, self.dim))
+        _lib.check(_lib.lib.tokemb_table_write_rows(self._p, int(row0), src.shape[0], ptr(src)),
+                   "tokemb_table_write_rows")
+
+    def __getitem__(self, ids):
+        return self.lookup(ids)
+
+    # ---- parameters ---------------------------------------------------------------------------
+    def set_param(self, key, value, kind="i"):
+        if kind == "f":
+            _lib.check(_lib.lib.tokemb_table_set_param_f64(self._p, key, float(0.0 if value is None else value)),
+                       "tokemb_table_set_param_f64")
+        else:
+            if value is None and key == CONSTS["TOKEMB_TABLE_PADDING_IDX"]:
+                value = NO_PADDING
+            _lib.check(_lib.lib.tokemb_table_set_param(self._p, key, int(value)), "tokemb_table_set_param")
+
+    def get_param(self, key, kind="i"):
+        if kind == "f":
+            v = ctypes.c_double()
+            _lib.check(_lib.lib.tokemb_table_get_param_f64(self._p, key, ctypes.byref(v)), "tokemb_table_get_param_f64")
+            return v.value
+        v = ctypes.c_int64()
+        _lib.check(_lib.lib.tokemb_table_get_param(self._p, key, ctypes.byref(v)), "tokemb_table_get_param")
+        if kind == "b":
+            return bool(v.value)
+        if key == CONSTS["TOKEMB_TABLE_PADDING_IDX"] and v.value == NO_PADDING:
+            return None
+        return v.value
+
+    # ---- init ---------------------------------------------------------------------------------
+    def init_normal(self, seed, mean=0.0, std=1.0):
+        """torch.manual_seed(seed); nn.init.normal_(w, mean, std), bit for bit; padding row zeroed."""
+        _lib.check(_lib.lib.tokemb_table_init_normal(self._p, int(seed) % 2 ** 64, float(mean), float(std)),
+                   "tokemb_table_init_normal")
+        return self
+
+    def init_uniform(self, seed, lo=0.0, hi=1.0):
+        """torch.manual_seed(seed); nn.init.uniform_(w, lo, hi), bit for bit; padding row zeroed."""
+        _lib.check(_lib.lib.tokemb_table_init_uniform(self._p, int(seed) % 2 ** 64, float(lo), float(hi)),
+                   "tokemb_table_init_uniform")
+        return self
+
+    # ---- lookups ------------------------------------------------------------------------------
+    def lookup(self, ids, out=None):
+        """out[..., :] = table[ids[...]] (float32, shape ids.shape + (dim,)). int64 or int32 ids."""
+        ids = ids_array(ids)
+        out = out_array(out, "out", ids.shape + (self.dim,))
+        name = "tokemb_lookup_i32" if ids.dtype == np.int32 else "tokemb_lookup"
+        _lib.check(_lib.fn(name)(self._p, ptr(ids), ids.size, ptr(out)), name)
+        return out
+
+    def lookup_strided(self, ids, out):
+        """Writes row i of the lookup to out[i, :dim]; out is a 2-D float32 array whose rows may be
+        wider than dim (e.g. a slice of a wider activation buffer); columns past dim are untouched."""
+        ids = ids_array(ids, allow_i32=False)
+        check_shape(ids, "ids", ndim=1)
+        if not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.ndim != 2:
+            raise ValueError("out must be a 2-D float32 numpy array")
+        if out.shape[0] != ids.size or out.shape[1] < self.dim:
+            raise ValueError("out must have shape (%d, >=%d), got %s" % (ids.size, self.dim, out.shape))
+        if out.strides[1] != 4 or out.strides[0] % 4 or out.strides[0] < 4 * self.dim or not out.flags.writeable:
+            raise ValueError("out rows must be contiguous, writeable, with row stride >= dim")
+        _lib.check(_lib.fn("tokemb_lookup_strided")(self._p, ptr(ids), ids.size, ptr(out), out.strides[0] // 4),
+                   "tokemb_lookup_strided")
+        return out
+
+    def lookup_onehot(self, ids, out=None):
+        """The same rows as lookup, computed as one-hot(ids) x W through BLAS sgemm."""
+        ids = ids_array(ids, allow_i32=False)
+        out = out_array(out, "out", ids.shape + (self.dim,))
+        _lib.check(_lib.fn("tokemb_lookup_onehot")(self._p, ptr(ids), ids.size, ptr(out)), "tokemb_lookup_onehot")
+        return out
