@@ -76,6 +76,10 @@ static inline int64_t tk_id_at(const void *ids, int id_width, size_t i) {
     return id_width == 8 ? ((const int64_t *)ids)[i] : (int64_t)((const int32_t *)ids)[i];
 }
 
+/* ---- lookup.c: torch's embedding_renorm_ (max_norm) over validated ids; the table must be writable.
+ * Only fails (NO_MEMORY) before any row changes. Also used by the bag lookups (bags.c). */
+int32_t tk_renorm(const char *fn, tokemb_table *t, const void *ids, int idw, size_t n);
+
 /* ---- rng_torch.c: torch's CPU default generator --------------------------------------------- */
 /* Fills x[0..n) exactly as torch.manual_seed(seed); tensor.normal_(mean, std) / uniform_(lo, hi)
  * on a contiguous float32 tensor of n elements (AVX2-build numerics). */

@@ -30,7 +30,7 @@ static double tk_row_norm(const float *row, size_t dim, double p) {
 
 /* torch's embedding_renorm_: each distinct id once, ascending; ids already validated. The only
  * failure (the sorted copy) happens before any row changes. */
-static int32_t tk_renorm(const char *fn, tokemb_table *t, const void *ids, int idw, size_t n) {
+int32_t tk_renorm(const char *fn, tokemb_table *t, const void *ids, int idw, size_t n) {
     int64_t *sorted = (int64_t *)tk_malloc(n * sizeof(int64_t));
     if (!sorted) return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate %zu ids for max_norm", fn, n);
     for (size_t i = 0; i < n; i++) sorted[i] = tk_id_at(ids, idw, i);

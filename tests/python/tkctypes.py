@@ -27,6 +27,19 @@ _sigs = {
     "tokemb_lookup": (i32, [P, P, sz, P]),
     "tokemb_lookup_i32": (i32, [P, P, sz, P]),
     "tokemb_lookup_onehot": (i32, [P, P, sz, P]),
+    # training path (grad.c, bags.c, optim.c, logits.c)
+    "tokemb_grad_accumulate": (i32, [P, P, sz, P, P]),
+    "tokemb_grad_accumulate_i32": (i32, [P, P, sz, P, P]),
+    "tokemb_grad_coalesce": (i32, [P, P, sz, P, P, P, ctypes.POINTER(sz)]),
+    "tokemb_grad_accumulate_onehot": (i32, [P, P, sz, P, P]),
+    "tokemb_lookup_bags": (i32, [P, P, sz, P, sz, i32, P, P]),
+    "tokemb_grad_accumulate_bags": (i32, [P, P, sz, P, sz, i32, P, P, P, P]),
+    "tokemb_optim_select": (i32, [P, i32]),
+    "tokemb_optim_set_param_f64": (i32, [P, i32, f64]),
+    "tokemb_optim_step": (i32, [P, P, sz, P]),
+    "tokemb_optim_step_coalesced": (i32, [P, P, sz, P]),
+    "tokemb_logits": (i32, [P, P, sz, P]),
+    "tokemb_logits_backward": (i32, [P, P, sz, P, P, P]),
 }
 for _name, (_res, _args) in _sigs.items():
     _f = getattr(lib, _name)

@@ -1,0 +1,127 @@
+/* bags.c (kernels) - EmbeddingBag reductions: SUM / MEAN / MAX forward per bag, MAX backward per column
+ * block. Numerics follow torch 1.13's CPU kernels (see docs/training.md): bags summed left to right
+ * from +0.0, weighted sums fused (fast path) or multiply-then-add (generic path, padding set), MEAN a
+ * true division by the non-padding count, MAX keeps the first of equal values. */
+#include "train_kernels.h"
+#include "../internal.h"
+
+#include <math.h>
+#include <string.h>
+
+#define TK_ALWAYS_INLINE static inline __attribute__((always_inline))
+
+static inline int64_t tk_bid(const void *ids, int w, size_t i) {
+    return w == 8 ? ((const int64_t *)ids)[i] : (int64_t)((const int32_t *)ids)[i];
+}
+
+TK_ALWAYS_INLINE void tk_bag_one(const float *table, size_t rs, size_t dim, const void *ids, int idw, size_t s,
+                                 size_t e, int mode, const float *psw, int fused, int64_t pad, float *o) {
+    memset(o, 0, dim * sizeof(float));
+    if (mode == 2) {
+        int first = 1;
+        for (size_t j = s; j < e; j++) {
+            int64_t id = tk_bid(ids, idw, j);
+            if (id == pad) continue;
+            const float *x = table + (size_t)id * rs;
+            if (first) {
+                memcpy(o, x, dim * sizeof(float));
+                first = 0;
+            } else {
+                for (size_t c = 0; c < dim; c++)
+                    if (x[c] > o[c]) o[c] = x[c];
+            }
+        }
+        return;
+    }
+    size_t cnt = 0;
+    for (size_t j = s; j < e; j++) {
+        int64_t id = tk_bid(ids, idw, j);
+        if (id == pad) continue;
+        cnt++;
+        const float *x = table + (size_t)id * rs;
+        if (psw) {
+            const float w = psw[j];
+            if (fused)
+                for (size_t c = 0; c < dim; c++) o[c] = fmaf(w, x[c], o[c]);
+            else
+                for (size_t c = 0; c < dim; c++) o[c] = o[c] + w * x[c];
+        } else {
+            for (size_t c = 0; c < dim; c++) o[c] = o[c] + x[c];
+        }
+    }
+    if (mode == 1) {
+        const float dv = (float)(cnt > 0 ? cnt : 1);
+        for (size_t c = 0; c < dim; c++) o[c] = o[c] / dv;
+    }
+}
+
+static void tk_bags_portable(const float *table, size_t rs, size_t dim, const void *ids, int idw,
+                             const int64_t *off, size_t b0, size_t b1, int mode, const float *psw, int fused,
+                             int64_t pad, float *out) {
+    for (size_t b = b0; b < b1; b++)
+        tk_bag_one(table, rs, dim, ids, idw, (size_t)off[b], (size_t)off[b + 1], mode, psw, fused, pad, out + b * dim);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2,fma"))) static void tk_bags_avx2(const float *table, size_t rs, size_t dim,
+                                                              const void *ids, int idw, const int64_t *off,
+                                                              size_t b0, size_t b1, int mode, const float *psw,
+                                                              int fused, int64_t pad, float *out) {
+    for (size_t b = b0; b < b1; b++)
+        tk_bag_one(table, rs, dim, ids, idw, (size_t)off[b], (size_t)off[b + 1], mode, psw, fused, pad, out + b * dim);
+}
+#define TK_BAGS_AVX2 1
+#else
+#define TK_BAGS_AVX2 0
+#endif
+
+void tk_bags_forward_f32(const float *table, size_t row_stride, size_t dim, const void *ids, int id_width,
+                         const int64_t *offsets, size_t b0, size_t b1, int mode, const float *psw, int fused,
+                         int64_t pad, float *out) {
+#if TK_BAGS_AVX2
+    if (tk_cpu_isa() >= TK_ISA_AVX2) {
+        tk_bags_avx2(table, row_stride, dim, ids, id_width, offsets, b0, b1, mode, psw, fused, pad, out);
+        return;
+    }
+#endif
+    tk_bags_portable(table, row_stride, dim, ids, id_width, offsets, b0, b1, mode, psw, fused, pad, out);
+}
+
+#define TK_MAXBW_COLS 256u
+
+void tk_bags_max_backward_f32(const float *table, size_t row_stride, size_t dim, const void *ids, int id_width,
+                              const int64_t *offsets, size_t n_bags, int64_t pad, const float *grad_out,
+                              float *grad_table, size_t c0, size_t c1) {
+    float best[TK_MAXBW_COLS];
+    size_t arg[TK_MAXBW_COLS];
+    for (size_t cb = c0; cb < c1; cb += TK_MAXBW_COLS) {
+        size_t ce = cb + TK_MAXBW_COLS < c1 ? cb + TK_MAXBW_COLS : c1, w = ce - cb;
+        for (size_t b = 0; b < n_bags; b++) {
+            int first = 1;
+            for (size_t j = (size_t)offsets[b]; j < (size_t)offsets[b + 1]; j++) {
+                int64_t id = tk_bid(ids, id_width, j);
+                if (id == pad) continue;
+                const float *x = table + (size_t)id * row_stride + cb;
+                if (first) {
+                    for (size_t c = 0; c < w; c++) {
+                        best[c] = x[c];
+                        arg[c] = (size_t)id;
+                    }
+                    first = 0;
+                } else {
+                    for (size_t c = 0; c < w; c++)
+                        if (x[c] > best[c]) {
+                            best[c] = x[c];
+                            arg[c] = (size_t)id;
+                        }
+                }
+            }
+            if (first) continue; /* empty bag: no gradient */
+            const float *g = grad_out + b * dim + cb;
+            for (size_t c = 0; c < w; c++) {
+                float *d = grad_table + arg[c] * dim + cb + c;
+                *d = *d + g[c];
+            }
+        }
+    }
+}

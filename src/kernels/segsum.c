@@ -1,0 +1,115 @@
+/* segsum.c - segmented row sums over (id, position)-sorted contributions: the second half of the
+ * deterministic scatter-add. Each output element is one running sum over its segment in sorted
+ * (= input) order, computed by exactly one thread, so any thread count gives the same bits.
+ *
+ * Work is split into units (segment, column block of TK_SEG_CB floats) - splitting columns keeps a hot
+ * (Zipf head) row from serialising the whole call without changing any sum's order - and the units are
+ * cut into parts of roughly equal work, weight(segment) = length + 1 per block. */
+#include "train_kernels.h"
+#include "../internal.h"
+
+#include <math.h>
+#include <string.h>
+
+#define TK_SEG_CB 256u
+#define TK_ALWAYS_INLINE static inline __attribute__((always_inline))
+
+typedef struct {
+    const tk_segsum_args *a;
+    size_t nb;     /* column blocks per segment */
+    size_t parts;  /* number of parts */
+    size_t total;  /* total weight (m + n_seg) * nb */
+} tk_segsum_plan;
+
+TK_ALWAYS_INLINE void tk_segsum_unit_body(const tk_segsum_args *a, size_t s, size_t c0, size_t c1) {
+    const size_t b = a->seg[s], e = a->seg[s + 1];
+    size_t drow = a->dst_by_key ? (size_t)a->key[b] : s;
+    float *d = a->dst + drow * a->dst_stride + c0;
+    const size_t w = c1 - c0;
+    if (a->zero_first) memset(d, 0, w * sizeof(float));
+    const int scaled = a->pos_scale != NULL || a->scale_by_count;
+    const float cnt_scale = a->scale_by_count ? (float)(1.0 / (double)(e - b)) : 1.0f;
+    for (size_t j = b; j < e; j++) {
+        size_t p = a->pos[j];
+        size_t r = a->src_map ? a->src_map[p] : p;
+        const float *g = a->src + r * a->src_stride + c0;
+        if (scaled) {
+            float sj = a->pos_scale ? a->pos_scale[p] : cnt_scale;
+            for (size_t c = 0; c < w; c++) d[c] = fmaf(sj, g[c], d[c]);
+        } else {
+            for (size_t c = 0; c < w; c++) d[c] = d[c] + g[c];
+        }
+    }
+}
+
+static void tk_segsum_unit_portable(const tk_segsum_args *a, size_t s, size_t c0, size_t c1) {
+    tk_segsum_unit_body(a, s, c0, c1);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2,fma"))) static void tk_segsum_unit_avx2(const tk_segsum_args *a, size_t s, size_t c0,
+                                                                     size_t c1) {
+    tk_segsum_unit_body(a, s, c0, c1);
+}
+#define TK_SEG_HAVE_AVX2 1
+#else
+#define TK_SEG_HAVE_AVX2 0
+#endif
+
+/* First unit (s * nb + block) whose work starts at or after weight w. */
+static size_t tk_segsum_unit_at(const tk_segsum_plan *pl, size_t w) {
+    const tk_segsum_args *a = pl->a;
+    if (w >= pl->total) return a->n_seg * pl->nb;
+    size_t q = w / pl->nb; /* weight in segment units: seg[s] + s <= q */
+    size_t lo = 0, hi = a->n_seg; /* largest s in [0, n_seg) with seg[s] + s <= q */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (a->seg[mid] + mid <= q) lo = mid;
+        else hi = mid;
+    }
+    size_t s = lo;
+    size_t start = (a->seg[s] + s) * pl->nb;
+    size_t len1 = a->seg[s + 1] - a->seg[s] + 1;
+    size_t blk = (w - start) / len1;
+    if (blk > pl->nb) blk = pl->nb;
+    return s * pl->nb + blk;
+}
+
+static void tk_segsum_parts(void *ctx, size_t k0, size_t k1) {
+    const tk_segsum_plan *pl = (const tk_segsum_plan *)ctx;
+    const tk_segsum_args *a = pl->a;
+    const int avx2 = TK_SEG_HAVE_AVX2 && tk_cpu_isa() >= TK_ISA_AVX2;
+    for (size_t k = k0; k < k1; k++) {
+        /* weight boundaries k*total/parts without overflow: total <= (2n) * nb fits comfortably */
+        size_t u0 = tk_segsum_unit_at(pl, (size_t)(((unsigned __int128)pl->total * k) / pl->parts));
+        size_t u1 = tk_segsum_unit_at(pl, (size_t)(((unsigned __int128)pl->total * (k + 1)) / pl->parts));
+        for (size_t u = u0; u < u1; u++) {
+            size_t s = u / pl->nb, blk = u % pl->nb;
+            size_t c0 = blk * TK_SEG_CB, c1 = c0 + TK_SEG_CB < a->dim ? c0 + TK_SEG_CB : a->dim;
+#if TK_SEG_HAVE_AVX2
+            if (avx2) {
+                tk_segsum_unit_avx2(a, s, c0, c1);
+                continue;
+            }
+#endif
+            (void)avx2;
+            tk_segsum_unit_portable(a, s, c0, c1);
+        }
+    }
+}
+
+void tk_segsum_f32(const tk_segsum_args *a) {
+    if (a->n_seg == 0 || a->dim == 0) return;
+    tk_segsum_plan pl;
+    pl.a = a;
+    pl.nb = (a->dim + TK_SEG_CB - 1) / TK_SEG_CB;
+    size_t m = a->seg[a->n_seg];
+    pl.total = (m + a->n_seg) * pl.nb;
+    size_t work = (m + a->n_seg) * a->dim; /* floats touched */
+    size_t nt = (size_t)tokemb_get_num_threads();
+    size_t parts = work < 65536 ? 1 : nt * 4;
+    size_t units = a->n_seg * pl.nb;
+    if (parts > units) parts = units;
+    pl.parts = parts;
+    tk_parallel_for(parts, 1, tk_segsum_parts, &pl);
+}

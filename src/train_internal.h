@@ -1,0 +1,33 @@
+/* train_internal.h - helpers shared by the training-path API files (grad.c, bags.c, optim.c). */
+#ifndef TOKEMB_TRAIN_INTERNAL_H
+#define TOKEMB_TRAIN_INTERNAL_H
+
+#include "internal.h"
+#include "kernels/train_kernels.h"
+
+/* The (id, position)-sorted view of an id array: m kept entries (padding dropped), u segments. */
+typedef struct {
+    uint64_t *key;
+    size_t *pos;
+    size_t *seg; /* u + 1 entries */
+    size_t m, u;
+    void *mem;
+} tk_sorted;
+
+/* Sorts ids (already validated) dropping `skip_id` (-1 for none). Only fails with NO_MEMORY/OVERFLOW,
+ * before anything is written. Free with tk_sorted_free. */
+int32_t tk_sorted_build(const char *fn, const void *ids, int id_width, size_t n, int64_t rows, int64_t skip_id,
+                        tk_sorted *s);
+void tk_sorted_free(tk_sorted *s);
+
+/* Validation shared by the gradient entry points: t, ids, grad_out non-NULL when n > 0, n*dim fits,
+ * ids in range. */
+int32_t tk_check_grad_args(const char *fn, const tokemb_table *t, const void *ids, int id_width, size_t n,
+                           const float *grad_out);
+
+/* The coalesced gradient of (ids, grad_out) into caller buffers (out_ids[n], out_rows[n][dim]);
+ * arguments already validated. */
+int32_t tk_coalesce(const char *fn, const tokemb_table *t, const void *ids, int id_width, size_t n,
+                    const float *grad_out, int64_t *out_ids, float *out_rows, size_t *n_unique);
+
+#endif
