@@ -42,6 +42,9 @@ void tk_parallel_for(size_t n, size_t grain, tk_range_fn fn, void *ctx);
 /* ---- dispatch.c: CPU features, probed once -------------------------------------------------- */
 enum { TK_ISA_PORTABLE = 0, TK_ISA_AVX2 = 1, TK_ISA_AVX512 = 2 };
 int tk_cpu_isa(void);
+/* Data cache sizes of CPU 0 in bytes (sysfs, probed once; fallbacks 1 MiB / 32 MiB). */
+size_t tk_cache_l2_bytes(void);
+size_t tk_cache_llc_bytes(void);
 
 /* ---- table ----------------------------------------------------------------------------------- */
 enum { TK_TABLE_OWNED = 1u, TK_TABLE_READONLY = 2u };
@@ -58,6 +61,7 @@ struct tokemb_table {
     int32_t frozen;
     void *optim;           /* optimizer state, owned (see optim.c); NULL until first use */
     void (*optim_free)(void *);
+    int32_t nontemporal;   /* TOKEMB_TABLE_NONTEMPORAL: 0 off, 1 on, 2 auto (lookup.c) */
 };
 
 /* element size of a storage dtype, 0 for unknown */

@@ -55,13 +55,14 @@ typedef struct {
     int idw;
     float *out;
     size_t out_stride;
+    unsigned flags; /* TK_GATHER_* */
 } tk_gather_ctx;
 
 static void tk_gather_range(void *p, size_t b, size_t e) {
     const tk_gather_ctx *c = (const tk_gather_ctx *)p;
     const char *ids = (const char *)c->ids + b * (size_t)c->idw;
-    tk_gather_f32((const float *)c->t->data, (size_t)c->t->row_stride, ids, c->idw, e - b, (size_t)c->t->dim,
-                  c->out + b * c->out_stride, c->out_stride);
+    tk_gather_f32_ex((const float *)c->t->data, (size_t)c->t->row_stride, ids, c->idw, e - b, (size_t)c->t->dim,
+                     c->out + b * c->out_stride, c->out_stride, c->flags);
 }
 
 /* Rows per thread chunk: keep each chunk >= 256 KiB of output so thread start-up is amortised. */
@@ -69,6 +70,15 @@ static size_t tk_gather_grain(size_t dim) {
     size_t row = dim * sizeof(float);
     size_t g = (256u * 1024u) / (row ? row : 1);
     return g ? g : 1;
+}
+
+/* Kernel options: non-temporal stores per TOKEMB_TABLE_NONTEMPORAL (2: when the output exceeds the
+ * last-level cache), no software prefetch when the whole table fits in L2. Never changes results. */
+static unsigned tk_gather_flags(const tokemb_table *t, size_t out_bytes) {
+    unsigned f = 0;
+    if (t->nontemporal == 1 || (t->nontemporal == 2 && out_bytes > tk_cache_llc_bytes())) f |= TK_GATHER_NT;
+    if ((double)t->rows * (double)t->row_stride * sizeof(float) <= (double)tk_cache_l2_bytes()) f |= TK_GATHER_NO_PREFETCH;
+    return f;
 }
 
 static int32_t tk_lookup_impl(const char *fn, tokemb_table *t, const void *ids, int idw, size_t n, float *out,
@@ -92,7 +102,7 @@ static int32_t tk_lookup_impl(const char *fn, tokemb_table *t, const void *ids, 
         if ((st = tk_check_writable(fn, t))) return st;
         if ((st = tk_renorm(fn, t, ids, idw, n))) return st;
     }
-    tk_gather_ctx ctx = {t, ids, idw, out, (size_t)out_stride};
+    tk_gather_ctx ctx = {t, ids, idw, out, (size_t)out_stride, tk_gather_flags(t, total)};
     tk_parallel_for(n, tk_gather_grain((size_t)t->dim), tk_gather_range, &ctx);
     return TOKEMB_OK;
 }

@@ -164,7 +164,8 @@ int32_t tokemb_table_write_rows(tokemb_table *t, int64_t row0, size_t n_rows, co
 
 static bool tk_param_is_f64(int32_t p) { return p == TOKEMB_TABLE_MAX_NORM || p == TOKEMB_TABLE_NORM_TYPE; }
 static bool tk_param_is_i64(int32_t p) {
-    return p == TOKEMB_TABLE_PADDING_IDX || p == TOKEMB_TABLE_SCALE_GRAD_BY_FREQ || p == TOKEMB_TABLE_FROZEN;
+    return p == TOKEMB_TABLE_PADDING_IDX || p == TOKEMB_TABLE_SCALE_GRAD_BY_FREQ || p == TOKEMB_TABLE_FROZEN ||
+           p == TOKEMB_TABLE_NONTEMPORAL;
 }
 
 static int32_t tk_param_kind_error(const char *fn, int32_t param) {
@@ -174,7 +175,7 @@ static int32_t tk_param_kind_error(const char *fn, int32_t param) {
     if (tk_param_is_i64(param))
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: parameter %d is an int64; use the int64 setter/getter", fn,
                         (int)param);
-    return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: unknown table parameter %d (valid: 100..104)", fn, (int)param);
+    return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: unknown table parameter %d (valid: 100..105)", fn, (int)param);
 }
 
 int32_t tokemb_table_set_param(tokemb_table *t, int32_t param, int64_t value) {
@@ -191,6 +192,12 @@ int32_t tokemb_table_set_param(tokemb_table *t, int32_t param, int64_t value) {
             return tk_error(TOKEMB_OUT_OF_RANGE, "%s: padding_idx %lld is outside [-%lld, %lld)", fn,
                             (long long)value, (long long)t->rows, (long long)t->rows);
         t->padding_idx = value < 0 ? t->rows + value : value;
+        return TOKEMB_OK;
+    case TOKEMB_TABLE_NONTEMPORAL:
+        if (value < 0 || value > 2)
+            return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: nontemporal takes 0 (off), 1 (on) or 2 (auto), got %lld", fn,
+                            (long long)value);
+        t->nontemporal = (int32_t)value;
         return TOKEMB_OK;
     case TOKEMB_TABLE_SCALE_GRAD_BY_FREQ:
     case TOKEMB_TABLE_FROZEN:
@@ -231,6 +238,7 @@ int32_t tokemb_table_get_param(const tokemb_table *t, int32_t param, int64_t *va
     case TOKEMB_TABLE_PADDING_IDX: *value = t->padding_idx < 0 ? TOKEMB_NO_PADDING : t->padding_idx; return TOKEMB_OK;
     case TOKEMB_TABLE_SCALE_GRAD_BY_FREQ: *value = t->scale_grad_by_freq; return TOKEMB_OK;
     case TOKEMB_TABLE_FROZEN: *value = t->frozen; return TOKEMB_OK;
+    case TOKEMB_TABLE_NONTEMPORAL: *value = t->nontemporal; return TOKEMB_OK;
     default: return tk_param_kind_error(fn, param);
     }
 }

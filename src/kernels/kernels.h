@@ -11,4 +11,17 @@
 void tk_gather_f32(const float *table, size_t row_stride, const void *ids, int id_width, size_t n, size_t dim,
                    float *out, size_t out_stride);
 
+/* tk_gather_f32 with options: TK_GATHER_NT (non-temporal stores, then sfence), TK_GATHER_NO_PREFETCH
+ * (the table is known to be cache-resident). Every flag combination and ISA gives the same bytes. */
+enum { TK_GATHER_NT = 1u, TK_GATHER_NO_PREFETCH = 2u };
+void tk_gather_f32_ex(const float *table, size_t row_stride, const void *ids, int id_width, size_t n, size_t dim,
+                      float *out, size_t out_stride, unsigned flags);
+/* The ISA variants behind tk_gather_f32_ex (tests call them directly; the caller checks the CPU). */
+void tk_gather_f32_portable(const float *table, size_t row_stride, const void *ids, int id_width, size_t n,
+                            size_t dim, float *out, size_t out_stride, unsigned flags);
+void tk_gather_f32_avx2(const float *table, size_t row_stride, const void *ids, int id_width, size_t n, size_t dim,
+                        float *out, size_t out_stride, unsigned flags);
+void tk_gather_f32_avx512(const float *table, size_t row_stride, const void *ids, int id_width, size_t n,
+                          size_t dim, float *out, size_t out_stride, unsigned flags);
+
 #endif

@@ -1,0 +1,610 @@
+/* bench.c - tokemb-bench, the benchmark driver.
+ *
+ * Every figure is paired with an in-process memcpy of the same byte count: kernel and memcpy samples
+ * alternate (order flipped every pair), and the reported "x memcpy" is the median over pairs of
+ * t_memcpy / t_kernel, i.e. the kernel's rate as a fraction of the copy rate measured moments before
+ * or after it on the same machine. Absolute times on a shared VM swing by 30-50 %, the paired ratio much
+ * less. Medians after a warm-up; p10/p90 of the kernel time are in the CSV.
+ *
+ *   tokemb-bench [--quick] [--suite a,b,...] [--csv FILE] [--threads 1,2] [--reps N]
+ *                [--vocab LIST] [--dim LIST] [--tokens LIST] [--ids uniform,zipf1.0,zipf1.1]
+ *
+ * Suites: lookup, gather-vs-matmul (plus those listed by --help that this build has). */
+#define _POSIX_C_SOURCE 200809L
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <tokemb.h>
+
+/* ---- options ------------------------------------------------------------------------------------- */
+
+#define MAXL 32
+typedef struct {
+    int n;
+    long long v[MAXL];
+} list_t;
+
+static struct {
+    int quick;
+    int reps;
+    double min_sample; /* seconds per timed sample (calls are batched up to this) */
+    const char *csv;
+    char suites[256];
+    list_t threads, vocab, dim, tokens;
+    char ids[128];
+    int user_vocab, user_dim, user_tokens;
+} opt;
+
+static FILE *csv_out;
+static size_t l2_bytes = 1u << 20, l3_bytes = 32u << 20;
+
+static void die(const char *what) {
+    fprintf(stderr, "tokemb-bench: %s\n", what);
+    exit(2);
+}
+
+static void check(int32_t st, const char *what) {
+    if (st != TOKEMB_OK) {
+        fprintf(stderr, "tokemb-bench: %s failed: %s (%s)\n", what, tokemb_status_string(st), tokemb_last_error());
+        exit(1);
+    }
+}
+
+static list_t parse_list(const char *s) {
+    list_t l = {0, {0}};
+    char *buf = strdup(s), *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok && l.n < MAXL; tok = strtok_r(NULL, ",", &save)) {
+        char *end;
+        double v = strtod(tok, &end);
+        if (*end == 'k' || *end == 'K') v *= 1000;
+        l.v[l.n++] = (long long)v;
+    }
+    free(buf);
+    return l;
+}
+
+static list_t mk_list(int n, const long long *v) {
+    list_t l = {n, {0}};
+    memcpy(l.v, v, (size_t)n * sizeof *v);
+    return l;
+}
+
+static int suite_on(const char *name) {
+    if (!opt.suites[0]) return 1;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", opt.suites);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+        if (strcmp(tok, name) == 0) return 1;
+    return 0;
+}
+
+static int ids_on(const char *name) {
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", opt.ids);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+        if (strcmp(tok, name) == 0) return 1;
+    return 0;
+}
+
+static void read_cache_sizes(void) {
+    for (int idx = 0; idx < 8; idx++) {
+        char path[128], buf[64];
+        int level = 0;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/level", idx);
+        FILE *f = fopen(path, "r");
+        if (!f) break;
+        if (fscanf(f, "%d", &level) != 1) level = 0;
+        fclose(f);
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", idx);
+        f = fopen(path, "r");
+        if (!f) continue;
+        if (fgets(buf, sizeof buf, f)) {
+            size_t v = (size_t)strtoull(buf, NULL, 10);
+            if (strchr(buf, 'K')) v <<= 10;
+            if (strchr(buf, 'M')) v <<= 20;
+            if (level == 2) l2_bytes = v;
+            if (level == 3) l3_bytes = v;
+        }
+        fclose(f);
+    }
+}
+
+/* ---- timing --------------------------------------------------------------------------------------- */
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double quantile(double *v, int n, double q) {
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    int i = (int)(q * (n - 1) + 0.5);
+    return v[i];
+}
+
+typedef void (*run_fn)(void *ctx);
+
+typedef struct {
+    double t, p10, p90; /* kernel seconds per call */
+    double t_copy;      /* memcpy seconds for the same bytes */
+    double frac;        /* median over pairs of t_copy / t_kernel */
+} meas_t;
+
+static char *cp_src, *cp_dst;
+static size_t cp_cap;
+
+static void copy_buffers(size_t bytes) {
+    if (bytes <= cp_cap) return;
+    free(cp_src);
+    free(cp_dst);
+    cp_src = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    cp_dst = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    if (!cp_src || !cp_dst) die("out of memory for the memcpy buffers");
+    memset(cp_src, 1, bytes);
+    memset(cp_dst, 2, bytes);
+    cp_cap = bytes;
+}
+
+static volatile char sink;
+
+static double time_copy(size_t bytes, int k) {
+    double t0 = now();
+    for (int i = 0; i < k; i++) {
+        memcpy(cp_dst, cp_src, bytes);
+        __asm__ volatile("" ::: "memory");
+    }
+    double t = now() - t0;
+    sink = cp_dst[bytes / 2];
+    return t / k;
+}
+
+static double time_fn(run_fn f, void *ctx, int k) {
+    double t0 = now();
+    for (int i = 0; i < k; i++) f(ctx);
+    return (now() - t0) / k;
+}
+
+/* Alternating kernel / memcpy pairs of `copy_bytes` (the kernel's read + write traffic counts as a copy
+ * of copy_bytes: memcpy reads and writes that many bytes). */
+static meas_t measure(run_fn f, void *ctx, size_t copy_bytes) {
+    if (copy_bytes < 64) copy_bytes = 64;
+    copy_buffers(copy_bytes);
+    double t1 = time_fn(f, ctx, 1); /* warm-up and calibration */
+    int k = t1 > 0 ? (int)(opt.min_sample / t1) : 1000;
+    if (k < 1) k = 1;
+    if (k > 100000) k = 100000;
+    time_fn(f, ctx, k);
+    time_copy(copy_bytes, k);
+    int reps = opt.reps;
+    double tk[64], tc[64], fr[64];
+    if (reps > 64) reps = 64;
+    for (int r = 0; r < reps; r++) {
+        if (r & 1) {
+            tc[r] = time_copy(copy_bytes, k);
+            tk[r] = time_fn(f, ctx, k);
+        } else {
+            tk[r] = time_fn(f, ctx, k);
+            tc[r] = time_copy(copy_bytes, k);
+        }
+        fr[r] = tc[r] / tk[r];
+    }
+    meas_t m;
+    m.frac = quantile(fr, reps, 0.5);
+    m.t_copy = quantile(tc, reps, 0.5);
+    m.p10 = quantile(tk, reps, 0.1);
+    m.p90 = quantile(tk, reps, 0.9);
+    m.t = quantile(tk, reps, 0.5);
+    return m;
+}
+
+/* ---- results -------------------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *suite, *op, *variant, *ids;
+    long long vocab, dim, tokens;
+    double uniq, table_mib;
+    const char *fits;
+    int threads;
+    meas_t m;
+    double bytes; /* counted traffic (read + written) */
+    double flops; /* 0 if not meaningful */
+    double ratio; /* suite-specific ratio (see header), NAN if none */
+    const char *note;
+} row_t;
+
+static void emit(const row_t *r) {
+    double per_tok = r->tokens > 0 ? r->m.t / (double)r->tokens * 1e9 : NAN;
+    double gbs = r->bytes / r->m.t * 1e-9, cgbs = r->bytes / r->m.t_copy * 1e-9;
+    double gfl = r->flops > 0 ? r->flops / r->m.t * 1e-9 : NAN;
+    printf("%-16s %-14s %-9s %7lld %5lld %6lld %-8s %5.3f %9.2f %-4s %2d %12.1f %9.2f %7.2f %7.2f %6.3f",
+           r->suite, r->op, r->variant, r->vocab, r->dim, r->tokens, r->ids, r->uniq, r->table_mib, r->fits,
+           r->threads, r->m.t * 1e9, per_tok, gbs, cgbs, r->m.frac);
+    if (!isnan(gfl)) printf(" %8.2f", gfl);
+    else printf(" %8s", "-");
+    if (!isnan(r->ratio)) printf(" %9.1f", r->ratio);
+    else printf(" %9s", "-");
+    printf(" %s\n", r->note ? r->note : "");
+    fflush(stdout);
+    if (csv_out) {
+        fprintf(csv_out, "%s,%s,%s,%lld,%lld,%lld,%s,%.4f,%.3f,%s,%d,%.1f,%.1f,%.1f,%.3f,%.3f,%.3f,%.4f,%.3f,%.4g,%s\n",
+                r->suite, r->op, r->variant, r->vocab, r->dim, r->tokens, r->ids, r->uniq, r->table_mib, r->fits,
+                r->threads, r->m.t * 1e9, r->m.p10 * 1e9, r->m.p90 * 1e9, per_tok, gbs, cgbs, r->m.frac, gfl,
+                r->ratio, r->note ? r->note : "");
+        fflush(csv_out);
+    }
+}
+
+static void header(void) {
+    printf("%-16s %-14s %-9s %7s %5s %6s %-8s %5s %9s %-4s %2s %12s %9s %7s %7s %6s %8s %9s %s\n", "suite", "op",
+           "variant", "vocab", "dim", "tokens", "ids", "uniq", "table_MiB", "fits", "th", "ns/call", "ns/token",
+           "GB/s", "cpyGB/s", "xcopy", "GFLOP/s", "ratio", "note");
+}
+
+/* ---- data ----------------------------------------------------------------------------------------- */
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint64_t rnd(void) {
+    uint64_t x = rng_state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return rng_state = x;
+}
+static double rnd01(void) { return (double)(rnd() >> 11) * (1.0 / 9007199254740992.0); }
+
+/* ids: "uniform", or "zipf<s>" (rank k has weight 1/(k+1)^s, ranks randomly permuted to ids). */
+static void make_ids(int64_t *ids, size_t n, int64_t V, const char *dist) {
+    if (strcmp(dist, "uniform") == 0) {
+        for (size_t i = 0; i < n; i++) ids[i] = (int64_t)(rnd() % (uint64_t)V);
+        return;
+    }
+    double s = atof(dist + 4);
+    double *cdf = malloc((size_t)V * sizeof *cdf);
+    int64_t *perm = malloc((size_t)V * sizeof *perm);
+    if (!cdf || !perm) die("out of memory for ids");
+    double acc = 0;
+    for (int64_t k = 0; k < V; k++) cdf[k] = (acc += pow((double)(k + 1), -s));
+    for (int64_t k = 0; k < V; k++) perm[k] = k;
+    for (int64_t k = V - 1; k > 0; k--) {
+        int64_t j = (int64_t)(rnd() % (uint64_t)(k + 1)), tmp = perm[k];
+        perm[k] = perm[j];
+        perm[j] = tmp;
+    }
+    for (size_t i = 0; i < n; i++) {
+        double u = rnd01() * acc;
+        int64_t lo = 0, hi = V - 1;
+        while (lo < hi) {
+            int64_t mid = (lo + hi) / 2;
+            if (cdf[mid] < u) lo = mid + 1;
+            else hi = mid;
+        }
+        ids[i] = perm[lo];
+    }
+    free(cdf);
+    free(perm);
+}
+
+static double unique_frac(const int64_t *ids, size_t n, int64_t V) {
+    unsigned char *seen = calloc((size_t)V, 1);
+    if (!seen) die("out of memory");
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!seen[ids[i]]) {
+            seen[ids[i]] = 1;
+            u++;
+        }
+    free(seen);
+    return (double)u / (double)n;
+}
+
+static const char *fits(double bytes) {
+    if (bytes <= (double)l2_bytes) return "L2";
+    if (bytes <= (double)l3_bytes) return "L3";
+    return "DRAM";
+}
+
+/* A created table filled with quick pseudo-random floats (init_normal's torch-exact MT19937 stream is
+ * too slow for multi-GB tables and irrelevant to timing). */
+static tokemb_table *make_table(int64_t V, int64_t D) {
+    tokemb_table *t = NULL;
+    check(tokemb_table_create(V, D, TOKEMB_F32, &t), "tokemb_table_create");
+    float *w = tokemb_table_data(t);
+    size_t n = (size_t)V * (size_t)D;
+    for (size_t i = 0; i < n; i++) w[i] = (float)((int32_t)(rnd() >> 40) - (1 << 23)) * (1.0f / (1 << 23));
+    return t;
+}
+
+static float *alloc_out(size_t floats) {
+    float *p = aligned_alloc(64, ((floats ? floats : 1) * sizeof(float) + 63) & ~(size_t)63);
+    if (!p) die("out of memory for an output buffer");
+    memset(p, 0, floats * sizeof(float));
+    return p;
+}
+
+/* ---- suite: lookup --------------------------------------------------------------------------------- */
+
+typedef struct {
+    tokemb_table *t;
+    const int64_t *ids;
+    const int32_t *ids32;
+    size_t n, dim;
+    const float *w;
+    float *out;
+} lk_ctx;
+
+static void run_lookup(void *p) {
+    lk_ctx *c = p;
+    check(tokemb_lookup(c->t, c->ids, c->n, c->out), "tokemb_lookup");
+}
+static void run_lookup_i32(void *p) {
+    lk_ctx *c = p;
+    check(tokemb_lookup_i32(c->t, c->ids32, c->n, c->out), "tokemb_lookup_i32");
+}
+/* the naive peer: one memcpy per row, no prefetch, no threads */
+static void run_naive(void *p) {
+    lk_ctx *c = p;
+    for (size_t i = 0; i < c->n; i++)
+        memcpy(c->out + i * c->dim, c->w + (size_t)c->ids[i] * c->dim, c->dim * sizeof(float));
+}
+static void run_onehot(void *p) {
+    lk_ctx *c = p;
+    check(tokemb_lookup_onehot(c->t, c->ids, c->n, c->out), "tokemb_lookup_onehot");
+}
+
+#define HAVE_NT 1 /* TOKEMB_TABLE_NONTEMPORAL */
+
+static const char *ID_DISTS[] = {"uniform", "zipf1.0", "zipf1.1"};
+
+static size_t lookup_tokens(long long D) {
+    size_t target = opt.quick ? (16u << 20) : (64u << 20); /* output bytes per call */
+    size_t n = target / ((size_t)D * 4);
+    if (n < 256) n = 256;
+    if (n > 65536) n = 65536;
+    return n;
+}
+
+static void suite_lookup(void) {
+    static const long long dq[] = {4, 16, 64, 256, 1024}, df[] = {3, 4, 8, 16, 32, 64, 100, 128, 256, 512, 1024, 2048, 4096};
+    list_t vocab = opt.user_vocab ? opt.vocab : mk_list(1, (long long[]){128256});
+    list_t dims = opt.user_dim ? opt.dim : (opt.quick ? mk_list(5, dq) : mk_list(13, df));
+    for (int vi = 0; vi < vocab.n; vi++)
+        for (int di = 0; di < dims.n; di++) {
+            int64_t V = vocab.v[vi], D = dims.v[di];
+            if ((double)V * (double)D * 4 > 4.5e9) continue;
+            tokemb_table *t = make_table(V, D);
+            double tmib = (double)V * (double)D * 4 / 1048576.0;
+            list_t toks = opt.user_tokens ? opt.tokens : mk_list(1, (long long[]){(long long)lookup_tokens(D)});
+            for (int ti = 0; ti < toks.n; ti++) {
+                size_t n = (size_t)toks.v[ti];
+                int64_t *ids = malloc(n * sizeof *ids);
+                int32_t *ids32 = malloc(n * sizeof *ids32);
+                float *out = alloc_out(n * (size_t)D);
+                if (!ids || !ids32) die("out of memory");
+                for (int k = 0; k < 3; k++) {
+                    const char *dist = ID_DISTS[k];
+                    if (!ids_on(dist)) continue;
+                    make_ids(ids, n, V, dist);
+                    for (size_t i = 0; i < n; i++) ids32[i] = (int32_t)ids[i];
+                    double uq = unique_frac(ids, n, V);
+                    lk_ctx c = {t, ids, ids32, n, (size_t)D, tokemb_table_data(t), out};
+                    size_t bytes = n * (size_t)D * 4;
+                    for (int th = 0; th < opt.threads.n; th++) {
+                        int nth = (int)opt.threads.v[th];
+                        check(tokemb_set_num_threads(nth), "set_num_threads");
+                        row_t r = {"lookup", "lookup", "i64", dist, V, D, (long long)n, uq, tmib, fits(tmib * 1048576.0),
+                                   nth, measure(run_lookup, &c, bytes), 2.0 * (double)bytes, 0, NAN, NULL};
+                        emit(&r);
+                        if (k == 0 || !opt.quick) {
+                            r.variant = "i32";
+                            r.m = measure(run_lookup_i32, &c, bytes);
+                            emit(&r);
+#if HAVE_NT
+                            check(tokemb_table_set_param(t, TOKEMB_TABLE_NONTEMPORAL, 1), "set NONTEMPORAL");
+                            r.variant = "nt";
+                            r.m = measure(run_lookup, &c, bytes);
+                            emit(&r);
+                            check(tokemb_table_set_param(t, TOKEMB_TABLE_NONTEMPORAL, 0), "clear NONTEMPORAL");
+#endif
+                            if (nth == 1) {
+                                r.variant = "naive";
+                                r.op = "memcpy-loop";
+                                r.m = measure(run_naive, &c, bytes);
+                                r.note = "peer: memcpy per row";
+                                emit(&r);
+                            }
+                        }
+                    }
+                }
+                free(ids);
+                free(ids32);
+                free(out);
+            }
+            tokemb_table_free(t);
+        }
+    check(tokemb_set_num_threads(0), "set_num_threads");
+}
+
+/* ---- suite: gather-vs-matmul ------------------------------------------------------------------------ */
+
+typedef struct {
+    int m, n, k;
+    const float *a, *b;
+    float *c;
+} gemm_ctx;
+
+static void run_plain_sgemm(void *p) {
+    gemm_ctx *g = p;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->m, g->n, g->k, 1.0f, g->a, g->k, g->b, g->n, 0.0f, g->c,
+                g->n);
+}
+
+static void suite_gvm(void) {
+    static const long long vq[] = {2, 16, 512, 32000, 128256}, vf[] = {2, 16, 512, 4096, 32000, 50257, 128256, 256000};
+    static const long long dq[] = {3, 64, 1024}, df[] = {3, 64, 256, 1024, 4096};
+    static const long long nq[] = {1, 256, 4096}, nf[] = {1, 16, 256, 4096, 65536};
+    list_t vocab = opt.user_vocab ? opt.vocab : (opt.quick ? mk_list(5, vq) : mk_list(8, vf));
+    list_t dims = opt.user_dim ? opt.dim : (opt.quick ? mk_list(3, dq) : mk_list(5, df));
+    list_t toks = opt.user_tokens ? opt.tokens : (opt.quick ? mk_list(3, nq) : mk_list(5, nf));
+    double budget = opt.quick ? 0.02 : 0.5;   /* max predicted seconds per sgemm call */
+    double gflops_guess = 80e9;
+    for (int vi = 0; vi < vocab.n; vi++)
+        for (int di = 0; di < dims.n; di++) {
+            int64_t V = vocab.v[vi], D = dims.v[di];
+            if ((double)V * (double)D * 4 > 2.2e9) continue;
+            tokemb_table *t = make_table(V, D);
+            double tmib = (double)V * (double)D * 4 / 1048576.0;
+            for (int ti = 0; ti < toks.n; ti++) {
+                size_t n = (size_t)toks.v[ti];
+                int64_t *ids = malloc(n * sizeof *ids);
+                float *out = alloc_out(n * (size_t)D);
+                if (!ids) die("out of memory");
+                make_ids(ids, n, V, "uniform");
+                double uq = unique_frac(ids, n, V);
+                lk_ctx c = {t, ids, NULL, n, (size_t)D, tokemb_table_data(t), out};
+                size_t bytes = n * (size_t)D * 4;
+                for (int th = 0; th < opt.threads.n; th++) {
+                    int nth = (int)opt.threads.v[th];
+                    check(tokemb_set_num_threads(nth), "set_num_threads");
+                    openblas_set_num_threads(nth);
+                    double flops = 2.0 * (double)n * (double)V * (double)D;
+                    row_t g = {"gather-vs-matmul", "gather", "lookup", "uniform", V, D, (long long)n, uq, tmib,
+                               fits(tmib * 1048576.0), nth, measure(run_lookup, &c, bytes), 2.0 * (double)bytes, flops,
+                               NAN, NULL};
+                    emit(&g);
+                    char note[96];
+                    if (flops / gflops_guess > budget) {
+                        snprintf(note, sizeof note, "sgemm skipped (~%.1f s/call predicted); V/20=%.0f", flops / gflops_guess,
+                                 (double)V / 20);
+                        row_t s = g;
+                        s.op = "onehot-sgemm";
+                        s.variant = "skipped";
+                        s.m.t = flops / gflops_guess;
+                        s.m.frac = g.m.t_copy / s.m.t;
+                        s.ratio = s.m.t / g.m.t;
+                        s.note = note;
+                        emit(&s);
+                        continue;
+                    }
+                    row_t s = g;
+                    s.op = "onehot-sgemm";
+                    s.variant = "chunked";
+                    s.m = measure(run_onehot, &c, bytes);
+                    s.ratio = s.m.t / g.m.t;
+                    snprintf(note, sizeof note, "ratio = onehot/gather time; V/20=%.0f", (double)V / 20);
+                    s.note = note;
+                    emit(&s);
+                    if (s.m.t > 1e-6) gflops_guess = 0.5 * gflops_guess + 0.5 * flops / s.m.t;
+                    /* a plain sgemm of the same [n x V] x [V x D] shape, dense A */
+                    if ((double)n * (double)V * 4 < 512e6) {
+                        float *a = alloc_out(n * (size_t)V);
+                        for (size_t i = 0; i < n * (size_t)V; i++) a[i] = (float)(i % 7) * 0.125f;
+                        gemm_ctx gc = {(int)n, (int)D, (int)V, a, tokemb_table_data(t), out};
+                        row_t p = g;
+                        p.op = "plain-sgemm";
+                        p.variant = "dense";
+                        p.m = measure(run_plain_sgemm, &gc, bytes);
+                        p.ratio = p.m.t / s.m.t;
+                        p.note = "ratio = plain/onehot time (onehot efficiency)";
+                        emit(&p);
+                        free(a);
+                    }
+                }
+                free(ids);
+                free(out);
+            }
+            tokemb_table_free(t);
+        }
+    check(tokemb_set_num_threads(0), "set_num_threads");
+}
+
+/* ---- main ------------------------------------------------------------------------------------------ */
+
+typedef struct {
+    const char *name;
+    void (*fn)(void);
+    const char *what;
+} suite_t;
+
+static const suite_t SUITES[] = {
+    {"lookup", suite_lookup, "tokemb_lookup (i64, i32, nt) vs a memcpy-per-row loop; V, D, ids, threads"},
+    {"gather-vs-matmul", suite_gvm, "gather vs one-hot sgemm vs plain sgemm; vocab x dim x tokens"},
+};
+
+static void usage(void) {
+    printf("usage: tokemb-bench [--quick] [--suite a,b] [--csv FILE] [--threads 1,2] [--reps N]\n"
+           "                    [--vocab LIST] [--dim LIST] [--tokens LIST] [--ids uniform,zipf1.0,zipf1.1]\n"
+           "suites:\n");
+    for (size_t i = 0; i < sizeof SUITES / sizeof SUITES[0]; i++) printf("  %-18s %s\n", SUITES[i].name, SUITES[i].what);
+}
+
+int main(int argc, char **argv) {
+    opt.reps = 0;
+    opt.csv = "tokemb-bench.csv";
+    opt.threads = mk_list(2, (long long[]){1, 2});
+    snprintf(opt.ids, sizeof opt.ids, "uniform,zipf1.0,zipf1.1");
+    int user_ids = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--quick") == 0) opt.quick = 1;
+        else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage();
+            return 0;
+        } else if (!v) {
+            usage();
+            return 2;
+        } else if (strcmp(a, "--suite") == 0) snprintf(opt.suites, sizeof opt.suites, "%s", v), i++;
+        else if (strcmp(a, "--csv") == 0) opt.csv = v, i++;
+        else if (strcmp(a, "--threads") == 0) opt.threads = parse_list(v), i++;
+        else if (strcmp(a, "--reps") == 0) opt.reps = atoi(v), i++;
+        else if (strcmp(a, "--vocab") == 0) opt.vocab = parse_list(v), opt.user_vocab = 1, i++;
+        else if (strcmp(a, "--dim") == 0) opt.dim = parse_list(v), opt.user_dim = 1, i++;
+        else if (strcmp(a, "--tokens") == 0) opt.tokens = parse_list(v), opt.user_tokens = 1, i++;
+        else if (strcmp(a, "--ids") == 0) snprintf(opt.ids, sizeof opt.ids, "%s", v), user_ids = 1, i++;
+        else {
+            usage();
+            return 2;
+        }
+    }
+    if (opt.quick && !user_ids) snprintf(opt.ids, sizeof opt.ids, "uniform,zipf1.1");
+    if (opt.reps <= 0) opt.reps = opt.quick ? 7 : 15;
+    opt.min_sample = opt.quick ? 2e-4 : 1e-3;
+    for (int i = 0; i < opt.threads.n; i++)
+        if (opt.threads.v[i] < 1) die("--threads values must be >= 1");
+    read_cache_sizes();
+    csv_out = fopen(opt.csv, "w");
+    if (!csv_out) die("cannot open the CSV file");
+    fprintf(csv_out, "suite,op,variant,vocab,dim,tokens,ids,unique_frac,table_mib,table_fits,threads,ns_per_call,"
+                     "p10_ns,p90_ns,ns_per_token,gb_s,memcpy_gb_s,frac_of_memcpy,gflop_s,ratio,note\n");
+    const char *isa = getenv("TOKEMB_ISA");
+    printf("# tokemb %s, reps %d (median of paired ratios), L2 %zu KiB, L3 %zu MiB, TOKEMB_ISA=%s%s\n",
+           tokemb_version_string(), opt.reps, l2_bytes >> 10, l3_bytes >> 20, isa ? isa : "(auto)",
+           opt.quick ? ", quick" : "");
+    printf("# xcopy = kernel rate / in-process memcpy rate of the same bytes (alternating pairs)\n");
+    header();
+    double t0 = now();
+    int any = 0;
+    for (size_t i = 0; i < sizeof SUITES / sizeof SUITES[0]; i++)
+        if (suite_on(SUITES[i].name)) {
+            SUITES[i].fn();
+            any = 1;
+        }
+    if (!any) {
+        usage();
+        return 2;
+    }
+    fclose(csv_out);
+    printf("# %.1f s; CSV written to %s\n", now() - t0, opt.csv);
+    return 0;
+}

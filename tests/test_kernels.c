@@ -1,0 +1,230 @@
+/* test_kernels.c - the ISA variants of the gather kernel against the portable one and a naive loop,
+ * bitwise (every table bit pattern: NaN payloads, -0.0, subnormals), for all small-dim specialisations,
+ * vector tails, strided and misaligned outputs, int32/int64 ids, non-temporal stores and prefetch
+ * on/off; then thread-count independence and the NONTEMPORAL parameter through the public API.
+ *
+ * The kernel translation unit is compiled into this test (the variants are internal symbols of the
+ * library), with tk_cpu_isa() replaced by a stub so the dispatcher can be forced to each ISA. */
+#include "tk_test.h"
+
+#include "../src/kernels/gather.c"
+
+#include <stdlib.h>
+
+static int forced_isa = TK_ISA_PORTABLE;
+int tk_cpu_isa(void) { return forced_isa; }
+
+static int cpu_has(int isa) {
+    __builtin_cpu_init();
+    if (isa == TK_ISA_AVX2) return __builtin_cpu_supports("avx2");
+    if (isa == TK_ISA_AVX512) return __builtin_cpu_supports("avx512f");
+    return 1;
+}
+
+typedef void (*gather_fn)(const float *, size_t, const void *, int, size_t, size_t, float *, size_t, unsigned);
+
+static void naive_gather(const float *table, size_t rs, const void *ids, int idw, size_t n, size_t dim, float *out,
+                         size_t os) {
+    for (size_t i = 0; i < n; i++) {
+        int64_t id = idw == 8 ? ((const int64_t *)ids)[i] : ((const int32_t *)ids)[i];
+        for (size_t c = 0; c < dim; c++) {
+            uint32_t bits;
+            memcpy(&bits, table + (size_t)id * rs + c, 4);
+            memcpy(out + i * os + c, &bits, 4);
+        }
+    }
+}
+
+static void fill_bits(float *p, size_t n, uint64_t *s) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b = (uint32_t)tk_rand(s);
+        switch (b % 11) {
+        case 0: b = 0x80000000u; break;                       /* -0.0 */
+        case 1: b = 0x7fc00000u | (b >> 12); break;           /* quiet NaN with payload */
+        case 2: b = 0x7f800001u | ((b >> 10) & 0x3fffffu); break; /* signalling NaN */
+        case 3: b &= 0x807fffffu; break;                       /* subnormal */
+        default: break;
+        }
+        memcpy(p + i, &b, 4);
+    }
+}
+
+static const size_t DIMS[] = {1,  2,  3,  4,  5,  6,  7,   8,   9,   11,  12,  13,  15,  16,  17,  20,  23,
+                              24, 31, 32, 33, 40, 63, 64, 65, 100, 127, 128, 129, 255, 256, 257, 769, 1024, 2051};
+static const size_t NS[] = {0, 1, 3, 4, 5, 17, 70};
+
+/* Runs `fn` over every shape and option; each output (gaps and a guard band included) must equal the naive loop. */
+static void check_variant(gather_fn fn, const char *name) {
+    uint64_t s = 0x1234567ull;
+    const size_t rows = 37;
+    for (size_t di = 0; di < sizeof DIMS / sizeof DIMS[0]; di++) {
+        size_t dim = DIMS[di];
+        for (int strided = 0; strided < 2; strided++) {
+            size_t rs = dim + (strided ? 3 : 0), os = dim + (strided ? 5 : 0);
+            float *table = malloc(rows * rs * sizeof(float));
+            assert_non_null(table);
+            fill_bits(table, rows * rs, &s);
+            for (size_t ni = 0; ni < sizeof NS / sizeof NS[0]; ni++) {
+                size_t n = NS[ni];
+                int64_t ids64[70];
+                int32_t ids32[70];
+                for (size_t i = 0; i < n; i++) ids32[i] = (int32_t)(ids64[i] = (int64_t)(tk_rand(&s) % rows));
+                size_t cap = (n ? n : 1) * os + 64;
+                float *want = malloc(cap * sizeof(float)), *got = malloc(cap * sizeof(float));
+                assert_non_null(want);
+                assert_non_null(got);
+                for (int idw = 4; idw <= 8; idw += 4)
+                    for (unsigned flags = 0; flags < 4; flags++)
+                        for (size_t mis = 0; mis < 3; mis++) { /* output offset in floats: aligned or not */
+                            const void *ids = idw == 8 ? (const void *)ids64 : (const void *)ids32;
+                            tk_fill_sentinel(want, cap);
+                            tk_fill_sentinel(got, cap);
+                            naive_gather(table, rs, ids, idw, n, dim, want + mis, os);
+                            fn(table, rs, ids, idw, n, dim, got + mis, os, flags);
+                            if (memcmp(want, got, cap * sizeof(float)) != 0)
+                                fail_msg("%s: dim %zu n %zu row_stride %zu out_stride %zu id width %d flags %u offset %zu "
+                                         "differs from the naive loop",
+                                         name, dim, n, rs, os, idw, flags, mis);
+                        }
+                free(want);
+                free(got);
+            }
+            free(table);
+        }
+    }
+}
+
+static void test_portable_matches_naive(void **state) {
+    (void)state;
+    check_variant(tk_gather_f32_portable, "portable");
+}
+
+static void test_avx2_matches_naive(void **state) {
+    (void)state;
+    if (!cpu_has(TK_ISA_AVX2)) skip();
+    check_variant(tk_gather_f32_avx2, "avx2");
+}
+
+static void test_avx512_matches_naive(void **state) {
+    (void)state;
+    if (!cpu_has(TK_ISA_AVX512)) skip();
+    check_variant(tk_gather_f32_avx512, "avx512");
+}
+
+/* the dispatcher, forced to each ISA, equals the portable variant */
+static void test_dispatch_each_isa(void **state) {
+    (void)state;
+    uint64_t s = 99;
+    const size_t rows = 300, dim = 77, n = 500;
+    float *table = malloc(rows * dim * sizeof(float)), *a = malloc(n * dim * sizeof(float)),
+          *b = malloc(n * dim * sizeof(float));
+    int64_t *ids = malloc(n * sizeof(int64_t));
+    assert_non_null(table);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(ids);
+    fill_bits(table, rows * dim, &s);
+    for (size_t i = 0; i < n; i++) ids[i] = (int64_t)(tk_rand(&s) % rows);
+    tk_gather_f32_portable(table, dim, ids, 8, n, dim, a, dim, 0);
+    for (int isa = TK_ISA_PORTABLE; isa <= TK_ISA_AVX512; isa++) {
+        if (!cpu_has(isa)) continue;
+        forced_isa = isa;
+        for (unsigned flags = 0; flags < 4; flags++) {
+            tk_fill_sentinel(b, n * dim);
+            tk_gather_f32_ex(table, dim, ids, 8, n, dim, b, dim, flags);
+            if (memcmp(a, b, n * dim * sizeof(float)) != 0) fail_msg("isa %d flags %u differs from portable", isa, flags);
+        }
+        tk_fill_sentinel(b, n * dim);
+        tk_gather_f32(table, dim, ids, 8, n, dim, b, dim);
+        assert_memory_equal(a, b, n * dim * sizeof(float));
+    }
+    forced_isa = TK_ISA_PORTABLE;
+    free(table);
+    free(a);
+    free(b);
+    free(ids);
+}
+
+/* Public API: lookups give the same bytes for 1, 2, 3 and 7 threads, int32 and int64 ids, strided output
+ * and every NONTEMPORAL setting, over batches large enough to be split across threads. */
+static void test_lookup_thread_count_independence(void **state) {
+    (void)state;
+    static const int64_t dims[] = {3, 16, 64, 300};
+    for (size_t di = 0; di < 4; di++) {
+        const int64_t D = dims[di], V = 5000;
+        const size_t n = 20000;
+        tokemb_table *t = NULL;
+        TK_OK(tokemb_table_create(V, D, TOKEMB_F32, &t));
+        uint64_t s = 7 + di;
+        fill_bits(tokemb_table_data(t), (size_t)(V * D), &s);
+        int64_t *ids = malloc(n * sizeof(int64_t));
+        int32_t *ids32 = malloc(n * sizeof(int32_t));
+        float *want = malloc(n * (size_t)D * sizeof(float)), *got = malloc(n * ((size_t)D + 2) * sizeof(float));
+        assert_non_null(ids);
+        assert_non_null(ids32);
+        assert_non_null(want);
+        assert_non_null(got);
+        for (size_t i = 0; i < n; i++) ids32[i] = (int32_t)(ids[i] = (int64_t)(tk_rand(&s) % (uint64_t)V));
+        naive_gather(tokemb_table_data(t), (size_t)D, ids, 8, n, (size_t)D, want, (size_t)D);
+        static const int32_t threads[] = {1, 2, 3, 7};
+        for (int k = 0; k < 4; k++) {
+            TK_OK(tokemb_set_num_threads(threads[k]));
+            for (int64_t nt = 0; nt <= 2; nt++) {
+                TK_OK(tokemb_table_set_param(t, TOKEMB_TABLE_NONTEMPORAL, nt));
+                tk_fill_sentinel(got, n * (size_t)D);
+                TK_OK(tokemb_lookup(t, ids, n, got));
+                if (memcmp(want, got, n * (size_t)D * sizeof(float)))
+                    fail_msg("lookup D=%lld threads=%d nontemporal=%lld differs", (long long)D, threads[k], (long long)nt);
+                tk_fill_sentinel(got, n * (size_t)D);
+                TK_OK(tokemb_lookup_i32(t, ids32, n, got));
+                if (memcmp(want, got, n * (size_t)D * sizeof(float)))
+                    fail_msg("lookup_i32 D=%lld threads=%d nontemporal=%lld differs", (long long)D, threads[k],
+                             (long long)nt);
+                tk_fill_sentinel(got, n * ((size_t)D + 2));
+                TK_OK(tokemb_lookup_strided(t, ids, n, got, D + 2));
+                for (size_t i = 0; i < n; i++) {
+                    if (memcmp(want + i * (size_t)D, got + i * ((size_t)D + 2), (size_t)D * sizeof(float)))
+                        fail_msg("strided lookup row %zu D=%lld threads=%d differs", i, (long long)D, threads[k]);
+                    uint32_t g0, g1;
+                    memcpy(&g0, got + i * ((size_t)D + 2) + D, 4);
+                    memcpy(&g1, got + i * ((size_t)D + 2) + D + 1, 4);
+                    if (g0 != 0x7fc0beefu || g1 != 0x7fc0beefu) fail_msg("strided lookup wrote a gap at row %zu", i);
+                }
+            }
+        }
+        TK_OK(tokemb_set_num_threads(0));
+        free(ids);
+        free(ids32);
+        free(want);
+        free(got);
+        tokemb_table_free(t);
+    }
+}
+
+static void test_nontemporal_param(void **state) {
+    (void)state;
+    tokemb_table *t = NULL;
+    TK_OK(tokemb_table_create(4, 8, TOKEMB_F32, &t));
+    int64_t v = -1;
+    TK_OK(tokemb_table_get_param(t, TOKEMB_TABLE_NONTEMPORAL, &v));
+    assert_int_equal(v, 0);
+    TK_OK(tokemb_table_set_param(t, TOKEMB_TABLE_NONTEMPORAL, 2));
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_table_set_param(t, TOKEMB_TABLE_NONTEMPORAL, 3), "nontemporal");
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_table_set_param(t, TOKEMB_TABLE_NONTEMPORAL, -1), "got -1");
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_table_set_param_f64(t, TOKEMB_TABLE_NONTEMPORAL, 1.0), "int64");
+    TK_OK(tokemb_table_get_param(t, TOKEMB_TABLE_NONTEMPORAL, &v));
+    assert_int_equal(v, 2);
+    tokemb_table_free(t);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_portable_matches_naive),
+        cmocka_unit_test(test_avx2_matches_naive),
+        cmocka_unit_test(test_avx512_matches_naive),
+        cmocka_unit_test(test_dispatch_each_isa),
+        cmocka_unit_test(test_lookup_thread_count_independence),
+        cmocka_unit_test(test_nontemporal_param),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
