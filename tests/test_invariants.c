@@ -375,7 +375,7 @@ static void test_param_invariants(void **state) {
     watch_table(t);
     watch_buf(&iv, sizeof iv);
     watch_buf(&fv, sizeof fv);
-    const int32_t unknown[] = {-1, 0, 99, 105, 200, 201, 300, INT32_MAX, INT32_MIN};
+    const int32_t unknown[] = {-1, 0, 99, 106, 200, 201, 300, INT32_MAX, INT32_MIN};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_table_set_param(t, unknown[i], 0));
         INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_table_set_param_f64(t, unknown[i], 1.0));
