@@ -62,7 +62,8 @@ enum tokemb_status {
     TOKEMB_FORMAT = -5,           /**< a malformed or unsupported file */
     TOKEMB_UNSUPPORTED = -6,      /**< a valid request this build or this storage dtype cannot serve */
     TOKEMB_OVERFLOW = -7,         /**< a size computation overflows */
-    TOKEMB_READ_ONLY = -8         /**< a write to a frozen or read-only (borrowed) table */
+    TOKEMB_READ_ONLY = -8,        /**< a write to a frozen or read-only (borrowed) table */
+    TOKEMB_CANCELLED = -9         /**< a progress callback asked to stop (nothing was returned) */
 };
 
 /**
@@ -449,6 +450,475 @@ TOKEMB_API int32_t tokemb_logits(const tokemb_table *t, const float *hidden, siz
  */
 TOKEMB_API int32_t tokemb_logits_backward(const tokemb_table *t, const float *hidden, size_t n,
                                           const float *grad_logits, float *grad_hidden, float *grad_table);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Positional encoders (sinusoidal, learned, RoPE, ALiBi, T5, Shaw) - see docs/positional.md        */
+/* ---------------------------------------------------------------------------------------------- */
+
+/**
+ * Opaque positional encoder. One type for every family; each create function documents what the
+ * encoder computes. An encoder may be used by any number of threads at once for the const functions
+ * (encode, rope apply, bias, buckets, embed); setters and writes into its table need exclusive access.
+ */
+typedef struct tokemb_posenc tokemb_posenc;
+
+/** Sinusoidal channel layouts (pinned values). */
+enum tokemb_sinusoidal_layout {
+    /** Vaswani / seed numpy recipe: channel 2i = sin(p*w_i), 2i+1 = cos(p*w_i), w_i = base^(-2i/dim).
+     *  Odd dim: the last channel (even index dim-1) is sin(p*base^(-(dim-1)/dim)). */
+    TOKEMB_SINUSOIDAL_INTERLEAVED = 0,
+    /** HF Marian/RoFormer "sentinel" table: channels [0, c) = sin(p*w_k), [c, dim) = cos(p*w_{k-c}),
+     *  c = ceil(dim/2), same w as INTERLEAVED (odd dim: one more sin column than cos columns). */
+    TOKEMB_SINUSOIDAL_CONCAT = 1,
+    /** tensor2tensor get_timing_signal_1d / fairseq get_embedding: h = floor(dim/2) channels of
+     *  sin(p*w_k) then h of cos, w_k = exp(-k*ln(base)/max(h-1, 1)) (w_0 = 1, w_{h-1} = 1/base); odd dim
+     *  appends one zero column. dim must be >= 2. */
+    TOKEMB_SINUSOIDAL_CONCAT_T2T = 2,
+    TOKEMB_INTERLEAVED = TOKEMB_SINUSOIDAL_INTERLEAVED,
+    TOKEMB_CONCAT = TOKEMB_SINUSOIDAL_CONCAT,
+    TOKEMB_CONCAT_T2T = TOKEMB_SINUSOIDAL_CONCAT_T2T
+};
+
+/** RoPE pairing conventions (pinned values): the pairing of the checkpoint's q/k weights. */
+enum tokemb_rope_layout {
+    /** rotate_half (HF Llama/Mistral/Qwen/GPT-NeoX checkpoints, ggml NEOX): pairs (i, i + r/2). */
+    TOKEMB_ROPE_NEOX = 0,
+    /** interleaved (GPT-J, RoFormer, Meta's original Llama, ggml "normal"): pairs (2i, 2i+1). */
+    TOKEMB_ROPE_GPTJ = 1,
+    TOKEMB_NEOX = TOKEMB_ROPE_NEOX,
+    TOKEMB_GPTJ = TOKEMB_ROPE_GPTJ
+};
+
+/** RoPE scaling variants, the values of TOKEMB_ROPE_SCALING (pinned). Formulas: transformers'
+ *  modeling_rope_utils (see docs/positional.md). */
+enum tokemb_rope_scaling {
+    TOKEMB_ROPE_SCALING_NONE = 0,     /**< theta_i = base^(-2i/r), attention factor 1 */
+    TOKEMB_ROPE_SCALING_LINEAR = 1,   /**< position interpolation: theta_i / factor */
+    TOKEMB_ROPE_SCALING_DYNAMIC = 2,  /**< dynamic NTK: base grows with ROPE_SEQ_LEN above ROPE_ORIGINAL_MAX_POS */
+    TOKEMB_ROPE_SCALING_YARN = 3,     /**< YaRN ramp between theta and theta/factor, mscale attention factor */
+    TOKEMB_ROPE_SCALING_LLAMA3 = 4,   /**< Llama 3.1 wavelength bands (low/high freq factor) */
+    TOKEMB_ROPE_SCALING_LONGROPE = 5  /**< LongRoPE per-pair short/long factors (tokemb_rope_set_longrope_factors) */
+};
+
+/** Encoder parameters (pinned values, blocks 200 RoPE and 300 ALiBi). (i) int64 via
+ *  tokemb_posenc_set_param, (f) double via tokemb_posenc_set_param_f64. Every value is checked alone
+ *  when set (NaN/inf rejected); the combination is checked when the encoder is used. */
+enum tokemb_posenc_param {
+    /** (i) enum tokemb_rope_scaling. Default NONE. */
+    TOKEMB_POSENC_ROPE_SCALING = 200,
+    /** (f) the context-extension factor s, finite and > 0. Default 1. LINEAR/DYNAMIC/YARN/LLAMA3 use it;
+     *  LONGROPE uses it only for the attention factor. */
+    TOKEMB_POSENC_ROPE_FACTOR = 201,
+    /** (i) L0 = original_max_position_embeddings, >= 1. Required by DYNAMIC (it plays transformers'
+     *  max_position_embeddings there), YARN, LLAMA3 and LONGROPE. Default 0 = not set. */
+    TOKEMB_POSENC_ROPE_ORIGINAL_MAX_POS = 202,
+    /** (f) YaRN beta_fast, finite > 0. Default 32. */
+    TOKEMB_POSENC_ROPE_BETA_FAST = 203,
+    /** (f) YaRN beta_slow, finite > 0, <= beta_fast when used. Default 1. */
+    TOKEMB_POSENC_ROPE_BETA_SLOW = 204,
+    /** (f) llama3 low_freq_factor, finite > 0. Default 1. */
+    TOKEMB_POSENC_ROPE_LOW_FREQ_FACTOR = 205,
+    /** (f) llama3 high_freq_factor, finite > 0, > low_freq_factor when used. Default 4. */
+    TOKEMB_POSENC_ROPE_HIGH_FREQ_FACTOR = 206,
+    /** (f) explicit attention factor A (cos and sin are multiplied by A, so logits by A^2), finite;
+     *  > 0 overrides the formula of every scaling mode, 0 (default) = use the formula. */
+    TOKEMB_POSENC_ROPE_ATTN_FACTOR = 207,
+    /** (f) YaRN mscale, finite >= 0. Default 0 (unset). */
+    TOKEMB_POSENC_ROPE_MSCALE = 208,
+    /** (f) YaRN mscale_all_dim, finite >= 0. Default 0 (unset). A = g(s,mscale)/g(s,mscale_all_dim) when
+     *  both are non-zero, else g(s,1), g(s,m) = 1 if s <= 1 else 0.1*m*ln(s) + 1. */
+    TOKEMB_POSENC_ROPE_MSCALE_ALL_DIM = 209,
+    /** (i) YaRN truncate 0/1: floor/ceil the correction range. Default 1 (gpt-oss ships 0). */
+    TOKEMB_POSENC_ROPE_TRUNCATE = 210,
+    /** (i) The current sequence length L (transformers: max(position_ids) + 1), >= 0. DYNAMIC uses
+     *  base' = base*((s*L/L0) - (s-1))^(r/(r-2)) when L > L0; LONGROPE uses the long factors when L > L0,
+     *  else the short ones. 0 (default) = not given: original base / short factors. Set it before each
+     *  forward whose length changes (like transformers' dynamic_rope_update; keys cached with other
+     *  frequencies are the caller's concern). */
+    TOKEMB_POSENC_ROPE_SEQ_LEN = 211,
+    /** (i) 0/1: ALiBi causal form (1, default) or symmetric (0). */
+    TOKEMB_POSENC_ALIBI_CAUSAL = 300,
+    /** (f) ALiBi max_bias (MPT alibi_bias_max, ggml max_bias), finite > 0. Default 8. */
+    TOKEMB_POSENC_ALIBI_MAX_BIAS = 301,
+    /* The short names of the design's section 7 (same values). */
+    TOKEMB_ROPE_SCALING = TOKEMB_POSENC_ROPE_SCALING,
+    TOKEMB_ROPE_FACTOR = TOKEMB_POSENC_ROPE_FACTOR,
+    TOKEMB_ROPE_ORIGINAL_MAX_POS = TOKEMB_POSENC_ROPE_ORIGINAL_MAX_POS,
+    TOKEMB_ROPE_BETA_FAST = TOKEMB_POSENC_ROPE_BETA_FAST,
+    TOKEMB_ROPE_BETA_SLOW = TOKEMB_POSENC_ROPE_BETA_SLOW,
+    TOKEMB_ROPE_LOW_FREQ_FACTOR = TOKEMB_POSENC_ROPE_LOW_FREQ_FACTOR,
+    TOKEMB_ROPE_HIGH_FREQ_FACTOR = TOKEMB_POSENC_ROPE_HIGH_FREQ_FACTOR,
+    TOKEMB_ROPE_ATTN_FACTOR = TOKEMB_POSENC_ROPE_ATTN_FACTOR,
+    TOKEMB_ROPE_MSCALE = TOKEMB_POSENC_ROPE_MSCALE,
+    TOKEMB_ROPE_MSCALE_ALL_DIM = TOKEMB_POSENC_ROPE_MSCALE_ALL_DIM,
+    TOKEMB_ROPE_TRUNCATE = TOKEMB_POSENC_ROPE_TRUNCATE,
+    TOKEMB_ROPE_SEQ_LEN = TOKEMB_POSENC_ROPE_SEQ_LEN,
+    TOKEMB_ALIBI_CAUSAL = TOKEMB_POSENC_ALIBI_CAUSAL,
+    TOKEMB_ALIBI_MAX_BIAS = TOKEMB_POSENC_ALIBI_MAX_BIAS
+};
+
+/**
+ * Sinusoidal absolute encoder of `dim` channels with frequency base `base` (10000 in the paper) and a
+ * layout from enum tokemb_sinusoidal_layout. Angles and sin/cos are evaluated in double and rounded
+ * once to float32 (within 1 ulp of a float64 evaluation). No parameters, no table.
+ * Errors: TOKEMB_INVALID_ARGUMENT (out NULL, dim < 1, dim < 2 for CONCAT_T2T, base not finite or <= 0,
+ * unknown layout), TOKEMB_OVERFLOW, TOKEMB_NO_MEMORY. *out is written only on success. Thread-safe.
+ */
+TOKEMB_API int32_t tokemb_posenc_create_sinusoidal(int64_t dim, double base, int32_t layout, tokemb_posenc **out);
+/**
+ * Learned absolute encoder (GPT-1/2/3, BERT): owns a zero-filled F32 tokemb_table [max_len][dim]
+ * (tokemb_posenc_table gives it to init, gradient, optimizer and file functions). Positions must lie in
+ * [0, max_len): a learned table cannot extrapolate. Errors: as tokemb_table_create.
+ */
+TOKEMB_API int32_t tokemb_posenc_create_learned(int64_t max_len, int64_t dim, tokemb_posenc **out);
+/**
+ * Rotary encoder for heads of `head_dim` values: the first `rotary_dim` (r, even, 2 <= r <= head_dim)
+ * are rotated in pairs given by `layout` (enum tokemb_rope_layout), the rest pass through unchanged.
+ * theta_i = base^(-2i/r), i < r/2, then the scaling of TOKEMB_ROPE_SCALING. Errors:
+ * TOKEMB_INVALID_ARGUMENT (out NULL, head_dim < 2, r odd, < 2 or > head_dim, base not finite or <= 0,
+ * unknown layout), TOKEMB_NO_MEMORY. Thread-safe.
+ */
+TOKEMB_API int32_t tokemb_posenc_create_rope(int64_t head_dim, int64_t rotary_dim, double base, int32_t layout,
+                                             tokemb_posenc **out);
+/**
+ * ALiBi encoder for `n_heads` heads (1 <= n_heads <= 65536). Slopes follow the official get_slopes
+ * rule, including non-powers of two: with c = 2^floor(log2 n), heads h < c get 2^(-max_bias*(h+1)/c)
+ * and heads c + j get 2^(-max_bias*(2j+1)/(2c)); computed in double, rounded once to float. Causal form
+ * by default (TOKEMB_ALIBI_CAUSAL). Errors: TOKEMB_INVALID_ARGUMENT, TOKEMB_NO_MEMORY.
+ */
+TOKEMB_API int32_t tokemb_posenc_create_alibi(int64_t n_heads, tokemb_posenc **out);
+/**
+ * T5 relative attention bias (transformers T5Attention): relative position rel = key - query is put in
+ * one of `num_buckets` buckets (half of them per direction when `bidirectional`, exact buckets for
+ * small distances, logarithmic ones up to `max_distance`), and the bias is a learned table
+ * [num_buckets][n_heads] owned by the encoder (tokemb_posenc_table; zero-filled). The logarithmic bucket
+ * edges are precomputed as integer thresholds, so bucketing is integer comparison (distances 16, 32, 64
+ * of the default bidirectional config land where transformers' float32 path puts them).
+ * Errors: TOKEMB_INVALID_ARGUMENT (n_heads < 1, num_buckets < 2 (< 4 if bidirectional), max_distance
+ * not above the exact range, bidirectional not 0/1, out NULL), TOKEMB_NO_MEMORY.
+ */
+TOKEMB_API int32_t tokemb_posenc_create_t5(int64_t n_heads, int64_t num_buckets, int64_t max_distance,
+                                           int32_t bidirectional, tokemb_posenc **out);
+/**
+ * Shaw et al. relative position representations (tensor2tensor): index(i, j) = clip(j - (q_offset+i),
+ * -k, k) + k for k = max_distance >= 1, and a learned zero-filled table [2k+1][dim] owned by the encoder.
+ * Errors: TOKEMB_INVALID_ARGUMENT (max_distance < 1 or > 2^30, dim < 1, out NULL), TOKEMB_OVERFLOW,
+ * TOKEMB_NO_MEMORY.
+ */
+TOKEMB_API int32_t tokemb_posenc_create_shaw(int64_t max_distance, int64_t dim, tokemb_posenc **out);
+/** Frees an encoder and its table. NULL is a no-op. */
+TOKEMB_API void tokemb_posenc_free(tokemb_posenc *pe);
+
+/**
+ * Sets an int64 parameter (enum tokemb_posenc_param marked (i)) of a RoPE or ALiBi encoder. Needs
+ * exclusive access. Errors: TOKEMB_INVALID_ARGUMENT (NULL pe, unknown or double-typed param, a param of
+ * another family, bad value); the encoder is unchanged on error.
+ */
+TOKEMB_API int32_t tokemb_posenc_set_param(tokemb_posenc *pe, int32_t param, int64_t value);
+/** Sets a double parameter (marked (f)). Errors as tokemb_posenc_set_param (NaN and inf rejected). */
+TOKEMB_API int32_t tokemb_posenc_set_param_f64(tokemb_posenc *pe, int32_t param, double value);
+/** Reads an int64 parameter into *value. Errors as tokemb_posenc_set_param. Thread-safe. */
+TOKEMB_API int32_t tokemb_posenc_get_param(const tokemb_posenc *pe, int32_t param, int64_t *value);
+/** Reads a double parameter into *value. Thread-safe. */
+TOKEMB_API int32_t tokemb_posenc_get_param_f64(const tokemb_posenc *pe, int32_t param, double *value);
+
+/** The learned parameters (learned PE [max_len][dim], T5 bias [num_buckets][n_heads], Shaw
+ *  [2k+1][dim]); the encoder keeps ownership. NULL for other families or a NULL pe. */
+TOKEMB_API tokemb_table *tokemb_posenc_table(tokemb_posenc *pe);
+/** The row length of the encoder's encode/embed output (sinusoidal, learned, Shaw), the head_dim of
+ *  RoPE, the head count of ALiBi/T5; -1 for NULL. Thread-safe. */
+TOKEMB_API int64_t tokemb_posenc_dim(const tokemb_posenc *pe);
+
+/**
+ * Absolute encodings out[n][dim] for explicit positions (offsets, packed sequences, fairseq's
+ * padding offset): sinusoidal (any |position| <= 2^53) or learned (a gather of table rows; positions
+ * in [0, max_len), max_norm of the table is not applied). n == 0 is a no-op. Errors:
+ * TOKEMB_INVALID_ARGUMENT (NULL pe, NULL positions/out with n > 0, another family),
+ * TOKEMB_OUT_OF_RANGE (message names the position, its index and the length), TOKEMB_OVERFLOW.
+ * Thread-safe.
+ */
+TOKEMB_API int32_t tokemb_posenc_encode(const tokemb_posenc *pe, const int64_t *positions, size_t n, float *out);
+
+/**
+ * Rotates x[n_tokens][n_heads][head_dim] (q or k, never v) in place: token t at positions[t] (>= 0 and
+ * <= 2^53; KV-cache offsets and left padding are the caller's explicit positions). For each pair i of
+ * the layout, (a, b) -> (a*c - b*s, a*s + b*c) in float32 with c = (float)(A*cos(p*theta'_i)),
+ * s = (float)(A*sin(p*theta'_i)), where p*theta'_i and cos/sin are evaluated in double (angles exact to
+ * float32 rounding for every position up to 2^24 and beyond). Dims >= rotary_dim are untouched.
+ * n_tokens == 0 is a no-op. Errors: TOKEMB_INVALID_ARGUMENT (NULL pe, not RoPE, NULL x/positions, n_heads
+ * 0, an inconsistent scaling configuration), TOKEMB_OUT_OF_RANGE (negative or too large position, named
+ * with its index), TOKEMB_OVERFLOW, TOKEMB_NO_MEMORY. x is unchanged on error. Thread-safe.
+ */
+TOKEMB_API int32_t tokemb_rope_apply(const tokemb_posenc *pe, float *x, size_t n_tokens, size_t n_heads,
+                                     const int64_t *positions);
+/** Backward of tokemb_rope_apply: grad (same shape) is rotated in place by -theta (the transpose of the
+ *  forward map, A included). Errors as tokemb_rope_apply. */
+TOKEMB_API int32_t tokemb_rope_apply_backward(const tokemb_posenc *pe, float *grad, size_t n_tokens, size_t n_heads,
+                                              const int64_t *positions);
+/**
+ * Strided RoPE, e.g. transformers' [batch][heads][seq][head_dim]: head h of token s of batch b starts at
+ * x + b*stride_batch + h*stride_head + s*stride_seq (element strides, >= 0; the head_dim values are
+ * contiguous), at position positions[b*seq + s] (positions is [batch][seq]). backward = 1 rotates by
+ * -theta. Errors as tokemb_rope_apply, plus TOKEMB_INVALID_ARGUMENT for negative strides or backward not
+ * 0/1. Overlapping heads are the caller's error.
+ */
+TOKEMB_API int32_t tokemb_rope_apply_strided(const tokemb_posenc *pe, float *x, size_t batch, size_t n_heads,
+                                             size_t seq, int64_t stride_batch, int64_t stride_head,
+                                             int64_t stride_seq, const int64_t *positions, int32_t backward);
+/**
+ * The scaled inverse frequencies theta'_i (i < rotary_dim/2, double, transformers' inv_freq evaluated in
+ * double) and the attention factor A of the current configuration (either output may be NULL).
+ * Errors: TOKEMB_INVALID_ARGUMENT (NULL pe, not RoPE, n != rotary_dim/2 with inv_freq non-NULL, an
+ * inconsistent configuration), TOKEMB_NO_MEMORY. Thread-safe.
+ */
+TOKEMB_API int32_t tokemb_rope_inv_freq(const tokemb_posenc *pe, double *inv_freq, size_t n, double *attn_factor);
+/** The cos and sin tables the rotation uses: cos[n][rotary_dim/2], sin[n][rotary_dim/2] (float32, A
+ *  included) for positions[n]. Errors as tokemb_rope_apply. Thread-safe. */
+TOKEMB_API int32_t tokemb_rope_cos_sin(const tokemb_posenc *pe, const int64_t *positions, size_t n, float *cos_out,
+                                       float *sin_out);
+/**
+ * Sets the LongRoPE per-pair factors (each n = rotary_dim/2 values, finite and > 0; copied). Used when
+ * TOKEMB_ROPE_SCALING is LONGROPE: theta'_i = 1 / (factor_i * base^(2i/r)), long factors when
+ * TOKEMB_ROPE_SEQ_LEN > TOKEMB_ROPE_ORIGINAL_MAX_POS, else short. Needs exclusive access.
+ * Errors: TOKEMB_INVALID_ARGUMENT (NULL, not RoPE, wrong n, bad value named with its index),
+ * TOKEMB_NO_MEMORY. Unchanged on error.
+ */
+TOKEMB_API int32_t tokemb_rope_set_longrope_factors(tokemb_posenc *pe, const double *short_factor,
+                                                    const double *long_factor, size_t n);
+
+/** ALiBi slopes out[n_heads] (float32) of the current max_bias. Errors: TOKEMB_INVALID_ARGUMENT (NULL,
+ *  not ALiBi). Thread-safe. */
+TOKEMB_API int32_t tokemb_alibi_slopes(const tokemb_posenc *pe, float *out);
+/**
+ * Attention bias out[n_heads][q_len][k_len]; query i sits at position q_offset + i, key j at j.
+ * ALiBi causal (default): -slope_h*(q_offset + i - j) for j <= q_offset + i and -INFINITY past it (the
+ * causal mask included; the diagonal is -0.0). ALiBi symmetric: -slope_h*|q_offset + i - j|. Each value
+ * is evaluated in double from the float slope and rounded once. T5: table[bucket(j - q_offset - i)][h].
+ * q_len or k_len 0 is a no-op. Errors: TOKEMB_INVALID_ARGUMENT (NULL pe/out, another family),
+ * TOKEMB_OUT_OF_RANGE (|q_offset| or the lengths above 2^53), TOKEMB_OVERFLOW. Thread-safe.
+ */
+TOKEMB_API int32_t tokemb_posenc_attn_bias(const tokemb_posenc *pe, size_t q_len, size_t k_len, int64_t q_offset,
+                                           float *out);
+/**
+ * Backward of the T5 bias: grad_table[bucket][h] += grad_bias[h][i][j], summed per (bucket, h) in
+ * (i, j) row-major order (as embedding backward of transformers' compute_bias). grad_table is
+ * [num_buckets][n_heads]. Errors: as tokemb_posenc_attn_bias (T5 only), NULL grads.
+ */
+TOKEMB_API int32_t tokemb_posenc_attn_bias_backward(const tokemb_posenc *pe, size_t q_len, size_t k_len,
+                                                    int64_t q_offset, const float *grad_bias, float *grad_table);
+/**
+ * Index matrix out[q_len][k_len] with rel = j - (q_offset + i): T5 buckets (transformers'
+ * _relative_position_bucket), or Shaw indices clip(rel, -k, k) + k in [0, 2k] (tensor2tensor's
+ * _generate_relative_positions_matrix with q_offset = k_len - q_len). Errors as tokemb_posenc_attn_bias.
+ */
+TOKEMB_API int32_t tokemb_posenc_buckets(const tokemb_posenc *pe, size_t q_len, size_t k_len, int64_t q_offset,
+                                         int32_t *out);
+/** Shaw: out[q_len][k_len][dim] = table[index(i, j)]. Errors as tokemb_posenc_buckets (Shaw only). */
+TOKEMB_API int32_t tokemb_shaw_embed(const tokemb_posenc *pe, size_t q_len, size_t k_len, int64_t q_offset,
+                                     float *out);
+/** Shaw backward: grad_table[index(i, j)] += grad[i][j] ([2k+1][dim]), per row in (i, j) order. */
+TOKEMB_API int32_t tokemb_shaw_embed_backward(const tokemb_posenc *pe, size_t q_len, size_t k_len,
+                                              int64_t q_offset, const float *grad, float *grad_table);
+
+/**
+ * Input embedding out[batch][seq][dim] = scale * tok[ids[b][s]] + PE(start_pos + s) (each value
+ * fl(fl(scale*e) + pe), as torch computes emb*scale + pe). scale = sqrt(dim) for Vaswani-style models,
+ * 1 for GPT-2. pe: sinusoidal or learned with the table's dim, or NULL (no additive PE, e.g. for RoPE
+ * models). Ids are validated (and max_norm applied) exactly as tokemb_lookup, positions as
+ * tokemb_posenc_encode, all before anything is written. Errors: those of tokemb_lookup and
+ * tokemb_posenc_encode, TOKEMB_INVALID_ARGUMENT (dim mismatch, non-additive pe, non-finite scale).
+ */
+TOKEMB_API int32_t tokemb_embed(tokemb_table *tok, const tokemb_posenc *pe, const int64_t *ids, size_t batch,
+                                size_t seq, int64_t start_pos, float scale, float *out);
+/**
+ * Backward of tokemb_embed for grad_out[batch][seq][dim]: grad_tok[rows][dim] (may be NULL) gets
+ * += fl(scale*g) per token, summed per row in input order; the padding row gets nothing and with
+ * scale_grad_by_freq each contribution is first multiplied by (float)(1/count). grad_pe (learned only,
+ * [max_len][dim], may be NULL) gets += g summed over the batch in order. Read-only on tok and pe.
+ * Errors: as tokemb_embed; TOKEMB_INVALID_ARGUMENT for grad_pe with a non-learned pe.
+ */
+TOKEMB_API int32_t tokemb_embed_backward(const tokemb_table *tok, const tokemb_posenc *pe, const int64_t *ids,
+                                         size_t batch, size_t seq, int64_t start_pos, float scale,
+                                         const float *grad_out, float *grad_tok, float *grad_pe);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Files, vocabulary, nearest neighbours, compact storage (docs/formats.md)                        */
+/* ---------------------------------------------------------------------------------------------- */
+
+/*
+ * Storage dtypes beyond F32. F16 (IEEE half) and BF16 rows hold dim 16-bit values (row_stride counted
+ * in elements). Q8_ROW rows follow FBGEMM's fused 8-bit row-wise layout: dim uint8 codes, then a
+ * float32 scale, then a float32 bias (little-endian, unaligned), value = (float)q*scale + bias; for
+ * Q8_ROW row_stride is counted in bytes and must be >= dim + 8 (tokemb_table_create uses dim + 8).
+ * Lookups (tokemb_lookup/_i32/_strided), tokemb_table_read_rows and nearest neighbours produce float32
+ * from every dtype; tokemb_table_write_rows converts (Q8_ROW requantises the rows it writes, finite values
+ * only). Initialisation, gradients, optimizers, max_norm and the one-hot path need F32 storage and
+ * return TOKEMB_UNSUPPORTED otherwise. Files map to tables as: npy '<f4'/'<f2' -> F32/F16, safetensors
+ * F32/F16/BF16 -> the same dtype.
+ */
+
+/**
+ * A new table holding `src` converted to `dtype` (any dtype to any dtype, through float32): to F16 and
+ * BF16 with round-to-nearest-even (overflow to inf, NaN kept); to Q8_ROW by FBGEMM's
+ * FloatToFused8BitRowwiseQuantized (bias = row min, scale = (max - min)/255, q = lrintf((x - min) *
+ * 255/(max - min + 1e-8)), so |x - dequant(q)| <= scale/2 plus float rounding). Table parameters
+ * (padding_idx, max_norm, ...) are copied. The caller frees *out. Thread-safe for concurrent readers of
+ * src. Errors: TOKEMB_INVALID_ARGUMENT (NULL src/out, unknown dtype, a non-finite value for Q8_ROW,
+ * named by row and column), TOKEMB_OVERFLOW, TOKEMB_NO_MEMORY. *out is written only on success.
+ */
+TOKEMB_API int32_t tokemb_table_convert(const tokemb_table *src, int32_t dtype, tokemb_table **out);
+
+/**
+ * Progress callback of long loads: called with the bytes parsed so far and the file size (at the start,
+ * about every 4 MiB, and at the end). Returning nonzero cancels the load, which then fails with
+ * TOKEMB_CANCELLED and returns nothing. Called on the loading thread.
+ */
+typedef int32_t (*tokemb_progress_fn)(void *user, uint64_t bytes_done, uint64_t bytes_total);
+
+/**
+ * Loads a 2-D little-endian float32 ('<f4') or float16 ('<f2') C-order .npy file (format version 1, 2
+ * or 3) into a new table of dtype F32 or F16 (a copy; the file is closed on return). The header is parsed
+ * strictly and its shape checked against the file length before allocating. Errors: TOKEMB_INVALID_ARGUMENT
+ * (NULL/empty path, NULL out), TOKEMB_IO (missing or unreadable file, a directory), TOKEMB_FORMAT (empty,
+ * truncated or malformed file, other dtype, big-endian, Fortran order, not 2-D, shape x dtype != data
+ * length; the message names the byte offset and what was expected), TOKEMB_NO_MEMORY. Thread-safe.
+ */
+TOKEMB_API int32_t tokemb_npy_load(const char *path, tokemb_table **out);
+/**
+ * Like tokemb_npy_load but maps the file read-only and wraps it without copying: the table is
+ * READONLY (writes fail with TOKEMB_READ_ONLY), owns the mapping and unmaps it in tokemb_table_free.
+ * Changing the file while it is mapped is undefined. Errors: those of tokemb_npy_load, plus
+ * TOKEMB_UNSUPPORTED if the data offset is not a multiple of the element size.
+ */
+TOKEMB_API int32_t tokemb_npy_mmap(const char *path, tokemb_table **out);
+/**
+ * Saves an F32 or F16 table as a version-1 .npy file ('<f4'/'<f2', C order, data 64-byte aligned), rows
+ * only (a strided wrap is packed). Atomic: written to a temp file in the same folder, fsynced, renamed
+ * over `path`; on any failure nothing is left at `path` (a previous file stays intact). Errors:
+ * TOKEMB_INVALID_ARGUMENT (NULL t or path, empty path), TOKEMB_UNSUPPORTED (BF16/Q8_ROW: convert first),
+ * TOKEMB_IO (the folder is not writable, path is a directory, a write/fsync/rename fails), TOKEMB_NO_MEMORY.
+ * Safe while other threads read t.
+ */
+TOKEMB_API int32_t tokemb_npy_save(const tokemb_table *t, const char *path);
+
+/**
+ * Loads the 2-D tensor `name` (F32, F16 or BF16) from a .safetensors file into a new table of the same
+ * dtype (a copy). name NULL selects the file's only tensor. The JSON header is parsed by a strict parser
+ * (UTF-8, escapes, integer shapes and offsets, no duplicates, at most 100 MB) and every tensor's byte range
+ * is checked against its shape and the file. Errors: TOKEMB_INVALID_ARGUMENT (NULL path/out, no tensor of
+ * that name, name NULL with several tensors), TOKEMB_IO, TOKEMB_FORMAT (malformed header, unknown dtype,
+ * not 2-D, offsets outside the file or not matching shape x dtype; the message names the byte offset),
+ * TOKEMB_UNSUPPORTED (a valid dtype tables cannot store, e.g. I64), TOKEMB_NO_MEMORY. Thread-safe.
+ */
+TOKEMB_API int32_t tokemb_safetensors_load(const char *path, const char *name, tokemb_table **out);
+/**
+ * Like tokemb_safetensors_load but maps the file read-only and wraps the tensor without copying (a
+ * READONLY table that owns and finally unmaps the mapping). Errors: those of tokemb_safetensors_load,
+ * plus TOKEMB_UNSUPPORTED when the tensor's data is not aligned to its element size.
+ */
+TOKEMB_API int32_t tokemb_safetensors_mmap(const char *path, const char *name, tokemb_table **out);
+/**
+ * Lists the tensor names of a .safetensors file in header order (every tensor, any dtype or rank;
+ * __metadata__ excluded). *n_names and *bytes_needed receive the count and the bytes of all names, each
+ * NUL-terminated, packed one after another; the names are copied into buf if buf is non-NULL (pass
+ * buf = NULL first to size it). Errors: TOKEMB_INVALID_ARGUMENT (NULL n_names/bytes_needed, buf_size
+ * smaller than needed: nothing written), and those of tokemb_safetensors_load. Thread-safe.
+ */
+TOKEMB_API int32_t tokemb_safetensors_names(const char *path, char *buf, size_t buf_size, size_t *n_names,
+                                            size_t *bytes_needed);
+/**
+ * Saves n tables as tensors names[i] (UTF-8, distinct, not "__metadata__") of shape [rows, dim] and the
+ * table's dtype (F32, F16 or BF16), in the given order, header padded to a multiple of 8 bytes.
+ * Atomic as tokemb_npy_save. Errors: TOKEMB_INVALID_ARGUMENT (NULL arrays or entries, n == 0, bad or
+ * repeated names), TOKEMB_UNSUPPORTED (Q8_ROW), TOKEMB_IO, TOKEMB_NO_MEMORY.
+ */
+TOKEMB_API int32_t tokemb_safetensors_save(const tokemb_table *const *tables, const char *const *names, size_t n,
+                                           const char *path);
+
+/** Opaque vocabulary: words (UTF-8 byte strings) <-> ids 0..size-1 in insertion order. */
+typedef struct tokemb_vocab tokemb_vocab;
+/** Creates an empty vocabulary; free with tokemb_vocab_free. Errors: TOKEMB_INVALID_ARGUMENT, NO_MEMORY. */
+TOKEMB_API int32_t tokemb_vocab_create(tokemb_vocab **out);
+/** Frees a vocabulary. NULL is a no-op. */
+TOKEMB_API void tokemb_vocab_free(tokemb_vocab *v);
+/** Number of words, or -1 for NULL. Thread-safe. */
+TOKEMB_API int64_t tokemb_vocab_size(const tokemb_vocab *v);
+/**
+ * Appends word[0..len) (non-empty, valid UTF-8, no NUL; need not be NUL-terminated) with the next id,
+ * stored in *id if id is non-NULL. Needs exclusive access. Errors: TOKEMB_INVALID_ARGUMENT (NULL v or
+ * word, empty, invalid UTF-8 or NUL (byte named), a word already present (its id named)),
+ * TOKEMB_NO_MEMORY. The vocabulary is unchanged on error.
+ */
+TOKEMB_API int32_t tokemb_vocab_add(tokemb_vocab *v, const char *word, size_t len, int64_t *id);
+/** The id of word[0..len), or -1 if absent (or v/word NULL). Thread-safe. */
+TOKEMB_API int64_t tokemb_vocab_find(const tokemb_vocab *v, const char *word, size_t len);
+/** The NUL-terminated word of `id` (its byte length in *len if non-NULL), owned by v and valid until v
+ *  changes; NULL if v is NULL or id is outside [0, size). Thread-safe. */
+TOKEMB_API const char *tokemb_vocab_word(const tokemb_vocab *v, int64_t id, size_t *len);
+
+/** Word-vector file formats (pinned values). */
+enum tokemb_vectors_format {
+    /** word2vec binary (gensim save_word2vec_format(binary=True), the C tool): "count dim\n", then per
+     *  word "word " + dim little-endian float32 (+ optional '\n'). */
+    TOKEMB_VECTORS_WORD2VEC_BINARY = 0,
+    /** word2vec text, also fastText's .vec: "count dim\n", then "word v1 ... vD\n" per word. */
+    TOKEMB_VECTORS_WORD2VEC_TEXT = 1,
+    /** GloVe text: "word v1 ... vD\n" per word, no header (dim from the first line). */
+    TOKEMB_VECTORS_GLOVE = 2
+};
+
+/**
+ * Loads word vectors: a new F32 table [words][dim] and its vocabulary (row i = word i), as gensim's
+ * KeyedVectors.load_word2vec_format reads the same file (for GloVe: no_header=True): words must be
+ * valid UTF-8 (no NUL); a repeated word keeps its first vector and later copies are skipped (rows =
+ * distinct words); text values are split on single spaces after trailing whitespace is stripped, parsed
+ * as decimal numbers through double (Python's float()) and rounded to float32, independent of the C
+ * locale. The declared count and dim are checked against the file length before allocating; data after
+ * the last vector must be whitespace. progress may be NULL. Errors: TOKEMB_INVALID_ARGUMENT (NULL path or
+ * outputs, unknown format), TOKEMB_IO, TOKEMB_FORMAT (message names the byte offset, the vector index and
+ * what was expected), TOKEMB_CANCELLED, TOKEMB_NO_MEMORY. Outputs are written only on success. Thread-safe.
+ */
+TOKEMB_API int32_t tokemb_vectors_load(const char *path, int32_t format, tokemb_progress_fn progress, void *user,
+                                       tokemb_table **out_table, tokemb_vocab **out_vocab);
+/**
+ * Saves table rows with their words (vocab size must equal rows; words must not contain ASCII whitespace)
+ * in `format`. Text values are written with the fewest of 6..9 significant digits that read back (through
+ * double) to the same float32, so gensim and tokemb_vectors_load recover identical vectors; any storage
+ * dtype is written as its float32 values. Atomic as tokemb_npy_save. Errors: TOKEMB_INVALID_ARGUMENT,
+ * TOKEMB_IO, TOKEMB_NO_MEMORY. Safe while other threads read t and v.
+ */
+TOKEMB_API int32_t tokemb_vectors_save(const tokemb_table *t, const tokemb_vocab *v, const char *path,
+                                       int32_t format);
+
+/** Similarity metrics of the nearest-neighbour search (pinned values). */
+enum tokemb_metric {
+    /** cosine: dot(row, q/|q|) / |row| (gensim most_similar's scoring); a zero row or query scores 0. */
+    TOKEMB_METRIC_COSINE = 0,
+    /** raw dot product dot(row, q). */
+    TOKEMB_METRIC_DOT = 1
+};
+
+/**
+ * Top-k rows of t most similar to each query vector: queries[n_queries][dim] float32; out_ids and
+ * out_scores (may be NULL) are [n_queries][k], best first (higher score, ties by lower id, NaN scores
+ * last). exclude_ids (NULL, or one id per query, -1 = none) removes that row from the query's results
+ * (as gensim excludes the query word); a slot left empty then holds id -1 and score -INFINITY. Scores are
+ * computed in float32 through cblas_sgemm over blocks of rows (scratch is bounded; non-F32 storage is
+ * dequantised block by block). Read-only on t; thread-safe. n_queries == 0 is a no-op. Errors:
+ * TOKEMB_INVALID_ARGUMENT (NULL t/queries/out_ids, k == 0 or k > rows, unknown metric),
+ * TOKEMB_OUT_OF_RANGE (an exclude id outside [-1, rows), named with its index), TOKEMB_OVERFLOW,
+ * TOKEMB_NO_MEMORY. Outputs are written only on success.
+ */
+TOKEMB_API int32_t tokemb_nearest(const tokemb_table *t, const float *queries, size_t n_queries, size_t k,
+                                  int32_t metric, const int64_t *exclude_ids, int64_t *out_ids, float *out_scores);
+/**
+ * tokemb_nearest for table rows as queries: the query of ids[i] is row ids[i]; with exclude_self = 1
+ * that row is left out of its own results (gensim's most_similar(word)). Errors: those of
+ * tokemb_nearest, TOKEMB_OUT_OF_RANGE for an id outside [0, rows), TOKEMB_INVALID_ARGUMENT for
+ * exclude_self not 0/1.
+ */
+TOKEMB_API int32_t tokemb_nearest_ids(const tokemb_table *t, const int64_t *ids, size_t n, size_t k, int32_t metric,
+                                      int32_t exclude_self, int64_t *out_ids, float *out_scores);
 
 #ifdef __cplusplus
 }

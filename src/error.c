@@ -17,6 +17,7 @@ const char *tokemb_status_string(int32_t status) {
     case TOKEMB_UNSUPPORTED: return "unsupported";
     case TOKEMB_OVERFLOW: return "size overflow";
     case TOKEMB_READ_ONLY: return "read-only";
+    case TOKEMB_CANCELLED: return "cancelled";
     default: return "unknown status";
     }
 }
