@@ -9,13 +9,18 @@ The library is found through TOKEMB_LIBRARY, this package's folder, the reposito
 the system loader path (see tokemb._lib). torch modules live in tokemb.torch (imported on demand).
 """
 from . import _lib
-from ._errors import (Error, FormatError, InvalidArgument, IoError, NoMemory, OutOfRange, Overflow, ReadOnly,
+from ._errors import (Cancelled, Error, FormatError, InvalidArgument, IoError, NoMemory, OutOfRange, Overflow, ReadOnly,
                       Unsupported)
 from ._sigs import CONSTS as constants
 from .table import BF16, F16, F32, NO_PADDING, Q8_ROW, Table
+from .io import (Vocab, convert, load_npy, load_safetensors, load_vectors, nearest, nearest_ids, safetensors_names,
+                 save_npy, save_safetensors, save_vectors)
+from .posenc import Alibi, Learned, PositionalEncoding, Rope, Shaw, Sinusoidal, T5, embed, embed_backward
 
 __all__ = ["Table", "Error", "InvalidArgument", "OutOfRange", "NoMemory", "IoError", "FormatError", "Unsupported",
-           "Overflow", "ReadOnly", "F32", "F16", "BF16", "Q8_ROW", "NO_PADDING", "constants", "version",
+           "Overflow", "ReadOnly", "Cancelled", "Vocab", "load_npy", "save_npy", "load_safetensors",
+           "save_safetensors", "safetensors_names", "load_vectors", "save_vectors", "nearest", "nearest_ids", "convert", "PositionalEncoding", "Sinusoidal", "Learned", "Rope", "Alibi", "T5", "Shaw",
+           "embed", "embed_backward", "F32", "F16", "BF16", "Q8_ROW", "NO_PADDING", "constants", "version",
            "version_number", "set_num_threads", "get_num_threads", "last_error", "status_string", "library_path"]
 
 library_path = _lib.path

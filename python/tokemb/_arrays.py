@@ -27,7 +27,7 @@ def ids_array(ids, name="ids", allow_i32=True):
         return a.astype(np.int64).reshape(a.shape)
     if a.dtype.kind not in "iu":
         raise ValueError("%s must hold integers, got %s" % (name, a.dtype))
-    return np.ascontiguousarray(a, dtype=np.int64)
+    return a.astype(np.int64, order="C", copy=False)  # keeps 0-d ids 0-d (ascontiguousarray would not)
 
 
 def f32_array(x, name, shape=None, ndim=None):

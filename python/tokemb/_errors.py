@@ -51,10 +51,14 @@ class ReadOnly(Error):
     """TOKEMB_READ_ONLY: a write to a frozen or read-only (borrowed) table."""
 
 
+class Cancelled(Error):
+    """TOKEMB_CANCELLED: a progress callback asked to stop (nothing was returned)."""
+
+
 _BY_STATUS = {-1: InvalidArgument, -2: OutOfRange, -3: NoMemory, -4: IoError, -5: FormatError,
-              -6: Unsupported, -7: Overflow, -8: ReadOnly}
+              -6: Unsupported, -7: Overflow, -8: ReadOnly, -9: Cancelled}
 _NAMES = {-1: "TOKEMB_INVALID_ARGUMENT", -2: "TOKEMB_OUT_OF_RANGE", -3: "TOKEMB_NO_MEMORY", -4: "TOKEMB_IO",
-          -5: "TOKEMB_FORMAT", -6: "TOKEMB_UNSUPPORTED", -7: "TOKEMB_OVERFLOW", -8: "TOKEMB_READ_ONLY"}
+          -5: "TOKEMB_FORMAT", -6: "TOKEMB_UNSUPPORTED", -7: "TOKEMB_OVERFLOW", -8: "TOKEMB_READ_ONLY", -9: "TOKEMB_CANCELLED"}
 
 
 def error_for(status, message, function=""):

@@ -44,6 +44,8 @@ def _load():
     for where, path in _candidates():
         if os.sep in path and not os.path.exists(path):
             tried.append("%s: %s (not found)" % (where, path))
+            if where == "TOKEMB_LIBRARY" and env and not os.path.isdir(env):
+                break
             continue
         try:
             return ctypes.CDLL(path), path

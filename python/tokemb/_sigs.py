@@ -5,6 +5,7 @@ import ctypes
 from ctypes import (c_char_p, c_double, c_float, c_int, c_int8, c_int16, c_int32,
                     c_int64, c_size_t, c_uint, c_uint8, c_uint16, c_uint32, c_uint64, c_void_p)
 
+tokemb_progress_fn = ctypes.CFUNCTYPE(c_int32, c_void_p, c_uint64, c_uint64)
 
 # name: (restype, [argtypes])
 SIGS = {
@@ -80,6 +81,24 @@ SIGS = {
     "tokemb_optim_step_coalesced": (c_int32, [c_void_p, c_void_p, c_size_t, c_void_p]),
     "tokemb_logits": (c_int32, [c_void_p, c_void_p, c_size_t, c_void_p]),
     "tokemb_logits_backward": (c_int32, [c_void_p, c_void_p, c_size_t, c_void_p, c_void_p, c_void_p]),
+    "tokemb_table_convert": (c_int32, [c_void_p, c_int32, c_void_p]),
+    "tokemb_npy_load": (c_int32, [c_char_p, c_void_p]),
+    "tokemb_npy_mmap": (c_int32, [c_char_p, c_void_p]),
+    "tokemb_npy_save": (c_int32, [c_void_p, c_char_p]),
+    "tokemb_safetensors_load": (c_int32, [c_char_p, c_char_p, c_void_p]),
+    "tokemb_safetensors_mmap": (c_int32, [c_char_p, c_char_p, c_void_p]),
+    "tokemb_safetensors_names": (c_int32, [c_char_p, c_char_p, c_size_t, c_void_p, c_void_p]),
+    "tokemb_safetensors_save": (c_int32, [c_void_p, c_void_p, c_size_t, c_char_p]),
+    "tokemb_vocab_create": (c_int32, [c_void_p]),
+    "tokemb_vocab_free": (None, [c_void_p]),
+    "tokemb_vocab_size": (c_int64, [c_void_p]),
+    "tokemb_vocab_add": (c_int32, [c_void_p, c_char_p, c_size_t, c_void_p]),
+    "tokemb_vocab_find": (c_int64, [c_void_p, c_char_p, c_size_t]),
+    "tokemb_vocab_word": (c_char_p, [c_void_p, c_int64, c_void_p]),
+    "tokemb_vectors_load": (c_int32, [c_char_p, c_int32, tokemb_progress_fn, c_void_p, c_void_p, c_void_p]),
+    "tokemb_vectors_save": (c_int32, [c_void_p, c_void_p, c_char_p, c_int32]),
+    "tokemb_nearest": (c_int32, [c_void_p, c_void_p, c_size_t, c_size_t, c_int32, c_void_p, c_void_p, c_void_p]),
+    "tokemb_nearest_ids": (c_int32, [c_void_p, c_void_p, c_size_t, c_size_t, c_int32, c_int32, c_void_p, c_void_p]),
 }
 
 # every integer constant of the header (enums and #defines)
@@ -99,6 +118,7 @@ CONSTS = {
     "TOKEMB_UNSUPPORTED": -6,
     "TOKEMB_OVERFLOW": -7,
     "TOKEMB_READ_ONLY": -8,
+    "TOKEMB_CANCELLED": -9,
     "TOKEMB_F32": 0,
     "TOKEMB_F16": 1,
     "TOKEMB_BF16": 2,
@@ -108,6 +128,7 @@ CONSTS = {
     "TOKEMB_TABLE_NORM_TYPE": 102,
     "TOKEMB_TABLE_SCALE_GRAD_BY_FREQ": 103,
     "TOKEMB_TABLE_FROZEN": 104,
+    "TOKEMB_TABLE_NONTEMPORAL": 105,
     "TOKEMB_PADDING_IDX": 100,
     "TOKEMB_MAX_NORM": 101,
     "TOKEMB_NORM_TYPE": 102,
@@ -174,4 +195,9 @@ CONSTS = {
     "TOKEMB_OPTIM_BETA2": 404,
     "TOKEMB_OPTIM_LR_DECAY": 405,
     "TOKEMB_OPTIM_INITIAL_ACCUMULATOR": 406,
+    "TOKEMB_VECTORS_WORD2VEC_BINARY": 0,
+    "TOKEMB_VECTORS_WORD2VEC_TEXT": 1,
+    "TOKEMB_VECTORS_GLOVE": 2,
+    "TOKEMB_METRIC_COSINE": 0,
+    "TOKEMB_METRIC_DOT": 1,
 }

@@ -51,6 +51,17 @@ class _Handle:
             _lib.lib.tokemb_table_free(p)
 
 
+class _BorrowedHandle:
+    """A tokemb_table* owned by something else (an encoder's parameter table): never freed here; `keep`
+    holds the owner alive."""
+
+    __slots__ = ("ptr", "keep", "__weakref__")
+
+    def __init__(self, p, keep):
+        self.ptr = p
+        self.keep = keep
+
+
 class _Param:
     """A table parameter as a Python property."""
 
@@ -93,6 +104,12 @@ class Table:
     def _adopt(cls, p, keep=None):
         t = cls.__new__(cls)
         t._h = _Handle(p, keep)
+        return t
+
+    @classmethod
+    def _borrow(cls, p, owner):
+        t = cls.__new__(cls)
+        t._h = _BorrowedHandle(p, owner)
         return t
 
     @classmethod
@@ -307,3 +324,185 @@ class Table:
         out = out_array(out, "out", ids.shape + (self.dim,))
         _lib.check(_lib.fn("tokemb_lookup_onehot")(self._p, ptr(ids), ids.size, ptr(out)), "tokemb_lookup_onehot")
         return out
+
+    # ---- training -----------------------------------------------------------------------------
+    def _grad_rows(self, grad_out, ids, name="grad_out"):
+        """grad_out must be float32 C-contiguous with shape ids.shape + (dim,) (or (n, dim))."""
+        g = f32_array(grad_out, name)
+        n, d = ids.size, self.dim
+        if not (g.shape == ids.shape + (d,) or g.shape == (n, d)):
+            raise ValueError("%s must have shape %s (ids.shape + (dim,)), got %s" % (name, ids.shape + (d,), g.shape))
+        return g
+
+    def _grad_table(self, grad_table):
+        if grad_table is None:
+            return np.zeros((self.rows, self.dim), dtype=np.float32)
+        return out_array(grad_table, "grad_table", (self.rows, self.dim))
+
+    def grad_accumulate(self, ids, grad_out, grad_table=None):
+        """Dense gradient of lookup: grad_table[rows, dim] += scatter of grad_out (padding_idx and
+        scale_grad_by_freq honoured). A new zeroed buffer if grad_table is None: then it equals torch's
+        embedding_dense_backward bit for bit. Returns grad_table."""
+        ids = ids_array(ids)
+        g = self._grad_rows(grad_out, ids)
+        gt = self._grad_table(grad_table)
+        name = "tokemb_grad_accumulate_i32" if ids.dtype == np.int32 else "tokemb_grad_accumulate"
+        _lib.check(_lib.fn(name)(self._p, ptr(ids), ids.size, ptr(g), ptr(gt)), name)
+        return gt
+
+    def grad_accumulate_onehot(self, ids, grad_out, grad_table=None):
+        """grad_table += onehot(ids)^T x grad_out through sgemm (the Linear view's backward)."""
+        ids = ids_array(ids, allow_i32=False)
+        g = self._grad_rows(grad_out, ids)
+        gt = self._grad_table(grad_table)
+        _lib.check(_lib.fn("tokemb_grad_accumulate_onehot")(self._p, ptr(ids), ids.size, ptr(g), ptr(gt)),
+                   "tokemb_grad_accumulate_onehot")
+        return gt
+
+    def grad_coalesce(self, ids, grad_out):
+        """Sparse gradient: (unique_ids int64 [u], rows float32 [u, dim]), ids ascending, padding dropped."""
+        ids = ids_array(ids)
+        g = self._grad_rows(grad_out, ids)
+        n = ids.size
+        uids = np.empty(max(n, 1), dtype=np.int64)
+        rows = np.empty((max(n, 1), self.dim), dtype=np.float32)
+        nu = ctypes.c_size_t(0)
+        name = "tokemb_grad_coalesce_i32" if ids.dtype == np.int32 else "tokemb_grad_coalesce"
+        _lib.check(_lib.fn(name)(self._p, ptr(ids), n, ptr(g), ptr(uids), ptr(rows), ctypes.byref(nu)), name)
+        return uids[:nu.value], rows[:nu.value]
+
+    def lookup_bags(self, ids, offsets, mode="sum", per_sample_weights=None, out=None):
+        """EmbeddingBag forward. offsets: CSR, n_bags + 1 int64 entries (0, ..., len(ids)).
+        mode: "sum", "mean", "max" (or 0/1/2). Returns out [n_bags, dim]."""
+        ids = ids_array(ids)
+        check_shape(ids, "ids", ndim=1)
+        offs = ids_array(offsets, "offsets", allow_i32=False)
+        check_shape(offs, "offsets", ndim=1)
+        if offs.size < 1:
+            raise ValueError("offsets must have n_bags + 1 >= 1 entries (CSR)")
+        nb = offs.size - 1
+        psw = None if per_sample_weights is None else f32_array(per_sample_weights, "per_sample_weights", (ids.size,))
+        out = out_array(out, "out", (nb, self.dim))
+        name = "tokemb_lookup_bags_i32" if ids.dtype == np.int32 else "tokemb_lookup_bags"
+        _lib.check(_lib.fn(name)(self._p, ptr(ids), ids.size, ptr(offs), nb, bag_mode(mode), ptr(psw), ptr(out)), name)
+        return out
+
+    def grad_accumulate_bags(self, ids, offsets, grad_out, mode="sum", per_sample_weights=None, grad_table=None,
+                             psw_grad=False):
+        """Backward of lookup_bags. Returns grad_table, or (grad_table, grad_per_sample_weights) when
+        psw_grad is true (SUM with weights)."""
+        ids = ids_array(ids)
+        check_shape(ids, "ids", ndim=1)
+        offs = ids_array(offsets, "offsets", allow_i32=False)
+        check_shape(offs, "offsets", ndim=1)
+        if offs.size < 1:
+            raise ValueError("offsets must have n_bags + 1 >= 1 entries (CSR)")
+        nb = offs.size - 1
+        g = f32_array(grad_out, "grad_out", (nb, self.dim))
+        psw = None if per_sample_weights is None else f32_array(per_sample_weights, "per_sample_weights", (ids.size,))
+        gt = self._grad_table(grad_table)
+        gpsw = np.empty(ids.size, dtype=np.float32) if psw_grad else None
+        name = "tokemb_grad_accumulate_bags_i32" if ids.dtype == np.int32 else "tokemb_grad_accumulate_bags"
+        _lib.check(_lib.fn(name)(self._p, ptr(ids), ids.size, ptr(offs), nb, bag_mode(mode), ptr(psw), ptr(g), ptr(gt),
+                                 ptr(gpsw)), name)
+        return (gt, gpsw) if psw_grad else gt
+
+    # ---- fused sparse optimizers ----------------------------------------------------------------
+    def optimizer(self, kind, **hparams):
+        """Selects the table's optimizer ("sgd", "rowwise_adagrad", "adagrad", "sparse_adam") with empty
+        state, then sets hyper-parameters by name: lr, weight_decay, eps, beta1, beta2 (or betas=(b1, b2)),
+        lr_decay, initial_accumulator. Returns self."""
+        if isinstance(kind, str):
+            try:
+                code = CONSTS["TOKEMB_OPTIM_" + kind.upper()]
+            except KeyError:
+                raise ValueError("unknown optimizer %r" % kind) from None
+        else:
+            code = int(kind)
+        if "betas" in hparams:
+            hparams["beta1"], hparams["beta2"] = hparams.pop("betas")
+        keys = {}
+        for k in hparams:
+            if "TOKEMB_OPTIM_" + k.upper() not in CONSTS:
+                raise ValueError("unknown optimizer parameter %r" % k)
+            keys[k] = CONSTS["TOKEMB_OPTIM_" + k.upper()]
+        _lib.check(_lib.fn("tokemb_optim_select")(self._p, code), "tokemb_optim_select")
+        for k, v in hparams.items():
+            self.set_optim_param(keys[k], v)
+        return self
+
+    def set_optim_param(self, key, value):
+        if isinstance(key, str):
+            key = CONSTS["TOKEMB_OPTIM_" + key.upper()]
+        _lib.check(_lib.fn("tokemb_optim_set_param_f64")(self._p, key, float(value)), "tokemb_optim_set_param_f64")
+
+    def get_optim_param(self, key):
+        if isinstance(key, str):
+            key = CONSTS["TOKEMB_OPTIM_" + key.upper()]
+        v = ctypes.c_double()
+        _lib.check(_lib.fn("tokemb_optim_get_param_f64")(self._p, key, ctypes.byref(v)), "tokemb_optim_get_param_f64")
+        return v.value
+
+    @property
+    def optim_steps(self):
+        """Steps since the optimizer was selected (-1 when none is selected)."""
+        return _lib.fn("tokemb_optim_steps")(self._p)
+
+    def step(self, ids, grad_out):
+        """One fused optimizer step from the lookup's output gradient (only referenced rows change)."""
+        ids = ids_array(ids)
+        g = self._grad_rows(grad_out, ids)
+        name = "tokemb_optim_step_i32" if ids.dtype == np.int32 else "tokemb_optim_step"
+        _lib.check(_lib.fn(name)(self._p, ptr(ids), ids.size, ptr(g)), name)
+
+    def step_coalesced(self, unique_ids, rows):
+        """One fused step from a coalesced gradient (strictly increasing ids, rows [u, dim])."""
+        u = ids_array(unique_ids, "unique_ids", allow_i32=False)
+        check_shape(u, "unique_ids", ndim=1)
+        r = f32_array(rows, "rows", (u.size, self.dim))
+        _lib.check(_lib.fn("tokemb_optim_step_coalesced")(self._p, ptr(u), u.size, ptr(r)), "tokemb_optim_step_coalesced")
+
+    # ---- tied output head ---------------------------------------------------------------------
+    def logits(self, hidden, out=None):
+        """logits[..., rows] = hidden[..., dim] @ W^T (sgemm)."""
+        h = f32_array(hidden, "hidden")
+        if h.ndim < 1 or h.shape[-1] != self.dim:
+            raise ValueError("hidden must have shape (..., %d), got %s" % (self.dim, h.shape))
+        n = h.size // self.dim
+        out = out_array(out, "out", h.shape[:-1] + (self.rows,))
+        _lib.check(_lib.fn("tokemb_logits")(self._p, ptr(h), n, ptr(out)), "tokemb_logits")
+        return out
+
+    def logits_backward(self, hidden, grad_logits, grad_hidden=True, grad_table=None):
+        """Returns (grad_hidden or None, grad_table or None): grad_hidden = grad_logits @ W (a new array
+        if grad_hidden is True, None if False), grad_table += grad_logits^T @ hidden (pass an array to
+        accumulate into, True for a new zeroed one, None/False to skip)."""
+        h = f32_array(hidden, "hidden")
+        if h.ndim < 1 or h.shape[-1] != self.dim:
+            raise ValueError("hidden must have shape (..., %d), got %s" % (self.dim, h.shape))
+        n = h.size // self.dim
+        gl = f32_array(grad_logits, "grad_logits", h.shape[:-1] + (self.rows,))
+        gh = None
+        if grad_hidden is True:
+            gh = np.empty(h.shape, dtype=np.float32)
+        elif grad_hidden is not None and grad_hidden is not False:
+            gh = out_array(grad_hidden, "grad_hidden", h.shape)
+        gt = None
+        if grad_table is True:
+            gt = np.zeros((self.rows, self.dim), dtype=np.float32)
+        elif grad_table is not None and grad_table is not False:
+            gt = out_array(grad_table, "grad_table", (self.rows, self.dim))
+        if gh is None and gt is None:
+            raise ValueError("logits_backward: ask for grad_hidden, grad_table or both")
+        _lib.check(_lib.fn("tokemb_logits_backward")(self._p, ptr(h), n, ptr(gl), ptr(gh), ptr(gt)),
+                   "tokemb_logits_backward")
+        return gh, gt
+
+
+def bag_mode(mode):
+    if isinstance(mode, str):
+        try:
+            return CONSTS["TOKEMB_BAG_" + mode.upper()]
+        except KeyError:
+            raise ValueError("unknown bag mode %r (sum, mean, max)" % mode) from None
+    return int(mode)

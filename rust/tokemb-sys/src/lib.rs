@@ -18,6 +18,15 @@ pub struct tokemb_posenc {
     _not_send_sync: core::marker::PhantomData<(*mut u8, core::marker::PhantomPinned)>,
 }
 
+/// Opaque handle (`typedef struct tokemb_vocab tokemb_vocab;`).
+#[repr(C)]
+pub struct tokemb_vocab {
+    _private: [u8; 0],
+    _not_send_sync: core::marker::PhantomData<(*mut u8, core::marker::PhantomPinned)>,
+}
+
+pub type tokemb_progress_fn = Option<unsafe extern "C" fn(*mut core::ffi::c_void, u64, u64) -> i32>;
+
 // ---- #define constants
 pub const TOKEMB_VERSION_MAJOR: i32 = 0;
 pub const TOKEMB_VERSION_MINOR: i32 = 1;
@@ -37,6 +46,7 @@ pub const TOKEMB_FORMAT: i32 = -5;
 pub const TOKEMB_UNSUPPORTED: i32 = -6;
 pub const TOKEMB_OVERFLOW: i32 = -7;
 pub const TOKEMB_READ_ONLY: i32 = -8;
+pub const TOKEMB_CANCELLED: i32 = -9;
 
 // ---- enum tokemb_dtype
 pub const TOKEMB_F32: i32 = 0;
@@ -50,6 +60,7 @@ pub const TOKEMB_TABLE_MAX_NORM: i32 = 101;
 pub const TOKEMB_TABLE_NORM_TYPE: i32 = 102;
 pub const TOKEMB_TABLE_SCALE_GRAD_BY_FREQ: i32 = 103;
 pub const TOKEMB_TABLE_FROZEN: i32 = 104;
+pub const TOKEMB_TABLE_NONTEMPORAL: i32 = 105;
 pub const TOKEMB_PADDING_IDX: i32 = 100;
 pub const TOKEMB_MAX_NORM: i32 = 101;
 pub const TOKEMB_NORM_TYPE: i32 = 102;
@@ -131,6 +142,15 @@ pub const TOKEMB_OPTIM_BETA2: i32 = 404;
 pub const TOKEMB_OPTIM_LR_DECAY: i32 = 405;
 pub const TOKEMB_OPTIM_INITIAL_ACCUMULATOR: i32 = 406;
 
+// ---- enum tokemb_vectors_format
+pub const TOKEMB_VECTORS_WORD2VEC_BINARY: i32 = 0;
+pub const TOKEMB_VECTORS_WORD2VEC_TEXT: i32 = 1;
+pub const TOKEMB_VECTORS_GLOVE: i32 = 2;
+
+// ---- enum tokemb_metric
+pub const TOKEMB_METRIC_COSINE: i32 = 0;
+pub const TOKEMB_METRIC_DOT: i32 = 1;
+
 extern "C" {
     pub fn tokemb_version_string() -> *const core::ffi::c_char;
     pub fn tokemb_version_number() -> u32;
@@ -204,4 +224,22 @@ extern "C" {
     pub fn tokemb_optim_step_coalesced(t: *mut tokemb_table, unique_ids: *const i64, n_unique: usize, rows: *const f32) -> i32;
     pub fn tokemb_logits(t: *const tokemb_table, hidden: *const f32, n: usize, logits: *mut f32) -> i32;
     pub fn tokemb_logits_backward(t: *const tokemb_table, hidden: *const f32, n: usize, grad_logits: *const f32, grad_hidden: *mut f32, grad_table: *mut f32) -> i32;
+    pub fn tokemb_table_convert(src: *const tokemb_table, dtype: i32, out: *mut *mut tokemb_table) -> i32;
+    pub fn tokemb_npy_load(path: *const core::ffi::c_char, out: *mut *mut tokemb_table) -> i32;
+    pub fn tokemb_npy_mmap(path: *const core::ffi::c_char, out: *mut *mut tokemb_table) -> i32;
+    pub fn tokemb_npy_save(t: *const tokemb_table, path: *const core::ffi::c_char) -> i32;
+    pub fn tokemb_safetensors_load(path: *const core::ffi::c_char, name: *const core::ffi::c_char, out: *mut *mut tokemb_table) -> i32;
+    pub fn tokemb_safetensors_mmap(path: *const core::ffi::c_char, name: *const core::ffi::c_char, out: *mut *mut tokemb_table) -> i32;
+    pub fn tokemb_safetensors_names(path: *const core::ffi::c_char, buf: *mut core::ffi::c_char, buf_size: usize, n_names: *mut usize, bytes_needed: *mut usize) -> i32;
+    pub fn tokemb_safetensors_save(tables: *const *const tokemb_table, names: *const *const core::ffi::c_char, n: usize, path: *const core::ffi::c_char) -> i32;
+    pub fn tokemb_vocab_create(out: *mut *mut tokemb_vocab) -> i32;
+    pub fn tokemb_vocab_free(v: *mut tokemb_vocab);
+    pub fn tokemb_vocab_size(v: *const tokemb_vocab) -> i64;
+    pub fn tokemb_vocab_add(v: *mut tokemb_vocab, word: *const core::ffi::c_char, len: usize, id: *mut i64) -> i32;
+    pub fn tokemb_vocab_find(v: *const tokemb_vocab, word: *const core::ffi::c_char, len: usize) -> i64;
+    pub fn tokemb_vocab_word(v: *const tokemb_vocab, id: i64, len: *mut usize) -> *const core::ffi::c_char;
+    pub fn tokemb_vectors_load(path: *const core::ffi::c_char, format: i32, progress: tokemb_progress_fn, user: *mut core::ffi::c_void, out_table: *mut *mut tokemb_table, out_vocab: *mut *mut tokemb_vocab) -> i32;
+    pub fn tokemb_vectors_save(t: *const tokemb_table, v: *const tokemb_vocab, path: *const core::ffi::c_char, format: i32) -> i32;
+    pub fn tokemb_nearest(t: *const tokemb_table, queries: *const f32, n_queries: usize, k: usize, metric: i32, exclude_ids: *const i64, out_ids: *mut i64, out_scores: *mut f32) -> i32;
+    pub fn tokemb_nearest_ids(t: *const tokemb_table, ids: *const i64, n: usize, k: usize, metric: i32, exclude_self: i32, out_ids: *mut i64, out_scores: *mut f32) -> i32;
 }

@@ -1,0 +1,244 @@
+"""Files (npy, safetensors, word2vec/GloVe), vocabularies, nearest neighbours, dtype conversion."""
+import ctypes
+import os
+
+import numpy as np
+
+from . import _lib
+from ._arrays import check_shape, f32_array, ids_array, ptr
+from ._errors import InvalidArgument
+from ._sigs import CONSTS
+from . import _sigs
+from .table import Table, _dtype_code
+
+
+def _path(p):
+    p = os.fspath(p)
+    return p.encode("utf-8") if isinstance(p, str) else p
+
+
+def _new_table(fname, *args):
+    h = ctypes.c_void_p()
+    _lib.check(_lib.fn(fname)(*args, ctypes.byref(h)), fname)
+    return Table._adopt(h.value)
+
+
+def load_npy(path, mmap=False):
+    """A table from a 2-D '<f4'/'<f2' C-order .npy file: a copy, or with mmap=True a read-only
+    zero-copy mapping (owned by the table)."""
+    return _new_table("tokemb_npy_mmap" if mmap else "tokemb_npy_load", _path(path))
+
+
+def save_npy(table, path):
+    """Atomic save of an F32/F16 table as .npy."""
+    _lib.check(_lib.fn("tokemb_npy_save")(table._p, _path(path)), "tokemb_npy_save")
+
+
+def load_safetensors(path, name=None, mmap=False):
+    """Tensor `name` (None: the file's only tensor) of a .safetensors file as a table (copy or mmap)."""
+    n = None if name is None else name.encode("utf-8")
+    return _new_table("tokemb_safetensors_mmap" if mmap else "tokemb_safetensors_load", _path(path), n)
+
+
+def safetensors_names(path):
+    """Tensor names of a .safetensors file, in header order."""
+    f = _lib.fn("tokemb_safetensors_names")
+    nn, nb = ctypes.c_size_t(), ctypes.c_size_t()
+    p = _path(path)
+    _lib.check(f(p, None, 0, ctypes.byref(nn), ctypes.byref(nb)), "tokemb_safetensors_names")
+    buf = ctypes.create_string_buffer(max(nb.value, 1))
+    _lib.check(f(p, buf, len(buf), ctypes.byref(nn), ctypes.byref(nb)), "tokemb_safetensors_names")
+    raw = buf.raw[:nb.value]
+    return [w.decode("utf-8") for w in raw.split(b"\0")[:nn.value]]
+
+
+def save_safetensors(tensors, path):
+    """Atomic save of {name: Table} (insertion order) as one .safetensors file."""
+    items = list(tensors.items())
+    if not items:
+        raise ValueError("save_safetensors needs at least one tensor")
+    tabs = (ctypes.c_void_p * len(items))(*[t._p for _, t in items])
+    names = (ctypes.c_char_p * len(items))(*[n.encode("utf-8") for n, _ in items])
+    _lib.check(_lib.fn("tokemb_safetensors_save")(ctypes.cast(tabs, ctypes.c_void_p), ctypes.cast(names, ctypes.c_void_p),
+                                                  len(items), _path(path)), "tokemb_safetensors_save")
+
+
+class _VocabHandle:
+    __slots__ = ("ptr", "__weakref__")
+
+    def __init__(self, p):
+        self.ptr = p
+
+    def __del__(self):
+        p, self.ptr = self.ptr, None
+        if p and _lib is not None and _lib.lib is not None:
+            _lib.lib.tokemb_vocab_free(p)
+
+
+class Vocab:
+    """Words (str, stored as UTF-8) <-> ids in insertion order. v["king"] -> id, v[3] -> word."""
+
+    def __init__(self, words=()):
+        h = ctypes.c_void_p()
+        _lib.check(_lib.fn("tokemb_vocab_create")(ctypes.byref(h)), "tokemb_vocab_create")
+        self._h = _VocabHandle(h.value)
+        for w in words:
+            self.add(w)
+
+    @classmethod
+    def _adopt(cls, p):
+        v = cls.__new__(cls)
+        v._h = _VocabHandle(p)
+        return v
+
+    @property
+    def _p(self):
+        h = self.__dict__.get("_h")
+        if h is None or not h.ptr:
+            raise InvalidArgument(CONSTS["TOKEMB_INVALID_ARGUMENT"], "the vocabulary is closed", "tokemb.Vocab")
+        return h.ptr
+
+    def close(self):
+        self.__dict__["_h"] = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __len__(self):
+        return _lib.fn("tokemb_vocab_size")(self._p)
+
+    def add(self, word):
+        b = word.encode("utf-8") if isinstance(word, str) else bytes(word)
+        i = ctypes.c_int64()
+        _lib.check(_lib.fn("tokemb_vocab_add")(self._p, b, len(b), ctypes.byref(i)), "tokemb_vocab_add")
+        return i.value
+
+    def find(self, word):
+        """The id of word, or -1."""
+        b = word.encode("utf-8") if isinstance(word, str) else bytes(word)
+        return _lib.fn("tokemb_vocab_find")(self._p, b, len(b))
+
+    def __contains__(self, word):
+        return self.find(word) >= 0
+
+    def word(self, i):
+        n = ctypes.c_size_t()
+        w = _lib.fn("tokemb_vocab_word")(self._p, int(i), ctypes.byref(n))
+        if w is None:
+            raise IndexError("word id %d is outside [0, %d)" % (i, len(self)))
+        return w.decode("utf-8")
+
+    def __getitem__(self, key):
+        if isinstance(key, (str, bytes)):
+            i = self.find(key)
+            if i < 0:
+                raise KeyError(key)
+            return i
+        return self.word(key)
+
+    def __iter__(self):
+        return (self.word(i) for i in range(len(self)))
+
+    def words(self):
+        return list(self)
+
+
+_FORMATS = {"word2vec_binary": 0, "word2vec": 0, "bin": 0, "word2vec_text": 1, "text": 1, "vec": 1, "glove": 2}
+
+
+def _format(f):
+    if isinstance(f, str):
+        try:
+            return _FORMATS[f.lower()]
+        except KeyError:
+            raise ValueError("unknown vectors format %r (%s)" % (f, ", ".join(_FORMATS))) from None
+    return int(f)
+
+
+def load_vectors(path, format="word2vec_binary", progress=None):
+    """(Table, Vocab) from a word2vec binary/text or GloVe file. progress(bytes_done, bytes_total) may
+    return True to cancel (tokemb.Cancelled is raised); an exception inside it cancels and is re-raised."""
+    cb = None
+    raised = []
+    if progress is not None:
+        def _cb(user, done, total):
+            try:
+                return 1 if progress(done, total) else 0
+            except BaseException as e:  # noqa: BLE001 - handed back after the C call returns
+                raised.append(e)
+                return 1
+        cb = _sigs.tokemb_progress_fn(_cb)
+    else:
+        cb = _sigs.tokemb_progress_fn()
+    t, v = ctypes.c_void_p(), ctypes.c_void_p()
+    st = _lib.fn("tokemb_vectors_load")(_path(path), _format(format), cb, None, ctypes.byref(t), ctypes.byref(v))
+    if raised:
+        raise raised[0]
+    _lib.check(st, "tokemb_vectors_load")
+    return Table._adopt(t.value), Vocab._adopt(v.value)
+
+
+def save_vectors(table, vocab, path, format="word2vec_binary"):
+    """Atomic save of table rows with their words (len(vocab) == rows)."""
+    _lib.check(_lib.fn("tokemb_vectors_save")(table._p, vocab._p, _path(path), _format(format)), "tokemb_vectors_save")
+
+
+def _metric(m):
+    if isinstance(m, str):
+        key = "TOKEMB_METRIC_" + m.upper()
+        if key not in CONSTS:
+            raise ValueError("unknown metric %r (cosine, dot)" % m)
+        return CONSTS[key]
+    return int(m)
+
+
+def nearest(table, queries, k=10, metric="cosine", exclude_ids=None):
+    """Top-k rows for each query vector: (ids int64 [n, k], scores float32 [n, k]), best first."""
+    q = f32_array(queries, "queries")
+    single = q.ndim == 1
+    if single:
+        q = q.reshape(1, -1)
+    check_shape(q, "queries", (None, table.dim))
+    n = q.shape[0]
+    ex = None
+    if exclude_ids is not None:
+        ex = ids_array(np.atleast_1d(exclude_ids), "exclude_ids", allow_i32=False)
+        check_shape(ex, "exclude_ids", (n,))
+    ids = np.empty((n, int(k)), np.int64)
+    sc = np.empty((n, int(k)), np.float32)
+    _lib.check(_lib.fn("tokemb_nearest")(table._p, ptr(q), n, int(k), _metric(metric), ptr(ex), ptr(ids), ptr(sc)),
+               "tokemb_nearest")
+    return (ids[0], sc[0]) if single else (ids, sc)
+
+
+def nearest_ids(table, ids, k=10, metric="cosine", exclude_self=True):
+    """Top-k rows for table rows used as queries (gensim most_similar(word) with exclude_self)."""
+    a = ids_array(np.atleast_1d(ids), allow_i32=False)
+    check_shape(a, "ids", ndim=1)
+    n = a.size
+    oi = np.empty((n, int(k)), np.int64)
+    sc = np.empty((n, int(k)), np.float32)
+    _lib.check(_lib.fn("tokemb_nearest_ids")(table._p, ptr(a), n, int(k), _metric(metric), 1 if exclude_self else 0,
+                                             ptr(oi), ptr(sc)), "tokemb_nearest_ids")
+    return (oi[0], sc[0]) if np.ndim(ids) == 0 else (oi, sc)
+
+
+def convert(table, dtype):
+    """A new table holding `table` converted to dtype ("f32", "f16", "bf16", "q8_row")."""
+    return _new_table("tokemb_table_convert", table._p, _dtype_code(dtype))
+
+
+# Methods on Table for the same operations.
+Table.load_npy = staticmethod(load_npy)
+Table.save_npy = save_npy
+Table.load_safetensors = staticmethod(load_safetensors)
+Table.save_safetensors = lambda self, path, name="weight": save_safetensors({name: self}, path)
+Table.nearest = nearest
+Table.nearest_ids = nearest_ids
+Table.convert = convert
+
+__all__ = ["load_npy", "save_npy", "load_safetensors", "safetensors_names", "save_safetensors", "Vocab",
+           "load_vectors", "save_vectors", "nearest", "nearest_ids", "convert"]
