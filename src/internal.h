@@ -61,6 +61,8 @@ struct tokemb_table {
     int32_t frozen;
     void *optim;           /* optimizer state, owned (see optim.c); NULL until first use */
     void (*optim_free)(void *);
+    void (*release)(void *ctx); /* called by tokemb_table_free (e.g. munmap of a mapped file), or NULL */
+    void *release_ctx;
     int32_t nontemporal;   /* TOKEMB_TABLE_NONTEMPORAL: 0 off, 1 on, 2 auto (lookup.c) */
 };
 

@@ -1,6 +1,7 @@
 /* lookup.c - tokemb_lookup and its int32 / strided twins, with torch's max_norm renormalisation. */
 #include "internal.h"
 #include "kernels/kernels.h"
+#include "storage.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -95,9 +96,11 @@ static int32_t tk_lookup_impl(const char *fn, tokemb_table *t, const void *ids, 
     if ((uint64_t)out_stride > SIZE_MAX || tk_mul_overflow(n, (size_t)out_stride, &total) ||
         tk_mul_overflow(total, sizeof(float), &total))
         return tk_error(TOKEMB_OVERFLOW, "%s: n = %zu rows of %lld floats overflows", fn, n, (long long)out_stride);
-    if (t->dtype != TOKEMB_F32)
-        return tk_error(TOKEMB_UNSUPPORTED, "%s: dtype %d lookups are not built in this version", fn, (int)t->dtype);
+    if (t->dtype != TOKEMB_F32 && t->max_norm > 0)
+        return tk_error(TOKEMB_UNSUPPORTED, "%s: max_norm renormalisation needs F32 storage (dtype %d)", fn,
+                        (int)t->dtype);
     if ((st = tk_check_ids(fn, ids, idw, n, t->rows))) return st;
+    if (t->dtype != TOKEMB_F32) return tk_lookup_dtype(t, ids, idw, n, out, (size_t)out_stride); /* storage.c */
     if (t->max_norm > 0) {
         if ((st = tk_check_writable(fn, t))) return st;
         if ((st = tk_renorm(fn, t, ids, idw, n))) return st;

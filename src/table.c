@@ -1,5 +1,6 @@
 /* table.c - tokemb_table: create, wrap, free, accessors, parameters, row access, initialisation. */
 #include "internal.h"
+#include "storage.h"
 
 #include <math.h>
 #include <string.h>
@@ -44,6 +45,10 @@ static int32_t tk_table_shape(const char *fn, int64_t rows, int64_t dim, int64_t
     if (row_stride < dim)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: row_stride = %lld is smaller than dim = %lld", fn,
                         (long long)row_stride, (long long)dim);
+    if (dtype == TOKEMB_Q8_ROW && (dim > INT64_MAX - 8 || row_stride < dim + 8))
+        return tk_error(TOKEMB_INVALID_ARGUMENT,
+                        "%s: Q8_ROW row_stride = %lld bytes is smaller than dim + 8 = %lld (codes, scale, bias)", fn,
+                        (long long)row_stride, (long long)(dim > INT64_MAX - 8 ? INT64_MAX : dim + 8));
     size_t es = tk_dtype_size(dtype);
     if (es == 0)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: unknown dtype %d (F32 0, F16 1, BF16 2, Q8_ROW 3)", fn,
@@ -54,9 +59,6 @@ static int32_t tk_table_shape(const char *fn, int64_t rows, int64_t dim, int64_t
         *bytes > (size_t)PTRDIFF_MAX)
         return tk_error(TOKEMB_OVERFLOW, "%s: %lld rows x %lld elements x %zu bytes overflows", fn,
                         (long long)rows, (long long)row_stride, es);
-    if (dtype != TOKEMB_F32)
-        return tk_error(TOKEMB_UNSUPPORTED, "%s: dtype %d storage is not built in this version (F32 only)", fn,
-                        (int)dtype);
     return TOKEMB_OK;
 }
 
@@ -73,7 +75,9 @@ int32_t tokemb_table_create(int64_t rows, int64_t dim, int32_t dtype, tokemb_tab
     static const char fn[] = "tokemb_table_create";
     if (!out) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: out is NULL", fn);
     size_t bytes = 0;
-    int32_t st = tk_table_shape(fn, rows, dim, dim, dtype, &bytes);
+    /* Q8_ROW rows carry their float scale and bias after the dim codes */
+    const int64_t stride = (dtype == TOKEMB_Q8_ROW && dim >= 1 && dim <= INT64_MAX - 8) ? dim + 8 : dim;
+    int32_t st = tk_table_shape(fn, rows, dim, stride, dtype, &bytes);
     if (st) return st;
     tokemb_table *t = tk_table_new();
     if (!t) return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate the table handle", fn);
@@ -85,7 +89,7 @@ int32_t tokemb_table_create(int64_t rows, int64_t dim, int32_t dtype, tokemb_tab
     }
     t->rows = rows;
     t->dim = dim;
-    t->row_stride = dim;
+    t->row_stride = stride;
     t->dtype = dtype;
     t->flags = TK_TABLE_OWNED;
     *out = t;
@@ -119,6 +123,7 @@ void tokemb_table_free(tokemb_table *t) {
     if (!t) return;
     if (t->optim && t->optim_free) t->optim_free(t->optim);
     if (t->flags & TK_TABLE_OWNED) tk_aligned_free(t->data);
+    if (t->release) t->release(t->release_ctx);
     tk_free(t);
 }
 
@@ -146,7 +151,7 @@ int32_t tokemb_table_read_rows(const tokemb_table *t, int64_t row0, size_t n_row
     int32_t st = tk_check_row_range("tokemb_table_read_rows", t, row0, n_rows, out);
     if (st) return st;
     const size_t d = (size_t)t->dim;
-    for (size_t r = 0; r < n_rows; r++) memcpy(out + r * d, tk_row_f32(t, row0 + (int64_t)r), d * sizeof(float));
+    for (size_t r = 0; r < n_rows; r++) tk_row_read_f32(t, row0 + (int64_t)r, out + r * d);
     return TOKEMB_OK;
 }
 
@@ -156,7 +161,13 @@ int32_t tokemb_table_write_rows(tokemb_table *t, int64_t row0, size_t n_rows, co
     if (st) return st;
     if ((st = tk_check_writable(fn, t))) return st;
     const size_t d = (size_t)t->dim;
-    for (size_t r = 0; r < n_rows; r++) memmove(tk_row_f32(t, row0 + (int64_t)r), src + r * d, d * sizeof(float));
+    if (t->dtype == TOKEMB_Q8_ROW) {
+        size_t bad = tk_first_nonfinite(src, n_rows * d);
+        if (bad < n_rows * d)
+            return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: src[%zu][%zu] = %g is not finite (Q8_ROW storage)", fn,
+                            bad / d, bad % d, (double)src[bad]);
+    }
+    for (size_t r = 0; r < n_rows; r++) tk_row_write_f32(t, row0 + (int64_t)r, src + r * d);
     return TOKEMB_OK;
 }
 

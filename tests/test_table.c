@@ -192,11 +192,21 @@ static void test_wrap_and_rows(void **state) {
     tokemb_table_free(t);
 }
 
-static void test_other_dtypes_unsupported_for_now(void **state) {
+/* Compact dtypes store and read back, but initialisation needs F32 (tests/test_storage.c has the rest). */
+static void test_other_dtypes_init_unsupported(void **state) {
     (void)state;
-    tokemb_table *t = NULL;
-    TK_EXPECT_STATUS(TOKEMB_UNSUPPORTED, tokemb_table_create(3, 3, TOKEMB_F16, &t), "dtype 1");
-    assert_null(t);
+    for (int32_t dt = TOKEMB_F16; dt <= TOKEMB_Q8_ROW; dt++) {
+        tokemb_table *t = NULL;
+        TK_OK(tokemb_table_create(3, 3, dt, &t));
+        assert_int_equal(tokemb_table_dtype(t), dt);
+        assert_null(tokemb_table_data(t));
+        assert_int_equal(tokemb_table_row_stride(t), dt == TOKEMB_Q8_ROW ? 11 : 3);
+        TK_EXPECT_STATUS(TOKEMB_UNSUPPORTED, tokemb_table_init_normal(t, 1, 0, 1), "needs F32");
+        float rows[9];
+        TK_OK(tokemb_table_read_rows(t, 0, 3, rows));
+        for (int i = 0; i < 9; i++) assert_true(rows[i] == 0.0f);
+        tokemb_table_free(t);
+    }
 }
 
 int main(void) {
@@ -210,7 +220,7 @@ int main(void) {
         cmocka_unit_test(test_init_errors_leave_table),
         cmocka_unit_test(test_init_strided_wrap),
         cmocka_unit_test(test_wrap_and_rows),
-        cmocka_unit_test(test_other_dtypes_unsupported_for_now),
+        cmocka_unit_test(test_other_dtypes_init_unsupported),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

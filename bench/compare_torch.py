@@ -1,0 +1,194 @@
+#!/usr/bin/python3
+"""compare_torch.py - tokemb against torch 1.13 in one process, on the same numpy buffers.
+
+The table is one numpy float32 array, wrapped by tokemb (tokemb_table_wrap, no copy) and viewed by torch
+(torch.from_numpy, no copy); ids and the preallocated outputs are shared the same way. Each repetition
+times tokemb and torch back to back (order alternating); the reported ratio is the median over
+repetitions of t_torch / t_tokemb (> 1: tokemb is faster). Both libraries get the same thread count
+(torch.set_num_threads and tokemb_set_num_threads). Outputs are checked for equality once per case.
+
+    /usr/bin/python3 bench/compare_torch.py [--lib build/libtokemb.so] [--threads 1,2] [--quick]
+        [--dims 4,16,64,256,1024,4096] [--vocab 128256] [--ops lookup,bags,grad] [--csv out.csv]
+"""
+import argparse
+import ctypes
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+P = ctypes.c_void_p
+
+
+def load_lib(path):
+    lib = ctypes.CDLL(path)
+    sigs = {
+        "tokemb_last_error": (ctypes.c_char_p, []),
+        "tokemb_set_num_threads": (ctypes.c_int32, [ctypes.c_int32]),
+        "tokemb_table_wrap": (ctypes.c_int32, [P, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_int32,
+                                               ctypes.c_uint32, ctypes.POINTER(P)]),
+        "tokemb_table_free": (None, [P]),
+        "tokemb_lookup": (ctypes.c_int32, [P, P, ctypes.c_size_t, P]),
+        "tokemb_lookup_i32": (ctypes.c_int32, [P, P, ctypes.c_size_t, P]),
+    }
+    optional = {
+        "tokemb_lookup_bags": (ctypes.c_int32, [P, P, ctypes.c_size_t, P, ctypes.c_size_t, ctypes.c_int32, P, P]),
+        "tokemb_grad_coalesce": (ctypes.c_int32, [P, P, ctypes.c_size_t, P, P, P, ctypes.POINTER(ctypes.c_size_t)]),
+        "tokemb_grad_accumulate": (ctypes.c_int32, [P, P, ctypes.c_size_t, P, P]),
+    }
+    for name, (res, args) in list(sigs.items()) + list(optional.items()):
+        if not hasattr(lib, name):
+            if name in sigs:
+                raise SystemExit("compare_torch: %s lacks %s" % (path, name))
+            continue
+        f = getattr(lib, name)
+        f.restype = res
+        f.argtypes = args
+    return lib
+
+
+def ptr(a):
+    return a.ctypes.data_as(P)
+
+
+def ok(lib, st, what):
+    if st != 0:
+        raise SystemExit("compare_torch: %s failed (%d): %s" % (what, st, lib.tokemb_last_error().decode()))
+
+
+def zipf_ids(rng, v, n, s):
+    ranks = np.arange(1, v + 1, dtype=np.float64)
+    p = ranks ** -s
+    p /= p.sum()
+    perm = rng.permutation(v)
+    return perm[rng.choice(v, size=n, p=p)].astype(np.int64)
+
+
+def timed(fn, k):
+    t0 = time.perf_counter()
+    for _ in range(k):
+        fn()
+    return (time.perf_counter() - t0) / k
+
+
+def pair(f_tk, f_torch, reps, min_sample):
+    f_tk()
+    f_torch()
+    t1 = max(timed(f_tk, 1), timed(f_torch, 1), 1e-7)
+    k = max(1, min(10000, int(min_sample / t1)))
+    tk, th, ratio = [], [], []
+    for r in range(reps):
+        if r % 2:
+            b = timed(f_torch, k)
+            a = timed(f_tk, k)
+        else:
+            a = timed(f_tk, k)
+            b = timed(f_torch, k)
+        tk.append(a)
+        th.append(b)
+        ratio.append(b / a)
+    return statistics.median(tk), statistics.median(th), statistics.median(ratio)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap.add_argument("--lib", default=os.environ.get("TOKEMB_LIBRARY", os.path.join(here, "..", "build", "libtokemb.so")))
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--vocab", type=int, default=128256)
+    ap.add_argument("--dims", default=None)
+    ap.add_argument("--ids", default="uniform,zipf1.1")
+    ap.add_argument("--ops", default="lookup,bags,grad")
+    ap.add_argument("--reps", type=int, default=None)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--csv", default=None)
+    a = ap.parse_args()
+    lib = load_lib(a.lib)
+    dims = [int(x) for x in (a.dims or ("4,16,64,256,1024" if a.quick else "3,4,8,16,32,64,128,256,1024,4096")).split(",")]
+    threads = [int(x) for x in a.threads.split(",")]
+    reps = a.reps or (7 if a.quick else 15)
+    min_sample = 2e-3 if a.quick else 1e-2
+    ops = a.ops.split(",")
+    rng = np.random.default_rng(1234)
+    V = a.vocab
+    rows = []
+    print("# torch %s, tokemb %s, vocab %d, reps %d; ratio = t_torch / t_tokemb (median of alternating pairs)"
+          % (torch.__version__, os.path.basename(a.lib), V, reps))
+    hdr = "%-8s %-26s %5s %6s %-8s %2s %12s %12s %8s" % ("op", "torch peer", "dim", "tokens", "ids", "th",
+                                                           "tokemb ns/tok", "torch ns/tok", "ratio")
+    print(hdr)
+    for D in dims:
+        W = (rng.standard_normal((V, D), dtype=np.float32))
+        h = P()
+        ok(lib, lib.tokemb_table_wrap(ptr(W), V, D, D, 0, 0, ctypes.byref(h)), "tokemb_table_wrap")
+        Wt = torch.from_numpy(W)
+        n = int(min(65536, max(256, (16 << 20) // (4 * D))))
+        for dist in a.ids.split(","):
+            ids = rng.integers(0, V, n, dtype=np.int64) if dist == "uniform" else zipf_ids(rng, V, n, float(dist[4:]))
+            ids_t = torch.from_numpy(ids)
+            out_tk = np.zeros((n, D), np.float32)
+            out_th = np.zeros((n, D), np.float32)
+            out_th_t = torch.from_numpy(out_th)
+            for th in threads:
+                torch.set_num_threads(th)
+                ok(lib, lib.tokemb_set_num_threads(th), "set_num_threads")
+                if "lookup" in ops:
+                    f_tk = lambda: lib.tokemb_lookup(h, ptr(ids), n, ptr(out_tk))
+                    f_th = lambda: torch.index_select(Wt, 0, ids_t, out=out_th_t)
+                    r = pair(f_tk, f_th, reps, min_sample)
+                    assert np.array_equal(out_tk, out_th), "lookup output differs from torch"
+                    rows.append(("lookup", "index_select(out=)", D, n, dist, th) + r)
+                    f_th2 = lambda: F.embedding(ids_t, Wt)
+                    rows.append(("lookup", "F.embedding (allocating)", D, n, dist, th) + pair(f_tk, f_th2, reps, min_sample))
+                if "bags" in ops and hasattr(lib, "tokemb_lookup_bags") and dist == "uniform":
+                    L = 20
+                    nb = max(1, n // L)
+                    offs = np.arange(0, nb * L + 1, L, dtype=np.int64)
+                    offs_t = torch.from_numpy(offs[:-1].copy())
+                    bout = np.zeros((nb, D), np.float32)
+                    bids = ids[: nb * L]
+                    bids_t = torch.from_numpy(bids)
+                    f_tk = lambda: lib.tokemb_lookup_bags(h, ptr(bids), nb * L, ptr(offs), nb, 0, None, ptr(bout))
+                    f_th = lambda: F.embedding_bag(bids_t, Wt, offs_t, mode="sum")
+                    r = pair(f_tk, f_th, reps, min_sample)
+                    ref = F.embedding_bag(bids_t, Wt, offs_t, mode="sum").numpy()
+                    assert np.allclose(bout, ref, rtol=1e-5, atol=1e-5), "bag output differs from torch"
+                    rows.append(("bags", "embedding_bag sum L=20", D, nb * L, dist, th) + r)
+                if "grad" in ops and hasattr(lib, "tokemb_grad_coalesce") and V * D <= (1 << 28):
+                    ng = min(n, 2048)
+                    g = rng.standard_normal((ng, D), dtype=np.float32)
+                    g_t = torch.from_numpy(g)
+                    gids = ids[:ng].copy()
+                    gids_t = torch.from_numpy(gids)
+                    uid = np.zeros(ng, np.int64)
+                    urows = np.zeros((ng, D), np.float32)
+                    nu = ctypes.c_size_t(0)
+                    f_tk = lambda: lib.tokemb_grad_coalesce(h, ptr(gids), ng, ptr(g), ptr(uid), ptr(urows), ctypes.byref(nu))
+                    f_th = lambda: torch.ops.aten.embedding_dense_backward(g_t, gids_t, V, -1, False)
+                    r = pair(f_tk, f_th, max(3, reps // 3), min_sample)
+                    dense = torch.ops.aten.embedding_dense_backward(g_t, gids_t, V, -1, False).numpy()
+                    assert np.array_equal(dense[uid[: nu.value]], urows[: nu.value]), "coalesced grad differs from torch"
+                    rows.append(("grad", "embedding_dense_backward", D, ng, dist, th) + r)
+                while printed[0] < len(rows):
+                    op, peer, d, nn, di, t_, a_tk, a_th, rat = rows[printed[0]]
+                    print("%-8s %-26s %5d %6d %-8s %2d %12.2f %12.2f %8.2f" % (op, peer, d, nn, di, t_, a_tk / nn * 1e9,
+                                                                            a_th / nn * 1e9, rat))
+                    sys.stdout.flush()
+                    printed[0] += 1
+        lib.tokemb_table_free(h)
+        del Wt, W
+    if a.csv:
+        with open(a.csv, "w") as f:
+            f.write("op,torch_peer,dim,tokens,ids,threads,tokemb_s,torch_s,ratio\n")
+            for r in rows:
+                f.write("%s,%s,%d,%d,%s,%d,%.6g,%.6g,%.4f\n" % r)
+
+
+printed = [0]
+
+if __name__ == "__main__":
+    main()
