@@ -46,7 +46,7 @@ int32_t tk_check_grad_args(const char *fn, const tokemb_table *t, const void *id
 
 static int32_t tk_grad_accumulate_impl(const char *fn, const tokemb_table *t, const void *ids, int idw, size_t n,
                                        const float *grad_out, float *grad_table) {
-    int32_t st = tk_check_grad_args(fn, t, ids, idw, n, grad_out);
+    int32_t st = tk_check_table(fn, t);
     if (st) return st;
     if (n == 0) return TOKEMB_OK;
     if (!grad_table) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: grad_table is NULL", fn);
@@ -54,6 +54,7 @@ static int32_t tk_grad_accumulate_impl(const char *fn, const tokemb_table *t, co
     if (tk_mul_overflow((size_t)t->rows, (size_t)t->dim, &total) || tk_mul_overflow(total, sizeof(float), &total))
         return tk_error(TOKEMB_OVERFLOW, "%s: grad_table of %lld x %lld floats overflows", fn, (long long)t->rows,
                         (long long)t->dim);
+    if ((st = tk_check_grad_args(fn, t, ids, idw, n, grad_out))) return st;
     tk_sorted s;
     if ((st = tk_sorted_build(fn, ids, idw, n, t->rows, t->padding_idx, &s))) return st;
     tk_segsum_args a = {0};
@@ -111,15 +112,16 @@ int32_t tk_coalesce(const char *fn, const tokemb_table *t, const void *ids, int 
 
 static int32_t tk_grad_coalesce_impl(const char *fn, const tokemb_table *t, const void *ids, int idw, size_t n,
                                      const float *grad_out, int64_t *out_ids, float *out_rows, size_t *n_unique) {
-    int32_t st = tk_check_grad_args(fn, t, ids, idw, n, grad_out);
+    int32_t st = tk_check_table(fn, t);
     if (st) return st;
     if (!n_unique) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: n_unique is NULL", fn);
+    if (n > 0 && !out_ids) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: out_ids is NULL with n = %zu", fn, n);
+    if (n > 0 && !out_rows) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: out_rows is NULL with n = %zu", fn, n);
+    if ((st = tk_check_grad_args(fn, t, ids, idw, n, grad_out))) return st;
     if (n == 0) {
         *n_unique = 0;
         return TOKEMB_OK;
     }
-    if (!out_ids) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: out_ids is NULL with n = %zu", fn, n);
-    if (!out_rows) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: out_rows is NULL with n = %zu", fn, n);
     return tk_coalesce(fn, t, ids, idw, n, grad_out, out_ids, out_rows, n_unique);
 }
 

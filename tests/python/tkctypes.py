@@ -37,6 +37,7 @@ _sigs = {
     "tokemb_optim_select": (i32, [P, i32]),
     "tokemb_optim_set_param_f64": (i32, [P, i32, f64]),
     "tokemb_optim_step": (i32, [P, P, sz, P]),
+    "tokemb_optim_steps": (i64, [P]),
     "tokemb_optim_step_coalesced": (i32, [P, P, sz, P]),
     "tokemb_logits": (i32, [P, P, sz, P]),
     "tokemb_logits_backward": (i32, [P, P, sz, P, P, P]),
