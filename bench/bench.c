@@ -9,7 +9,7 @@
  *   tokemb-bench [--quick] [--suite a,b,...] [--csv FILE] [--threads 1,2] [--reps N]
  *                [--vocab LIST] [--dim LIST] [--tokens LIST] [--ids uniform,zipf1.0,zipf1.1]
  *
- * Suites: lookup, gather-vs-matmul (plus those listed by --help that this build has). */
+ * Suites: lookup, gather-vs-matmul, bags, grad, optim, logits (--help lists them). */
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
 #include <math.h>
@@ -528,6 +528,217 @@ static void suite_gvm(void) {
     check(tokemb_set_num_threads(0), "set_num_threads");
 }
 
+/* ---- suites: bags, grad, optim, logits (the training API) ------------------------------------------- */
+
+typedef struct {
+    tokemb_table *t;
+    const int64_t *ids;
+    size_t n, nb, dim;
+    const int64_t *offsets;
+    int32_t mode;
+    const float *psw, *grad;
+    float *out, *rows;
+    int64_t *uids;
+    size_t nu;
+} tr_ctx;
+
+static void run_bags(void *p) {
+    tr_ctx *c = p;
+    check(tokemb_lookup_bags(c->t, c->ids, c->n, c->offsets, c->nb, c->mode, c->psw, c->out), "tokemb_lookup_bags");
+}
+static void run_coalesce(void *p) {
+    tr_ctx *c = p;
+    check(tokemb_grad_coalesce(c->t, c->ids, c->n, c->grad, c->uids, c->rows, &c->nu), "tokemb_grad_coalesce");
+}
+static void run_accumulate(void *p) {
+    tr_ctx *c = p;
+    check(tokemb_grad_accumulate(c->t, c->ids, c->n, c->grad, c->out), "tokemb_grad_accumulate");
+}
+static void run_optim(void *p) {
+    tr_ctx *c = p;
+    check(tokemb_optim_step(c->t, c->ids, c->n, c->grad), "tokemb_optim_step");
+}
+static void run_logits(void *p) {
+    tr_ctx *c = p;
+    check(tokemb_logits(c->t, c->grad, c->n, c->out), "tokemb_logits");
+}
+
+static list_t dims_or(int nq, const long long *q, int nf, const long long *f) {
+    return opt.user_dim ? opt.dim : (opt.quick ? mk_list(nq, q) : mk_list(nf, f));
+}
+
+static void suite_bags(void) {
+    static const long long dq[] = {16, 64, 256}, df[] = {4, 16, 64, 128, 256, 1024, 4096};
+    list_t dims = dims_or(3, dq, 7, df);
+    int64_t V = opt.user_vocab ? opt.vocab.v[0] : 128256;
+    static const long long lens[] = {1, 20, 100};
+    for (int di = 0; di < dims.n; di++) {
+        int64_t D = dims.v[di];
+        tokemb_table *t = make_table(V, D);
+        double tmib = (double)V * (double)D * 4 / 1048576.0;
+        for (int li = 0; li < 3; li++) {
+            long long L = lens[li];
+            if (opt.quick && L != 20) continue;
+            size_t n = lookup_tokens(D), nb = n / (size_t)L;
+            n = nb * (size_t)L;
+            int64_t *ids = malloc(n * sizeof *ids), *offs = malloc((nb + 1) * sizeof *offs);
+            float *out = alloc_out(nb * (size_t)D), *psw = alloc_out(n);
+            if (!ids || !offs) die("out of memory");
+            for (size_t b = 0; b <= nb; b++) offs[b] = (int64_t)(b * (size_t)L);
+            for (size_t i = 0; i < n; i++) psw[i] = 0.5f + (float)(i % 3);
+            for (int k = 0; k < 3; k++) {
+                const char *dist = ID_DISTS[k];
+                if (!ids_on(dist)) continue;
+                make_ids(ids, n, V, dist);
+                double uq = unique_frac(ids, n, V);
+                for (int th = 0; th < opt.threads.n; th++) {
+                    int nth = (int)opt.threads.v[th];
+                    check(tokemb_set_num_threads(nth), "set_num_threads");
+                    static const char *mnames[] = {"sum", "mean", "max", "sum+w"};
+                    for (int m = 0; m < 4; m++) {
+                        if (opt.quick && m != 0) continue;
+                        tr_ctx c = {t, ids, n, nb, (size_t)D, offs, m == 3 ? 0 : m, m == 3 ? psw : NULL, NULL, out,
+                                    NULL, NULL, 0};
+                        double traffic = (double)(n + nb) * (double)D * 4;
+                        char note[64];
+                        snprintf(note, sizeof note, "L=%lld, ns/token = per lookup", L);
+                        row_t r = {"bags", "lookup_bags", mnames[m], dist, V, D, (long long)n, uq, tmib,
+                                   fits(tmib * 1048576.0), nth, measure(run_bags, &c, (size_t)(traffic / 2)), traffic, 0, NAN,
+                                   note};
+                        emit(&r);
+                    }
+                }
+            }
+            free(ids);
+            free(offs);
+            free(out);
+            free(psw);
+        }
+        tokemb_table_free(t);
+    }
+    check(tokemb_set_num_threads(0), "set_num_threads");
+}
+
+static void suite_grad(void) {
+    static const long long dq[] = {16, 256, 4096}, df[] = {4, 16, 64, 256, 1024, 4096};
+    list_t dims = dims_or(3, dq, 6, df);
+    int64_t V = opt.user_vocab ? opt.vocab.v[0] : 128256;
+    for (int di = 0; di < dims.n; di++) {
+        int64_t D = dims.v[di];
+        tokemb_table *t = NULL;
+        check(tokemb_table_create(V, D, TOKEMB_F32, &t), "tokemb_table_create"); /* shape only */
+        double tmib = (double)V * (double)D * 4 / 1048576.0;
+        size_t n = opt.user_tokens ? (size_t)opt.tokens.v[0] : 2048;
+        int64_t *ids = malloc(n * sizeof *ids), *uids = malloc(n * sizeof *uids);
+        float *grad = alloc_out(n * (size_t)D), *rows = alloc_out(n * (size_t)D);
+        for (size_t i = 0; i < n * (size_t)D; i++) grad[i] = (float)(i % 13) * 0.25f - 1.0f;
+        /* the dense gradient buffer the caller owns (zeroed once, as a training loop would reuse it) */
+        float *dense = (double)V * (double)D * 4 <= 2.2e9 ? alloc_out((size_t)V * (size_t)D) : NULL;
+        if (!ids || !uids) die("out of memory");
+        for (int k = 0; k < 3; k++) {
+            const char *dist = ID_DISTS[k];
+            if (!ids_on(dist)) continue;
+            make_ids(ids, n, V, dist);
+            double uq = unique_frac(ids, n, V), u = uq * (double)n;
+            for (int th = 0; th < opt.threads.n; th++) {
+                int nth = (int)opt.threads.v[th];
+                check(tokemb_set_num_threads(nth), "set_num_threads");
+                tr_ctx c = {t, ids, n, 0, (size_t)D, NULL, 0, NULL, grad, dense, rows, uids, 0};
+                double traffic = ((double)n + u) * (double)D * 4;
+                row_t r = {"grad", "grad_coalesce", "sparse", dist, V, D, (long long)n, uq, tmib, fits(tmib * 1048576.0),
+                           nth, measure(run_coalesce, &c, (size_t)(traffic / 2)), traffic, 0, NAN,
+                           "rows out = unique ids only"};
+                emit(&r);
+                if (dense) {
+                    traffic = ((double)n + 2 * u) * (double)D * 4;
+                    r.op = "grad_accumulate";
+                    r.variant = "dense+=";
+                    r.m = measure(run_accumulate, &c, (size_t)(traffic / 2));
+                    r.bytes = traffic;
+                    r.note = "into a caller-owned dense buffer (no VxD zeroing)";
+                    emit(&r);
+                }
+            }
+        }
+        free(ids);
+        free(uids);
+        free(grad);
+        free(rows);
+        free(dense);
+        tokemb_table_free(t);
+    }
+    check(tokemb_set_num_threads(0), "set_num_threads");
+}
+
+static void suite_optim(void) {
+    static const long long dq[] = {64, 1024}, df[] = {16, 64, 256, 1024, 4096};
+    list_t dims = dims_or(2, dq, 5, df);
+    int64_t V = opt.user_vocab ? opt.vocab.v[0] : 128256;
+    static const char *kinds[] = {"sgd", "rowwise_adagrad", "adagrad", "sparse_adam"};
+    for (int di = 0; di < dims.n; di++) {
+        int64_t D = dims.v[di];
+        if ((double)V * (double)D * 4 * 3 > 4.5e9) continue;
+        tokemb_table *t = make_table(V, D);
+        double tmib = (double)V * (double)D * 4 / 1048576.0;
+        size_t n = opt.user_tokens ? (size_t)opt.tokens.v[0] : 2048;
+        int64_t *ids = malloc(n * sizeof *ids);
+        float *grad = alloc_out(n * (size_t)D);
+        for (size_t i = 0; i < n * (size_t)D; i++) grad[i] = (float)(i % 13) * 1e-3f;
+        if (!ids) die("out of memory");
+        make_ids(ids, n, V, "zipf1.1");
+        double uq = unique_frac(ids, n, V), u = uq * (double)n;
+        for (int kind = 0; kind < 4; kind++) {
+            if (opt.quick && kind == 2) continue;
+            check(tokemb_optim_select(t, kind), "tokemb_optim_select");
+            /* state rows read and written per unique row: sgd 0, rowwise 1 float, adagrad D, adam 2D */
+            double state = kind == 0 ? 0 : kind == 1 ? 4.0 / (double)D : kind == 2 ? 1 : 2;
+            for (int th = 0; th < opt.threads.n; th++) {
+                int nth = (int)opt.threads.v[th];
+                check(tokemb_set_num_threads(nth), "set_num_threads");
+                tr_ctx c = {t, ids, n, 0, (size_t)D, NULL, 0, NULL, grad, NULL, NULL, NULL, 0};
+                double traffic = ((double)n + 2 * u * (1 + state)) * (double)D * 4;
+                row_t r = {"optim", "optim_step", kinds[kind], "zipf1.1", V, D, (long long)n, uq, tmib,
+                           fits(tmib * 1048576.0), nth, measure(run_optim, &c, (size_t)(traffic / 2)), traffic, 0, NAN,
+                           "fused coalesce + update of unique rows"};
+                emit(&r);
+            }
+        }
+        free(ids);
+        free(grad);
+        tokemb_table_free(t);
+    }
+    check(tokemb_set_num_threads(0), "set_num_threads");
+}
+
+static void suite_logits(void) {
+    static const long long dq[] = {256}, df[] = {256, 1024, 4096};
+    list_t dims = dims_or(1, dq, 3, df);
+    int64_t V = opt.user_vocab ? opt.vocab.v[0] : 32000;
+    for (int di = 0; di < dims.n; di++) {
+        int64_t D = dims.v[di];
+        tokemb_table *t = make_table(V, D);
+        double tmib = (double)V * (double)D * 4 / 1048576.0;
+        size_t n = opt.user_tokens ? (size_t)opt.tokens.v[0] : (opt.quick ? 16 : 128);
+        float *hidden = alloc_out(n * (size_t)D), *logits = alloc_out(n * (size_t)V);
+        for (size_t i = 0; i < n * (size_t)D; i++) hidden[i] = (float)(i % 5) * 0.1f;
+        for (int th = 0; th < opt.threads.n; th++) {
+            int nth = (int)opt.threads.v[th];
+            check(tokemb_set_num_threads(nth), "set_num_threads");
+            openblas_set_num_threads(nth);
+            tr_ctx c = {t, NULL, n, 0, (size_t)D, NULL, 0, NULL, hidden, logits, NULL, NULL, 0};
+            double traffic = ((double)V * (double)D + (double)n * (double)V) * 4;
+            row_t r = {"logits", "logits", "sgemm", "-", V, D, (long long)n, NAN, tmib, fits(tmib * 1048576.0), nth,
+                       measure(run_logits, &c, (size_t)(traffic / 2)), traffic, 2.0 * (double)n * (double)V * (double)D,
+                       NAN, "hidden x W^T (tied head)"};
+            emit(&r);
+        }
+        free(hidden);
+        free(logits);
+        tokemb_table_free(t);
+    }
+    check(tokemb_set_num_threads(0), "set_num_threads");
+}
+
 /* ---- main ------------------------------------------------------------------------------------------ */
 
 typedef struct {
@@ -539,6 +750,10 @@ typedef struct {
 static const suite_t SUITES[] = {
     {"lookup", suite_lookup, "tokemb_lookup (i64, i32, nt) vs a memcpy-per-row loop; V, D, ids, threads"},
     {"gather-vs-matmul", suite_gvm, "gather vs one-hot sgemm vs plain sgemm; vocab x dim x tokens"},
+    {"bags", suite_bags, "tokemb_lookup_bags sum/mean/max/weighted, L = 1, 20, 100"},
+    {"grad", suite_grad, "tokemb_grad_coalesce (sparse) and tokemb_grad_accumulate (dense +=), N = 2048"},
+    {"optim", suite_optim, "tokemb_optim_step: sgd, row-wise adagrad, adagrad, sparse adam, N = 2048 zipf1.1"},
+    {"logits", suite_logits, "tokemb_logits (tied head sgemm), GFLOP/s"},
 };
 
 static void usage(void) {

@@ -9,6 +9,10 @@
  * examples/train_classifier.c for a short run and prints loss and word-cosine before/after. */
 void demo_training_section(void);
 
+/* Prints the positional section: the seed's positional_encoding(10, 512) and the RoPE relative-position
+ * property (examples/demo_posenc.c). */
+void demo_positional_section(void);
+
 /* Result of one training run of the synthetic sentiment classifier. */
 typedef struct {
     double loss_first, loss_last;       /* mean cross-entropy of the first / last 20 steps */

@@ -259,8 +259,9 @@ TOKEMB_API int32_t tokemb_lookup_strided(tokemb_table *t, const int64_t *ids, si
 
 /**
  * The Linear view of a lookup: out[n][dim] = onehot(ids)[n][rows] x W[rows][dim] through OpenBLAS
- * cblas_sgemm. One-hot rows are built in chunks of `c` tokens, c = max(1, min(n, 2^20 / rows)), so the
- * scratch buffer holds at most max(4 MiB, 4*rows bytes). For a finite table the result equals
+ * cblas_sgemm. One-hot rows are built in chunks of `c` tokens, c = max(1, min(n, 2^24 / rows)), so the
+ * scratch buffer holds at most max(64 MiB, 4*rows bytes) (long chunks keep sgemm at >= 80 % of one plain
+ * sgemm of the same shape). For a finite table the result equals
  * tokemb_lookup bit for bit (each output is one 1*w product plus exact zeros), except that a stored
  * -0.0 may come out as +0.0. Does not apply max_norm (read-only; safe for concurrent use).
  * Errors: as tokemb_lookup, plus TOKEMB_UNSUPPORTED for non-F32 storage, TOKEMB_NO_MEMORY.
