@@ -15,7 +15,10 @@
 #include <stdlib.h>
 #include <time.h>
 
-enum { R = 500, D = 64, N = 2048, WORKERS = 6, ITERS = 3 };
+enum { R = 500, D = 64, N = 2048, WORKERS = 6 };
+/* TK_CONC_QUICK=1 (set by run_valgrind.sh, which serialises threads): one iteration, thread counts 1 and 4 */
+static int ITERS = 3;
+static int32_t NT_STEP = 1;
 
 typedef struct {
     tokemb_table *shared;       /* one table read by every shared worker */
@@ -106,6 +109,10 @@ static void *tk_knob(void *p) {
 
 static void tk_world_setup(void) {
     g.use_blas = getenv("TK_CONC_NO_BLAS") == NULL;
+    if (getenv("TK_CONC_QUICK")) {
+        ITERS = 1;
+        NT_STEP = 3;
+    }
     g.shared = tk_make_table(1234);
     uint64_t s = 42;
     TK_OK(tokemb_set_num_threads(1));
@@ -157,7 +164,7 @@ static void test_shared_and_own_tables(void **state) {
     (void)state;
     tk_world_setup();
     const uint64_t shared_sum = tk_checksum(tokemb_table_data(g.shared), (size_t)R * D * sizeof(float));
-    for (int32_t nt = 1; nt <= 4; nt++) {
+    for (int32_t nt = 1; nt <= 4; nt += NT_STEP) {
         TK_OK(tokemb_set_num_threads(nt));
         tk_run_workers(0);
         assert_int_equal(atomic_load(&g_mismatches), 0);
