@@ -1,4 +1,5 @@
-//! Safe wrapper of libtokemb: token embedding tables (and positional encoders as the library grows).
+//! Safe wrapper of libtokemb: token embedding tables, training entry points, positional encoders
+//! ([`PosEnc`]), files, vocabularies and nearest neighbours.
 //!
 //! * [`Table`] owns (or borrows, for [`Table::wrap`]) a `tokemb_table*` and frees it on `Drop`.
 //! * Every fallible call returns [`Result<T>`]; [`Error`] carries the library's status code and the
@@ -28,6 +29,9 @@ use std::ptr::NonNull;
 
 pub use tokemb_sys as sys;
 
+mod more;
+pub use more::*;
+
 // ------------------------------------------------------------------------------------------------
 // Errors
 // ------------------------------------------------------------------------------------------------
@@ -43,6 +47,8 @@ pub enum ErrorKind {
     Unsupported,
     Overflow,
     ReadOnly,
+    /// A progress callback cancelled a load.
+    Cancelled,
     /// A status this wrapper does not know (a newer library).
     Other(i32),
 }
@@ -58,6 +64,7 @@ impl ErrorKind {
             sys::TOKEMB_UNSUPPORTED => ErrorKind::Unsupported,
             sys::TOKEMB_OVERFLOW => ErrorKind::Overflow,
             sys::TOKEMB_READ_ONLY => ErrorKind::ReadOnly,
+            sys::TOKEMB_CANCELLED => ErrorKind::Cancelled,
             c => ErrorKind::Other(c),
         }
     }
@@ -416,6 +423,15 @@ impl<'a> Table<'a> {
     pub fn init_uniform(&mut self, seed: u64, lo: f64, hi: f64) -> Result<()> {
         // SAFETY: exclusive access.
         check(unsafe { sys::tokemb_table_init_uniform(self.raw.as_ptr(), seed, lo, hi) })
+    }
+
+    /// The handle for a call the library declares non-const only because max_norm may renormalise:
+    /// allowed through &self when max_norm is off.
+    fn reader(&self, what: &str) -> Result<*mut sys::tokemb_table> {
+        if self.max_norm().is_some() {
+            return Err(Error::arg(format!("{what}: max_norm is set, so the call renormalises rows in place; use the _mut variant")));
+        }
+        Ok(self.raw.as_ptr())
     }
 
     fn check_out(&self, what: &str, n: usize, out: &[f32]) -> Result<()> {
