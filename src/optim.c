@@ -204,11 +204,12 @@ static int32_t tk_optim_step_impl(const char *fn, tokemb_table *t, const void *i
     int32_t st = tk_check_step(fn, t, &s);
     if (st) return st;
     if ((st = tk_check_grad_args(fn, t, ids, idw, n, grad_out))) return st;
-    if ((st = tk_ensure_state(fn, t, s))) return st;
     if (n == 0) {
+        if ((st = tk_ensure_state(fn, t, s))) return st;
         tk_apply(t, s, NULL, 0, NULL);
         return TOKEMB_OK;
     }
+    /* every fallible step (scratch, coalescing, state allocation) precedes the first write */
     int64_t *uids = (int64_t *)tk_malloc(n * sizeof(int64_t));
     float *rows = (float *)tk_aligned_alloc(n * (size_t)t->dim * sizeof(float));
     if (!uids || !rows) {
@@ -218,6 +219,7 @@ static int32_t tk_optim_step_impl(const char *fn, tokemb_table *t, const void *i
     }
     size_t u = 0;
     st = tk_coalesce(fn, t, ids, idw, n, grad_out, uids, rows, &u);
+    if (st == TOKEMB_OK) st = tk_ensure_state(fn, t, s);
     if (st == TOKEMB_OK) tk_apply(t, s, uids, u, rows);
     tk_free(uids);
     tk_aligned_free(rows);
