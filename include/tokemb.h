@@ -644,8 +644,10 @@ TOKEMB_API int32_t tokemb_posenc_encode(const tokemb_posenc *pe, const int64_t *
  * Rotates x[n_tokens][n_heads][head_dim] (q or k, never v) in place: token t at positions[t] (>= 0 and
  * <= 2^53; KV-cache offsets and left padding are the caller's explicit positions). For each pair i of
  * the layout, (a, b) -> (a*c - b*s, a*s + b*c) in float32 with c = (float)(A*cos(p*theta'_i)),
- * s = (float)(A*sin(p*theta'_i)), where p*theta'_i and cos/sin are evaluated in double (angles exact to
- * float32 rounding for every position up to 2^24 and beyond). Dims >= rotary_dim are untouched.
+ * s = (float)(A*sin(p*theta'_i)), where p*theta'_i and cos/sin are evaluated in double: at every
+ * position up to 2^24 (and beyond) c and s are within 1 ulp of the correctly rounded value (1e-9
+ * absolute near a zero), where float32 angles (transformers, ggml) lose 1e-2. Dims >= rotary_dim are
+ * untouched.
  * n_tokens == 0 is a no-op. Errors: TOKEMB_INVALID_ARGUMENT (NULL pe, not RoPE, NULL x/positions, n_heads
  * 0, an inconsistent scaling configuration), TOKEMB_OUT_OF_RANGE (negative or too large position, named
  * with its index), TOKEMB_OVERFLOW, TOKEMB_NO_MEMORY. x is unchanged on error. Thread-safe.

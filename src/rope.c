@@ -293,16 +293,22 @@ static int32_t tk_rope_run(const char *fn, const tokemb_posenc *pe, float *x, si
     return st;
 }
 
+static int32_t tk_rope_contiguous(const char *fn, const tokemb_posenc *pe, float *x, size_t n_tokens,
+                                  size_t n_heads, const int64_t *positions, int backward) {
+    size_t hd = pe ? (size_t)pe->dim : 0, tok_stride;
+    if (tk_mul_overflow(n_heads, hd, &tok_stride))
+        return tk_error(TOKEMB_OVERFLOW, "%s: n_heads = %zu x head_dim = %zu overflows", fn, n_heads, hd);
+    return tk_rope_run(fn, pe, x, 1, n_heads, n_tokens, 0, hd, tok_stride, positions, backward);
+}
+
 int32_t tokemb_rope_apply(const tokemb_posenc *pe, float *x, size_t n_tokens, size_t n_heads,
                           const int64_t *positions) {
-    size_t hd = pe ? (size_t)pe->dim : 0;
-    return tk_rope_run("tokemb_rope_apply", pe, x, 1, n_heads, n_tokens, 0, hd, n_heads * hd, positions, 0);
+    return tk_rope_contiguous("tokemb_rope_apply", pe, x, n_tokens, n_heads, positions, 0);
 }
 
 int32_t tokemb_rope_apply_backward(const tokemb_posenc *pe, float *grad, size_t n_tokens, size_t n_heads,
                                    const int64_t *positions) {
-    size_t hd = pe ? (size_t)pe->dim : 0;
-    return tk_rope_run("tokemb_rope_apply_backward", pe, grad, 1, n_heads, n_tokens, 0, hd, n_heads * hd, positions, 1);
+    return tk_rope_contiguous("tokemb_rope_apply_backward", pe, grad, n_tokens, n_heads, positions, 1);
 }
 
 int32_t tokemb_rope_apply_strided(const tokemb_posenc *pe, float *x, size_t batch, size_t n_heads, size_t seq,

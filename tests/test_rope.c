@@ -419,6 +419,8 @@ static void test_bad_input(void **state) {
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_rope_apply(pe, NULL, 2, 1, pos), "x is NULL");
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_rope_apply(pe, x, 2, 1, NULL), "positions is NULL");
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_rope_apply(pe, x, 2, 0, pos), "n_heads");
+    TK_EXPECT_STATUS(TOKEMB_OVERFLOW, tokemb_rope_apply(pe, x, 2, SIZE_MAX / 4, pos), "overflows");
+    TK_EXPECT_STATUS(TOKEMB_OVERFLOW, tokemb_rope_apply_strided(pe, x, 2, 1, 2, INT64_MAX, 8, 8, pos, 0), "overflows");
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_rope_apply(NULL, x, 2, 1, pos), "NULL");
     /* inconsistent scaling configurations are caught at use, nothing written */
     TK_OK(tokemb_posenc_set_param(pe, TOKEMB_ROPE_SCALING, TOKEMB_ROPE_SCALING_YARN));
