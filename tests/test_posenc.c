@@ -443,6 +443,35 @@ static void test_bad_input(void **state) {
     tokemb_posenc_free(pe);
 }
 
+/* Thread count never changes the bits (encode and embed run on tk_parallel_for). */
+static void test_threads_bitwise(void **state) {
+    (void)state;
+    enum { N = 3000, D = 40, V = 50 };
+    tokemb_posenc *pe = mk_sin(D, TOKEMB_CONCAT_T2T);
+    tokemb_table *tok = NULL;
+    TK_OK(tokemb_table_create(V, D, TOKEMB_F32, &tok));
+    TK_OK(tokemb_table_init_uniform(tok, 5, -1.0, 1.0));
+    int64_t *pos = malloc(sizeof(int64_t) * N), *ids = malloc(sizeof(int64_t) * N);
+    float *a = malloc(sizeof(float) * N * D), *b = malloc(sizeof(float) * N * D);
+    for (int i = 0; i < N; i++) pos[i] = (int64_t)i * 7 - 100, ids[i] = (i * 13) % V;
+    TK_OK(tokemb_set_num_threads(1));
+    TK_OK(tokemb_posenc_encode(pe, pos, N, a));
+    TK_OK(tokemb_set_num_threads(3));
+    TK_OK(tokemb_posenc_encode(pe, pos, N, b));
+    assert_memory_equal(a, b, sizeof(float) * N * D);
+    TK_OK(tokemb_embed(tok, pe, ids, 3, N / 3, 11, 2.5f, b));
+    TK_OK(tokemb_set_num_threads(1));
+    TK_OK(tokemb_embed(tok, pe, ids, 3, N / 3, 11, 2.5f, a));
+    TK_OK(tokemb_set_num_threads(0));
+    assert_memory_equal(a, b, sizeof(float) * N * D);
+    free(pos);
+    free(ids);
+    free(a);
+    free(b);
+    tokemb_table_free(tok);
+    tokemb_posenc_free(pe);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sinusoidal_golden), cmocka_unit_test(test_sinusoidal_float64),
@@ -450,6 +479,7 @@ int main(void) {
         cmocka_unit_test(test_embed),             cmocka_unit_test(test_embed_backward),
         cmocka_unit_test(test_alibi),             cmocka_unit_test(test_t5),
         cmocka_unit_test(test_shaw),              cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_threads_bitwise),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
