@@ -239,6 +239,35 @@ class TestLifetime(unittest.TestCase):
         self.assertIsNone(h3())
 
 
+class TestThreads(unittest.TestCase):
+    def test_concurrent_lookups_and_thread_local_errors(self):
+        import threading
+        t = tokemb.Table(5000, 32).init_normal(8)
+        ids = (np.arange(20000) * 7919) % 5000
+        want = t.numpy()[ids]
+        results, msgs = [], []
+
+        def reader():
+            results.append(np.array_equal(t.lookup(ids), want))
+
+        def failer(k):
+            try:
+                t.lookup([5000 + k])
+            except IndexError as e:
+                msgs.append((k, e.message))
+
+        threads = [threading.Thread(target=reader) for _ in range(4)] + \
+                  [threading.Thread(target=failer, args=(k,)) for k in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        self.assertEqual(results, [True] * 4)
+        for k, m in msgs:  # each thread saw its own error text
+            self.assertIn("token id %d at index 0" % (5000 + k), m)
+        self.assertEqual(len(msgs), 4)
+
+
 class TestTraining(unittest.TestCase):
     def setUp(self):
         self.rows, self.dim = 11, 4
