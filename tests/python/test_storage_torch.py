@@ -1,0 +1,68 @@
+"""Compact storage against torch 1.13 at test time: F16 and BF16 rounding bit for bit (.half(),
+.bfloat16()), Q8_ROW rows byte for byte against torch.ops.quantized.embedding_bag_byte_prepack (FBGEMM's
+fused 8-bit row-wise layout) and dequantised lookups against embedding_bag_byte_unpack."""
+import ctypes
+import unittest
+
+import numpy as np
+import torch
+
+from tkctypes import P, lib, ok, ptr
+
+F16, BF16, Q8 = 1, 2, 3
+
+
+def encode(x, dtype):
+    """x [rows, dim] float32 -> the storage bytes tokemb writes (through a wrapped buffer)."""
+    rows, dim = x.shape
+    if dtype == Q8:
+        buf = np.zeros((rows, dim + 8), np.uint8)
+        stride = dim + 8
+    else:
+        buf = np.zeros((rows, dim), np.uint16)
+        stride = dim
+    t = P()
+    ok(lib.tokemb_table_wrap(ptr(buf), rows, dim, stride, dtype, 0, ctypes.byref(t)))
+    ok(lib.tokemb_table_write_rows(t, 0, rows, ptr(np.ascontiguousarray(x))))
+    ids = np.arange(rows, dtype=np.int64)
+    out = np.empty((rows, dim), np.float32)
+    ok(lib.tokemb_lookup(t, ptr(ids), rows, ptr(out)))
+    lib.tokemb_table_free(t)
+    return buf, out
+
+
+class TestStorageTorch(unittest.TestCase):
+    def setUp(self):
+        rng = np.random.default_rng(21)
+        x = rng.standard_normal((64, 67)).astype(np.float32)
+        x[0] *= 1e5  # overflow to inf in f16
+        x[1] *= 1e-6  # f16 subnormals
+        # exact ties between neighbours of both formats
+        x[2, :40] = (np.arange(40, dtype=np.float32) + 1024.5)
+        x[3, :40] = (np.arange(1, 41).astype(np.uint32) << 16 | 0x8000).view(np.float32)
+        self.x = x
+
+    def test_f16_bf16_bitwise(self):
+        for dtype, tdt in ((F16, torch.float16), (BF16, torch.bfloat16)):
+            buf, out = encode(self.x, dtype)
+            ref = torch.from_numpy(self.x).to(tdt)
+            ref_bits = ref.view(torch.int16).numpy().view(np.uint16)
+            self.assertTrue(np.array_equal(buf, ref_bits), dtype)
+            self.assertTrue(np.array_equal(out.view(np.uint32), ref.float().numpy().view(np.uint32)), dtype)
+
+    def test_q8_row_matches_fbgemm_prepack(self):
+        x = self.x[4:]
+        buf, out = encode(x, Q8)
+        packed = torch.ops.quantized.embedding_bag_byte_prepack(torch.from_numpy(x)).numpy()
+        self.assertEqual(packed.shape, buf.shape)
+        self.assertTrue(np.array_equal(buf, packed))
+        unpacked = torch.ops.quantized.embedding_bag_byte_unpack(torch.from_numpy(packed)).numpy()
+        np.testing.assert_allclose(out, unpacked, rtol=0, atol=1e-6 * np.abs(x).max())
+        scale = packed[:, -8:-4].copy().view(np.float32)
+        # quantisation error bound: half a step plus float rounding
+        err = np.abs(out - x)
+        self.assertTrue(np.all(err <= 0.5 * scale + 1e-6 * np.abs(x).max(axis=1, keepdims=True)))
+
+
+if __name__ == "__main__":
+    unittest.main()
