@@ -40,6 +40,14 @@ class TestLoading(unittest.TestCase):
         self.assertIn("ImportError", r.stderr)
         self.assertIn("TOKEMB_LIBRARY: /nonexistent/libtokemb.so.0 (not found)", r.stderr)
 
+    def test_seed_example_runs(self):
+        ex = os.path.join(os.path.dirname(tokemb.__file__), "..", "examples", "seed.py")
+        r = subprocess.run([sys.executable, ex], capture_output=True, text=True, env=dict(os.environ))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("[-2.84   -0.7849 -1.4096]", r.stdout)
+        self.assertIn("token id 6 at index 0 is outside [0, 6)", r.stdout)
+        self.assertIn("bit for bit: True", r.stdout)
+
     def test_threads(self):
         tokemb.set_num_threads(3)
         self.assertEqual(tokemb.get_num_threads(), 3)
