@@ -3,11 +3,15 @@
  * vector tails, strided and misaligned outputs, int32/int64 ids, non-temporal stores and prefetch
  * on/off; then thread-count independence and the NONTEMPORAL parameter through the public API.
  *
- * The kernel translation unit is compiled into this test (the variants are internal symbols of the
+ * Also the bag SUM / MEAN kernel (src/kernels/bags.c, register accumulation on AVX2) against its
+ * portable path and a naive float loop.
+ *
+ * The kernel translation units are compiled into this test (the variants are internal symbols of the
  * library), with tk_cpu_isa() replaced by a stub so the dispatcher can be forced to each ISA. */
 #include "tk_test.h"
 
 #include "../src/kernels/gather.c"
+#include "../src/kernels/bags.c"
 
 #include <stdlib.h>
 
@@ -201,6 +205,84 @@ static void test_lookup_thread_count_independence(void **state) {
     }
 }
 
+/* finite values, -0.0, subnormals and infinities (NaN payload propagation may legitimately depend on
+ * the compiler's operand order of a commutative add, so NaN inputs are not used here) */
+static void fill_finite(float *p, size_t n, uint64_t *s) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b = (uint32_t)tk_rand(s);
+        float v;
+        switch (b % 13) {
+        case 0: v = -0.0f; break;
+        case 1: b &= 0x807fffffu; memcpy(&v, &b, 4); break;
+        case 2: v = (b & 64) ? 1e30f * 1e30f : -1e30f * 1e30f; if (b & 128) v = 1.0f; break;
+        default: v = (float)((int32_t)(b >> 8) - (1 << 23)) * (1.0f / (1 << 20)); break;
+        }
+        p[i] = v;
+    }
+}
+
+/* bag SUM / MEAN (plain, fused and unfused weights, padding, empty bags): every ISA path equals the
+ * portable one bit for bit, and the plain SUM equals a naive left-to-right float loop */
+static void test_bag_sum_isa_bitwise(void **state) {
+    (void)state;
+    uint64_t s = 4242;
+    const size_t rows = 50, nb = 13;
+    static const size_t dims[] = {1, 3, 7, 8, 9, 16, 31, 32, 33, 40, 64, 65, 100, 257};
+    for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++) {
+        const size_t dim = dims[di], rs = dim + (di & 1);
+        float *table = malloc(rows * rs * sizeof(float));
+        int64_t off[nb + 1], ids64[200];
+        int32_t ids32[200];
+        float psw[200];
+        assert_non_null(table);
+        fill_finite(table, rows * rs, &s);
+        off[0] = 0;
+        for (size_t b = 0; b < nb; b++) off[b + 1] = off[b] + (int64_t)(b % 5 == 2 ? 0 : tk_rand(&s) % 15);
+        const size_t n = (size_t)off[nb];
+        for (size_t i = 0; i < n; i++) {
+            ids32[i] = (int32_t)(ids64[i] = (int64_t)(tk_rand(&s) % rows));
+            psw[i] = (float)((int)(tk_rand(&s) % 2001) - 1000) / 256.0f;
+        }
+        float *ref = malloc(nb * dim * sizeof(float)), *got = malloc(nb * dim * sizeof(float));
+        assert_non_null(ref);
+        assert_non_null(got);
+        for (int mode = 0; mode < 2; mode++)
+            for (int wk = 0; wk < 3; wk++) { /* 0: no weights, 1: fused, 2: unfused */
+                if (mode == 1 && wk) continue;
+                for (int64_t pad = -1; pad < 2; pad += 2)
+                    for (int idw = 4; idw <= 8; idw += 4) {
+                        const void *ids = idw == 8 ? (const void *)ids64 : (const void *)ids32;
+                        forced_isa = TK_ISA_PORTABLE;
+                        tk_fill_sentinel(ref, nb * dim);
+                        tk_bags_forward_f32(table, rs, dim, ids, idw, off, 0, nb, mode, wk ? psw : NULL, wk == 1, pad, ref);
+                        for (int isa = TK_ISA_AVX2; isa <= TK_ISA_AVX512; isa++) {
+                            if (!cpu_has(isa)) continue;
+                            forced_isa = isa;
+                            tk_fill_sentinel(got, nb * dim);
+                            tk_bags_forward_f32(table, rs, dim, ids, idw, off, 0, nb, mode, wk ? psw : NULL, wk == 1,
+                                                pad, got);
+                            if (memcmp(ref, got, nb * dim * sizeof(float)))
+                                fail_msg("bags dim %zu mode %d weights %d pad %lld idw %d: isa %d differs from portable",
+                                         dim, mode, wk, (long long)pad, idw, isa);
+                        }
+                        forced_isa = TK_ISA_PORTABLE;
+                        if (mode == 0 && wk == 0 && pad < 0)
+                            for (size_t b = 0; b < nb; b++)
+                                for (size_t c = 0; c < dim; c++) {
+                                    float acc = 0.0f;
+                                    for (int64_t j = off[b]; j < off[b + 1]; j++) acc = acc + table[(size_t)ids64[j] * rs + c];
+                                    if (memcmp(&acc, &ref[b * dim + c], 4))
+                                        fail_msg("bag %zu col %zu: %g, naive loop %g", b, c, (double)ref[b * dim + c],
+                                                 (double)acc);
+                                }
+                    }
+            }
+        free(ref);
+        free(got);
+        free(table);
+    }
+}
+
 static void test_nontemporal_param(void **state) {
     (void)state;
     tokemb_table *t = NULL;
@@ -224,6 +306,7 @@ int main(void) {
         cmocka_unit_test(test_avx512_matches_naive),
         cmocka_unit_test(test_dispatch_each_isa),
         cmocka_unit_test(test_lookup_thread_count_independence),
+        cmocka_unit_test(test_bag_sum_isa_bitwise),
         cmocka_unit_test(test_nontemporal_param),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
