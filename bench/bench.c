@@ -9,7 +9,7 @@
  *   tokemb-bench [--quick] [--suite a,b,...] [--csv FILE] [--threads 1,2] [--reps N]
  *                [--vocab LIST] [--dim LIST] [--tokens LIST] [--ids uniform,zipf1.0,zipf1.1]
  *
- * Suites: lookup, gather-vs-matmul, bags, grad, optim, logits (--help lists them). */
+ * Suites: lookup, gather-vs-matmul, bags, grad, optim, logits, rope, sinusoidal (--help lists them). */
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
 #include <math.h>
@@ -739,6 +739,97 @@ static void suite_logits(void) {
     check(tokemb_set_num_threads(0), "set_num_threads");
 }
 
+/* ---- suites: rope, sinusoidal (positional encoders) --------------------------------------------------- */
+
+typedef struct {
+    tokemb_posenc *pe;
+    float *x;
+    size_t n, heads;
+    const int64_t *pos;
+    int backward;
+} pe_ctx;
+
+static void run_rope(void *p) {
+    pe_ctx *c = p;
+    if (c->backward) check(tokemb_rope_apply_backward(c->pe, c->x, c->n, c->heads, c->pos), "tokemb_rope_apply_backward");
+    else check(tokemb_rope_apply(c->pe, c->x, c->n, c->heads, c->pos), "tokemb_rope_apply");
+}
+static void run_encode(void *p) {
+    pe_ctx *c = p;
+    check(tokemb_posenc_encode(c->pe, c->pos, c->n, c->x), "tokemb_posenc_encode");
+}
+
+static void suite_rope(void) {
+    static const long long tq[] = {2048}, tf[] = {1, 16, 256, 2048, 8192};
+    list_t toks = opt.user_tokens ? opt.tokens : (opt.quick ? mk_list(1, tq) : mk_list(5, tf));
+    const size_t heads = 32, hd = 128;
+    static const char *lname[] = {"neox", "gptj"};
+    for (int layout = 0; layout < 2; layout++) {
+        tokemb_posenc *pe = NULL;
+        check(tokemb_posenc_create_rope((int64_t)hd, (int64_t)hd, 10000.0, layout, &pe), "tokemb_posenc_create_rope");
+        for (int ti = 0; ti < toks.n; ti++) {
+            size_t n = (size_t)toks.v[ti];
+            float *x = alloc_out(n * heads * hd);
+            int64_t *pos = malloc(n * sizeof *pos);
+            if (!pos) die("out of memory");
+            for (size_t i = 0; i < n * heads * hd; i++) x[i] = (float)(i % 17) * 0.0625f - 0.5f;
+            for (size_t i = 0; i < n; i++) pos[i] = (int64_t)i;
+            for (int th = 0; th < opt.threads.n; th++) {
+                int nth = (int)opt.threads.v[th];
+                check(tokemb_set_num_threads(nth), "set_num_threads");
+                for (int bw = 0; bw < 2; bw++) {
+                    if (opt.quick && bw) continue;
+                    pe_ctx c = {pe, x, n, heads, pos, bw};
+                    double traffic = 2.0 * (double)n * heads * hd * 4; /* in place: read + write */
+                    char note[64];
+                    snprintf(note, sizeof note, "[%zu tok, %zu heads, %zu]; ns/token per token", n, heads, hd);
+                    row_t r = {"rope", bw ? "rope_backward" : "rope_apply", lname[layout], "pos0..n", 0, (long long)hd,
+                               (long long)n, NAN, 0, "-", nth, measure(run_rope, &c, (size_t)(traffic / 2)), traffic, 0,
+                               NAN, note};
+                    emit(&r);
+                }
+            }
+            free(x);
+            free(pos);
+        }
+        tokemb_posenc_free(pe);
+    }
+    check(tokemb_set_num_threads(0), "set_num_threads");
+}
+
+static void suite_sinusoidal(void) {
+    static const long long dq[] = {512}, df[] = {64, 512, 1024, 4096};
+    list_t dims = dims_or(1, dq, 4, df);
+    static const char *lname[] = {"interleaved", "concat", "concat_t2t"};
+    const size_t n = opt.user_tokens ? (size_t)opt.tokens.v[0] : 2048;
+    for (int di = 0; di < dims.n; di++) {
+        int64_t D = dims.v[di];
+        for (int layout = 0; layout < 3; layout++) {
+            if (opt.quick && layout) continue;
+            tokemb_posenc *pe = NULL;
+            check(tokemb_posenc_create_sinusoidal(D, 10000.0, layout, &pe), "tokemb_posenc_create_sinusoidal");
+            float *out = alloc_out(n * (size_t)D);
+            int64_t *pos = malloc(n * sizeof *pos);
+            if (!pos) die("out of memory");
+            for (size_t i = 0; i < n; i++) pos[i] = (int64_t)i;
+            for (int th = 0; th < opt.threads.n; th++) {
+                int nth = (int)opt.threads.v[th];
+                check(tokemb_set_num_threads(nth), "set_num_threads");
+                pe_ctx c = {pe, out, n, 0, pos, 0};
+                double traffic = (double)n * (double)D * 4; /* write only */
+                row_t r = {"sinusoidal", "posenc_encode", lname[layout], "pos0..n", 0, D, (long long)n, NAN, 0, "-",
+                           nth, measure(run_encode, &c, (size_t)(traffic / 2)), traffic, 0, NAN,
+                           "computed per call (no table); xcopy vs a copy of half the output bytes"};
+                emit(&r);
+            }
+            free(out);
+            free(pos);
+            tokemb_posenc_free(pe);
+        }
+    }
+    check(tokemb_set_num_threads(0), "set_num_threads");
+}
+
 /* ---- main ------------------------------------------------------------------------------------------ */
 
 typedef struct {
@@ -754,6 +845,8 @@ static const suite_t SUITES[] = {
     {"grad", suite_grad, "tokemb_grad_coalesce (sparse) and tokemb_grad_accumulate (dense +=), N = 2048"},
     {"optim", suite_optim, "tokemb_optim_step: sgd, row-wise adagrad, adagrad, sparse adam, N = 2048 zipf1.1"},
     {"logits", suite_logits, "tokemb_logits (tied head sgemm), GFLOP/s"},
+    {"rope", suite_rope, "tokemb_rope_apply / _backward, [tokens, 32 heads, 128], NEOX and GPTJ"},
+    {"sinusoidal", suite_sinusoidal, "tokemb_posenc_encode of sinusoidal encoders, 2048 positions"},
 };
 
 static void usage(void) {

@@ -3,8 +3,8 @@
  * vector tails, strided and misaligned outputs, int32/int64 ids, non-temporal stores and prefetch
  * on/off; then thread-count independence and the NONTEMPORAL parameter through the public API.
  *
- * Also the bag SUM / MEAN kernel (src/kernels/bags.c, register accumulation on AVX2) against its
- * portable path and a naive float loop.
+ * Also the bag SUM / MEAN kernel (src/kernels/bags.c, register accumulation on AVX2) and the RoPE
+ * rotation (src/kernels/rope_kernels.c, AVX2) against their portable paths and naive float loops.
  *
  * The kernel translation units are compiled into this test (the variants are internal symbols of the
  * library), with tk_cpu_isa() replaced by a stub so the dispatcher can be forced to each ISA. */
@@ -12,7 +12,9 @@
 
 #include "../src/kernels/gather.c"
 #include "../src/kernels/bags.c"
+#include "../src/kernels/rope_kernels.c"
 
+#include <math.h>
 #include <stdlib.h>
 
 static int forced_isa = TK_ISA_PORTABLE;
@@ -283,6 +285,58 @@ static void test_bag_sum_isa_bitwise(void **state) {
     }
 }
 
+/* RoPE rotation, NEOX and GPTJ, forward and backward, partial pair ranges and strided heads: AVX2 equals
+ * the portable loop bit for bit, and both equal the documented float32 formula */
+static void test_rope_isa_bitwise(void **state) {
+    (void)state;
+    uint64_t s = 777;
+    static const size_t halves[] = {1, 2, 3, 4, 5, 8, 12, 16, 17, 32, 64};
+    for (size_t hi = 0; hi < sizeof halves / sizeof halves[0]; hi++) {
+        const size_t half = halves[hi], heads = 3, stride = 2 * half + 5;
+        float *x0 = malloc(heads * stride * sizeof(float)), *a = malloc(heads * stride * sizeof(float)),
+              *b = malloc(heads * stride * sizeof(float)), cs[64], sn[64];
+        assert_non_null(x0);
+        assert_non_null(a);
+        assert_non_null(b);
+        fill_finite(x0, heads * stride, &s);
+        for (size_t k = 0; k < half; k++) {
+            cs[k] = cosf((float)k * 0.37f + 0.1f);
+            sn[k] = sinf((float)k * 0.37f + 0.1f);
+        }
+        for (int layout = 0; layout < 2; layout++)
+            for (int bw = 0; bw < 2; bw++)
+                for (size_t p0 = 0; p0 < half; p0 += (half > 4 ? 3 : 1)) {
+                    const size_t np = half - p0;
+                    memcpy(a, x0, heads * stride * sizeof(float));
+                    forced_isa = TK_ISA_PORTABLE;
+                    tk_rope_rotate_f32(a, heads, stride, layout, half, p0, np, cs, sn, bw);
+                    for (size_t h = 0; h < heads; h++)
+                        for (size_t k = 0; k < np; k++) {
+                            size_t ia = layout == 0 ? p0 + k : 2 * (p0 + k), ib = layout == 0 ? ia + half : ia + 1;
+                            float xa = x0[h * stride + ia], xb = x0[h * stride + ib], c = cs[k], sv = sn[k];
+                            float ra = bw ? xa * c + xb * sv : xa * c - xb * sv;
+                            float rb = bw ? xb * c - xa * sv : xb * c + xa * sv;
+                            if (memcmp(&ra, &a[h * stride + ia], 4) || memcmp(&rb, &a[h * stride + ib], 4))
+                                fail_msg("rope portable half %zu layout %d bw %d head %zu pair %zu differs from the formula",
+                                         half, layout, bw, h, p0 + k);
+                        }
+                    for (int isa = TK_ISA_AVX2; isa <= TK_ISA_AVX512; isa++) {
+                        if (!cpu_has(isa)) continue;
+                        forced_isa = isa;
+                        memcpy(b, x0, heads * stride * sizeof(float));
+                        tk_rope_rotate_f32(b, heads, stride, layout, half, p0, np, cs, sn, bw);
+                        if (memcmp(a, b, heads * stride * sizeof(float)))
+                            fail_msg("rope half %zu layout %d backward %d pair0 %zu: isa %d differs from portable", half,
+                                     layout, bw, p0, isa);
+                    }
+                    forced_isa = TK_ISA_PORTABLE;
+                }
+        free(x0);
+        free(a);
+        free(b);
+    }
+}
+
 static void test_nontemporal_param(void **state) {
     (void)state;
     tokemb_table *t = NULL;
@@ -307,6 +361,7 @@ int main(void) {
         cmocka_unit_test(test_dispatch_each_isa),
         cmocka_unit_test(test_lookup_thread_count_independence),
         cmocka_unit_test(test_bag_sum_isa_bitwise),
+        cmocka_unit_test(test_rope_isa_bitwise),
         cmocka_unit_test(test_nontemporal_param),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
