@@ -11,6 +11,8 @@
 #include <time.h>
 #include <tokemb.h>
 
+#include "demo_sections.h"
+
 static int check(int32_t st, const char *what) {
     if (st != TOKEMB_OK) {
         fprintf(stderr, "%s failed: %s (%s)\n", what, tokemb_status_string(st), tokemb_last_error());
@@ -128,5 +130,6 @@ int main(void) {
     free(tid);
     free(o);
     printf("\nThe one-hot product reads the whole table for every token (cost ~ vocab), the gather reads one row.\n");
+    demo_neighbours_section();
     return 0;
 }

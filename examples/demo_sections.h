@@ -13,6 +13,10 @@ void demo_training_section(void);
  * property (examples/demo_posenc.c). */
 void demo_positional_section(void);
 
+/* Prints the "pretrained vectors" section: cosine neighbours in examples/data/tiny.vec, a small fastText
+ * model (examples/demo_io.c; TOKEMB_DEMO_DATA in the environment overrides the data folder). */
+void demo_neighbours_section(void);
+
 /* Result of one training run of the synthetic sentiment classifier. */
 typedef struct {
     double loss_first, loss_last;       /* mean cross-entropy of the first / last 20 steps */

@@ -111,13 +111,18 @@ __attribute__((target("avx2"))) static void tk_decode_q8_avx2(const uint8_t *q, 
     }
 }
 
+#include <cpuid.h>
+/* CPUID.1:ECX bit 29 (F16C); AVX state support is implied by tk_cpu_isa() >= AVX2. */
+#include <stdatomic.h>
 static int tk_has_f16c(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("f16c") ? 1 : 0;
+    static atomic_int cached = -1;
+    int v = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (v < 0) {
+        unsigned a, b, c, d;
+        v = (__get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29))) ? 1 : 0;
+        atomic_store_explicit(&cached, v, memory_order_relaxed);
     }
-    return cached;
+    return v;
 }
 #endif
 

@@ -1,6 +1,10 @@
 """tokemb_nearest / tokemb_nearest_ids against gensim's KeyedVectors.most_similar on the same vectors
 (order and scores), for words (the query word excluded) and for raw vectors, on F32 and F16 tables."""
 import ctypes
+import os
+import shutil
+import subprocess
+import tempfile
 import unittest
 
 import numpy as np
@@ -70,6 +74,39 @@ class TestNearestGensim(unittest.TestCase):
         for i, qi in enumerate([3, 77]):
             self.check_same(kvh.most_similar("w%d" % qi, topn=8), out[i], sc[i])
         lib.tokemb_table_free(h)
+
+
+class TestDemoModel(unittest.TestCase):
+    """The demo's fastText model (examples/data/tiny.vec): tokemb's neighbours are gensim's, and the
+    committed file is what examples/data/make_tiny_vec.sh produces."""
+    data = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "data")
+
+    def test_neighbours_equal_gensim(self):
+        path = os.path.join(self.data, "tiny.vec")
+        kv = KeyedVectors.load_word2vec_format(path)
+        t, v = P(), P()
+        ok(lib.tokemb_vectors_load(path.encode(), 1, None, None, ctypes.byref(t), ctypes.byref(v)))
+        n = lib.tokemb_table_rows(t)
+        ids = np.arange(n, dtype=np.int64)
+        out = np.empty((n, 5), np.int64)
+        sc = np.empty((n, 5), np.float32)
+        ok(lib.tokemb_nearest_ids(t, ptr(ids), n, 5, COSINE, 1, ptr(out), ptr(sc)))
+        for i in range(n):
+            ref = kv.most_similar(kv.index_to_key[i], topn=5)
+            self.assertEqual([lib.tokemb_vocab_word(v, j, None).decode() for j in out[i]], [w for w, _ in ref])
+            np.testing.assert_allclose(sc[i], [s for _, s in ref], atol=2e-6)
+        self.assertEqual(lib.tokemb_vocab_word(v, out[kv.key_to_index["king"]][0], None), b"queen")
+        lib.tokemb_table_free(t)
+        lib.tokemb_vocab_free(v)
+
+    def test_committed_model_is_reproducible(self):
+        if not shutil.which("fasttext"):
+            self.skipTest("fasttext binary not installed")
+        with tempfile.TemporaryDirectory() as d:
+            subprocess.run(["bash", os.path.join(self.data, "make_tiny_vec.sh"), d], check=True,
+                           stdout=subprocess.DEVNULL)
+            with open(os.path.join(d, "tiny.vec"), "rb") as a, open(os.path.join(self.data, "tiny.vec"), "rb") as b:
+                self.assertEqual(a.read(), b.read())
 
 
 if __name__ == "__main__":
