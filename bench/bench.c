@@ -414,7 +414,11 @@ static void suite_lookup(void) {
                             r.variant = "nt";
                             r.m = measure(run_lookup, &c, bytes);
                             emit(&r);
-                            check(tokemb_table_set_param(t, TOKEMB_TABLE_NONTEMPORAL, 0), "clear NONTEMPORAL");
+                            check(tokemb_table_set_param(t, TOKEMB_TABLE_NONTEMPORAL, 0), "set NONTEMPORAL");
+                            r.variant = "cached";
+                            r.m = measure(run_lookup, &c, bytes);
+                            emit(&r);
+                            check(tokemb_table_set_param(t, TOKEMB_TABLE_NONTEMPORAL, 2), "reset NONTEMPORAL");
 #endif
                             if (nth == 1) {
                                 r.variant = "naive";
@@ -839,7 +843,8 @@ typedef struct {
 } suite_t;
 
 static const suite_t SUITES[] = {
-    {"lookup", suite_lookup, "tokemb_lookup (i64, i32, nt) vs a memcpy-per-row loop; V, D, ids, threads"},
+    {"lookup", suite_lookup, "tokemb_lookup: i64 and i32 ids (default NONTEMPORAL = auto), nt (always), cached\n"
+                             "                     (never), vs a memcpy-per-row loop; V, D, ids, threads"},
     {"gather-vs-matmul", suite_gvm, "gather vs one-hot sgemm vs plain sgemm; vocab x dim x tokens"},
     {"bags", suite_bags, "tokemb_lookup_bags sum/mean/max/weighted, L = 1, 20, 100"},
     {"grad", suite_grad, "tokemb_grad_coalesce (sparse) and tokemb_grad_accumulate (dense +=), N = 2048"},

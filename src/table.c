@@ -66,6 +66,7 @@ static tokemb_table *tk_table_new(void) {
     tokemb_table *t = (tokemb_table *)tk_calloc(1, sizeof *t);
     if (!t) return NULL;
     t->padding_idx = -1;
+    t->nontemporal = 2; /* TOKEMB_TABLE_NONTEMPORAL: auto */
     t->max_norm = 0.0;
     t->norm_type = 2.0;
     return t;

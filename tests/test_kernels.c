@@ -343,6 +343,9 @@ static void test_nontemporal_param(void **state) {
     TK_OK(tokemb_table_create(4, 8, TOKEMB_F32, &t));
     int64_t v = -1;
     TK_OK(tokemb_table_get_param(t, TOKEMB_TABLE_NONTEMPORAL, &v));
+    assert_int_equal(v, 2); /* default: auto */
+    TK_OK(tokemb_table_set_param(t, TOKEMB_TABLE_NONTEMPORAL, 0));
+    TK_OK(tokemb_table_get_param(t, TOKEMB_TABLE_NONTEMPORAL, &v));
     assert_int_equal(v, 0);
     TK_OK(tokemb_table_set_param(t, TOKEMB_TABLE_NONTEMPORAL, 2));
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_table_set_param(t, TOKEMB_TABLE_NONTEMPORAL, 3), "nontemporal");
