@@ -64,5 +64,27 @@ class TestStorageTorch(unittest.TestCase):
         self.assertTrue(np.all(err <= 0.5 * scale + 1e-6 * np.abs(x).max(axis=1, keepdims=True)))
 
 
+    def test_portable_and_simd_decoders_agree(self):
+        """The dequantising gather has AVX2/F16C row decoders; TOKEMB_ISA=portable must give the same bytes."""
+        import os
+        import subprocess
+        import sys
+        code = ("import sys, numpy as np\n"
+                "sys.path.insert(0, %r)\n"
+                "import test_storage_torch as m\n"
+                "x = np.load(sys.argv[1])\n"
+                "outs = [m.encode(x, d)[1] for d in (1, 2, 3)]\n"
+                "np.save(sys.argv[2], np.stack(outs))\n") % os.path.dirname(os.path.abspath(__file__))
+        import tempfile
+        with tempfile.TemporaryDirectory() as d:
+            np.save(os.path.join(d, "x.npy"), self.x)
+            env = dict(os.environ, TOKEMB_ISA="portable")
+            subprocess.run([sys.executable, "-c", code, os.path.join(d, "x.npy"), os.path.join(d, "o.npy")],
+                           check=True, env=env)
+            portable = np.load(os.path.join(d, "o.npy"))
+        here = np.stack([encode(self.x, dt)[1] for dt in (F16, BF16, Q8)])
+        self.assertTrue(np.array_equal(portable.view(np.uint32), here.view(np.uint32)))
+
+
 if __name__ == "__main__":
     unittest.main()
