@@ -272,6 +272,190 @@ TOKEMB_API int32_t tokemb_lookup_strided(tokemb_table *t, const int64_t *ids, si
 TOKEMB_API int32_t tokemb_lookup_onehot(const tokemb_table *t, const int64_t *ids, size_t n, float *out);
 
 /* ---------------------------------------------------------------------------------------------- */
+/* Training: gradients, pooled bags, fused sparse optimizers, tied output head (docs/training.md)  */
+/* ---------------------------------------------------------------------------------------------- */
+
+/**
+ * Gradient of tokemb_lookup: grad_table[rows][dim] (contiguous float32, caller-owned) gets, for every
+ * i < n with ids[i] != padding_idx, grad_table[ids[i]] += s * grad_out[i] (grad_out is [n][dim]).
+ * s = 1, or with TOKEMB_SCALE_GRAD_BY_FREQ s = (float)(1.0 / count(ids[i])) applied as fmaf(s, g, acc).
+ * Each row's contributions are added in input order starting from the buffer's value, so into a
+ * zeroed buffer the result equals torch's embedding_dense_backward bit for bit. Rows not referenced
+ * are never read or written: cost O(n*dim + n) (stable radix sort of (id, position), then per-row sums
+ * in parallel), never O(rows*dim). Bitwise identical for any thread count. Reads only the table's
+ * shape and parameters (safe with concurrent readers). n == 0 is a no-op.
+ * Errors: TOKEMB_INVALID_ARGUMENT (NULL t, ids, grad_out or grad_table with n > 0), TOKEMB_OUT_OF_RANGE
+ * (an id outside [0, rows): message names it and its index), TOKEMB_OVERFLOW, TOKEMB_NO_MEMORY (the
+ * O(n) sort scratch). grad_table is untouched on error.
+ */
+TOKEMB_API int32_t tokemb_grad_accumulate(const tokemb_table *t, const int64_t *ids, size_t n,
+                                          const float *grad_out, float *grad_table);
+/** tokemb_grad_accumulate with int32 ids. Same rules and errors. */
+TOKEMB_API int32_t tokemb_grad_accumulate_i32(const tokemb_table *t, const int32_t *ids, size_t n,
+                                              const float *grad_out, float *grad_table);
+/**
+ * The coalesced (sparse) gradient of tokemb_lookup: writes the distinct non-padding ids in ascending
+ * order to out_ids[0..u) and their summed gradient rows to out_rows[u][dim], *n_unique = u. The rows
+ * have exactly the bits of the dense tokemb_grad_accumulate into a zeroed buffer (scale_grad_by_freq
+ * included). Capacity: out_ids needs n entries and out_rows n*dim floats (u <= n). Cost O(n*dim),
+ * independent of rows. n == 0 sets *n_unique = 0. Thread-safety as tokemb_grad_accumulate.
+ * Errors: as tokemb_grad_accumulate (n_unique must not be NULL); outputs untouched on error.
+ */
+TOKEMB_API int32_t tokemb_grad_coalesce(const tokemb_table *t, const int64_t *ids, size_t n,
+                                        const float *grad_out, int64_t *out_ids, float *out_rows,
+                                        size_t *n_unique);
+/** tokemb_grad_coalesce with int32 ids (out_ids stay int64). Same rules and errors. */
+TOKEMB_API int32_t tokemb_grad_coalesce_i32(const tokemb_table *t, const int32_t *ids, size_t n,
+                                            const float *grad_out, int64_t *out_ids, float *out_rows,
+                                            size_t *n_unique);
+/**
+ * Backward of tokemb_lookup_onehot (the Linear view): grad_table[rows][dim] += onehot(ids)^T x
+ * grad_out[n][dim] through cblas_sgemm (beta = 1), in token chunks with the forward's bounded scratch
+ * (one-hot entries are 0 for padding ids and (float)(1/count) with scale_grad_by_freq). The sums are
+ * BLAS-ordered: equal to tokemb_grad_accumulate up to rounding when an id repeats (bit-equal when ids
+ * are distinct and no scaling applies). Cost O(rows*dim*n). Errors: as tokemb_grad_accumulate, plus
+ * TOKEMB_UNSUPPORTED (dimensions beyond BLAS int).
+ */
+TOKEMB_API int32_t tokemb_grad_accumulate_onehot(const tokemb_table *t, const int64_t *ids, size_t n,
+                                                 const float *grad_out, float *grad_table);
+
+/** Bag reduction modes (pinned values). */
+enum tokemb_bag_mode {
+    TOKEMB_BAG_SUM = 0,
+    TOKEMB_BAG_MEAN = 1,
+    TOKEMB_BAG_MAX = 2,
+    /* The short names of the design's section 7 (same values). */
+    TOKEMB_SUM = TOKEMB_BAG_SUM,
+    TOKEMB_MEAN = TOKEMB_BAG_MEAN,
+    TOKEMB_MAX = TOKEMB_BAG_MAX
+};
+
+/**
+ * Pooled lookup (torch's EmbeddingBag): out[b][:] for b < n_bags reduces rows ids[offsets[b] ..
+ * offsets[b+1]) with `mode`. offsets has n_bags + 1 entries (CSR): offsets[0] == 0, non-decreasing,
+ * offsets[n_bags] == n. SUM: sum left to right from +0.0, optionally weighted by
+ * per_sample_weights[n] (SUM only) as fmaf(w, x, acc) (torch's fast path) or, when the table has a
+ * padding_idx, as acc + w*x (torch's generic path). MEAN: the sum divided by the count of non-padding
+ * entries. MAX: per column the largest value, ties keep the first occurrence. padding_idx entries are
+ * excluded from every reduction and from the count; an empty (or all-padding) bag gives zeros. max_norm
+ * renormalises every referenced row first, as tokemb_lookup. n_bags == 0 is a no-op (offsets = {0}).
+ * Errors: TOKEMB_INVALID_ARGUMENT (NULL t/offsets, NULL ids with n > 0, NULL out with n_bags > 0,
+ * unknown mode, weights with mode != SUM, malformed offsets: the message names the offending offset),
+ * TOKEMB_OUT_OF_RANGE (ids), TOKEMB_OVERFLOW, TOKEMB_UNSUPPORTED (non-F32), TOKEMB_READ_ONLY (max_norm on
+ * a READONLY wrap), TOKEMB_NO_MEMORY. out untouched on error. Concurrent use as tokemb_lookup.
+ */
+TOKEMB_API int32_t tokemb_lookup_bags(tokemb_table *t, const int64_t *ids, size_t n, const int64_t *offsets,
+                                      size_t n_bags, int32_t mode, const float *per_sample_weights,
+                                      float *out);
+/** tokemb_lookup_bags with int32 ids (offsets stay int64). Same rules and errors. */
+TOKEMB_API int32_t tokemb_lookup_bags_i32(tokemb_table *t, const int32_t *ids, size_t n,
+                                          const int64_t *offsets, size_t n_bags, int32_t mode,
+                                          const float *per_sample_weights, float *out);
+/**
+ * Backward of tokemb_lookup_bags for grad_out[n_bags][dim]: grad_table[rows][dim] +=
+ *  - SUM / MEAN: for each non-padding position j (bag b), s_j * grad_out[b] with s_j computed in double
+ *    as psw[j] (or 1) / count(ids[j]) (with scale_grad_by_freq: the id's count in the whole input, as
+ *    nn.Embedding; torch 1.13-2.x's bag backward divides by a wrong count, pytorch issue #190063) /
+ *    bag's non-padding size (MEAN), rounded to float and applied as fmaf(s_j, g, acc); per row in input
+ *    order (torch sums in its sort order, so repeated ids may differ from torch by rounding);
+ *  - MAX: each column of grad_out[b] goes to that column's argmax row (first of ties), bags in order.
+ *    The argmax is recomputed from the table, which must hold the values the forward used.
+ * grad_per_sample_weights[n] (optional, SUM only) is overwritten with dot(grad_out[b], W[ids[j]])
+ * (double accumulation), 0 for padding entries. Bitwise identical for any thread count. Read-only on t.
+ * Errors: as tokemb_lookup_bags, plus TOKEMB_INVALID_ARGUMENT for NULL grad_out/grad_table,
+ * grad_per_sample_weights with mode != SUM, MAX with scale_grad_by_freq (as torch). Outputs untouched
+ * on error.
+ */
+TOKEMB_API int32_t tokemb_grad_accumulate_bags(const tokemb_table *t, const int64_t *ids, size_t n,
+                                               const int64_t *offsets, size_t n_bags, int32_t mode,
+                                               const float *per_sample_weights, const float *grad_out,
+                                               float *grad_table, float *grad_per_sample_weights);
+/** tokemb_grad_accumulate_bags with int32 ids. Same rules and errors. */
+TOKEMB_API int32_t tokemb_grad_accumulate_bags_i32(const tokemb_table *t, const int32_t *ids, size_t n,
+                                                   const int64_t *offsets, size_t n_bags, int32_t mode,
+                                                   const float *per_sample_weights, const float *grad_out,
+                                                   float *grad_table, float *grad_per_sample_weights);
+
+/** Fused sparse optimizers (pinned values). */
+enum tokemb_optim_kind {
+    /** w -= lr * (g + weight_decay * w), on referenced rows only (lazy weight decay). */
+    TOKEMB_OPTIM_SGD = 0,
+    /** FBGEMM row-wise Adagrad: h[row] += mean_c(g'^2), w -= lr * g' / (sqrt(h[row]) + eps),
+     *  g' = g + weight_decay * w. One float of state per row. */
+    TOKEMB_OPTIM_ROWWISE_ADAGRAD = 1,
+    /** torch.optim.Adagrad with a sparse gradient: s += g^2, w -= clr * g / (sqrt(s) + eps),
+     *  clr = lr / (1 + (step - 1) * lr_decay). No weight decay (torch rejects it for sparse grads). */
+    TOKEMB_OPTIM_ADAGRAD = 2,
+    /** torch.optim.SparseAdam: moments updated only for present rows, bias correction by the global step. */
+    TOKEMB_OPTIM_SPARSE_ADAM = 3
+};
+
+/** Optimizer hyper-parameters (pinned values, block 400), all double. */
+enum tokemb_optim_param {
+    TOKEMB_OPTIM_LR = 400,                  /**< >= 0; default 0.01 (SparseAdam 0.001) */
+    TOKEMB_OPTIM_WEIGHT_DECAY = 401,        /**< >= 0; SGD and row-wise Adagrad only; default 0 */
+    TOKEMB_OPTIM_EPS = 402,                 /**< >= 0; default 1e-10 (Adagrad), 1e-8 (others) */
+    TOKEMB_OPTIM_BETA1 = 403,               /**< [0, 1); SparseAdam; default 0.9 */
+    TOKEMB_OPTIM_BETA2 = 404,               /**< [0, 1); SparseAdam; default 0.999 */
+    TOKEMB_OPTIM_LR_DECAY = 405,            /**< >= 0; Adagrad; default 0 */
+    TOKEMB_OPTIM_INITIAL_ACCUMULATOR = 406  /**< >= 0; Adagrad / row-wise Adagrad; default 0 */
+};
+
+/**
+ * Selects the table's optimizer (enum tokemb_optim_kind) with default hyper-parameters and empty state
+ * (a previous optimizer's state is dropped). The state belongs to the table: its arrays are allocated
+ * on the first step (Adagrad rows*dim floats, SparseAdam 2*rows*dim, row-wise Adagrad rows) and freed
+ * by tokemb_table_free. Needs exclusive access. Errors: TOKEMB_INVALID_ARGUMENT (NULL t, unknown kind),
+ * TOKEMB_UNSUPPORTED (non-F32 storage), TOKEMB_NO_MEMORY.
+ */
+TOKEMB_API int32_t tokemb_optim_select(tokemb_table *t, int32_t kind);
+/**
+ * Sets a hyper-parameter of the selected optimizer (takes effect from the next step). Errors:
+ * TOKEMB_INVALID_ARGUMENT (NULL t, no optimizer selected, unknown parameter or one the selected kind
+ * does not use, value out of its range or NaN). Needs exclusive access.
+ */
+TOKEMB_API int32_t tokemb_optim_set_param_f64(tokemb_table *t, int32_t param, double value);
+/** Reads a hyper-parameter of the selected optimizer into *value. Errors as the setter. */
+TOKEMB_API int32_t tokemb_optim_get_param_f64(const tokemb_table *t, int32_t param, double *value);
+/** Steps taken since tokemb_optim_select, or -1 if t is NULL or no optimizer is selected. */
+TOKEMB_API int64_t tokemb_optim_steps(const tokemb_table *t);
+/**
+ * One fused optimizer step from the lookup's output gradient grad_out[n][dim]: the gradient is
+ * coalesced exactly as tokemb_grad_coalesce (padding dropped, scale_grad_by_freq applied, duplicates
+ * summed in input order) and each referenced row is updated once; no other row or state entry is
+ * touched and no dense gradient is built. The step counter advances even for n == 0.
+ * Errors: TOKEMB_INVALID_ARGUMENT (NULL t, no optimizer selected, NULL ids/grad_out with n > 0),
+ * TOKEMB_OUT_OF_RANGE, TOKEMB_READ_ONLY (FROZEN table or READONLY wrap), TOKEMB_UNSUPPORTED (non-F32),
+ * TOKEMB_OVERFLOW, TOKEMB_NO_MEMORY. The table and its state are unchanged on error. Needs exclusive
+ * access; bitwise identical for any thread count.
+ */
+TOKEMB_API int32_t tokemb_optim_step(tokemb_table *t, const int64_t *ids, size_t n, const float *grad_out);
+/** tokemb_optim_step with int32 ids. Same rules and errors. */
+TOKEMB_API int32_t tokemb_optim_step_i32(tokemb_table *t, const int32_t *ids, size_t n, const float *grad_out);
+/**
+ * One fused optimizer step from a coalesced gradient: unique_ids[n_unique] strictly increasing,
+ * rows[n_unique][dim] (e.g. tokemb_grad_coalesce's output). Rows are updated as given (a padding id
+ * is not skipped here). Errors: as tokemb_optim_step, plus TOKEMB_INVALID_ARGUMENT for ids that are not
+ * strictly increasing (the message names the index).
+ */
+TOKEMB_API int32_t tokemb_optim_step_coalesced(tokemb_table *t, const int64_t *unique_ids, size_t n_unique,
+                                               const float *rows);
+
+/**
+ * Tied output head (GPT-2 weight tying): logits[n][rows] = hidden[n][dim] x W^T through cblas_sgemm.
+ * Read-only on t (safe for concurrent use). n == 0 is a no-op. Errors: TOKEMB_INVALID_ARGUMENT (NULL t,
+ * hidden or logits with n > 0), TOKEMB_OVERFLOW, TOKEMB_UNSUPPORTED (non-F32, BLAS int limits).
+ */
+TOKEMB_API int32_t tokemb_logits(const tokemb_table *t, const float *hidden, size_t n, float *logits);
+/**
+ * Backward of tokemb_logits for grad_logits[n][rows]: grad_hidden[n][dim] = grad_logits x W
+ * (overwritten; may be NULL) and grad_table[rows][dim] += grad_logits^T x hidden (may be NULL; not both
+ * NULL), both through cblas_sgemm. Read-only on t. Errors: as tokemb_logits.
+ */
+TOKEMB_API int32_t tokemb_logits_backward(const tokemb_table *t, const float *hidden, size_t n,
+                                          const float *grad_logits, float *grad_hidden, float *grad_table);
+
+/* ---------------------------------------------------------------------------------------------- */
 /* Positional encoders (sinusoidal, learned, RoPE, ALiBi, T5, Shaw) - see docs/positional.md        */
 /* ---------------------------------------------------------------------------------------------- */
 
@@ -562,190 +746,6 @@ TOKEMB_API int32_t tokemb_embed(tokemb_table *tok, const tokemb_posenc *pe, cons
 TOKEMB_API int32_t tokemb_embed_backward(const tokemb_table *tok, const tokemb_posenc *pe, const int64_t *ids,
                                          size_t batch, size_t seq, int64_t start_pos, float scale,
                                          const float *grad_out, float *grad_tok, float *grad_pe);
-
-/* ---------------------------------------------------------------------------------------------- */
-/* Training: gradients, pooled bags, fused sparse optimizers, tied output head (docs/training.md)  */
-/* ---------------------------------------------------------------------------------------------- */
-
-/**
- * Gradient of tokemb_lookup: grad_table[rows][dim] (contiguous float32, caller-owned) gets, for every
- * i < n with ids[i] != padding_idx, grad_table[ids[i]] += s * grad_out[i] (grad_out is [n][dim]).
- * s = 1, or with TOKEMB_SCALE_GRAD_BY_FREQ s = (float)(1.0 / count(ids[i])) applied as fmaf(s, g, acc).
- * Each row's contributions are added in input order starting from the buffer's value, so into a
- * zeroed buffer the result equals torch's embedding_dense_backward bit for bit. Rows not referenced
- * are never read or written: cost O(n*dim + n) (stable radix sort of (id, position), then per-row sums
- * in parallel), never O(rows*dim). Bitwise identical for any thread count. Reads only the table's
- * shape and parameters (safe with concurrent readers). n == 0 is a no-op.
- * Errors: TOKEMB_INVALID_ARGUMENT (NULL t, ids, grad_out or grad_table with n > 0), TOKEMB_OUT_OF_RANGE
- * (an id outside [0, rows): message names it and its index), TOKEMB_OVERFLOW, TOKEMB_NO_MEMORY (the
- * O(n) sort scratch). grad_table is untouched on error.
- */
-TOKEMB_API int32_t tokemb_grad_accumulate(const tokemb_table *t, const int64_t *ids, size_t n,
-                                          const float *grad_out, float *grad_table);
-/** tokemb_grad_accumulate with int32 ids. Same rules and errors. */
-TOKEMB_API int32_t tokemb_grad_accumulate_i32(const tokemb_table *t, const int32_t *ids, size_t n,
-                                              const float *grad_out, float *grad_table);
-/**
- * The coalesced (sparse) gradient of tokemb_lookup: writes the distinct non-padding ids in ascending
- * order to out_ids[0..u) and their summed gradient rows to out_rows[u][dim], *n_unique = u. The rows
- * have exactly the bits of the dense tokemb_grad_accumulate into a zeroed buffer (scale_grad_by_freq
- * included). Capacity: out_ids needs n entries and out_rows n*dim floats (u <= n). Cost O(n*dim),
- * independent of rows. n == 0 sets *n_unique = 0. Thread-safety as tokemb_grad_accumulate.
- * Errors: as tokemb_grad_accumulate (n_unique must not be NULL); outputs untouched on error.
- */
-TOKEMB_API int32_t tokemb_grad_coalesce(const tokemb_table *t, const int64_t *ids, size_t n,
-                                        const float *grad_out, int64_t *out_ids, float *out_rows,
-                                        size_t *n_unique);
-/** tokemb_grad_coalesce with int32 ids (out_ids stay int64). Same rules and errors. */
-TOKEMB_API int32_t tokemb_grad_coalesce_i32(const tokemb_table *t, const int32_t *ids, size_t n,
-                                            const float *grad_out, int64_t *out_ids, float *out_rows,
-                                            size_t *n_unique);
-/**
- * Backward of tokemb_lookup_onehot (the Linear view): grad_table[rows][dim] += onehot(ids)^T x
- * grad_out[n][dim] through cblas_sgemm (beta = 1), in token chunks with the forward's bounded scratch
- * (one-hot entries are 0 for padding ids and (float)(1/count) with scale_grad_by_freq). The sums are
- * BLAS-ordered: equal to tokemb_grad_accumulate up to rounding when an id repeats (bit-equal when ids
- * are distinct and no scaling applies). Cost O(rows*dim*n). Errors: as tokemb_grad_accumulate, plus
- * TOKEMB_UNSUPPORTED (dimensions beyond BLAS int).
- */
-TOKEMB_API int32_t tokemb_grad_accumulate_onehot(const tokemb_table *t, const int64_t *ids, size_t n,
-                                                 const float *grad_out, float *grad_table);
-
-/** Bag reduction modes (pinned values). */
-enum tokemb_bag_mode {
-    TOKEMB_BAG_SUM = 0,
-    TOKEMB_BAG_MEAN = 1,
-    TOKEMB_BAG_MAX = 2,
-    /* The short names of the design's section 7 (same values). */
-    TOKEMB_SUM = TOKEMB_BAG_SUM,
-    TOKEMB_MEAN = TOKEMB_BAG_MEAN,
-    TOKEMB_MAX = TOKEMB_BAG_MAX
-};
-
-/**
- * Pooled lookup (torch's EmbeddingBag): out[b][:] for b < n_bags reduces rows ids[offsets[b] ..
- * offsets[b+1]) with `mode`. offsets has n_bags + 1 entries (CSR): offsets[0] == 0, non-decreasing,
- * offsets[n_bags] == n. SUM: sum left to right from +0.0, optionally weighted by
- * per_sample_weights[n] (SUM only) as fmaf(w, x, acc) (torch's fast path) or, when the table has a
- * padding_idx, as acc + w*x (torch's generic path). MEAN: the sum divided by the count of non-padding
- * entries. MAX: per column the largest value, ties keep the first occurrence. padding_idx entries are
- * excluded from every reduction and from the count; an empty (or all-padding) bag gives zeros. max_norm
- * renormalises every referenced row first, as tokemb_lookup. n_bags == 0 is a no-op (offsets = {0}).
- * Errors: TOKEMB_INVALID_ARGUMENT (NULL t/offsets, NULL ids with n > 0, NULL out with n_bags > 0,
- * unknown mode, weights with mode != SUM, malformed offsets: the message names the offending offset),
- * TOKEMB_OUT_OF_RANGE (ids), TOKEMB_OVERFLOW, TOKEMB_UNSUPPORTED (non-F32), TOKEMB_READ_ONLY (max_norm on
- * a READONLY wrap), TOKEMB_NO_MEMORY. out untouched on error. Concurrent use as tokemb_lookup.
- */
-TOKEMB_API int32_t tokemb_lookup_bags(tokemb_table *t, const int64_t *ids, size_t n, const int64_t *offsets,
-                                      size_t n_bags, int32_t mode, const float *per_sample_weights,
-                                      float *out);
-/** tokemb_lookup_bags with int32 ids (offsets stay int64). Same rules and errors. */
-TOKEMB_API int32_t tokemb_lookup_bags_i32(tokemb_table *t, const int32_t *ids, size_t n,
-                                          const int64_t *offsets, size_t n_bags, int32_t mode,
-                                          const float *per_sample_weights, float *out);
-/**
- * Backward of tokemb_lookup_bags for grad_out[n_bags][dim]: grad_table[rows][dim] +=
- *  - SUM / MEAN: for each non-padding position j (bag b), s_j * grad_out[b] with s_j computed in double
- *    as psw[j] (or 1) / count(ids[j]) (with scale_grad_by_freq: the id's count in the whole input, as
- *    nn.Embedding; torch 1.13-2.x's bag backward divides by a wrong count, pytorch issue #190063) /
- *    bag's non-padding size (MEAN), rounded to float and applied as fmaf(s_j, g, acc); per row in input
- *    order (torch sums in its sort order, so repeated ids may differ from torch by rounding);
- *  - MAX: each column of grad_out[b] goes to that column's argmax row (first of ties), bags in order.
- *    The argmax is recomputed from the table, which must hold the values the forward used.
- * grad_per_sample_weights[n] (optional, SUM only) is overwritten with dot(grad_out[b], W[ids[j]])
- * (double accumulation), 0 for padding entries. Bitwise identical for any thread count. Read-only on t.
- * Errors: as tokemb_lookup_bags, plus TOKEMB_INVALID_ARGUMENT for NULL grad_out/grad_table,
- * grad_per_sample_weights with mode != SUM, MAX with scale_grad_by_freq (as torch). Outputs untouched
- * on error.
- */
-TOKEMB_API int32_t tokemb_grad_accumulate_bags(const tokemb_table *t, const int64_t *ids, size_t n,
-                                               const int64_t *offsets, size_t n_bags, int32_t mode,
-                                               const float *per_sample_weights, const float *grad_out,
-                                               float *grad_table, float *grad_per_sample_weights);
-/** tokemb_grad_accumulate_bags with int32 ids. Same rules and errors. */
-TOKEMB_API int32_t tokemb_grad_accumulate_bags_i32(const tokemb_table *t, const int32_t *ids, size_t n,
-                                                   const int64_t *offsets, size_t n_bags, int32_t mode,
-                                                   const float *per_sample_weights, const float *grad_out,
-                                                   float *grad_table, float *grad_per_sample_weights);
-
-/** Fused sparse optimizers (pinned values). */
-enum tokemb_optim_kind {
-    /** w -= lr * (g + weight_decay * w), on referenced rows only (lazy weight decay). */
-    TOKEMB_OPTIM_SGD = 0,
-    /** FBGEMM row-wise Adagrad: h[row] += mean_c(g'^2), w -= lr * g' / (sqrt(h[row]) + eps),
-     *  g' = g + weight_decay * w. One float of state per row. */
-    TOKEMB_OPTIM_ROWWISE_ADAGRAD = 1,
-    /** torch.optim.Adagrad with a sparse gradient: s += g^2, w -= clr * g / (sqrt(s) + eps),
-     *  clr = lr / (1 + (step - 1) * lr_decay). No weight decay (torch rejects it for sparse grads). */
-    TOKEMB_OPTIM_ADAGRAD = 2,
-    /** torch.optim.SparseAdam: moments updated only for present rows, bias correction by the global step. */
-    TOKEMB_OPTIM_SPARSE_ADAM = 3
-};
-
-/** Optimizer hyper-parameters (pinned values, block 400), all double. */
-enum tokemb_optim_param {
-    TOKEMB_OPTIM_LR = 400,                  /**< >= 0; default 0.01 (SparseAdam 0.001) */
-    TOKEMB_OPTIM_WEIGHT_DECAY = 401,        /**< >= 0; SGD and row-wise Adagrad only; default 0 */
-    TOKEMB_OPTIM_EPS = 402,                 /**< >= 0; default 1e-10 (Adagrad), 1e-8 (others) */
-    TOKEMB_OPTIM_BETA1 = 403,               /**< [0, 1); SparseAdam; default 0.9 */
-    TOKEMB_OPTIM_BETA2 = 404,               /**< [0, 1); SparseAdam; default 0.999 */
-    TOKEMB_OPTIM_LR_DECAY = 405,            /**< >= 0; Adagrad; default 0 */
-    TOKEMB_OPTIM_INITIAL_ACCUMULATOR = 406  /**< >= 0; Adagrad / row-wise Adagrad; default 0 */
-};
-
-/**
- * Selects the table's optimizer (enum tokemb_optim_kind) with default hyper-parameters and empty state
- * (a previous optimizer's state is dropped). The state belongs to the table: its arrays are allocated
- * on the first step (Adagrad rows*dim floats, SparseAdam 2*rows*dim, row-wise Adagrad rows) and freed
- * by tokemb_table_free. Needs exclusive access. Errors: TOKEMB_INVALID_ARGUMENT (NULL t, unknown kind),
- * TOKEMB_UNSUPPORTED (non-F32 storage), TOKEMB_NO_MEMORY.
- */
-TOKEMB_API int32_t tokemb_optim_select(tokemb_table *t, int32_t kind);
-/**
- * Sets a hyper-parameter of the selected optimizer (takes effect from the next step). Errors:
- * TOKEMB_INVALID_ARGUMENT (NULL t, no optimizer selected, unknown parameter or one the selected kind
- * does not use, value out of its range or NaN). Needs exclusive access.
- */
-TOKEMB_API int32_t tokemb_optim_set_param_f64(tokemb_table *t, int32_t param, double value);
-/** Reads a hyper-parameter of the selected optimizer into *value. Errors as the setter. */
-TOKEMB_API int32_t tokemb_optim_get_param_f64(const tokemb_table *t, int32_t param, double *value);
-/** Steps taken since tokemb_optim_select, or -1 if t is NULL or no optimizer is selected. */
-TOKEMB_API int64_t tokemb_optim_steps(const tokemb_table *t);
-/**
- * One fused optimizer step from the lookup's output gradient grad_out[n][dim]: the gradient is
- * coalesced exactly as tokemb_grad_coalesce (padding dropped, scale_grad_by_freq applied, duplicates
- * summed in input order) and each referenced row is updated once; no other row or state entry is
- * touched and no dense gradient is built. The step counter advances even for n == 0.
- * Errors: TOKEMB_INVALID_ARGUMENT (NULL t, no optimizer selected, NULL ids/grad_out with n > 0),
- * TOKEMB_OUT_OF_RANGE, TOKEMB_READ_ONLY (FROZEN table or READONLY wrap), TOKEMB_UNSUPPORTED (non-F32),
- * TOKEMB_OVERFLOW, TOKEMB_NO_MEMORY. The table and its state are unchanged on error. Needs exclusive
- * access; bitwise identical for any thread count.
- */
-TOKEMB_API int32_t tokemb_optim_step(tokemb_table *t, const int64_t *ids, size_t n, const float *grad_out);
-/** tokemb_optim_step with int32 ids. Same rules and errors. */
-TOKEMB_API int32_t tokemb_optim_step_i32(tokemb_table *t, const int32_t *ids, size_t n, const float *grad_out);
-/**
- * One fused optimizer step from a coalesced gradient: unique_ids[n_unique] strictly increasing,
- * rows[n_unique][dim] (e.g. tokemb_grad_coalesce's output). Rows are updated as given (a padding id
- * is not skipped here). Errors: as tokemb_optim_step, plus TOKEMB_INVALID_ARGUMENT for ids that are not
- * strictly increasing (the message names the index).
- */
-TOKEMB_API int32_t tokemb_optim_step_coalesced(tokemb_table *t, const int64_t *unique_ids, size_t n_unique,
-                                               const float *rows);
-
-/**
- * Tied output head (GPT-2 weight tying): logits[n][rows] = hidden[n][dim] x W^T through cblas_sgemm.
- * Read-only on t (safe for concurrent use). n == 0 is a no-op. Errors: TOKEMB_INVALID_ARGUMENT (NULL t,
- * hidden or logits with n > 0), TOKEMB_OVERFLOW, TOKEMB_UNSUPPORTED (non-F32, BLAS int limits).
- */
-TOKEMB_API int32_t tokemb_logits(const tokemb_table *t, const float *hidden, size_t n, float *logits);
-/**
- * Backward of tokemb_logits for grad_logits[n][rows]: grad_hidden[n][dim] = grad_logits x W
- * (overwritten; may be NULL) and grad_table[rows][dim] += grad_logits^T x hidden (may be NULL; not both
- * NULL), both through cblas_sgemm. Read-only on t. Errors: as tokemb_logits.
- */
-TOKEMB_API int32_t tokemb_logits_backward(const tokemb_table *t, const float *hidden, size_t n,
-                                          const float *grad_logits, float *grad_hidden, float *grad_table);
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Files, vocabulary, nearest neighbours, compact storage (docs/formats.md)                        */
