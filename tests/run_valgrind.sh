@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # run_valgrind.sh BUILD_DIR [REPO_ROOT] [SUITE...]
-# Builds tokemb and the cmocka suites (plain build, no sanitizer) into BUILD_DIR and runs every
+# Builds tokemb and the cmocka suites (plain build, no sanitizer) in BUILD_DIR and runs every
 # tests/test_* executable (or the SUITEs named, e.g. test_invariants) under valgrind memcheck:
 # any invalid access, uninitialised use or leak (definite, indirect or possible) fails the run.
 # OpenBLAS runs single-threaded (its idle thread pool only slows valgrind down).
@@ -10,7 +10,11 @@ root=${2:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 shift $(( $# >= 2 ? 2 : 1 ))
 start=$(date +%s)
 
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTOKEMB_BUILD_BENCH=OFF >/dev/null
+# An existing build directory (e.g. CI's release build) is used as it is; a new one is configured
+# RelWithDebInfo (the library itself always carries -g).
+if [ ! -f "$build/CMakeCache.txt" ]; then
+  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTOKEMB_BUILD_BENCH=OFF >/dev/null
+fi
 cmake --build "$build" -j2 >/dev/null
 
 suites=("$@")
