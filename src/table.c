@@ -1,5 +1,6 @@
 /* table.c - tokemb_table: create, wrap, free, accessors, parameters, row access, initialisation. */
 #include "internal.h"
+#include "kernels/kernels.h"
 #include "storage.h"
 
 #include <math.h>
@@ -27,12 +28,10 @@ int32_t tk_check_writable(const char *fn, const tokemb_table *t) {
 }
 
 int32_t tk_check_ids(const char *fn, const void *ids, int id_width, size_t n, int64_t rows) {
-    for (size_t i = 0; i < n; i++) {
-        int64_t id = tk_id_at(ids, id_width, i);
-        if (TK_UNLIKELY(id < 0 || id >= rows))
-            return tk_error(TOKEMB_OUT_OF_RANGE, "%s: token id %lld at index %zu is outside [0, %lld)", fn,
-                            (long long)id, i, (long long)rows);
-    }
+    size_t i = tk_ids_first_bad(ids, id_width, n, rows); /* kernels/gather.c: branch-free, vectorised */
+    if (TK_UNLIKELY(i < n))
+        return tk_error(TOKEMB_OUT_OF_RANGE, "%s: token id %lld at index %zu is outside [0, %lld)", fn,
+                        (long long)tk_id_at(ids, id_width, i), i, (long long)rows);
     return TOKEMB_OK;
 }
 

@@ -337,6 +337,62 @@ static void test_rope_isa_bitwise(void **state) {
     }
 }
 
+/* the validation scan finds exactly the first id outside [0, rows) (negative, == rows, extremes), in any
+ * block, on every ISA, for int64 and int32 ids (including rows beyond the int32 range) */
+static size_t naive_first_bad(const void *ids, int w, size_t n, int64_t rows) {
+    for (size_t i = 0; i < n; i++) {
+        int64_t id = w == 8 ? ((const int64_t *)ids)[i] : ((const int32_t *)ids)[i];
+        if (id < 0 || id >= rows) return i;
+    }
+    return n;
+}
+
+static void test_ids_scan(void **state) {
+    (void)state;
+    enum { N = 5000 };
+    static int64_t i64[N];
+    static int32_t i32[N];
+    uint64_t s = 31;
+    static const int64_t rows_list[] = {1, 7, 50257, INT32_MAX, (int64_t)1 << 31, (int64_t)1 << 40};
+    static const int64_t bad64[] = {-1, INT64_MIN, 0 /* = rows */, INT64_MAX};
+    static const size_t where[] = {0, 1, 2047, 2048, 2049, 4999, N};
+    for (int isa = TK_ISA_PORTABLE; isa <= TK_ISA_AVX512; isa++) {
+        if (!cpu_has(isa)) continue;
+        forced_isa = isa;
+        for (size_t ri = 0; ri < sizeof rows_list / sizeof rows_list[0]; ri++) {
+            const int64_t rows = rows_list[ri];
+            const int64_t r32 = rows < INT32_MAX ? rows : INT32_MAX;
+            for (size_t i = 0; i < N; i++) {
+                i64[i] = (int64_t)(tk_rand(&s) % (uint64_t)rows);
+                i32[i] = (int32_t)(tk_rand(&s) % (uint64_t)r32);
+            }
+            for (size_t wi = 0; wi < sizeof where / sizeof where[0]; wi++)
+                for (size_t bi = 0; bi < 4; bi++) {
+                    size_t at = where[wi];
+                    int64_t save64 = 0;
+                    int32_t save32 = 0;
+                    if (at < N) {
+                        save64 = i64[at];
+                        save32 = i32[at];
+                        i64[at] = bi == 2 ? rows : bad64[bi];
+                        i32[at] = bi == 2 ? (rows <= INT32_MAX ? (int32_t)rows : -5) : (bi == 1 ? INT32_MIN : -1);
+                        if (at + 3 < N) i64[at + 3] = -7; /* a later offender must not be reported */
+                    }
+                    assert_int_equal(tk_ids_first_bad(i64, 8, N, rows), naive_first_bad(i64, 8, N, rows));
+                    assert_int_equal(tk_ids_first_bad(i32, 4, N, rows), naive_first_bad(i32, 4, N, rows));
+                    if (at < N) {
+                        assert_int_equal(tk_ids_first_bad(i64, 8, N, rows), at);
+                        i64[at] = save64;
+                        i32[at] = save32;
+                        if (at + 3 < N) i64[at + 3] = 0;
+                    }
+                }
+            assert_int_equal(tk_ids_first_bad(i64, 8, 0, rows), 0);
+        }
+    }
+    forced_isa = TK_ISA_PORTABLE;
+}
+
 static void test_nontemporal_param(void **state) {
     (void)state;
     tokemb_table *t = NULL;
@@ -365,6 +421,7 @@ int main(void) {
         cmocka_unit_test(test_lookup_thread_count_independence),
         cmocka_unit_test(test_bag_sum_isa_bitwise),
         cmocka_unit_test(test_rope_isa_bitwise),
+        cmocka_unit_test(test_ids_scan),
         cmocka_unit_test(test_nontemporal_param),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

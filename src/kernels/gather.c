@@ -262,3 +262,61 @@ void tk_gather_f32(const float *table, size_t row_stride, const void *ids, int i
                    float *out, size_t out_stride) {
     tk_gather_f32_ex(table, row_stride, ids, id_width, n, dim, out, out_stride, 0u);
 }
+
+/* ---- id validation scan ------------------------------------------------------------------------- */
+
+#define TK_IDS_BLOCK 2048u
+
+/* 1 if any id of the block is outside [0, lim): one unsigned compare per id catches negatives too. */
+#define TK_DEFINE_IDS_SCAN(NAME, ATTR)                                                                        \
+    ATTR static int NAME##_i64(const int64_t *p, size_t n, uint64_t lim) {                                   \
+        uint64_t bad = 0;                                                                                     \
+        for (size_t k = 0; k < n; k++) bad |= (uint64_t)((uint64_t)p[k] >= lim);                              \
+        return bad != 0;                                                                                      \
+    }                                                                                                         \
+    ATTR static int NAME##_i32(const int32_t *p, size_t n, uint32_t lim) {                                   \
+        uint32_t bad = 0;                                                                                     \
+        for (size_t k = 0; k < n; k++) bad |= (uint32_t)((uint32_t)p[k] >= lim);                              \
+        return bad != 0;                                                                                      \
+    }
+
+TK_DEFINE_IDS_SCAN(tk_ids_scan_portable, )
+#if TK_X86
+TK_DEFINE_IDS_SCAN(tk_ids_scan_avx2, TK_AVX2)
+#endif
+
+size_t tk_ids_first_bad(const void *ids, int id_width, size_t n, int64_t rows) {
+    if (rows <= 0) return n ? 0 : n;
+#if TK_X86
+    const int avx2 = tk_cpu_isa() >= TK_ISA_AVX2;
+#else
+    const int avx2 = 0;
+#endif
+    /* int32 ids against rows >= 2^31: every non-negative int32 is valid, so compare with 2^31 */
+    const uint32_t lim32 = rows >= ((int64_t)1 << 31) ? (uint32_t)1 << 31 : (uint32_t)rows;
+    for (size_t i = 0; i < n; i += TK_IDS_BLOCK) {
+        size_t m = n - i < TK_IDS_BLOCK ? n - i : TK_IDS_BLOCK;
+        int bad;
+        if (id_width == 8) {
+            const int64_t *p = (const int64_t *)ids + i;
+#if TK_X86
+            bad = avx2 ? tk_ids_scan_avx2_i64(p, m, (uint64_t)rows) : tk_ids_scan_portable_i64(p, m, (uint64_t)rows);
+#else
+            bad = tk_ids_scan_portable_i64(p, m, (uint64_t)rows);
+#endif
+        } else {
+            const int32_t *p = (const int32_t *)ids + i;
+#if TK_X86
+            bad = avx2 ? tk_ids_scan_avx2_i32(p, m, lim32) : tk_ids_scan_portable_i32(p, m, lim32);
+#else
+            bad = tk_ids_scan_portable_i32(p, m, lim32);
+#endif
+        }
+        if (bad)
+            for (size_t k = i; k < i + m; k++) {
+                int64_t id = id_width == 8 ? ((const int64_t *)ids)[k] : (int64_t)((const int32_t *)ids)[k];
+                if (id < 0 || id >= rows) return k;
+            }
+    }
+    return n;
+}
