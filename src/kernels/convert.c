@@ -126,6 +126,35 @@ static int tk_has_f16c(void) {
 }
 #endif
 
+static void tk_decode_f32(const void *row, size_t dim, float *out) { memcpy(out, row, dim * sizeof(float)); }
+static void tk_decode_f16_p(const void *row, size_t dim, float *out) { tk_decode_f16_portable((const uint16_t *)row, dim, out); }
+static void tk_decode_bf16_p(const void *row, size_t dim, float *out) { tk_decode_bf16_portable((const uint16_t *)row, dim, out); }
+static void tk_decode_q8_p(const void *row, size_t dim, float *out) { tk_decode_q8_portable((const uint8_t *)row, dim, out); }
+#ifdef TK_HAVE_X86
+static void tk_decode_f16_a(const void *row, size_t dim, float *out) { tk_decode_f16_avx2((const uint16_t *)row, dim, out); }
+static void tk_decode_bf16_a(const void *row, size_t dim, float *out) { tk_decode_bf16_avx2((const uint16_t *)row, dim, out); }
+static void tk_decode_q8_a(const void *row, size_t dim, float *out) { tk_decode_q8_avx2((const uint8_t *)row, dim, out); }
+#endif
+
+tk_row_decoder_fn tk_row_decoder(int32_t dtype) {
+#ifdef TK_HAVE_X86
+    const int avx2 = tk_cpu_isa() >= TK_ISA_AVX2;
+    switch (dtype) {
+    case TOKEMB_F16: return avx2 && tk_has_f16c() ? tk_decode_f16_a : tk_decode_f16_p;
+    case TOKEMB_BF16: return avx2 ? tk_decode_bf16_a : tk_decode_bf16_p;
+    case TOKEMB_Q8_ROW: return avx2 ? tk_decode_q8_a : tk_decode_q8_p;
+    default: return tk_decode_f32;
+    }
+#else
+    switch (dtype) {
+    case TOKEMB_F16: return tk_decode_f16_p;
+    case TOKEMB_BF16: return tk_decode_bf16_p;
+    case TOKEMB_Q8_ROW: return tk_decode_q8_p;
+    default: return tk_decode_f32;
+    }
+#endif
+}
+
 void tk_row_decode(int32_t dtype, const void *row, size_t dim, float *out) {
 #ifdef TK_HAVE_X86
     const int avx2 = tk_cpu_isa() >= TK_ISA_AVX2;

@@ -20,6 +20,9 @@ uint16_t tk_f32_to_bf16(float f);
  * q = lrintf((x - min) * (255 / (max - min + 1e-8f))) clamped to [0, 255]. src must be finite. */
 void tk_row_decode(int32_t dtype, const void *row, size_t dim, float *out);
 void tk_row_encode(int32_t dtype, const float *src, size_t dim, void *row);
+/* The decoder tk_row_decode uses for dtype on this CPU (choose once, call per row). */
+typedef void (*tk_row_decoder_fn)(const void *row, size_t dim, float *out);
+tk_row_decoder_fn tk_row_decoder(int32_t dtype);
 
 /* out[i*out_stride + c] = decode(row ids[i])[c]: rows start every row_bytes bytes of table. */
 void tk_gather_dtype(int32_t dtype, const void *table, size_t row_bytes, const void *ids, int id_width, size_t n,
