@@ -1,6 +1,10 @@
 #!/usr/bin/python3
 """compare_torch.py - tokemb against torch 1.13 in one process, on the same numpy buffers.
 
+Peers: index_select(out=) and F.embedding (lookup), F.embedding_bag sum L=20 (bags),
+aten.embedding_dense_backward vs tokemb_grad_coalesce (grad), the HF rotate_half formula with precomputed
+cos/sin vs tokemb_rope_apply (rope; [tokens, 32 heads, 128]).
+
 The table is one numpy float32 array, wrapped by tokemb (tokemb_table_wrap, no copy) and viewed by torch
 (torch.from_numpy, no copy); ids and the preallocated outputs are shared the same way. Each repetition
 times tokemb and torch back to back (order alternating); the reported ratio is the median over
@@ -8,7 +12,7 @@ repetitions of t_torch / t_tokemb (> 1: tokemb is faster). Both libraries get th
 (torch.set_num_threads and tokemb_set_num_threads). Outputs are checked for equality once per case.
 
     /usr/bin/python3 bench/compare_torch.py [--lib build/libtokemb.so] [--threads 1,2] [--quick]
-        [--dims 4,16,64,256,1024,4096] [--vocab 128256] [--ops lookup,bags,grad] [--csv out.csv]
+        [--dims 4,16,64,256,1024,4096] [--vocab 128256] [--ops lookup,bags,grad,rope] [--csv out.csv]
 """
 import argparse
 import ctypes
@@ -39,6 +43,10 @@ def load_lib(path):
         "tokemb_lookup_bags": (ctypes.c_int32, [P, P, ctypes.c_size_t, P, ctypes.c_size_t, ctypes.c_int32, P, P]),
         "tokemb_grad_coalesce": (ctypes.c_int32, [P, P, ctypes.c_size_t, P, P, P, ctypes.POINTER(ctypes.c_size_t)]),
         "tokemb_grad_accumulate": (ctypes.c_int32, [P, P, ctypes.c_size_t, P, P]),
+        "tokemb_posenc_create_rope": (ctypes.c_int32, [ctypes.c_int64, ctypes.c_int64, ctypes.c_double, ctypes.c_int32,
+                                                       ctypes.POINTER(P)]),
+        "tokemb_posenc_free": (None, [P]),
+        "tokemb_rope_apply": (ctypes.c_int32, [P, P, ctypes.c_size_t, ctypes.c_size_t, P]),
     }
     for name, (res, args) in list(sigs.items()) + list(optional.items()):
         if not hasattr(lib, name):
@@ -102,7 +110,7 @@ def main():
     ap.add_argument("--vocab", type=int, default=128256)
     ap.add_argument("--dims", default=None)
     ap.add_argument("--ids", default="uniform,zipf1.1")
-    ap.add_argument("--ops", default="lookup,bags,grad")
+    ap.add_argument("--ops", default="lookup,bags,grad,rope")
     ap.add_argument("--reps", type=int, default=None)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--csv", default=None)
@@ -181,6 +189,13 @@ def main():
                     printed[0] += 1
         lib.tokemb_table_free(h)
         del Wt, W
+    if "rope" in ops and hasattr(lib, "tokemb_rope_apply"):
+        rope_rows(lib, rows, threads, reps, min_sample, a.quick)
+        while printed[0] < len(rows):
+            op, peer, d, nn, di, t_, a_tk, a_th, rat = rows[printed[0]]
+            print("%-8s %-26s %5d %6d %-8s %2d %12.2f %12.2f %8.2f" % (op, peer, d, nn, di, t_, a_tk / nn * 1e9,
+                                                                    a_th / nn * 1e9, rat))
+            printed[0] += 1
     if a.csv:
         with open(a.csv, "w") as f:
             f.write("op,torch_peer,dim,tokens,ids,threads,tokemb_s,torch_s,ratio\n")
@@ -189,6 +204,37 @@ def main():
 
 
 printed = [0]
+
+
+def rope_rows(lib, rows, threads, reps, min_sample, quick):
+    """RoPE on q[tokens][32 heads][128] against the HF Llama formula q*cos + rotate_half(q)*sin with cos/sin
+    precomputed outside the timed region (tokemb computes its cos/sin in double inside every call).
+    ns/token is per token (all 32 heads)."""
+    heads, hd = 32, 128
+    for n in ([2048] if quick else [256, 2048]):
+        for layout, name in ((0, "neox"),):
+            pe = P()
+            ok(lib, lib.tokemb_posenc_create_rope(hd, hd, 10000.0, layout, ctypes.byref(pe)), "create_rope")
+            x = np.random.default_rng(5).standard_normal((n, heads, hd), dtype=np.float32)
+            pos = np.arange(n, dtype=np.int64)
+            inv = 1.0 / (10000.0 ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
+            freqs = torch.outer(torch.arange(n, dtype=torch.float32), inv)
+            emb = torch.cat((freqs, freqs), dim=-1)
+            cos, sin = emb.cos()[None, :, None, :], emb.sin()[None, :, None, :]  # [1, n, 1, hd]
+            q = torch.from_numpy(x.copy())[None]  # [1, n, heads, hd]
+
+            def rotate_half(t):
+                t1, t2 = t[..., : hd // 2], t[..., hd // 2:]
+                return torch.cat((-t2, t1), dim=-1)
+
+            for th in threads:
+                torch.set_num_threads(th)
+                ok(lib, lib.tokemb_set_num_threads(th), "set_num_threads")
+                f_tk = lambda: lib.tokemb_rope_apply(pe, ptr(x), n, heads, ptr(pos))
+                f_th = lambda: (q * cos) + (rotate_half(q) * sin)
+                r = pair(f_tk, f_th, reps, min_sample)
+                rows.append(("rope", "HF q*cos+rotate_half(q)*sin", hd, n, name, th) + r)
+            lib.tokemb_posenc_free(pe)
 
 if __name__ == "__main__":
     main()
