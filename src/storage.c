@@ -36,9 +36,10 @@ int32_t tokemb_table_convert(const tokemb_table *src, int32_t dtype, tokemb_tabl
             tk_row_read_f32(src, r, row);
             size_t c = tk_first_nonfinite(row, d);
             if (c < d) {
+                const double bad = (double)row[c];
                 tk_free(row);
                 return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: row %lld column %zu holds %g; Q8_ROW needs finite values",
-                                fn, (long long)r, c, (double)row[c]);
+                                fn, (long long)r, c, bad);
             }
         }
     }
