@@ -262,9 +262,9 @@ static void *tk_knob(void *p) {
 
 static void tk_world_setup(void) {
     g_use_blas = getenv("TK_CONC_NO_BLAS") == NULL;
-    if (getenv("TK_CONC_QUICK")) {
+    if (getenv("TK_CONC_QUICK")) { /* valgrind serialises threads: one round with 2 library threads */
         ITERS = 1;
-        NT_STEP = 3;
+        NT_STEP = 0;
     }
     g_shared = tk_objs_make();
     uint64_t s = 42;
@@ -343,12 +343,12 @@ static void test_shared_and_own_objects(void **state) {
     (void)state;
     tk_world_setup();
     const uint64_t shared_sum = tk_shared_sum();
-    for (int32_t nt = 1; nt <= 4; nt += NT_STEP) {
+    for (int32_t nt = NT_STEP ? 1 : 2; nt <= 4; nt += NT_STEP ? NT_STEP : 4) {
         TK_OK(tokemb_set_num_threads(nt));
         tk_run_workers(0);
         assert_int_equal(atomic_load(&g_mismatches), 0);
     }
-    tk_run_workers(1); /* thread count changing under the workers */
+    if (NT_STEP) tk_run_workers(1); /* thread count changing under the workers */
     assert_int_equal(atomic_load(&g_mismatches), 0);
     assert_true(tk_shared_sum() == shared_sum); /* the shared objects were only read */
     TK_OK(tokemb_set_num_threads(0));
