@@ -1544,6 +1544,7 @@ static void test_files_invariants(void **state) {
     remove(garbage);
     remove(empty);
     rmdir(g_tmpdir);
+    g_tmpdir[0] = '\0';
 }
 
 static void test_vocab_invariants(void **state) {
@@ -1629,6 +1630,117 @@ static void test_nearest_invariants(void **state) {
     tokemb_table_free(t);
 }
 
+/* ---- compact dtypes and read-only tables: documented refusals, nothing changes ---------------------- */
+
+static void test_dtype_and_readonly_refusals(void **state) {
+    (void)state;
+    enum { R = 6, D = 4 };
+    tokemb_table *src = tk_table(R, D, 18);
+    int64_t ids[3] = {0, 5, 2};
+    float out[3 * D], g[3 * D] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, gt[R * D], hidden[D] = {1, 2, 3, 4};
+    SENT(out);
+    SENT(gt);
+    for (int32_t dt = TOKEMB_F16; dt <= TOKEMB_Q8_ROW; dt++) {
+        tokemb_table *t = NULL;
+        TK_OK(tokemb_table_convert(src, dt, &t));
+        assert_int_equal(tokemb_table_dtype(t), dt);
+        assert_null(tokemb_table_data(t)); /* F32 storage only */
+        watch_clear();
+        watch_table(t);
+        watch_buf(out, sizeof out);
+        watch_buf(gt, sizeof gt);
+        INV(TOKEMB_UNSUPPORTED, NULL, tokemb_table_init_normal(t, 1, 0.0, 1.0));
+        INV(TOKEMB_UNSUPPORTED, NULL, tokemb_table_init_uniform(t, 1, 0.0, 1.0));
+        INV(TOKEMB_UNSUPPORTED, NULL, tokemb_lookup_onehot(t, ids, 3, out));
+        /* NOTE: the header's compact-storage paragraph says gradients need F32 storage, but
+         * tokemb_grad_accumulate reads only the table's shape and parameters and accepts any dtype
+         * (reported to the owners); not asserted here. */
+        INV(TOKEMB_UNSUPPORTED, NULL, tokemb_optim_select(t, TOKEMB_OPTIM_SGD));
+        INV(TOKEMB_UNSUPPORTED, NULL, tokemb_logits(t, hidden, 1, out));
+        if (dt != TOKEMB_F16) INV(TOKEMB_UNSUPPORTED, NULL, tokemb_npy_save(t, "/nonexistent-dir/x.npy"));
+        /* lookups convert to float32 and agree with read_rows */
+        TK_OK(tokemb_lookup(t, ids, 3, out));
+        float row[D];
+        TK_OK(tokemb_table_read_rows(t, 5, 1, row));
+        assert_memory_equal(out + D, row, sizeof row);
+        SENT(out);
+        tokemb_table_free(t);
+    }
+    /* a memory-mapped table is read-only for every writer */
+    const char *p = tk_tmp("ro.npy");
+    TK_OK(tokemb_npy_save(src, p));
+    tokemb_table *m = NULL;
+    TK_OK(tokemb_npy_mmap(p, &m));
+    float w[D] = {9, 9, 9, 9};
+    watch_clear();
+    watch_table(m);
+    INV(TOKEMB_READ_ONLY, NULL, tokemb_table_write_rows(m, 1, 1, w));
+    INV(TOKEMB_READ_ONLY, NULL, tokemb_table_init_normal(m, 3, 0.0, 1.0));
+    INV(TOKEMB_READ_ONLY, NULL, tokemb_table_init_uniform(m, 3, 0.0, 1.0));
+    TK_OK(tokemb_table_set_param_f64(m, TOKEMB_MAX_NORM, 0.001));
+    watch_clear();
+    watch_table(m);
+    watch_buf(out, sizeof out);
+    INV(TOKEMB_READ_ONLY, NULL, tokemb_lookup(m, ids, 3, out));
+    TK_OK(tokemb_table_set_param_f64(m, TOKEMB_MAX_NORM, 0.0));
+    if (tokemb_optim_select(m, TOKEMB_OPTIM_SPARSE_ADAM) == TOKEMB_OK) {
+        watch_clear();
+        watch_table(m);
+        INV(TOKEMB_READ_ONLY, NULL, tokemb_optim_step(m, ids, 3, g));
+    }
+    tokemb_table_free(m);
+    remove(p);
+    rmdir(g_tmpdir);
+    g_tmpdir[0] = '\0';
+    tokemb_table_free(src);
+}
+
+/* Zero sizes are no-ops: status OK and every output untouched (pointers may be NULL where documented). */
+static void test_zero_sizes_are_noops(void **state) {
+    (void)state;
+    tokemb_table *t = tk_table(5, 4, 19);
+    tokemb_posenc *sin = NULL, *rope = NULL, *alibi = NULL;
+    TK_OK(tokemb_posenc_create_sinusoidal(4, 1e4, TOKEMB_INTERLEAVED, &sin));
+    TK_OK(tokemb_posenc_create_rope(4, 4, 1e4, TOKEMB_NEOX, &rope));
+    TK_OK(tokemb_posenc_create_alibi(2, &alibi));
+    int64_t ids[2] = {1, 2}, off[1] = {0}, oids[2] = {-5, -5};
+    float out[16], gt[20], g[8] = {0};
+    size_t nu = 99;
+    SENT(out);
+    SENT(gt);
+    watch_clear();
+    watch_table(t);
+    watch_buf(out, sizeof out);
+    watch_buf(gt, sizeof gt);
+    watch_buf(oids, sizeof oids);
+    const uint64_t before_out = tk_checksum(out, sizeof out), before_gt = tk_checksum(gt, sizeof gt);
+    const uint64_t before_t = tk_table_sum(t);
+    TK_OK(tokemb_lookup(t, ids, 0, out));
+    TK_OK(tokemb_lookup_i32(t, NULL, 0, out));
+    TK_OK(tokemb_lookup_strided(t, ids, 0, out, 4));
+    TK_OK(tokemb_lookup_onehot(t, ids, 0, out));
+    TK_OK(tokemb_lookup_bags(t, NULL, 0, off, 0, TOKEMB_SUM, NULL, out));
+    TK_OK(tokemb_grad_accumulate(t, ids, 0, g, gt));
+    TK_OK(tokemb_grad_accumulate_onehot(t, ids, 0, g, gt));
+    TK_OK(tokemb_grad_coalesce(t, ids, 0, g, oids, gt, &nu));
+    assert_int_equal(nu, 0);
+    TK_OK(tokemb_logits(t, g, 0, out));
+    TK_OK(tokemb_posenc_encode(sin, ids, 0, out));
+    TK_OK(tokemb_rope_apply(rope, out, 0, 1, ids));
+    TK_OK(tokemb_rope_apply_backward(rope, out, 0, 1, ids));
+    TK_OK(tokemb_posenc_attn_bias(alibi, 0, 3, 0, out));
+    TK_OK(tokemb_posenc_attn_bias(alibi, 3, 0, 0, out));
+    TK_OK(tokemb_nearest(t, g, 0, 1, TOKEMB_METRIC_DOT, NULL, oids, out));
+    assert_true(tk_checksum(out, sizeof out) == before_out);
+    assert_true(tk_checksum(gt, sizeof gt) == before_gt);
+    assert_true(tk_table_sum(t) == before_t);
+    assert_true(oids[0] == -5 && oids[1] == -5);
+    tokemb_posenc_free(sin);
+    tokemb_posenc_free(rope);
+    tokemb_posenc_free(alibi);
+    tokemb_table_free(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_strings),
@@ -1658,6 +1770,8 @@ int main(void) {
         cmocka_unit_test(test_files_invariants),
         cmocka_unit_test(test_vocab_invariants),
         cmocka_unit_test(test_nearest_invariants),
+        cmocka_unit_test(test_dtype_and_readonly_refusals),
+        cmocka_unit_test(test_zero_sizes_are_noops),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     printf("invariant checks of failing calls: %d\n", g_invariant_checks);
