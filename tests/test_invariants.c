@@ -1741,6 +1741,57 @@ static void test_zero_sizes_are_noops(void **state) {
     tokemb_table_free(t);
 }
 
+/* ---- byte counts and extents that overflow: OVERFLOW before anything is read or written ------------- */
+
+static void test_more_overflows(void **state) {
+    (void)state;
+    tokemb_table *t = tk_table(4, 4, 20);
+    tokemb_posenc *rope = NULL, *pe = (tokemb_posenc *)(uintptr_t)0x1234;
+    tokemb_table *made = (tokemb_table *)(uintptr_t)0x4321;
+    TK_OK(tokemb_posenc_create_rope(8, 8, 1e4, TOKEMB_NEOX, &rope));
+    float buf[64], cs[16], sn[16];
+    int64_t pos[4] = {0, 1, 2, 3}, ids[2] = {0, 1}, off[3] = {0, 1, 2}, oids[8];
+    for (int i = 0; i < 64; i++) buf[i] = (float)i;
+    SENT(cs);
+    SENT(sn);
+    for (int i = 0; i < 8; i++) oids[i] = -3;
+    watch_clear();
+    watch_table(t);
+    watch_posenc(rope);
+    watch_buf(buf, sizeof buf);
+    watch_buf(cs, sizeof cs);
+    watch_buf(sn, sizeof sn);
+    watch_buf(oids, sizeof oids);
+    watch_ptr(&pe);
+    watch_ptr(&made);
+    INV(TOKEMB_OVERFLOW, NULL, tokemb_rope_apply_strided(rope, buf, 2, 2, 2, INT64_MAX, 8, 16, pos, 0));
+    INV(TOKEMB_OVERFLOW, NULL, tokemb_rope_apply_strided(rope, buf, 2, 2, 2, 64, INT64_MAX / 2, 16, pos, 0));
+    INV(TOKEMB_OVERFLOW, NULL, tokemb_rope_apply_strided(rope, buf, SIZE_MAX, 2, 2, 64, 8, 16, pos, 1));
+    INV(TOKEMB_OVERFLOW, NULL, tokemb_rope_cos_sin(rope, pos, SIZE_MAX / 2, cs, sn));
+    INV(TOKEMB_OVERFLOW, NULL, tokemb_nearest_ids(t, ids, SIZE_MAX / 4, 2, TOKEMB_METRIC_DOT, 0, oids, buf));
+    INV(TOKEMB_OVERFLOW, NULL, tokemb_lookup_bags(t, ids, 2, off, SIZE_MAX, TOKEMB_SUM, NULL, buf));
+    INV(TOKEMB_OVERFLOW, NULL, tokemb_embed(t, NULL, ids, 4, SIZE_MAX / 2, 0, 1.0f, buf));
+    INV(TOKEMB_OVERFLOW, NULL, tokemb_embed_backward(t, NULL, ids, SIZE_MAX / 2, 4, 0, 1.0f, buf, buf, NULL));
+    INV(TOKEMB_OVERFLOW, NULL, tokemb_table_create(4, INT64_MAX, TOKEMB_F16, &made));
+    INV(TOKEMB_OVERFLOW, NULL, tokemb_table_wrap(buf, 2, 4, INT64_MAX, TOKEMB_Q8_ROW, 0, &made));
+    INV(TOKEMB_INVALID_ARGUMENT, "dim + 8", tokemb_table_wrap(buf, 2, 4, 11, TOKEMB_Q8_ROW, 0, &made));
+    INV_AS("tokemb_table_create", TOKEMB_OVERFLOW, NULL, tokemb_posenc_create_shaw(1 << 30, INT64_MAX, &pe));
+    INV_AS("tokemb_table_create", TOKEMB_OVERFLOW, NULL,
+           tokemb_posenc_create_learned((int64_t)1 << 40, (int64_t)1 << 40, &pe));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_posenc_create_sinusoidal(INT64_MAX, 1e4, TOKEMB_CONCAT, &pe));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_posenc_create_rope(INT64_MAX - 1, INT64_MAX - 1, 1e4, TOKEMB_NEOX, &pe));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_posenc_create_t5(INT64_MAX, 32, 128, 1, &pe));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_posenc_create_t5(4, INT64_MAX, INT64_MAX, 1, &pe));
+    TK_OK(tokemb_optim_select(t, TOKEMB_OPTIM_SGD));
+    watch_clear();
+    watch_table(t);
+    watch_buf(buf, sizeof buf);
+    INV(TOKEMB_OVERFLOW, NULL, tokemb_optim_step_coalesced(t, ids, SIZE_MAX / 2, buf));
+    INV(TOKEMB_OVERFLOW, NULL, tokemb_optim_step_i32(t, (const int32_t *)(const void *)ids, SIZE_MAX / 2, buf));
+    tokemb_posenc_free(rope);
+    tokemb_table_free(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_strings),
@@ -1772,6 +1823,7 @@ int main(void) {
         cmocka_unit_test(test_nearest_invariants),
         cmocka_unit_test(test_dtype_and_readonly_refusals),
         cmocka_unit_test(test_zero_sizes_are_noops),
+        cmocka_unit_test(test_more_overflows),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     printf("invariant checks of failing calls: %d\n", g_invariant_checks);
