@@ -782,40 +782,99 @@ static void test_seam_fires(void **state) {
 }
 
 /* Threads that cannot start: tk_parallel_for runs their chunks on the caller, same bits. */
+enum { TR = 300, TD = 64, TN = 8192, TBAGS = 256, TNTOK = 1024, THD = 64, TNH = 8 };
+typedef struct {
+    tokemb_table *t;
+    tokemb_posenc *sin, *rope;
+    int64_t *ids, *off, *pos;
+    float *g, *x;
+} tk_thr;
+
+static size_t thr_lookup(tk_thr *w, float *out) {
+    TK_OK(tokemb_lookup(w->t, w->ids, TN, out));
+    return (size_t)TN * TD;
+}
+static size_t thr_grad(tk_thr *w, float *out) {
+    memset(out, 0, (size_t)TR * TD * sizeof(float));
+    TK_OK(tokemb_grad_accumulate(w->t, w->ids, TN, w->g, out));
+    return (size_t)TR * TD;
+}
+static size_t thr_bags(tk_thr *w, float *out) {
+    TK_OK(tokemb_lookup_bags(w->t, w->ids, TN, w->off, TBAGS, TOKEMB_MEAN, NULL, out));
+    return (size_t)TBAGS * TD;
+}
+static size_t thr_encode(tk_thr *w, float *out) {
+    TK_OK(tokemb_posenc_encode(w->sin, w->pos, TNTOK, out));
+    return (size_t)TNTOK * TD;
+}
+static size_t thr_rope(tk_thr *w, float *out) {
+    memcpy(out, w->x, (size_t)TNTOK * TNH * THD * sizeof(float));
+    TK_OK(tokemb_rope_apply(w->rope, out, TNTOK, TNH, w->pos));
+    return (size_t)TNTOK * TNH * THD;
+}
+static size_t thr_embed(tk_thr *w, float *out) {
+    TK_OK(tokemb_embed(w->t, w->sin, w->ids, 8, TN / 8, 5, 8.0f, out));
+    return (size_t)TN * TD;
+}
+
 static void test_thread_creation_failure(void **state) {
     (void)state;
-    enum { R = 300, D = 64, N = 8192 };
-    tokemb_table *t = tk_table(R, D, 21);
-    int64_t *ids = (int64_t *)malloc(N * sizeof(int64_t));
-    float *ref = (float *)malloc((size_t)N * D * sizeof(float));
-    float *out = (float *)malloc((size_t)N * D * sizeof(float));
-    assert_non_null(ids);
-    assert_non_null(ref);
-    assert_non_null(out);
+    size_t (*const ops[])(tk_thr *, float *) = {thr_lookup, thr_grad, thr_bags, thr_encode, thr_rope, thr_embed};
+    const char *names[] = {"lookup", "grad_accumulate", "lookup_bags", "posenc_encode", "rope_apply", "embed"};
+    tk_thr w;
+    TK_OK(tokemb_table_create(TR, TD, TOKEMB_F32, &w.t));
+    TK_OK(tokemb_table_init_normal(w.t, 21, 0.0, 1.0));
+    TK_OK(tokemb_posenc_create_sinusoidal(TD, 1e4, TOKEMB_INTERLEAVED, &w.sin));
+    TK_OK(tokemb_posenc_create_rope(THD, THD, 1e4, TOKEMB_GPTJ, &w.rope));
+    const size_t maxf = (size_t)TNTOK * TNH * THD > (size_t)TN * TD ? (size_t)TNTOK * TNH * THD : (size_t)TN * TD;
+    w.ids = (int64_t *)malloc(TN * sizeof(int64_t));
+    w.off = (int64_t *)malloc((TBAGS + 1) * sizeof(int64_t));
+    w.pos = (int64_t *)malloc(TNTOK * sizeof(int64_t));
+    w.g = (float *)malloc((size_t)TN * TD * sizeof(float));
+    w.x = (float *)malloc((size_t)TNTOK * TNH * THD * sizeof(float));
+    float *ref = (float *)malloc(maxf * sizeof(float));
+    float *out = (float *)malloc(maxf * sizeof(float));
+    assert_true(w.ids && w.off && w.pos && w.g && w.x && ref && out);
     uint64_t s = 99;
-    for (int i = 0; i < N; i++) ids[i] = (int64_t)(tk_rand(&s) % R);
-    TK_OK(tokemb_set_num_threads(1));
-    TK_OK(tokemb_lookup(t, ids, N, ref));
-    TK_OK(tokemb_set_num_threads(4));
+    for (int i = 0; i < TN; i++) w.ids[i] = (int64_t)(tk_rand(&s) % TR);
+    for (int b = 0; b <= TBAGS; b++) w.off[b] = (int64_t)b * (TN / TBAGS);
+    for (int i = 0; i < TNTOK; i++) w.pos[i] = (int64_t)(tk_rand(&s) % 100000);
+    for (size_t i = 0; i < (size_t)TN * TD; i++) w.g[i] = (float)((int)(tk_rand(&s) % 2001) - 1000) / 512.0f;
+    for (size_t i = 0; i < (size_t)TNTOK * TNH * THD; i++) w.x[i] = (float)((int)(tk_rand(&s) % 2001) - 1000) / 256.0f;
     atomic_store(&g_threads_refused, 0);
-    for (long k = 1; k <= 4; k++) { /* fail the k-th thread start (k = 4: none of the 3 fails) */
-        tk_fill_sentinel(out, (size_t)N * D);
-        atomic_store(&g_thread_countdown, k);
-        TK_OK(tokemb_lookup(t, ids, N, out));
-        atomic_store(&g_thread_countdown, 0);
-        assert_memory_equal(out, ref, (size_t)N * D * sizeof(float));
+    for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
+        TK_OK(tokemb_set_num_threads(1));
+        const size_t nf = ops[o](&w, ref);
+        TK_OK(tokemb_set_num_threads(4));
+        for (long k = 1; k <= 4; k++) { /* fail the k-th thread start (k = 4: at most 3 are started) */
+            tk_fill_sentinel(out, nf);
+            atomic_store(&g_thread_countdown, k);
+            ops[o](&w, out);
+            atomic_store(&g_thread_countdown, 0);
+            if (memcmp(out, ref, nf * sizeof(float)) != 0)
+                fail_msg("%s: thread start %ld refused: result differs from one thread", names[o], k);
+        }
+        atomic_store(&g_thread_fail_all, 1);
+        tk_fill_sentinel(out, nf);
+        ops[o](&w, out);
+        atomic_store(&g_thread_fail_all, 0);
+        if (memcmp(out, ref, nf * sizeof(float)) != 0)
+            fail_msg("%s: no thread could start: result differs from one thread", names[o]);
     }
-    atomic_store(&g_thread_fail_all, 1);
-    tk_fill_sentinel(out, (size_t)N * D);
-    TK_OK(tokemb_lookup(t, ids, N, out));
-    atomic_store(&g_thread_fail_all, 0);
-    assert_memory_equal(out, ref, (size_t)N * D * sizeof(float));
-    assert_true(atomic_load(&g_threads_refused) >= 3 + 3); /* k = 1..3 once each, then all three */
+    /* lookup alone refuses 3 + 3 starts (k = 1..3, then all); the other operations add theirs */
+    assert_true(atomic_load(&g_threads_refused) >= 6);
+    printf("thread starts refused (serial fallback, identical results): %ld\n", atomic_load(&g_threads_refused));
     TK_OK(tokemb_set_num_threads(0));
-    free(ids);
+    free(w.ids);
+    free(w.off);
+    free(w.pos);
+    free(w.g);
+    free(w.x);
     free(ref);
     free(out);
-    tokemb_table_free(t);
+    tokemb_posenc_free(w.sin);
+    tokemb_posenc_free(w.rope);
+    tokemb_table_free(w.t);
 }
 
 int main(void) {
