@@ -7,10 +7,17 @@
 #include <sys/mman.h>
 
 #ifdef TOKEMB_TESTING
-/* Test seam, not exported: the N-th allocation from now fails (0 = never). See tests/. */
-long tk_test_fail_countdown = 0;
+#include <stdatomic.h>
+/* Test seam, compiled only into the test-only static library tokemb_testing (tests/CMakeLists.txt), never
+ * into libtokemb.so: after tk_test_fail_countdown = N, the N-th allocation from now fails (0 = never;
+ * afterwards it stays 0). Atomic, so allocations on the library's worker threads count exactly once.
+ * Used by tests/test_alloc_failures.c. */
+_Atomic long tk_test_fail_countdown = 0;
 static bool tk_test_should_fail(void) {
-    if (tk_test_fail_countdown > 0 && --tk_test_fail_countdown == 0) return true;
+    long c = atomic_load(&tk_test_fail_countdown);
+    while (c > 0) {
+        if (atomic_compare_exchange_weak(&tk_test_fail_countdown, &c, c - 1)) return c == 1;
+    }
     return false;
 }
 #else

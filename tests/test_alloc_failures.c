@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-extern long tk_test_fail_countdown; /* src/alloc.c, TOKEMB_TESTING only */
+extern _Atomic long tk_test_fail_countdown; /* src/alloc.c, TOKEMB_TESTING only */
 
 /* ---- live-allocation counter over the statically linked library (and this file) ------------------ */
 void *__real_malloc(size_t n);
@@ -234,7 +234,7 @@ static void tk_case_setup(const tk_op *op, tk_case *c) {
     if (c->out2) tk_fill_sentinel(c->out2, c->out2_n);
 }
 
-static long g_failures_survived, g_fallbacks, g_ops_checked, g_kept_capacity;
+static long g_failures_survived, g_fallbacks, g_ops_checked, g_kept_capacity, g_ops_allocating;
 
 /* Runs op with the N-th allocation failing for N = 1, 2, ... until it completes without reaching N. */
 static void tk_inject(const tk_op *op) {
@@ -246,6 +246,7 @@ static void tk_inject(const tk_op *op) {
     const tk_sums ref = tk_case_sums(&c);
     tk_case_free(op, &c);
     const long live_start = atomic_load(&g_live);
+    const long failures_at_start = g_failures_survived + g_fallbacks;
 
     for (long n = 1; n < 10000; n++) {
         const long live_pre = atomic_load(&g_live);
@@ -254,7 +255,7 @@ static void tk_inject(const tk_op *op) {
         const long live0 = atomic_load(&g_live);
         tk_test_fail_countdown = n;
         st = op->run(&c);
-        const long left = tk_test_fail_countdown;
+        const long left = atomic_load(&tk_test_fail_countdown);
         tk_test_fail_countdown = 0;
         const bool injected = left == 0;
         if (st == TOKEMB_NO_MEMORY) {
@@ -297,6 +298,7 @@ static void tk_inject(const tk_op *op) {
         }
         tk_case_free(op, &c);
     }
+    if (g_failures_survived + g_fallbacks > failures_at_start) g_ops_allocating++;
     if (atomic_load(&g_live) != live_start)
         fail_msg("%s: %ld blocks leaked over the injection runs", op->name, atomic_load(&g_live) - live_start);
     g_ops_checked++;
@@ -767,7 +769,7 @@ static void test_seam_fires(void **state) {
     tokemb_table *t = TK_MADE_SENTINEL;
     tk_test_fail_countdown = 1;
     TK_EXPECT_STATUS(TOKEMB_NO_MEMORY, tokemb_table_create(4, 4, TOKEMB_F32, &t), "tokemb_table_create");
-    assert_int_equal(tk_test_fail_countdown, 0);
+    assert_int_equal(atomic_load(&tk_test_fail_countdown), 0);
     assert_ptr_equal(t, TK_MADE_SENTINEL);
     tk_test_fail_countdown = 2; /* the handle succeeds, the storage fails */
     TK_EXPECT_STATUS(TOKEMB_NO_MEMORY, tokemb_table_create(4, 4, TOKEMB_F32, &t), "bytes");
@@ -884,9 +886,10 @@ int main(void) {
         cmocka_unit_test(test_thread_creation_failure),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    printf("allocation-failure injection: %ld operations x thread counts checked, %ld injected failures "
+    printf("allocation-failure injection: %ld operation runs (operation x thread count x variant), %ld of them "
+           "allocate; %ld injected failures "
            "survived (NO_MEMORY, nothing changed, nothing leaked; %ld kept grown capacity owned by the object), "
            "%ld correct fallbacks\n",
-           g_ops_checked, g_failures_survived, g_kept_capacity, g_fallbacks);
+           g_ops_checked, g_ops_allocating, g_failures_survived, g_kept_capacity, g_fallbacks);
     return rc;
 }
