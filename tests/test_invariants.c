@@ -1140,6 +1140,11 @@ static void test_grad_invariants(void **state) {
     INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_grad_coalesce_i32(NULL, ids32, N, gout, oids, orows, &nu));
     INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_grad_coalesce_i32(t, NULL, N, gout, oids, orows, &nu));
     INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_grad_coalesce_i32(t, ids32, N, gout, oids, orows, NULL));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_grad_coalesce_i32(t, ids32, N, NULL, oids, orows, &nu));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_grad_coalesce_i32(t, ids32, N, gout, NULL, orows, &nu));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_grad_coalesce_i32(t, ids32, N, gout, oids, NULL, &nu));
+    INV(TOKEMB_OVERFLOW, NULL, tokemb_grad_coalesce_i32(t, ids32, HUGE_N, gout, oids, orows, &nu));
+    INV(TOKEMB_OVERFLOW, NULL, tokemb_grad_accumulate_i32(t, ids32, HUGE_N, gout, gtab));
     for (size_t at = 0; at < N; at++) {
         int64_t keep = ids[at];
         const int64_t bad[] = {-1, R, INT64_MAX, INT64_MIN};
@@ -1193,6 +1198,9 @@ static void test_bags_invariants(void **state) {
     INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_lookup_bags_i32(NULL, ids32, N, off, NB, TOKEMB_SUM, NULL, out));
     INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_lookup_bags_i32(t, NULL, N, off, NB, TOKEMB_SUM, NULL, out));
     INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_lookup_bags_i32(t, ids32, N, off, NB, 7, NULL, out));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_lookup_bags_i32(t, ids32, N, NULL, NB, TOKEMB_SUM, NULL, out));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_lookup_bags_i32(t, ids32, N, off, NB, TOKEMB_SUM, NULL, NULL));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_lookup_bags_i32(t, ids32, N, off, NB, TOKEMB_MAX, psw, out));
     INV(TOKEMB_INVALID_ARGUMENT, NULL,
         tokemb_grad_accumulate_bags(NULL, ids, N, off, NB, TOKEMB_SUM, NULL, gout, gtab, NULL));
     INV(TOKEMB_INVALID_ARGUMENT, NULL,
@@ -1210,6 +1218,14 @@ static void test_bags_invariants(void **state) {
         tokemb_grad_accumulate_bags_i32(NULL, ids32, N, off, NB, TOKEMB_SUM, NULL, gout, gtab, NULL));
     INV(TOKEMB_INVALID_ARGUMENT, NULL,
         tokemb_grad_accumulate_bags_i32(t, ids32, N, off, NB, TOKEMB_SUM, NULL, gout, NULL, NULL));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL,
+        tokemb_grad_accumulate_bags_i32(t, NULL, N, off, NB, TOKEMB_SUM, NULL, gout, gtab, NULL));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL,
+        tokemb_grad_accumulate_bags_i32(t, ids32, N, NULL, NB, TOKEMB_SUM, NULL, gout, gtab, NULL));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL,
+        tokemb_grad_accumulate_bags_i32(t, ids32, N, off, NB, TOKEMB_SUM, NULL, NULL, gtab, NULL));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL,
+        tokemb_grad_accumulate_bags_i32(t, ids32, N, off, NB, TOKEMB_MAX, NULL, gout, gtab, gpsw));
     /* malformed offsets, each named */
     const int64_t bad_off[][NB + 1] = {{1, 2, 2, 6}, {0, 3, 2, 6}, {0, 2, 2, 5}, {0, 2, 2, 7},
                                        {-1, 2, 2, 6}, {0, 2, INT64_MAX, 6}, {0, INT64_MIN, 2, 6}};
@@ -1486,6 +1502,9 @@ static void test_files_invariants(void **state) {
     INV(TOKEMB_FORMAT, NULL, tokemb_safetensors_load(empty, NULL, &out));
     INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_safetensors_mmap(NULL, NULL, &out));
     INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_safetensors_mmap(goodst, "nope", &out));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_safetensors_mmap(goodst, NULL, NULL));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_npy_mmap("", &out));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_safetensors_load("", NULL, &out));
     INV(TOKEMB_IO, NULL, tokemb_safetensors_mmap(missing, NULL, &out));
     INV(TOKEMB_FORMAT, NULL, tokemb_safetensors_mmap(garbage, NULL, &out));
     char nbuf[8];
