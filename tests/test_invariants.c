@@ -1811,6 +1811,114 @@ static void test_more_overflows(void **state) {
     tokemb_table_free(t);
 }
 
+/* ---- randomised calls: every failure keeps the invariants, every success is the plain gather ------- */
+
+static void test_random_calls(void **state) {
+    (void)state;
+    enum { R = 13, D = 5, MAXN = 24, ITER = 3000 };
+    tokemb_table *t = tk_table(R, D, 21);
+    tokemb_posenc *learned = NULL;
+    TK_OK(tokemb_posenc_create_learned(R, D, &learned));
+    TK_OK(tokemb_table_init_normal(tokemb_posenc_table(learned), 4, 0.0, 1.0));
+    float rows[R * D];
+    TK_OK(tokemb_table_read_rows(t, 0, R, rows));
+    uint64_t s = 2024;
+    int64_t ids[MAXN], off[MAXN + 1];
+    int32_t ids32[MAXN];
+    float out[MAXN * (D + 3)], gt[R * D], g[MAXN * D];
+    for (int i = 0; i < MAXN * D; i++) g[i] = (float)(i % 7) - 3.0f;
+    int n_ok = 0, n_err = 0;
+    for (int it = 0; it < ITER; it++) {
+        const size_t n = (size_t)(tk_rand(&s) % MAXN);
+        for (size_t i = 0; i < n; i++) {
+            uint64_t r = tk_rand(&s) % 100;
+            ids[i] = r < 97 ? (int64_t)(r % R) : (r == 97 ? -1 : (r == 98 ? R : INT64_MIN));
+            ids32[i] = (int32_t)(ids[i] == INT64_MIN ? INT32_MIN : ids[i]);
+        }
+        const size_t nb = (size_t)(tk_rand(&s) % 5);
+        off[0] = (tk_rand(&s) % 50) ? 0 : 1;
+        for (size_t b = 1; b < nb; b++) off[b] = (int64_t)(tk_rand(&s) % (n + 1));
+        for (size_t b = 1; b < nb; b++) /* mostly sorted */
+            if (tk_rand(&s) % 20 && off[b] < off[b - 1]) off[b] = off[b - 1];
+        off[nb] = (tk_rand(&s) % 50) ? (int64_t)n : (int64_t)n + 1;
+        const int which = (int)(tk_rand(&s) % 7);
+        const int64_t stride = D + (int64_t)(tk_rand(&s) % 4) - 1; /* D - 1 is invalid */
+        tk_fill_sentinel(out, sizeof out / sizeof out[0]);
+        tk_fill_sentinel(gt, sizeof gt / sizeof gt[0]);
+        const uint64_t sum_out = tk_checksum(out, sizeof out), sum_gt = tk_checksum(gt, sizeof gt);
+        const uint64_t sum_t = tk_table_sum(t), sum_pe = tk_posenc_sum(learned);
+        tk_plant_error("random");
+        int32_t st;
+        const char *fn;
+        switch (which) {
+        case 0: fn = "tokemb_lookup"; st = tokemb_lookup(t, ids, n, out); break;
+        case 1: fn = "tokemb_lookup_i32"; st = tokemb_lookup_i32(t, ids32, n, out); break;
+        case 2: fn = "tokemb_lookup_strided"; st = tokemb_lookup_strided(t, ids, n, out, stride); break;
+        case 3:
+            fn = "tokemb_lookup_bags";
+            st = tokemb_lookup_bags(t, ids, n, off, nb, (int32_t)(tk_rand(&s) % 4), NULL, out);
+            break;
+        case 4: fn = "tokemb_grad_accumulate"; st = tokemb_grad_accumulate(t, ids, n, g, gt); break;
+        case 5: {
+            size_t nu = 0;
+            fn = "tokemb_grad_coalesce";
+            st = tokemb_grad_coalesce(t, ids, n, g, (int64_t *)(void *)gt, out, &nu);
+            break;
+        }
+        default: fn = "tokemb_posenc_encode"; st = tokemb_posenc_encode(learned, ids, n, out); break;
+        }
+        if (st != TOKEMB_OK) {
+            n_err++;
+            if (st != TOKEMB_INVALID_ARGUMENT && st != TOKEMB_OUT_OF_RANGE)
+                fail_msg("iteration %d: %s returned %d: %s", it, fn, (int)st, tokemb_last_error());
+            if (!strstr(tokemb_last_error(), fn))
+                fail_msg("iteration %d: %s failed with message '%s'", it, fn, tokemb_last_error());
+        }
+        assert_true(tk_table_sum(t) == sum_t);
+        assert_true(tk_posenc_sum(learned) == sum_pe);
+        if (st != TOKEMB_OK) {
+            if (tk_checksum(out, sizeof out) != sum_out || tk_checksum(gt, sizeof gt) != sum_gt)
+                fail_msg("iteration %d: %s failed (%d) but wrote an output", it, fn, (int)st);
+            continue;
+        }
+        n_ok++;
+        if (which <= 2) { /* a success is exactly the gather, gaps untouched */
+            const size_t os = which == 2 ? (size_t)stride : D;
+            for (size_t i = 0; i < n; i++) {
+                assert_memory_equal(out + i * os, rows + ids[i] * D, D * sizeof(float));
+                const uint32_t sent = 0x7fc0beefu;
+                for (size_t c = D; c < os; c++) assert_memory_equal(out + i * os + c, &sent, 4);
+            }
+        }
+    }
+    printf("random calls: %d succeeded, %d failed cleanly\n", n_ok, n_err);
+    assert_true(n_ok > ITER / 10 && n_err > ITER / 10);
+    tokemb_posenc_free(learned);
+    tokemb_table_free(t);
+}
+
+/* Error text longer than the thread-local buffer is truncated safely (ASan/valgrind watch this). */
+static void test_long_error_text(void **state) {
+    (void)state;
+    static char path[6000];
+    memset(path, 'a', sizeof path - 1);
+    path[0] = '/';
+    tokemb_table *out = (tokemb_table *)(uintptr_t)0x1234;
+    watch_clear();
+    watch_ptr(&out);
+    INV(TOKEMB_IO, NULL, tokemb_npy_load(path, &out));
+    assert_true(strlen(tokemb_last_error()) < 4096);
+    tokemb_vocab *v = NULL;
+    TK_OK(tokemb_vocab_create(&v));
+    static char word[5000];
+    memset(word, 'w', sizeof word);
+    TK_OK(tokemb_vocab_add(v, word, sizeof word, NULL));
+    watch_clear();
+    watch_vocab(v);
+    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_vocab_add(v, word, sizeof word, NULL)); /* a duplicate, named */
+    tokemb_vocab_free(v);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_strings),
@@ -1843,6 +1951,8 @@ int main(void) {
         cmocka_unit_test(test_dtype_and_readonly_refusals),
         cmocka_unit_test(test_zero_sizes_are_noops),
         cmocka_unit_test(test_more_overflows),
+        cmocka_unit_test(test_random_calls),
+        cmocka_unit_test(test_long_error_text),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     printf("invariant checks of failing calls: %d\n", g_invariant_checks);
