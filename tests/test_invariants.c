@@ -1919,6 +1919,86 @@ static void test_long_error_text(void **state) {
     tokemb_vocab_free(v);
 }
 
+/* ---- setters and getters agree, for every parameter id of every object family ---------------------- */
+
+/* A value each parameter accepts (int64 params) or 0 when the parameter is a double one. */
+static int64_t tk_ivalue(int32_t p) {
+    switch (p) {
+    case TOKEMB_ROPE_SCALING: return TOKEMB_ROPE_SCALING_LINEAR;
+    case TOKEMB_ROPE_ORIGINAL_MAX_POS: return 2048;
+    case TOKEMB_ROPE_TRUNCATE: return 0;
+    case TOKEMB_ROPE_SEQ_LEN: return 4096;
+    case TOKEMB_ALIBI_CAUSAL: return 0;
+    default: return 1;
+    }
+}
+
+static void test_setters_and_getters_agree(void **state) {
+    (void)state;
+    tokemb_posenc *pes[6] = {NULL};
+    TK_OK(tokemb_posenc_create_sinusoidal(8, 1e4, TOKEMB_CONCAT, &pes[0]));
+    TK_OK(tokemb_posenc_create_learned(8, 4, &pes[1]));
+    TK_OK(tokemb_posenc_create_rope(8, 4, 1e4, TOKEMB_GPTJ, &pes[2]));
+    TK_OK(tokemb_posenc_create_alibi(5, &pes[3]));
+    TK_OK(tokemb_posenc_create_t5(2, 8, 32, 0, &pes[4]));
+    TK_OK(tokemb_posenc_create_shaw(3, 4, &pes[5]));
+    int accepted = 0;
+    for (int f = 0; f < 6; f++) {
+        for (int32_t p = 190; p <= 310; p++) {
+            int64_t iv = tk_ivalue(p), ig = -12345;
+            double fv = 1.75, fg = -1.0;
+            int32_t si = tokemb_posenc_set_param(pes[f], p, iv);
+            int32_t gi = tokemb_posenc_get_param(pes[f], p, &ig);
+            int32_t sf = tokemb_posenc_set_param_f64(pes[f], p, fv);
+            int32_t gf = tokemb_posenc_get_param_f64(pes[f], p, &fg);
+            if (si == TOKEMB_OK) {
+                assert_int_equal(gi, TOKEMB_OK);
+                if (ig != iv) fail_msg("encoder %d param %d: set %lld, got %lld", f, (int)p, (long long)iv, (long long)ig);
+                accepted++;
+            }
+            if (sf == TOKEMB_OK) {
+                assert_int_equal(gf, TOKEMB_OK);
+                if (fg != fv) fail_msg("encoder %d param %d: set %g, got %g", f, (int)p, fv, fg);
+                accepted++;
+            }
+            /* a parameter the getter does not know is not settable either, and vice versa */
+            if (si != TOKEMB_OK && sf != TOKEMB_OK && (gi == TOKEMB_OK || gf == TOKEMB_OK))
+                fail_msg("encoder %d param %d: readable (%d/%d) but not settable", f, (int)p, (int)gi, (int)gf);
+            if (gi != TOKEMB_OK && gf != TOKEMB_OK && (si == TOKEMB_OK || sf == TOKEMB_OK))
+                fail_msg("encoder %d param %d: settable but not readable", f, (int)p);
+        }
+    }
+    assert_true(accepted >= 13); /* RoPE 12 + ALiBi 2 at least */
+    for (int f = 0; f < 6; f++) tokemb_posenc_free(pes[f]);
+
+    /* optimizers: every kind, every parameter id of block 400 */
+    tokemb_table *t = tk_table(4, 3, 22);
+    const double vals[] = {0.25, 0.5, 1e-6, 0.5, 0.75, 0.125, 0.0625};
+    for (int32_t kind = TOKEMB_OPTIM_SGD; kind <= TOKEMB_OPTIM_SPARSE_ADAM; kind++) {
+        TK_OK(tokemb_optim_select(t, kind));
+        int used = 0;
+        for (int32_t p = 395; p <= 410; p++) {
+            double v = (p >= 400 && p <= 406) ? vals[p - 400] : 0.5, g = -1.0;
+            int32_t s1 = tokemb_optim_set_param_f64(t, p, v), s2 = tokemb_optim_get_param_f64(t, p, &g);
+            if (s1 == TOKEMB_OK) {
+                used++;
+                assert_int_equal(s2, TOKEMB_OK);
+                if (g != v) fail_msg("optimizer %d param %d: set %g, got %g", (int)kind, (int)p, v, g);
+            } else {
+                assert_int_equal(s1, TOKEMB_INVALID_ARGUMENT);
+                if (s2 == TOKEMB_OK) fail_msg("optimizer %d param %d: readable but not settable", (int)kind, (int)p);
+            }
+        }
+        assert_true(used >= 2); /* at least LR and one more */
+        /* select drops the previous settings: defaults again */
+        double lr = 0;
+        TK_OK(tokemb_optim_select(t, kind));
+        TK_OK(tokemb_optim_get_param_f64(t, TOKEMB_OPTIM_LR, &lr));
+        assert_true(lr == (kind == TOKEMB_OPTIM_SPARSE_ADAM ? 0.001 : 0.01));
+    }
+    tokemb_table_free(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_strings),
@@ -1953,6 +2033,7 @@ int main(void) {
         cmocka_unit_test(test_more_overflows),
         cmocka_unit_test(test_random_calls),
         cmocka_unit_test(test_long_error_text),
+        cmocka_unit_test(test_setters_and_getters_agree),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     printf("invariant checks of failing calls: %d\n", g_invariant_checks);
