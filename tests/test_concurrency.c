@@ -402,10 +402,51 @@ static void test_internal_threads_bitwise(void **state) {
     tokemb_table_free(t);
 }
 
+/* Shared vocabulary: find / word / size from several threads at once. */
+enum { VW = 2000 };
+static tokemb_vocab *g_vocab;
+
+static void *tk_vocab_reader(void *p) {
+    const int w = (int)(intptr_t)p;
+    for (int rep = 0; rep < 3; rep++)
+        for (int i = 0; i < VW; i++) {
+            const int k = (i * 7 + w * 13) % VW;
+            char word[32];
+            snprintf(word, sizeof word, "tok%d_%x", k, (unsigned)(k * 2654435761u));
+            size_t len = 0;
+            const char *got = tokemb_vocab_word(g_vocab, k, &len);
+            if (tokemb_vocab_find(g_vocab, word, strlen(word)) != k || !got || strcmp(got, word) != 0 ||
+                len != strlen(word) || tokemb_vocab_size(g_vocab) != VW) {
+                atomic_fetch_add(&g_mismatches, 1);
+                return NULL;
+            }
+        }
+    return NULL;
+}
+
+static void test_shared_vocab_readers(void **state) {
+    (void)state;
+    TK_OK(tokemb_vocab_create(&g_vocab));
+    for (int k = 0; k < VW; k++) {
+        char word[32];
+        snprintf(word, sizeof word, "tok%d_%x", k, (unsigned)(k * 2654435761u));
+        int64_t id = -1;
+        TK_OK(tokemb_vocab_add(g_vocab, word, strlen(word), &id));
+        assert_int_equal(id, k);
+    }
+    pthread_t th[WORKERS];
+    for (int w = 0; w < WORKERS; w++)
+        assert_int_equal(pthread_create(&th[w], NULL, tk_vocab_reader, (void *)(intptr_t)w), 0);
+    for (int w = 0; w < WORKERS; w++) assert_int_equal(pthread_join(th[w], NULL), 0);
+    assert_int_equal(atomic_load(&g_mismatches), 0);
+    tokemb_vocab_free(g_vocab);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_internal_threads_bitwise),
         cmocka_unit_test(test_shared_and_own_objects),
+        cmocka_unit_test(test_shared_vocab_readers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
