@@ -1999,6 +1999,115 @@ static void test_setters_and_getters_agree(void **state) {
     tokemb_table_free(t);
 }
 
+/* ---- hostile files and cancelled loads: FORMAT / CANCELLED, nothing allocated for lies ------------- */
+
+static int32_t tk_cancel_at_start(void *user, uint64_t done, uint64_t total) {
+    (void)done;
+    (void)total;
+    ++*(int *)user;
+    return 1;
+}
+
+static void tk_write_npy(const char *path, const char *dict, const void *data, size_t n) {
+    char buf[512];
+    size_t hl = strlen(dict);
+    size_t total = 10 + hl + 1;
+    size_t pad = (64 - total % 64) % 64;
+    memcpy(buf, "\x93NUMPY\x01\x00", 8);
+    const uint16_t hlen = (uint16_t)(hl + pad + 1);
+    memcpy(buf + 8, &hlen, 2);
+    memcpy(buf + 10, dict, hl);
+    memset(buf + 10 + hl, ' ', pad);
+    buf[10 + hl + pad] = '\n';
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(buf, 1, 10 + hl + pad + 1, f), 10 + hl + pad + 1);
+    if (n) assert_int_equal(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+static void test_hostile_files(void **state) {
+    (void)state;
+    const float data[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    tokemb_table *out = (tokemb_table *)(uintptr_t)0x1234;
+    tokemb_vocab *vout = (tokemb_vocab *)(uintptr_t)0x4321;
+    watch_clear();
+    watch_ptr(&out);
+    watch_ptr(&vout);
+    const char *p = tk_tmp("h.npy");
+    /* a shape that claims 2^40 rows over 32 bytes of data: rejected before allocating */
+    tk_write_npy(p, "{'descr': '<f4', 'fortran_order': False, 'shape': (1099511627776, 4), }", data, sizeof data);
+    INV(TOKEMB_FORMAT, NULL, tokemb_npy_load(p, &out));
+    INV(TOKEMB_FORMAT, NULL, tokemb_npy_mmap(p, &out));
+    /* a shape whose byte count overflows */
+    tk_write_npy(p, "{'descr': '<f4', 'fortran_order': False, 'shape': (18446744073709551615, 4), }", data, sizeof data);
+    INV(TOKEMB_FORMAT, NULL, tokemb_npy_load(p, &out));
+    /* truncated data, Fortran order, big-endian, 3-D, other dtype */
+    tk_write_npy(p, "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }", data, sizeof data);
+    INV(TOKEMB_FORMAT, NULL, tokemb_npy_load(p, &out));
+    tk_write_npy(p, "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 4), }", data, sizeof data);
+    INV(TOKEMB_FORMAT, NULL, tokemb_npy_load(p, &out));
+    tk_write_npy(p, "{'descr': '>f4', 'fortran_order': False, 'shape': (2, 4), }", data, sizeof data);
+    INV(TOKEMB_FORMAT, NULL, tokemb_npy_load(p, &out));
+    tk_write_npy(p, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2, 2), }", data, sizeof data);
+    INV(TOKEMB_FORMAT, NULL, tokemb_npy_load(p, &out));
+    tk_write_npy(p, "{'descr': '<i8', 'fortran_order': False, 'shape': (1, 4), }", data, sizeof data);
+    INV(TOKEMB_FORMAT, NULL, tokemb_npy_load(p, &out));
+    /* the same header, valid: loads */
+    tk_write_npy(p, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 4), }", data, sizeof data);
+    tokemb_table *ok = NULL;
+    TK_OK(tokemb_npy_load(p, &ok));
+    float back[8];
+    TK_OK(tokemb_table_read_rows(ok, 0, 2, back));
+    assert_memory_equal(back, data, sizeof data);
+    tokemb_table_free(ok);
+    /* safetensors: a header length far beyond the file, a header that is not JSON */
+    const char *st = tk_tmp("h.safetensors");
+    unsigned char sbuf[64];
+    uint64_t hl = (uint64_t)1 << 60;
+    memcpy(sbuf, &hl, 8);
+    memcpy(sbuf + 8, "{}      ", 8);
+    tk_write_file(st, sbuf, 16);
+    INV(TOKEMB_FORMAT, NULL, tokemb_safetensors_load(st, NULL, &out));
+    INV(TOKEMB_FORMAT, NULL, tokemb_safetensors_mmap(st, NULL, &out));
+    hl = 8;
+    memcpy(sbuf, &hl, 8);
+    memcpy(sbuf + 8, "not json", 8);
+    tk_write_file(st, sbuf, 16);
+    INV(TOKEMB_FORMAT, NULL, tokemb_safetensors_load(st, NULL, &out));
+    /* a tensor whose offsets leave the file */
+    const char *js = "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,4],\"data_offsets\":[0,4096]}}";
+    hl = strlen(js);
+    unsigned char big[128];
+    memcpy(big, &hl, 8);
+    memcpy(big + 8, js, hl);
+    memcpy(big + 8 + hl, data, sizeof data);
+    tk_write_file(st, big, 8 + hl + sizeof data);
+    INV(TOKEMB_FORMAT, NULL, tokemb_safetensors_load(st, "w", &out));
+    /* word2vec: a header that declares more vectors than the file can hold */
+    const char *w2v = tk_tmp("h.w2v");
+    tk_write_file(w2v, "1000000000 300\nthe 0.1 0.2\n", 26);
+    INV(TOKEMB_FORMAT, NULL, tokemb_vectors_load(w2v, TOKEMB_VECTORS_WORD2VEC_TEXT, NULL, NULL, &out, &vout));
+    INV(TOKEMB_FORMAT, NULL, tokemb_vectors_load(w2v, TOKEMB_VECTORS_WORD2VEC_BINARY, NULL, NULL, &out, &vout));
+    /* a valid GloVe file, cancelled by the progress callback: CANCELLED, nothing returned */
+    tk_write_file(w2v, "a 1 2\nb 3 4\n", 12);
+    int calls = 0;
+    INV(TOKEMB_CANCELLED, NULL, tokemb_vectors_load(w2v, TOKEMB_VECTORS_GLOVE, tk_cancel_at_start, &calls, &out, &vout));
+    assert_true(calls >= 1);
+    tokemb_table *gt = NULL;
+    tokemb_vocab *gv = NULL;
+    TK_OK(tokemb_vectors_load(w2v, TOKEMB_VECTORS_GLOVE, NULL, NULL, &gt, &gv));
+    assert_int_equal(tokemb_vocab_size(gv), 2);
+    assert_int_equal(tokemb_table_dim(gt), 2);
+    tokemb_table_free(gt);
+    tokemb_vocab_free(gv);
+    remove(p);
+    remove(st);
+    remove(w2v);
+    rmdir(g_tmpdir);
+    g_tmpdir[0] = '\0';
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_strings),
@@ -2034,6 +2143,7 @@ int main(void) {
         cmocka_unit_test(test_random_calls),
         cmocka_unit_test(test_long_error_text),
         cmocka_unit_test(test_setters_and_getters_agree),
+        cmocka_unit_test(test_hostile_files),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     printf("invariant checks of failing calls: %d\n", g_invariant_checks);
