@@ -237,7 +237,7 @@ static void emit(const row_t *r) {
     printf(" %s\n", r->note ? r->note : "");
     fflush(stdout);
     if (csv_out) {
-        fprintf(csv_out, "%s,%s,%s,%lld,%lld,%lld,%s,%.4f,%.3f,%s,%d,%.1f,%.1f,%.1f,%.3f,%.3f,%.3f,%.4f,%.3f,%.4g,%s\n",
+        fprintf(csv_out, "%s,%s,%s,%lld,%lld,%lld,%s,%.4f,%.3f,%s,%d,%.1f,%.1f,%.1f,%.3f,%.3f,%.3f,%.4f,%.3f,%.4g,\"%s\"\n",
                 r->suite, r->op, r->variant, r->vocab, r->dim, r->tokens, r->ids, r->uniq, r->table_mib, r->fits,
                 r->threads, r->m.t * 1e9, r->m.p10 * 1e9, r->m.p90 * 1e9, per_tok, gbs, cgbs, r->m.frac, gfl,
                 r->ratio, r->note ? r->note : "");

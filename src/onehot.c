@@ -34,7 +34,8 @@ int32_t tokemb_lookup_onehot(const tokemb_table *t, const int64_t *ids, size_t n
     if ((st = tk_check_ids(fn, ids, 8, n, t->rows))) return st;
     const size_t rows = (size_t)t->rows, dim = (size_t)t->dim;
     const size_t chunk = tk_onehot_chunk(rows, n);
-    float *onehot = (float *)tk_calloc(chunk * rows, sizeof(float));
+    /* zeroed, 2 MiB aligned and huge-page advised when large (fewer page faults than calloc) */
+    float *onehot = (float *)tk_aligned_alloc(chunk * rows * sizeof(float));
     if (!onehot) return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate %zu x %zu one-hot scratch", fn, chunk, rows);
     for (size_t i0 = 0; i0 < n; i0 += chunk) {
         size_t m = n - i0 < chunk ? n - i0 : chunk;
@@ -43,6 +44,6 @@ int32_t tokemb_lookup_onehot(const tokemb_table *t, const int64_t *ids, size_t n
                     (const float *)t->data, (int)t->row_stride, 0.0f, out + i0 * dim, (int)dim);
         for (size_t i = 0; i < m; i++) onehot[i * rows + (size_t)ids[i0 + i]] = 0.0f;
     }
-    tk_free(onehot);
+    tk_aligned_free(onehot);
     return TOKEMB_OK;
 }
