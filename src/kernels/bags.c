@@ -66,7 +66,8 @@ static void tk_bags_portable(const float *table, size_t rs, size_t dim, const vo
 #include <immintrin.h>
 
 /* SUM / MEAN of one bag with the accumulators in registers (added by the performance pass): columns in
- * blocks of 32 floats (4 ymm accumulators), the bag's rows walked once per block, the output written once.
+ * blocks of 32 floats (4 ymm accumulators; then 16, 8 and a masked tail), the bag's rows walked once per
+ * block, the output written once.
  * Per column it performs exactly tk_bag_one's operations in the same order (+0.0 start, then acc + x,
  * fmaf(w, x, acc) or acc + w*x per row left to right, then / count), so the result is bitwise identical to
  * the portable path. `kind`: 0 plain, 1 fused weights, 2 multiply-then-add weights (a constant after
@@ -114,6 +115,36 @@ __attribute__((target("avx2,fma"))) TK_ALWAYS_INLINE void tk_bag_sum_avx2(const 
         _mm256_storeu_ps(o + c + 8, a1);
         _mm256_storeu_ps(o + c + 16, a2);
         _mm256_storeu_ps(o + c + 24, a3);
+    }
+    for (; c + 16 <= dim; c += 16) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+        for (size_t j = s; j < e; j++) {
+            if (j + TK_BAG_PF < e_all)
+                __builtin_prefetch(table + (size_t)tk_bid(ids, idw, j + TK_BAG_PF) * rs + c, 0, 3);
+            int64_t id = tk_bid(ids, idw, j);
+            if (id == pad) continue;
+            const float *x = table + (size_t)id * rs + c;
+            if (kind) w = _mm256_set1_ps(psw[j]);
+            a0 = tk_bag_acc(a0, _mm256_loadu_ps(x), w, kind);
+            a1 = tk_bag_acc(a1, _mm256_loadu_ps(x + 8), w, kind);
+        }
+        if (mean) {
+            a0 = _mm256_div_ps(a0, dv);
+            a1 = _mm256_div_ps(a1, dv);
+        }
+        _mm256_storeu_ps(o + c, a0);
+        _mm256_storeu_ps(o + c + 8, a1);
+    }
+    for (; c + 8 <= dim; c += 8) {
+        __m256 a0 = _mm256_setzero_ps();
+        for (size_t j = s; j < e; j++) {
+            int64_t id = tk_bid(ids, idw, j);
+            if (id == pad) continue;
+            if (kind) w = _mm256_set1_ps(psw[j]);
+            a0 = tk_bag_acc(a0, _mm256_loadu_ps(table + (size_t)id * rs + c), w, kind);
+        }
+        if (mean) a0 = _mm256_div_ps(a0, dv);
+        _mm256_storeu_ps(o + c, a0);
     }
     for (; c < dim; c += 8) {
         const size_t r = dim - c < 8 ? dim - c : 8;
