@@ -7,7 +7,8 @@ cos/sin vs tokemb_rope_apply (rope; [tokens, 32 heads, 128]).
 
 The table is one numpy float32 array, wrapped by tokemb (tokemb_table_wrap, no copy) and viewed by torch
 (torch.from_numpy, no copy); ids and the preallocated outputs are shared the same way. Each repetition
-times tokemb and torch back to back (order alternating); the reported ratio is the median over
+times tokemb and torch back to back (order alternating, each batch after one untimed warm call); the
+reported ratio is the median over
 repetitions of t_torch / t_tokemb (> 1: tokemb is faster). Both libraries get the same thread count
 (torch.set_num_threads and tokemb_set_num_threads). Outputs are checked for equality once per case.
 
@@ -90,11 +91,17 @@ def pair(f_tk, f_torch, reps, min_sample):
     k = max(1, min(10000, int(min_sample / t1)))
     tk, th, ratio = [], [], []
     for r in range(reps):
+        # one untimed call before each timed batch: each side is measured with its own working set warm
+        # (otherwise the first call of a short batch pays for the other library's cache footprint)
         if r % 2:
+            f_torch()
             b = timed(f_torch, k)
+            f_tk()
             a = timed(f_tk, k)
         else:
+            f_tk()
             a = timed(f_tk, k)
+            f_torch()
             b = timed(f_torch, k)
         tk.append(a)
         th.append(b)
