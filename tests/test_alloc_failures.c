@@ -784,7 +784,7 @@ static void test_seam_fires(void **state) {
 }
 
 /* Threads that cannot start: tk_parallel_for runs their chunks on the caller, same bits. */
-enum { TR = 300, TD = 64, TN = 8192, TBAGS = 256, TNTOK = 1024, THD = 64, TNH = 8 };
+enum { TR = 300, TD = 64, TN = 32768, TBAGS = 256, TNTOK = 4096, THD = 64, TNH = 8 };
 typedef struct {
     tokemb_table *t;
     tokemb_posenc *sin, *rope;
@@ -845,6 +845,7 @@ static void test_thread_creation_failure(void **state) {
     for (size_t i = 0; i < (size_t)TNTOK * TNH * THD; i++) w.x[i] = (float)((int)(tk_rand(&s) % 2001) - 1000) / 256.0f;
     atomic_store(&g_threads_refused, 0);
     for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
+        const long refused0 = atomic_load(&g_threads_refused);
         TK_OK(tokemb_set_num_threads(1));
         const size_t nf = ops[o](&w, ref);
         TK_OK(tokemb_set_num_threads(4));
@@ -862,6 +863,9 @@ static void test_thread_creation_failure(void **state) {
         atomic_store(&g_thread_fail_all, 0);
         if (memcmp(out, ref, nf * sizeof(float)) != 0)
             fail_msg("%s: no thread could start: result differs from one thread", names[o]);
+        const long refused = atomic_load(&g_threads_refused) - refused0;
+        printf("  %s: %ld thread starts refused\n", names[o], refused);
+        if (refused == 0) fail_msg("%s: never started a thread at 4 threads (inputs too small to test)", names[o]);
     }
     /* lookup alone refuses 3 + 3 starts (k = 1..3, then all); the other operations add theirs */
     assert_true(atomic_load(&g_threads_refused) >= 6);
