@@ -230,7 +230,7 @@ static void test_bag_sum_isa_bitwise(void **state) {
     (void)state;
     uint64_t s = 4242;
     const size_t rows = 50, nb = 13;
-    static const size_t dims[] = {1, 3, 7, 8, 9, 16, 31, 32, 33, 40, 64, 65, 100, 257};
+    static const size_t dims[] = {1, 3, 7, 8, 9, 16, 31, 32, 33, 40, 64, 65, 100, 257, 512, 517, 1030};
     for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++) {
         const size_t dim = dims[di], rs = dim + (di & 1);
         float *table = malloc(rows * rs * sizeof(float));

@@ -73,6 +73,7 @@ static void tk_bags_portable(const float *table, size_t rs, size_t dim, const vo
  * the portable path. `kind`: 0 plain, 1 fused weights, 2 multiply-then-add weights (a constant after
  * inlining). Rows of ids up to 8 positions ahead (within [s, e_all)) are prefetched for the block. */
 #define TK_BAG_PF 8u
+#define TK_BAG_PF_ROW 1024u
 __attribute__((target("avx2,fma"))) TK_ALWAYS_INLINE __m256 tk_bag_acc(__m256 acc, __m256 x, __m256 w, int kind) {
     if (kind == 0) return _mm256_add_ps(acc, x);
     if (kind == 1) return _mm256_fmadd_ps(w, x, acc);
@@ -162,6 +163,54 @@ __attribute__((target("avx2,fma"))) TK_ALWAYS_INLINE void tk_bag_sum_avx2(const 
     }
 }
 
+/* Long rows (dim >= TK_BAG_ROWS_MIN_DIM): the same per-column operations with the partial sums kept in the
+ * output row (L1/L2-resident: at most 16 KiB at dim 4096), each table row read once front to back (a
+ * sequential stream the hardware prefetcher follows) instead of one 128-byte slice per column block. */
+#define TK_BAG_ROWS_MIN_DIM 512u
+__attribute__((target("avx2,fma"))) TK_ALWAYS_INLINE void tk_bag_sum_rows_avx2(const float *table, size_t rs,
+                                                                                size_t dim, const void *ids, int idw,
+                                                                                size_t s, size_t e, size_t e_all,
+                                                                                int mean, const float *psw, int kind,
+                                                                                int64_t pad, float *o) {
+    size_t cnt = 0;
+    const size_t tail = dim & 7u, body = dim - tail;
+    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)tail), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const size_t pfb = dim * sizeof(float) < TK_BAG_PF_ROW ? dim * sizeof(float) : TK_BAG_PF_ROW;
+    for (size_t c = 0; c < body; c += 8) _mm256_storeu_ps(o + c, _mm256_setzero_ps());
+    if (tail) _mm256_maskstore_ps(o + body, m, _mm256_setzero_ps());
+    __m256 w = _mm256_setzero_ps();
+    for (size_t j = s; j < e; j++) {
+        if (j + TK_BAG_PF < e_all) {
+            const char *p = (const char *)(table + (size_t)tk_bid(ids, idw, j + TK_BAG_PF) * rs);
+            for (size_t q = 0; q < pfb; q += 64) __builtin_prefetch(p + q, 0, 3);
+        }
+        int64_t id = tk_bid(ids, idw, j);
+        if (id == pad) continue;
+        cnt++;
+        const float *x = table + (size_t)id * rs;
+        if (kind) w = _mm256_set1_ps(psw[j]);
+        size_t c = 0;
+        for (; c + 32 <= body; c += 32) {
+            _mm256_storeu_ps(o + c, tk_bag_acc(_mm256_loadu_ps(o + c), _mm256_loadu_ps(x + c), w, kind));
+            _mm256_storeu_ps(o + c + 8, tk_bag_acc(_mm256_loadu_ps(o + c + 8), _mm256_loadu_ps(x + c + 8), w, kind));
+            _mm256_storeu_ps(o + c + 16,
+                             tk_bag_acc(_mm256_loadu_ps(o + c + 16), _mm256_loadu_ps(x + c + 16), w, kind));
+            _mm256_storeu_ps(o + c + 24,
+                             tk_bag_acc(_mm256_loadu_ps(o + c + 24), _mm256_loadu_ps(x + c + 24), w, kind));
+        }
+        for (; c < body; c += 8)
+            _mm256_storeu_ps(o + c, tk_bag_acc(_mm256_loadu_ps(o + c), _mm256_loadu_ps(x + c), w, kind));
+        if (tail)
+            _mm256_maskstore_ps(o + body, m,
+                                tk_bag_acc(_mm256_maskload_ps(o + body, m), _mm256_maskload_ps(x + body, m), w, kind));
+    }
+    if (mean) {
+        const __m256 dv = _mm256_set1_ps((float)(cnt > 0 ? cnt : 1));
+        for (size_t c = 0; c < body; c += 8) _mm256_storeu_ps(o + c, _mm256_div_ps(_mm256_loadu_ps(o + c), dv));
+        if (tail) _mm256_maskstore_ps(o + body, m, _mm256_div_ps(_mm256_maskload_ps(o + body, m), dv));
+    }
+}
+
 __attribute__((target("avx2,fma"))) static void tk_bags_avx2(const float *table, size_t rs, size_t dim,
                                                               const void *ids, int idw, const int64_t *off,
                                                               size_t b0, size_t b1, int mode, const float *psw,
@@ -171,6 +220,13 @@ __attribute__((target("avx2,fma"))) static void tk_bags_avx2(const float *table,
         const int mean = mode == 1;
         for (size_t b = b0; b < b1; b++) {
             const size_t s = (size_t)off[b], e = (size_t)off[b + 1];
+            if (dim >= TK_BAG_ROWS_MIN_DIM) {
+                if (!psw) tk_bag_sum_rows_avx2(table, rs, dim, ids, idw, s, e, e_all, mean, NULL, 0, pad, out + b * dim);
+                else if (fused)
+                    tk_bag_sum_rows_avx2(table, rs, dim, ids, idw, s, e, e_all, mean, psw, 1, pad, out + b * dim);
+                else tk_bag_sum_rows_avx2(table, rs, dim, ids, idw, s, e, e_all, mean, psw, 2, pad, out + b * dim);
+                continue;
+            }
             if (!psw) tk_bag_sum_avx2(table, rs, dim, ids, idw, s, e, e_all, mean, NULL, 0, pad, out + b * dim);
             else if (fused) tk_bag_sum_avx2(table, rs, dim, ids, idw, s, e, e_all, mean, psw, 1, pad, out + b * dim);
             else tk_bag_sum_avx2(table, rs, dim, ids, idw, s, e, e_all, mean, psw, 2, pad, out + b * dim);
