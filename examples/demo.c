@@ -2,7 +2,10 @@
  *  1. torch.manual_seed(123); nn.Embedding(6, 3) - the same table, printed the way torch prints it;
  *  2. looking up ids [2, 3, 5, 1] is a gather of rows;
  *  3. nn.Embedding equals a bias-free nn.Linear on one-hot vectors: one-hot x W (10 x 4) = the gather;
- *  4. why the gather wins: a short gather-vs-matmul timing table. */
+ *  4. why the gather wins: a short gather-vs-matmul timing table;
+ *  5. the table is learned: a small classifier trained with tokemb's gradients and optimizers;
+ *  6. pretrained tables: nearest neighbours in a small fastText model;
+ *  7. positions: the seed's sinusoidal table and RoPE's relative-position property. */
 #define _POSIX_C_SOURCE 199309L
 #include <math.h>
 #include <stdio.h>
@@ -130,6 +133,11 @@ int main(void) {
     free(tid);
     free(o);
     printf("\nThe one-hot product reads the whole table for every token (cost ~ vocab), the gather reads one row.\n");
+    tokemb_set_num_threads(0);
+
+    /* 5. the table is learned; 6. pretrained tables; 7. positions */
+    demo_training_section();
     demo_neighbours_section();
+    demo_positional_section();
     return 0;
 }
