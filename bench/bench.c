@@ -420,6 +420,27 @@ static void suite_lookup(void) {
                             emit(&r);
                             check(tokemb_table_set_param(t, TOKEMB_TABLE_NONTEMPORAL, 2), "reset NONTEMPORAL");
 #endif
+                            if (nth == 1 && k == 0) { /* compact storage: decoded on the fly (storage.c) */
+                                static const int32_t dts[] = {TOKEMB_F16, TOKEMB_BF16, TOKEMB_Q8_ROW};
+                                static const char *dtn[] = {"f16", "bf16", "q8_row"};
+                                for (int q = 0; q < 3; q++) {
+                                    if (opt.quick && q != 2) continue;
+                                    tokemb_table *tq = NULL;
+                                    check(tokemb_table_convert(t, dts[q], &tq), "tokemb_table_convert");
+                                    lk_ctx cq = c;
+                                    cq.t = tq;
+                                    double rowb = q == 2 ? (double)D + 8 : 2.0 * (double)D;
+                                    row_t rq = r;
+                                    rq.variant = dtn[q];
+                                    rq.table_mib = (double)V * rowb / 1048576.0;
+                                    rq.fits = fits((double)V * rowb);
+                                    rq.bytes = (double)n * (rowb + 4.0 * (double)D);
+                                    rq.m = measure(run_lookup, &cq, (size_t)(rq.bytes / 2));
+                                    rq.note = "bytes = compressed rows read + f32 written";
+                                    emit(&rq);
+                                    tokemb_table_free(tq);
+                                }
+                            }
                             if (nth == 1) {
                                 r.variant = "naive";
                                 r.op = "memcpy-loop";
@@ -844,7 +865,7 @@ typedef struct {
 
 static const suite_t SUITES[] = {
     {"lookup", suite_lookup, "tokemb_lookup: i64 and i32 ids (default NONTEMPORAL = auto), nt (always), cached\n"
-                             "                     (never), vs a memcpy-per-row loop; V, D, ids, threads"},
+                             "                     (never), f16/bf16/q8_row storage, vs a memcpy-per-row loop"},
     {"gather-vs-matmul", suite_gvm, "gather vs one-hot sgemm vs plain sgemm; vocab x dim x tokens"},
     {"bags", suite_bags, "tokemb_lookup_bags sum/mean/max/weighted, L = 1, 20, 100"},
     {"grad", suite_grad, "tokemb_grad_coalesce (sparse) and tokemb_grad_accumulate (dense +=), N = 2048"},
