@@ -72,7 +72,7 @@ class CType:
         if self.base in C_SCALARS:
             t = C_SCALARS[self.base]
             if t in ("c_void", "c_char", "c_int", "c_uint"):
-                t = "core::ffi::" + t if t != "c_void" else "core::ffi::c_void"
+                t = "std::os::raw::" + t  # (core::ffi::c_char needs Rust 1.64; Debian 12 ships 1.63)
         elif self.base in typedefs:
             t = self.base
         else:
@@ -211,12 +211,11 @@ def gen_rust(h):
     out = ["//! Raw `extern \"C\"` declarations for libtokemb, generated from include/tokemb.h by",
            "//! python/tools/tokemb_header.py (`--rust`). Do not edit by hand: tests/check_rust_sys.sh",
            "//! compares every name, arity and parameter type with the header.",
-           "#![allow(non_camel_case_types, non_upper_case_globals, clippy::all)]",
-           "#![no_std]", ""]
+           "#![allow(non_camel_case_types, non_upper_case_globals, clippy::all)]", ""]
     for name in h.opaque:
         out += ["/// Opaque handle (`typedef struct %s %s;`)." % (name, name),
                 "#[repr(C)]", "pub struct %s {" % name, "    _private: [u8; 0],",
-                "    _not_send_sync: core::marker::PhantomData<(*mut u8, core::marker::PhantomPinned)>,", "}", ""]
+                "    _not_send_sync: std::marker::PhantomData<(*mut u8, std::marker::PhantomPinned)>,", "}", ""]
     for name, (ret, params) in h.fnptrs.items():
         ps = ", ".join(p.rust(td) for p in params)
         r = "" if (ret.base == "void" and not ret.is_ptr) else " -> " + ret.rust(td)

@@ -2,30 +2,29 @@
 //! python/tools/tokemb_header.py (`--rust`). Do not edit by hand: tests/check_rust_sys.sh
 //! compares every name, arity and parameter type with the header.
 #![allow(non_camel_case_types, non_upper_case_globals, clippy::all)]
-#![no_std]
 
 /// Opaque handle (`typedef struct tokemb_table tokemb_table;`).
 #[repr(C)]
 pub struct tokemb_table {
     _private: [u8; 0],
-    _not_send_sync: core::marker::PhantomData<(*mut u8, core::marker::PhantomPinned)>,
+    _not_send_sync: std::marker::PhantomData<(*mut u8, std::marker::PhantomPinned)>,
 }
 
 /// Opaque handle (`typedef struct tokemb_posenc tokemb_posenc;`).
 #[repr(C)]
 pub struct tokemb_posenc {
     _private: [u8; 0],
-    _not_send_sync: core::marker::PhantomData<(*mut u8, core::marker::PhantomPinned)>,
+    _not_send_sync: std::marker::PhantomData<(*mut u8, std::marker::PhantomPinned)>,
 }
 
 /// Opaque handle (`typedef struct tokemb_vocab tokemb_vocab;`).
 #[repr(C)]
 pub struct tokemb_vocab {
     _private: [u8; 0],
-    _not_send_sync: core::marker::PhantomData<(*mut u8, core::marker::PhantomPinned)>,
+    _not_send_sync: std::marker::PhantomData<(*mut u8, std::marker::PhantomPinned)>,
 }
 
-pub type tokemb_progress_fn = Option<unsafe extern "C" fn(*mut core::ffi::c_void, u64, u64) -> i32>;
+pub type tokemb_progress_fn = Option<unsafe extern "C" fn(*mut std::os::raw::c_void, u64, u64) -> i32>;
 
 // ---- #define constants
 pub const TOKEMB_VERSION_MAJOR: i32 = 0;
@@ -152,14 +151,14 @@ pub const TOKEMB_METRIC_COSINE: i32 = 0;
 pub const TOKEMB_METRIC_DOT: i32 = 1;
 
 extern "C" {
-    pub fn tokemb_version_string() -> *const core::ffi::c_char;
+    pub fn tokemb_version_string() -> *const std::os::raw::c_char;
     pub fn tokemb_version_number() -> u32;
-    pub fn tokemb_status_string(status: i32) -> *const core::ffi::c_char;
-    pub fn tokemb_last_error() -> *const core::ffi::c_char;
+    pub fn tokemb_status_string(status: i32) -> *const std::os::raw::c_char;
+    pub fn tokemb_last_error() -> *const std::os::raw::c_char;
     pub fn tokemb_set_num_threads(n: i32) -> i32;
     pub fn tokemb_get_num_threads() -> i32;
     pub fn tokemb_table_create(rows: i64, dim: i64, dtype: i32, out: *mut *mut tokemb_table) -> i32;
-    pub fn tokemb_table_wrap(data: *mut core::ffi::c_void, rows: i64, dim: i64, row_stride: i64, dtype: i32, flags: u32, out: *mut *mut tokemb_table) -> i32;
+    pub fn tokemb_table_wrap(data: *mut std::os::raw::c_void, rows: i64, dim: i64, row_stride: i64, dtype: i32, flags: u32, out: *mut *mut tokemb_table) -> i32;
     pub fn tokemb_table_free(t: *mut tokemb_table);
     pub fn tokemb_table_rows(t: *const tokemb_table) -> i64;
     pub fn tokemb_table_dim(t: *const tokemb_table) -> i64;
@@ -225,21 +224,21 @@ extern "C" {
     pub fn tokemb_logits(t: *const tokemb_table, hidden: *const f32, n: usize, logits: *mut f32) -> i32;
     pub fn tokemb_logits_backward(t: *const tokemb_table, hidden: *const f32, n: usize, grad_logits: *const f32, grad_hidden: *mut f32, grad_table: *mut f32) -> i32;
     pub fn tokemb_table_convert(src: *const tokemb_table, dtype: i32, out: *mut *mut tokemb_table) -> i32;
-    pub fn tokemb_npy_load(path: *const core::ffi::c_char, out: *mut *mut tokemb_table) -> i32;
-    pub fn tokemb_npy_mmap(path: *const core::ffi::c_char, out: *mut *mut tokemb_table) -> i32;
-    pub fn tokemb_npy_save(t: *const tokemb_table, path: *const core::ffi::c_char) -> i32;
-    pub fn tokemb_safetensors_load(path: *const core::ffi::c_char, name: *const core::ffi::c_char, out: *mut *mut tokemb_table) -> i32;
-    pub fn tokemb_safetensors_mmap(path: *const core::ffi::c_char, name: *const core::ffi::c_char, out: *mut *mut tokemb_table) -> i32;
-    pub fn tokemb_safetensors_names(path: *const core::ffi::c_char, buf: *mut core::ffi::c_char, buf_size: usize, n_names: *mut usize, bytes_needed: *mut usize) -> i32;
-    pub fn tokemb_safetensors_save(tables: *const *const tokemb_table, names: *const *const core::ffi::c_char, n: usize, path: *const core::ffi::c_char) -> i32;
+    pub fn tokemb_npy_load(path: *const std::os::raw::c_char, out: *mut *mut tokemb_table) -> i32;
+    pub fn tokemb_npy_mmap(path: *const std::os::raw::c_char, out: *mut *mut tokemb_table) -> i32;
+    pub fn tokemb_npy_save(t: *const tokemb_table, path: *const std::os::raw::c_char) -> i32;
+    pub fn tokemb_safetensors_load(path: *const std::os::raw::c_char, name: *const std::os::raw::c_char, out: *mut *mut tokemb_table) -> i32;
+    pub fn tokemb_safetensors_mmap(path: *const std::os::raw::c_char, name: *const std::os::raw::c_char, out: *mut *mut tokemb_table) -> i32;
+    pub fn tokemb_safetensors_names(path: *const std::os::raw::c_char, buf: *mut std::os::raw::c_char, buf_size: usize, n_names: *mut usize, bytes_needed: *mut usize) -> i32;
+    pub fn tokemb_safetensors_save(tables: *const *const tokemb_table, names: *const *const std::os::raw::c_char, n: usize, path: *const std::os::raw::c_char) -> i32;
     pub fn tokemb_vocab_create(out: *mut *mut tokemb_vocab) -> i32;
     pub fn tokemb_vocab_free(v: *mut tokemb_vocab);
     pub fn tokemb_vocab_size(v: *const tokemb_vocab) -> i64;
-    pub fn tokemb_vocab_add(v: *mut tokemb_vocab, word: *const core::ffi::c_char, len: usize, id: *mut i64) -> i32;
-    pub fn tokemb_vocab_find(v: *const tokemb_vocab, word: *const core::ffi::c_char, len: usize) -> i64;
-    pub fn tokemb_vocab_word(v: *const tokemb_vocab, id: i64, len: *mut usize) -> *const core::ffi::c_char;
-    pub fn tokemb_vectors_load(path: *const core::ffi::c_char, format: i32, progress: tokemb_progress_fn, user: *mut core::ffi::c_void, out_table: *mut *mut tokemb_table, out_vocab: *mut *mut tokemb_vocab) -> i32;
-    pub fn tokemb_vectors_save(t: *const tokemb_table, v: *const tokemb_vocab, path: *const core::ffi::c_char, format: i32) -> i32;
+    pub fn tokemb_vocab_add(v: *mut tokemb_vocab, word: *const std::os::raw::c_char, len: usize, id: *mut i64) -> i32;
+    pub fn tokemb_vocab_find(v: *const tokemb_vocab, word: *const std::os::raw::c_char, len: usize) -> i64;
+    pub fn tokemb_vocab_word(v: *const tokemb_vocab, id: i64, len: *mut usize) -> *const std::os::raw::c_char;
+    pub fn tokemb_vectors_load(path: *const std::os::raw::c_char, format: i32, progress: tokemb_progress_fn, user: *mut std::os::raw::c_void, out_table: *mut *mut tokemb_table, out_vocab: *mut *mut tokemb_vocab) -> i32;
+    pub fn tokemb_vectors_save(t: *const tokemb_table, v: *const tokemb_vocab, path: *const std::os::raw::c_char, format: i32) -> i32;
     pub fn tokemb_nearest(t: *const tokemb_table, queries: *const f32, n_queries: usize, k: usize, metric: i32, exclude_ids: *const i64, out_ids: *mut i64, out_scores: *mut f32) -> i32;
     pub fn tokemb_nearest_ids(t: *const tokemb_table, ids: *const i64, n: usize, k: usize, metric: i32, exclude_self: i32, out_ids: *mut i64, out_scores: *mut f32) -> i32;
 }

@@ -108,7 +108,7 @@ fn check(status: i32) -> Result<()> {
     }
 }
 
-fn cstr(p: *const std::ffi::c_char) -> String {
+fn cstr(p: *const std::os::raw::c_char) -> String {
     if p.is_null() {
         return String::new();
     }

@@ -399,7 +399,7 @@ pub fn save_safetensors(tensors: &[(&str, &Table<'_>)], path: impl AsRef<Path>) 
         .iter()
         .map(|(n, _)| CString::new(*n).map_err(|_| Error::arg(format!("tensor name {n:?} contains a NUL byte"))))
         .collect::<Result<_>>()?;
-    let name_ptrs: Vec<*const std::ffi::c_char> = names.iter().map(|c| c.as_ptr()).collect();
+    let name_ptrs: Vec<*const std::os::raw::c_char> = names.iter().map(|c| c.as_ptr()).collect();
     let tabs: Vec<*const sys::tokemb_table> = tensors.iter().map(|(_, t)| t.raw.as_ptr() as *const _).collect();
     // SAFETY: arrays of n valid pointers.
     check(unsafe { sys::tokemb_safetensors_save(ptr_or_null(&tabs), ptr_or_null(&name_ptrs), tabs.len(), p.as_ptr()) })
