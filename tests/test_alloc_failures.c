@@ -667,7 +667,37 @@ static void tk_files_teardown(void) {
     rmdir(g_dir);
 }
 
+/* ---- compact storage dtypes ---- */
+static int32_t run_create_f16(tk_case *c) { return tokemb_table_create(K_ROWS, K_DIM, TOKEMB_F16, &c->made); }
+static int32_t run_create_q8(tk_case *c) { return tokemb_table_create(K_ROWS, K_DIM, TOKEMB_Q8_ROW, &c->made); }
+static void setup_q8(tk_case *c) {
+    tokemb_table *f = tk_table(K_ROWS, K_DIM, 42);
+    TK_OK(tokemb_table_convert(f, TOKEMB_Q8_ROW, &c->t));
+    tokemb_table_free(f);
+    tk_out(c, K_N * K_DIM * 3);
+}
+static void setup_f16(tk_case *c) {
+    tokemb_table *f = tk_table(K_ROWS, K_DIM, 43);
+    TK_OK(tokemb_table_convert(f, TOKEMB_F16, &c->t));
+    tokemb_table_free(f);
+    tk_out(c, K_N * K_DIM * 3);
+}
+static int32_t run_lookup_dtype(tk_case *c) { return tokemb_lookup(c->t, k_ids, K_N, c->out); }
+static int32_t run_write_rows_dtype(tk_case *c) { return tokemb_table_write_rows(c->t, 2, 3, k_grad); }
+static int32_t run_nearest_dtype(tk_case *c) {
+    return tokemb_nearest(c->t, k_grad, 3, 4, TOKEMB_METRIC_COSINE, NULL, (int64_t *)(void *)c->out, c->out + 24);
+}
+static int32_t run_convert_back(tk_case *c) { return tokemb_table_convert(c->t, TOKEMB_F32, &c->made); }
+
 static const tk_op k_ops[] = {
+    {"tokemb_table_create F16", setup_none, run_create_f16, NULL},
+    {"tokemb_table_create Q8_ROW", setup_none, run_create_q8, NULL},
+    {"tokemb_lookup Q8_ROW", setup_q8, run_lookup_dtype, NULL},
+    {"tokemb_lookup F16", setup_f16, run_lookup_dtype, NULL},
+    {"tokemb_table_write_rows Q8_ROW", setup_q8, run_write_rows_dtype, NULL},
+    {"tokemb_nearest F16", setup_f16, run_nearest_dtype, NULL},
+    {"tokemb_nearest Q8_ROW", setup_q8, run_nearest_dtype, NULL},
+    {"tokemb_table_convert Q8_ROW -> F32", setup_q8, run_convert_back, NULL},
     {"tokemb_table_create", setup_none, run_create, NULL},
     {"tokemb_table_wrap", setup_none, run_wrap, NULL},
     {"tokemb_table_init_normal (strided wrap)", setup_strided, run_init_normal, NULL},
