@@ -74,7 +74,7 @@ step "install + out-of-tree consumers (pkg-config, find_package)" consumers
 step "abidiff against abi/tokemb.abi.xml" abi
 [ -f "$repo/tests/run_tsan.sh" ] && step "ThreadSanitizer" bash "$repo/tests/run_tsan.sh" "$out/tsan"
 [ -f "$repo/tests/run_valgrind.sh" ] && step "valgrind memcheck" bash "$repo/tests/run_valgrind.sh" "$out/release"
-[ -f "$repo/tests/fuzz/run.sh" ] && step "libFuzzer smoke runs" bash "$repo/tests/fuzz/run.sh" "$out/fuzz"
+[ -f "$repo/tests/fuzz/run.sh" ] && step "libFuzzer smoke runs (20 s per target)" env TOKEMB_FUZZ_OUT="$out/fuzz" bash "$repo/tests/fuzz/run.sh" 20
 [ -f "$repo/rust/run_tests.sh" ] && step "Rust crates (cargo test --offline)" bash "$repo/rust/run_tests.sh" "$out/release"
 
 echo
