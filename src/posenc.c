@@ -20,7 +20,7 @@ static const char *tk_pe_kind_name(int kind) {
     }
 }
 
-static tokemb_posenc *tk_pe_new(int kind) {
+tokemb_posenc *tk_pe_new(int kind) {
     tokemb_posenc *pe = (tokemb_posenc *)tk_calloc(1, sizeof *pe);
     if (!pe) return NULL;
     pe->kind = kind;

@@ -41,6 +41,10 @@ struct tokemb_posenc {
     int64_t n_thr, max_exact, half_buckets;
 };
 
+/* posenc.c: a zeroed encoder of `kind` with every parameter at its documented default; NULL if
+ * allocation fails. Every create function starts from it. */
+tokemb_posenc *tk_pe_new(int kind);
+
 /* relpos.c */
 int32_t tk_alibi_compute_slopes(tokemb_posenc *pe);
 int32_t tk_t5_prepare(tokemb_posenc *pe);

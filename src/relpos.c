@@ -5,16 +5,6 @@
 #include <math.h>
 #include <string.h>
 
-static tokemb_posenc *tk_rel_new(int kind) {
-    tokemb_posenc *pe = (tokemb_posenc *)tk_calloc(1, sizeof *pe);
-    if (!pe) return NULL;
-    pe->kind = kind;
-    pe->causal = 1;
-    pe->max_bias = 8.0;
-    pe->factor = 1.0;
-    return pe;
-}
-
 /* ---- ALiBi ---------------------------------------------------------------------------------------- */
 
 /* Official get_slopes: c = 2^floor(log2 n); heads h < c: 2^(-mb*(h+1)/c); then the odd-indexed slopes of
@@ -34,7 +24,7 @@ int32_t tokemb_posenc_create_alibi(int64_t n_heads, tokemb_posenc **out) {
     if (!out) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: out is NULL", fn);
     if (n_heads < 1 || n_heads > 65536)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: n_heads = %lld is outside [1, 65536]", fn, (long long)n_heads);
-    tokemb_posenc *pe = tk_rel_new(TK_PE_ALIBI);
+    tokemb_posenc *pe = tk_pe_new(TK_PE_ALIBI);
     float *sl = (float *)tk_malloc((size_t)n_heads * sizeof(float));
     if (!pe || !sl) {
         tk_free(pe);
@@ -113,7 +103,7 @@ int32_t tokemb_posenc_create_t5(int64_t n_heads, int64_t num_buckets, int64_t ma
     tokemb_table *t = NULL;
     int32_t st = tokemb_table_create(num_buckets, n_heads, TOKEMB_F32, &t);
     if (st) return st;
-    tokemb_posenc *pe = tk_rel_new(TK_PE_T5);
+    tokemb_posenc *pe = tk_pe_new(TK_PE_T5);
     int64_t *thr = (int64_t *)tk_malloc((size_t)(N - E > 1 ? N - E - 1 : 1) * sizeof(int64_t));
     if (!pe || !thr) {
         tokemb_table_free(t);
@@ -145,7 +135,7 @@ int32_t tokemb_posenc_create_shaw(int64_t max_distance, int64_t dim, tokemb_pose
     tokemb_table *t = NULL;
     int32_t st = tokemb_table_create(2 * max_distance + 1, dim, TOKEMB_F32, &t);
     if (st) return st;
-    tokemb_posenc *pe = tk_rel_new(TK_PE_SHAW);
+    tokemb_posenc *pe = tk_pe_new(TK_PE_SHAW);
     if (!pe) {
         tokemb_table_free(t);
         return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate the encoder", fn);

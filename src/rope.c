@@ -23,22 +23,13 @@ int32_t tokemb_posenc_create_rope(int64_t head_dim, int64_t rotary_dim, double b
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: base = %g must be finite and > 0", fn, base);
     if (layout != TOKEMB_ROPE_NEOX && layout != TOKEMB_ROPE_GPTJ)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: unknown layout %d (NEOX 0, GPTJ 1)", fn, (int)layout);
-    tokemb_posenc *pe = (tokemb_posenc *)tk_calloc(1, sizeof *pe);
+    tokemb_posenc *pe = tk_pe_new(TK_PE_ROPE);
     if (!pe) return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate the encoder", fn);
-    pe->kind = TK_PE_ROPE;
     pe->dim = head_dim;
     pe->rotary_dim = rotary_dim;
     pe->base = base;
     pe->layout = layout;
     pe->scaling = TOKEMB_ROPE_SCALING_NONE;
-    pe->factor = 1.0;
-    pe->beta_fast = 32.0;
-    pe->beta_slow = 1.0;
-    pe->low_freq_factor = 1.0;
-    pe->high_freq_factor = 4.0;
-    pe->truncate = 1;
-    pe->causal = 1;
-    pe->max_bias = 8.0;
     *out = pe;
     return TOKEMB_OK;
 }
