@@ -183,18 +183,9 @@ static int32_t tk_grad_bags_impl(const char *fn, const tokemb_table *t, const vo
                 }
             }
         }
-        tk_segsum_args a = {0};
-        a.src = grad_out;
-        a.src_stride = (size_t)t->dim;
+        tk_segsum_args a = tk_segsum_over(&s, t, grad_out, grad_table);
         a.src_map = bag_of;
         a.pos_scale = need_scale ? scale : NULL;
-        a.key = s.key;
-        a.pos = s.pos;
-        a.seg = s.seg;
-        a.n_seg = s.u;
-        a.dim = (size_t)t->dim;
-        a.dst = grad_table;
-        a.dst_stride = (size_t)t->dim;
         a.dst_by_key = 1;
         tk_segsum_f32(&a);
         tk_sorted_free(&s);

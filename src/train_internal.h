@@ -20,6 +20,23 @@ int32_t tk_sorted_build(const char *fn, const void *ids, int id_width, size_t n,
                         tk_sorted *s);
 void tk_sorted_free(tk_sorted *s);
 
+/* Segmented-sum arguments over the segments of `s`: rows of `src` ([*][dim], row stride dim) summed
+ * per segment into `dst` (row stride dim); the caller sets the mode fields (dst_by_key, zero_first,
+ * scale_by_count, src_map, pos_scale). */
+static inline tk_segsum_args tk_segsum_over(const tk_sorted *s, const tokemb_table *t, const float *src, float *dst) {
+    tk_segsum_args a = {0};
+    a.src = src;
+    a.src_stride = (size_t)t->dim;
+    a.key = s->key;
+    a.pos = s->pos;
+    a.seg = s->seg;
+    a.n_seg = s->u;
+    a.dim = (size_t)t->dim;
+    a.dst = dst;
+    a.dst_stride = (size_t)t->dim;
+    return a;
+}
+
 /* Validation shared by the gradient entry points: t, ids, grad_out non-NULL when n > 0, n*dim fits,
  * ids in range. */
 int32_t tk_check_grad_args(const char *fn, const tokemb_table *t, const void *ids, int id_width, size_t n,
