@@ -285,8 +285,8 @@ TOKEMB_API int32_t tokemb_lookup_onehot(const tokemb_table *t, const int64_t *id
  * in parallel), never O(rows*dim). Bitwise identical for any thread count. Reads only the table's
  * shape and parameters (safe with concurrent readers). n == 0 is a no-op.
  * Errors: TOKEMB_INVALID_ARGUMENT (NULL t, ids, grad_out or grad_table with n > 0), TOKEMB_OUT_OF_RANGE
- * (an id outside [0, rows): message names it and its index), TOKEMB_OVERFLOW, TOKEMB_NO_MEMORY (the
- * O(n) sort scratch). grad_table is untouched on error.
+ * (an id outside [0, rows): message names it and its index), TOKEMB_OVERFLOW, TOKEMB_UNSUPPORTED
+ * (non-F32 table), TOKEMB_NO_MEMORY (the O(n) sort scratch). grad_table is untouched on error.
  */
 TOKEMB_API int32_t tokemb_grad_accumulate(const tokemb_table *t, const int64_t *ids, size_t n,
                                           const float *grad_out, float *grad_table);
@@ -341,8 +341,12 @@ enum tokemb_bag_mode {
  * renormalises every referenced row first, as tokemb_lookup. n_bags == 0 is a no-op (offsets = {0}).
  * Errors: TOKEMB_INVALID_ARGUMENT (NULL t/offsets, NULL ids with n > 0, NULL out with n_bags > 0,
  * unknown mode, weights with mode != SUM, malformed offsets: the message names the offending offset),
- * TOKEMB_OUT_OF_RANGE (ids), TOKEMB_OVERFLOW, TOKEMB_UNSUPPORTED (non-F32), TOKEMB_READ_ONLY (max_norm on
- * a READONLY wrap), TOKEMB_NO_MEMORY. out untouched on error. Concurrent use as tokemb_lookup.
+ * TOKEMB_OUT_OF_RANGE (ids), TOKEMB_OVERFLOW (n_bags * dim, checked before offsets is read),
+ * TOKEMB_UNSUPPORTED (max_norm on a non-F32 table), TOKEMB_READ_ONLY (max_norm on a READONLY wrap),
+ * TOKEMB_NO_MEMORY. out untouched on error. Concurrent use as tokemb_lookup.
+ * F16 / BF16 / Q8_ROW tables are pooled over the float32 rows a lookup returns (the referenced rows are
+ * dequantised once into (n + 1) * dim floats of scratch), so the result equals the same bags over
+ * tokemb_table_read_rows' output bit for bit.
  */
 TOKEMB_API int32_t tokemb_lookup_bags(tokemb_table *t, const int64_t *ids, size_t n, const int64_t *offsets,
                                       size_t n_bags, int32_t mode, const float *per_sample_weights,
@@ -756,8 +760,8 @@ TOKEMB_API int32_t tokemb_embed_backward(const tokemb_table *tok, const tokemb_p
  * in elements). Q8_ROW rows follow FBGEMM's fused 8-bit row-wise layout: dim uint8 codes, then a
  * float32 scale, then a float32 bias (little-endian, unaligned), value = (float)q*scale + bias; for
  * Q8_ROW row_stride is counted in bytes and must be >= dim + 8 (tokemb_table_create uses dim + 8).
- * Lookups (tokemb_lookup/_i32/_strided), tokemb_table_read_rows and nearest neighbours produce float32
- * from every dtype; tokemb_table_write_rows converts (Q8_ROW requantises the rows it writes, finite values
+ * Lookups (tokemb_lookup/_i32/_strided), pooled bags (tokemb_lookup_bags/_i32), tokemb_table_read_rows
+ * and nearest neighbours produce float32 from every dtype; tokemb_table_write_rows converts (Q8_ROW requantises the rows it writes, finite values
  * only). Initialisation, gradients, optimizers, max_norm and the one-hot path need F32 storage and
  * return TOKEMB_UNSUPPORTED otherwise. Files map to tables as: npy '<f4'/'<f2' -> F32/F16, safetensors
  * F32/F16/BF16 -> the same dtype.

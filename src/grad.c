@@ -38,6 +38,8 @@ int32_t tk_check_grad_args(const char *fn, const tokemb_table *t, const void *id
     if (n == 0) return TOKEMB_OK;
     if (!ids) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: ids is NULL with n = %zu", fn, n);
     if (!grad_out) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: grad_out is NULL with n = %zu", fn, n);
+    if (t->dtype != TOKEMB_F32)
+        return tk_error(TOKEMB_UNSUPPORTED, "%s: gradients need F32 storage (dtype %d)", fn, (int)t->dtype);
     size_t total;
     if (tk_mul_overflow(n, (size_t)t->dim, &total) || tk_mul_overflow(total, sizeof(float), &total))
         return tk_error(TOKEMB_OVERFLOW, "%s: n = %zu rows of %lld floats overflows", fn, n, (long long)t->dim);
