@@ -226,3 +226,18 @@ size_t tk_utf8_valid_prefix(const uint8_t *p, size_t n) {
     }
     return n;
 }
+
+int tk_parse_u63(const uint8_t *p, size_t n, size_t *i, uint64_t *v) {
+    size_t k = *i;
+    uint64_t x = 0;
+    while (k < n && p[k] >= '0' && p[k] <= '9') {
+        unsigned d = (unsigned)(p[k] - '0');
+        if (x > ((uint64_t)INT64_MAX - d) / 10) return -1;
+        x = x * 10 + d;
+        k++;
+    }
+    if (k == *i) return 0;
+    *i = k;
+    *v = x;
+    return 1;
+}

@@ -39,6 +39,9 @@ void tk_save_abort(tk_save *s);
 /* Length of a valid UTF-8 prefix: returns the byte index of the first invalid sequence, or n if
  * all of [p, p+n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
 size_t tk_utf8_valid_prefix(const uint8_t *p, size_t n);
+/* Reads the decimal digits at p[*i..n) as a value below 2^63 and advances *i past them. Returns 1 with
+ * *v set, 0 if there is no digit, -1 if the value reaches 2^63 (then *i is unchanged). */
+int tk_parse_u63(const uint8_t *p, size_t n, size_t *i, uint64_t *v);
 
 /* Little-endian loads. */
 static inline uint16_t tk_le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }

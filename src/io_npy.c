@@ -59,18 +59,10 @@ static int32_t tk_npy_str(tk_npy_cur *c, char *out, size_t cap) {
 
 static int32_t tk_npy_int(tk_npy_cur *c, int64_t *v) {
     tk_npy_ws(c);
-    size_t start = c->i;
     uint64_t x = 0;
-    while (c->i < c->n && c->p[c->i] >= '0' && c->p[c->i] <= '9') {
-        unsigned d = (unsigned)(c->p[c->i] - '0');
-        if (x > ((uint64_t)INT64_MAX - d) / 10) {
-            c->i = start;
-            return tk_npy_fail(c, "a dimension below 2^63");
-        }
-        x = x * 10 + d;
-        c->i++;
-    }
-    if (c->i == start) return tk_npy_fail(c, "a non-negative integer dimension");
+    int r = tk_parse_u63(c->p, c->n, &c->i, &x);
+    if (r < 0) return tk_npy_fail(c, "a dimension below 2^63");
+    if (r == 0) return tk_npy_fail(c, "a non-negative integer dimension");
     if (c->i < c->n && c->p[c->i] == 'L') c->i++; /* numpy < 1.? wrote Python 2 longs */
     *v = (int64_t)x;
     return TOKEMB_OK;

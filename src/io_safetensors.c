@@ -191,16 +191,9 @@ static int32_t tk_js_uint(tk_js *j, uint64_t *v) {
     tk_js_ws(j);
     size_t start = j->i;
     uint64_t x = 0;
-    while (j->i < j->n && j->p[j->i] >= '0' && j->p[j->i] <= '9') {
-        unsigned d = (unsigned)(j->p[j->i] - '0');
-        if (x > ((uint64_t)INT64_MAX - d) / 10) {
-            j->i = start;
-            return tk_js_fail(j, "an integer below 2^63");
-        }
-        x = x * 10 + d;
-        j->i++;
-    }
-    if (j->i == start) return tk_js_fail(j, "a non-negative integer");
+    int r = tk_parse_u63(j->p, j->n, &j->i, &x);
+    if (r < 0) return tk_js_fail(j, "an integer below 2^63");
+    if (r == 0) return tk_js_fail(j, "a non-negative integer");
     if (j->i - start > 1 && j->p[start] == '0') {
         j->i = start;
         return tk_js_fail(j, "an integer without leading zeros");
