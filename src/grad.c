@@ -46,7 +46,7 @@ int32_t tk_check_grad_args(const char *fn, const tokemb_table *t, const void *id
     return tk_check_ids(fn, ids, id_width, n, t->rows);
 }
 
-static int32_t tk_grad_accumulate_impl(const char *fn, const tokemb_table *t, const void *ids, int idw, size_t n,
+int32_t tk_grad_accumulate_impl(const char *fn, const tokemb_table *t, const void *ids, int idw, size_t n,
                                        const float *grad_out, float *grad_table) {
     int32_t st = tk_check_table(fn, t);
     if (st) return st;

@@ -2,6 +2,7 @@
  * (sinusoidal, learned) and the fused input embedding with its backward. RoPE lives in rope.c, ALiBi /
  * T5 / Shaw in relpos.c. */
 #include "posenc_internal.h"
+#include "train_internal.h"
 #include "kernels/kernels.h"
 
 #include <math.h>
@@ -260,21 +261,25 @@ static int32_t tk_embed_check(const char *fn, const tokemb_table *tok, const tok
 }
 
 typedef struct {
+    const tokemb_table *tok;
+    const int64_t *ids;
     const float *pe_rows; /* [seq][dim] or NULL */
     float *out;
     size_t seq, dim;
     float scale;
 } tk_embed_ctx;
 
+/* One pass per token: out = scale * E[id] + PE(position), read straight from the table row. */
 static void tk_embed_range(void *p, size_t b, size_t e) {
     const tk_embed_ctx *c = (const tk_embed_ctx *)p;
     for (size_t i = b; i < e; i++) {
-        float *row = c->out + i * c->dim;
+        const float *row = tk_row_f32(c->tok, c->ids[i]);
+        float *o = c->out + i * c->dim;
         const float *pr = c->pe_rows ? c->pe_rows + (i % c->seq) * c->dim : NULL;
         if (pr)
-            for (size_t k = 0; k < c->dim; k++) row[k] = c->scale * row[k] + pr[k];
+            for (size_t k = 0; k < c->dim; k++) o[k] = c->scale * row[k] + pr[k];
         else
-            for (size_t k = 0; k < c->dim; k++) row[k] = c->scale * row[k];
+            for (size_t k = 0; k < c->dim; k++) o[k] = c->scale * row[k];
     }
 }
 
@@ -298,20 +303,15 @@ int32_t tokemb_embed(tokemb_table *tok, const tokemb_posenc *pe, const int64_t *
             for (size_t s = 0; s < seq; s++) tk_sinusoidal_row(pe, start_pos + (int64_t)s, pe_rows + s * dim);
         }
     }
-    /* The gather (with lookup's max_norm renormalisation) through the lookup path; ids are valid, so the
-     * only possible failure is its max_norm scratch allocation, which happens before out is written. */
-    st = tokemb_lookup(tok, ids, n, out);
+    /* max_norm renormalises the referenced rows first, as tokemb_lookup does (its only failure, the
+     * sorted-id scratch, happens before any row changes). */
+    if (tok->max_norm > 0) st = tk_renorm(fn, tok, ids, 8, n);
     if (st == TOKEMB_OK) {
-        tk_embed_ctx ctx = {pe_rows, out, seq, dim, scale};
+        tk_embed_ctx ctx = {tok, ids, pe_rows, out, seq, dim, scale};
         tk_parallel_for(n, 64, tk_embed_range, &ctx);
     }
     if (pe && pe->kind != TK_PE_LEARNED) tk_free(pe_rows);
     return st;
-}
-
-static int tk_cmp_i64(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
 }
 
 int32_t tokemb_embed_backward(const tokemb_table *tok, const tokemb_posenc *pe, const int64_t *ids, size_t batch,
@@ -328,34 +328,19 @@ int32_t tokemb_embed_backward(const tokemb_table *tok, const tokemb_posenc *pe, 
     if ((st = tk_check_ids(fn, ids, 8, n, tok->rows))) return st;
     const size_t dim = (size_t)tok->dim;
     if (grad_tok) {
-        int64_t *sorted = NULL;
-        if (tok->scale_grad_by_freq) {
-            sorted = (int64_t *)tk_malloc(n * sizeof(int64_t));
-            if (!sorted) return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate %zu ids for scale_grad_by_freq", fn, n);
-            memcpy(sorted, ids, n * sizeof(int64_t));
-            qsort(sorted, n, sizeof(int64_t), tk_cmp_i64);
+        /* d out / d E[id] = scale: the token gradient is torch's embedding backward of scale * grad_out
+         * (the product rounded first, as autograd computes it), through the deterministic scatter-add. */
+        const float *g = grad_out;
+        float *scaled = NULL;
+        if (scale != 1.0f) {
+            scaled = (float *)tk_malloc(n * dim * sizeof(float));
+            if (!scaled) return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate %zu scaled gradient rows", fn, n);
+            for (size_t i = 0; i < n * dim; i++) scaled[i] = scale * grad_out[i];
+            g = scaled;
         }
-        for (size_t i = 0; i < n; i++) {
-            int64_t id = ids[i];
-            if (id == tok->padding_idx) continue;
-            float f = 1.0f;
-            if (sorted) {
-                /* count of id in the batch: two binary searches over the sorted copy */
-                size_t lo = 0, hi = n;
-                while (lo < hi) { size_t m = lo + (hi - lo) / 2; if (sorted[m] < id) lo = m + 1; else hi = m; }
-                size_t a = lo;
-                hi = n;
-                while (lo < hi) { size_t m = lo + (hi - lo) / 2; if (sorted[m] <= id) lo = m + 1; else hi = m; }
-                f = (float)(1.0 / (double)(lo - a));
-            }
-            const float *g = grad_out + i * dim;
-            float *dst = grad_tok + (size_t)id * dim;
-            if (sorted)
-                for (size_t k = 0; k < dim; k++) dst[k] += (scale * g[k]) * f;
-            else
-                for (size_t k = 0; k < dim; k++) dst[k] += scale * g[k];
-        }
-        tk_free(sorted);
+        st = tk_grad_accumulate_impl(fn, tok, ids, 8, n, g, grad_tok);
+        tk_free(scaled);
+        if (st) return st;
     }
     if (grad_pe) {
         for (size_t b = 0; b < batch; b++)

@@ -42,6 +42,10 @@ static inline tk_segsum_args tk_segsum_over(const tk_sorted *s, const tokemb_tab
 int32_t tk_check_grad_args(const char *fn, const tokemb_table *t, const void *ids, int id_width, size_t n,
                            const float *grad_out);
 
+/* tokemb_grad_accumulate with errors reported under `fn` (id_width 4 or 8). */
+int32_t tk_grad_accumulate_impl(const char *fn, const tokemb_table *t, const void *ids, int id_width, size_t n,
+                                const float *grad_out, float *grad_table);
+
 /* The coalesced gradient of (ids, grad_out) into caller buffers (out_ids[n], out_rows[n][dim]);
  * arguments already validated. */
 int32_t tk_coalesce(const char *fn, const tokemb_table *t, const void *ids, int id_width, size_t n,

@@ -203,6 +203,24 @@ class Embed(unittest.TestCase):
         self.assertTrue(np.all(out == 7.0))
 
 
+    def test_backward_scale_grad_by_freq(self):
+        # the token gradient is torch's embedding backward of scale * grad_out, 1/count fused as on AVX2
+        emb = torch.nn.Embedding(self.V, self.D, scale_grad_by_freq=True)
+        with torch.no_grad():
+            emb.weight.copy_(self.W)
+        ids = torch.cat([self.ids.reshape(-1)[:-3], self.ids.reshape(-1)[:3]]).reshape(self.B, self.S)  # repeats
+        scale = 2.3
+        y = emb(ids) * scale
+        g = torch.randn(self.B, self.S, self.D)
+        y.backward(g)
+        ok(lib.tokemb_table_set_param(self.tok, 103, 1))
+        gtok = np.zeros((self.V, self.D), np.float32)
+        gn = np.ascontiguousarray(g.numpy())
+        ids_np = i64arr(ids.numpy())
+        ok(lib.tokemb_embed_backward(self.tok, None, ptr(ids_np), self.B, self.S, 0, scale, ptr(gn), ptr(gtok), None))
+        ok(lib.tokemb_table_set_param(self.tok, 103, 0))
+        self.assertTrue(np.array_equal(gtok.view(np.uint32), emb.weight.grad.numpy().view(np.uint32)))
+
 class T5(unittest.TestCase):
     def test_buckets_vs_torch(self):
         configs = [(32, 128), (64, 256), (16, 64), (32, 200), (10, 50), (33, 128), (128, 1000)]
