@@ -6,6 +6,7 @@
 #include "kernels/kernels.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -124,6 +125,16 @@ static void tk_sinusoidal_row(const tokemb_posenc *pe, int64_t pos, float *row) 
 
 /* ---- learned ------------------------------------------------------------------------------------ */
 
+int32_t tk_pe_table_create(const char *fn, int64_t rows, int64_t dim, tokemb_table **t) {
+    int32_t st = tokemb_table_create(rows, dim, TOKEMB_F32, t);
+    if (st) {
+        char why[400];
+        snprintf(why, sizeof why, "%s", tokemb_last_error());
+        return tk_error(st, "%s: the encoder's [%lld][%lld] table: %s", fn, (long long)rows, (long long)dim, why);
+    }
+    return TOKEMB_OK;
+}
+
 int32_t tokemb_posenc_create_learned(int64_t max_len, int64_t dim, tokemb_posenc **out) {
     static const char fn[] = "tokemb_posenc_create_learned";
     if (!out) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: out is NULL", fn);
@@ -131,7 +142,7 @@ int32_t tokemb_posenc_create_learned(int64_t max_len, int64_t dim, tokemb_posenc
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: max_len = %lld and dim = %lld must both be >= 1", fn,
                         (long long)max_len, (long long)dim);
     tokemb_table *t = NULL;
-    int32_t st = tokemb_table_create(max_len, dim, TOKEMB_F32, &t);
+    int32_t st = tk_pe_table_create(fn, max_len, dim, &t);
     if (st) return st;
     tokemb_posenc *pe = tk_pe_new(TK_PE_LEARNED);
     if (!pe) {

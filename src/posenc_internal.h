@@ -44,6 +44,8 @@ struct tokemb_posenc {
 /* posenc.c: a zeroed encoder of `kind` with every parameter at its documented default; NULL if
  * allocation fails. Every create function starts from it. */
 tokemb_posenc *tk_pe_new(int kind);
+/* posenc.c: the F32 table a learned / T5 / Shaw encoder owns; errors are reported under `fn`. */
+int32_t tk_pe_table_create(const char *fn, int64_t rows, int64_t dim, tokemb_table **t);
 
 /* relpos.c */
 int32_t tk_alibi_compute_slopes(tokemb_posenc *pe);

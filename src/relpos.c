@@ -101,7 +101,7 @@ int32_t tokemb_posenc_create_t5(int64_t n_heads, int64_t num_buckets, int64_t ma
                         "%s: max_distance = %lld must exceed the exact range max_exact = %lld (and be <= 2^53)", fn,
                         (long long)max_distance, (long long)E);
     tokemb_table *t = NULL;
-    int32_t st = tokemb_table_create(num_buckets, n_heads, TOKEMB_F32, &t);
+    int32_t st = tk_pe_table_create(fn, num_buckets, n_heads, &t);
     if (st) return st;
     tokemb_posenc *pe = tk_pe_new(TK_PE_T5);
     int64_t *thr = (int64_t *)tk_malloc((size_t)(N - E > 1 ? N - E - 1 : 1) * sizeof(int64_t));
@@ -133,7 +133,7 @@ int32_t tokemb_posenc_create_shaw(int64_t max_distance, int64_t dim, tokemb_pose
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: max_distance = %lld must be in [1, 2^30] and dim = %lld >= 1", fn,
                         (long long)max_distance, (long long)dim);
     tokemb_table *t = NULL;
-    int32_t st = tokemb_table_create(2 * max_distance + 1, dim, TOKEMB_F32, &t);
+    int32_t st = tk_pe_table_create(fn, 2 * max_distance + 1, dim, &t);
     if (st) return st;
     tokemb_posenc *pe = tk_pe_new(TK_PE_SHAW);
     if (!pe) {

@@ -472,11 +472,23 @@ static void test_threads_bitwise(void **state) {
     tokemb_posenc_free(pe);
 }
 
+/* A table too large for the learned / Shaw encoders is an OVERFLOW reported under the encoder's name. */
+static void test_encoder_table_overflow(void **state) {
+    (void)state;
+    tokemb_posenc *pe = NULL;
+    TK_EXPECT_STATUS(TOKEMB_OVERFLOW, tokemb_posenc_create_learned(INT64_MAX / 2, 4, &pe),
+                     "tokemb_posenc_create_learned: the encoder's");
+    TK_EXPECT_STATUS(TOKEMB_OVERFLOW, tokemb_posenc_create_shaw(1 << 30, INT64_MAX / 8, &pe),
+                     "tokemb_posenc_create_shaw: the encoder's");
+    assert_null(pe);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sinusoidal_golden), cmocka_unit_test(test_sinusoidal_float64),
         cmocka_unit_test(test_seed_shape),        cmocka_unit_test(test_learned),
         cmocka_unit_test(test_embed),             cmocka_unit_test(test_embed_backward),
+        cmocka_unit_test(test_encoder_table_overflow),
         cmocka_unit_test(test_alibi),             cmocka_unit_test(test_t5),
         cmocka_unit_test(test_shaw),              cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_threads_bitwise),
