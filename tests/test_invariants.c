@@ -1414,26 +1414,7 @@ static void test_logits_invariants(void **state) {
 
 /* ---- files, vocabulary, conversion, nearest neighbours --------------------------------------------- */
 
-static char g_tmpdir[256];
-
-static const char *tk_tmp(const char *name) {
-    static char buf[32][512];
-    static int k;
-    if (!g_tmpdir[0]) {
-        snprintf(g_tmpdir, sizeof g_tmpdir, "%s/tk_inv_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-        assert_non_null(mkdtemp(g_tmpdir));
-    }
-    k = (k + 1) % 32;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", g_tmpdir, name);
-    return buf[k];
-}
-
-static void tk_write_file(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, n, f), n);
-    fclose(f);
-}
+#include "tk_test_files.h"
 
 static void test_convert_invariants(void **state) {
     (void)state;
@@ -1481,7 +1462,7 @@ static void test_files_invariants(void **state) {
     INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_npy_load("", &out));
     INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_npy_load(good, NULL));
     INV(TOKEMB_IO, NULL, tokemb_npy_load(missing, &out));
-    INV(TOKEMB_IO, NULL, tokemb_npy_load(g_tmpdir, &out));
+    INV(TOKEMB_IO, NULL, tokemb_npy_load(tk_tmpdir, &out));
     INV(TOKEMB_FORMAT, NULL, tokemb_npy_load(garbage, &out));
     INV(TOKEMB_FORMAT, NULL, tokemb_npy_load(empty, &out));
     INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_npy_mmap(NULL, &out));
@@ -1492,7 +1473,7 @@ static void test_files_invariants(void **state) {
     INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_npy_save(t, NULL));
     INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_npy_save(t, ""));
     INV(TOKEMB_IO, NULL, tokemb_npy_save(t, tk_tmp("no/such/dir/x.npy")));
-    INV(TOKEMB_IO, NULL, tokemb_npy_save(t, g_tmpdir));
+    INV(TOKEMB_IO, NULL, tokemb_npy_save(t, tk_tmpdir));
     /* safetensors */
     INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_safetensors_load(NULL, NULL, &out));
     INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_safetensors_load(goodst, NULL, NULL));
@@ -1562,8 +1543,8 @@ static void test_files_invariants(void **state) {
     remove(goodst);
     remove(garbage);
     remove(empty);
-    rmdir(g_tmpdir);
-    g_tmpdir[0] = '\0';
+    rmdir(tk_tmpdir);
+    tk_tmpdir[0] = '\0';
 }
 
 static void test_vocab_invariants(void **state) {
@@ -1709,8 +1690,8 @@ static void test_dtype_and_readonly_refusals(void **state) {
     }
     tokemb_table_free(m);
     remove(p);
-    rmdir(g_tmpdir);
-    g_tmpdir[0] = '\0';
+    rmdir(tk_tmpdir);
+    tk_tmpdir[0] = '\0';
     tokemb_table_free(src);
 }
 
@@ -2104,8 +2085,8 @@ static void test_hostile_files(void **state) {
     remove(p);
     remove(st);
     remove(w2v);
-    rmdir(g_tmpdir);
-    g_tmpdir[0] = '\0';
+    rmdir(tk_tmpdir);
+    tk_tmpdir[0] = '\0';
 }
 
 int main(void) {

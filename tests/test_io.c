@@ -8,34 +8,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char tmpdir[256];
+#include "tk_test_files.h"
 
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/tokemb_io_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    (void)tk_tmp_dir();
+    return 0;
 }
-
 static int teardown(void **state) {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static const char *tpath(const char *name) {
-    static char buf[8][320];
-    static int k;
-    char *p = buf[k++ % 8];
-    snprintf(p, 320, "%s/%s", tmpdir, name);
-    return p;
-}
-
-static void write_file(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, n, f), n);
-    fclose(f);
+    return tk_tmp_cleanup();
 }
 
 static size_t read_file(const char *path, unsigned char *buf, size_t cap) {
@@ -48,7 +30,7 @@ static size_t read_file(const char *path, unsigned char *buf, size_t cap) {
 
 static size_t count_entries(void) {
     char cmd[300];
-    snprintf(cmd, sizeof cmd, "ls -A '%s' | wc -l", tmpdir);
+    snprintf(cmd, sizeof cmd, "ls -A '%s' | wc -l", tk_tmpdir);
     FILE *p = popen(cmd, "r");
     size_t n = 0;
     assert_int_equal(fscanf(p, "%zu", &n), 1);
@@ -84,13 +66,13 @@ static void write_npy(const char *path, const char *dict, size_t data_bytes, int
     memset(buf + pre + dl, ' ', hl - dl - 1);
     buf[pre + hl - 1] = '\n';
     for (size_t i = 0; i < data_bytes; i++) buf[padded + i] = (unsigned char)(i * 7);
-    write_file(path, buf, padded + data_bytes);
+    tk_write_file(path, buf, padded + data_bytes);
 }
 
 static void test_npy_roundtrip_and_mmap(void **state) {
     (void)state;
     tokemb_table *t = make_f32(5, 7, 42), *a = NULL, *b = NULL;
-    const char *p = tpath("a.npy");
+    const char *p = tk_tmp("a.npy");
     TK_OK(tokemb_npy_save(t, p));
     unsigned char raw[1024];
     size_t n = read_file(p, raw, sizeof raw);
@@ -119,16 +101,16 @@ static void test_npy_roundtrip_and_mmap(void **state) {
     /* F16 round trip and a v2 header written by hand */
     tokemb_table *h = NULL;
     TK_OK(tokemb_table_convert(t, TOKEMB_F16, &h));
-    TK_OK(tokemb_npy_save(h, tpath("h.npy")));
-    TK_OK(tokemb_npy_load(tpath("h.npy"), &a));
+    TK_OK(tokemb_npy_save(h, tk_tmp("h.npy")));
+    TK_OK(tokemb_npy_load(tk_tmp("h.npy"), &a));
     assert_int_equal(tokemb_table_dtype(a), TOKEMB_F16);
     float r1[35], r2[35];
     TK_OK(tokemb_table_read_rows(a, 0, 5, r1));
     TK_OK(tokemb_table_read_rows(h, 0, 5, r2));
     assert_memory_equal(r1, r2, sizeof r1);
     tokemb_table_free(a);
-    write_npy(tpath("v2.npy"), "{'shape': (3,2), 'fortran_order': False, 'descr': '<f4'}", 24, 2);
-    TK_OK(tokemb_npy_mmap(tpath("v2.npy"), &a));
+    write_npy(tk_tmp("v2.npy"), "{'shape': (3,2), 'fortran_order': False, 'descr': '<f4'}", 24, 2);
+    TK_OK(tokemb_npy_mmap(tk_tmp("v2.npy"), &a));
     assert_int_equal(tokemb_table_rows(a), 3);
     assert_int_equal(tokemb_table_dim(a), 2);
     tokemb_table_free(a);
@@ -139,43 +121,43 @@ static void test_npy_roundtrip_and_mmap(void **state) {
 static void test_npy_bad_input(void **state) {
     (void)state;
     tokemb_table *t = (tokemb_table *)(uintptr_t)0x1;
-    TK_EXPECT_STATUS(TOKEMB_IO, tokemb_npy_load(tpath("missing.npy"), &t), "cannot open");
-    TK_EXPECT_STATUS(TOKEMB_IO, tokemb_npy_load(tmpdir, &t), "is a directory");
+    TK_EXPECT_STATUS(TOKEMB_IO, tokemb_npy_load(tk_tmp("missing.npy"), &t), "cannot open");
+    TK_EXPECT_STATUS(TOKEMB_IO, tokemb_npy_load(tk_tmpdir, &t), "is a directory");
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_npy_load(NULL, &t), "path is NULL");
-    write_file(tpath("empty.npy"), "", 0);
-    TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_npy_load(tpath("empty.npy"), &t), "empty");
-    write_file(tpath("junk.npy"), "hello world", 11);
-    TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_npy_load(tpath("junk.npy"), &t), "byte 0: expected the npy magic");
-    write_npy(tpath("f.npy"), "{'descr': '<f4', 'fortran_order': True, 'shape': (3, 2), }", 24, 1);
-    TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_npy_load(tpath("f.npy"), &t), "Fortran order");
-    write_npy(tpath("be.npy"), "{'descr': '>f4', 'fortran_order': False, 'shape': (3, 2), }", 24, 1);
-    TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_npy_load(tpath("be.npy"), &t), "big-endian");
-    write_npy(tpath("f8.npy"), "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }", 48, 1);
-    TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_npy_load(tpath("f8.npy"), &t), "'<f8' is not supported");
-    write_npy(tpath("3d.npy"), "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2, 1), }", 24, 1);
-    TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_npy_load(tpath("3d.npy"), &t), "3 dimensions");
+    tk_write_file(tk_tmp("empty.npy"), "", 0);
+    TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_npy_load(tk_tmp("empty.npy"), &t), "empty");
+    tk_write_file(tk_tmp("junk.npy"), "hello world", 11);
+    TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_npy_load(tk_tmp("junk.npy"), &t), "byte 0: expected the npy magic");
+    write_npy(tk_tmp("f.npy"), "{'descr': '<f4', 'fortran_order': True, 'shape': (3, 2), }", 24, 1);
+    TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_npy_load(tk_tmp("f.npy"), &t), "Fortran order");
+    write_npy(tk_tmp("be.npy"), "{'descr': '>f4', 'fortran_order': False, 'shape': (3, 2), }", 24, 1);
+    TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_npy_load(tk_tmp("be.npy"), &t), "big-endian");
+    write_npy(tk_tmp("f8.npy"), "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }", 48, 1);
+    TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_npy_load(tk_tmp("f8.npy"), &t), "'<f8' is not supported");
+    write_npy(tk_tmp("3d.npy"), "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2, 1), }", 24, 1);
+    TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_npy_load(tk_tmp("3d.npy"), &t), "3 dimensions");
     /* lying header: shape promises more than the file holds */
-    write_npy(tpath("lie.npy"), "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000, 1000), }", 24, 1);
-    TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_npy_load(tpath("lie.npy"), &t), "needs 4000000000 data bytes from byte 128");
-    write_npy(tpath("ovf.npy"), "{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, 8), }", 24, 1);
-    TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_npy_mmap(tpath("ovf.npy"), &t), "overflows");
-    write_npy(tpath("trunc.npy"), "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }", 23, 1);
-    TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_npy_load(tpath("trunc.npy"), &t), "has 23");
-    write_npy(tpath("key.npy"), "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), 'x': 1}", 24, 1);
-    TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_npy_load(tpath("key.npy"), &t), "unexpected or repeated key 'x'");
-    write_npy(tpath("syn.npy"), "{'descr': '<f4', 'fortran_order': False, 'shape': (3; 2), }", 24, 1);
-    TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_npy_load(tpath("syn.npy"), &t), "expected ',' or ')' in the shape tuple, found ';'");
+    write_npy(tk_tmp("lie.npy"), "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000, 1000), }", 24, 1);
+    TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_npy_load(tk_tmp("lie.npy"), &t), "needs 4000000000 data bytes from byte 128");
+    write_npy(tk_tmp("ovf.npy"), "{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, 8), }", 24, 1);
+    TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_npy_mmap(tk_tmp("ovf.npy"), &t), "overflows");
+    write_npy(tk_tmp("trunc.npy"), "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }", 23, 1);
+    TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_npy_load(tk_tmp("trunc.npy"), &t), "has 23");
+    write_npy(tk_tmp("key.npy"), "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), 'x': 1}", 24, 1);
+    TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_npy_load(tk_tmp("key.npy"), &t), "unexpected or repeated key 'x'");
+    write_npy(tk_tmp("syn.npy"), "{'descr': '<f4', 'fortran_order': False, 'shape': (3; 2), }", 24, 1);
+    TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_npy_load(tk_tmp("syn.npy"), &t), "expected ',' or ')' in the shape tuple, found ';'");
     /* preamble header length beyond the file */
     unsigned char pre[12] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 0xff, 0x7f, '{', '}'};
-    write_file(tpath("hl.npy"), pre, sizeof pre);
-    TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_npy_load(tpath("hl.npy"), &t), "runs past the end");
+    tk_write_file(tk_tmp("hl.npy"), pre, sizeof pre);
+    TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_npy_load(tk_tmp("hl.npy"), &t), "runs past the end");
     assert_ptr_equal(t, (tokemb_table *)(uintptr_t)0x1);
 }
 
 static void test_save_atomic(void **state) {
     (void)state;
     tokemb_table *t = make_f32(4, 3, 7), *bf = NULL;
-    const char *p = tpath("keep.npy");
+    const char *p = tk_tmp("keep.npy");
     TK_OK(tokemb_npy_save(t, p));
     unsigned char before[512], after[512];
     size_t nb = read_file(p, before, sizeof before);
@@ -183,8 +165,8 @@ static void test_save_atomic(void **state) {
     /* a failed save (BF16 cannot be npy) leaves the old file and no temp file */
     TK_OK(tokemb_table_convert(t, TOKEMB_BF16, &bf));
     TK_EXPECT_STATUS(TOKEMB_UNSUPPORTED, tokemb_npy_save(bf, p), "convert the table");
-    TK_EXPECT_STATUS(TOKEMB_IO, tokemb_npy_save(t, tpath("nodir/x.npy")), "cannot create a temp file");
-    TK_EXPECT_STATUS(TOKEMB_IO, tokemb_npy_save(t, tmpdir), "is a directory");
+    TK_EXPECT_STATUS(TOKEMB_IO, tokemb_npy_save(t, tk_tmp("nodir/x.npy")), "cannot create a temp file");
+    TK_EXPECT_STATUS(TOKEMB_IO, tokemb_npy_save(t, tk_tmpdir), "is a directory");
     assert_int_equal(count_entries(), entries);
     size_t na = read_file(p, after, sizeof after);
     assert_int_equal(na, nb);
@@ -207,7 +189,7 @@ static void test_safetensors_roundtrip(void **state) {
     TK_OK(tokemb_table_convert(b0, TOKEMB_BF16, &b));
     const tokemb_table *ts[2] = {a, b};
     const char *names[2] = {"model.embed_tokens.weight", "transformer.wte.\"w\"\\\xc3\xa9"};
-    const char *p = tpath("m.safetensors");
+    const char *p = tk_tmp("m.safetensors");
     TK_OK(tokemb_safetensors_save(ts, names, 2, p));
     size_t n = 0, need = 0;
     TK_OK(tokemb_safetensors_names(p, NULL, 0, &n, &need));
@@ -235,9 +217,9 @@ static void test_safetensors_roundtrip(void **state) {
     /* save errors leave nothing behind */
     size_t entries = count_entries();
     const char *dup[2] = {"x", "x"};
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_safetensors_save(ts, dup, 2, tpath("d.st")), "repeats");
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_safetensors_save(ts, dup, 2, tk_tmp("d.st")), "repeats");
     const char *bad[1] = {"\xff"};
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_safetensors_save(ts, bad, 1, tpath("d.st")), "UTF-8");
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_safetensors_save(ts, bad, 1, tk_tmp("d.st")), "UTF-8");
     assert_int_equal(count_entries(), entries);
     tokemb_table_free(a);
     tokemb_table_free(b0);
@@ -251,13 +233,13 @@ static void write_st(const char *path, const char *json, size_t data_bytes, int6
     for (int i = 0; i < 8; i++) buf[i] = (unsigned char)(hl >> (8 * i));
     memcpy(buf + 8, json, jl);
     memset(buf + 8 + jl, 0x3f, data_bytes);
-    write_file(path, buf, 8 + jl + data_bytes);
+    tk_write_file(path, buf, 8 + jl + data_bytes);
 }
 
 static void test_safetensors_bad_input(void **state) {
     (void)state;
     tokemb_table *t = (tokemb_table *)(uintptr_t)0x1;
-    const char *p = tpath("bad.st");
+    const char *p = tk_tmp("bad.st");
     write_st(p, "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}", 16, -1);
     tokemb_table *ok = NULL;
     TK_OK(tokemb_safetensors_load(p, NULL, &ok)); /* the control case is valid */
@@ -286,7 +268,7 @@ static void test_safetensors_bad_input(void **state) {
     TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_safetensors_load(p, "w", &t), "low surrogate");
     write_st(p, "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}", 16, 1000);
     TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_safetensors_load(p, "w", &t), "byte 0: safetensors header length 1000 runs past");
-    write_file(p, "\x01\x00", 2);
+    tk_write_file(p, "\x01\x00", 2);
     TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_safetensors_load(p, "w", &t), "truncated");
     write_st(p, "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16],\"x\":1}}", 16, -1);
     TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_safetensors_load(p, "w", &t), "unknown key 'x'");
@@ -295,8 +277,8 @@ static void test_safetensors_bad_input(void **state) {
     TK_OK(tokemb_safetensors_load(p, "w", &ok)); /* the copy has no alignment need */
     assert_int_equal(tokemb_table_dtype(ok), TOKEMB_F16);
     tokemb_table_free(ok);
-    TK_EXPECT_STATUS(TOKEMB_IO, tokemb_safetensors_load(tmpdir, "w", &t), "directory");
-    TK_EXPECT_STATUS(TOKEMB_IO, tokemb_safetensors_mmap(tpath("none.st"), "w", &t), "No such file");
+    TK_EXPECT_STATUS(TOKEMB_IO, tokemb_safetensors_load(tk_tmpdir, "w", &t), "directory");
+    TK_EXPECT_STATUS(TOKEMB_IO, tokemb_safetensors_mmap(tk_tmp("none.st"), "w", &t), "No such file");
     assert_ptr_equal(t, (tokemb_table *)(uintptr_t)0x1);
 }
 

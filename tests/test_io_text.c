@@ -8,30 +8,16 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-static char tmpdir[256];
+#include "tk_test_files.h"
+
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/tokemb_iot_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    (void)tk_tmp_dir();
+    return 0;
 }
 static int teardown(void **state) {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-static const char *tpath(const char *name) {
-    static char buf[4][320];
-    static int k;
-    char *p = buf[k++ % 4];
-    snprintf(p, 320, "%s/%s", tmpdir, name);
-    return p;
-}
-static void write_file(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, n, f), n);
-    fclose(f);
+    return tk_tmp_cleanup();
 }
 
 static const char *words[5] = {"king", "queen", "\xc3\xa9t\xc3\xa9", "\xe6\x97\xa5\xe6\x9c\xac", "a"};
@@ -95,8 +81,8 @@ static void test_vectors_roundtrip(void **state) {
     make_model(&t, &v);
     const char *names[3] = {"m.bin", "m.txt", "m.glove"};
     for (int32_t f = 0; f < 3; f++) {
-        TK_OK(tokemb_vectors_save(t, v, tpath(names[f]), f));
-        TK_OK(tokemb_vectors_load(tpath(names[f]), f, NULL, NULL, &l, &lv));
+        TK_OK(tokemb_vectors_save(t, v, tk_tmp(names[f]), f));
+        TK_OK(tokemb_vectors_load(tk_tmp(names[f]), f, NULL, NULL, &l, &lv));
         assert_int_equal(tokemb_table_rows(l), 5);
         assert_int_equal(tokemb_table_dim(l), 3);
         assert_memory_equal(tokemb_table_data(l), tokemb_table_data(t), 15 * sizeof(float));
@@ -106,7 +92,7 @@ static void test_vectors_roundtrip(void **state) {
     }
     /* the text files look like gensim's */
     char buf[512];
-    FILE *fp = fopen(tpath("m.txt"), "rb");
+    FILE *fp = fopen(tk_tmp("m.txt"), "rb");
     size_t n = fread(buf, 1, sizeof buf - 1, fp);
     fclose(fp);
     buf[n] = 0;
@@ -114,12 +100,12 @@ static void test_vectors_roundtrip(void **state) {
     /* save errors */
     tokemb_vocab *bad;
     TK_OK(tokemb_vocab_create(&bad));
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_vectors_save(t, bad, tpath("x"), 0), "0 words but the table 5");
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_vectors_save(t, bad, tk_tmp("x"), 0), "0 words but the table 5");
     for (int i = 0; i < 4; i++) TK_OK(tokemb_vocab_add(bad, words[i], strlen(words[i]), NULL));
     TK_OK(tokemb_vocab_add(bad, "two words", 9, NULL));
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_vectors_save(t, bad, tpath("x"), 1), "word 4 contains whitespace");
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_vectors_save(t, v, tpath("x"), 3), "unknown format 3");
-    assert_int_equal(access(tpath("x"), F_OK), -1);
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_vectors_save(t, bad, tk_tmp("x"), 1), "word 4 contains whitespace");
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_vectors_save(t, v, tk_tmp("x"), 3), "unknown format 3");
+    assert_int_equal(access(tk_tmp("x"), F_OK), -1);
     tokemb_vocab_free(bad);
     tokemb_table_free(t);
     tokemb_vocab_free(v);
@@ -128,10 +114,10 @@ static void test_vectors_roundtrip(void **state) {
 static void test_duplicates_like_gensim(void **state) {
     (void)state;
     const char *txt = "4 2\na 1 2\nb 3 4\na 5 6\nc 7 8\n";
-    write_file(tpath("dup.txt"), txt, strlen(txt));
+    tk_write_file(tk_tmp("dup.txt"), txt, strlen(txt));
     tokemb_table *t;
     tokemb_vocab *v;
-    TK_OK(tokemb_vectors_load(tpath("dup.txt"), TOKEMB_VECTORS_WORD2VEC_TEXT, NULL, NULL, &t, &v));
+    TK_OK(tokemb_vectors_load(tk_tmp("dup.txt"), TOKEMB_VECTORS_WORD2VEC_TEXT, NULL, NULL, &t, &v));
     assert_int_equal(tokemb_table_rows(t), 3); /* gensim: first kept, matrix shrunk */
     assert_int_equal(tokemb_vocab_size(v), 3);
     const float want[6] = {1, 2, 3, 4, 7, 8};
@@ -147,15 +133,15 @@ static void test_duplicates_like_gensim(void **state) {
     tokemb_vocab_free(v);
     /* fastText .vec: trailing space before the newline; GloVe with CRLF */
     const char *vec = "2 3\n</s> 0.1 0.2 0.3 \nthe -1 -2 -3 \n";
-    write_file(tpath("ft.vec"), vec, strlen(vec));
-    TK_OK(tokemb_vectors_load(tpath("ft.vec"), TOKEMB_VECTORS_WORD2VEC_TEXT, NULL, NULL, &t, &v));
+    tk_write_file(tk_tmp("ft.vec"), vec, strlen(vec));
+    TK_OK(tokemb_vectors_load(tk_tmp("ft.vec"), TOKEMB_VECTORS_WORD2VEC_TEXT, NULL, NULL, &t, &v));
     assert_true(tokemb_table_data(t)[2] == 0.3f && tokemb_table_data(t)[5] == -3.0f);
     assert_string_equal(tokemb_vocab_word(v, 0, NULL), "</s>");
     tokemb_table_free(t);
     tokemb_vocab_free(v);
     const char *glove = "x 1.5 2\r\ny 3 4e1\r\n\r\n";
-    write_file(tpath("g.txt"), glove, strlen(glove));
-    TK_OK(tokemb_vectors_load(tpath("g.txt"), TOKEMB_VECTORS_GLOVE, NULL, NULL, &t, &v));
+    tk_write_file(tk_tmp("g.txt"), glove, strlen(glove));
+    TK_OK(tokemb_vectors_load(tk_tmp("g.txt"), TOKEMB_VECTORS_GLOVE, NULL, NULL, &t, &v));
     assert_int_equal(tokemb_table_rows(t), 2);
     assert_true(tokemb_table_data(t)[0] == 1.5f && tokemb_table_data(t)[3] == 40.0f);
     tokemb_table_free(t);
@@ -163,10 +149,10 @@ static void test_duplicates_like_gensim(void **state) {
 }
 
 static void expect_load_error(const char *content, size_t n, int32_t format, int32_t status, const char *needle) {
-    write_file(tpath("bad"), content, n);
+    tk_write_file(tk_tmp("bad"), content, n);
     tokemb_table *t = (tokemb_table *)(uintptr_t)1;
     tokemb_vocab *v = (tokemb_vocab *)(uintptr_t)1;
-    TK_EXPECT_STATUS(status, tokemb_vectors_load(tpath("bad"), format, NULL, NULL, &t, &v), needle);
+    TK_EXPECT_STATUS(status, tokemb_vectors_load(tk_tmp("bad"), format, NULL, NULL, &t, &v), needle);
     assert_ptr_equal(t, (tokemb_table *)(uintptr_t)1);
     assert_ptr_equal(v, (tokemb_vocab *)(uintptr_t)1);
 }
@@ -199,13 +185,13 @@ static void test_vectors_bad_input(void **state) {
     BAD("2 1\nab \x00\x00\x80\x3f\ncdefg", B, TOKEMB_FORMAT, "byte 12: expected a word ending in ' ' for vector 1 of 2");
     tokemb_table *t;
     tokemb_vocab *v;
-    TK_EXPECT_STATUS(TOKEMB_IO, tokemb_vectors_load(tmpdir, T, NULL, NULL, &t, &v), "is a directory");
-    TK_EXPECT_STATUS(TOKEMB_IO, tokemb_vectors_load(tpath("nothing"), T, NULL, NULL, &t, &v), "cannot open");
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_vectors_load(tpath("bad"), 7, NULL, NULL, &t, &v), "unknown format 7");
+    TK_EXPECT_STATUS(TOKEMB_IO, tokemb_vectors_load(tk_tmpdir, T, NULL, NULL, &t, &v), "is a directory");
+    TK_EXPECT_STATUS(TOKEMB_IO, tokemb_vectors_load(tk_tmp("nothing"), T, NULL, NULL, &t, &v), "cannot open");
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_vectors_load(tk_tmp("bad"), 7, NULL, NULL, &t, &v), "unknown format 7");
     /* binary: leading newlines before words are skipped (C tool), and the final one */
     const char bin[] = "2 1\nab \x00\x00\x80\x3f\ncd \x00\x00\x00\x40\n";
-    write_file(tpath("ok.bin"), bin, sizeof bin - 1);
-    TK_OK(tokemb_vectors_load(tpath("ok.bin"), B, NULL, NULL, &t, &v));
+    tk_write_file(tk_tmp("ok.bin"), bin, sizeof bin - 1);
+    TK_OK(tokemb_vectors_load(tk_tmp("ok.bin"), B, NULL, NULL, &t, &v));
     assert_true(tokemb_table_data(t)[0] == 1.0f && tokemb_table_data(t)[1] == 2.0f);
     assert_string_equal(tokemb_vocab_word(v, 1, NULL), "cd");
     tokemb_table_free(t);
@@ -230,7 +216,7 @@ static int32_t progress(void *user, uint64_t done, uint64_t total) {
 static void test_progress_and_cancel(void **state) {
     (void)state;
     /* a ~10 MB GloVe file */
-    const char *p = tpath("big.glove");
+    const char *p = tk_tmp("big.glove");
     FILE *f = fopen(p, "wb");
     for (int i = 0; i < 200000; i++) fprintf(f, "w%d 0.25 -1.5 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18\n", i);
     long size = ftell(f);
