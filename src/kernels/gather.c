@@ -51,7 +51,7 @@ TK_ALWAYS_INLINE void tk_pf_plan(size_t bytes, unsigned flags, size_t *ahead, si
 
 TK_ALWAYS_INLINE void tk_pf_row(const float *row, size_t pf_bytes) {
     const char *p = (const char *)row;
-    for (size_t o = 0; o < pf_bytes; o += 64) __builtin_prefetch(p + o, 0, 3);
+    for (size_t o = 0; o < pf_bytes; o += 64) __builtin_prefetch(p + o, 0, TK_PF_LOC);
 }
 
 /* ---- row copies ---------------------------------------------------------------------------------- */
@@ -173,10 +173,10 @@ __attribute__((target("avx512f"))) TK_ALWAYS_INLINE void tk_copy_nt_avx512(float
         size_t i = 0;                                                                                          \
         for (; i + 4 <= n; i += 4) {                                                                           \
             if (ahead && i + ahead + 4 <= n) {                                                                 \
-                __builtin_prefetch(table + (size_t)id[i + ahead] * rs, 0, 3);                                  \
-                __builtin_prefetch(table + (size_t)id[i + ahead + 1] * rs, 0, 3);                              \
-                __builtin_prefetch(table + (size_t)id[i + ahead + 2] * rs, 0, 3);                              \
-                __builtin_prefetch(table + (size_t)id[i + ahead + 3] * rs, 0, 3);                              \
+                __builtin_prefetch(table + (size_t)id[i + ahead] * rs, 0, TK_PF_LOC);                                  \
+                __builtin_prefetch(table + (size_t)id[i + ahead + 1] * rs, 0, TK_PF_LOC);                              \
+                __builtin_prefetch(table + (size_t)id[i + ahead + 2] * rs, 0, TK_PF_LOC);                              \
+                __builtin_prefetch(table + (size_t)id[i + ahead + 3] * rs, 0, TK_PF_LOC);                              \
             }                                                                                                  \
             const float *s0 = table + (size_t)id[i] * rs, *s1 = table + (size_t)id[i + 1] * rs;                \
             const float *s2 = table + (size_t)id[i + 2] * rs, *s3 = table + (size_t)id[i + 3] * rs;            \

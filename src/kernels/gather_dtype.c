@@ -3,13 +3,15 @@
  * once per call; rows a few ids ahead are prefetched (random rows are latency-bound). */
 #include "convert.h"
 
+#include "kernels.h"
 #include "tokemb.h"
 
 #define TK_PF_AHEAD 8
+#define TK_PF_CAP 512 /* bytes of a row prefetched */
 
 static inline void tk_prefetch_row(const uint8_t *p, size_t bytes) {
 #if defined(__GNUC__)
-    for (size_t o = 0; o < bytes && o < 512; o += 64) __builtin_prefetch(p + o, 0, 0);
+    for (size_t o = 0; o < bytes && o < TK_PF_CAP; o += 64) __builtin_prefetch(p + o, 0, TK_PF_LOC);
 #else
     (void)p;
     (void)bytes;
