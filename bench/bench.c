@@ -208,6 +208,29 @@ static meas_t measure(run_fn f, void *ctx, size_t copy_bytes) {
     return m;
 }
 
+/* Median over alternating pairs of t_ref / t_f: how many times less time f takes than ref, both run back
+ * to back in each pair (steadier than dividing two separately measured medians on a noisy VM). */
+static double paired_speedup(run_fn ref, void *rctx, run_fn f, void *fctx) {
+    double t1 = time_fn(f, fctx, 1) + time_fn(ref, rctx, 1);
+    int k = t1 > 0 ? (int)(opt.min_sample / t1) : 1000;
+    if (k < 1) k = 1;
+    if (k > 100000) k = 100000;
+    int reps = opt.reps > 64 ? 64 : opt.reps;
+    double fr[64];
+    for (int r = 0; r < reps; r++) {
+        double tr, tf;
+        if (r & 1) {
+            tf = time_fn(f, fctx, k);
+            tr = time_fn(ref, rctx, k);
+        } else {
+            tr = time_fn(ref, rctx, k);
+            tf = time_fn(f, fctx, k);
+        }
+        fr[r] = tr / tf;
+    }
+    return quantile(fr, reps, 0.5);
+}
+
 /* ---- results -------------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -604,7 +627,7 @@ static void suite_bags(void) {
         for (int li = 0; li < 3; li++) {
             long long L = lens[li];
             if (opt.quick && L != 20) continue;
-            size_t n = lookup_tokens(D), nb = n / (size_t)L;
+            size_t n = opt.user_tokens ? (size_t)opt.tokens.v[0] : lookup_tokens(D), nb = n / (size_t)L;
             n = nb * (size_t)L;
             int64_t *ids = malloc(n * sizeof *ids), *offs = malloc((nb + 1) * sizeof *offs);
             float *out = alloc_out(nb * (size_t)D), *psw = alloc_out(n);
@@ -631,6 +654,28 @@ static void suite_bags(void) {
                                    fits(tmib * 1048576.0), nth, measure(run_bags, &c, (size_t)(traffic / 2)), traffic, 0, NAN,
                                    note};
                         emit(&r);
+                        if (m == 0 && nth == 1 && k == 0) { /* compact storage, pooled: FBGEMM's int8/fp16 figure */
+                            static const int32_t dts[] = {TOKEMB_F16, TOKEMB_BF16, TOKEMB_Q8_ROW};
+                            static const char *dtn[] = {"sum-f16", "sum-bf16", "sum-q8row"};
+                            for (int q = 0; q < 3; q++) {
+                                if (opt.quick && q == 1) continue;
+                                tokemb_table *tq = NULL;
+                                check(tokemb_table_convert(t, dts[q], &tq), "tokemb_table_convert");
+                                tr_ctx cq = c;
+                                cq.t = tq;
+                                double rowb = q == 2 ? (double)D + 8 : 2.0 * (double)D;
+                                row_t rq = r;
+                                rq.variant = dtn[q];
+                                rq.table_mib = (double)V * rowb / 1048576.0;
+                                rq.fits = fits((double)V * rowb);
+                                rq.bytes = (double)n * rowb + (double)nb * (double)D * 4;
+                                rq.m = measure(run_bags, &cq, (size_t)(rq.bytes / 2));
+                                rq.ratio = paired_speedup(run_bags, &c, run_bags, &cq);
+                                rq.note = "ratio = f32 sum time / this time (paired); bytes = compressed rows + f32 out";
+                                emit(&rq);
+                                tokemb_table_free(tq);
+                            }
+                        }
                     }
                 }
             }

@@ -39,12 +39,9 @@ static int32_t tk_check_bags(const char *fn, const tokemb_table *t, const void *
 }
 
 typedef struct {
-    const float *rows;      /* float32 rows: the table, or the dequantised referenced rows */
-    size_t row_stride, dim;
-    const void *ids;        /* indices into rows */
+    const tokemb_table *t;
+    const void *ids;
     int idw;
-    int fused;              /* torch: fused weighted sums on the fast path (no padding set) */
-    int64_t pad;            /* index in rows excluded from the reductions, -1 for none */
     const int64_t *offsets;
     int mode;
     const float *psw;
@@ -53,48 +50,9 @@ typedef struct {
 
 static void tk_bags_range(void *p, size_t b0, size_t b1) {
     const tk_bags_ctx *c = (const tk_bags_ctx *)p;
-    tk_bags_forward_f32(c->rows, c->row_stride, c->dim, c->ids, c->idw, c->offsets, b0, b1, c->mode, c->psw,
-                        c->fused, c->pad, c->out);
-}
-
-static void tk_bags_run(tk_bags_ctx *ctx, size_t n, size_t n_bags) {
-    size_t per_bag = ctx->dim * (1 + n / n_bags);
-    size_t grain = (size_t)65536 / (per_bag ? per_bag : 1);
-    tk_parallel_for(n_bags, grain ? grain : 1, tk_bags_range, ctx);
-}
-
-/* Bags over F16 / BF16 / Q8_ROW storage: the n referenced rows are dequantised once into float32
- * scratch (plus one zero row standing for padding entries), then pooled by the same kernel, so the
- * sums are those of the float32 rows a lookup returns. Scratch: (n + 1) * dim floats and n ids. */
-static int32_t tk_bags_compact(const char *fn, const tokemb_table *t, const void *ids, int idw, size_t n,
-                               const int64_t *offsets, size_t n_bags, int32_t mode, const float *psw, float *out) {
-    if (t->max_norm > 0)
-        return tk_error(TOKEMB_UNSUPPORTED, "%s: max_norm needs F32 storage (dtype %d)", fn, (int)t->dtype);
-    const size_t dim = (size_t)t->dim;
-    size_t cells;
-    if (tk_mul_overflow(n + 1, dim, &cells) || tk_mul_overflow(cells, sizeof(float), &cells))
-        return tk_error(TOKEMB_OVERFLOW, "%s: %zu dequantised rows of %zu floats overflow", fn, n, dim);
-    float *rows = (float *)tk_malloc(cells);
-    int64_t *pos = (int64_t *)tk_malloc((n ? n : 1) * sizeof(int64_t));
-    if (!rows || !pos) {
-        tk_free(rows);
-        tk_free(pos);
-        return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate %zu bytes of dequantisation scratch", fn, cells);
-    }
-    int32_t st = n ? tk_lookup_dtype(t, ids, idw, n, rows, dim) : TOKEMB_OK;
-    if (st) {
-        tk_free(rows);
-        tk_free(pos);
-        return st;
-    }
-    memset(rows + n * dim, 0, dim * sizeof(float));
-    for (size_t i = 0; i < n; i++) pos[i] = tk_id_at(ids, idw, i) == t->padding_idx ? (int64_t)n : (int64_t)i;
-    tk_bags_ctx ctx = {rows, dim, dim, pos, 8, t->padding_idx < 0, t->padding_idx < 0 ? -1 : (int64_t)n,
-                       offsets, mode, psw, out};
-    tk_bags_run(&ctx, n, n_bags);
-    tk_free(rows);
-    tk_free(pos);
-    return TOKEMB_OK;
+    const tokemb_table *t = c->t;
+    tk_bags_forward(t->data, tk_row_bytes(t), t->dtype, (size_t)t->dim, c->ids, c->idw, c->offsets, b0, b1, c->mode,
+                    c->psw, t->padding_idx < 0, t->padding_idx, c->out);
 }
 
 static int32_t tk_lookup_bags_impl(const char *fn, tokemb_table *t, const void *ids, int idw, size_t n,
@@ -104,14 +62,17 @@ static int32_t tk_lookup_bags_impl(const char *fn, tokemb_table *t, const void *
     if (st) return st;
     if (n_bags == 0) return TOKEMB_OK;
     if (!out) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: out is NULL with n_bags = %zu", fn, n_bags);
-    if (t->dtype != TOKEMB_F32) return tk_bags_compact(fn, t, ids, idw, n, offsets, n_bags, mode, psw, out);
     if (t->max_norm > 0 && n > 0) {
+        if (t->dtype != TOKEMB_F32)
+            return tk_error(TOKEMB_UNSUPPORTED, "%s: max_norm needs F32 storage (dtype %d)", fn, (int)t->dtype);
         if ((st = tk_check_writable(fn, t))) return st;
         if ((st = tk_renorm(fn, t, ids, idw, n))) return st;
     }
-    tk_bags_ctx ctx = {(const float *)t->data, (size_t)t->row_stride, (size_t)t->dim, ids, idw,
-                       t->padding_idx < 0, t->padding_idx, offsets, mode, psw, out};
-    tk_bags_run(&ctx, n, n_bags);
+    /* F16 / BF16 / Q8_ROW rows are decoded on the fly by the kernel: only the compact bytes are read */
+    tk_bags_ctx ctx = {t, ids, idw, offsets, mode, psw, out};
+    size_t per_bag = (size_t)t->dim * (1 + n / n_bags);
+    size_t grain = (size_t)65536 / (per_bag ? per_bag : 1);
+    tk_parallel_for(n_bags, grain ? grain : 1, tk_bags_range, &ctx);
     return TOKEMB_OK;
 }
 

@@ -12,6 +12,7 @@
 
 #include "../src/kernels/gather.c"
 #include "../src/kernels/bags.c"
+#include "../src/kernels/convert.c"
 #include "../src/kernels/rope_kernels.c"
 
 #include <math.h>
@@ -224,66 +225,90 @@ static void fill_finite(float *p, size_t n, uint64_t *s) {
     }
 }
 
-/* bag SUM / MEAN (plain, fused and unfused weights, padding, empty bags): every ISA path equals the
- * portable one bit for bit, and the plain SUM equals a naive left-to-right float loop */
+/* bag SUM / MEAN (plain, fused and unfused weights, padding, empty bags) over F32, F16, BF16 and Q8_ROW rows
+ * (strided): every ISA path equals the portable one bit for bit, and the plain SUM equals a naive
+ * left-to-right float loop over the rows tk_row_decode returns (Q8_ROW: over torch's fmaf(scale, q,
+ * acc + bias) steps) */
 static void test_bag_sum_isa_bitwise(void **state) {
     (void)state;
     uint64_t s = 4242;
     const size_t rows = 50, nb = 13;
     static const size_t dims[] = {1, 3, 7, 8, 9, 16, 31, 32, 33, 40, 64, 65, 100, 257, 512, 517, 1030};
-    for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++) {
-        const size_t dim = dims[di], rs = dim + (di & 1);
-        float *table = malloc(rows * rs * sizeof(float));
-        int64_t off[nb + 1], ids64[200];
-        int32_t ids32[200];
-        float psw[200];
-        assert_non_null(table);
-        fill_finite(table, rows * rs, &s);
-        off[0] = 0;
-        for (size_t b = 0; b < nb; b++) off[b + 1] = off[b] + (int64_t)(b % 5 == 2 ? 0 : tk_rand(&s) % 15);
-        const size_t n = (size_t)off[nb];
-        for (size_t i = 0; i < n; i++) {
-            ids32[i] = (int32_t)(ids64[i] = (int64_t)(tk_rand(&s) % rows));
-            psw[i] = (float)((int)(tk_rand(&s) % 2001) - 1000) / 256.0f;
-        }
-        float *ref = malloc(nb * dim * sizeof(float)), *got = malloc(nb * dim * sizeof(float));
-        assert_non_null(ref);
-        assert_non_null(got);
-        for (int mode = 0; mode < 2; mode++)
-            for (int wk = 0; wk < 3; wk++) { /* 0: no weights, 1: fused, 2: unfused */
-                if (mode == 1 && wk) continue;
-                for (int64_t pad = -1; pad < 2; pad += 2)
-                    for (int idw = 4; idw <= 8; idw += 4) {
-                        const void *ids = idw == 8 ? (const void *)ids64 : (const void *)ids32;
-                        forced_isa = TK_ISA_PORTABLE;
-                        tk_fill_sentinel(ref, nb * dim);
-                        tk_bags_forward_f32(table, rs, dim, ids, idw, off, 0, nb, mode, wk ? psw : NULL, wk == 1, pad, ref);
-                        for (int isa = TK_ISA_AVX2; isa <= TK_ISA_AVX512; isa++) {
-                            if (!cpu_has(isa)) continue;
-                            forced_isa = isa;
-                            tk_fill_sentinel(got, nb * dim);
-                            tk_bags_forward_f32(table, rs, dim, ids, idw, off, 0, nb, mode, wk ? psw : NULL, wk == 1,
-                                                pad, got);
-                            if (memcmp(ref, got, nb * dim * sizeof(float)))
-                                fail_msg("bags dim %zu mode %d weights %d pad %lld idw %d: isa %d differs from portable",
-                                         dim, mode, wk, (long long)pad, idw, isa);
-                        }
-                        forced_isa = TK_ISA_PORTABLE;
-                        if (mode == 0 && wk == 0 && pad < 0)
-                            for (size_t b = 0; b < nb; b++)
-                                for (size_t c = 0; c < dim; c++) {
-                                    float acc = 0.0f;
-                                    for (int64_t j = off[b]; j < off[b + 1]; j++) acc = acc + table[(size_t)ids64[j] * rs + c];
-                                    if (memcmp(&acc, &ref[b * dim + c], 4))
-                                        fail_msg("bag %zu col %zu: %g, naive loop %g", b, c, (double)ref[b * dim + c],
-                                                 (double)acc);
-                                }
-                    }
+    for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++)
+        for (int32_t dt = TOKEMB_F32; dt <= TOKEMB_Q8_ROW; dt++) {
+            const size_t dim = dims[di], rs = dim + (di & 1);
+            const size_t rb = dt == TOKEMB_F32 ? rs * 4 : dt == TOKEMB_Q8_ROW ? dim + 8 + (di & 1) : 2 * rs;
+            float *table = malloc(rows * rs * sizeof(float)), *dec = malloc(rows * dim * sizeof(float));
+            uint8_t *enc = malloc(rows * rb);
+            int64_t off[nb + 1], ids64[200];
+            int32_t ids32[200];
+            float psw[200];
+            assert_true(table && dec && enc);
+            fill_finite(table, rows * rs, &s);
+            for (size_t r = 0; r < rows; r++) {
+                if (dt == TOKEMB_F32) memcpy(enc + r * rb, table + r * rs, rb);
+                else tk_row_encode(dt, table + r * rs, dim, enc + r * rb);
+                tk_row_decode(dt, enc + r * rb, dim, dec + r * dim);
             }
-        free(ref);
-        free(got);
-        free(table);
-    }
+            off[0] = 0;
+            for (size_t b = 0; b < nb; b++) off[b + 1] = off[b] + (int64_t)(b % 5 == 2 ? 0 : tk_rand(&s) % 15);
+            const size_t n = (size_t)off[nb];
+            for (size_t i = 0; i < n; i++) {
+                ids32[i] = (int32_t)(ids64[i] = (int64_t)(tk_rand(&s) % rows));
+                psw[i] = (float)((int)(tk_rand(&s) % 2001) - 1000) / 256.0f;
+            }
+            float *ref = malloc(nb * dim * sizeof(float)), *got = malloc(nb * dim * sizeof(float));
+            assert_non_null(ref);
+            assert_non_null(got);
+            for (int mode = 0; mode < 2; mode++)
+                for (int wk = 0; wk < 3; wk++) { /* 0: no weights, 1: fused, 2: unfused */
+                    if (mode == 1 && wk) continue;
+                    for (int64_t pad = -1; pad < 2; pad += 2)
+                        for (int idw = 4; idw <= 8; idw += 4) {
+                            const void *ids = idw == 8 ? (const void *)ids64 : (const void *)ids32;
+                            forced_isa = TK_ISA_PORTABLE;
+                            tk_fill_sentinel(ref, nb * dim);
+                            tk_bags_forward(enc, rb, dt, dim, ids, idw, off, 0, nb, mode, wk ? psw : NULL, wk == 1,
+                                            pad, ref);
+                            for (int isa = TK_ISA_AVX2; isa <= TK_ISA_AVX512; isa++) {
+                                if (!cpu_has(isa)) continue;
+                                forced_isa = isa;
+                                tk_fill_sentinel(got, nb * dim);
+                                tk_bags_forward(enc, rb, dt, dim, ids, idw, off, 0, nb, mode, wk ? psw : NULL,
+                                                wk == 1, pad, got);
+                                if (memcmp(ref, got, nb * dim * sizeof(float)))
+                                    fail_msg("bags dtype %d dim %zu mode %d weights %d pad %lld idw %d: isa %d "
+                                             "differs from portable",
+                                             (int)dt, dim, mode, wk, (long long)pad, idw, isa);
+                            }
+                            forced_isa = TK_ISA_PORTABLE;
+                            if (mode == 0 && wk == 0 && pad < 0)
+                                for (size_t b = 0; b < nb; b++)
+                                    for (size_t c = 0; c < dim; c++) {
+                                        float acc = 0.0f;
+                                        for (int64_t j = off[b]; j < off[b + 1]; j++) {
+                                            const uint8_t *row = enc + (size_t)ids64[j] * rb;
+                                            if (dt == TOKEMB_Q8_ROW) { /* torch's embedding_bag_byte step */
+                                                float sc, bi;
+                                                memcpy(&sc, row + dim, 4);
+                                                memcpy(&bi, row + dim + 4, 4);
+                                                acc = fmaf(sc, (float)row[c], acc + bi);
+                                            } else {
+                                                acc = acc + dec[(size_t)ids64[j] * dim + c];
+                                            }
+                                        }
+                                        if (memcmp(&acc, &ref[b * dim + c], 4))
+                                            fail_msg("dtype %d bag %zu col %zu: %g, naive loop %g", (int)dt, b, c,
+                                                     (double)ref[b * dim + c], (double)acc);
+                                    }
+                        }
+                }
+            free(ref);
+            free(got);
+            free(table);
+            free(dec);
+            free(enc);
+        }
 }
 
 /* RoPE rotation, NEOX and GPTJ, forward and backward, partial pair ranges and strided heads: AVX2 equals

@@ -114,7 +114,7 @@ __attribute__((target("avx2"))) static void tk_decode_q8_avx2(const uint8_t *q, 
 #include <cpuid.h>
 /* CPUID.1:ECX bit 29 (F16C); AVX state support is implied by tk_cpu_isa() >= AVX2. */
 #include <stdatomic.h>
-static int tk_has_f16c(void) {
+int tk_cpu_has_f16c(void) {
     static atomic_int cached = -1;
     int v = atomic_load_explicit(&cached, memory_order_relaxed);
     if (v < 0) {
@@ -124,6 +124,8 @@ static int tk_has_f16c(void) {
     }
     return v;
 }
+#else
+int tk_cpu_has_f16c(void) { return 0; }
 #endif
 
 static void tk_decode_f32(const void *row, size_t dim, float *out) { memcpy(out, row, dim * sizeof(float)); }
@@ -140,7 +142,7 @@ tk_row_decoder_fn tk_row_decoder(int32_t dtype) {
 #ifdef TK_HAVE_X86
     const int avx2 = tk_cpu_isa() >= TK_ISA_AVX2;
     switch (dtype) {
-    case TOKEMB_F16: return avx2 && tk_has_f16c() ? tk_decode_f16_a : tk_decode_f16_p;
+    case TOKEMB_F16: return avx2 && tk_cpu_has_f16c() ? tk_decode_f16_a : tk_decode_f16_p;
     case TOKEMB_BF16: return avx2 ? tk_decode_bf16_a : tk_decode_bf16_p;
     case TOKEMB_Q8_ROW: return avx2 ? tk_decode_q8_a : tk_decode_q8_p;
     default: return tk_decode_f32;
@@ -165,7 +167,7 @@ void tk_row_decode(int32_t dtype, const void *row, size_t dim, float *out) {
     case TOKEMB_F32: memcpy(out, row, dim * sizeof(float)); return;
     case TOKEMB_F16:
 #ifdef TK_HAVE_X86
-        if (avx2 && tk_has_f16c()) {
+        if (avx2 && tk_cpu_has_f16c()) {
             tk_decode_f16_avx2((const uint16_t *)row, dim, out);
             return;
         }

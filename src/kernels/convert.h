@@ -24,6 +24,9 @@ void tk_row_encode(int32_t dtype, const float *src, size_t dim, void *row);
 typedef void (*tk_row_decoder_fn)(const void *row, size_t dim, float *out);
 tk_row_decoder_fn tk_row_decoder(int32_t dtype);
 
+/* 1 when the CPU has F16C (and the build targets x86-64 with GCC/Clang), else 0. Cached. */
+int tk_cpu_has_f16c(void);
+
 /* out[i*out_stride + c] = decode(row ids[i])[c]: rows start every row_bytes bytes of table. */
 void tk_gather_dtype(int32_t dtype, const void *table, size_t row_bytes, const void *ids, int id_width, size_t n,
                      size_t dim, float *out, size_t out_stride);

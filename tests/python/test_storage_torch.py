@@ -1,6 +1,7 @@
 """Compact storage against torch 1.13 at test time: F16 and BF16 rounding bit for bit (.half(),
 .bfloat16()), Q8_ROW rows byte for byte against torch.ops.quantized.embedding_bag_byte_prepack (FBGEMM's
-fused 8-bit row-wise layout) and dequantised lookups against embedding_bag_byte_unpack."""
+fused 8-bit row-wise layout), dequantised lookups against embedding_bag_byte_unpack, and pooled Q8_ROW
+bags (SUM, with and without per-sample weights) bit for bit against embedding_bag_byte_rowwise_offsets."""
 import ctypes
 import unittest
 
@@ -63,6 +64,34 @@ class TestStorageTorch(unittest.TestCase):
         err = np.abs(out - x)
         self.assertTrue(np.all(err <= 0.5 * scale + 1e-6 * np.abs(x).max(axis=1, keepdims=True)))
 
+
+    def test_q8_bags_match_embedding_bag_byte(self):
+        """Pooled Q8_ROW sums accumulate as torch's quantized embedding bag (fma(w*scale, q, acc + w*bias)),
+        not as a sum of dequantised rows; the results are equal bit for bit (test_kernels.c checks that the
+        portable, AVX2 and AVX-512 paths give the same bits)."""
+        rng = np.random.default_rng(5)
+        for rows, dim, n, seed in ((300, 67, 2000, 1), (1000, 256, 6000, 2), (64, 1030, 700, 3), (40, 5, 90, 4)):
+            x = (rng.standard_normal((rows, dim)) * rng.uniform(0.01, 10.0, (rows, 1))).astype(np.float32)
+            buf, _ = encode(x, Q8)
+            ids = rng.integers(0, rows, n).astype(np.int64)
+            cuts = np.sort(rng.integers(0, n + 1, n // 20))
+            offsets = np.concatenate(([0], cuts, [n])).astype(np.int64)  # some bags empty
+            nb = len(offsets) - 1
+            psw = rng.uniform(-2.0, 2.0, n).astype(np.float32)
+            t = P()
+            ok(lib.tokemb_table_wrap(ptr(buf), rows, dim, dim + 8, Q8, 1, ctypes.byref(t)))
+            for w in (None, psw):
+                ref = torch.ops.quantized.embedding_bag_byte_rowwise_offsets(
+                    torch.from_numpy(buf), torch.from_numpy(ids), torch.from_numpy(offsets), False, 0, False,
+                    None if w is None else torch.from_numpy(w), None, True).numpy()
+                out = np.full((nb, dim), np.nan, np.float32)
+                ok(lib.tokemb_lookup_bags(t, ptr(ids), n, ptr(offsets), nb, 0, None if w is None else ptr(w),
+                                          ptr(out)))
+                self.assertEqual(ref.shape, out.shape)
+                bad = np.flatnonzero(out.view(np.uint32) != ref.view(np.uint32))
+                self.assertEqual(bad.size, 0, "rows %d dim %d weights %s: %d differ, first at %s: %r vs %r" % (
+                    rows, dim, w is not None, bad.size, bad[:1], out.ravel()[bad[:1]], ref.ravel()[bad[:1]]))
+            lib.tokemb_table_free(t)
 
     def test_portable_and_simd_decoders_agree(self):
         """The dequantising gather has AVX2/F16C row decoders; TOKEMB_ISA=portable must give the same bytes."""
