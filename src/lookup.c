@@ -76,11 +76,14 @@ static size_t tk_gather_grain(size_t dim) {
 }
 
 /* Kernel options: non-temporal stores per TOKEMB_TABLE_NONTEMPORAL (2: when the output exceeds the
- * last-level cache), no software prefetch when the whole table fits in L2. Never changes results. */
+ * last-level cache), no software prefetch when the whole table fits in L2, prefetch into L1 when it fits
+ * the last-level cache (into L2 when it does not). Never changes results. */
 static unsigned tk_gather_flags(const tokemb_table *t, size_t out_bytes) {
     unsigned f = 0;
+    const double table_bytes = (double)t->rows * (double)t->row_stride * sizeof(float);
     if (t->nontemporal == 1 || (t->nontemporal == 2 && out_bytes > tk_cache_llc_bytes())) f |= TK_GATHER_NT;
-    if ((double)t->rows * (double)t->row_stride * sizeof(float) <= (double)tk_cache_l2_bytes()) f |= TK_GATHER_NO_PREFETCH;
+    if (table_bytes <= (double)tk_cache_l2_bytes()) f |= TK_GATHER_NO_PREFETCH;
+    else if (table_bytes <= (double)tk_cache_llc_bytes()) f |= TK_GATHER_PF_NEAR;
     return f;
 }
 

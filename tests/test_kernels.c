@@ -81,7 +81,7 @@ static void check_variant(gather_fn fn, const char *name) {
                 assert_non_null(want);
                 assert_non_null(got);
                 for (int idw = 4; idw <= 8; idw += 4)
-                    for (unsigned flags = 0; flags < 4; flags++)
+                    for (unsigned flags = 0; flags < 8; flags++)
                         for (size_t mis = 0; mis < 3; mis++) { /* output offset in floats: aligned or not */
                             const void *ids = idw == 8 ? (const void *)ids64 : (const void *)ids32;
                             tk_fill_sentinel(want, cap);
@@ -136,7 +136,7 @@ static void test_dispatch_each_isa(void **state) {
     for (int isa = TK_ISA_PORTABLE; isa <= TK_ISA_AVX512; isa++) {
         if (!cpu_has(isa)) continue;
         forced_isa = isa;
-        for (unsigned flags = 0; flags < 4; flags++) {
+        for (unsigned flags = 0; flags < 8; flags++) {
             tk_fill_sentinel(b, n * dim);
             tk_gather_f32_ex(table, dim, ids, 8, n, dim, b, dim, flags);
             if (memcmp(a, b, n * dim * sizeof(float)) != 0) fail_msg("isa %d flags %u differs from portable", isa, flags);

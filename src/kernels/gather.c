@@ -49,9 +49,11 @@ TK_ALWAYS_INLINE void tk_pf_plan(size_t bytes, unsigned flags, size_t *ahead, si
     *pf_bytes = bytes < TK_PF_ROW_CAP ? bytes : TK_PF_ROW_CAP;
 }
 
-TK_ALWAYS_INLINE void tk_pf_row(const float *row, size_t pf_bytes) {
+/* Prefetch into L1 when the table fits the last-level cache (TK_GATHER_PF_NEAR), into L2 otherwise. */
+#define TK_PF(p) (near ? __builtin_prefetch(p, 0, 3) : __builtin_prefetch(p, 0, TK_PF_LOC))
+TK_ALWAYS_INLINE void tk_pf_row(const float *row, size_t pf_bytes, int near) {
     const char *p = (const char *)row;
-    for (size_t o = 0; o < pf_bytes; o += 64) __builtin_prefetch(p + o, 0, TK_PF_LOC);
+    for (size_t o = 0; o < pf_bytes; o += 64) TK_PF(p + o);
 }
 
 /* ---- row copies ---------------------------------------------------------------------------------- */
@@ -173,10 +175,10 @@ __attribute__((target("avx512f"))) TK_ALWAYS_INLINE void tk_copy_nt_avx512(float
         size_t i = 0;                                                                                          \
         for (; i + 4 <= n; i += 4) {                                                                           \
             if (ahead && i + ahead + 4 <= n) {                                                                 \
-                __builtin_prefetch(table + (size_t)id[i + ahead] * rs, 0, TK_PF_LOC);                                  \
-                __builtin_prefetch(table + (size_t)id[i + ahead + 1] * rs, 0, TK_PF_LOC);                              \
-                __builtin_prefetch(table + (size_t)id[i + ahead + 2] * rs, 0, TK_PF_LOC);                              \
-                __builtin_prefetch(table + (size_t)id[i + ahead + 3] * rs, 0, TK_PF_LOC);                              \
+                TK_PF(table + (size_t)id[i + ahead] * rs);                                                     \
+                TK_PF(table + (size_t)id[i + ahead + 1] * rs);                                                 \
+                TK_PF(table + (size_t)id[i + ahead + 2] * rs);                                                 \
+                TK_PF(table + (size_t)id[i + ahead + 3] * rs);                                                 \
             }                                                                                                  \
             const float *s0 = table + (size_t)id[i] * rs, *s1 = table + (size_t)id[i + 1] * rs;                \
             const float *s2 = table + (size_t)id[i + 2] * rs, *s3 = table + (size_t)id[i + 3] * rs;            \
@@ -194,10 +196,11 @@ __attribute__((target("avx512f"))) TK_ALWAYS_INLINE void tk_copy_nt_avx512(float
     ATTR static void NAME(const float *table, size_t rs, const IDT *id, size_t n, size_t dim, float *out,      \
                           size_t os, unsigned flags) {                                                         \
         size_t ahead, pfb;                                                                                     \
+        const int near = (flags & TK_GATHER_PF_NEAR) != 0;                                                     \
         tk_pf_plan(dim * sizeof(float), flags, &ahead, &pfb);                                                  \
         if (flags & TK_GATHER_NT) {                                                                            \
             for (size_t i = 0; i < n; i++) {                                                                   \
-                if (ahead && i + ahead < n) tk_pf_row(table + (size_t)id[i + ahead] * rs, pfb);                \
+                if (ahead && i + ahead < n) tk_pf_row(table + (size_t)id[i + ahead] * rs, pfb, near);                \
                 COPY_NT(out + i * os, table + (size_t)id[i] * rs, dim);                                        \
             }                                                                                                  \
             TK_SFENCE();                                                                                       \
@@ -217,7 +220,7 @@ __attribute__((target("avx512f"))) TK_ALWAYS_INLINE void tk_copy_nt_avx512(float
         default: break;                                                                                        \
         }                                                                                                      \
         for (size_t i = 0; i < n; i++) {                                                                       \
-            if (ahead && i + ahead < n) tk_pf_row(table + (size_t)id[i + ahead] * rs, pfb);                    \
+            if (ahead && i + ahead < n) tk_pf_row(table + (size_t)id[i + ahead] * rs, pfb, near);                    \
             COPY(out + i * os, table + (size_t)id[i] * rs, dim);                                               \
         }                                                                                                      \
     }

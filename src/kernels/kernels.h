@@ -19,8 +19,9 @@ void tk_gather_f32(const float *table, size_t row_stride, const void *ids, int i
                    float *out, size_t out_stride);
 
 /* tk_gather_f32 with options: TK_GATHER_NT (non-temporal stores, then sfence), TK_GATHER_NO_PREFETCH
- * (the table is known to be cache-resident). Every flag combination and ISA gives the same bytes. */
-enum { TK_GATHER_NT = 1u, TK_GATHER_NO_PREFETCH = 2u };
+ * (the table is known to be L2-resident), TK_GATHER_PF_NEAR (it fits the last-level cache: prefetch into
+ * L1 rather than L2). Every flag combination and ISA gives the same bytes. */
+enum { TK_GATHER_NT = 1u, TK_GATHER_NO_PREFETCH = 2u, TK_GATHER_PF_NEAR = 4u };
 void tk_gather_f32_ex(const float *table, size_t row_stride, const void *ids, int id_width, size_t n, size_t dim,
                       float *out, size_t out_stride, unsigned flags);
 /* Index of the first id outside [0, rows) (ids id_width = 4 or 8 bytes wide), or n if all are valid.
