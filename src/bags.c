@@ -45,7 +45,6 @@ typedef struct {
     const int64_t *offsets;
     int mode;
     const float *psw;
-    int near; /* the table fits the last-level cache */
     float *out;
 } tk_bags_ctx;
 
@@ -53,7 +52,7 @@ static void tk_bags_range(void *p, size_t b0, size_t b1) {
     const tk_bags_ctx *c = (const tk_bags_ctx *)p;
     const tokemb_table *t = c->t;
     tk_bags_forward(t->data, tk_row_bytes(t), t->dtype, (size_t)t->dim, c->ids, c->idw, c->offsets, b0, b1, c->mode,
-                    c->psw, t->padding_idx < 0, t->padding_idx, c->near, c->out);
+                    c->psw, t->padding_idx < 0, t->padding_idx, c->out);
 }
 
 static int32_t tk_lookup_bags_impl(const char *fn, tokemb_table *t, const void *ids, int idw, size_t n,
@@ -70,8 +69,7 @@ static int32_t tk_lookup_bags_impl(const char *fn, tokemb_table *t, const void *
         if ((st = tk_renorm(fn, t, ids, idw, n))) return st;
     }
     /* F16 / BF16 / Q8_ROW rows are decoded on the fly by the kernel: only the compact bytes are read */
-    const int near = (double)t->rows * (double)tk_row_bytes(t) <= (double)tk_cache_llc_bytes();
-    tk_bags_ctx ctx = {t, ids, idw, offsets, mode, psw, near, out};
+    tk_bags_ctx ctx = {t, ids, idw, offsets, mode, psw, out};
     size_t per_bag = (size_t)t->dim * (1 + n / n_bags);
     size_t grain = (size_t)65536 / (per_bag ? per_bag : 1);
     tk_parallel_for(n_bags, grain ? grain : 1, tk_bags_range, &ctx);

@@ -155,18 +155,17 @@ static inline size_t tk_bag_pf_ahead(size_t cols, int dt) {
     return a < 4 ? 4 : a > most ? most : a;
 }
 
-/* Prefetch `cols` elements of row r from column c (and Q8_ROW's scale/bias line): into L1 for a table
- * that fits the last-level cache (`near`; bags D=64, a 31 MiB table: 0.95x torch's speed against 0.70x
- * with L2 prefetch), into L2 otherwise (see TK_PF_LOC). */
-#define TK_BAG_PREFETCH(p) (near ? __builtin_prefetch(p, 0, 3) : __builtin_prefetch(p, 0, TK_PF_LOC))
-TK_ALWAYS_INLINE void tk_bag_pf(const uint8_t *r, size_t c, size_t cols, int dt, size_t dim, int near) {
+/* Prefetch `cols` elements of row r from column c (and Q8_ROW's scale/bias line) into L2 (TK_PF_LOC).
+ * Into L1 instead for tables that fit the last-level cache was measured and rejected: it only won when the
+ * rows had just been read by another call on the same ids (compare_torch: D=64 0.95x torch's speed
+ * against 0.70x), and lost in the memcpy-paired bench (D=32-64: 0.44-0.65x memcpy against 0.53-0.89x). */
+TK_ALWAYS_INLINE void tk_bag_pf(const uint8_t *r, size_t c, size_t cols, int dt, size_t dim) {
     const size_t esz = tk_bag_esz(dt);
     /* every line the block touches: rows need not start on a line (Q8_ROW rows are dim + 8 bytes) */
     const uintptr_t first = (uintptr_t)(r + c * esz) & ~(uintptr_t)63, last = (uintptr_t)(r + (c + cols) * esz - 1);
-    for (uintptr_t a = first; a <= last; a += 64) TK_BAG_PREFETCH((const void *)a);
-    if (dt == TOKEMB_Q8_ROW) TK_BAG_PREFETCH(r + dim);
+    for (uintptr_t a = first; a <= last; a += 64) __builtin_prefetch((const void *)a, 0, TK_PF_LOC);
+    if (dt == TOKEMB_Q8_ROW) __builtin_prefetch(r + dim, 0, TK_PF_LOC);
 }
-#undef TK_BAG_PREFETCH
 
 /* AVX2 (+FMA, F16C): 8 floats a vector */
 #define TK_V __m256
@@ -274,7 +273,7 @@ static inline __m128i tk_part16(const uint8_t *p, size_t n) {
 
 void tk_bags_forward(const void *table, size_t row_bytes, int32_t dtype, size_t dim, const void *ids, int id_width,
                      const int64_t *offsets, size_t b0, size_t b1, int mode, const float *psw, int fused, int64_t pad,
-                     int near, float *out) {
+                     float *out) {
     const uint8_t *base = (const uint8_t *)table;
 #if TK_BAGS_SIMD
     const int isa = tk_cpu_isa();
@@ -282,8 +281,8 @@ void tk_bags_forward(const void *table, size_t row_bytes, int32_t dtype, size_t 
         /* AVX-512 for the compact dtypes, whose decode is compute-bound; float32 bags are memory-bound and
          * measured 0.8-0.9x memcpy with 128-column zmm blocks against 1.0-1.15x with the AVX2 blocks */
         if (isa >= TK_ISA_AVX512 && dtype != TOKEMB_F32)
-            tk_bags_avx512(base, row_bytes, dtype, dim, ids, id_width, offsets, b0, b1, mode == 1, psw, fused, pad, near, out);
-        else tk_bags_avx2(base, row_bytes, dtype, dim, ids, id_width, offsets, b0, b1, mode == 1, psw, fused, pad, near, out);
+            tk_bags_avx512(base, row_bytes, dtype, dim, ids, id_width, offsets, b0, b1, mode == 1, psw, fused, pad, out);
+        else tk_bags_avx2(base, row_bytes, dtype, dim, ids, id_width, offsets, b0, b1, mode == 1, psw, fused, pad, out);
         return;
     }
 #endif

@@ -19,8 +19,7 @@
  * so every instantiation is bitwise identical to the portable path. `kind`: 0 plain, 1 fused weights,
  * 2 multiply-then-add weights; `dt` and `kind` are constants after inlining. For the block being summed,
  * the rows of the ids tk_bag_pf_ahead() positions ahead (within [s, e_all), so across the bag's end) are
- * prefetched: into L2 (TK_PF_LOC) when the table is larger than the last-level cache, into L1 when it fits
- * (`near`). */
+ * prefetched into L2 (TK_PF_LOC). */
 
 TK_VTARGET TK_ALWAYS_INLINE TK_V TK_VFN(tk_bag_acc)(TK_V acc, TK_V x, TK_V w, int kind) {
     if (kind == 0) return TK_VADD(acc, x);
@@ -56,7 +55,7 @@ TK_VTARGET TK_ALWAYS_INLINE TK_V TK_VFN(tk_bag_ld_tail)(const uint8_t *r, size_t
         const size_t pfd = tk_bag_pf_ahead((NV) * TK_VW, dt);                                                    \
         for (int k = 0; k < (NV); k++) a[k] = TK_VZERO();                                                        \
         for (size_t j = s; j < e; j++) {                                                                         \
-            if (j + pfd < e_all) tk_bag_pf(base + (size_t)tk_bid(ids, idw, j + pfd) * rb, c, (NV) * TK_VW, dt, dim, near); \
+            if (j + pfd < e_all) tk_bag_pf(base + (size_t)tk_bid(ids, idw, j + pfd) * rb, c, (NV) * TK_VW, dt, dim); \
             int64_t id = tk_bid(ids, idw, j);                                                                    \
             if (id == pad) continue;                                                                             \
             const uint8_t *r = base + (size_t)id * rb;                                                           \
@@ -76,8 +75,7 @@ TK_VTARGET TK_ALWAYS_INLINE TK_V TK_VFN(tk_bag_ld_tail)(const uint8_t *r, size_t
 
 TK_VTARGET TK_ALWAYS_INLINE void TK_VFN(tk_bag_sum)(const uint8_t *base, size_t rb, int dt, size_t dim,
                                                     const void *ids, int idw, size_t s, size_t e, size_t e_all,
-                                                    int mean, const float *psw, int kind, int64_t pad, int near,
-                                                    float *o) {
+                                                    int mean, const float *psw, int kind, int64_t pad, float *o) {
     size_t cnt = 0;
     for (size_t j = s; j < e; j++) cnt += tk_bid(ids, idw, j) != pad;
     const TK_V dv = TK_VSET1((float)(cnt > 0 ? cnt : 1));
@@ -113,30 +111,30 @@ TK_VTARGET TK_ALWAYS_INLINE void TK_VFN(tk_bag_sum)(const uint8_t *base, size_t 
 TK_VTARGET TK_ALWAYS_INLINE void TK_VFN(tk_bags_dt)(const uint8_t *base, size_t rb, int dt, size_t dim,
                                                     const void *ids, int idw, const int64_t *off, size_t b0,
                                                     size_t b1, int mean, const float *psw, int fused, int64_t pad,
-                                                    int near, float *out) {
+                                                    float *out) {
     const size_t e_all = (size_t)off[b1];
     for (size_t b = b0; b < b1; b++) {
         const size_t s = (size_t)off[b], e = (size_t)off[b + 1];
         float *o = out + b * dim;
-        if (!psw) TK_VFN(tk_bag_sum)(base, rb, dt, dim, ids, idw, s, e, e_all, mean, NULL, 0, pad, near, o);
-        else if (fused) TK_VFN(tk_bag_sum)(base, rb, dt, dim, ids, idw, s, e, e_all, mean, psw, 1, pad, near, o);
-        else TK_VFN(tk_bag_sum)(base, rb, dt, dim, ids, idw, s, e, e_all, mean, psw, 2, pad, near, o);
+        if (!psw) TK_VFN(tk_bag_sum)(base, rb, dt, dim, ids, idw, s, e, e_all, mean, NULL, 0, pad, o);
+        else if (fused) TK_VFN(tk_bag_sum)(base, rb, dt, dim, ids, idw, s, e, e_all, mean, psw, 1, pad, o);
+        else TK_VFN(tk_bag_sum)(base, rb, dt, dim, ids, idw, s, e, e_all, mean, psw, 2, pad, o);
     }
 }
 
 TK_VTARGET static void TK_VFN(tk_bags)(const uint8_t *base, size_t rb, int dt, size_t dim, const void *ids, int idw,
                                        const int64_t *off, size_t b0, size_t b1, int mean, const float *psw,
-                                       int fused, int64_t pad, int near, float *out) {
+                                       int fused, int64_t pad, float *out) {
     switch (dt) {
     case TOKEMB_F16:
-        TK_VFN(tk_bags_dt)(base, rb, TOKEMB_F16, dim, ids, idw, off, b0, b1, mean, psw, fused, pad, near, out);
+        TK_VFN(tk_bags_dt)(base, rb, TOKEMB_F16, dim, ids, idw, off, b0, b1, mean, psw, fused, pad, out);
         break;
     case TOKEMB_BF16:
-        TK_VFN(tk_bags_dt)(base, rb, TOKEMB_BF16, dim, ids, idw, off, b0, b1, mean, psw, fused, pad, near, out);
+        TK_VFN(tk_bags_dt)(base, rb, TOKEMB_BF16, dim, ids, idw, off, b0, b1, mean, psw, fused, pad, out);
         break;
     case TOKEMB_Q8_ROW:
-        TK_VFN(tk_bags_dt)(base, rb, TOKEMB_Q8_ROW, dim, ids, idw, off, b0, b1, mean, psw, fused, pad, near, out);
+        TK_VFN(tk_bags_dt)(base, rb, TOKEMB_Q8_ROW, dim, ids, idw, off, b0, b1, mean, psw, fused, pad, out);
         break;
-    default: TK_VFN(tk_bags_dt)(base, rb, TOKEMB_F32, dim, ids, idw, off, b0, b1, mean, psw, fused, pad, near, out);
+    default: TK_VFN(tk_bags_dt)(base, rb, TOKEMB_F32, dim, ids, idw, off, b0, b1, mean, psw, fused, pad, out);
     }
 }
