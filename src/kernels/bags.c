@@ -161,9 +161,10 @@ static inline size_t tk_bag_pf_ahead(size_t cols, int dt) {
  * against 0.70x), and lost in the memcpy-paired bench (D=32-64: 0.44-0.65x memcpy against 0.53-0.89x). */
 TK_ALWAYS_INLINE void tk_bag_pf(const uint8_t *r, size_t c, size_t cols, int dt, size_t dim) {
     const size_t esz = tk_bag_esz(dt);
-    /* every line the block touches: rows need not start on a line (Q8_ROW rows are dim + 8 bytes) */
-    const uintptr_t first = (uintptr_t)(r + c * esz) & ~(uintptr_t)63, last = (uintptr_t)(r + (c + cols) * esz - 1);
-    for (uintptr_t a = first; a <= last; a += 64) __builtin_prefetch((const void *)a, 0, TK_PF_LOC);
+    const uint8_t *p = r + c * esz;
+    for (size_t q = 0; q < cols * esz; q += 64) __builtin_prefetch(p + q, 0, TK_PF_LOC); /* unrolled: cols is constant */
+    if (dt != TOKEMB_F32) /* compact rows need not start on a line: the block's last byte may be on one more */
+        __builtin_prefetch(p + cols * esz - 1, 0, TK_PF_LOC);
     if (dt == TOKEMB_Q8_ROW) __builtin_prefetch(r + dim, 0, TK_PF_LOC);
 }
 
