@@ -343,10 +343,12 @@ enum tokemb_bag_mode {
  * unknown mode, weights with mode != SUM, malformed offsets: the message names the offending offset),
  * TOKEMB_OUT_OF_RANGE (ids), TOKEMB_OVERFLOW (n_bags * dim, checked before offsets is read),
  * TOKEMB_UNSUPPORTED (max_norm on a non-F32 table), TOKEMB_READ_ONLY (max_norm on a READONLY wrap),
- * TOKEMB_NO_MEMORY. out untouched on error. Concurrent use as tokemb_lookup.
- * F16 / BF16 / Q8_ROW tables are pooled over the float32 rows a lookup returns (the referenced rows are
- * dequantised once into (n + 1) * dim floats of scratch), so the result equals the same bags over
- * tokemb_table_read_rows' output bit for bit.
+ * TOKEMB_NO_MEMORY (max_norm's id scratch). out untouched on error. Concurrent use as tokemb_lookup.
+ * F16 / BF16 / Q8_ROW tables are read in their storage dtype and decoded in registers (no scratch).
+ * F16 / BF16 bags, and Q8_ROW MAX, equal the same bags over the float32 rows a lookup returns
+ * (tokemb_table_read_rows) bit for bit. Q8_ROW SUM / MEAN accumulate as torch's
+ * quantized embedding_bag_byte_rowwise_offsets: acc = fmaf(w*scale, q, acc + w*bias) per element
+ * (w = 1 without weights), then / count for MEAN, which rounds differently from summing dequantised rows.
  */
 TOKEMB_API int32_t tokemb_lookup_bags(tokemb_table *t, const int64_t *ids, size_t n, const int64_t *offsets,
                                       size_t n_bags, int32_t mode, const float *per_sample_weights,

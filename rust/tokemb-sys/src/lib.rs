@@ -66,6 +66,29 @@ pub const TOKEMB_NORM_TYPE: i32 = 102;
 pub const TOKEMB_SCALE_GRAD_BY_FREQ: i32 = 103;
 pub const TOKEMB_FROZEN: i32 = 104;
 
+// ---- enum tokemb_bag_mode
+pub const TOKEMB_BAG_SUM: i32 = 0;
+pub const TOKEMB_BAG_MEAN: i32 = 1;
+pub const TOKEMB_BAG_MAX: i32 = 2;
+pub const TOKEMB_SUM: i32 = 0;
+pub const TOKEMB_MEAN: i32 = 1;
+pub const TOKEMB_MAX: i32 = 2;
+
+// ---- enum tokemb_optim_kind
+pub const TOKEMB_OPTIM_SGD: i32 = 0;
+pub const TOKEMB_OPTIM_ROWWISE_ADAGRAD: i32 = 1;
+pub const TOKEMB_OPTIM_ADAGRAD: i32 = 2;
+pub const TOKEMB_OPTIM_SPARSE_ADAM: i32 = 3;
+
+// ---- enum tokemb_optim_param
+pub const TOKEMB_OPTIM_LR: i32 = 400;
+pub const TOKEMB_OPTIM_WEIGHT_DECAY: i32 = 401;
+pub const TOKEMB_OPTIM_EPS: i32 = 402;
+pub const TOKEMB_OPTIM_BETA1: i32 = 403;
+pub const TOKEMB_OPTIM_BETA2: i32 = 404;
+pub const TOKEMB_OPTIM_LR_DECAY: i32 = 405;
+pub const TOKEMB_OPTIM_INITIAL_ACCUMULATOR: i32 = 406;
+
 // ---- enum tokemb_sinusoidal_layout
 pub const TOKEMB_SINUSOIDAL_INTERLEAVED: i32 = 0;
 pub const TOKEMB_SINUSOIDAL_CONCAT: i32 = 1;
@@ -118,29 +141,6 @@ pub const TOKEMB_ROPE_SEQ_LEN: i32 = 211;
 pub const TOKEMB_ALIBI_CAUSAL: i32 = 300;
 pub const TOKEMB_ALIBI_MAX_BIAS: i32 = 301;
 
-// ---- enum tokemb_bag_mode
-pub const TOKEMB_BAG_SUM: i32 = 0;
-pub const TOKEMB_BAG_MEAN: i32 = 1;
-pub const TOKEMB_BAG_MAX: i32 = 2;
-pub const TOKEMB_SUM: i32 = 0;
-pub const TOKEMB_MEAN: i32 = 1;
-pub const TOKEMB_MAX: i32 = 2;
-
-// ---- enum tokemb_optim_kind
-pub const TOKEMB_OPTIM_SGD: i32 = 0;
-pub const TOKEMB_OPTIM_ROWWISE_ADAGRAD: i32 = 1;
-pub const TOKEMB_OPTIM_ADAGRAD: i32 = 2;
-pub const TOKEMB_OPTIM_SPARSE_ADAM: i32 = 3;
-
-// ---- enum tokemb_optim_param
-pub const TOKEMB_OPTIM_LR: i32 = 400;
-pub const TOKEMB_OPTIM_WEIGHT_DECAY: i32 = 401;
-pub const TOKEMB_OPTIM_EPS: i32 = 402;
-pub const TOKEMB_OPTIM_BETA1: i32 = 403;
-pub const TOKEMB_OPTIM_BETA2: i32 = 404;
-pub const TOKEMB_OPTIM_LR_DECAY: i32 = 405;
-pub const TOKEMB_OPTIM_INITIAL_ACCUMULATOR: i32 = 406;
-
 // ---- enum tokemb_vectors_format
 pub const TOKEMB_VECTORS_WORD2VEC_BINARY: i32 = 0;
 pub const TOKEMB_VECTORS_WORD2VEC_TEXT: i32 = 1;
@@ -177,6 +177,24 @@ extern "C" {
     pub fn tokemb_lookup_i32(t: *mut tokemb_table, ids: *const i32, n: usize, out: *mut f32) -> i32;
     pub fn tokemb_lookup_strided(t: *mut tokemb_table, ids: *const i64, n: usize, out: *mut f32, out_row_stride: i64) -> i32;
     pub fn tokemb_lookup_onehot(t: *const tokemb_table, ids: *const i64, n: usize, out: *mut f32) -> i32;
+    pub fn tokemb_grad_accumulate(t: *const tokemb_table, ids: *const i64, n: usize, grad_out: *const f32, grad_table: *mut f32) -> i32;
+    pub fn tokemb_grad_accumulate_i32(t: *const tokemb_table, ids: *const i32, n: usize, grad_out: *const f32, grad_table: *mut f32) -> i32;
+    pub fn tokemb_grad_coalesce(t: *const tokemb_table, ids: *const i64, n: usize, grad_out: *const f32, out_ids: *mut i64, out_rows: *mut f32, n_unique: *mut usize) -> i32;
+    pub fn tokemb_grad_coalesce_i32(t: *const tokemb_table, ids: *const i32, n: usize, grad_out: *const f32, out_ids: *mut i64, out_rows: *mut f32, n_unique: *mut usize) -> i32;
+    pub fn tokemb_grad_accumulate_onehot(t: *const tokemb_table, ids: *const i64, n: usize, grad_out: *const f32, grad_table: *mut f32) -> i32;
+    pub fn tokemb_lookup_bags(t: *mut tokemb_table, ids: *const i64, n: usize, offsets: *const i64, n_bags: usize, mode: i32, per_sample_weights: *const f32, out: *mut f32) -> i32;
+    pub fn tokemb_lookup_bags_i32(t: *mut tokemb_table, ids: *const i32, n: usize, offsets: *const i64, n_bags: usize, mode: i32, per_sample_weights: *const f32, out: *mut f32) -> i32;
+    pub fn tokemb_grad_accumulate_bags(t: *const tokemb_table, ids: *const i64, n: usize, offsets: *const i64, n_bags: usize, mode: i32, per_sample_weights: *const f32, grad_out: *const f32, grad_table: *mut f32, grad_per_sample_weights: *mut f32) -> i32;
+    pub fn tokemb_grad_accumulate_bags_i32(t: *const tokemb_table, ids: *const i32, n: usize, offsets: *const i64, n_bags: usize, mode: i32, per_sample_weights: *const f32, grad_out: *const f32, grad_table: *mut f32, grad_per_sample_weights: *mut f32) -> i32;
+    pub fn tokemb_optim_select(t: *mut tokemb_table, kind: i32) -> i32;
+    pub fn tokemb_optim_set_param_f64(t: *mut tokemb_table, param: i32, value: f64) -> i32;
+    pub fn tokemb_optim_get_param_f64(t: *const tokemb_table, param: i32, value: *mut f64) -> i32;
+    pub fn tokemb_optim_steps(t: *const tokemb_table) -> i64;
+    pub fn tokemb_optim_step(t: *mut tokemb_table, ids: *const i64, n: usize, grad_out: *const f32) -> i32;
+    pub fn tokemb_optim_step_i32(t: *mut tokemb_table, ids: *const i32, n: usize, grad_out: *const f32) -> i32;
+    pub fn tokemb_optim_step_coalesced(t: *mut tokemb_table, unique_ids: *const i64, n_unique: usize, rows: *const f32) -> i32;
+    pub fn tokemb_logits(t: *const tokemb_table, hidden: *const f32, n: usize, logits: *mut f32) -> i32;
+    pub fn tokemb_logits_backward(t: *const tokemb_table, hidden: *const f32, n: usize, grad_logits: *const f32, grad_hidden: *mut f32, grad_table: *mut f32) -> i32;
     pub fn tokemb_posenc_create_sinusoidal(dim: i64, base: f64, layout: i32, out: *mut *mut tokemb_posenc) -> i32;
     pub fn tokemb_posenc_create_learned(max_len: i64, dim: i64, out: *mut *mut tokemb_posenc) -> i32;
     pub fn tokemb_posenc_create_rope(head_dim: i64, rotary_dim: i64, base: f64, layout: i32, out: *mut *mut tokemb_posenc) -> i32;
@@ -205,24 +223,6 @@ extern "C" {
     pub fn tokemb_shaw_embed_backward(pe: *const tokemb_posenc, q_len: usize, k_len: usize, q_offset: i64, grad: *const f32, grad_table: *mut f32) -> i32;
     pub fn tokemb_embed(tok: *mut tokemb_table, pe: *const tokemb_posenc, ids: *const i64, batch: usize, seq: usize, start_pos: i64, scale: f32, out: *mut f32) -> i32;
     pub fn tokemb_embed_backward(tok: *const tokemb_table, pe: *const tokemb_posenc, ids: *const i64, batch: usize, seq: usize, start_pos: i64, scale: f32, grad_out: *const f32, grad_tok: *mut f32, grad_pe: *mut f32) -> i32;
-    pub fn tokemb_grad_accumulate(t: *const tokemb_table, ids: *const i64, n: usize, grad_out: *const f32, grad_table: *mut f32) -> i32;
-    pub fn tokemb_grad_accumulate_i32(t: *const tokemb_table, ids: *const i32, n: usize, grad_out: *const f32, grad_table: *mut f32) -> i32;
-    pub fn tokemb_grad_coalesce(t: *const tokemb_table, ids: *const i64, n: usize, grad_out: *const f32, out_ids: *mut i64, out_rows: *mut f32, n_unique: *mut usize) -> i32;
-    pub fn tokemb_grad_coalesce_i32(t: *const tokemb_table, ids: *const i32, n: usize, grad_out: *const f32, out_ids: *mut i64, out_rows: *mut f32, n_unique: *mut usize) -> i32;
-    pub fn tokemb_grad_accumulate_onehot(t: *const tokemb_table, ids: *const i64, n: usize, grad_out: *const f32, grad_table: *mut f32) -> i32;
-    pub fn tokemb_lookup_bags(t: *mut tokemb_table, ids: *const i64, n: usize, offsets: *const i64, n_bags: usize, mode: i32, per_sample_weights: *const f32, out: *mut f32) -> i32;
-    pub fn tokemb_lookup_bags_i32(t: *mut tokemb_table, ids: *const i32, n: usize, offsets: *const i64, n_bags: usize, mode: i32, per_sample_weights: *const f32, out: *mut f32) -> i32;
-    pub fn tokemb_grad_accumulate_bags(t: *const tokemb_table, ids: *const i64, n: usize, offsets: *const i64, n_bags: usize, mode: i32, per_sample_weights: *const f32, grad_out: *const f32, grad_table: *mut f32, grad_per_sample_weights: *mut f32) -> i32;
-    pub fn tokemb_grad_accumulate_bags_i32(t: *const tokemb_table, ids: *const i32, n: usize, offsets: *const i64, n_bags: usize, mode: i32, per_sample_weights: *const f32, grad_out: *const f32, grad_table: *mut f32, grad_per_sample_weights: *mut f32) -> i32;
-    pub fn tokemb_optim_select(t: *mut tokemb_table, kind: i32) -> i32;
-    pub fn tokemb_optim_set_param_f64(t: *mut tokemb_table, param: i32, value: f64) -> i32;
-    pub fn tokemb_optim_get_param_f64(t: *const tokemb_table, param: i32, value: *mut f64) -> i32;
-    pub fn tokemb_optim_steps(t: *const tokemb_table) -> i64;
-    pub fn tokemb_optim_step(t: *mut tokemb_table, ids: *const i64, n: usize, grad_out: *const f32) -> i32;
-    pub fn tokemb_optim_step_i32(t: *mut tokemb_table, ids: *const i32, n: usize, grad_out: *const f32) -> i32;
-    pub fn tokemb_optim_step_coalesced(t: *mut tokemb_table, unique_ids: *const i64, n_unique: usize, rows: *const f32) -> i32;
-    pub fn tokemb_logits(t: *const tokemb_table, hidden: *const f32, n: usize, logits: *mut f32) -> i32;
-    pub fn tokemb_logits_backward(t: *const tokemb_table, hidden: *const f32, n: usize, grad_logits: *const f32, grad_hidden: *mut f32, grad_table: *mut f32) -> i32;
     pub fn tokemb_table_convert(src: *const tokemb_table, dtype: i32, out: *mut *mut tokemb_table) -> i32;
     pub fn tokemb_npy_load(path: *const std::os::raw::c_char, out: *mut *mut tokemb_table) -> i32;
     pub fn tokemb_npy_mmap(path: *const std::os::raw::c_char, out: *mut *mut tokemb_table) -> i32;
