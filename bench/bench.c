@@ -355,6 +355,20 @@ static float *alloc_out(size_t floats) {
     return p;
 }
 
+/* ---- compact storage cases (lookup and bags suites) ------------------------------------------------ */
+
+/* t converted to F16 (q = 0), BF16 (1) or Q8_ROW (2); sets r's table size and cache fit for it and
+ * *row_bytes to the bytes of one stored row. The caller frees the table. */
+static tokemb_table *compact_case(tokemb_table *t, int q, long long V, long long D, row_t *r, double *row_bytes) {
+    static const int32_t dts[] = {TOKEMB_F16, TOKEMB_BF16, TOKEMB_Q8_ROW};
+    tokemb_table *tq = NULL;
+    check(tokemb_table_convert(t, dts[q], &tq), "tokemb_table_convert");
+    *row_bytes = q == 2 ? (double)D + 8 : 2.0 * (double)D;
+    r->table_mib = (double)V * *row_bytes / 1048576.0;
+    r->fits = fits((double)V * *row_bytes);
+    return tq;
+}
+
 /* ---- suite: lookup --------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -444,19 +458,15 @@ static void suite_lookup(void) {
                             check(tokemb_table_set_param(t, TOKEMB_TABLE_NONTEMPORAL, 2), "reset NONTEMPORAL");
 #endif
                             if (nth == 1 && k == 0) { /* compact storage: decoded on the fly (storage.c) */
-                                static const int32_t dts[] = {TOKEMB_F16, TOKEMB_BF16, TOKEMB_Q8_ROW};
                                 static const char *dtn[] = {"f16", "bf16", "q8_row"};
                                 for (int q = 0; q < 3; q++) {
                                     if (opt.quick && q != 2) continue;
-                                    tokemb_table *tq = NULL;
-                                    check(tokemb_table_convert(t, dts[q], &tq), "tokemb_table_convert");
-                                    lk_ctx cq = c;
-                                    cq.t = tq;
-                                    double rowb = q == 2 ? (double)D + 8 : 2.0 * (double)D;
                                     row_t rq = r;
+                                    double rowb;
+                                    lk_ctx cq = c;
+                                    cq.t = compact_case(t, q, V, D, &rq, &rowb);
+                                    tokemb_table *tq = cq.t;
                                     rq.variant = dtn[q];
-                                    rq.table_mib = (double)V * rowb / 1048576.0;
-                                    rq.fits = fits((double)V * rowb);
                                     rq.bytes = (double)n * (rowb + 4.0 * (double)D);
                                     rq.m = measure(run_lookup, &cq, (size_t)(rq.bytes / 2));
                                     rq.note = "bytes = compressed rows read + f32 written";
@@ -655,19 +665,15 @@ static void suite_bags(void) {
                                    note};
                         emit(&r);
                         if (m == 0 && nth == 1 && k == 0) { /* compact storage, pooled: FBGEMM's int8/fp16 figure */
-                            static const int32_t dts[] = {TOKEMB_F16, TOKEMB_BF16, TOKEMB_Q8_ROW};
                             static const char *dtn[] = {"sum-f16", "sum-bf16", "sum-q8row"};
                             for (int q = 0; q < 3; q++) {
                                 if (opt.quick && q == 1) continue;
-                                tokemb_table *tq = NULL;
-                                check(tokemb_table_convert(t, dts[q], &tq), "tokemb_table_convert");
-                                tr_ctx cq = c;
-                                cq.t = tq;
-                                double rowb = q == 2 ? (double)D + 8 : 2.0 * (double)D;
                                 row_t rq = r;
+                                double rowb;
+                                tr_ctx cq = c;
+                                cq.t = compact_case(t, q, V, D, &rq, &rowb);
+                                tokemb_table *tq = cq.t;
                                 rq.variant = dtn[q];
-                                rq.table_mib = (double)V * rowb / 1048576.0;
-                                rq.fits = fits((double)V * rowb);
                                 rq.bytes = (double)n * rowb + (double)nb * (double)D * 4;
                                 rq.m = measure(run_bags, &cq, (size_t)(rq.bytes / 2));
                                 rq.ratio = paired_speedup(run_bags, &c, run_bags, &cq);

@@ -1,5 +1,5 @@
 /* bags_simd.h - the register-accumulating bag SUM / MEAN kernel, written once and instantiated per ISA.
- * Included by bags.c (only) after defining:
+ * Included by bags.c (only) after defining (and it undefines them at its end):
  *   TK_V            vector of TK_VW floats (__m256 / __m512)
  *   TK_VW           floats per vector (8 / 16)
  *   TK_VTARGET      the function target attribute
@@ -138,3 +138,25 @@ TK_VTARGET static void TK_VFN(tk_bags)(const uint8_t *base, size_t rb, int dt, s
     default: TK_VFN(tk_bags_dt)(base, rb, TOKEMB_F32, dim, ids, idw, off, b0, b1, mean, psw, fused, pad, out);
     }
 }
+
+#undef TK_V
+#undef TK_VW
+#undef TK_VTARGET
+#undef TK_VFN
+#undef TK_VZERO
+#undef TK_VSET1
+#undef TK_VADD
+#undef TK_VMUL
+#undef TK_VFMA
+#undef TK_VDIV
+#undef TK_VLOADU
+#undef TK_VSTOREU
+#undef TK_VMASKLOAD
+#undef TK_VMASKSTORE
+#undef TK_VLD_F16
+#undef TK_VLD_BF16
+#undef TK_VLD_Q8
+#undef TK_VCVT_F16
+#undef TK_VCVT_BF16
+#undef TK_VCVT_Q8
+#undef TK_VPART
