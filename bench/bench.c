@@ -457,7 +457,7 @@ static void suite_lookup(void) {
                             emit(&r);
                             check(tokemb_table_set_param(t, TOKEMB_TABLE_NONTEMPORAL, 2), "reset NONTEMPORAL");
 #endif
-                            if (nth == 1 && k == 0) { /* compact storage: decoded on the fly (storage.c) */
+                            if (nth == 1 && k == 0) { /* compact storage: decoded on the fly (kernels/gather_dtype.c) */
                                 static const char *dtn[] = {"f16", "bf16", "q8_row"};
                                 for (int q = 0; q < 3; q++) {
                                     if (opt.quick && q != 2) continue;

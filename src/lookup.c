@@ -1,5 +1,6 @@
 /* lookup.c - tokemb_lookup and its int32 / strided twins, with torch's max_norm renormalisation. */
 #include "internal.h"
+#include "kernels/convert.h"
 #include "kernels/kernels.h"
 #include "storage.h"
 
@@ -59,11 +60,17 @@ typedef struct {
     unsigned flags; /* TK_GATHER_* */
 } tk_gather_ctx;
 
+/* Tokens [b, e): float32 rows are copied, F16 / BF16 / Q8_ROW rows decoded (kernels/gather_dtype.c). */
 static void tk_gather_range(void *p, size_t b, size_t e) {
     const tk_gather_ctx *c = (const tk_gather_ctx *)p;
+    const tokemb_table *t = c->t;
     const char *ids = (const char *)c->ids + b * (size_t)c->idw;
-    tk_gather_f32_ex((const float *)c->t->data, (size_t)c->t->row_stride, ids, c->idw, e - b, (size_t)c->t->dim,
-                     c->out + b * c->out_stride, c->out_stride, c->flags);
+    if (t->dtype == TOKEMB_F32)
+        tk_gather_f32_ex((const float *)t->data, (size_t)t->row_stride, ids, c->idw, e - b, (size_t)t->dim,
+                         c->out + b * c->out_stride, c->out_stride, c->flags);
+    else
+        tk_gather_dtype(t->dtype, t->data, tk_row_bytes(t), ids, c->idw, e - b, (size_t)t->dim,
+                        c->out + b * c->out_stride, c->out_stride);
 }
 
 /* Rows per thread chunk: each chunk writes >= 2 MiB of output (~150-400 us of work on the VM), because
@@ -80,7 +87,7 @@ static size_t tk_gather_grain(size_t dim) {
  * the last-level cache (into L2 when it does not). Never changes results. */
 static unsigned tk_gather_flags(const tokemb_table *t, size_t out_bytes) {
     unsigned f = 0;
-    const double table_bytes = (double)t->rows * (double)t->row_stride * sizeof(float);
+    const double table_bytes = (double)t->rows * (double)tk_row_bytes(t);
     if (t->nontemporal == 1 || (t->nontemporal == 2 && out_bytes > tk_cache_llc_bytes())) f |= TK_GATHER_NT;
     if (table_bytes <= (double)tk_cache_l2_bytes()) f |= TK_GATHER_NO_PREFETCH;
     else if (table_bytes <= (double)tk_cache_llc_bytes()) f |= TK_GATHER_PF_NEAR;
@@ -105,7 +112,6 @@ static int32_t tk_lookup_impl(const char *fn, tokemb_table *t, const void *ids, 
         return tk_error(TOKEMB_UNSUPPORTED, "%s: max_norm renormalisation needs F32 storage (dtype %d)", fn,
                         (int)t->dtype);
     if ((st = tk_check_ids(fn, ids, idw, n, t->rows))) return st;
-    if (t->dtype != TOKEMB_F32) return tk_lookup_dtype(t, ids, idw, n, out, (size_t)out_stride); /* storage.c */
     if (t->max_norm > 0) {
         if ((st = tk_check_writable(fn, t))) return st;
         if ((st = tk_renorm(fn, t, ids, idw, n))) return st;

@@ -61,25 +61,3 @@ int32_t tokemb_table_convert(const tokemb_table *src, int32_t dtype, tokemb_tabl
     *out = t;
     return TOKEMB_OK;
 }
-
-typedef struct {
-    const tokemb_table *t;
-    const void *ids;
-    int idw;
-    float *out;
-    size_t out_stride;
-} tk_gdt_ctx;
-
-static void tk_gdt_range(void *p, size_t b, size_t e) {
-    const tk_gdt_ctx *c = (const tk_gdt_ctx *)p;
-    tk_gather_dtype(c->t->dtype, c->t->data, tk_row_bytes(c->t), (const char *)c->ids + b * (size_t)c->idw, c->idw,
-                    e - b, (size_t)c->t->dim, c->out + b * c->out_stride, c->out_stride);
-}
-
-int32_t tk_lookup_dtype(const tokemb_table *t, const void *ids, int idw, size_t n, float *out, size_t out_stride) {
-    tk_gdt_ctx ctx = {t, ids, idw, out, out_stride};
-    size_t row = (size_t)t->dim * sizeof(float);
-    size_t grain = (256u * 1024u) / (row ? row : 1);
-    tk_parallel_for(n, grain ? grain : 1, tk_gdt_range, &ctx);
-    return TOKEMB_OK;
-}

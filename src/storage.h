@@ -17,7 +17,5 @@ void tk_row_read_f32(const tokemb_table *t, int64_t r, float *out);
 void tk_row_write_f32(tokemb_table *t, int64_t r, const float *src);
 /* Index of the first non-finite value of src[n], or n. */
 size_t tk_first_nonfinite(const float *src, size_t n);
-/* The lookup of non-F32 storage (ids already validated): parallel dequantising gather. */
-int32_t tk_lookup_dtype(const tokemb_table *t, const void *ids, int idw, size_t n, float *out, size_t out_stride);
 
 #endif
