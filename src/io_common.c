@@ -241,3 +241,29 @@ int tk_parse_u63(const uint8_t *p, size_t n, size_t *i, uint64_t *v) {
     *v = x;
     return 1;
 }
+
+int32_t tk_cursor_fail(const tk_cursor *c, const char *expected) {
+    if (c->i >= c->n)
+        return tk_error(TOKEMB_FORMAT, "%s: %s byte %zu: expected %s, found the end of the header", c->fn, c->what,
+                        c->base + c->i, expected);
+    unsigned ch = c->p[c->i];
+    if (ch >= 0x20 && ch < 0x7f)
+        return tk_error(TOKEMB_FORMAT, "%s: %s byte %zu: expected %s, found '%c'", c->fn, c->what, c->base + c->i,
+                        expected, (char)ch);
+    return tk_error(TOKEMB_FORMAT, "%s: %s byte %zu: expected %s, found byte 0x%02x", c->fn, c->what,
+                    c->base + c->i, expected, ch);
+}
+
+void tk_cursor_ws(tk_cursor *c) {
+    while (c->i < c->n && (c->p[c->i] == ' ' || c->p[c->i] == '\t' || c->p[c->i] == '\n' || c->p[c->i] == '\r'))
+        c->i++;
+}
+
+bool tk_cursor_eat(tk_cursor *c, char ch) {
+    tk_cursor_ws(c);
+    if (c->i < c->n && c->p[c->i] == (uint8_t)ch) {
+        c->i++;
+        return true;
+    }
+    return false;
+}

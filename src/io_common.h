@@ -54,6 +54,22 @@ static inline uint64_t tk_le64(const uint8_t *p) { return (uint64_t)tk_le32(p) |
 size_t tk_dtype_row_bytes(int32_t dtype, size_t dim);
 
 /* ---- parsers over memory (also the libFuzzer entry points) ---------------------------------- */
+/* A cursor over header text (the npy dict literal, the safetensors JSON). Errors name the file byte
+ * offset (base + i), what was expected and what was found. */
+typedef struct {
+    const char *fn;   /* the API function, for messages */
+    const char *what; /* "npy header", "safetensors header" */
+    const uint8_t *p;
+    size_t i, n;      /* cursor and end within p */
+    size_t base;      /* file offset of p[0] */
+} tk_cursor;
+/* TOKEMB_FORMAT: "<fn>: <what> byte <offset>: expected <expected>, found <char, byte or the end>". */
+int32_t tk_cursor_fail(const tk_cursor *c, const char *expected);
+/* Skips spaces, tabs and line breaks. */
+void tk_cursor_ws(tk_cursor *c);
+/* Skips white space, then consumes ch if it is next. */
+bool tk_cursor_eat(tk_cursor *c, char ch);
+
 /* npy: parses the header of buf[0..len). On success: dtype (F32/F16), rows, dim and the data offset;
  * rows*dim*size is checked to equal len - offset. */
 int32_t tk_npy_parse(const char *fn, const uint8_t *buf, size_t len, int32_t *dtype, int64_t *rows, int64_t *dim,

@@ -5,64 +5,31 @@
 
 #include <string.h>
 
-typedef struct {
-    const char *fn;
-    const uint8_t *p;
-    size_t i, n;  /* cursor and end within the header text */
-    size_t base;  /* file offset of p[0] */
-} tk_npy_cur;
-
-static int32_t tk_npy_fail(tk_npy_cur *c, const char *expected) {
-    if (c->i >= c->n)
-        return tk_error(TOKEMB_FORMAT, "%s: npy header byte %zu: expected %s, found the end of the header", c->fn,
-                        c->base + c->i, expected);
-    unsigned ch = c->p[c->i];
-    if (ch >= 0x20 && ch < 0x7f)
-        return tk_error(TOKEMB_FORMAT, "%s: npy header byte %zu: expected %s, found '%c'", c->fn, c->base + c->i,
-                        expected, (char)ch);
-    return tk_error(TOKEMB_FORMAT, "%s: npy header byte %zu: expected %s, found byte 0x%02x", c->fn, c->base + c->i,
-                    expected, ch);
-}
-
-static void tk_npy_ws(tk_npy_cur *c) {
-    while (c->i < c->n && (c->p[c->i] == ' ' || c->p[c->i] == '\t' || c->p[c->i] == '\n' || c->p[c->i] == '\r'))
-        c->i++;
-}
-
-static bool tk_npy_eat(tk_npy_cur *c, char ch) {
-    tk_npy_ws(c);
-    if (c->i < c->n && c->p[c->i] == (uint8_t)ch) {
-        c->i++;
-        return true;
-    }
-    return false;
-}
-
 /* A quoted Python string without escapes, at most cap-1 bytes. */
-static int32_t tk_npy_str(tk_npy_cur *c, char *out, size_t cap) {
-    tk_npy_ws(c);
-    if (c->i >= c->n || (c->p[c->i] != '\'' && c->p[c->i] != '"')) return tk_npy_fail(c, "a quoted string");
+static int32_t tk_npy_str(tk_cursor *c, char *out, size_t cap) {
+    tk_cursor_ws(c);
+    if (c->i >= c->n || (c->p[c->i] != '\'' && c->p[c->i] != '"')) return tk_cursor_fail(c, "a quoted string");
     uint8_t q = c->p[c->i++];
     size_t k = 0;
     while (c->i < c->n && c->p[c->i] != q) {
         uint8_t ch = c->p[c->i];
-        if (ch == '\\' || ch < 0x20 || ch >= 0x7f) return tk_npy_fail(c, "a plain ASCII string character");
-        if (k + 1 >= cap) return tk_npy_fail(c, "a shorter string");
+        if (ch == '\\' || ch < 0x20 || ch >= 0x7f) return tk_cursor_fail(c, "a plain ASCII string character");
+        if (k + 1 >= cap) return tk_cursor_fail(c, "a shorter string");
         out[k++] = (char)ch;
         c->i++;
     }
-    if (c->i >= c->n) return tk_npy_fail(c, "a closing quote");
+    if (c->i >= c->n) return tk_cursor_fail(c, "a closing quote");
     c->i++;
     out[k] = '\0';
     return TOKEMB_OK;
 }
 
-static int32_t tk_npy_int(tk_npy_cur *c, int64_t *v) {
-    tk_npy_ws(c);
+static int32_t tk_npy_int(tk_cursor *c, int64_t *v) {
+    tk_cursor_ws(c);
     uint64_t x = 0;
     int r = tk_parse_u63(c->p, c->n, &c->i, &x);
-    if (r < 0) return tk_npy_fail(c, "a dimension below 2^63");
-    if (r == 0) return tk_npy_fail(c, "a non-negative integer dimension");
+    if (r < 0) return tk_cursor_fail(c, "a dimension below 2^63");
+    if (r == 0) return tk_cursor_fail(c, "a non-negative integer dimension");
     if (c->i < c->n && c->p[c->i] == 'L') c->i++; /* numpy < 1.? wrote Python 2 longs */
     *v = (int64_t)x;
     return TOKEMB_OK;
@@ -95,44 +62,44 @@ int32_t tk_npy_parse(const char *fn, const uint8_t *buf, size_t len, int32_t *dt
     if (hlen > len - hstart)
         return tk_error(TOKEMB_FORMAT, "%s: byte 8: header length %zu runs past the end of the %zu-byte file", fn, hlen,
                         len);
-    tk_npy_cur c = {fn, buf + hstart, 0, hlen, hstart};
+    tk_cursor c = {fn, "npy header", buf + hstart, 0, hlen, hstart};
     char descr[32] = "";
     int have_descr = 0, have_fortran = 0, have_shape = 0, fortran = 0, ndim = 0;
     int64_t shape[2] = {0, 0};
     int32_t st;
-    if (!tk_npy_eat(&c, '{')) return tk_npy_fail(&c, "'{' opening the header dict");
+    if (!tk_cursor_eat(&c, '{')) return tk_cursor_fail(&c, "'{' opening the header dict");
     for (;;) {
-        if (tk_npy_eat(&c, '}')) break;
+        if (tk_cursor_eat(&c, '}')) break;
         char key[32];
         size_t key_at = c.base + c.i;
         if ((st = tk_npy_str(&c, key, sizeof key))) return st;
-        if (!tk_npy_eat(&c, ':')) return tk_npy_fail(&c, "':' after a key");
+        if (!tk_cursor_eat(&c, ':')) return tk_cursor_fail(&c, "':' after a key");
         if (strcmp(key, "descr") == 0 && !have_descr) {
             have_descr = 1;
             if ((st = tk_npy_str(&c, descr, sizeof descr))) return st;
         } else if (strcmp(key, "fortran_order") == 0 && !have_fortran) {
             have_fortran = 1;
-            tk_npy_ws(&c);
+            tk_cursor_ws(&c);
             if (c.n - c.i >= 4 && memcmp(c.p + c.i, "True", 4) == 0) {
                 fortran = 1;
                 c.i += 4;
             } else if (c.n - c.i >= 5 && memcmp(c.p + c.i, "False", 5) == 0) {
                 c.i += 5;
             } else {
-                return tk_npy_fail(&c, "True or False");
+                return tk_cursor_fail(&c, "True or False");
             }
         } else if (strcmp(key, "shape") == 0 && !have_shape) {
             have_shape = 1;
-            if (!tk_npy_eat(&c, '(')) return tk_npy_fail(&c, "'(' opening the shape tuple");
+            if (!tk_cursor_eat(&c, '(')) return tk_cursor_fail(&c, "'(' opening the shape tuple");
             for (;;) {
-                if (tk_npy_eat(&c, ')')) break;
+                if (tk_cursor_eat(&c, ')')) break;
                 int64_t v = 0;
                 if ((st = tk_npy_int(&c, &v))) return st;
                 if (ndim < 2) shape[ndim] = v;
                 if (ndim < 64) ndim++;
-                if (tk_npy_eat(&c, ',')) continue;
-                if (tk_npy_eat(&c, ')')) break;
-                return tk_npy_fail(&c, "',' or ')' in the shape tuple");
+                if (tk_cursor_eat(&c, ',')) continue;
+                if (tk_cursor_eat(&c, ')')) break;
+                return tk_cursor_fail(&c, "',' or ')' in the shape tuple");
             }
         } else {
             return tk_error(TOKEMB_FORMAT,
@@ -140,12 +107,12 @@ int32_t tk_npy_parse(const char *fn, const uint8_t *buf, size_t len, int32_t *dt
                             "'fortran_order', 'shape' once each)",
                             fn, key_at, key);
         }
-        if (tk_npy_eat(&c, ',')) continue;
-        if (tk_npy_eat(&c, '}')) break;
-        return tk_npy_fail(&c, "',' or '}' in the header dict");
+        if (tk_cursor_eat(&c, ',')) continue;
+        if (tk_cursor_eat(&c, '}')) break;
+        return tk_cursor_fail(&c, "',' or '}' in the header dict");
     }
-    tk_npy_ws(&c);
-    if (c.i != c.n) return tk_npy_fail(&c, "only padding after the header dict");
+    tk_cursor_ws(&c);
+    if (c.i != c.n) return tk_cursor_fail(&c, "only padding after the header dict");
     if (!have_descr || !have_fortran || !have_shape)
         return tk_error(TOKEMB_FORMAT, "%s: npy header lacks the key '%s'", fn,
                         !have_descr ? "descr" : !have_fortran ? "fortran_order" : "shape");

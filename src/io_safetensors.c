@@ -9,39 +9,6 @@
 
 #define TK_ST_MAX_HEADER 100000000u /* the reference implementation's limit */
 
-typedef struct {
-    const char *fn;
-    const uint8_t *p;
-    size_t i, n;
-    size_t base; /* file offset of p[0] */
-} tk_js;
-
-static int32_t tk_js_fail(tk_js *j, const char *expected) {
-    if (j->i >= j->n)
-        return tk_error(TOKEMB_FORMAT, "%s: safetensors header byte %zu: expected %s, found the end of the header",
-                        j->fn, j->base + j->i, expected);
-    unsigned ch = j->p[j->i];
-    if (ch >= 0x20 && ch < 0x7f)
-        return tk_error(TOKEMB_FORMAT, "%s: safetensors header byte %zu: expected %s, found '%c'", j->fn,
-                        j->base + j->i, expected, (char)ch);
-    return tk_error(TOKEMB_FORMAT, "%s: safetensors header byte %zu: expected %s, found byte 0x%02x", j->fn,
-                    j->base + j->i, expected, ch);
-}
-
-static void tk_js_ws(tk_js *j) {
-    while (j->i < j->n && (j->p[j->i] == ' ' || j->p[j->i] == '\t' || j->p[j->i] == '\n' || j->p[j->i] == '\r'))
-        j->i++;
-}
-
-static bool tk_js_eat(tk_js *j, char c) {
-    tk_js_ws(j);
-    if (j->i < j->n && j->p[j->i] == (uint8_t)c) {
-        j->i++;
-        return true;
-    }
-    return false;
-}
-
 static int tk_hex(uint8_t c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -49,12 +16,12 @@ static int tk_hex(uint8_t c) {
     return -1;
 }
 
-static int32_t tk_js_u4(tk_js *j, uint32_t *v) {
-    if (j->n - j->i < 4) return tk_js_fail(j, "four hex digits after \\u");
+static int32_t tk_js_u4(tk_cursor *j, uint32_t *v) {
+    if (j->n - j->i < 4) return tk_cursor_fail(j, "four hex digits after \\u");
     uint32_t x = 0;
     for (int k = 0; k < 4; k++) {
         int h = tk_hex(j->p[j->i]);
-        if (h < 0) return tk_js_fail(j, "a hex digit in a \\u escape");
+        if (h < 0) return tk_cursor_fail(j, "a hex digit in a \\u escape");
         x = x * 16 + (uint32_t)h;
         j->i++;
     }
@@ -64,13 +31,13 @@ static int32_t tk_js_u4(tk_js *j, uint32_t *v) {
 
 /* Parses a JSON string. If out != NULL, stores a tk_malloc'ed NUL-terminated UTF-8 copy (the decoded
  * length is <= the encoded length, so the buffer is sized from the raw span). */
-static int32_t tk_js_str(tk_js *j, char **out, size_t *out_len) {
-    tk_js_ws(j);
-    if (j->i >= j->n || j->p[j->i] != '"') return tk_js_fail(j, "a '\"' starting a string");
+static int32_t tk_js_str(tk_cursor *j, char **out, size_t *out_len) {
+    tk_cursor_ws(j);
+    if (j->i >= j->n || j->p[j->i] != '"') return tk_cursor_fail(j, "a '\"' starting a string");
     j->i++;
     size_t start = j->i, end = start;
     while (end < j->n && j->p[end] != '"') end += (j->p[end] == '\\' && end + 1 < j->n) ? 2 : 1;
-    if (end >= j->n) return tk_js_fail(j, "a closing '\"' before the end of the header");
+    if (end >= j->n) return tk_cursor_fail(j, "a closing '\"' before the end of the header");
     char *s = NULL;
     if (out) {
         s = (char *)tk_malloc(end - start + 1);
@@ -81,13 +48,13 @@ static int32_t tk_js_str(tk_js *j, char **out, size_t *out_len) {
     while (j->i < end) {
         uint8_t c = j->p[j->i];
         if (c < 0x20) {
-            st = tk_js_fail(j, "no raw control character inside a string");
+            st = tk_cursor_fail(j, "no raw control character inside a string");
             goto fail;
         }
         if (c != '\\') {
             size_t v = tk_utf8_valid_prefix(j->p + j->i, end - j->i);
             if (v == 0) {
-                st = tk_js_fail(j, "valid UTF-8 in a string");
+                st = tk_cursor_fail(j, "valid UTF-8 in a string");
                 goto fail;
             }
             /* copy the valid run up to the next escape or control byte */
@@ -115,35 +82,35 @@ static int32_t tk_js_str(tk_js *j, char **out, size_t *out_len) {
             if ((st = tk_js_u4(j, &cp))) goto fail;
             if (cp >= 0xDC00 && cp <= 0xDFFF) {
                 j->i -= 4;
-                st = tk_js_fail(j, "a high surrogate before a low one");
+                st = tk_cursor_fail(j, "a high surrogate before a low one");
                 goto fail;
             }
             if (cp >= 0xD800 && cp <= 0xDBFF) {
                 uint32_t lo;
                 if (j->n - j->i < 2 || j->p[j->i] != '\\' || j->p[j->i + 1] != 'u') {
-                    st = tk_js_fail(j, "a \\u low surrogate after a high surrogate");
+                    st = tk_cursor_fail(j, "a \\u low surrogate after a high surrogate");
                     goto fail;
                 }
                 j->i += 2;
                 if ((st = tk_js_u4(j, &lo))) goto fail;
                 if (lo < 0xDC00 || lo > 0xDFFF) {
                     j->i -= 4;
-                    st = tk_js_fail(j, "a low surrogate (DC00-DFFF)");
+                    st = tk_cursor_fail(j, "a low surrogate (DC00-DFFF)");
                     goto fail;
                 }
                 cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
             }
             j->i--; /* the common increment below */
             break;
-        default: st = tk_js_fail(j, "a valid escape (\\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u)"); goto fail;
+        default: st = tk_cursor_fail(j, "a valid escape (\\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u)"); goto fail;
         }
         j->i++;
         if (j->i > end) { /* an escape ran over the closing quote */
-            st = tk_js_fail(j, "a complete escape");
+            st = tk_cursor_fail(j, "a complete escape");
             goto fail;
         }
         if (cp == 0) {
-            st = tk_js_fail(j, "no NUL character in a string");
+            st = tk_cursor_fail(j, "no NUL character in a string");
             goto fail;
         }
         uint8_t u[4];
@@ -171,7 +138,7 @@ static int32_t tk_js_str(tk_js *j, char **out, size_t *out_len) {
         k += ul;
     }
     if (j->i != end) {
-        st = tk_js_fail(j, "a closing '\"'");
+        st = tk_cursor_fail(j, "a closing '\"'");
         goto fail;
     }
     j->i = end + 1;
@@ -187,19 +154,19 @@ fail:
 }
 
 /* A non-negative JSON integer (no sign, fraction, exponent or leading zeros) below 2^63. */
-static int32_t tk_js_uint(tk_js *j, uint64_t *v) {
-    tk_js_ws(j);
+static int32_t tk_js_uint(tk_cursor *j, uint64_t *v) {
+    tk_cursor_ws(j);
     size_t start = j->i;
     uint64_t x = 0;
     int r = tk_parse_u63(j->p, j->n, &j->i, &x);
-    if (r < 0) return tk_js_fail(j, "an integer below 2^63");
-    if (r == 0) return tk_js_fail(j, "a non-negative integer");
+    if (r < 0) return tk_cursor_fail(j, "an integer below 2^63");
+    if (r == 0) return tk_cursor_fail(j, "a non-negative integer");
     if (j->i - start > 1 && j->p[start] == '0') {
         j->i = start;
-        return tk_js_fail(j, "an integer without leading zeros");
+        return tk_cursor_fail(j, "an integer without leading zeros");
     }
     if (j->i < j->n && (j->p[j->i] == '.' || j->p[j->i] == 'e' || j->p[j->i] == 'E'))
-        return tk_js_fail(j, "an integer (no fraction or exponent)");
+        return tk_cursor_fail(j, "an integer (no fraction or exponent)");
     *v = x;
     return TOKEMB_OK;
 }
@@ -214,12 +181,12 @@ static const struct {
     {"I8", 1, -1},          {"U8", 1, -1},          {"BOOL", 1, -1},          {"F8_E4M3", 1, -1}, {"F8_E5M2", 1, -1},
 };
 
-static int32_t tk_st_tensor_value(tk_js *j, tk_st_tensor *t, size_t data_start, size_t file_len) {
+static int32_t tk_st_tensor_value(tk_cursor *j, tk_st_tensor *t, size_t data_start, size_t file_len) {
     int32_t st;
     int have_dtype = 0, have_shape = 0, have_off = 0;
     size_t esize = 0;
-    if (!tk_js_eat(j, '{')) return tk_js_fail(j, "'{' opening a tensor description");
-    if (tk_js_eat(j, '}')) return tk_js_fail(j, "the keys dtype, shape, data_offsets");
+    if (!tk_cursor_eat(j, '{')) return tk_cursor_fail(j, "'{' opening a tensor description");
+    if (tk_cursor_eat(j, '}')) return tk_cursor_fail(j, "the keys dtype, shape, data_offsets");
     for (;;) {
         char *key = NULL;
         size_t kl = 0, key_at = j->base + j->i;
@@ -235,11 +202,11 @@ static int32_t tk_st_tensor_value(tk_js *j, tk_st_tensor *t, size_t data_start, 
             return st;
         }
         tk_free(key);
-        if (!tk_js_eat(j, ':')) return tk_js_fail(j, "':' after a key");
+        if (!tk_cursor_eat(j, ':')) return tk_cursor_fail(j, "':' after a key");
         if (which == 1) {
             char *d = NULL;
             size_t dl = 0, d_at;
-            tk_js_ws(j);
+            tk_cursor_ws(j);
             d_at = j->base + j->i;
             if ((st = tk_js_str(j, &d, &dl))) return st;
             size_t k;
@@ -257,34 +224,34 @@ static int32_t tk_st_tensor_value(tk_js *j, tk_st_tensor *t, size_t data_start, 
             esize = tk_st_dtypes[k].size;
             have_dtype = 1;
         } else if (which == 2) {
-            if (!tk_js_eat(j, '[')) return tk_js_fail(j, "'[' opening the shape");
+            if (!tk_cursor_eat(j, '[')) return tk_cursor_fail(j, "'[' opening the shape");
             t->ndim = 0;
-            if (!tk_js_eat(j, ']')) {
+            if (!tk_cursor_eat(j, ']')) {
                 for (;;) {
                     uint64_t v;
-                    if (t->ndim == 8) return tk_js_fail(j, "at most 8 dimensions");
+                    if (t->ndim == 8) return tk_cursor_fail(j, "at most 8 dimensions");
                     if ((st = tk_js_uint(j, &v))) return st;
                     t->shape[t->ndim++] = (int64_t)v;
-                    if (tk_js_eat(j, ',')) continue;
-                    if (tk_js_eat(j, ']')) break;
-                    return tk_js_fail(j, "',' or ']' in the shape");
+                    if (tk_cursor_eat(j, ',')) continue;
+                    if (tk_cursor_eat(j, ']')) break;
+                    return tk_cursor_fail(j, "',' or ']' in the shape");
                 }
             }
             have_shape = 1;
         } else {
             uint64_t b, e;
-            if (!tk_js_eat(j, '[')) return tk_js_fail(j, "'[' opening data_offsets");
+            if (!tk_cursor_eat(j, '[')) return tk_cursor_fail(j, "'[' opening data_offsets");
             if ((st = tk_js_uint(j, &b))) return st;
-            if (!tk_js_eat(j, ',')) return tk_js_fail(j, "',' between the two data offsets");
+            if (!tk_cursor_eat(j, ',')) return tk_cursor_fail(j, "',' between the two data offsets");
             if ((st = tk_js_uint(j, &e))) return st;
-            if (!tk_js_eat(j, ']')) return tk_js_fail(j, "']' closing data_offsets (exactly two values)");
+            if (!tk_cursor_eat(j, ']')) return tk_cursor_fail(j, "']' closing data_offsets (exactly two values)");
             t->begin = b;
             t->end = e;
             have_off = 1;
         }
-        if (tk_js_eat(j, ',')) continue;
-        if (tk_js_eat(j, '}')) break;
-        return tk_js_fail(j, "',' or '}' in a tensor description");
+        if (tk_cursor_eat(j, ',')) continue;
+        if (tk_cursor_eat(j, '}')) break;
+        return tk_cursor_fail(j, "',' or '}' in a tensor description");
     }
     if (!have_dtype || !have_shape || !have_off)
         return tk_error(TOKEMB_FORMAT, "%s: safetensors tensor '%.64s' lacks '%s'", j->fn, t->name,
@@ -312,17 +279,17 @@ static int32_t tk_st_tensor_value(tk_js *j, tk_st_tensor *t, size_t data_start, 
 }
 
 /* "__metadata__": an object of string -> string. */
-static int32_t tk_st_metadata(tk_js *j) {
+static int32_t tk_st_metadata(tk_cursor *j) {
     int32_t st;
-    if (!tk_js_eat(j, '{')) return tk_js_fail(j, "'{' opening __metadata__");
-    if (tk_js_eat(j, '}')) return TOKEMB_OK;
+    if (!tk_cursor_eat(j, '{')) return tk_cursor_fail(j, "'{' opening __metadata__");
+    if (tk_cursor_eat(j, '}')) return TOKEMB_OK;
     for (;;) {
         if ((st = tk_js_str(j, NULL, NULL))) return st;
-        if (!tk_js_eat(j, ':')) return tk_js_fail(j, "':' after a metadata key");
+        if (!tk_cursor_eat(j, ':')) return tk_cursor_fail(j, "':' after a metadata key");
         if ((st = tk_js_str(j, NULL, NULL))) return st;
-        if (tk_js_eat(j, ',')) continue;
-        if (tk_js_eat(j, '}')) return TOKEMB_OK;
-        return tk_js_fail(j, "',' or '}' in __metadata__");
+        if (tk_cursor_eat(j, ',')) continue;
+        if (tk_cursor_eat(j, '}')) return TOKEMB_OK;
+        return tk_cursor_fail(j, "',' or '}' in __metadata__");
     }
 }
 
@@ -347,24 +314,24 @@ int32_t tk_st_parse(const char *fn, const uint8_t *buf, size_t len, tk_st_header
         return tk_error(TOKEMB_FORMAT, "%s: byte 0: safetensors header length %llu exceeds the %u-byte limit", fn,
                         (unsigned long long)hl, TK_ST_MAX_HEADER);
     const size_t data_start = 8 + (size_t)hl;
-    tk_js j = {fn, buf + 8, 0, (size_t)hl, 8};
+    tk_cursor j = {fn, "safetensors header", buf + 8, 0, (size_t)hl, 8};
     int32_t st;
     /* the header is at most hl bytes, and each tensor takes > 40 of them */
     size_t cap = (size_t)hl / 40 + 1;
-    if (!tk_js_eat(&j, '{')) return tk_js_fail(&j, "'{' opening the header");
+    if (!tk_cursor_eat(&j, '{')) return tk_cursor_fail(&j, "'{' opening the header");
     h->t = (tk_st_tensor *)tk_calloc(cap, sizeof *h->t);
     if (!h->t) return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate %zu tensor records", fn, cap);
     int have_meta = 0;
-    if (!tk_js_eat(&j, '}')) {
+    if (!tk_cursor_eat(&j, '}')) {
         for (;;) {
             char *name = NULL;
             size_t nl = 0, name_at;
-            tk_js_ws(&j);
+            tk_cursor_ws(&j);
             name_at = j.base + j.i;
             if ((st = tk_js_str(&j, &name, &nl))) goto fail;
-            if (!tk_js_eat(&j, ':')) {
+            if (!tk_cursor_eat(&j, ':')) {
                 tk_free(name);
-                st = tk_js_fail(&j, "':' after a tensor name");
+                st = tk_cursor_fail(&j, "':' after a tensor name");
                 goto fail;
             }
             if (strcmp(name, "__metadata__") == 0) {
@@ -385,7 +352,7 @@ int32_t tk_st_parse(const char *fn, const uint8_t *buf, size_t len, tk_st_header
                     }
                 if (h->n == cap) {
                     tk_free(name);
-                    st = tk_js_fail(&j, "fewer tensors for the header size");
+                    st = tk_cursor_fail(&j, "fewer tensors for the header size");
                     goto fail;
                 }
                 tk_st_tensor *t = &h->t[h->n++];
@@ -393,15 +360,15 @@ int32_t tk_st_parse(const char *fn, const uint8_t *buf, size_t len, tk_st_header
                 t->name_len = nl;
                 if ((st = tk_st_tensor_value(&j, t, data_start, len))) goto fail;
             }
-            if (tk_js_eat(&j, ',')) continue;
-            if (tk_js_eat(&j, '}')) break;
-            st = tk_js_fail(&j, "',' or '}' after a tensor");
+            if (tk_cursor_eat(&j, ',')) continue;
+            if (tk_cursor_eat(&j, '}')) break;
+            st = tk_cursor_fail(&j, "',' or '}' after a tensor");
             goto fail;
         }
     }
-    tk_js_ws(&j);
+    tk_cursor_ws(&j);
     if (j.i != j.n) {
-        st = tk_js_fail(&j, "only whitespace padding after the header object");
+        st = tk_cursor_fail(&j, "only whitespace padding after the header object");
         goto fail;
     }
     return TOKEMB_OK;
