@@ -267,3 +267,13 @@ bool tk_cursor_eat(tk_cursor *c, char ch) {
     }
     return false;
 }
+
+void tk_save_rows(tk_save *s, const tokemb_table *t) {
+    const size_t es = tk_dtype_size(t->dtype), rb = (size_t)t->dim * es;
+    if (t->row_stride == t->dim) {
+        tk_save_write(s, t->data, rb * (size_t)t->rows);
+        return;
+    }
+    for (int64_t r = 0; r < t->rows; r++)
+        tk_save_write(s, (const uint8_t *)t->data + (size_t)r * (size_t)t->row_stride * es, rb);
+}

@@ -33,6 +33,8 @@ typedef struct {
 } tk_save;
 int32_t tk_save_begin(const char *fn, const char *path, tk_save *s);
 void tk_save_write(tk_save *s, const void *p, size_t n);
+/* Writes t's rows, dim elements each, without the row-stride gaps. */
+void tk_save_rows(tk_save *s, const tokemb_table *t);
 int32_t tk_save_commit(const char *fn, tk_save *s);
 void tk_save_abort(tk_save *s);
 

@@ -149,19 +149,26 @@ int32_t tk_npy_parse(const char *fn, const uint8_t *buf, size_t len, int32_t *dt
     return TOKEMB_OK;
 }
 
+/* Maps path and parses its npy header (out checked first). On success the caller owns *m. */
+static int32_t tk_npy_open(const char *fn, const char *path, tokemb_table **out, tk_map *m, int32_t *dt,
+                           int64_t *rows, int64_t *dim, size_t *off) {
+    if (!out) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: out is NULL", fn);
+    int32_t st = tk_map_file(fn, path, m);
+    if (st) return st;
+    if ((st = tk_npy_parse(fn, m->map, m->size, dt, rows, dim, off))) tk_unmap(m);
+    return st;
+}
+
 int32_t tokemb_npy_load(const char *path, tokemb_table **out) {
     static const char fn[] = "tokemb_npy_load";
-    if (!out) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: out is NULL", fn);
     tk_map m;
-    int32_t st = tk_map_file(fn, path, &m);
-    if (st) return st;
     int32_t dt;
     int64_t rows, dim;
     size_t off;
+    int32_t st = tk_npy_open(fn, path, out, &m, &dt, &rows, &dim, &off);
+    if (st) return st;
     tokemb_table *t = NULL;
-    if (!(st = tk_npy_parse(fn, m.map, m.size, &dt, &rows, &dim, &off)) &&
-        !(st = tokemb_table_create(rows, dim, dt, &t)))
-        memcpy(t->data, m.map + off, m.size - off);
+    if (!(st = tokemb_table_create(rows, dim, dt, &t))) memcpy(t->data, m.map + off, m.size - off);
     tk_unmap(&m);
     if (st) return st;
     *out = t;
@@ -170,15 +177,13 @@ int32_t tokemb_npy_load(const char *path, tokemb_table **out) {
 
 int32_t tokemb_npy_mmap(const char *path, tokemb_table **out) {
     static const char fn[] = "tokemb_npy_mmap";
-    if (!out) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: out is NULL", fn);
     tk_map m;
-    int32_t st = tk_map_file(fn, path, &m);
-    if (st) return st;
     int32_t dt;
     int64_t rows, dim;
     size_t off;
+    int32_t st = tk_npy_open(fn, path, out, &m, &dt, &rows, &dim, &off);
+    if (st) return st;
     tokemb_table *t = NULL;
-    if ((st = tk_npy_parse(fn, m.map, m.size, &dt, &rows, &dim, &off))) goto fail;
     if (off % tk_dtype_size(dt) != 0) {
         st = tk_error(TOKEMB_UNSUPPORTED, "%s: npy data at byte %zu is not %zu-byte aligned; use tokemb_npy_load", fn,
                       off, tk_dtype_size(dt));
@@ -220,12 +225,6 @@ int32_t tokemb_npy_save(const tokemb_table *t, const char *path) {
     if ((st = tk_save_begin(fn, path, &s))) return st;
     tk_save_write(&s, pre, sizeof pre);
     tk_save_write(&s, hdr, hlen);
-    const size_t es = tk_dtype_size(t->dtype), rb = (size_t)t->dim * es;
-    if (t->row_stride == t->dim) {
-        tk_save_write(&s, t->data, rb * (size_t)t->rows);
-    } else {
-        for (int64_t r = 0; r < t->rows; r++)
-            tk_save_write(&s, (const uint8_t *)t->data + (size_t)r * (size_t)t->row_stride * es, rb);
-    }
+    tk_save_rows(&s, t);
     return tk_save_commit(fn, &s);
 }

@@ -576,15 +576,6 @@ int32_t tokemb_safetensors_save(const tokemb_table *const *tables, const char *c
     tk_save_write(&s, le, 8);
     tk_save_write(&s, hb, hl);
     tk_free(hb);
-    for (size_t i = 0; i < n; i++) {
-        const tokemb_table *t = tables[i];
-        const size_t es = tk_dtype_size(t->dtype), rb = (size_t)t->dim * es;
-        if (t->row_stride == t->dim) {
-            tk_save_write(&s, t->data, rb * (size_t)t->rows);
-        } else {
-            for (int64_t r = 0; r < t->rows; r++)
-                tk_save_write(&s, (const uint8_t *)t->data + (size_t)r * (size_t)t->row_stride * es, rb);
-        }
-    }
+    for (size_t i = 0; i < n; i++) tk_save_rows(&s, tables[i]);
     return tk_save_commit(fn, &s);
 }
