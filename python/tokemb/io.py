@@ -6,7 +6,7 @@ import numpy as np
 
 from . import _lib
 from ._arrays import check_shape, f32_array, ids_array, ptr
-from ._errors import InvalidArgument
+from ._handle import Handle, Lifetime
 from ._sigs import CONSTS
 from . import _sigs
 from .table import Table, _dtype_code
@@ -63,49 +63,24 @@ def save_safetensors(tensors, path):
                                                   len(items), _path(path)), "tokemb_safetensors_save")
 
 
-class _VocabHandle:
-    __slots__ = ("ptr", "__weakref__")
-
-    def __init__(self, p):
-        self.ptr = p
-
-    def __del__(self):
-        p, self.ptr = self.ptr, None
-        if p and _lib is not None and _lib.lib is not None:
-            _lib.lib.tokemb_vocab_free(p)
-
-
-class Vocab:
+class Vocab(Lifetime):
     """Words (str, stored as UTF-8) <-> ids in insertion order. v["king"] -> id, v[3] -> word."""
+
+    _what = "vocabulary"
+    _where = "tokemb.Vocab"
 
     def __init__(self, words=()):
         h = ctypes.c_void_p()
         _lib.check(_lib.fn("tokemb_vocab_create")(ctypes.byref(h)), "tokemb_vocab_create")
-        self._h = _VocabHandle(h.value)
+        self._h = Handle(h.value, "tokemb_vocab_free")
         for w in words:
             self.add(w)
 
     @classmethod
     def _adopt(cls, p):
         v = cls.__new__(cls)
-        v._h = _VocabHandle(p)
+        v._h = Handle(p, "tokemb_vocab_free")
         return v
-
-    @property
-    def _p(self):
-        h = self.__dict__.get("_h")
-        if h is None or not h.ptr:
-            raise InvalidArgument(CONSTS["TOKEMB_INVALID_ARGUMENT"], "the vocabulary is closed", "tokemb.Vocab")
-        return h.ptr
-
-    def close(self):
-        self.__dict__["_h"] = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __len__(self):
         return _lib.fn("tokemb_vocab_size")(self._p)

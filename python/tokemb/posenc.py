@@ -5,21 +5,9 @@ import numpy as np
 
 from . import _lib
 from ._arrays import check_shape, f32_array, ids_array, out_array, ptr
-from ._errors import InvalidArgument
+from ._handle import Handle, Lifetime
 from ._sigs import CONSTS
 from .table import Table
-
-
-class _PeHandle:
-    __slots__ = ("ptr", "__weakref__")
-
-    def __init__(self, p):
-        self.ptr = p
-
-    def __del__(self):
-        p, self.ptr = self.ptr, None
-        if p and _lib is not None and _lib.lib is not None:
-            _lib.lib.tokemb_posenc_free(p)
 
 
 def _enum(prefix, value, what):
@@ -35,8 +23,10 @@ def _positions(positions, name="positions"):
     return ids_array(positions, name, allow_i32=False)
 
 
-class PositionalEncoding:
+class PositionalEncoding(Lifetime):
     """Base class: owns a tokemb_posenc*, freed on garbage collection, close() or `with`."""
+
+    _what = "positional encoder"
 
     _family = "posenc"
     #: parameter names this family accepts as keyword arguments -> (constant, "i" or "f")
@@ -45,29 +35,7 @@ class PositionalEncoding:
     def _create(self, fname, *args):
         h = ctypes.c_void_p()
         _lib.check(_lib.fn(fname)(*args, ctypes.byref(h)), fname)
-        self._h = _PeHandle(h.value)
-
-    @property
-    def _p(self):
-        h = self.__dict__.get("_h")
-        if h is None or not h.ptr:
-            raise InvalidArgument(CONSTS["TOKEMB_INVALID_ARGUMENT"], "the positional encoder is closed", type(self).__name__)
-        return h.ptr
-
-    @property
-    def closed(self):
-        h = self.__dict__.get("_h")
-        return h is None or not h.ptr
-
-    def close(self):
-        """Releases the encoder (a Table obtained from .table keeps it alive until it is dropped too)."""
-        self.__dict__["_h"] = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        self._h = Handle(h.value, "tokemb_posenc_free")
 
     def __repr__(self):
         return "<tokemb.%s %s>" % (type(self).__name__, "closed" if self.closed else "dim=%d" % self.dim)

@@ -5,7 +5,7 @@ import numpy as np
 
 from . import _lib
 from ._arrays import check_shape, f32_array, ids_array, out_array, ptr
-from ._errors import InvalidArgument
+from ._handle import Handle, Lifetime
 from ._sigs import CONSTS
 
 F32 = CONSTS["TOKEMB_F32"]
@@ -35,33 +35,6 @@ def _dtype_code(dtype):
     raise ValueError("unsupported dtype %r" % (dtype,))
 
 
-class _Handle:
-    """Owns one tokemb_table*. Freed when the last Python reference (the Table, or a numpy view of its
-    storage) goes away. `keep` holds the wrapped memory's owner alive as long as the handle lives."""
-
-    __slots__ = ("ptr", "keep", "__weakref__")
-
-    def __init__(self, p, keep=None):
-        self.ptr = p
-        self.keep = keep
-
-    def __del__(self):
-        p, self.ptr = self.ptr, None
-        if p and _lib is not None and _lib.lib is not None:
-            _lib.lib.tokemb_table_free(p)
-
-
-class _BorrowedHandle:
-    """A tokemb_table* owned by something else (an encoder's parameter table): never freed here; `keep`
-    holds the owner alive."""
-
-    __slots__ = ("ptr", "keep", "__weakref__")
-
-    def __init__(self, p, keep):
-        self.ptr = p
-        self.keep = keep
-
-
 class _Param:
     """A table parameter as a Python property."""
 
@@ -77,7 +50,7 @@ class _Param:
         obj.set_param(self.key, value, self.kind)
 
 
-class Table:
+class Table(Lifetime):
     """An embedding table: `rows` vectors of `dim` values.
 
     Table(rows, dim, dtype="f32")           a new zero-filled table owned by the library
@@ -86,6 +59,9 @@ class Table:
     Table.from_numpy(array) / t.copy()       copies
     Use as a context manager or call close(); every method of a closed table raises tokemb.Error.
     """
+
+    _what = "table"
+    _where = "tokemb.Table"
 
     padding_idx = _Param("TOKEMB_TABLE_PADDING_IDX", "i")
     max_norm = _Param("TOKEMB_TABLE_MAX_NORM", "f")
@@ -97,19 +73,19 @@ class Table:
         h = ctypes.c_void_p()
         _lib.check(_lib.fn("tokemb_table_create")(int(rows), int(dim), _dtype_code(dtype), ctypes.byref(h)),
                    "tokemb_table_create")
-        self._h = _Handle(h.value)
+        self._h = Handle(h.value, "tokemb_table_free")
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
     def _adopt(cls, p, keep=None):
         t = cls.__new__(cls)
-        t._h = _Handle(p, keep)
+        t._h = Handle(p, "tokemb_table_free", keep)
         return t
 
     @classmethod
     def _borrow(cls, p, owner):
         t = cls.__new__(cls)
-        t._h = _BorrowedHandle(p, owner)
+        t._h = Handle(p, None, owner)
         return t
 
     @classmethod
@@ -168,29 +144,7 @@ class Table:
         t.scale_grad_by_freq, t.frozen = self.scale_grad_by_freq, self.frozen
         return t
 
-    # ---- lifetime -----------------------------------------------------------------------------
-    @property
-    def _p(self):
-        h = self.__dict__.get("_h")
-        if h is None or not h.ptr:
-            raise InvalidArgument(CONSTS["TOKEMB_INVALID_ARGUMENT"], "the table is closed", "tokemb.Table")
-        return h.ptr
-
-    @property
-    def closed(self):
-        h = self.__dict__.get("_h")
-        return h is None or not h.ptr
-
-    def close(self):
-        """Releases the table. numpy views from numpy() stay valid (they keep the storage alive)."""
-        self.__dict__["_h"] = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
+    # ---- lifetime (_p, closed, close, with: _handle.Lifetime) ---------------------------------------
     def __repr__(self):
         if self.closed:
             return "<tokemb.Table closed>"
