@@ -78,14 +78,10 @@ static int32_t tk_nearest_impl(const char *fn, const tokemb_table *t, const floa
     float *rnorm = (float *)tk_malloc(rows * sizeof(float));
     tk_hit *H = (tk_hit *)tk_malloc(hbytes);
     size_t *hn = (size_t *)tk_malloc(qb * sizeof(size_t));
+    int32_t st = TOKEMB_OK;
     if (!Q || !S || (!f32 && !W) || !rnorm || !H || !hn) {
-        tk_free(Q);
-        tk_free(S);
-        tk_free(W);
-        tk_free(rnorm);
-        tk_free(H);
-        tk_free(hn);
-        return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate the scoring scratch (%zu + %zu bytes)", fn, qbytes, sbytes);
+        st = tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate the scoring scratch (%zu + %zu bytes)", fn, qbytes, sbytes);
+        goto done;
     }
     /* row norms (cosine) */
     if (metric == TOKEMB_METRIC_COSINE) {
@@ -165,13 +161,14 @@ static int32_t tk_nearest_impl(const char *fn, const tokemb_table *t, const floa
             }
         }
     }
+done:
     tk_free(Q);
     tk_free(S);
     tk_free(W);
     tk_free(rnorm);
     tk_free(H);
     tk_free(hn);
-    return TOKEMB_OK;
+    return st;
 }
 
 static int32_t tk_nearest_check(const char *fn, const tokemb_table *t, size_t n, size_t k, int32_t metric,
