@@ -2,7 +2,9 @@
 """compare_torch.py - tokemb against torch 1.13 in one process, on the same numpy buffers.
 
 Peers: index_select(out=) and F.embedding (lookup), F.embedding_bag sum L=20 (bags),
-aten.embedding_dense_backward vs tokemb_grad_coalesce (grad), the HF rotate_half formula with precomputed
+quantized.embedding_bag_byte_rowwise_offsets sum L=20 over the table packed by
+quantized.embedding_bag_byte_prepack, wrapped by tokemb as Q8_ROW (bags-q8: same bytes, outputs must be
+bit-equal), aten.embedding_dense_backward vs tokemb_grad_coalesce (grad), the HF rotate_half formula with precomputed
 cos/sin vs tokemb_rope_apply (rope; [tokens, 32 heads, 128]).
 
 The table is one numpy float32 array, wrapped by tokemb (tokemb_table_wrap, no copy) and viewed by torch
@@ -13,7 +15,7 @@ repetitions of t_torch / t_tokemb (> 1: tokemb is faster). Both libraries get th
 (torch.set_num_threads and tokemb_set_num_threads). Outputs are checked for equality once per case.
 
     /usr/bin/python3 bench/compare_torch.py [--lib build/libtokemb.so] [--threads 1,2] [--quick]
-        [--dims 4,16,64,256,1024,4096] [--vocab 128256] [--ops lookup,bags,grad,rope] [--csv out.csv]
+        [--dims 4,16,64,256,1024,4096] [--vocab 128256] [--ops lookup,bags,bags-q8,grad,rope] [--csv out.csv]
 """
 import argparse
 import ctypes
@@ -117,7 +119,7 @@ def main():
     ap.add_argument("--vocab", type=int, default=128256)
     ap.add_argument("--dims", default=None)
     ap.add_argument("--ids", default="uniform,zipf1.1")
-    ap.add_argument("--ops", default="lookup,bags,grad,rope")
+    ap.add_argument("--ops", default="lookup,bags,bags-q8,grad,rope")
     ap.add_argument("--reps", type=int, default=None)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--csv", default=None)
@@ -141,6 +143,7 @@ def main():
         h = P()
         ok(lib, lib.tokemb_table_wrap(ptr(W), V, D, D, 0, 0, ctypes.byref(h)), "tokemb_table_wrap")
         Wt = torch.from_numpy(W)
+        qh, Qt, Q = None, None, None
         n = int(min(65536, max(256, (16 << 20) // (4 * D))))
         for dist in a.ids.split(","):
             ids = rng.integers(0, V, n, dtype=np.int64) if dist == "uniform" else zipf_ids(rng, V, n, float(dist[4:]))
@@ -173,6 +176,25 @@ def main():
                     ref = F.embedding_bag(bids_t, Wt, offs_t, mode="sum").numpy()
                     assert np.allclose(bout, ref, rtol=1e-5, atol=1e-5), "bag output differs from torch"
                     rows.append(("bags", "embedding_bag sum L=20", D, nb * L, dist, th) + r)
+                if "bags-q8" in ops and hasattr(lib, "tokemb_lookup_bags") and dist == "uniform":
+                    if qh is None:  # torch's row-wise 8-bit layout: D codes, then float scale and bias
+                        Qt = torch.ops.quantized.embedding_bag_byte_prepack(Wt)
+                        Q = Qt.numpy()
+                        qh = P()
+                        ok(lib, lib.tokemb_table_wrap(ptr(Q), V, D, D + 8, 3, 0, ctypes.byref(qh)), "tokemb_table_wrap q8")
+                    L = 20
+                    nb = max(1, n // L)
+                    offs = np.arange(0, nb * L + 1, L, dtype=np.int64)
+                    offs_t = torch.from_numpy(offs)
+                    qout = np.zeros((nb, D), np.float32)
+                    bids = ids[: nb * L]
+                    bids_t = torch.from_numpy(bids)
+                    f_tk = lambda: lib.tokemb_lookup_bags(qh, ptr(bids), nb * L, ptr(offs), nb, 0, None, ptr(qout))
+                    f_th = lambda: torch.ops.quantized.embedding_bag_byte_rowwise_offsets(
+                        Qt, bids_t, offs_t, False, 0, False, None, None, True)
+                    r = pair(f_tk, f_th, reps, min_sample)
+                    assert np.array_equal(qout, f_th().numpy()), "Q8_ROW bag output differs from torch's"
+                    rows.append(("bags-q8", "embedding_bag_byte sum L=20", D, nb * L, dist, th) + r)
                 if "grad" in ops and hasattr(lib, "tokemb_grad_coalesce") and V * D <= (1 << 28):
                     ng = min(n, 2048)
                     g = rng.standard_normal((ng, D), dtype=np.float32)
@@ -195,7 +217,9 @@ def main():
                     sys.stdout.flush()
                     printed[0] += 1
         lib.tokemb_table_free(h)
-        del Wt, W
+        if qh is not None:
+            lib.tokemb_table_free(qh)
+        del Wt, W, Qt, Q
     if "rope" in ops and hasattr(lib, "tokemb_rope_apply"):
         rope_rows(lib, rows, threads, reps, min_sample, a.quick)
         while printed[0] < len(rows):
