@@ -357,16 +357,32 @@ static float *alloc_out(size_t floats) {
 
 /* ---- compact storage cases (lookup and bags suites) ------------------------------------------------ */
 
-/* t converted to F16 (q = 0), BF16 (1) or Q8_ROW (2); sets r's table size and cache fit for it and
- * *row_bytes to the bytes of one stored row. The caller frees the table. */
-static tokemb_table *compact_case(tokemb_table *t, int q, long long V, long long D, row_t *r, double *row_bytes) {
+/* One row per compact dtype F16, BF16, Q8_ROW (bit 0, 1, 2 of `which`, named names[0..2]), each from `r`
+ * (the F32 case's row): *slot, the table field of the run context `ctx`, is pointed at t converted to that
+ * dtype and `f` is measured on ctx; bytes = n_rows stored rows read + out_bytes of float32 written. With
+ * f32ctx (the same context on the F32 table), ratio = F32 time / compact time, measured in alternating
+ * pairs. Each converted table is freed after its row. */
+static void compact_rows(const row_t *r, tokemb_table *t, unsigned which, const char *const names[3], run_fn f,
+                         void *ctx, tokemb_table **slot, void *f32ctx, double n_rows, double out_bytes,
+                         const char *note) {
     static const int32_t dts[] = {TOKEMB_F16, TOKEMB_BF16, TOKEMB_Q8_ROW};
-    tokemb_table *tq = NULL;
-    check(tokemb_table_convert(t, dts[q], &tq), "tokemb_table_convert");
-    *row_bytes = q == 2 ? (double)D + 8 : 2.0 * (double)D;
-    r->table_mib = (double)V * *row_bytes / 1048576.0;
-    r->fits = fits((double)V * *row_bytes);
-    return tq;
+    const double V = (double)tokemb_table_rows(t), D = (double)tokemb_table_dim(t);
+    for (int q = 0; q < 3; q++) {
+        if (!(which >> q & 1u)) continue;
+        row_t rq = *r;
+        check(tokemb_table_convert(t, dts[q], slot), "tokemb_table_convert");
+        const double row_bytes = q == 2 ? D + 8 : 2.0 * D;
+        rq.table_mib = V * row_bytes / 1048576.0;
+        rq.fits = fits(V * row_bytes);
+        rq.variant = names[q];
+        rq.bytes = n_rows * row_bytes + out_bytes;
+        rq.m = measure(f, ctx, (size_t)(rq.bytes / 2));
+        if (f32ctx) rq.ratio = paired_speedup(f, f32ctx, f, ctx);
+        rq.note = note;
+        emit(&rq);
+        tokemb_table_free(*slot);
+        *slot = NULL;
+    }
 }
 
 /* ---- suite: lookup --------------------------------------------------------------------------------- */
@@ -458,21 +474,10 @@ static void suite_lookup(void) {
                             check(tokemb_table_set_param(t, TOKEMB_TABLE_NONTEMPORAL, 2), "reset NONTEMPORAL");
 #endif
                             if (nth == 1 && k == 0) { /* compact storage: decoded on the fly (kernels/gather_dtype.c) */
-                                static const char *dtn[] = {"f16", "bf16", "q8_row"};
-                                for (int q = 0; q < 3; q++) {
-                                    if (opt.quick && q != 2) continue;
-                                    row_t rq = r;
-                                    double rowb;
-                                    lk_ctx cq = c;
-                                    cq.t = compact_case(t, q, V, D, &rq, &rowb);
-                                    tokemb_table *tq = cq.t;
-                                    rq.variant = dtn[q];
-                                    rq.bytes = (double)n * (rowb + 4.0 * (double)D);
-                                    rq.m = measure(run_lookup, &cq, (size_t)(rq.bytes / 2));
-                                    rq.note = "bytes = compressed rows read + f32 written";
-                                    emit(&rq);
-                                    tokemb_table_free(tq);
-                                }
+                                static const char *const dtn[] = {"f16", "bf16", "q8_row"};
+                                lk_ctx cq = c;
+                                compact_rows(&r, t, opt.quick ? 4u : 7u, dtn, run_lookup, &cq, &cq.t, NULL, (double)n,
+                                             4.0 * (double)n * (double)D, "bytes = compressed rows read + f32 written");
                             }
                             if (nth == 1) {
                                 r.variant = "naive";
@@ -665,22 +670,11 @@ static void suite_bags(void) {
                                    note};
                         emit(&r);
                         if (m == 0 && nth == 1 && k == 0) { /* compact storage, pooled: FBGEMM's int8/fp16 figure */
-                            static const char *dtn[] = {"sum-f16", "sum-bf16", "sum-q8row"};
-                            for (int q = 0; q < 3; q++) {
-                                if (opt.quick && q == 1) continue;
-                                row_t rq = r;
-                                double rowb;
-                                tr_ctx cq = c;
-                                cq.t = compact_case(t, q, V, D, &rq, &rowb);
-                                tokemb_table *tq = cq.t;
-                                rq.variant = dtn[q];
-                                rq.bytes = (double)n * rowb + (double)nb * (double)D * 4;
-                                rq.m = measure(run_bags, &cq, (size_t)(rq.bytes / 2));
-                                rq.ratio = paired_speedup(run_bags, &c, run_bags, &cq);
-                                rq.note = "ratio = f32 sum time / this time (paired); bytes = compressed rows + f32 out";
-                                emit(&rq);
-                                tokemb_table_free(tq);
-                            }
+                            static const char *const dtn[] = {"sum-f16", "sum-bf16", "sum-q8row"};
+                            tr_ctx cq = c;
+                            compact_rows(&r, t, opt.quick ? 5u : 7u, dtn, run_bags, &cq, &cq.t, &c, (double)n,
+                                         (double)nb * (double)D * 4,
+                                         "ratio = f32 sum time / this time (paired); bytes = compressed rows + f32 out");
                         }
                     }
                 }
