@@ -162,14 +162,15 @@ def main():
                     rows.append(("lookup", "index_select(out=)", D, n, dist, th) + r)
                     f_th2 = lambda: F.embedding(ids_t, Wt)
                     rows.append(("lookup", "F.embedding (allocating)", D, n, dist, th) + pair(f_tk, f_th2, reps, min_sample))
-                if "bags" in ops and hasattr(lib, "tokemb_lookup_bags") and dist == "uniform":
+                if ("bags" in ops or "bags-q8" in ops) and dist == "uniform":  # bags of L = 20 over the same ids
                     L = 20
                     nb = max(1, n // L)
                     offs = np.arange(0, nb * L + 1, L, dtype=np.int64)
-                    offs_t = torch.from_numpy(offs[:-1].copy())
-                    bout = np.zeros((nb, D), np.float32)
                     bids = ids[: nb * L]
                     bids_t = torch.from_numpy(bids)
+                if "bags" in ops and hasattr(lib, "tokemb_lookup_bags") and dist == "uniform":
+                    offs_t = torch.from_numpy(offs[:-1].copy())
+                    bout = np.zeros((nb, D), np.float32)
                     f_tk = lambda: lib.tokemb_lookup_bags(h, ptr(bids), nb * L, ptr(offs), nb, 0, None, ptr(bout))
                     f_th = lambda: F.embedding_bag(bids_t, Wt, offs_t, mode="sum")
                     r = pair(f_tk, f_th, reps, min_sample)
@@ -182,16 +183,11 @@ def main():
                         Q = Qt.numpy()
                         qh = P()
                         ok(lib, lib.tokemb_table_wrap(ptr(Q), V, D, D + 8, 3, 0, ctypes.byref(qh)), "tokemb_table_wrap q8")
-                    L = 20
-                    nb = max(1, n // L)
-                    offs = np.arange(0, nb * L + 1, L, dtype=np.int64)
-                    offs_t = torch.from_numpy(offs)
+                    qoffs_t = torch.from_numpy(offs)  # with the last offset (include_last_offset=True)
                     qout = np.zeros((nb, D), np.float32)
-                    bids = ids[: nb * L]
-                    bids_t = torch.from_numpy(bids)
                     f_tk = lambda: lib.tokemb_lookup_bags(qh, ptr(bids), nb * L, ptr(offs), nb, 0, None, ptr(qout))
                     f_th = lambda: torch.ops.quantized.embedding_bag_byte_rowwise_offsets(
-                        Qt, bids_t, offs_t, False, 0, False, None, None, True)
+                        Qt, bids_t, qoffs_t, False, 0, False, None, None, True)
                     r = pair(f_tk, f_th, reps, min_sample)
                     assert np.array_equal(qout, f_th().numpy()), "Q8_ROW bag output differs from torch's"
                     rows.append(("bags-q8", "embedding_bag_byte sum L=20", D, nb * L, dist, th) + r)
