@@ -1,7 +1,7 @@
 /* test_alloc_failures.c - allocation-failure injection (issue 8).
  *
  * Linked against tokemb_testing, a static copy of the library built with TOKEMB_TESTING (see
- * tests/CMakeLists.txt): src/alloc.c then fails the N-th allocation after tk_test_fail_countdown = N.
+ * tests/CMakeLists.txt): src/common/alloc.c then fails the N-th allocation after tk_test_fail_countdown = N.
  * For every operation that allocates, N = 1, 2, ... runs until the operation no longer reaches an N-th
  * allocation. Each injected failure must return TOKEMB_NO_MEMORY with a message (or succeed through a
  * documented fallback with the exact result), free everything it allocated (counted here through
@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-extern _Atomic long tk_test_fail_countdown; /* src/alloc.c, TOKEMB_TESTING only */
+extern _Atomic long tk_test_fail_countdown; /* src/common/alloc.c, TOKEMB_TESTING only */
 
 /* ---- live-allocation counter over the statically linked library (and this file) ------------------ */
 void *__real_malloc(size_t n);

@@ -5,7 +5,7 @@
 #include "kernels.h"
 #include "convert.h"
 #include "train_kernels.h"
-#include "../internal.h"
+#include "common/common.h"
 
 #include <math.h>
 #include <string.h>

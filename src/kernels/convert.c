@@ -2,7 +2,7 @@
  * FBGEMM-style Q8_ROW), portable C plus AVX2/F16C row decoders chosen at run time. */
 #include "convert.h"
 
-#include "../internal.h"
+#include "common/common.h"
 
 #include <math.h>
 #include <string.h>

@@ -13,7 +13,7 @@
  *  - 32-bit ids are read as 32-bit (half the index traffic), not widened in a copy.
  * The library is compiled for baseline x86-64; the SIMD bodies use __attribute__((target)). */
 #include "kernels.h"
-#include "../internal.h"
+#include "common/common.h"
 
 #include <string.h>
 

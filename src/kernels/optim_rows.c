@@ -1,7 +1,7 @@
 /* optim_rows.c - fused per-row optimizer updates over unique rows (one row per unit of work, so any
  * partition gives the same bits). Formulas and rounding follow docs/training.md. */
 #include "train_kernels.h"
-#include "../internal.h"
+#include "common/common.h"
 
 #include <math.h>
 

@@ -2,7 +2,7 @@
  * tk_cpu_isa() as long as it keeps the same per-element float32 operations (no FMA contraction), so
  * every variant gives the same bits. */
 #include "rope_kernels.h"
-#include "../internal.h"
+#include "common/common.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>

@@ -6,7 +6,7 @@
  * (Zipf head) row from serialising the whole call without changing any sum's order - and the units are
  * cut into parts of roughly equal work, weight(segment) = length + 1 per block. */
 #include "train_kernels.h"
-#include "../internal.h"
+#include "common/common.h"
 
 #include <math.h>
 #include <string.h>

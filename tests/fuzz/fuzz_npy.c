@@ -1,5 +1,5 @@
 /* fuzz_npy.c - libFuzzer target: the .npy header parser and the copy into a table. */
-#include "io_common.h"
+#include "io/io.h"
 
 #include <string.h>
 

@@ -1,6 +1,6 @@
 /* fuzz_safetensors.c - libFuzzer target: the strict safetensors JSON header parser, then every 2-D
  * storable tensor is copied into a table and its last row read back. */
-#include "io_common.h"
+#include "io/io.h"
 
 #include <string.h>
 

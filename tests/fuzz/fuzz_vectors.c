@@ -1,6 +1,6 @@
 /* fuzz_vectors.c - libFuzzer target: word2vec binary / text and GloVe parsing (the first byte picks
  * the format), then the vocabulary is checked against the table. */
-#include "io_common.h"
+#include "io/io.h"
 
 #include <string.h>
 

@@ -11,7 +11,7 @@ repo=$(cd "$here/../.." && pwd)
 out=${TOKEMB_FUZZ_OUT:-$repo/build-fuzz}
 cc=${CC_FUZZ:-clang}
 mkdir -p "$out"
-srcs=$(ls "$repo"/src/*.c "$repo"/src/kernels/*.c)
+srcs=$(ls "$repo"/src/*/*.c)
 flags=(-g -O1 -std=c11 -D_GNU_SOURCE -DTOKEMB_BUILDING_LIBRARY -ffp-contract=off -fno-sanitize-recover=all
        -fsanitize=fuzzer,address,undefined -I"$repo/include" -I"$repo/src")
 blas=$(pkg-config --cflags --libs openblas 2>/dev/null || echo -lopenblas)

@@ -1,0 +1,279 @@
+/* io_common.c - file mapping, atomic saves and UTF-8 validation shared by the format readers. */
+#include "io/io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+size_t tk_dtype_row_bytes(int32_t dtype, size_t dim) {
+    size_t es = tk_dtype_size(dtype), b;
+    if (es == 0 || tk_mul_overflow(dim, es, &b)) return 0;
+    if (dtype == TOKEMB_Q8_ROW) {
+        if (b > SIZE_MAX - 8) return 0;
+        b += 8;
+    }
+    return b;
+}
+
+int32_t tk_map_file(const char *fn, const char *path, tk_map *m) {
+    if (!path) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: path is NULL", fn);
+    if (!path[0]) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: path is empty", fn);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return tk_error(TOKEMB_IO, "%s: cannot open '%s': %s", fn, path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return tk_error(TOKEMB_IO, "%s: cannot stat '%s': %s", fn, path, strerror(e));
+    }
+    if (S_ISDIR(st.st_mode)) {
+        close(fd);
+        return tk_error(TOKEMB_IO, "%s: '%s' is a directory, expected a file", fn, path);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return tk_error(TOKEMB_IO, "%s: '%s' is not a regular file", fn, path);
+    }
+    if (st.st_size == 0) {
+        close(fd);
+        return tk_error(TOKEMB_FORMAT, "%s: '%s' is empty (0 bytes)", fn, path);
+    }
+    if ((uint64_t)st.st_size > SIZE_MAX) {
+        close(fd);
+        return tk_error(TOKEMB_OVERFLOW, "%s: '%s' is too large to map", fn, path);
+    }
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    int e = errno;
+    close(fd);
+    if (p == MAP_FAILED) return tk_error(TOKEMB_IO, "%s: cannot map '%s': %s", fn, path, strerror(e));
+    m->map = (const uint8_t *)p;
+    m->size = (size_t)st.st_size;
+    return TOKEMB_OK;
+}
+
+void tk_unmap(tk_map *m) {
+    if (m->map) munmap((void *)(uintptr_t)m->map, m->size);
+    m->map = NULL;
+    m->size = 0;
+}
+
+static void tk_map_release(void *ctx) {
+    tk_map *m = (tk_map *)ctx;
+    tk_unmap(m);
+    tk_free(m);
+}
+
+int32_t tk_table_adopt_map(const char *fn, tokemb_table *t, tk_map *m) {
+    tk_map *own = (tk_map *)tk_malloc(sizeof *own);
+    if (!own) return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate the mapping record", fn);
+    *own = *m;
+    t->release = tk_map_release;
+    t->release_ctx = own;
+    m->map = NULL;
+    m->size = 0;
+    return TOKEMB_OK;
+}
+
+/* ---- atomic save ------------------------------------------------------------------------------ */
+
+static atomic_uint tk_tmp_counter;
+
+int32_t tk_save_begin(const char *fn, const char *path, tk_save *s) {
+    memset(s, 0, sizeof *s);
+    if (!path) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: path is NULL", fn);
+    if (!path[0]) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: path is empty", fn);
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return tk_error(TOKEMB_IO, "%s: '%s' is a directory, expected a file path", fn, path);
+    size_t n = strlen(path);
+    s->tmp = (char *)tk_malloc(n + 64);
+    if (!s->tmp) return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate the temp path", fn);
+    const char *slash = strrchr(path, '/');
+    size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
+    for (int attempt = 0; attempt < 100; attempt++) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        unsigned c = atomic_fetch_add(&tk_tmp_counter, 1u);
+        snprintf(s->tmp, n + 64, "%.*s.%s.tmp.%ld.%u.%lx", (int)dirlen, path, path + dirlen, (long)getpid(), c,
+                 (unsigned long)ts.tv_nsec);
+        int fd = open(s->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0) {
+            if (errno == EEXIST) continue;
+            int e = errno;
+            int32_t st2 = tk_error(TOKEMB_IO, "%s: cannot create a temp file next to '%s': %s", fn, path, strerror(e));
+            tk_free(s->tmp);
+            s->tmp = NULL;
+            return st2;
+        }
+        s->fp = fdopen(fd, "wb");
+        if (!s->fp) {
+            close(fd);
+            unlink(s->tmp);
+            tk_free(s->tmp);
+            s->tmp = NULL;
+            return tk_error(TOKEMB_NO_MEMORY, "%s: cannot open a stream for the temp file", fn);
+        }
+        s->path = path;
+        return TOKEMB_OK;
+    }
+    tk_free(s->tmp);
+    s->tmp = NULL;
+    return tk_error(TOKEMB_IO, "%s: cannot create a unique temp file next to '%s'", fn, path);
+}
+
+void tk_save_write(tk_save *s, const void *p, size_t n) {
+    if (s->failed || n == 0) return;
+    if (fwrite(p, 1, n, s->fp) != n) {
+        s->failed = 1;
+        s->err = errno;
+    }
+}
+
+void tk_save_abort(tk_save *s) {
+    if (s->fp) fclose(s->fp);
+    if (s->tmp) {
+        unlink(s->tmp);
+        tk_free(s->tmp);
+    }
+    memset(s, 0, sizeof *s);
+}
+
+int32_t tk_save_commit(const char *fn, tk_save *s) {
+    if (!s->failed && fflush(s->fp) != 0) {
+        s->failed = 1;
+        s->err = errno;
+    }
+    if (!s->failed && fsync(fileno(s->fp)) != 0) {
+        s->failed = 1;
+        s->err = errno;
+    }
+    if (s->failed) {
+        int32_t st = tk_error(TOKEMB_IO, "%s: writing '%s' failed: %s (nothing was written to '%s')", fn, s->tmp,
+                              strerror(s->err), s->path);
+        tk_save_abort(s);
+        return st;
+    }
+    int rc = fclose(s->fp);
+    s->fp = NULL;
+    if (rc != 0) {
+        int32_t st = tk_error(TOKEMB_IO, "%s: closing '%s' failed: %s", fn, s->tmp, strerror(errno));
+        tk_save_abort(s);
+        return st;
+    }
+    if (rename(s->tmp, s->path) != 0) {
+        int32_t st = tk_error(TOKEMB_IO, "%s: cannot rename the temp file to '%s': %s", fn, s->path, strerror(errno));
+        tk_save_abort(s);
+        return st;
+    }
+    /* make the rename durable */
+    const char *slash = strrchr(s->path, '/');
+    char dir[4096];
+    if (slash && (size_t)(slash - s->path) < sizeof dir) {
+        size_t dl = slash == s->path ? 1 : (size_t)(slash - s->path);
+        memcpy(dir, s->path, dl);
+        dir[dl] = '\0';
+    } else {
+        strcpy(dir, ".");
+    }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
+    }
+    tk_free(s->tmp);
+    memset(s, 0, sizeof *s);
+    return TOKEMB_OK;
+}
+
+/* ---- UTF-8 ------------------------------------------------------------------------------------ */
+
+size_t tk_utf8_valid_prefix(const uint8_t *p, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = p[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len;
+        uint32_t cp;
+        if (c >= 0xC2 && c <= 0xDF) {
+            len = 2;
+            cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3;
+            cp = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4;
+            cp = c & 0x07;
+        } else {
+            return i;
+        }
+        if (n - i < len) return i;
+        for (size_t k = 1; k < len; k++) {
+            if ((p[i + k] & 0xC0) != 0x80) return i;
+            cp = (cp << 6) | (p[i + k] & 0x3F);
+        }
+        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return i;
+        i += len;
+    }
+    return n;
+}
+
+int tk_parse_u63(const uint8_t *p, size_t n, size_t *i, uint64_t *v) {
+    size_t k = *i;
+    uint64_t x = 0;
+    while (k < n && p[k] >= '0' && p[k] <= '9') {
+        unsigned d = (unsigned)(p[k] - '0');
+        if (x > ((uint64_t)INT64_MAX - d) / 10) return -1;
+        x = x * 10 + d;
+        k++;
+    }
+    if (k == *i) return 0;
+    *i = k;
+    *v = x;
+    return 1;
+}
+
+int32_t tk_cursor_fail(const tk_cursor *c, const char *expected) {
+    if (c->i >= c->n)
+        return tk_error(TOKEMB_FORMAT, "%s: %s byte %zu: expected %s, found the end of the header", c->fn, c->what,
+                        c->base + c->i, expected);
+    unsigned ch = c->p[c->i];
+    if (ch >= 0x20 && ch < 0x7f)
+        return tk_error(TOKEMB_FORMAT, "%s: %s byte %zu: expected %s, found '%c'", c->fn, c->what, c->base + c->i,
+                        expected, (char)ch);
+    return tk_error(TOKEMB_FORMAT, "%s: %s byte %zu: expected %s, found byte 0x%02x", c->fn, c->what,
+                    c->base + c->i, expected, ch);
+}
+
+void tk_cursor_ws(tk_cursor *c) {
+    while (c->i < c->n && (c->p[c->i] == ' ' || c->p[c->i] == '\t' || c->p[c->i] == '\n' || c->p[c->i] == '\r'))
+        c->i++;
+}
+
+bool tk_cursor_eat(tk_cursor *c, char ch) {
+    tk_cursor_ws(c);
+    if (c->i < c->n && c->p[c->i] == (uint8_t)ch) {
+        c->i++;
+        return true;
+    }
+    return false;
+}
+
+void tk_save_rows(tk_save *s, const tokemb_table *t) {
+    const size_t es = tk_dtype_size(t->dtype), rb = (size_t)t->dim * es;
+    if (t->row_stride == t->dim) {
+        tk_save_write(s, t->data, rb * (size_t)t->rows);
+        return;
+    }
+    for (int64_t r = 0; r < t->rows; r++)
+        tk_save_write(s, (const uint8_t *)t->data + (size_t)r * (size_t)t->row_stride * es, rb);
+}

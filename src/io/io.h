@@ -1,0 +1,101 @@
+/* io_common.h - shared plumbing of the file formats (io_npy.c, io_safetensors.c, io_text.c):
+ * hostile-file-safe mapping, atomic saves, table construction over a mapping, UTF-8 checks.
+ * Internal only. */
+#ifndef TOKEMB_IO_COMMON_H
+#define TOKEMB_IO_COMMON_H
+
+#include "table/table.h"
+
+#include <stdio.h>
+
+/* A whole file mapped read-only (MAP_PRIVATE). size > 0 on success. */
+typedef struct {
+    const uint8_t *map;
+    size_t size;
+} tk_map;
+
+/* Opens `path`, checks it is a non-empty regular file and maps it. Errors: INVALID_ARGUMENT (NULL or
+ * empty path), IO (missing, unreadable, a directory, mmap failure), FORMAT (empty file). */
+int32_t tk_map_file(const char *fn, const char *path, tk_map *m);
+void tk_unmap(tk_map *m);
+/* Makes the table own the mapping (munmap on tokemb_table_free). Takes `m` over on success. */
+int32_t tk_table_adopt_map(const char *fn, tokemb_table *t, tk_map *m);
+
+/* Atomic save: writes to a fresh temp file in the destination's folder; commit fsyncs, renames over
+ * `path` and fsyncs the folder; abort removes the temp file. Nothing appears at `path` unless commit
+ * succeeds. */
+typedef struct {
+    FILE *fp;
+    char *tmp;     /* temp path (tk_malloc) */
+    const char *path;
+    int failed;    /* a write failed (errno saved) */
+    int err;
+} tk_save;
+int32_t tk_save_begin(const char *fn, const char *path, tk_save *s);
+void tk_save_write(tk_save *s, const void *p, size_t n);
+/* Writes t's rows, dim elements each, without the row-stride gaps. */
+void tk_save_rows(tk_save *s, const tokemb_table *t);
+int32_t tk_save_commit(const char *fn, tk_save *s);
+void tk_save_abort(tk_save *s);
+
+/* Length of a valid UTF-8 prefix: returns the byte index of the first invalid sequence, or n if
+ * all of [p, p+n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
+size_t tk_utf8_valid_prefix(const uint8_t *p, size_t n);
+/* Reads the decimal digits at p[*i..n) as a value below 2^63 and advances *i past them. Returns 1 with
+ * *v set, 0 if there is no digit, -1 if the value reaches 2^63 (then *i is unchanged). */
+int tk_parse_u63(const uint8_t *p, size_t n, size_t *i, uint64_t *v);
+
+/* Little-endian loads. */
+static inline uint16_t tk_le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static inline uint32_t tk_le32(const uint8_t *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static inline uint64_t tk_le64(const uint8_t *p) { return (uint64_t)tk_le32(p) | ((uint64_t)tk_le32(p + 4) << 32); }
+
+/* Bytes of storage one row of `dim` values of `dtype` occupies (Q8_ROW: dim + 8), 0 on overflow. */
+size_t tk_dtype_row_bytes(int32_t dtype, size_t dim);
+
+/* ---- parsers over memory (also the libFuzzer entry points) ---------------------------------- */
+/* A cursor over header text (the npy dict literal, the safetensors JSON). Errors name the file byte
+ * offset (base + i), what was expected and what was found. */
+typedef struct {
+    const char *fn;   /* the API function, for messages */
+    const char *what; /* "npy header", "safetensors header" */
+    const uint8_t *p;
+    size_t i, n;      /* cursor and end within p */
+    size_t base;      /* file offset of p[0] */
+} tk_cursor;
+/* TOKEMB_FORMAT: "<fn>: <what> byte <offset>: expected <expected>, found <char, byte or the end>". */
+int32_t tk_cursor_fail(const tk_cursor *c, const char *expected);
+/* Skips spaces, tabs and line breaks. */
+void tk_cursor_ws(tk_cursor *c);
+/* Skips white space, then consumes ch if it is next. */
+bool tk_cursor_eat(tk_cursor *c, char ch);
+
+/* npy: parses the header of buf[0..len). On success: dtype (F32/F16), rows, dim and the data offset;
+ * rows*dim*size is checked to equal len - offset. */
+int32_t tk_npy_parse(const char *fn, const uint8_t *buf, size_t len, int32_t *dtype, int64_t *rows, int64_t *dim,
+                     size_t *offset);
+
+/* safetensors: one tensor's description. */
+typedef struct {
+    char *name;          /* NUL-terminated UTF-8, tk_malloc */
+    size_t name_len;
+    int32_t dtype;       /* TOKEMB_F32/F16/BF16, or -1 for a dtype tokemb cannot store */
+    char dtype_str[16];
+    int32_t ndim;
+    int64_t shape[8];
+    uint64_t begin, end; /* absolute file offsets */
+} tk_st_tensor;
+typedef struct {
+    tk_st_tensor *t;
+    size_t n;
+} tk_st_header;
+int32_t tk_st_parse(const char *fn, const uint8_t *buf, size_t len, tk_st_header *h);
+void tk_st_header_free(tk_st_header *h);
+
+/* word2vec binary/text and GloVe over memory (format = enum tokemb_vectors_format). */
+int32_t tk_vectors_parse(const char *fn, const uint8_t *buf, size_t len, int32_t format, tokemb_progress_fn cb,
+                         void *user, tokemb_table **out_t, tokemb_vocab **out_v);
+
+#endif

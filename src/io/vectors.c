@@ -1,0 +1,339 @@
+/* io_text.c - word vectors with a vocabulary: word2vec binary, word2vec text (fastText .vec) and
+ * GloVe text (no header line), read and written the way gensim's KeyedVectors does (first of
+ * duplicate words kept, later ones skipped; strict UTF-8; values parsed through double as Python's
+ * float() then rounded to float32). Counts are checked against the file length before allocating. */
+#include "io/io.h"
+#include "table/storage.h"
+#include "io/vocab.h"
+
+#include <locale.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+static locale_t tk_c_locale;
+static pthread_once_t tk_c_locale_once = PTHREAD_ONCE_INIT;
+static void tk_c_locale_init(void) { tk_c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0); }
+
+static bool tk_is_ws(uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == 0x0b || c == 0x0c; }
+
+typedef struct {
+    const char *fn;
+    tokemb_progress_fn cb;
+    void *user;
+    uint64_t total, next;
+} tk_progress;
+
+#define TK_PROGRESS_STEP (4u << 20)
+
+static int32_t tk_report(tk_progress *p, uint64_t done, bool force) {
+    if (!p->cb || (!force && done < p->next)) return TOKEMB_OK;
+    p->next = done + TK_PROGRESS_STEP;
+    if (p->cb(p->user, done, p->total) != 0)
+        return tk_error(TOKEMB_CANCELLED, "%s: cancelled by the progress callback at byte %llu of %llu", p->fn,
+                        (unsigned long long)done, (unsigned long long)p->total);
+    return TOKEMB_OK;
+}
+
+/* Parses one decimal value [p, p+n) as Python's float() does for ordinary numbers, rounded to float32. */
+static bool tk_parse_value(const uint8_t *p, size_t n, float *out) {
+    char buf[128];
+    if (n == 0 || n >= sizeof buf || tk_is_ws(p[0])) return false;
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    pthread_once(&tk_c_locale_once, tk_c_locale_init);
+    char *end = NULL;
+    double d = tk_c_locale ? strtod_l(buf, &end, tk_c_locale) : strtod(buf, &end);
+    if (end != buf + n) return false;
+    *out = (float)d;
+    return true;
+}
+
+/* Two whitespace-separated decimal counts on the header line [0, le). */
+static int32_t tk_parse_header(const char *fn, const uint8_t *buf, size_t le, int64_t *rows, int64_t *dim) {
+    int64_t v[2];
+    size_t i = 0;
+    for (int k = 0; k < 2; k++) {
+        while (i < le && tk_is_ws(buf[i])) i++;
+        size_t s = i;
+        uint64_t x = 0;
+        while (i < le && buf[i] >= '0' && buf[i] <= '9') {
+            if (x > (uint64_t)INT64_MAX / 10) return tk_error(TOKEMB_FORMAT, "%s: byte %zu: header count too large", fn, s);
+            x = x * 10 + (uint64_t)(buf[i] - '0');
+            i++;
+        }
+        if (i == s || (i < le && !tk_is_ws(buf[i])))
+            return tk_error(TOKEMB_FORMAT, "%s: byte %zu: expected the header line '<count> <dim>' (two integers)", fn, i);
+        v[k] = (int64_t)x;
+    }
+    while (i < le && tk_is_ws(buf[i])) i++;
+    if (i != le)
+        return tk_error(TOKEMB_FORMAT, "%s: byte %zu: expected the end of the header line '<count> <dim>'", fn, i);
+    if (v[0] < 1 || v[1] < 1)
+        return tk_error(TOKEMB_FORMAT, "%s: byte 0: header declares %lld vectors of dim %lld (both must be >= 1)", fn,
+                        (long long)v[0], (long long)v[1]);
+    *rows = v[0];
+    *dim = v[1];
+    return TOKEMB_OK;
+}
+
+static int32_t tk_word_error(const char *fn, size_t at, int64_t idx, const char *word, size_t wl) {
+    const char *why = "";
+    size_t bad = tk_word_check(word, wl, &why);
+    return tk_error(TOKEMB_FORMAT, "%s: byte %zu: vector %lld: %s", fn, at + (bad == SIZE_MAX ? 0 : bad),
+                    (long long)idx, why);
+}
+
+/* Stores a parsed row: first occurrence of a word wins (gensim), later duplicates are dropped. */
+static int32_t tk_store(const char *fn, tokemb_table *t, tokemb_vocab *v, const char *word, size_t wl,
+                        const float *vals) {
+    int64_t id;
+    int r = tk_vocab_insert(v, word, wl, &id);
+    if (r < 0) return tk_error(TOKEMB_NO_MEMORY, "%s: cannot grow the vocabulary", fn);
+    if (r == 0) memcpy(tk_row_f32(t, id), vals, (size_t)t->dim * sizeof(float));
+    return TOKEMB_OK;
+}
+
+int32_t tk_vectors_parse(const char *fn, const uint8_t *buf, size_t len, int32_t format, tokemb_progress_fn cb,
+                         void *user, tokemb_table **out_t, tokemb_vocab **out_v) {
+    tk_progress prog = {fn, cb, user, (uint64_t)len, 0};
+    int32_t st;
+    int64_t rows = 0, dim = 0;
+    size_t pos = 0;
+    if ((st = tk_report(&prog, 0, true))) return st;
+    if (format == TOKEMB_VECTORS_GLOVE) {
+        /* dim from the first line, rows = lines up to the last non-blank byte */
+        size_t end = len;
+        while (end > 0 && tk_is_ws(buf[end - 1])) end--;
+        if (end == 0) return tk_error(TOKEMB_FORMAT, "%s: byte 0: the file holds only whitespace (expected vectors)", fn);
+        const uint8_t *nl = (const uint8_t *)memchr(buf, '\n', end);
+        size_t le = nl ? (size_t)(nl - buf) : end;
+        while (le > 0 && tk_is_ws(buf[le - 1])) le--;
+        int64_t parts = 1;
+        for (size_t i = 0; i < le; i++) parts += buf[i] == ' ';
+        dim = parts - 1;
+        if (dim < 1)
+            return tk_error(TOKEMB_FORMAT, "%s: byte 0: the first line holds no values (expected 'word v1 ... vD')", fn);
+        rows = 1;
+        for (const uint8_t *q = buf; (q = (const uint8_t *)memchr(q, '\n', (size_t)(buf + end - q))) != NULL; q++)
+            rows++;
+    } else {
+        const uint8_t *nl = (const uint8_t *)memchr(buf, '\n', len);
+        if (!nl)
+            return tk_error(TOKEMB_FORMAT, "%s: byte %zu: expected a newline ending the header line '<count> <dim>'", fn,
+                            len);
+        if ((st = tk_parse_header(fn, buf, (size_t)(nl - buf), &rows, &dim))) return st;
+        pos = (size_t)(nl - buf) + 1;
+    }
+    /* every vector needs at least: binary 'w' ' ' + 4*dim bytes; text 'w' + dim * ' x' */
+    const size_t rem = len - pos;
+    const uint64_t per = format == TOKEMB_VECTORS_WORD2VEC_BINARY ? 2 + 4 * (uint64_t)dim : 1 + 2 * (uint64_t)dim;
+    if ((uint64_t)dim > (UINT64_MAX - 2) / 4 || (uint64_t)rows > UINT64_MAX / per || (uint64_t)rows * per > rem + 1)
+        return tk_error(TOKEMB_FORMAT,
+                        "%s: byte %zu: %lld vectors of dim %lld need at least %llu bytes, but only %zu follow "
+                        "(truncated file or lying header)",
+                        fn, pos, (long long)rows, (long long)dim,
+                        (uint64_t)dim <= (UINT64_MAX - 2) / 4 && (uint64_t)rows <= UINT64_MAX / per
+                            ? (unsigned long long)((uint64_t)rows * per)
+                            : (unsigned long long)UINT64_MAX,
+                        rem);
+    tokemb_table *t = NULL;
+    tokemb_vocab *v = NULL;
+    float *vals = NULL;
+    if ((st = tokemb_table_create(rows, dim, TOKEMB_F32, &t))) return st;
+    if ((st = tokemb_vocab_create(&v))) goto fail;
+    if (!tk_vocab_reserve(v, (size_t)rows, (size_t)rows * 16 < rem ? (size_t)rows * 16 : rem)) {
+        st = tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate a vocabulary of %lld words", fn, (long long)rows);
+        goto fail;
+    }
+    vals = (float *)tk_malloc((size_t)dim * sizeof(float));
+    if (!vals) {
+        st = tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate a row buffer", fn);
+        goto fail;
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        if ((st = tk_report(&prog, pos, false))) goto fail;
+        if (format == TOKEMB_VECTORS_WORD2VEC_BINARY) {
+            while (pos < len && buf[pos] == '\n') pos++;
+            const uint8_t *sp = pos < len ? (const uint8_t *)memchr(buf + pos, ' ', len - pos) : NULL;
+            if (!sp) {
+                st = tk_error(TOKEMB_FORMAT, "%s: byte %zu: expected a word ending in ' ' for vector %lld of %lld "
+                              "(truncated file?)", fn, pos, (long long)r, (long long)rows);
+                goto fail;
+            }
+            size_t wl = (size_t)(sp - (buf + pos)), vs = pos + wl + 1, need = (size_t)dim * 4;
+            const char *why;
+            if (tk_word_check((const char *)buf + pos, wl, &why) != SIZE_MAX) {
+                st = tk_word_error(fn, pos, r, (const char *)buf + pos, wl);
+                goto fail;
+            }
+            if (len - vs < need) {
+                st = tk_error(TOKEMB_FORMAT, "%s: byte %zu: vector %lld needs %zu bytes of float32, only %zu remain "
+                              "(truncated file)", fn, vs, (long long)r, need, len - vs);
+                goto fail;
+            }
+            memcpy(vals, buf + vs, need);
+            if ((st = tk_store(fn, t, v, (const char *)buf + pos, wl, vals))) goto fail;
+            pos = vs + need;
+        } else {
+            if (pos >= len) {
+                st = tk_error(TOKEMB_FORMAT, "%s: byte %zu: expected vector %lld of %lld, found the end of the file", fn,
+                              pos, (long long)r, (long long)rows);
+                goto fail;
+            }
+            const uint8_t *nl = (const uint8_t *)memchr(buf + pos, '\n', len - pos);
+            size_t next = nl ? (size_t)(nl - buf) + 1 : len, le = nl ? (size_t)(nl - buf) : len;
+            while (le > pos && tk_is_ws(buf[le - 1])) le--;
+            size_t bad = tk_utf8_valid_prefix(buf + pos, le - pos);
+            if (bad != le - pos) {
+                st = tk_error(TOKEMB_FORMAT, "%s: byte %zu: vector %lld: the line is not valid UTF-8", fn, pos + bad,
+                              (long long)r);
+                goto fail;
+            }
+            const uint8_t *sp = (const uint8_t *)memchr(buf + pos, ' ', le - pos);
+            size_t wl = sp ? (size_t)(sp - (buf + pos)) : le - pos;
+            const char *why;
+            if (tk_word_check((const char *)buf + pos, wl, &why) != SIZE_MAX) {
+                st = tk_word_error(fn, pos, r, (const char *)buf + pos, wl);
+                goto fail;
+            }
+            size_t q = pos + wl;
+            int64_t c = 0;
+            while (q < le) { /* buf[q] == ' ' */
+                size_t s = q + 1, e = s;
+                while (e < le && buf[e] != ' ') e++;
+                if (c == dim || !tk_parse_value(buf + s, e - s, &vals[c])) {
+                    st = tk_error(TOKEMB_FORMAT, "%s: byte %zu: vector %lld: expected %s", fn, s, (long long)r,
+                                  c == dim ? "the end of the line (too many values)" : "a decimal number");
+                    goto fail;
+                }
+                c++;
+                q = e;
+            }
+            if (c != dim) {
+                st = tk_error(TOKEMB_FORMAT, "%s: byte %zu: vector %lld has %lld values, expected %lld", fn, le,
+                              (long long)r, (long long)c, (long long)dim);
+                goto fail;
+            }
+            if ((st = tk_store(fn, t, v, (const char *)buf + pos, wl, vals))) goto fail;
+            pos = next;
+        }
+    }
+    for (size_t i = pos; i < len; i++)
+        if (!tk_is_ws(buf[i])) {
+            st = tk_error(TOKEMB_FORMAT, "%s: byte %zu: expected the end of the file after %lld vectors", fn, i,
+                          (long long)rows);
+            goto fail;
+        }
+    if ((st = tk_report(&prog, len, true))) goto fail;
+    tk_free(vals);
+    t->rows = tokemb_vocab_size(v); /* duplicates dropped: the storage keeps its size, rows shrink */
+    *out_t = t;
+    *out_v = v;
+    return TOKEMB_OK;
+fail:
+    tk_free(vals);
+    tokemb_table_free(t);
+    tokemb_vocab_free(v);
+    return st;
+}
+
+int32_t tokemb_vectors_load(const char *path, int32_t format, tokemb_progress_fn progress, void *user,
+                            tokemb_table **out_table, tokemb_vocab **out_vocab) {
+    static const char fn[] = "tokemb_vectors_load";
+    if (!out_table || !out_vocab)
+        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: %s is NULL", fn, !out_table ? "out_table" : "out_vocab");
+    if (format < TOKEMB_VECTORS_WORD2VEC_BINARY || format > TOKEMB_VECTORS_GLOVE)
+        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: unknown format %d (word2vec binary 0, text 1, GloVe 2)", fn,
+                        (int)format);
+    tk_map m;
+    int32_t st = tk_map_file(fn, path, &m);
+    if (st) return st;
+    tokemb_table *t = NULL;
+    tokemb_vocab *v = NULL;
+    st = tk_vectors_parse(fn, m.map, m.size, format, progress, user, &t, &v);
+    tk_unmap(&m);
+    if (st) return st;
+    *out_table = t;
+    *out_vocab = v;
+    return TOKEMB_OK;
+}
+
+/* Shortest "%.{6..9}g" text that reads back (through double, as Python does) to the same float. */
+static int tk_format_value(char *buf, size_t cap, float x) {
+    int k = 0;
+    for (int p = 6; p <= 9; p++) {
+        k = snprintf(buf, cap, "%.*g", p, (double)x);
+        if (!isfinite(x)) break;
+        if ((float)strtod(buf, NULL) == x) break;
+    }
+    return k;
+}
+
+int32_t tokemb_vectors_save(const tokemb_table *t, const tokemb_vocab *v, const char *path, int32_t format) {
+    static const char fn[] = "tokemb_vectors_save";
+    int32_t st = tk_check_table(fn, t);
+    if (st) return st;
+    if (!v) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: vocab is NULL", fn);
+    if (!path) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: path is NULL", fn);
+    if (format < TOKEMB_VECTORS_WORD2VEC_BINARY || format > TOKEMB_VECTORS_GLOVE)
+        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: unknown format %d (word2vec binary 0, text 1, GloVe 2)", fn,
+                        (int)format);
+    if (tokemb_vocab_size(v) != t->rows)
+        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: the vocabulary has %lld words but the table %lld rows", fn,
+                        (long long)tokemb_vocab_size(v), (long long)t->rows);
+    for (int64_t r = 0; r < t->rows; r++) {
+        size_t wl;
+        const char *w = tokemb_vocab_word(v, r, &wl);
+        for (size_t i = 0; i < wl; i++)
+            if (tk_is_ws((uint8_t)w[i]))
+                return tk_error(TOKEMB_INVALID_ARGUMENT,
+                                "%s: word %lld contains whitespace (byte 0x%02x at %zu), which the format cannot hold",
+                                fn, (long long)r, (unsigned)(uint8_t)w[i], i);
+    }
+    const size_t d = (size_t)t->dim;
+    float *row = (float *)tk_malloc(d * sizeof(float));
+    char *line = (char *)tk_malloc(d * 20 + 64);
+    if (!row || !line) {
+        tk_free(row);
+        tk_free(line);
+        return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate row buffers", fn);
+    }
+    tk_save s;
+    if ((st = tk_save_begin(fn, path, &s))) {
+        tk_free(row);
+        tk_free(line);
+        return st;
+    }
+    pthread_once(&tk_c_locale_once, tk_c_locale_init);
+    locale_t old = tk_c_locale ? uselocale(tk_c_locale) : (locale_t)0;
+    char hdr[64];
+    if (format != TOKEMB_VECTORS_GLOVE) {
+        int k = snprintf(hdr, sizeof hdr, "%lld %lld\n", (long long)t->rows, (long long)t->dim);
+        tk_save_write(&s, hdr, (size_t)k);
+    }
+    for (int64_t r = 0; r < t->rows && !s.failed; r++) {
+        size_t wl;
+        const char *w = tokemb_vocab_word(v, r, &wl);
+        tk_row_read_f32(t, r, row);
+        tk_save_write(&s, w, wl);
+        if (format == TOKEMB_VECTORS_WORD2VEC_BINARY) {
+            tk_save_write(&s, " ", 1);
+            tk_save_write(&s, row, d * sizeof(float));
+            tk_save_write(&s, "\n", 1); /* as the original C tool; gensim skips it */
+        } else {
+            size_t o = 0;
+            for (size_t c = 0; c < d; c++) {
+                line[o++] = ' ';
+                o += (size_t)tk_format_value(line + o, 20, row[c]);
+            }
+            line[o++] = '\n';
+            tk_save_write(&s, line, o);
+        }
+    }
+    if (old) uselocale(old);
+    tk_free(row);
+    tk_free(line);
+    return tk_save_commit(fn, &s);
+}

@@ -1,0 +1,312 @@
+/* table.c - tokemb_table: create, wrap, free, accessors, parameters, row access, initialisation. */
+#include "table/table.h"
+#include "kernels/kernels.h"
+#include "kernels/rng_torch.h"
+#include "table/storage.h"
+
+#include <math.h>
+#include <string.h>
+
+size_t tk_dtype_size(int32_t dtype) {
+    switch (dtype) {
+    case TOKEMB_F32: return 4;
+    case TOKEMB_F16: return 2;
+    case TOKEMB_BF16: return 2;
+    case TOKEMB_Q8_ROW: return 1;
+    default: return 0;
+    }
+}
+
+int32_t tk_check_table(const char *fn, const tokemb_table *t) {
+    if (!t) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: table is NULL", fn);
+    return TOKEMB_OK;
+}
+
+int32_t tk_check_writable(const char *fn, const tokemb_table *t) {
+    if (t->flags & TK_TABLE_READONLY)
+        return tk_error(TOKEMB_READ_ONLY, "%s: the table wraps read-only memory (TOKEMB_WRAP_READONLY)", fn);
+    return TOKEMB_OK;
+}
+
+int32_t tk_check_ids(const char *fn, const void *ids, int id_width, size_t n, int64_t rows) {
+    size_t i = tk_ids_first_bad(ids, id_width, n, rows); /* kernels/gather.c: branch-free, vectorised */
+    if (TK_UNLIKELY(i < n))
+        return tk_error(TOKEMB_OUT_OF_RANGE, "%s: token id %lld at index %zu is outside [0, %lld)", fn,
+                        (long long)tk_id_at(ids, id_width, i), i, (long long)rows);
+    return TOKEMB_OK;
+}
+
+/* Checks dtype and shape, computes the storage byte count of rows x row_stride. */
+static int32_t tk_table_shape(const char *fn, int64_t rows, int64_t dim, int64_t row_stride, int32_t dtype,
+                              size_t *bytes) {
+    if (rows < 1 || dim < 1)
+        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: rows = %lld and dim = %lld must both be >= 1", fn,
+                        (long long)rows, (long long)dim);
+    if (row_stride < dim)
+        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: row_stride = %lld is smaller than dim = %lld", fn,
+                        (long long)row_stride, (long long)dim);
+    if (dtype == TOKEMB_Q8_ROW && (dim > INT64_MAX - 8 || row_stride < dim + 8))
+        return tk_error(TOKEMB_INVALID_ARGUMENT,
+                        "%s: Q8_ROW row_stride = %lld bytes is smaller than dim + 8 = %lld (codes, scale, bias)", fn,
+                        (long long)row_stride, (long long)(dim > INT64_MAX - 8 ? INT64_MAX : dim + 8));
+    size_t es = tk_dtype_size(dtype);
+    if (es == 0)
+        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: unknown dtype %d (F32 0, F16 1, BF16 2, Q8_ROW 3)", fn,
+                        (int)dtype);
+    size_t n;
+    if ((uint64_t)rows > SIZE_MAX || (uint64_t)row_stride > SIZE_MAX ||
+        tk_mul_overflow((size_t)rows, (size_t)row_stride, &n) || tk_mul_overflow(n, es, bytes) ||
+        *bytes > (size_t)PTRDIFF_MAX)
+        return tk_error(TOKEMB_OVERFLOW, "%s: %lld rows x %lld elements x %zu bytes overflows", fn,
+                        (long long)rows, (long long)row_stride, es);
+    return TOKEMB_OK;
+}
+
+static tokemb_table *tk_table_new(void) {
+    tokemb_table *t = (tokemb_table *)tk_calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->padding_idx = -1;
+    t->nontemporal = 2; /* TOKEMB_TABLE_NONTEMPORAL: auto */
+    t->max_norm = 0.0;
+    t->norm_type = 2.0;
+    return t;
+}
+
+int32_t tokemb_table_create(int64_t rows, int64_t dim, int32_t dtype, tokemb_table **out) {
+    static const char fn[] = "tokemb_table_create";
+    if (!out) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: out is NULL", fn);
+    size_t bytes = 0;
+    /* Q8_ROW rows carry their float scale and bias after the dim codes */
+    const int64_t stride = (dtype == TOKEMB_Q8_ROW && dim >= 1 && dim <= INT64_MAX - 8) ? dim + 8 : dim;
+    int32_t st = tk_table_shape(fn, rows, dim, stride, dtype, &bytes);
+    if (st) return st;
+    tokemb_table *t = tk_table_new();
+    if (!t) return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate the table handle", fn);
+    t->data = tk_aligned_alloc(bytes);
+    if (!t->data) {
+        tk_free(t);
+        return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate %zu bytes for %lld x %lld", fn, bytes,
+                        (long long)rows, (long long)dim);
+    }
+    t->rows = rows;
+    t->dim = dim;
+    t->row_stride = stride;
+    t->dtype = dtype;
+    t->flags = TK_TABLE_OWNED;
+    *out = t;
+    return TOKEMB_OK;
+}
+
+int32_t tokemb_table_wrap(void *data, int64_t rows, int64_t dim, int64_t row_stride, int32_t dtype,
+                          uint32_t flags, tokemb_table **out) {
+    static const char fn[] = "tokemb_table_wrap";
+    if (!out) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: out is NULL", fn);
+    if (!data) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: data is NULL", fn);
+    if (flags & ~TOKEMB_WRAP_READONLY)
+        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: unknown flags 0x%x (only TOKEMB_WRAP_READONLY = 1)", fn,
+                        (unsigned)flags);
+    size_t bytes = 0;
+    int32_t st = tk_table_shape(fn, rows, dim, row_stride, dtype, &bytes);
+    if (st) return st;
+    tokemb_table *t = tk_table_new();
+    if (!t) return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate the table handle", fn);
+    t->data = data;
+    t->rows = rows;
+    t->dim = dim;
+    t->row_stride = row_stride;
+    t->dtype = dtype;
+    t->flags = (flags & TOKEMB_WRAP_READONLY) ? TK_TABLE_READONLY : 0u;
+    *out = t;
+    return TOKEMB_OK;
+}
+
+void tokemb_table_free(tokemb_table *t) {
+    if (!t) return;
+    if (t->optim && t->optim_free) t->optim_free(t->optim);
+    if (t->flags & TK_TABLE_OWNED) tk_aligned_free(t->data);
+    if (t->release) t->release(t->release_ctx);
+    tk_free(t);
+}
+
+int64_t tokemb_table_rows(const tokemb_table *t) { return t ? t->rows : -1; }
+int64_t tokemb_table_dim(const tokemb_table *t) { return t ? t->dim : -1; }
+int64_t tokemb_table_row_stride(const tokemb_table *t) { return t ? t->row_stride : -1; }
+int32_t tokemb_table_dtype(const tokemb_table *t) { return t ? t->dtype : -1; }
+float *tokemb_table_data(tokemb_table *t) {
+    return (t && t->dtype == TOKEMB_F32) ? (float *)t->data : NULL;
+}
+
+static int32_t tk_check_row_range(const char *fn, const tokemb_table *t, int64_t row0, size_t n_rows,
+                                  const void *buf) {
+    int32_t st = tk_check_table(fn, t);
+    if (st) return st;
+    if (!buf) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: buffer is NULL", fn);
+    if (n_rows == 0) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: n_rows is 0", fn);
+    if (row0 < 0 || row0 >= t->rows || n_rows > (uint64_t)(t->rows - row0))
+        return tk_error(TOKEMB_OUT_OF_RANGE, "%s: rows [%lld, %lld + %zu) are outside [0, %lld)", fn,
+                        (long long)row0, (long long)row0, n_rows, (long long)t->rows);
+    return TOKEMB_OK;
+}
+
+int32_t tokemb_table_read_rows(const tokemb_table *t, int64_t row0, size_t n_rows, float *out) {
+    int32_t st = tk_check_row_range("tokemb_table_read_rows", t, row0, n_rows, out);
+    if (st) return st;
+    const size_t d = (size_t)t->dim;
+    for (size_t r = 0; r < n_rows; r++) tk_row_read_f32(t, row0 + (int64_t)r, out + r * d);
+    return TOKEMB_OK;
+}
+
+int32_t tokemb_table_write_rows(tokemb_table *t, int64_t row0, size_t n_rows, const float *src) {
+    static const char fn[] = "tokemb_table_write_rows";
+    int32_t st = tk_check_row_range(fn, t, row0, n_rows, src);
+    if (st) return st;
+    if ((st = tk_check_writable(fn, t))) return st;
+    const size_t d = (size_t)t->dim;
+    if (t->dtype == TOKEMB_Q8_ROW) {
+        size_t bad = tk_first_nonfinite(src, n_rows * d);
+        if (bad < n_rows * d)
+            return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: src[%zu][%zu] = %g is not finite (Q8_ROW storage)", fn,
+                            bad / d, bad % d, (double)src[bad]);
+    }
+    for (size_t r = 0; r < n_rows; r++) tk_row_write_f32(t, row0 + (int64_t)r, src + r * d);
+    return TOKEMB_OK;
+}
+
+/* ---- parameters ---------------------------------------------------------------------------- */
+
+static bool tk_param_is_f64(int32_t p) { return p == TOKEMB_TABLE_MAX_NORM || p == TOKEMB_TABLE_NORM_TYPE; }
+static bool tk_param_is_i64(int32_t p) {
+    return p == TOKEMB_TABLE_PADDING_IDX || p == TOKEMB_TABLE_SCALE_GRAD_BY_FREQ || p == TOKEMB_TABLE_FROZEN ||
+           p == TOKEMB_TABLE_NONTEMPORAL;
+}
+
+static int32_t tk_param_kind_error(const char *fn, int32_t param) {
+    if (tk_param_is_f64(param))
+        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: parameter %d is a double; use the _f64 setter/getter", fn,
+                        (int)param);
+    if (tk_param_is_i64(param))
+        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: parameter %d is an int64; use the int64 setter/getter", fn,
+                        (int)param);
+    return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: unknown table parameter %d (valid: 100..105)", fn, (int)param);
+}
+
+int32_t tokemb_table_set_param(tokemb_table *t, int32_t param, int64_t value) {
+    static const char fn[] = "tokemb_table_set_param";
+    int32_t st = tk_check_table(fn, t);
+    if (st) return st;
+    switch (param) {
+    case TOKEMB_TABLE_PADDING_IDX:
+        if (value == TOKEMB_NO_PADDING) {
+            t->padding_idx = -1;
+            return TOKEMB_OK;
+        }
+        if (value < -t->rows || value >= t->rows)
+            return tk_error(TOKEMB_OUT_OF_RANGE, "%s: padding_idx %lld is outside [-%lld, %lld)", fn,
+                            (long long)value, (long long)t->rows, (long long)t->rows);
+        t->padding_idx = value < 0 ? t->rows + value : value;
+        return TOKEMB_OK;
+    case TOKEMB_TABLE_NONTEMPORAL:
+        if (value < 0 || value > 2)
+            return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: nontemporal takes 0 (off), 1 (on) or 2 (auto), got %lld", fn,
+                            (long long)value);
+        t->nontemporal = (int32_t)value;
+        return TOKEMB_OK;
+    case TOKEMB_TABLE_SCALE_GRAD_BY_FREQ:
+    case TOKEMB_TABLE_FROZEN:
+        if (value != 0 && value != 1)
+            return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: parameter %d takes 0 or 1, got %lld", fn, (int)param,
+                            (long long)value);
+        if (param == TOKEMB_TABLE_FROZEN) t->frozen = (int32_t)value;
+        else t->scale_grad_by_freq = (int32_t)value;
+        return TOKEMB_OK;
+    default: return tk_param_kind_error(fn, param);
+    }
+}
+
+int32_t tokemb_table_set_param_f64(tokemb_table *t, int32_t param, double value) {
+    static const char fn[] = "tokemb_table_set_param_f64";
+    int32_t st = tk_check_table(fn, t);
+    if (st) return st;
+    switch (param) {
+    case TOKEMB_TABLE_MAX_NORM:
+        if (isnan(value)) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: max_norm is NaN", fn);
+        t->max_norm = value > 0 ? value : 0.0;
+        return TOKEMB_OK;
+    case TOKEMB_TABLE_NORM_TYPE:
+        if (!(value > 0))
+            return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: norm_type %g must be > 0 (INFINITY allowed)", fn, value);
+        t->norm_type = value;
+        return TOKEMB_OK;
+    default: return tk_param_kind_error(fn, param);
+    }
+}
+
+int32_t tokemb_table_get_param(const tokemb_table *t, int32_t param, int64_t *value) {
+    static const char fn[] = "tokemb_table_get_param";
+    int32_t st = tk_check_table(fn, t);
+    if (st) return st;
+    if (!value) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: value is NULL", fn);
+    switch (param) {
+    case TOKEMB_TABLE_PADDING_IDX: *value = t->padding_idx < 0 ? TOKEMB_NO_PADDING : t->padding_idx; return TOKEMB_OK;
+    case TOKEMB_TABLE_SCALE_GRAD_BY_FREQ: *value = t->scale_grad_by_freq; return TOKEMB_OK;
+    case TOKEMB_TABLE_FROZEN: *value = t->frozen; return TOKEMB_OK;
+    case TOKEMB_TABLE_NONTEMPORAL: *value = t->nontemporal; return TOKEMB_OK;
+    default: return tk_param_kind_error(fn, param);
+    }
+}
+
+int32_t tokemb_table_get_param_f64(const tokemb_table *t, int32_t param, double *value) {
+    static const char fn[] = "tokemb_table_get_param_f64";
+    int32_t st = tk_check_table(fn, t);
+    if (st) return st;
+    if (!value) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: value is NULL", fn);
+    switch (param) {
+    case TOKEMB_TABLE_MAX_NORM: *value = t->max_norm; return TOKEMB_OK;
+    case TOKEMB_TABLE_NORM_TYPE: *value = t->norm_type; return TOKEMB_OK;
+    default: return tk_param_kind_error(fn, param);
+    }
+}
+
+/* ---- initialisation ------------------------------------------------------------------------- */
+
+typedef void (*tk_fill_fn)(float *x, size_t n, uint64_t seed, double a, double b);
+
+/* Runs a torch fill over the table as if it were a contiguous [rows, dim] tensor, then zeroes the
+ * padding row. Contiguous tables are filled in place; strided wraps go through a scratch buffer. */
+static int32_t tk_table_fill(const char *fn, tokemb_table *t, tk_fill_fn fill, uint64_t seed, double a, double b) {
+    int32_t st;
+    if ((st = tk_check_writable(fn, t))) return st;
+    if (t->dtype != TOKEMB_F32)
+        return tk_error(TOKEMB_UNSUPPORTED, "%s: initialisation needs F32 storage (dtype %d)", fn, (int)t->dtype);
+    const size_t d = (size_t)t->dim, rows = (size_t)t->rows, n = rows * d;
+    if (t->row_stride == t->dim) {
+        fill((float *)t->data, n, seed, a, b);
+    } else {
+        float *tmp = (float *)tk_malloc(n * sizeof(float));
+        if (!tmp) return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate %zu bytes of scratch", fn, n * sizeof(float));
+        fill(tmp, n, seed, a, b);
+        for (size_t r = 0; r < rows; r++) memcpy(tk_row_f32(t, (int64_t)r), tmp + r * d, d * sizeof(float));
+        tk_free(tmp);
+    }
+    if (t->padding_idx >= 0) memset(tk_row_f32(t, t->padding_idx), 0, d * sizeof(float));
+    return TOKEMB_OK;
+}
+
+int32_t tokemb_table_init_normal(tokemb_table *t, uint64_t seed, double mean, double std) {
+    static const char fn[] = "tokemb_table_init_normal";
+    int32_t st = tk_check_table(fn, t);
+    if (st) return st;
+    if (!isfinite(mean) || !isfinite(std) || std < 0)
+        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: mean = %g and std = %g must be finite with std >= 0", fn, mean,
+                        std);
+    return tk_table_fill(fn, t, tk_torch_normal_f32, seed, mean, std);
+}
+
+int32_t tokemb_table_init_uniform(tokemb_table *t, uint64_t seed, double lo, double hi) {
+    static const char fn[] = "tokemb_table_init_uniform";
+    int32_t st = tk_check_table(fn, t);
+    if (st) return st;
+    if (!isfinite(lo) || !isfinite(hi) || lo > hi)
+        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: bounds [%g, %g) must be finite with lo <= hi", fn, lo, hi);
+    return tk_table_fill(fn, t, tk_torch_uniform_f32, seed, lo, hi);
+}
