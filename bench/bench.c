@@ -415,7 +415,7 @@ static void run_onehot(void *p) {
     check(tokemb_lookup_onehot(c->t, c->ids, c->n, c->out), "tokemb_lookup_onehot");
 }
 
-#define HAVE_NT 1 /* TOKEMB_TABLE_NONTEMPORAL */
+#define HAVE_NT 1 /* TOKEMB_NONTEMPORAL */
 
 static const char *ID_DISTS[] = {"uniform", "zipf1.0", "zipf1.1"};
 
@@ -463,15 +463,15 @@ static void suite_lookup(void) {
                             r.m = measure(run_lookup_i32, &c, bytes);
                             emit(&r);
 #if HAVE_NT
-                            check(tokemb_table_set_param(t, TOKEMB_TABLE_NONTEMPORAL, 1), "set NONTEMPORAL");
+                            check(tokemb_table_set_param(t, TOKEMB_NONTEMPORAL, 1), "set NONTEMPORAL");
                             r.variant = "nt";
                             r.m = measure(run_lookup, &c, bytes);
                             emit(&r);
-                            check(tokemb_table_set_param(t, TOKEMB_TABLE_NONTEMPORAL, 0), "set NONTEMPORAL");
+                            check(tokemb_table_set_param(t, TOKEMB_NONTEMPORAL, 0), "set NONTEMPORAL");
                             r.variant = "cached";
                             r.m = measure(run_lookup, &c, bytes);
                             emit(&r);
-                            check(tokemb_table_set_param(t, TOKEMB_TABLE_NONTEMPORAL, 2), "reset NONTEMPORAL");
+                            check(tokemb_table_set_param(t, TOKEMB_NONTEMPORAL, 2), "reset NONTEMPORAL");
 #endif
                             if (nth == 1 && k == 0) { /* compact storage: decoded on the fly (kernels/gather_dtype.c) */
                                 static const char *const dtn[] = {"f16", "bf16", "q8_row"};

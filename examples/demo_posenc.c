@@ -40,7 +40,7 @@ void demo_positional_section(void) {
 
     enum { HD = 64 };
     tokemb_posenc *rope = NULL;
-    pe_check(tokemb_posenc_create_rope(HD, HD, 10000.0, TOKEMB_ROPE_NEOX, &rope), "create_rope");
+    pe_check(tokemb_posenc_create_rope(HD, HD, 10000.0, TOKEMB_NEOX, &rope), "create_rope");
     float q[HD], k[HD];
     for (int i = 0; i < HD; i++) {
         q[i] = (float)sin(0.37 * i + 0.1);

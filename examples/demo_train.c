@@ -95,7 +95,7 @@ int train_classifier_run(int steps, int32_t optim_kind, int verbose, train_resul
             offsets[b + 1] = (int64_t)n;
         }
         /* forward: mean-pooled bag -> logits = pooled x head^T -> softmax cross-entropy */
-        CHECK(tokemb_lookup_bags(emb, ids, n, offsets, BATCH, TOKEMB_BAG_MEAN, NULL, pooled));
+        CHECK(tokemb_lookup_bags(emb, ids, n, offsets, BATCH, TOKEMB_MEAN, NULL, pooled));
         CHECK(tokemb_logits(head, pooled, BATCH, logits));
         double loss = 0;
         for (int b = 0; b < BATCH; b++) {
@@ -138,7 +138,7 @@ int train_classifier_run(int steps, int32_t optim_kind, int verbose, train_resul
                 n += (size_t)make_sentence(&s2, ids + n, &labels[b]);
                 offsets[b + 1] = (int64_t)n;
             }
-            CHECK(tokemb_lookup_bags(emb, ids, n, offsets, BATCH, TOKEMB_BAG_MEAN, NULL, pooled));
+            CHECK(tokemb_lookup_bags(emb, ids, n, offsets, BATCH, TOKEMB_MEAN, NULL, pooled));
             CHECK(tokemb_logits(head, pooled, BATCH, logits));
             for (int b = 0; b < BATCH; b++, total++) correct += (logits[2 * b + 1] > logits[2 * b]) == labels[b];
         }

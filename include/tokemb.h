@@ -113,7 +113,7 @@ enum tokemb_dtype {
 /** Flags for tokemb_table_wrap. */
 #define TOKEMB_WRAP_READONLY 1u
 
-/** "No padding row": the value that clears TOKEMB_TABLE_PADDING_IDX (and what the getter returns then). */
+/** "No padding row": the value that clears TOKEMB_PADDING_IDX (and what the getter returns then). */
 #define TOKEMB_NO_PADDING INT64_MIN
 
 /** Table parameters (pinned values, block 100). Types: (i) int64 via set_param, (f) double via set_param_f64. */
@@ -121,30 +121,24 @@ enum tokemb_table_param {
     /** (i) Row whose gradient is always zero and which init zeroes, as nn.Embedding's padding_idx.
      *  Negative values count from the end (rows + idx), as torch normalises them; must lie in
      *  [-rows, rows) else TOKEMB_OUT_OF_RANGE. TOKEMB_NO_PADDING clears. Default: none. */
-    TOKEMB_TABLE_PADDING_IDX = 100,
+    TOKEMB_PADDING_IDX = 100,
     /** (f) max_norm: before a lookup each distinct referenced row whose norm exceeds it is scaled in place
      *  by max_norm / (norm + 1e-7) (torch's embedding_renorm_). <= 0 disables (default). NaN rejected. */
-    TOKEMB_TABLE_MAX_NORM = 101,
+    TOKEMB_MAX_NORM = 101,
     /** (f) The p of the max_norm norm; > 0 (INFINITY allowed). Default 2. */
-    TOKEMB_TABLE_NORM_TYPE = 102,
+    TOKEMB_NORM_TYPE = 102,
     /** (i) 0/1: scale each gradient contribution by 1/count of its id in the batch. Default 0. */
-    TOKEMB_TABLE_SCALE_GRAD_BY_FREQ = 103,
+    TOKEMB_SCALE_GRAD_BY_FREQ = 103,
     /** (i) 0/1: a frozen table rejects optimizer updates with TOKEMB_READ_ONLY (gradients can still
      *  be computed; init and explicit writes are still allowed). Default 0. */
-    TOKEMB_TABLE_FROZEN = 104,
+    TOKEMB_FROZEN = 104,
     /** (i) Non-temporal (cache-bypassing) stores for F32 lookup outputs: 0 never, 1 always, 2 (default)
      *  only when one call's output exceeds the last-level cache size (as glibc's memcpy does for copies;
      *  such an output cannot stay cached for its consumer anyway).
      *  Faster for large outputs that are not read again soon (up to 1.5x) and keeps a cache-resident
      *  table from being evicted by the output stream; a consumer reading the output next misses in cache.
      *  The stored values are identical either way. Not in torch. Other values: TOKEMB_INVALID_ARGUMENT. */
-    TOKEMB_TABLE_NONTEMPORAL = 105,
-    /* The short names of the design's section 7 (same values). */
-    TOKEMB_PADDING_IDX = TOKEMB_TABLE_PADDING_IDX,
-    TOKEMB_MAX_NORM = TOKEMB_TABLE_MAX_NORM,
-    TOKEMB_NORM_TYPE = TOKEMB_TABLE_NORM_TYPE,
-    TOKEMB_SCALE_GRAD_BY_FREQ = TOKEMB_TABLE_SCALE_GRAD_BY_FREQ,
-    TOKEMB_FROZEN = TOKEMB_TABLE_FROZEN
+    TOKEMB_NONTEMPORAL = 105,
 };
 
 /**
@@ -316,18 +310,14 @@ TOKEMB_API int32_t tokemb_grad_coalesce_i32(const tokemb_table *t, const int32_t
  * are distinct and no scaling applies). Cost O(rows*dim*n). Errors: as tokemb_grad_accumulate, plus
  * TOKEMB_UNSUPPORTED (dimensions beyond BLAS int).
  */
-TOKEMB_API int32_t tokemb_grad_accumulate_onehot(const tokemb_table *t, const int64_t *ids, size_t n,
+TOKEMB_API int32_t tokemb_lookup_onehot_backward(const tokemb_table *t, const int64_t *ids, size_t n,
                                                  const float *grad_out, float *grad_table);
 
 /** Bag reduction modes (pinned values). */
 enum tokemb_bag_mode {
-    TOKEMB_BAG_SUM = 0,
-    TOKEMB_BAG_MEAN = 1,
-    TOKEMB_BAG_MAX = 2,
-    /* The short names of the design's section 7 (same values). */
-    TOKEMB_SUM = TOKEMB_BAG_SUM,
-    TOKEMB_MEAN = TOKEMB_BAG_MEAN,
-    TOKEMB_MAX = TOKEMB_BAG_MAX
+    TOKEMB_SUM = 0,
+    TOKEMB_MEAN = 1,
+    TOKEMB_MAX = 2,
 };
 
 /**
@@ -372,12 +362,12 @@ TOKEMB_API int32_t tokemb_lookup_bags_i32(tokemb_table *t, const int32_t *ids, s
  * grad_per_sample_weights with mode != SUM, MAX with scale_grad_by_freq (as torch). Outputs untouched
  * on error.
  */
-TOKEMB_API int32_t tokemb_grad_accumulate_bags(const tokemb_table *t, const int64_t *ids, size_t n,
+TOKEMB_API int32_t tokemb_lookup_bags_backward(const tokemb_table *t, const int64_t *ids, size_t n,
                                                const int64_t *offsets, size_t n_bags, int32_t mode,
                                                const float *per_sample_weights, const float *grad_out,
                                                float *grad_table, float *grad_per_sample_weights);
-/** tokemb_grad_accumulate_bags with int32 ids. Same rules and errors. */
-TOKEMB_API int32_t tokemb_grad_accumulate_bags_i32(const tokemb_table *t, const int32_t *ids, size_t n,
+/** tokemb_lookup_bags_backward with int32 ids. Same rules and errors. */
+TOKEMB_API int32_t tokemb_lookup_bags_backward_i32(const tokemb_table *t, const int32_t *ids, size_t n,
                                                    const int64_t *offsets, size_t n_bags, int32_t mode,
                                                    const float *per_sample_weights, const float *grad_out,
                                                    float *grad_table, float *grad_per_sample_weights);
@@ -424,7 +414,7 @@ TOKEMB_API int32_t tokemb_optim_set_param_f64(tokemb_table *t, int32_t param, do
 /** Reads a hyper-parameter of the selected optimizer into *value. Errors as the setter. */
 TOKEMB_API int32_t tokemb_optim_get_param_f64(const tokemb_table *t, int32_t param, double *value);
 /** Steps taken since tokemb_optim_select, or -1 if t is NULL or no optimizer is selected. */
-TOKEMB_API int64_t tokemb_optim_steps(const tokemb_table *t);
+TOKEMB_API int64_t tokemb_optim_step_count(const tokemb_table *t);
 /**
  * One fused optimizer step from the lookup's output gradient grad_out[n][dim]: the gradient is
  * coalesced exactly as tokemb_grad_coalesce (padding dropped, scale_grad_by_freq applied, duplicates
@@ -476,27 +466,22 @@ typedef struct tokemb_posenc tokemb_posenc;
 enum tokemb_sinusoidal_layout {
     /** Vaswani / seed numpy recipe: channel 2i = sin(p*w_i), 2i+1 = cos(p*w_i), w_i = base^(-2i/dim).
      *  Odd dim: the last channel (even index dim-1) is sin(p*base^(-(dim-1)/dim)). */
-    TOKEMB_SINUSOIDAL_INTERLEAVED = 0,
+    TOKEMB_INTERLEAVED = 0,
     /** HF Marian/RoFormer "sentinel" table: channels [0, c) = sin(p*w_k), [c, dim) = cos(p*w_{k-c}),
      *  c = ceil(dim/2), same w as INTERLEAVED (odd dim: one more sin column than cos columns). */
-    TOKEMB_SINUSOIDAL_CONCAT = 1,
+    TOKEMB_CONCAT = 1,
     /** tensor2tensor get_timing_signal_1d / fairseq get_embedding: h = floor(dim/2) channels of
      *  sin(p*w_k) then h of cos, w_k = exp(-k*ln(base)/max(h-1, 1)) (w_0 = 1, w_{h-1} = 1/base); odd dim
      *  appends one zero column. dim must be >= 2. */
-    TOKEMB_SINUSOIDAL_CONCAT_T2T = 2,
-    TOKEMB_INTERLEAVED = TOKEMB_SINUSOIDAL_INTERLEAVED,
-    TOKEMB_CONCAT = TOKEMB_SINUSOIDAL_CONCAT,
-    TOKEMB_CONCAT_T2T = TOKEMB_SINUSOIDAL_CONCAT_T2T
+    TOKEMB_CONCAT_T2T = 2,
 };
 
 /** RoPE pairing conventions (pinned values): the pairing of the checkpoint's q/k weights. */
 enum tokemb_rope_layout {
     /** rotate_half (HF Llama/Mistral/Qwen/GPT-NeoX checkpoints, ggml NEOX): pairs (i, i + r/2). */
-    TOKEMB_ROPE_NEOX = 0,
+    TOKEMB_NEOX = 0,
     /** interleaved (GPT-J, RoFormer, Meta's original Llama, ggml "normal"): pairs (2i, 2i+1). */
-    TOKEMB_ROPE_GPTJ = 1,
-    TOKEMB_NEOX = TOKEMB_ROPE_NEOX,
-    TOKEMB_GPTJ = TOKEMB_ROPE_GPTJ
+    TOKEMB_GPTJ = 1,
 };
 
 /** RoPE scaling variants, the values of TOKEMB_ROPE_SCALING (pinned). Formulas: transformers'
@@ -507,7 +492,7 @@ enum tokemb_rope_scaling {
     TOKEMB_ROPE_SCALING_DYNAMIC = 2,  /**< dynamic NTK: base grows with ROPE_SEQ_LEN above ROPE_ORIGINAL_MAX_POS */
     TOKEMB_ROPE_SCALING_YARN = 3,     /**< YaRN ramp between theta and theta/factor, mscale attention factor */
     TOKEMB_ROPE_SCALING_LLAMA3 = 4,   /**< Llama 3.1 wavelength bands (low/high freq factor) */
-    TOKEMB_ROPE_SCALING_LONGROPE = 5  /**< LongRoPE per-pair short/long factors (tokemb_rope_set_longrope_factors) */
+    TOKEMB_ROPE_SCALING_LONGROPE = 5  /**< LongRoPE per-pair short/long factors (tokemb_posenc_rope_set_longrope_factors) */
 };
 
 /** Encoder parameters (pinned values, blocks 200 RoPE and 300 ALiBi). (i) int64 via
@@ -515,56 +500,41 @@ enum tokemb_rope_scaling {
  *  when set (NaN/inf rejected); the combination is checked when the encoder is used. */
 enum tokemb_posenc_param {
     /** (i) enum tokemb_rope_scaling. Default NONE. */
-    TOKEMB_POSENC_ROPE_SCALING = 200,
+    TOKEMB_ROPE_SCALING = 200,
     /** (f) the context-extension factor s, finite and > 0. Default 1. LINEAR/DYNAMIC/YARN/LLAMA3 use it;
      *  LONGROPE uses it only for the attention factor. */
-    TOKEMB_POSENC_ROPE_FACTOR = 201,
+    TOKEMB_ROPE_FACTOR = 201,
     /** (i) L0 = original_max_position_embeddings, >= 1. Required by DYNAMIC (it plays transformers'
      *  max_position_embeddings there), YARN, LLAMA3 and LONGROPE. Default 0 = not set. */
-    TOKEMB_POSENC_ROPE_ORIGINAL_MAX_POS = 202,
+    TOKEMB_ROPE_ORIGINAL_MAX_POS = 202,
     /** (f) YaRN beta_fast, finite > 0. Default 32. */
-    TOKEMB_POSENC_ROPE_BETA_FAST = 203,
+    TOKEMB_ROPE_BETA_FAST = 203,
     /** (f) YaRN beta_slow, finite > 0, <= beta_fast when used. Default 1. */
-    TOKEMB_POSENC_ROPE_BETA_SLOW = 204,
+    TOKEMB_ROPE_BETA_SLOW = 204,
     /** (f) llama3 low_freq_factor, finite > 0. Default 1. */
-    TOKEMB_POSENC_ROPE_LOW_FREQ_FACTOR = 205,
+    TOKEMB_ROPE_LOW_FREQ_FACTOR = 205,
     /** (f) llama3 high_freq_factor, finite > 0, > low_freq_factor when used. Default 4. */
-    TOKEMB_POSENC_ROPE_HIGH_FREQ_FACTOR = 206,
+    TOKEMB_ROPE_HIGH_FREQ_FACTOR = 206,
     /** (f) explicit attention factor A (cos and sin are multiplied by A, so logits by A^2), finite;
      *  > 0 overrides the formula of every scaling mode, 0 (default) = use the formula. */
-    TOKEMB_POSENC_ROPE_ATTN_FACTOR = 207,
+    TOKEMB_ROPE_ATTN_FACTOR = 207,
     /** (f) YaRN mscale, finite >= 0. Default 0 (unset). */
-    TOKEMB_POSENC_ROPE_MSCALE = 208,
+    TOKEMB_ROPE_MSCALE = 208,
     /** (f) YaRN mscale_all_dim, finite >= 0. Default 0 (unset). A = g(s,mscale)/g(s,mscale_all_dim) when
      *  both are non-zero, else g(s,1), g(s,m) = 1 if s <= 1 else 0.1*m*ln(s) + 1. */
-    TOKEMB_POSENC_ROPE_MSCALE_ALL_DIM = 209,
+    TOKEMB_ROPE_MSCALE_ALL_DIM = 209,
     /** (i) YaRN truncate 0/1: floor/ceil the correction range. Default 1 (gpt-oss ships 0). */
-    TOKEMB_POSENC_ROPE_TRUNCATE = 210,
+    TOKEMB_ROPE_TRUNCATE = 210,
     /** (i) The current sequence length L (transformers: max(position_ids) + 1), >= 0. DYNAMIC uses
      *  base' = base*((s*L/L0) - (s-1))^(r/(r-2)) when L > L0; LONGROPE uses the long factors when L > L0,
      *  else the short ones. 0 (default) = not given: original base / short factors. Set it before each
      *  forward whose length changes (like transformers' dynamic_rope_update; keys cached with other
      *  frequencies are the caller's concern). */
-    TOKEMB_POSENC_ROPE_SEQ_LEN = 211,
+    TOKEMB_ROPE_SEQ_LEN = 211,
     /** (i) 0/1: ALiBi causal form (1, default) or symmetric (0). */
-    TOKEMB_POSENC_ALIBI_CAUSAL = 300,
+    TOKEMB_ALIBI_CAUSAL = 300,
     /** (f) ALiBi max_bias (MPT alibi_bias_max, ggml max_bias), finite > 0. Default 8. */
-    TOKEMB_POSENC_ALIBI_MAX_BIAS = 301,
-    /* The short names of the design's section 7 (same values). */
-    TOKEMB_ROPE_SCALING = TOKEMB_POSENC_ROPE_SCALING,
-    TOKEMB_ROPE_FACTOR = TOKEMB_POSENC_ROPE_FACTOR,
-    TOKEMB_ROPE_ORIGINAL_MAX_POS = TOKEMB_POSENC_ROPE_ORIGINAL_MAX_POS,
-    TOKEMB_ROPE_BETA_FAST = TOKEMB_POSENC_ROPE_BETA_FAST,
-    TOKEMB_ROPE_BETA_SLOW = TOKEMB_POSENC_ROPE_BETA_SLOW,
-    TOKEMB_ROPE_LOW_FREQ_FACTOR = TOKEMB_POSENC_ROPE_LOW_FREQ_FACTOR,
-    TOKEMB_ROPE_HIGH_FREQ_FACTOR = TOKEMB_POSENC_ROPE_HIGH_FREQ_FACTOR,
-    TOKEMB_ROPE_ATTN_FACTOR = TOKEMB_POSENC_ROPE_ATTN_FACTOR,
-    TOKEMB_ROPE_MSCALE = TOKEMB_POSENC_ROPE_MSCALE,
-    TOKEMB_ROPE_MSCALE_ALL_DIM = TOKEMB_POSENC_ROPE_MSCALE_ALL_DIM,
-    TOKEMB_ROPE_TRUNCATE = TOKEMB_POSENC_ROPE_TRUNCATE,
-    TOKEMB_ROPE_SEQ_LEN = TOKEMB_POSENC_ROPE_SEQ_LEN,
-    TOKEMB_ALIBI_CAUSAL = TOKEMB_POSENC_ALIBI_CAUSAL,
-    TOKEMB_ALIBI_MAX_BIAS = TOKEMB_POSENC_ALIBI_MAX_BIAS
+    TOKEMB_ALIBI_MAX_BIAS = 301,
 };
 
 /**
@@ -674,7 +644,7 @@ TOKEMB_API int32_t tokemb_rope_apply_backward(const tokemb_posenc *pe, float *gr
  * -theta. Errors as tokemb_rope_apply, plus TOKEMB_INVALID_ARGUMENT for negative strides or backward not
  * 0/1. Overlapping heads are the caller's error.
  */
-TOKEMB_API int32_t tokemb_rope_apply_strided(const tokemb_posenc *pe, float *x, size_t batch, size_t n_heads,
+TOKEMB_API int32_t tokemb_posenc_rope_apply_strided(const tokemb_posenc *pe, float *x, size_t batch, size_t n_heads,
                                              size_t seq, int64_t stride_batch, int64_t stride_head,
                                              int64_t stride_seq, const int64_t *positions, int32_t backward);
 /**
@@ -683,10 +653,10 @@ TOKEMB_API int32_t tokemb_rope_apply_strided(const tokemb_posenc *pe, float *x, 
  * Errors: TOKEMB_INVALID_ARGUMENT (NULL pe, not RoPE, n != rotary_dim/2 with inv_freq non-NULL, an
  * inconsistent configuration), TOKEMB_NO_MEMORY. Thread-safe.
  */
-TOKEMB_API int32_t tokemb_rope_inv_freq(const tokemb_posenc *pe, double *inv_freq, size_t n, double *attn_factor);
+TOKEMB_API int32_t tokemb_posenc_rope_inv_freq(const tokemb_posenc *pe, double *inv_freq, size_t n, double *attn_factor);
 /** The cos and sin tables the rotation uses: cos[n][rotary_dim/2], sin[n][rotary_dim/2] (float32, A
  *  included) for positions[n]. Errors as tokemb_rope_apply. Thread-safe. */
-TOKEMB_API int32_t tokemb_rope_cos_sin(const tokemb_posenc *pe, const int64_t *positions, size_t n, float *cos_out,
+TOKEMB_API int32_t tokemb_posenc_rope_cos_sin(const tokemb_posenc *pe, const int64_t *positions, size_t n, float *cos_out,
                                        float *sin_out);
 /**
  * Sets the LongRoPE per-pair factors (each n = rotary_dim/2 values, finite and > 0; copied). Used when
@@ -695,12 +665,12 @@ TOKEMB_API int32_t tokemb_rope_cos_sin(const tokemb_posenc *pe, const int64_t *p
  * Errors: TOKEMB_INVALID_ARGUMENT (NULL, not RoPE, wrong n, bad value named with its index),
  * TOKEMB_NO_MEMORY. Unchanged on error.
  */
-TOKEMB_API int32_t tokemb_rope_set_longrope_factors(tokemb_posenc *pe, const double *short_factor,
+TOKEMB_API int32_t tokemb_posenc_rope_set_longrope_factors(tokemb_posenc *pe, const double *short_factor,
                                                     const double *long_factor, size_t n);
 
 /** ALiBi slopes out[n_heads] (float32) of the current max_bias. Errors: TOKEMB_INVALID_ARGUMENT (NULL,
  *  not ALiBi). Thread-safe. */
-TOKEMB_API int32_t tokemb_alibi_slopes(const tokemb_posenc *pe, float *out);
+TOKEMB_API int32_t tokemb_posenc_alibi_slopes(const tokemb_posenc *pe, float *out);
 /**
  * Attention bias out[n_heads][q_len][k_len]; query i sits at position q_offset + i, key j at j.
  * ALiBi causal (default): -slope_h*(q_offset + i - j) for j <= q_offset + i and -INFINITY past it (the
@@ -726,10 +696,10 @@ TOKEMB_API int32_t tokemb_posenc_attn_bias_backward(const tokemb_posenc *pe, siz
 TOKEMB_API int32_t tokemb_posenc_buckets(const tokemb_posenc *pe, size_t q_len, size_t k_len, int64_t q_offset,
                                          int32_t *out);
 /** Shaw: out[q_len][k_len][dim] = table[index(i, j)]. Errors as tokemb_posenc_buckets (Shaw only). */
-TOKEMB_API int32_t tokemb_shaw_embed(const tokemb_posenc *pe, size_t q_len, size_t k_len, int64_t q_offset,
+TOKEMB_API int32_t tokemb_posenc_shaw_embed(const tokemb_posenc *pe, size_t q_len, size_t k_len, int64_t q_offset,
                                      float *out);
 /** Shaw backward: grad_table[index(i, j)] += grad[i][j] ([2k+1][dim]), per row in (i, j) order. */
-TOKEMB_API int32_t tokemb_shaw_embed_backward(const tokemb_posenc *pe, size_t q_len, size_t k_len,
+TOKEMB_API int32_t tokemb_posenc_shaw_embed_backward(const tokemb_posenc *pe, size_t q_len, size_t k_len,
                                               int64_t q_offset, const float *grad, float *grad_table);
 
 /**

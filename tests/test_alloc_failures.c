@@ -294,15 +294,15 @@ static void setup_rope(tk_case *c) {
 static int32_t run_rope(tk_case *c) { return tokemb_rope_apply(c->pe, c->out, K_NPOS, K_NH, k_pos); }
 static int32_t run_rope_bwd(tk_case *c) { return tokemb_rope_apply_backward(c->pe, c->out, K_NPOS, K_NH, k_pos); }
 static int32_t run_rope_strided(tk_case *c) {
-    return tokemb_rope_apply_strided(c->pe, c->out, 2, K_NH, K_NPOS / 2, K_NH * K_HD * (K_NPOS / 2), K_HD,
+    return tokemb_posenc_rope_apply_strided(c->pe, c->out, 2, K_NH, K_NPOS / 2, K_NH * K_HD * (K_NPOS / 2), K_HD,
                                      K_NH * K_HD, k_pos, 0);
 }
 static int32_t run_rope_cos_sin(tk_case *c) {
-    return tokemb_rope_cos_sin(c->pe, k_pos, K_NPOS, c->out, c->out + K_NPOS * 4);
+    return tokemb_posenc_rope_cos_sin(c->pe, k_pos, K_NPOS, c->out, c->out + K_NPOS * 4);
 }
 static int32_t run_rope_inv_freq(tk_case *c) {
     double inv[4], a;
-    int32_t st = tokemb_rope_inv_freq(c->pe, inv, 4, &a);
+    int32_t st = tokemb_posenc_rope_inv_freq(c->pe, inv, 4, &a);
     if (st == TOKEMB_OK)
         for (int i = 0; i < 4; i++) c->out[i] = (float)inv[i];
     return st;
@@ -312,11 +312,11 @@ static void setup_longrope(tk_case *c) {
     TK_OK(tokemb_posenc_set_param(c->pe, TOKEMB_ROPE_SCALING, TOKEMB_ROPE_SCALING_LONGROPE));
     TK_OK(tokemb_posenc_set_param(c->pe, TOKEMB_ROPE_ORIGINAL_MAX_POS, 64));
     const double sf[4] = {1, 1, 1, 1}, lf[4] = {2, 2, 2, 2};
-    TK_OK(tokemb_rope_set_longrope_factors(c->pe, sf, lf, 4));
+    TK_OK(tokemb_posenc_rope_set_longrope_factors(c->pe, sf, lf, 4));
 }
 static int32_t run_longrope(tk_case *c) {
     const double sf[4] = {1.0, 1.25, 1.5, 2.0}, lf[4] = {3.0, 4.0, 5.0, 6.0};
-    return tokemb_rope_set_longrope_factors(c->pe, sf, lf, 4);
+    return tokemb_posenc_rope_set_longrope_factors(c->pe, sf, lf, 4);
 }
 
 static void setup_alibi(tk_case *c) {
@@ -324,7 +324,7 @@ static void setup_alibi(tk_case *c) {
     tk_out(c, 5 * 4 * 6);
 }
 static int32_t run_alibi_bias(tk_case *c) { return tokemb_posenc_attn_bias(c->pe, 4, 6, 2, c->out); }
-static int32_t run_alibi_slopes(tk_case *c) { return tokemb_alibi_slopes(c->pe, c->out); }
+static int32_t run_alibi_slopes(tk_case *c) { return tokemb_posenc_alibi_slopes(c->pe, c->out); }
 static void setup_t5(tk_case *c) {
     TK_OK(tokemb_posenc_create_t5(3, 16, 64, 1, &c->pe));
     TK_OK(tokemb_table_init_normal(tokemb_posenc_table(c->pe), 5, 0.0, 1.0));
@@ -345,10 +345,10 @@ static void setup_shaw(tk_case *c) {
     c->out2 = (float *)malloc(5 * 4 * sizeof(float));
     c->out2_n = 5 * 4;
 }
-static int32_t run_shaw(tk_case *c) { return tokemb_shaw_embed(c->pe, 3, 5, 2, c->out); }
+static int32_t run_shaw(tk_case *c) { return tokemb_posenc_shaw_embed(c->pe, 3, 5, 2, c->out); }
 static int32_t run_shaw_bwd(tk_case *c) {
     for (size_t i = 0; i < c->out_n; i++) c->out[i] = (float)i;
-    return tokemb_shaw_embed_backward(c->pe, 3, 5, 2, c->out, c->out2);
+    return tokemb_posenc_shaw_embed_backward(c->pe, 3, 5, 2, c->out, c->out2);
 }
 static void setup_embed(tk_case *c) {
     c->t = tk_table(K_ROWS, K_DIM, 31);
@@ -380,7 +380,7 @@ static void setup_grad(tk_case *c) {
 }
 static int32_t run_grad(tk_case *c) { return tokemb_grad_accumulate(c->t, k_ids, K_N, k_grad, c->out); }
 static int32_t run_grad_i32(tk_case *c) { return tokemb_grad_accumulate_i32(c->t, k_ids32, K_N, k_grad, c->out); }
-static int32_t run_grad_onehot(tk_case *c) { return tokemb_grad_accumulate_onehot(c->t, k_ids, K_N, k_grad, c->out); }
+static int32_t run_grad_onehot(tk_case *c) { return tokemb_lookup_onehot_backward(c->t, k_ids, K_N, k_grad, c->out); }
 static int32_t run_coalesce(tk_case *c) {
     size_t nu = 0;
     /* out holds rows [K_N][dim], then ids (as raw int64), then the count */
@@ -416,13 +416,13 @@ static void setup_bags_bwd(tk_case *c) {
     c->out2_n = K_N;
 }
 static int32_t run_bags_bwd_sum(tk_case *c) {
-    return tokemb_grad_accumulate_bags(c->t, k_ids, K_N, k_off, 4, TOKEMB_SUM, k_psw, k_grad, c->out, c->out2);
+    return tokemb_lookup_bags_backward(c->t, k_ids, K_N, k_off, 4, TOKEMB_SUM, k_psw, k_grad, c->out, c->out2);
 }
 static int32_t run_bags_bwd_mean(tk_case *c) {
-    return tokemb_grad_accumulate_bags_i32(c->t, k_ids32, K_N, k_off, 4, TOKEMB_MEAN, NULL, k_grad, c->out, NULL);
+    return tokemb_lookup_bags_backward_i32(c->t, k_ids32, K_N, k_off, 4, TOKEMB_MEAN, NULL, k_grad, c->out, NULL);
 }
 static int32_t run_bags_bwd_max(tk_case *c) {
-    return tokemb_grad_accumulate_bags(c->t, k_ids, K_N, k_off, 4, TOKEMB_MAX, NULL, k_grad, c->out, NULL);
+    return tokemb_lookup_bags_backward(c->t, k_ids, K_N, k_off, 4, TOKEMB_MAX, NULL, k_grad, c->out, NULL);
 }
 /* optimizers: the first step allocates the state; a failure must leave every row (and the step count) */
 static int32_t g_kind;
@@ -625,30 +625,30 @@ static const tk_op k_ops[] = {
     {"tokemb_posenc_encode", setup_sin, run_encode, NULL},
     {"tokemb_rope_apply (YaRN)", setup_rope, run_rope, NULL},
     {"tokemb_rope_apply_backward (YaRN)", setup_rope, run_rope_bwd, NULL},
-    {"tokemb_rope_apply_strided (YaRN)", setup_rope, run_rope_strided, NULL},
-    {"tokemb_rope_cos_sin (YaRN)", setup_rope, run_rope_cos_sin, NULL},
-    {"tokemb_rope_inv_freq (YaRN)", setup_rope, run_rope_inv_freq, NULL},
-    {"tokemb_rope_set_longrope_factors", setup_longrope, run_longrope, NULL},
+    {"tokemb_posenc_rope_apply_strided (YaRN)", setup_rope, run_rope_strided, NULL},
+    {"tokemb_posenc_rope_cos_sin (YaRN)", setup_rope, run_rope_cos_sin, NULL},
+    {"tokemb_posenc_rope_inv_freq (YaRN)", setup_rope, run_rope_inv_freq, NULL},
+    {"tokemb_posenc_rope_set_longrope_factors", setup_longrope, run_longrope, NULL},
     {"tokemb_posenc_attn_bias (ALiBi)", setup_alibi, run_alibi_bias, NULL},
-    {"tokemb_alibi_slopes", setup_alibi, run_alibi_slopes, NULL},
+    {"tokemb_posenc_alibi_slopes", setup_alibi, run_alibi_slopes, NULL},
     {"tokemb_posenc_attn_bias (T5)", setup_t5, run_t5_bias, NULL},
     {"tokemb_posenc_buckets (T5)", setup_t5, run_t5_buckets, NULL},
     {"tokemb_posenc_attn_bias_backward", setup_t5, run_t5_bwd, NULL},
-    {"tokemb_shaw_embed", setup_shaw, run_shaw, NULL},
-    {"tokemb_shaw_embed_backward", setup_shaw, run_shaw_bwd, NULL},
+    {"tokemb_posenc_shaw_embed", setup_shaw, run_shaw, NULL},
+    {"tokemb_posenc_shaw_embed_backward", setup_shaw, run_shaw_bwd, NULL},
     {"tokemb_embed (learned, max_norm)", setup_embed, run_embed, NULL},
     {"tokemb_embed_backward", setup_embed_bwd, run_embed_bwd, NULL},
     {"tokemb_grad_accumulate", setup_grad, run_grad, NULL},
     {"tokemb_grad_accumulate_i32", setup_grad, run_grad_i32, NULL},
-    {"tokemb_grad_accumulate_onehot", setup_grad, run_grad_onehot, NULL},
+    {"tokemb_lookup_onehot_backward", setup_grad, run_grad_onehot, NULL},
     {"tokemb_grad_coalesce", setup_grad, run_coalesce, NULL},
     {"tokemb_grad_coalesce_i32", setup_grad, run_coalesce_i32, NULL},
     {"tokemb_lookup_bags SUM (max_norm)", setup_bags, run_bags_sum, NULL},
     {"tokemb_lookup_bags_i32 MEAN (max_norm)", setup_bags, run_bags_mean_i32, NULL},
     {"tokemb_lookup_bags MAX (max_norm)", setup_bags, run_bags_max, NULL},
-    {"tokemb_grad_accumulate_bags SUM", setup_bags_bwd, run_bags_bwd_sum, NULL},
-    {"tokemb_grad_accumulate_bags_i32 MEAN", setup_bags_bwd, run_bags_bwd_mean, NULL},
-    {"tokemb_grad_accumulate_bags MAX", setup_bags_bwd, run_bags_bwd_max, NULL},
+    {"tokemb_lookup_bags_backward SUM", setup_bags_bwd, run_bags_bwd_sum, NULL},
+    {"tokemb_lookup_bags_backward_i32 MEAN", setup_bags_bwd, run_bags_bwd_mean, NULL},
+    {"tokemb_lookup_bags_backward MAX", setup_bags_bwd, run_bags_bwd_max, NULL},
     {"tokemb_optim_select", setup_none_table, run_optim_select, NULL},
     {"tokemb_logits", setup_logits, run_logits, NULL},
     {"tokemb_logits_backward", setup_logits, run_logits_bwd, NULL},

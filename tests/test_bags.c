@@ -89,12 +89,12 @@ static void test_validation(void **state) {
     tk_fill_sentinel(gt, 6);
     uint64_t hg = tk_checksum(gt, sizeof gt);
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT,
-                     tokemb_grad_accumulate_bags(t, ids, 4, o2, 3, 0, NULL, out, gt, NULL), "offsets[2]");
+                     tokemb_lookup_bags_backward(t, ids, 4, o2, 3, 0, NULL, out, gt, NULL), "offsets[2]");
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT,
-                     tokemb_grad_accumulate_bags(t, ids, 4, ok_offs, 3, 1, NULL, out, gt, out), "SUM");
+                     tokemb_lookup_bags_backward(t, ids, 4, ok_offs, 3, 1, NULL, out, gt, out), "SUM");
     TK_OK(tokemb_table_set_param(t, TOKEMB_SCALE_GRAD_BY_FREQ, 1));
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT,
-                     tokemb_grad_accumulate_bags(t, ids, 4, ok_offs, 3, 2, NULL, out, gt, NULL), "MAX");
+                     tokemb_lookup_bags_backward(t, ids, 4, ok_offs, 3, 2, NULL, out, gt, NULL), "MAX");
     assert_int_equal(tk_checksum(gt, sizeof gt), hg);
     const int64_t zero[1] = {0};
     TK_OK(tokemb_lookup_bags(t, NULL, 0, zero, 0, 0, NULL, NULL));
@@ -144,10 +144,10 @@ static void test_threads_invariant(void **state) {
         const float *pw = mode == 0 ? psw : NULL;
         TK_OK(tokemb_set_num_threads(1));
         TK_OK(tokemb_lookup_bags(t, ids, n, offs, nb, mode, pw, o1));
-        TK_OK(tokemb_grad_accumulate_bags(t, ids, n, offs, nb, mode, pw, go, g1, mode == 0 ? p1 : NULL));
+        TK_OK(tokemb_lookup_bags_backward(t, ids, n, offs, nb, mode, pw, go, g1, mode == 0 ? p1 : NULL));
         TK_OK(tokemb_set_num_threads(5));
         TK_OK(tokemb_lookup_bags(t, ids, n, offs, nb, mode, pw, o2));
-        TK_OK(tokemb_grad_accumulate_bags(t, ids, n, offs, nb, mode, pw, go, g2, mode == 0 ? p2 : NULL));
+        TK_OK(tokemb_lookup_bags_backward(t, ids, n, offs, nb, mode, pw, go, g2, mode == 0 ? p2 : NULL));
         assert_memory_equal(o1, o2, nb * dim * 4);
         assert_memory_equal(g1, g2, rows * dim * 4);
         if (mode == 0) assert_memory_equal(p1, p2, n * 4);

@@ -48,7 +48,7 @@ static void q8_bags_ref(const uint8_t *buf, size_t dim, const int64_t *ids, cons
             }
             for (size_t c = 0; c < dim; c++) o[c] = fmaf(sc, (float)row[c], o[c] + bi);
         }
-        if (mode == TOKEMB_BAG_MEAN)
+        if (mode == TOKEMB_MEAN)
             for (size_t c = 0; c < dim; c++) o[c] = o[c] / (float)(cnt ? cnt : 1);
     }
 }
@@ -57,7 +57,7 @@ static void q8_bags_ref(const uint8_t *buf, size_t dim, const int64_t *ids, cons
 static void expected_bags(int32_t dtype, const uint8_t *buf, tokemb_table *dec, size_t dim, const int64_t *ids,
                           size_t n, const int64_t *offsets, size_t nb, int32_t mode, const float *w, int64_t pad,
                           float *out) {
-    if (dtype == TOKEMB_Q8_ROW && mode != TOKEMB_BAG_MAX)
+    if (dtype == TOKEMB_Q8_ROW && mode != TOKEMB_MAX)
         q8_bags_ref(buf, dim, ids, offsets, nb, mode, w, pad, out);
     else
         TK_OK(tokemb_lookup_bags(dec, ids, n, offsets, nb, mode, w, out));
@@ -92,30 +92,30 @@ static void check_dtype(int32_t dtype, int64_t pad) {
     for (int b = 1; b < BAGS; b++) if (offsets[b] > N) offsets[b] = N;
     offsets[BAGS] = N;
     static float a[BAGS * DIM], r[BAGS * DIM];
-    for (int32_t mode = TOKEMB_BAG_SUM; mode <= TOKEMB_BAG_MAX; mode++) {
+    for (int32_t mode = TOKEMB_SUM; mode <= TOKEMB_MAX; mode++) {
         TK_OK(tokemb_lookup_bags(c, ids, N, offsets, BAGS, mode, NULL, a));
         expected_bags(dtype, buf, dec, DIM, ids, N, offsets, BAGS, mode, NULL, tpad, r);
         assert_memory_equal(a, r, sizeof a);
     }
-    TK_OK(tokemb_lookup_bags(c, ids, N, offsets, BAGS, TOKEMB_BAG_SUM, w, a));
-    expected_bags(dtype, buf, dec, DIM, ids, N, offsets, BAGS, TOKEMB_BAG_SUM, w, tpad, r);
+    TK_OK(tokemb_lookup_bags(c, ids, N, offsets, BAGS, TOKEMB_SUM, w, a));
+    expected_bags(dtype, buf, dec, DIM, ids, N, offsets, BAGS, TOKEMB_SUM, w, tpad, r);
     assert_memory_equal(a, r, sizeof a);
     if (dtype == TOKEMB_Q8_ROW) { /* torch's accumulation is not the sum of the dequantised rows, but close */
-        TK_OK(tokemb_lookup_bags(dec, ids, N, offsets, BAGS, TOKEMB_BAG_SUM, NULL, r));
-        TK_OK(tokemb_lookup_bags(c, ids, N, offsets, BAGS, TOKEMB_BAG_SUM, NULL, a));
+        TK_OK(tokemb_lookup_bags(dec, ids, N, offsets, BAGS, TOKEMB_SUM, NULL, r));
+        TK_OK(tokemb_lookup_bags(c, ids, N, offsets, BAGS, TOKEMB_SUM, NULL, a));
         for (size_t i = 0; i < BAGS * DIM; i++) assert_true(fabsf(a[i] - r[i]) <= 1e-5f * 15.0f * 4.0f);
     }
 
     /* training paths keep requiring F32; max_norm too */
     static float g[BAGS * DIM], gt[ROWS * DIM];
     TK_EXPECT_STATUS(TOKEMB_UNSUPPORTED,
-                     tokemb_grad_accumulate_bags(c, ids, N, offsets, BAGS, TOKEMB_BAG_SUM, NULL, g, gt, NULL),
+                     tokemb_lookup_bags_backward(c, ids, N, offsets, BAGS, TOKEMB_SUM, NULL, g, gt, NULL),
                      "F32");
     TK_EXPECT_STATUS(TOKEMB_UNSUPPORTED, tokemb_grad_accumulate(c, ids, N, gt, gt), "gradients need F32");
     TK_OK(tokemb_table_set_param_f64(c, TOKEMB_MAX_NORM, 1.0));
     tk_fill_sentinel(a, BAGS * DIM);
     uint64_t before = tk_checksum(a, sizeof a);
-    TK_EXPECT_STATUS(TOKEMB_UNSUPPORTED, tokemb_lookup_bags(c, ids, N, offsets, BAGS, TOKEMB_BAG_SUM, NULL, a),
+    TK_EXPECT_STATUS(TOKEMB_UNSUPPORTED, tokemb_lookup_bags(c, ids, N, offsets, BAGS, TOKEMB_SUM, NULL, a),
                      "max_norm");
     assert_true(tk_checksum(a, sizeof a) == before);
     free(decoded);
@@ -169,9 +169,9 @@ static void test_bags_wide_threads(void **state) {
             ids[i] = (int64_t)(tk_rand(&s) % R);
             w[i] = (float)(tk_rand(&s) % 1000) / 250.0f - 2.0f;
         }
-        for (int32_t mode = TOKEMB_BAG_SUM; mode <= TOKEMB_BAG_MAX + 1; mode++) {
-            const int32_t m = mode > TOKEMB_BAG_MAX ? TOKEMB_BAG_SUM : mode;
-            const float *psw = mode > TOKEMB_BAG_MAX ? w : NULL;
+        for (int32_t mode = TOKEMB_SUM; mode <= TOKEMB_MAX + 1; mode++) {
+            const int32_t m = mode > TOKEMB_MAX ? TOKEMB_SUM : mode;
+            const float *psw = mode > TOKEMB_MAX ? w : NULL;
             expected_bags(dtype, buf, dec, D, ids, n, offsets, NB, m, psw, -1, r);
             for (int32_t th = 1; th <= 3; th++) {
                 TK_OK(tokemb_set_num_threads(th));
@@ -200,7 +200,7 @@ static void test_bags_huge_n_bags(void **state) {
     TK_OK(tokemb_table_create(4, 8, TOKEMB_F32, &t));
     const int64_t ids[1] = {1}, offsets[2] = {0, 1};
     float out[8];
-    TK_EXPECT_STATUS(TOKEMB_OVERFLOW, tokemb_lookup_bags(t, ids, 1, offsets, SIZE_MAX / 2, TOKEMB_BAG_SUM, NULL, out),
+    TK_EXPECT_STATUS(TOKEMB_OVERFLOW, tokemb_lookup_bags(t, ids, 1, offsets, SIZE_MAX / 2, TOKEMB_SUM, NULL, out),
                      "overflows");
     tokemb_table_free(t);
 }

@@ -111,7 +111,7 @@ static int32_t job_rope_bwd(const tk_objs *o, const tk_inputs *in, float *out) {
 }
 static int32_t job_rope_strided(const tk_objs *o, const tk_inputs *in, float *out) {
     memcpy(out, in->x, sizeof in->x); /* viewed as [2][NH][NTOK/2][HD] */
-    return tokemb_rope_apply_strided(o->rope, out, 2, NH, NTOK / 2, (int64_t)NH * (NTOK / 2) * HD,
+    return tokemb_posenc_rope_apply_strided(o->rope, out, 2, NH, NTOK / 2, (int64_t)NH * (NTOK / 2) * HD,
                                      (int64_t)(NTOK / 2) * HD, HD, in->pos, 0);
 }
 static int32_t job_alibi(const tk_objs *o, const tk_inputs *in, float *out) {
@@ -134,7 +134,7 @@ static int32_t job_coalesce(const tk_objs *o, const tk_inputs *in, float *out) {
 }
 static int32_t job_bags_bwd(const tk_objs *o, const tk_inputs *in, float *out) {
     memset(out, 0, (size_t)R * D * sizeof(float));
-    return tokemb_grad_accumulate_bags(o->tab, in->ids, N, in->offsets, NB, TOKEMB_MEAN, NULL, in->grad, out, NULL);
+    return tokemb_lookup_bags_backward(o->tab, in->ids, N, in->offsets, NB, TOKEMB_MEAN, NULL, in->grad, out, NULL);
 }
 static int32_t job_logits(const tk_objs *o, const tk_inputs *in, float *out) {
     return tokemb_logits(o->tab, in->grad, 32, out);
@@ -156,12 +156,12 @@ static const tk_job k_jobs[] = {
     {"tokemb_embed", job_embed, (size_t)N * D, 0},
     {"tokemb_rope_apply (YaRN)", job_rope, (size_t)NTOK * NH * HD, 0},
     {"tokemb_rope_apply_backward", job_rope_bwd, (size_t)NTOK * NH * HD, 0},
-    {"tokemb_rope_apply_strided", job_rope_strided, (size_t)NTOK * NH * HD, 0},
+    {"tokemb_posenc_rope_apply_strided", job_rope_strided, (size_t)NTOK * NH * HD, 0},
     {"tokemb_posenc_attn_bias ALiBi", job_alibi, (size_t)12 * 16 * 40, 0},
     {"tokemb_posenc_attn_bias T5", job_t5, (size_t)NH * 16 * 40, 0},
     {"tokemb_grad_accumulate", job_grad, (size_t)R * D, 0},
     {"tokemb_grad_coalesce", job_coalesce, (size_t)N * D + 2 * N, 0},
-    {"tokemb_grad_accumulate_bags MEAN", job_bags_bwd, (size_t)R * D, 0},
+    {"tokemb_lookup_bags_backward MEAN", job_bags_bwd, (size_t)R * D, 0},
     {"tokemb_logits", job_logits, (size_t)32 * R, 1},
     {"tokemb_nearest_ids", job_nearest, (size_t)3 * 16 * 5, 1},
 };

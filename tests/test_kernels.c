@@ -178,7 +178,7 @@ static void test_lookup_thread_count_independence(void **state) {
         for (int k = 0; k < 4; k++) {
             TK_OK(tokemb_set_num_threads(threads[k]));
             for (int64_t nt = 0; nt <= 2; nt++) {
-                TK_OK(tokemb_table_set_param(t, TOKEMB_TABLE_NONTEMPORAL, nt));
+                TK_OK(tokemb_table_set_param(t, TOKEMB_NONTEMPORAL, nt));
                 tk_fill_sentinel(got, n * (size_t)D);
                 TK_OK(tokemb_lookup(t, ids, n, got));
                 if (memcmp(want, got, n * (size_t)D * sizeof(float)))
@@ -424,16 +424,16 @@ static void test_nontemporal_param(void **state) {
     tokemb_table *t = NULL;
     TK_OK(tokemb_table_create(4, 8, TOKEMB_F32, &t));
     int64_t v = -1;
-    TK_OK(tokemb_table_get_param(t, TOKEMB_TABLE_NONTEMPORAL, &v));
+    TK_OK(tokemb_table_get_param(t, TOKEMB_NONTEMPORAL, &v));
     assert_int_equal(v, 2); /* default: auto */
-    TK_OK(tokemb_table_set_param(t, TOKEMB_TABLE_NONTEMPORAL, 0));
-    TK_OK(tokemb_table_get_param(t, TOKEMB_TABLE_NONTEMPORAL, &v));
+    TK_OK(tokemb_table_set_param(t, TOKEMB_NONTEMPORAL, 0));
+    TK_OK(tokemb_table_get_param(t, TOKEMB_NONTEMPORAL, &v));
     assert_int_equal(v, 0);
-    TK_OK(tokemb_table_set_param(t, TOKEMB_TABLE_NONTEMPORAL, 2));
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_table_set_param(t, TOKEMB_TABLE_NONTEMPORAL, 3), "nontemporal");
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_table_set_param(t, TOKEMB_TABLE_NONTEMPORAL, -1), "got -1");
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_table_set_param_f64(t, TOKEMB_TABLE_NONTEMPORAL, 1.0), "int64");
-    TK_OK(tokemb_table_get_param(t, TOKEMB_TABLE_NONTEMPORAL, &v));
+    TK_OK(tokemb_table_set_param(t, TOKEMB_NONTEMPORAL, 2));
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_table_set_param(t, TOKEMB_NONTEMPORAL, 3), "nontemporal");
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_table_set_param(t, TOKEMB_NONTEMPORAL, -1), "got -1");
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_table_set_param_f64(t, TOKEMB_NONTEMPORAL, 1.0), "int64");
+    TK_OK(tokemb_table_get_param(t, TOKEMB_NONTEMPORAL, &v));
     assert_int_equal(v, 2);
     tokemb_table_free(t);
 }

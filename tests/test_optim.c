@@ -18,12 +18,12 @@ static void test_select_and_params(void **state) {
     (void)state;
     tokemb_table *t = make_table(4, 2);
     double v = 0;
-    assert_int_equal(tokemb_optim_steps(t), -1);
+    assert_int_equal(tokemb_optim_step_count(t), -1);
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_optim_set_param_f64(t, TOKEMB_OPTIM_LR, 0.1), "no optimizer");
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_optim_select(t, 9), "kind 9");
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_optim_select(NULL, 0), "NULL");
     TK_OK(tokemb_optim_select(t, TOKEMB_OPTIM_SPARSE_ADAM));
-    assert_int_equal(tokemb_optim_steps(t), 0);
+    assert_int_equal(tokemb_optim_step_count(t), 0);
     TK_OK(tokemb_optim_get_param_f64(t, TOKEMB_OPTIM_LR, &v));
     assert_true(v == 1e-3);
     TK_OK(tokemb_optim_get_param_f64(t, TOKEMB_OPTIM_BETA2, &v));
@@ -60,7 +60,7 @@ static void test_sgd_golden_and_untouched(void **state) {
     assert_memory_equal(d, before, 3 * sizeof(float));          /* row 0 */
     assert_memory_equal(d + 6, before + 6, 3 * sizeof(float));  /* row 2 */
     assert_memory_equal(d + 12, before + 12, 3 * sizeof(float)); /* padding row 4 */
-    assert_int_equal(tokemb_optim_steps(t), 1);
+    assert_int_equal(tokemb_optim_step_count(t), 1);
     tokemb_table_free(t);
 }
 
@@ -98,10 +98,10 @@ static void test_refusals_leave_table(void **state) {
     TK_EXPECT_STATUS(TOKEMB_READ_ONLY, tokemb_optim_step(t, ids, 2, g), "frozen");
     TK_EXPECT_STATUS(TOKEMB_READ_ONLY, tokemb_optim_step_coalesced(t, ids, 2, g), "frozen");
     assert_int_equal(tk_checksum(tokemb_table_data(t), 8 * sizeof(float)), h);
-    assert_int_equal(tokemb_optim_steps(t), 0);
+    assert_int_equal(tokemb_optim_step_count(t), 0);
     TK_OK(tokemb_table_set_param(t, TOKEMB_FROZEN, 0));
     TK_OK(tokemb_optim_step(t, ids, 2, g));
-    assert_int_equal(tokemb_optim_steps(t), 1);
+    assert_int_equal(tokemb_optim_step_count(t), 1);
     tokemb_table_free(t); /* frees the row-wise accumulators too (checked by ASan/valgrind runs) */
 
     float mem[8] = {1, 2, 3, 4, 5, 6, 7, 8};

@@ -266,7 +266,7 @@ static void test_alibi(void **state) {
         TK_OK(tokemb_posenc_create_alibi(ns[t], &pe));
         float s[128];
         double r[128];
-        TK_OK(tokemb_alibi_slopes(pe, s));
+        TK_OK(tokemb_posenc_alibi_slopes(pe, s));
         ref_slopes(ns[t], r);
         for (int h = 0; h < ns[t]; h++)
             if (ulp_dist(s[h], (float)r[h]) > 0) fail_msg("n %d head %d: %.9g vs %.9g", ns[t], h, (double)s[h], r[h]);
@@ -275,7 +275,7 @@ static void test_alibi(void **state) {
     tokemb_posenc *pe = NULL;
     TK_OK(tokemb_posenc_create_alibi(3, &pe));
     float s3[3];
-    TK_OK(tokemb_alibi_slopes(pe, s3));
+    TK_OK(tokemb_posenc_alibi_slopes(pe, s3));
     assert_true(s3[0] == 0.0625f && s3[1] == 0.00390625f && s3[2] == 0.25f);
     tokemb_posenc_free(pe);
 
@@ -307,7 +307,7 @@ static void test_alibi(void **state) {
             }
     /* max_bias 16 (MPT alibi_bias_max): slopes 2^(-16(h+1)/2) */
     TK_OK(tokemb_posenc_set_param_f64(pe, TOKEMB_ALIBI_MAX_BIAS, 16.0));
-    TK_OK(tokemb_alibi_slopes(pe, s3));
+    TK_OK(tokemb_posenc_alibi_slopes(pe, s3));
     assert_true(s3[0] == 1.0f / 256 && s3[1] == 1.0f / 65536);
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_set_param_f64(pe, TOKEMB_ALIBI_MAX_BIAS, NAN), "not finite");
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_set_param(pe, TOKEMB_ALIBI_CAUSAL, 3), "0 or 1");
@@ -394,15 +394,15 @@ static void test_shaw(void **state) {
     TK_OK(tokemb_table_init_uniform(t, 1, -1.0, 1.0));
     const float *w = tokemb_table_data(t);
     float e[15 * 3];
-    TK_OK(tokemb_shaw_embed(pe, 3, 5, 2, e));
+    TK_OK(tokemb_posenc_shaw_embed(pe, 3, 5, 2, e));
     for (int i = 0; i < 15; i++) assert_memory_equal(e + 3 * i, w + 3 * want[i], 12);
     float g[45], gt[15] = {0}, wg[15] = {0};
     for (int i = 0; i < 45; i++) g[i] = (float)(i % 7) - 3.0f;
-    TK_OK(tokemb_shaw_embed_backward(pe, 3, 5, 2, g, gt));
+    TK_OK(tokemb_posenc_shaw_embed_backward(pe, 3, 5, 2, g, gt));
     for (int i = 0; i < 15; i++)
         for (int c = 0; c < 3; c++) wg[want[i] * 3 + c] += g[i * 3 + c];
     assert_memory_equal(gt, wg, sizeof gt);
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_shaw_embed_backward(pe, 3, 5, 2, g, NULL), "grad_table");
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_shaw_embed_backward(pe, 3, 5, 2, g, NULL), "grad_table");
     float ab[4];
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_attn_bias(pe, 1, 1, 0, ab), "not available");
     tokemb_posenc_free(pe);

@@ -31,7 +31,7 @@ static void test_golden_vectors(void **state) {
     static const double gptj4[] = {-1.27223251, -1.83886499, 2.8786681, 4.08818664, 5, 6, 7, 8};
     const double *want[4] = {neox8, gptj8, neox4, gptj4};
     const int64_t rd[4] = {8, 8, 4, 4};
-    const int32_t lay[4] = {TOKEMB_NEOX, TOKEMB_GPTJ, TOKEMB_ROPE_NEOX, TOKEMB_ROPE_GPTJ};
+    const int32_t lay[4] = {TOKEMB_NEOX, TOKEMB_GPTJ, TOKEMB_NEOX, TOKEMB_GPTJ};
     for (int c = 0; c < 4; c++) {
         tokemb_posenc *pe = mk_rope(8, rd[c], 10000.0, lay[c]);
         float x[8];
@@ -144,7 +144,7 @@ static void test_precision_large_positions(void **state) {
     const int64_t pos[] = {4095, 131071, 1000003, 16777215, 16777216};
     const size_t np = sizeof pos / sizeof pos[0];
     float cs[5 * HALF], sn[5 * HALF];
-    TK_OK(tokemb_rope_cos_sin(pe, pos, np, cs, sn));
+    TK_OK(tokemb_posenc_rope_cos_sin(pe, pos, np, cs, sn));
     double worst_hf = 0, worst_ggml = 0;
     for (size_t t = 0; t < np; t++) {
         float theta_ggml = (float)pos[t], scale_ggml = powf(10000.0f, -2.0f / R);
@@ -185,7 +185,7 @@ static void test_attention_factor_applied(void **state) {
     tokemb_posenc_free(pe);
 }
 
-static void get_inv(tokemb_posenc *pe, double *inv, size_t n, double *A) { TK_OK(tokemb_rope_inv_freq(pe, inv, n, A)); }
+static void get_inv(tokemb_posenc *pe, double *inv, size_t n, double *A) { TK_OK(tokemb_posenc_rope_inv_freq(pe, inv, n, A)); }
 
 /* transformers tests/utils/test_modeling_rope_utils.py snapshots (dim 128, base 1e4, L 2048), 5 digits */
 static const double yarn_snap[64] = {
@@ -314,9 +314,9 @@ static void test_scaling_worked_examples(void **state) {
     TK_OK(tokemb_posenc_set_param(pe, TOKEMB_ROPE_SCALING, TOKEMB_ROPE_SCALING_LONGROPE));
     TK_OK(tokemb_posenc_set_param(pe, TOKEMB_ROPE_ORIGINAL_MAX_POS, 4096));
     TK_OK(tokemb_posenc_set_param_f64(pe, TOKEMB_ROPE_FACTOR, 131072.0 / 4096.0));
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_rope_inv_freq(pe, inv, 4, &A), "set_longrope_factors");
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_rope_inv_freq(pe, inv, 4, &A), "set_longrope_factors");
     const double sf[4] = {1.0, 1.5, 2.0, 3.0}, lf[4] = {2.0, 4.0, 8.0, 16.0};
-    TK_OK(tokemb_rope_set_longrope_factors(pe, sf, lf, 4));
+    TK_OK(tokemb_posenc_rope_set_longrope_factors(pe, sf, lf, 4));
     get_inv(pe, inv, 4, &A);
     assert_true(fabs(A - 1.190238) < 1e-6);
     for (int i = 0; i < 4; i++) assert_true(fabs(inv[i] - def[i] / sf[i]) <= 1e-15 * def[i]);
@@ -338,20 +338,20 @@ static void test_strided(void **state) {
             for (int s = 0; s < S; s++)
                 memcpy(bshd + ((b * S + s) * H + h) * D, bhsd + ((b * H + h) * S + s) * D, D * sizeof(float));
     int64_t pos[B * S] = {0, 1, 2, 3, 7, 8, 9, 10};
-    TK_OK(tokemb_rope_apply_strided(pe, bhsd, B, H, S, H * S * D, S * D, D, pos, 0));
+    TK_OK(tokemb_posenc_rope_apply_strided(pe, bhsd, B, H, S, H * S * D, S * D, D, pos, 0));
     TK_OK(tokemb_rope_apply(pe, bshd, B * S, H, pos));
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++)
             for (int s = 0; s < S; s++)
                 assert_memory_equal(bshd + ((b * S + s) * H + h) * D, bhsd + ((b * H + h) * S + s) * D, D * sizeof(float));
-    TK_OK(tokemb_rope_apply_strided(pe, bhsd, B, H, S, H * S * D, S * D, D, pos, 1));
+    TK_OK(tokemb_posenc_rope_apply_strided(pe, bhsd, B, H, S, H * S * D, S * D, D, pos, 1));
     TK_OK(tokemb_rope_apply_backward(pe, bshd, B * S, H, pos));
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++)
             for (int s = 0; s < S; s++)
                 assert_memory_equal(bshd + ((b * S + s) * H + h) * D, bhsd + ((b * H + h) * S + s) * D, D * sizeof(float));
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_rope_apply_strided(pe, bhsd, B, H, S, -1, S * D, D, pos, 0), "strides");
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_rope_apply_strided(pe, bhsd, B, H, S, 1, 1, 1, pos, 2), "backward = 2");
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_rope_apply_strided(pe, bhsd, B, H, S, -1, S * D, D, pos, 0), "strides");
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_rope_apply_strided(pe, bhsd, B, H, S, 1, 1, 1, pos, 2), "backward = 2");
     tokemb_posenc_free(pe);
 }
 
@@ -420,7 +420,7 @@ static void test_bad_input(void **state) {
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_rope_apply(pe, x, 2, 1, NULL), "positions is NULL");
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_rope_apply(pe, x, 2, 0, pos), "n_heads");
     TK_EXPECT_STATUS(TOKEMB_OVERFLOW, tokemb_rope_apply(pe, x, 2, SIZE_MAX / 4, pos), "overflows");
-    TK_EXPECT_STATUS(TOKEMB_OVERFLOW, tokemb_rope_apply_strided(pe, x, 2, 1, 2, INT64_MAX, 8, 8, pos, 0), "overflows");
+    TK_EXPECT_STATUS(TOKEMB_OVERFLOW, tokemb_posenc_rope_apply_strided(pe, x, 2, 1, 2, INT64_MAX, 8, 8, pos, 0), "overflows");
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_rope_apply(NULL, x, 2, 1, pos), "NULL");
     /* inconsistent scaling configurations are caught at use, nothing written */
     TK_OK(tokemb_posenc_set_param(pe, TOKEMB_ROPE_SCALING, TOKEMB_ROPE_SCALING_YARN));
@@ -433,9 +433,9 @@ static void test_bad_input(void **state) {
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_rope_apply(pe, x, 2, 1, pos), "high_freq_factor");
     assert_memory_equal(x, y, sizeof x);
     double f2[3] = {1, 1, 1}, bad[4] = {1, NAN, 1, 1}, ok4[4] = {1, 1, 1, 1};
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_rope_set_longrope_factors(pe, f2, f2, 3), "n = 3");
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_rope_set_longrope_factors(pe, bad, ok4, 4), "short_factor[1]");
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_rope_set_longrope_factors(pe, ok4, bad, 4), "long_factor[1]");
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_rope_set_longrope_factors(pe, f2, f2, 3), "n = 3");
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_rope_set_longrope_factors(pe, bad, ok4, 4), "short_factor[1]");
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_rope_set_longrope_factors(pe, ok4, bad, 4), "long_factor[1]");
     tokemb_posenc_free(pe);
     /* dynamic with r = 2 has no finite exponent r/(r-2) */
     pe = mk_rope(2, 2, 1e4, TOKEMB_NEOX);

@@ -18,15 +18,15 @@ static inline uint64_t tk_table_sum(tokemb_table *t) {
     if (!t) return 0;
     uint64_t h = 1469598103934665603ull;
     int64_t rows = tokemb_table_rows(t), dim = tokemb_table_dim(t), stride = tokemb_table_row_stride(t);
-    int64_t steps = tokemb_optim_steps(t);
+    int64_t steps = tokemb_optim_step_count(t);
     int32_t dt = tokemb_table_dtype(t);
     h = tk_mix(h, &rows, 8);
     h = tk_mix(h, &dim, 8);
     h = tk_mix(h, &stride, 8);
     h = tk_mix(h, &dt, 4);
     h = tk_mix(h, &steps, 8);
-    const int32_t ip[] = {TOKEMB_TABLE_PADDING_IDX, TOKEMB_TABLE_SCALE_GRAD_BY_FREQ, TOKEMB_TABLE_FROZEN};
-    const int32_t fp[] = {TOKEMB_TABLE_MAX_NORM, TOKEMB_TABLE_NORM_TYPE};
+    const int32_t ip[] = {TOKEMB_PADDING_IDX, TOKEMB_SCALE_GRAD_BY_FREQ, TOKEMB_FROZEN};
+    const int32_t fp[] = {TOKEMB_MAX_NORM, TOKEMB_NORM_TYPE};
     for (size_t i = 0; i < 3; i++) {
         int64_t v = 0;
         if (tokemb_table_get_param(t, ip[i], &v) != TOKEMB_OK) fail_msg("get_param %d failed", (int)ip[i]);
@@ -70,7 +70,7 @@ static inline uint64_t tk_posenc_sum(tokemb_posenc *pe) {
     int64_t scaling = 0;
     if (tokemb_posenc_get_param(pe, TOKEMB_ROPE_SCALING, &scaling) == TOKEMB_OK)
         for (size_t n = 1; n <= 64; n++)
-            if (tokemb_rope_inv_freq(pe, inv, n, &a) == TOKEMB_OK) {
+            if (tokemb_posenc_rope_inv_freq(pe, inv, n, &a) == TOKEMB_OK) {
                 h = tk_mix(h, inv, n * sizeof(double));
                 h = tk_mix(h, &a, sizeof a);
                 break;

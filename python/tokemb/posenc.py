@@ -10,10 +10,10 @@ from ._sigs import CONSTS
 from .table import Table
 
 
-def _enum(prefix, value, what):
+def _enum(prefix, value, what, names=None):
     if isinstance(value, str):
         key = prefix + value.upper()
-        if key not in CONSTS:
+        if key not in CONSTS or (names is not None and value.lower() not in names):
             raise ValueError("unknown %s %r" % (what, value))
         return CONSTS[key]
     return int(value)
@@ -100,7 +100,7 @@ class Sinusoidal(PositionalEncoding):
 
     def __init__(self, dim, base=10000.0, layout="interleaved"):
         self._create("tokemb_posenc_create_sinusoidal", int(dim), float(base),
-                     _enum("TOKEMB_SINUSOIDAL_", layout, "sinusoidal layout"))
+                     _enum("TOKEMB_", layout, "sinusoidal layout", ("interleaved", "concat", "concat_t2t")))
 
 
 class Learned(PositionalEncoding):
@@ -117,7 +117,7 @@ class Rope(PositionalEncoding):
     original_max_pos, beta_fast, beta_slow, low_freq_factor, high_freq_factor, attn_factor, mscale,
     mscale_all_dim, truncate, seq_len)."""
 
-    _params = {n.lower(): ("TOKEMB_POSENC_ROPE_" + n, k) for n, k in [
+    _params = {n.lower(): ("TOKEMB_ROPE_" + n, k) for n, k in [
         ("SCALING", "i"), ("FACTOR", "f"), ("ORIGINAL_MAX_POS", "i"), ("BETA_FAST", "f"), ("BETA_SLOW", "f"),
         ("LOW_FREQ_FACTOR", "f"), ("HIGH_FREQ_FACTOR", "f"), ("ATTN_FACTOR", "f"), ("MSCALE", "f"),
         ("MSCALE_ALL_DIM", "f"), ("TRUNCATE", "i"), ("SEQ_LEN", "i")]}
@@ -125,7 +125,7 @@ class Rope(PositionalEncoding):
     def __init__(self, head_dim, rotary_dim=None, base=10000.0, layout="neox", scaling=None, **params):
         rotary_dim = head_dim if rotary_dim is None else rotary_dim
         self._create("tokemb_posenc_create_rope", int(head_dim), int(rotary_dim), float(base),
-                     _enum("TOKEMB_ROPE_", layout, "RoPE layout"))
+                     _enum("TOKEMB_", layout, "RoPE layout", ("neox", "gptj")))
         self.head_dim, self.rotary_dim = int(head_dim), int(rotary_dim)
         if scaling is not None:
             self.set_param("scaling", _enum("TOKEMB_ROPE_SCALING_", scaling, "RoPE scaling"))
@@ -140,8 +140,8 @@ class Rope(PositionalEncoding):
         lf = np.ascontiguousarray(long_factor, dtype=np.float64)
         if s.shape != (n,) or lf.shape != (n,):
             raise ValueError("short_factor and long_factor need rotary_dim/2 = %d values each" % n)
-        _lib.check(_lib.fn("tokemb_rope_set_longrope_factors")(self._p, ptr(s), ptr(lf), n),
-                   "tokemb_rope_set_longrope_factors")
+        _lib.check(_lib.fn("tokemb_posenc_rope_set_longrope_factors")(self._p, ptr(s), ptr(lf), n),
+                   "tokemb_posenc_rope_set_longrope_factors")
 
     def _x(self, x, name):
         if not isinstance(x, np.ndarray) or x.dtype != np.float32:
@@ -185,8 +185,8 @@ class Rope(PositionalEncoding):
         pos = _positions(positions)
         check_shape(pos, "positions", (b, s))
         st = [v // 4 for v in x.strides[:3]]
-        _lib.check(_lib.fn("tokemb_rope_apply_strided")(self._p, ptr(x), b, h, s, st[0], st[1], st[2], ptr(pos),
-                                                        1 if backward else 0), "tokemb_rope_apply_strided")
+        _lib.check(_lib.fn("tokemb_posenc_rope_apply_strided")(self._p, ptr(x), b, h, s, st[0], st[1], st[2], ptr(pos),
+                                                        1 if backward else 0), "tokemb_posenc_rope_apply_strided")
         return x
 
     def inv_freq(self):
@@ -194,7 +194,7 @@ class Rope(PositionalEncoding):
         n = self.rotary_dim // 2
         f = np.empty(n, dtype=np.float64)
         a = ctypes.c_double()
-        _lib.check(_lib.fn("tokemb_rope_inv_freq")(self._p, ptr(f), n, ctypes.byref(a)), "tokemb_rope_inv_freq")
+        _lib.check(_lib.fn("tokemb_posenc_rope_inv_freq")(self._p, ptr(f), n, ctypes.byref(a)), "tokemb_posenc_rope_inv_freq")
         return f, a.value
 
     @property
@@ -208,7 +208,7 @@ class Rope(PositionalEncoding):
         half = self.rotary_dim // 2
         c = np.empty((pos.size, half), dtype=np.float32)
         s = np.empty((pos.size, half), dtype=np.float32)
-        _lib.check(_lib.fn("tokemb_rope_cos_sin")(self._p, ptr(pos), pos.size, ptr(c), ptr(s)), "tokemb_rope_cos_sin")
+        _lib.check(_lib.fn("tokemb_posenc_rope_cos_sin")(self._p, ptr(pos), pos.size, ptr(c), ptr(s)), "tokemb_posenc_rope_cos_sin")
         return c, s
 
 
@@ -233,7 +233,7 @@ class _Relative(PositionalEncoding):
 class Alibi(_Relative):
     """ALiBi linear biases for n_heads heads; causal (default) or symmetric; max_bias (default 8)."""
 
-    _params = {"causal": ("TOKEMB_POSENC_ALIBI_CAUSAL", "i"), "max_bias": ("TOKEMB_POSENC_ALIBI_MAX_BIAS", "f")}
+    _params = {"causal": ("TOKEMB_ALIBI_CAUSAL", "i"), "max_bias": ("TOKEMB_ALIBI_MAX_BIAS", "f")}
 
     def __init__(self, n_heads, causal=True, max_bias=None):
         self._create("tokemb_posenc_create_alibi", int(n_heads))
@@ -243,7 +243,7 @@ class Alibi(_Relative):
 
     def slopes(self):
         out = np.empty(self.dim, dtype=np.float32)
-        _lib.check(_lib.fn("tokemb_alibi_slopes")(self._p, ptr(out)), "tokemb_alibi_slopes")
+        _lib.check(_lib.fn("tokemb_posenc_alibi_slopes")(self._p, ptr(out)), "tokemb_posenc_alibi_slopes")
         return out
 
 
@@ -275,16 +275,16 @@ class Shaw(_Relative):
     def embed(self, q_len, k_len, q_offset=0, out=None):
         """float32 [q_len, k_len, dim] = table[index(i, j)]."""
         out = out_array(out, "out", (int(q_len), int(k_len), self.dim))
-        _lib.check(_lib.fn("tokemb_shaw_embed")(self._p, int(q_len), int(k_len), int(q_offset), ptr(out)),
-                   "tokemb_shaw_embed")
+        _lib.check(_lib.fn("tokemb_posenc_shaw_embed")(self._p, int(q_len), int(k_len), int(q_offset), ptr(out)),
+                   "tokemb_posenc_shaw_embed")
         return out
 
     def embed_backward(self, q_len, k_len, grad, q_offset=0, grad_table=None):
         g = f32_array(grad, "grad", (int(q_len), int(k_len), self.dim))
         gt = np.zeros((2 * self.max_distance + 1, self.dim), np.float32) if grad_table is None else \
             out_array(grad_table, "grad_table", (2 * self.max_distance + 1, self.dim))
-        _lib.check(_lib.fn("tokemb_shaw_embed_backward")(self._p, int(q_len), int(k_len), int(q_offset), ptr(g), ptr(gt)),
-                   "tokemb_shaw_embed_backward")
+        _lib.check(_lib.fn("tokemb_posenc_shaw_embed_backward")(self._p, int(q_len), int(k_len), int(q_offset), ptr(g), ptr(gt)),
+                   "tokemb_posenc_shaw_embed_backward")
         return gt
 
 

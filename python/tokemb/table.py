@@ -63,11 +63,11 @@ class Table(Lifetime):
     _what = "table"
     _where = "tokemb.Table"
 
-    padding_idx = _Param("TOKEMB_TABLE_PADDING_IDX", "i")
-    max_norm = _Param("TOKEMB_TABLE_MAX_NORM", "f")
-    norm_type = _Param("TOKEMB_TABLE_NORM_TYPE", "f")
-    scale_grad_by_freq = _Param("TOKEMB_TABLE_SCALE_GRAD_BY_FREQ", "b")
-    frozen = _Param("TOKEMB_TABLE_FROZEN", "b")
+    padding_idx = _Param("TOKEMB_PADDING_IDX", "i")
+    max_norm = _Param("TOKEMB_MAX_NORM", "f")
+    norm_type = _Param("TOKEMB_NORM_TYPE", "f")
+    scale_grad_by_freq = _Param("TOKEMB_SCALE_GRAD_BY_FREQ", "b")
+    frozen = _Param("TOKEMB_FROZEN", "b")
 
     def __init__(self, rows, dim, dtype="f32"):
         h = ctypes.c_void_p()
@@ -218,7 +218,7 @@ class Table(Lifetime):
             _lib.check(_lib.lib.tokemb_table_set_param_f64(self._p, key, float(0.0 if value is None else value)),
                        "tokemb_table_set_param_f64")
         else:
-            if value is None and key == CONSTS["TOKEMB_TABLE_PADDING_IDX"]:
+            if value is None and key == CONSTS["TOKEMB_PADDING_IDX"]:
                 value = NO_PADDING
             _lib.check(_lib.lib.tokemb_table_set_param(self._p, key, int(value)), "tokemb_table_set_param")
 
@@ -231,7 +231,7 @@ class Table(Lifetime):
         _lib.check(_lib.lib.tokemb_table_get_param(self._p, key, ctypes.byref(v)), "tokemb_table_get_param")
         if kind == "b":
             return bool(v.value)
-        if key == CONSTS["TOKEMB_TABLE_PADDING_IDX"] and v.value == NO_PADDING:
+        if key == CONSTS["TOKEMB_PADDING_IDX"] and v.value == NO_PADDING:
             return None
         return v.value
 
@@ -309,8 +309,8 @@ class Table(Lifetime):
         ids = ids_array(ids, allow_i32=False)
         g = self._grad_rows(grad_out, ids)
         gt = self._grad_table(grad_table)
-        _lib.check(_lib.fn("tokemb_grad_accumulate_onehot")(self._p, ptr(ids), ids.size, ptr(g), ptr(gt)),
-                   "tokemb_grad_accumulate_onehot")
+        _lib.check(_lib.fn("tokemb_lookup_onehot_backward")(self._p, ptr(ids), ids.size, ptr(g), ptr(gt)),
+                   "tokemb_lookup_onehot_backward")
         return gt
 
     def grad_coalesce(self, ids, grad_out):
@@ -356,7 +356,7 @@ class Table(Lifetime):
         psw = None if per_sample_weights is None else f32_array(per_sample_weights, "per_sample_weights", (ids.size,))
         gt = self._grad_table(grad_table)
         gpsw = np.empty(ids.size, dtype=np.float32) if psw_grad else None
-        name = "tokemb_grad_accumulate_bags_i32" if ids.dtype == np.int32 else "tokemb_grad_accumulate_bags"
+        name = "tokemb_lookup_bags_backward_i32" if ids.dtype == np.int32 else "tokemb_lookup_bags_backward"
         _lib.check(_lib.fn(name)(self._p, ptr(ids), ids.size, ptr(offs), nb, bag_mode(mode), ptr(psw), ptr(g), ptr(gt),
                                  ptr(gpsw)), name)
         return (gt, gpsw) if psw_grad else gt
@@ -400,7 +400,7 @@ class Table(Lifetime):
     @property
     def optim_steps(self):
         """Steps since the optimizer was selected (-1 when none is selected)."""
-        return _lib.fn("tokemb_optim_steps")(self._p)
+        return _lib.fn("tokemb_optim_step_count")(self._p)
 
     def step(self, ids, grad_out):
         """One fused optimizer step from the lookup's output gradient (only referenced rows change)."""
@@ -455,8 +455,7 @@ class Table(Lifetime):
 
 def bag_mode(mode):
     if isinstance(mode, str):
-        try:
-            return CONSTS["TOKEMB_BAG_" + mode.upper()]
-        except KeyError:
-            raise ValueError("unknown bag mode %r (sum, mean, max)" % mode) from None
+        if mode.lower() not in ("sum", "mean", "max"):
+            raise ValueError("unknown bag mode %r (sum, mean, max)" % mode)
+        return CONSTS["TOKEMB_" + mode.upper()]
     return int(mode)

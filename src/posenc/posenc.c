@@ -61,10 +61,10 @@ int32_t tokemb_posenc_create_sinusoidal(int64_t dim, double base, int32_t layout
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: dim = %lld is outside [1, 2^40]", fn, (long long)dim);
     if (!isfinite(base) || base <= 0)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: base = %g must be finite and > 0", fn, base);
-    if (layout < TOKEMB_SINUSOIDAL_INTERLEAVED || layout > TOKEMB_SINUSOIDAL_CONCAT_T2T)
+    if (layout < TOKEMB_INTERLEAVED || layout > TOKEMB_CONCAT_T2T)
         return tk_error(TOKEMB_INVALID_ARGUMENT,
                         "%s: unknown layout %d (INTERLEAVED 0, CONCAT 1, CONCAT_T2T 2)", fn, (int)layout);
-    if (layout == TOKEMB_SINUSOIDAL_CONCAT_T2T && dim < 2)
+    if (layout == TOKEMB_CONCAT_T2T && dim < 2)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: dim = %lld: CONCAT_T2T needs dim >= 2 (h = dim/2 >= 1)", fn,
                         (long long)dim);
     size_t npair = (size_t)((dim + 1) / 2);
@@ -75,14 +75,14 @@ int32_t tokemb_posenc_create_sinusoidal(int64_t dim, double base, int32_t layout
         tk_free(freq);
         return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate the encoder (dim = %lld)", fn, (long long)dim);
     }
-    if (layout == TOKEMB_SINUSOIDAL_CONCAT_T2T) {
+    if (layout == TOKEMB_CONCAT_T2T) {
         int64_t h = dim / 2;
         double inc = log(base) / (double)(h > 1 ? h - 1 : 1);
         for (int64_t i = 0; i < h; i++) freq[i] = exp(-(double)i * inc);
     } else {
         for (size_t i = 0; i < npair; i++) {
             double den = pow(base, (double)(2 * i) / (double)dim);
-            freq[i] = layout == TOKEMB_SINUSOIDAL_INTERLEAVED ? 1.0 / den : den;
+            freq[i] = layout == TOKEMB_INTERLEAVED ? 1.0 / den : den;
         }
     }
     pe->dim = dim;
@@ -98,13 +98,13 @@ static void tk_sinusoidal_row(const tokemb_posenc *pe, int64_t pos, float *row) 
     const double p = (double)pos;
     const double *f = pe->freq;
     switch (pe->layout) {
-    case TOKEMB_SINUSOIDAL_INTERLEAVED:
+    case TOKEMB_INTERLEAVED:
         for (int64_t k = 0; k < d; k++) {
             double a = p * f[k / 2];
             row[k] = (float)((k & 1) ? cos(a) : sin(a));
         }
         break;
-    case TOKEMB_SINUSOIDAL_CONCAT: {
+    case TOKEMB_CONCAT: {
         int64_t c = (d + 1) / 2;
         for (int64_t k = 0; k < c; k++) row[k] = (float)sin(p / f[k]);
         for (int64_t k = c; k < d; k++) row[k] = (float)cos(p / f[k - c]);
@@ -370,15 +370,15 @@ static int32_t tk_param_family(const char *fn, const tokemb_posenc *pe, int32_t 
     if (!pe) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: encoder is NULL", fn);
     int fam;
     switch (param) {
-    case TOKEMB_POSENC_ROPE_SCALING: case TOKEMB_POSENC_ROPE_ORIGINAL_MAX_POS: case TOKEMB_POSENC_ROPE_TRUNCATE:
-    case TOKEMB_POSENC_ROPE_SEQ_LEN:
+    case TOKEMB_ROPE_SCALING: case TOKEMB_ROPE_ORIGINAL_MAX_POS: case TOKEMB_ROPE_TRUNCATE:
+    case TOKEMB_ROPE_SEQ_LEN:
         fam = TK_PE_ROPE; *is_f64 = 0; break;
-    case TOKEMB_POSENC_ROPE_FACTOR: case TOKEMB_POSENC_ROPE_BETA_FAST: case TOKEMB_POSENC_ROPE_BETA_SLOW:
-    case TOKEMB_POSENC_ROPE_LOW_FREQ_FACTOR: case TOKEMB_POSENC_ROPE_HIGH_FREQ_FACTOR:
-    case TOKEMB_POSENC_ROPE_ATTN_FACTOR: case TOKEMB_POSENC_ROPE_MSCALE: case TOKEMB_POSENC_ROPE_MSCALE_ALL_DIM:
+    case TOKEMB_ROPE_FACTOR: case TOKEMB_ROPE_BETA_FAST: case TOKEMB_ROPE_BETA_SLOW:
+    case TOKEMB_ROPE_LOW_FREQ_FACTOR: case TOKEMB_ROPE_HIGH_FREQ_FACTOR:
+    case TOKEMB_ROPE_ATTN_FACTOR: case TOKEMB_ROPE_MSCALE: case TOKEMB_ROPE_MSCALE_ALL_DIM:
         fam = TK_PE_ROPE; *is_f64 = 1; break;
-    case TOKEMB_POSENC_ALIBI_CAUSAL: fam = TK_PE_ALIBI; *is_f64 = 0; break;
-    case TOKEMB_POSENC_ALIBI_MAX_BIAS: fam = TK_PE_ALIBI; *is_f64 = 1; break;
+    case TOKEMB_ALIBI_CAUSAL: fam = TK_PE_ALIBI; *is_f64 = 0; break;
+    case TOKEMB_ALIBI_MAX_BIAS: fam = TK_PE_ALIBI; *is_f64 = 1; break;
     default: return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: unknown parameter %d", fn, (int)param);
     }
     if (pe->kind != fam)
@@ -394,31 +394,31 @@ int32_t tokemb_posenc_set_param(tokemb_posenc *pe, int32_t param, int64_t value)
     if (st) return st;
     if (f64) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: parameter %d is a double (use _set_param_f64)", fn, (int)param);
     switch (param) {
-    case TOKEMB_POSENC_ROPE_SCALING:
+    case TOKEMB_ROPE_SCALING:
         if (value < TOKEMB_ROPE_SCALING_NONE || value > TOKEMB_ROPE_SCALING_LONGROPE)
             return tk_error(TOKEMB_INVALID_ARGUMENT,
                             "%s: unknown RoPE scaling %lld (NONE 0, LINEAR 1, DYNAMIC 2, YARN 3, LLAMA3 4, LONGROPE 5)",
                             fn, (long long)value);
         pe->scaling = (int32_t)value;
         break;
-    case TOKEMB_POSENC_ROPE_ORIGINAL_MAX_POS:
+    case TOKEMB_ROPE_ORIGINAL_MAX_POS:
         if (value < 1 || value > TK_POS_LIMIT)
             return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: ROPE_ORIGINAL_MAX_POS = %lld must be in [1, 2^53]", fn,
                             (long long)value);
         pe->original_max_pos = value;
         break;
-    case TOKEMB_POSENC_ROPE_SEQ_LEN:
+    case TOKEMB_ROPE_SEQ_LEN:
         if (value < 0 || value > TK_POS_LIMIT)
             return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: ROPE_SEQ_LEN = %lld must be in [0, 2^53]", fn,
                             (long long)value);
         pe->seq_len = value;
         break;
-    case TOKEMB_POSENC_ROPE_TRUNCATE:
-    case TOKEMB_POSENC_ALIBI_CAUSAL:
+    case TOKEMB_ROPE_TRUNCATE:
+    case TOKEMB_ALIBI_CAUSAL:
         if (value != 0 && value != 1)
             return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: parameter %d takes 0 or 1, not %lld", fn, (int)param,
                             (long long)value);
-        if (param == TOKEMB_POSENC_ROPE_TRUNCATE) pe->truncate = (int32_t)value;
+        if (param == TOKEMB_ROPE_TRUNCATE) pe->truncate = (int32_t)value;
         else pe->causal = (int32_t)value;
         break;
     }
@@ -433,26 +433,26 @@ int32_t tokemb_posenc_set_param_f64(tokemb_posenc *pe, int32_t param, double val
     if (!f64) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: parameter %d is an integer (use _set_param)", fn, (int)param);
     if (!isfinite(value))
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: parameter %d = %g is not finite", fn, (int)param, value);
-    int nonneg = param == TOKEMB_POSENC_ROPE_ATTN_FACTOR || param == TOKEMB_POSENC_ROPE_MSCALE ||
-                 param == TOKEMB_POSENC_ROPE_MSCALE_ALL_DIM;
+    int nonneg = param == TOKEMB_ROPE_ATTN_FACTOR || param == TOKEMB_ROPE_MSCALE ||
+                 param == TOKEMB_ROPE_MSCALE_ALL_DIM;
     if (nonneg ? value < 0 : value <= 0)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: parameter %d = %g must be %s", fn, (int)param, value,
                         nonneg ? ">= 0" : "> 0");
-    if (param == TOKEMB_POSENC_ALIBI_MAX_BIAS) {
+    if (param == TOKEMB_ALIBI_MAX_BIAS) {
         double old = pe->max_bias;
         pe->max_bias = value;
         if ((st = tk_alibi_compute_slopes(pe))) pe->max_bias = old;
         return st;
     }
     switch (param) {
-    case TOKEMB_POSENC_ROPE_FACTOR: pe->factor = value; break;
-    case TOKEMB_POSENC_ROPE_BETA_FAST: pe->beta_fast = value; break;
-    case TOKEMB_POSENC_ROPE_BETA_SLOW: pe->beta_slow = value; break;
-    case TOKEMB_POSENC_ROPE_LOW_FREQ_FACTOR: pe->low_freq_factor = value; break;
-    case TOKEMB_POSENC_ROPE_HIGH_FREQ_FACTOR: pe->high_freq_factor = value; break;
-    case TOKEMB_POSENC_ROPE_ATTN_FACTOR: pe->attn_factor = value; break;
-    case TOKEMB_POSENC_ROPE_MSCALE: pe->mscale = value; break;
-    case TOKEMB_POSENC_ROPE_MSCALE_ALL_DIM: pe->mscale_all_dim = value; break;
+    case TOKEMB_ROPE_FACTOR: pe->factor = value; break;
+    case TOKEMB_ROPE_BETA_FAST: pe->beta_fast = value; break;
+    case TOKEMB_ROPE_BETA_SLOW: pe->beta_slow = value; break;
+    case TOKEMB_ROPE_LOW_FREQ_FACTOR: pe->low_freq_factor = value; break;
+    case TOKEMB_ROPE_HIGH_FREQ_FACTOR: pe->high_freq_factor = value; break;
+    case TOKEMB_ROPE_ATTN_FACTOR: pe->attn_factor = value; break;
+    case TOKEMB_ROPE_MSCALE: pe->mscale = value; break;
+    case TOKEMB_ROPE_MSCALE_ALL_DIM: pe->mscale_all_dim = value; break;
     }
     return TOKEMB_OK;
 }
@@ -465,10 +465,10 @@ int32_t tokemb_posenc_get_param(const tokemb_posenc *pe, int32_t param, int64_t 
     if (f64) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: parameter %d is a double (use _get_param_f64)", fn, (int)param);
     if (!value) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: value is NULL", fn);
     switch (param) {
-    case TOKEMB_POSENC_ROPE_SCALING: *value = pe->scaling; break;
-    case TOKEMB_POSENC_ROPE_ORIGINAL_MAX_POS: *value = pe->original_max_pos; break;
-    case TOKEMB_POSENC_ROPE_SEQ_LEN: *value = pe->seq_len; break;
-    case TOKEMB_POSENC_ROPE_TRUNCATE: *value = pe->truncate; break;
+    case TOKEMB_ROPE_SCALING: *value = pe->scaling; break;
+    case TOKEMB_ROPE_ORIGINAL_MAX_POS: *value = pe->original_max_pos; break;
+    case TOKEMB_ROPE_SEQ_LEN: *value = pe->seq_len; break;
+    case TOKEMB_ROPE_TRUNCATE: *value = pe->truncate; break;
     default: *value = pe->causal; break;
     }
     return TOKEMB_OK;
@@ -482,14 +482,14 @@ int32_t tokemb_posenc_get_param_f64(const tokemb_posenc *pe, int32_t param, doub
     if (!f64) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: parameter %d is an integer (use _get_param)", fn, (int)param);
     if (!value) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: value is NULL", fn);
     switch (param) {
-    case TOKEMB_POSENC_ROPE_FACTOR: *value = pe->factor; break;
-    case TOKEMB_POSENC_ROPE_BETA_FAST: *value = pe->beta_fast; break;
-    case TOKEMB_POSENC_ROPE_BETA_SLOW: *value = pe->beta_slow; break;
-    case TOKEMB_POSENC_ROPE_LOW_FREQ_FACTOR: *value = pe->low_freq_factor; break;
-    case TOKEMB_POSENC_ROPE_HIGH_FREQ_FACTOR: *value = pe->high_freq_factor; break;
-    case TOKEMB_POSENC_ROPE_ATTN_FACTOR: *value = pe->attn_factor; break;
-    case TOKEMB_POSENC_ROPE_MSCALE: *value = pe->mscale; break;
-    case TOKEMB_POSENC_ROPE_MSCALE_ALL_DIM: *value = pe->mscale_all_dim; break;
+    case TOKEMB_ROPE_FACTOR: *value = pe->factor; break;
+    case TOKEMB_ROPE_BETA_FAST: *value = pe->beta_fast; break;
+    case TOKEMB_ROPE_BETA_SLOW: *value = pe->beta_slow; break;
+    case TOKEMB_ROPE_LOW_FREQ_FACTOR: *value = pe->low_freq_factor; break;
+    case TOKEMB_ROPE_HIGH_FREQ_FACTOR: *value = pe->high_freq_factor; break;
+    case TOKEMB_ROPE_ATTN_FACTOR: *value = pe->attn_factor; break;
+    case TOKEMB_ROPE_MSCALE: *value = pe->mscale; break;
+    case TOKEMB_ROPE_MSCALE_ALL_DIM: *value = pe->mscale_all_dim; break;
     default: *value = pe->max_bias; break;
     }
     return TOKEMB_OK;

@@ -38,8 +38,8 @@ int32_t tokemb_posenc_create_alibi(int64_t n_heads, tokemb_posenc **out) {
     return TOKEMB_OK;
 }
 
-int32_t tokemb_alibi_slopes(const tokemb_posenc *pe, float *out) {
-    static const char fn[] = "tokemb_alibi_slopes";
+int32_t tokemb_posenc_alibi_slopes(const tokemb_posenc *pe, float *out) {
+    static const char fn[] = "tokemb_posenc_alibi_slopes";
     if (!pe || !out) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: %s is NULL", fn, pe ? "out" : "encoder");
     if (pe->kind != TK_PE_ALIBI) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: not an ALiBi encoder", fn);
     memcpy(out, pe->slopes, (size_t)pe->n_heads * sizeof(float));
@@ -242,8 +242,8 @@ int32_t tokemb_posenc_attn_bias_backward(const tokemb_posenc *pe, size_t q_len, 
     return TOKEMB_OK;
 }
 
-int32_t tokemb_shaw_embed(const tokemb_posenc *pe, size_t q_len, size_t k_len, int64_t q_offset, float *out) {
-    static const char fn[] = "tokemb_shaw_embed";
+int32_t tokemb_posenc_shaw_embed(const tokemb_posenc *pe, size_t q_len, size_t k_len, int64_t q_offset, float *out) {
+    static const char fn[] = "tokemb_posenc_shaw_embed";
     size_t n;
     int32_t st = tk_rel_check(fn, pe, TK_PE_SHAW, TK_PE_SHAW, q_len, k_len, q_offset, pe ? (size_t)pe->dim : 1, out,
                               "out", &n);
@@ -258,9 +258,9 @@ int32_t tokemb_shaw_embed(const tokemb_posenc *pe, size_t q_len, size_t k_len, i
     return TOKEMB_OK;
 }
 
-int32_t tokemb_shaw_embed_backward(const tokemb_posenc *pe, size_t q_len, size_t k_len, int64_t q_offset,
+int32_t tokemb_posenc_shaw_embed_backward(const tokemb_posenc *pe, size_t q_len, size_t k_len, int64_t q_offset,
                                    const float *grad, float *grad_table) {
-    static const char fn[] = "tokemb_shaw_embed_backward";
+    static const char fn[] = "tokemb_posenc_shaw_embed_backward";
     size_t n;
     int32_t st = tk_rel_check(fn, pe, TK_PE_SHAW, TK_PE_SHAW, q_len, k_len, q_offset, pe ? (size_t)pe->dim : 1, grad,
                               "grad", &n);

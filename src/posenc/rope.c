@@ -21,7 +21,7 @@ int32_t tokemb_posenc_create_rope(int64_t head_dim, int64_t rotary_dim, double b
                         (long long)rotary_dim, (long long)head_dim);
     if (!isfinite(base) || base <= 0)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: base = %g must be finite and > 0", fn, base);
-    if (layout != TOKEMB_ROPE_NEOX && layout != TOKEMB_ROPE_GPTJ)
+    if (layout != TOKEMB_NEOX && layout != TOKEMB_GPTJ)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: unknown layout %d (NEOX 0, GPTJ 1)", fn, (int)layout);
     tokemb_posenc *pe = tk_pe_new(TK_PE_ROPE);
     if (!pe) return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate the encoder", fn);
@@ -34,9 +34,9 @@ int32_t tokemb_posenc_create_rope(int64_t head_dim, int64_t rotary_dim, double b
     return TOKEMB_OK;
 }
 
-int32_t tokemb_rope_set_longrope_factors(tokemb_posenc *pe, const double *short_factor, const double *long_factor,
+int32_t tokemb_posenc_rope_set_longrope_factors(tokemb_posenc *pe, const double *short_factor, const double *long_factor,
                                          size_t n) {
-    static const char fn[] = "tokemb_rope_set_longrope_factors";
+    static const char fn[] = "tokemb_posenc_rope_set_longrope_factors";
     if (!pe) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: encoder is NULL", fn);
     if (pe->kind != TK_PE_ROPE) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: not a RoPE encoder", fn);
     if (!short_factor || !long_factor)
@@ -144,7 +144,7 @@ static int32_t tk_rope_freqs(const char *fn, const tokemb_posenc *pe, double *in
     case TOKEMB_ROPE_SCALING_LONGROPE: {
         if (!pe->short_factor)
             return tk_error(TOKEMB_INVALID_ARGUMENT,
-                            "%s: LONGROPE needs its factors (tokemb_rope_set_longrope_factors)", fn);
+                            "%s: LONGROPE needs its factors (tokemb_posenc_rope_set_longrope_factors)", fn);
         const double *lam = pe->seq_len > pe->original_max_pos ? pe->long_factor : pe->short_factor;
         for (int64_t i = 0; i < half; i++) inv[i] = 1.0 / (lam[i] * pow(pe->base, (double)(2 * i) / (double)r));
         if (s > 1.0) {
@@ -167,8 +167,8 @@ static int32_t tk_check_rope(const char *fn, const tokemb_posenc *pe) {
     return TOKEMB_OK;
 }
 
-int32_t tokemb_rope_inv_freq(const tokemb_posenc *pe, double *inv_freq, size_t n, double *attn_factor) {
-    static const char fn[] = "tokemb_rope_inv_freq";
+int32_t tokemb_posenc_rope_inv_freq(const tokemb_posenc *pe, double *inv_freq, size_t n, double *attn_factor) {
+    static const char fn[] = "tokemb_posenc_rope_inv_freq";
     int32_t st = tk_check_rope(fn, pe);
     if (st) return st;
     size_t half = (size_t)pe->rotary_dim / 2;
@@ -204,9 +204,9 @@ static void tk_rope_cs(const double *inv, double A, int64_t p, size_t k0, size_t
     }
 }
 
-int32_t tokemb_rope_cos_sin(const tokemb_posenc *pe, const int64_t *positions, size_t n, float *cos_out,
+int32_t tokemb_posenc_rope_cos_sin(const tokemb_posenc *pe, const int64_t *positions, size_t n, float *cos_out,
                             float *sin_out) {
-    static const char fn[] = "tokemb_rope_cos_sin";
+    static const char fn[] = "tokemb_posenc_rope_cos_sin";
     int32_t st = tk_check_rope(fn, pe);
     if (st) return st;
     if (n == 0) return TOKEMB_OK;
@@ -302,10 +302,10 @@ int32_t tokemb_rope_apply_backward(const tokemb_posenc *pe, float *grad, size_t 
     return tk_rope_contiguous("tokemb_rope_apply_backward", pe, grad, n_tokens, n_heads, positions, 1);
 }
 
-int32_t tokemb_rope_apply_strided(const tokemb_posenc *pe, float *x, size_t batch, size_t n_heads, size_t seq,
+int32_t tokemb_posenc_rope_apply_strided(const tokemb_posenc *pe, float *x, size_t batch, size_t n_heads, size_t seq,
                                   int64_t stride_batch, int64_t stride_head, int64_t stride_seq,
                                   const int64_t *positions, int32_t backward) {
-    static const char fn[] = "tokemb_rope_apply_strided";
+    static const char fn[] = "tokemb_posenc_rope_apply_strided";
     if (stride_batch < 0 || stride_head < 0 || stride_seq < 0)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: strides (%lld, %lld, %lld) must be >= 0", fn,
                         (long long)stride_batch, (long long)stride_head, (long long)stride_seq);

@@ -82,7 +82,7 @@ static size_t tk_gather_grain(size_t dim) {
     return g ? g : 1;
 }
 
-/* Kernel options: non-temporal stores per TOKEMB_TABLE_NONTEMPORAL (2: when the output exceeds the
+/* Kernel options: non-temporal stores per TOKEMB_NONTEMPORAL (2: when the output exceeds the
  * last-level cache), no software prefetch when the whole table fits in L2, prefetch into L1 when it fits
  * the last-level cache (into L2 when it does not). Never changes results. */
 static unsigned tk_gather_flags(const tokemb_table *t, size_t out_bytes) {

@@ -12,9 +12,9 @@ static size_t tk_onehot_grad_chunk(size_t rows, size_t n) {
     return c;
 }
 
-int32_t tokemb_grad_accumulate_onehot(const tokemb_table *t, const int64_t *ids, size_t n, const float *grad_out,
+int32_t tokemb_lookup_onehot_backward(const tokemb_table *t, const int64_t *ids, size_t n, const float *grad_out,
                                       float *grad_table) {
-    static const char fn[] = "tokemb_grad_accumulate_onehot";
+    static const char fn[] = "tokemb_lookup_onehot_backward";
     int32_t st = tk_check_table(fn, t);
     if (st) return st;
     if (n == 0) return TOKEMB_OK;

@@ -66,7 +66,7 @@ static tokemb_table *tk_table_new(void) {
     tokemb_table *t = (tokemb_table *)tk_calloc(1, sizeof *t);
     if (!t) return NULL;
     t->padding_idx = -1;
-    t->nontemporal = 2; /* TOKEMB_TABLE_NONTEMPORAL: auto */
+    t->nontemporal = 2; /* TOKEMB_NONTEMPORAL: auto */
     t->max_norm = 0.0;
     t->norm_type = 2.0;
     return t;
@@ -174,10 +174,10 @@ int32_t tokemb_table_write_rows(tokemb_table *t, int64_t row0, size_t n_rows, co
 
 /* ---- parameters ---------------------------------------------------------------------------- */
 
-static bool tk_param_is_f64(int32_t p) { return p == TOKEMB_TABLE_MAX_NORM || p == TOKEMB_TABLE_NORM_TYPE; }
+static bool tk_param_is_f64(int32_t p) { return p == TOKEMB_MAX_NORM || p == TOKEMB_NORM_TYPE; }
 static bool tk_param_is_i64(int32_t p) {
-    return p == TOKEMB_TABLE_PADDING_IDX || p == TOKEMB_TABLE_SCALE_GRAD_BY_FREQ || p == TOKEMB_TABLE_FROZEN ||
-           p == TOKEMB_TABLE_NONTEMPORAL;
+    return p == TOKEMB_PADDING_IDX || p == TOKEMB_SCALE_GRAD_BY_FREQ || p == TOKEMB_FROZEN ||
+           p == TOKEMB_NONTEMPORAL;
 }
 
 static int32_t tk_param_kind_error(const char *fn, int32_t param) {
@@ -195,7 +195,7 @@ int32_t tokemb_table_set_param(tokemb_table *t, int32_t param, int64_t value) {
     int32_t st = tk_check_table(fn, t);
     if (st) return st;
     switch (param) {
-    case TOKEMB_TABLE_PADDING_IDX:
+    case TOKEMB_PADDING_IDX:
         if (value == TOKEMB_NO_PADDING) {
             t->padding_idx = -1;
             return TOKEMB_OK;
@@ -205,18 +205,18 @@ int32_t tokemb_table_set_param(tokemb_table *t, int32_t param, int64_t value) {
                             (long long)value, (long long)t->rows, (long long)t->rows);
         t->padding_idx = value < 0 ? t->rows + value : value;
         return TOKEMB_OK;
-    case TOKEMB_TABLE_NONTEMPORAL:
+    case TOKEMB_NONTEMPORAL:
         if (value < 0 || value > 2)
             return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: nontemporal takes 0 (off), 1 (on) or 2 (auto), got %lld", fn,
                             (long long)value);
         t->nontemporal = (int32_t)value;
         return TOKEMB_OK;
-    case TOKEMB_TABLE_SCALE_GRAD_BY_FREQ:
-    case TOKEMB_TABLE_FROZEN:
+    case TOKEMB_SCALE_GRAD_BY_FREQ:
+    case TOKEMB_FROZEN:
         if (value != 0 && value != 1)
             return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: parameter %d takes 0 or 1, got %lld", fn, (int)param,
                             (long long)value);
-        if (param == TOKEMB_TABLE_FROZEN) t->frozen = (int32_t)value;
+        if (param == TOKEMB_FROZEN) t->frozen = (int32_t)value;
         else t->scale_grad_by_freq = (int32_t)value;
         return TOKEMB_OK;
     default: return tk_param_kind_error(fn, param);
@@ -228,11 +228,11 @@ int32_t tokemb_table_set_param_f64(tokemb_table *t, int32_t param, double value)
     int32_t st = tk_check_table(fn, t);
     if (st) return st;
     switch (param) {
-    case TOKEMB_TABLE_MAX_NORM:
+    case TOKEMB_MAX_NORM:
         if (isnan(value)) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: max_norm is NaN", fn);
         t->max_norm = value > 0 ? value : 0.0;
         return TOKEMB_OK;
-    case TOKEMB_TABLE_NORM_TYPE:
+    case TOKEMB_NORM_TYPE:
         if (!(value > 0))
             return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: norm_type %g must be > 0 (INFINITY allowed)", fn, value);
         t->norm_type = value;
@@ -247,10 +247,10 @@ int32_t tokemb_table_get_param(const tokemb_table *t, int32_t param, int64_t *va
     if (st) return st;
     if (!value) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: value is NULL", fn);
     switch (param) {
-    case TOKEMB_TABLE_PADDING_IDX: *value = t->padding_idx < 0 ? TOKEMB_NO_PADDING : t->padding_idx; return TOKEMB_OK;
-    case TOKEMB_TABLE_SCALE_GRAD_BY_FREQ: *value = t->scale_grad_by_freq; return TOKEMB_OK;
-    case TOKEMB_TABLE_FROZEN: *value = t->frozen; return TOKEMB_OK;
-    case TOKEMB_TABLE_NONTEMPORAL: *value = t->nontemporal; return TOKEMB_OK;
+    case TOKEMB_PADDING_IDX: *value = t->padding_idx < 0 ? TOKEMB_NO_PADDING : t->padding_idx; return TOKEMB_OK;
+    case TOKEMB_SCALE_GRAD_BY_FREQ: *value = t->scale_grad_by_freq; return TOKEMB_OK;
+    case TOKEMB_FROZEN: *value = t->frozen; return TOKEMB_OK;
+    case TOKEMB_NONTEMPORAL: *value = t->nontemporal; return TOKEMB_OK;
     default: return tk_param_kind_error(fn, param);
     }
 }
@@ -261,8 +261,8 @@ int32_t tokemb_table_get_param_f64(const tokemb_table *t, int32_t param, double 
     if (st) return st;
     if (!value) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: value is NULL", fn);
     switch (param) {
-    case TOKEMB_TABLE_MAX_NORM: *value = t->max_norm; return TOKEMB_OK;
-    case TOKEMB_TABLE_NORM_TYPE: *value = t->norm_type; return TOKEMB_OK;
+    case TOKEMB_MAX_NORM: *value = t->max_norm; return TOKEMB_OK;
+    case TOKEMB_NORM_TYPE: *value = t->norm_type; return TOKEMB_OK;
     default: return tk_param_kind_error(fn, param);
     }
 }

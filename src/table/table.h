@@ -22,7 +22,7 @@ struct tokemb_table {
     void (*optim_free)(void *);
     void (*release)(void *ctx); /* called by tokemb_table_free (e.g. munmap of a mapped file), or NULL */
     void *release_ctx;
-    int32_t nontemporal;   /* TOKEMB_TABLE_NONTEMPORAL: 0 off, 1 on, 2 auto (lookup.c) */
+    int32_t nontemporal;   /* TOKEMB_NONTEMPORAL: 0 off, 1 on, 2 auto (lookup.c) */
 };
 
 /* element size of a storage dtype, 0 for unknown */

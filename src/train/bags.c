@@ -11,9 +11,9 @@ static int32_t tk_check_bags(const char *fn, const tokemb_table *t, const void *
                              bool need_f32) {
     int32_t st = tk_check_table(fn, t);
     if (st) return st;
-    if (mode < TOKEMB_BAG_SUM || mode > TOKEMB_BAG_MAX)
+    if (mode < TOKEMB_SUM || mode > TOKEMB_MAX)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: unknown bag mode %d (SUM 0, MEAN 1, MAX 2)", fn, (int)mode);
-    if (psw && mode != TOKEMB_BAG_SUM)
+    if (psw && mode != TOKEMB_SUM)
         return tk_error(TOKEMB_INVALID_ARGUMENT,
                         "%s: per_sample_weights are only supported for mode SUM (got mode %d), as torch", fn,
                         (int)mode);
@@ -132,10 +132,10 @@ static int32_t tk_grad_bags_impl(const char *fn, const tokemb_table *t, const vo
                                  const float *grad_out, float *grad_table, float *grad_psw) {
     int32_t st = tk_check_bags(fn, t, ids, idw, n, offsets, n_bags, mode, psw, true);
     if (st) return st;
-    if (grad_psw && mode != TOKEMB_BAG_SUM)
+    if (grad_psw && mode != TOKEMB_SUM)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: grad_per_sample_weights needs mode SUM (got mode %d)", fn,
                         (int)mode);
-    if (mode == TOKEMB_BAG_MAX && t->scale_grad_by_freq)
+    if (mode == TOKEMB_MAX && t->scale_grad_by_freq)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: mode MAX does not support scale_grad_by_freq (as torch)", fn);
     if (n == 0 || n_bags == 0) return TOKEMB_OK;
     if (!grad_out) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: grad_out is NULL", fn);
@@ -155,7 +155,7 @@ static int32_t tk_grad_bags_impl(const char *fn, const tokemb_table *t, const vo
         return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate scratch for n = %zu", fn, n);
     }
     tk_sorted s = {0};
-    if (mode != TOKEMB_BAG_MAX && (st = tk_sorted_build(fn, ids, idw, n, t->rows, t->padding_idx, &s))) {
+    if (mode != TOKEMB_MAX && (st = tk_sorted_build(fn, ids, idw, n, t->rows, t->padding_idx, &s))) {
         tk_free(bag_of);
         tk_free(scale);
         return st;
@@ -167,14 +167,14 @@ static int32_t tk_grad_bags_impl(const char *fn, const tokemb_table *t, const vo
             bag_of[j] = b;
             if (tk_id_at(ids, idw, j) != t->padding_idx) cnt++;
         }
-        if (mode == TOKEMB_BAG_MEAN) /* 1/n_bag factor later; keep the count in scale for now */
+        if (mode == TOKEMB_MEAN) /* 1/n_bag factor later; keep the count in scale for now */
             for (size_t j = (size_t)offsets[b]; j < (size_t)offsets[b + 1]; j++) scale[j] = (float)cnt;
     }
     tk_bagbw_ctx ctx = {t, ids, idw, offsets, n_bags, grad_out, grad_table, bag_of, grad_psw};
-    if (mode == TOKEMB_BAG_MAX) {
+    if (mode == TOKEMB_MAX) {
         tk_parallel_for(((size_t)t->dim + 63) / 64, 1, tk_bagbw_max_range, &ctx);
     } else {
-        int need_scale = psw || t->scale_grad_by_freq || mode == TOKEMB_BAG_MEAN;
+        int need_scale = psw || t->scale_grad_by_freq || mode == TOKEMB_MEAN;
         if (need_scale) {
             /* torch's scale: double, psw, then / count (id frequency), then / bag size (mean), cast to float */
             for (size_t k = 0; k < s.u; k++) {
@@ -183,7 +183,7 @@ static int32_t tk_grad_bags_impl(const char *fn, const tokemb_table *t, const vo
                     size_t j = s.pos[q];
                     double sc = psw ? (double)psw[j] : 1.0;
                     if (t->scale_grad_by_freq) sc /= (double)cnt;
-                    if (mode == TOKEMB_BAG_MEAN && scale[j] != 0.0f) sc /= (double)scale[j];
+                    if (mode == TOKEMB_MEAN && scale[j] != 0.0f) sc /= (double)scale[j];
                     scale[j] = (float)sc;
                 }
             }
@@ -201,17 +201,17 @@ static int32_t tk_grad_bags_impl(const char *fn, const tokemb_table *t, const vo
     return TOKEMB_OK;
 }
 
-int32_t tokemb_grad_accumulate_bags(const tokemb_table *t, const int64_t *ids, size_t n, const int64_t *offsets,
+int32_t tokemb_lookup_bags_backward(const tokemb_table *t, const int64_t *ids, size_t n, const int64_t *offsets,
                                     size_t n_bags, int32_t mode, const float *per_sample_weights,
                                     const float *grad_out, float *grad_table, float *grad_per_sample_weights) {
-    return tk_grad_bags_impl("tokemb_grad_accumulate_bags", t, ids, 8, n, offsets, n_bags, mode, per_sample_weights,
+    return tk_grad_bags_impl("tokemb_lookup_bags_backward", t, ids, 8, n, offsets, n_bags, mode, per_sample_weights,
                              grad_out, grad_table, grad_per_sample_weights);
 }
 
-int32_t tokemb_grad_accumulate_bags_i32(const tokemb_table *t, const int32_t *ids, size_t n,
+int32_t tokemb_lookup_bags_backward_i32(const tokemb_table *t, const int32_t *ids, size_t n,
                                         const int64_t *offsets, size_t n_bags, int32_t mode,
                                         const float *per_sample_weights, const float *grad_out, float *grad_table,
                                         float *grad_per_sample_weights) {
-    return tk_grad_bags_impl("tokemb_grad_accumulate_bags_i32", t, ids, 4, n, offsets, n_bags, mode,
+    return tk_grad_bags_impl("tokemb_lookup_bags_backward_i32", t, ids, 4, n, offsets, n_bags, mode,
                              per_sample_weights, grad_out, grad_table, grad_per_sample_weights);
 }

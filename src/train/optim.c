@@ -115,7 +115,7 @@ int32_t tokemb_optim_get_param_f64(const tokemb_table *t, int32_t param, double 
     return TOKEMB_OK;
 }
 
-int64_t tokemb_optim_steps(const tokemb_table *t) {
+int64_t tokemb_optim_step_count(const tokemb_table *t) {
     if (!t) return -1;
     tk_optim_state *s = tk_state(t);
     return s ? s->steps : -1;

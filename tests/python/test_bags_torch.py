@@ -1,4 +1,4 @@
-"""tokemb_lookup_bags / tokemb_grad_accumulate_bags against torch.nn.functional.embedding_bag (Debian
+"""tokemb_lookup_bags / tokemb_lookup_bags_backward against torch.nn.functional.embedding_bag (Debian
 torch 1.13, computed at test time). Forward: bit-exact in every mode (SUM fused weights on torch's fast
 path, multiply-then-add when padding is set, MEAN true division, MAX first-of-ties). Backward: bit-exact
 where torch's sort order cannot matter (no repeated ids), float32-rounding tolerance otherwise; the
@@ -45,7 +45,7 @@ class Table:
     def bags_backward(self, ids, offsets, mode, grad_out, psw=None, want_psw=False):
         gt = np.zeros_like(self.W)
         gp = np.full(len(ids), np.nan, np.float32) if want_psw else None
-        ok(lib.tokemb_grad_accumulate_bags(self.h, ptr(ids), len(ids), ptr(offsets), len(offsets) - 1, mode,
+        ok(lib.tokemb_lookup_bags_backward(self.h, ptr(ids), len(ids), ptr(offsets), len(offsets) - 1, mode,
                                            None if psw is None else ptr(psw), ptr(grad_out), ptr(gt),
                                            None if gp is None else ptr(gp)))
         return gt, gp

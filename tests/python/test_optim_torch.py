@@ -71,7 +71,7 @@ class OptimTorch(unittest.TestCase):
                 opt.step()
                 ok(lib.tokemb_optim_step(h, ptr(ids), len(ids), ptr(g)))
                 touched |= set(ids.tolist()) - {pad}
-            self.assertEqual(lib.tokemb_optim_steps(h), n_steps)
+            self.assertEqual(lib.tokemb_optim_step_count(h), n_steps)
             got = weights(h, rows, dim)
             ref = w.detach().numpy()
             untouched = sorted(set(range(rows)) - touched)
@@ -164,7 +164,7 @@ class OptimTorch(unittest.TestCase):
                 ok(lib.tokemb_optim_step(h, ptr(ids), 2, ptr(g)))
             self.assertEqual(cm.exception.status, -8)
             np.testing.assert_array_equal(weights(h, 4, 3), W)
-            self.assertEqual(lib.tokemb_optim_steps(h), 0)
+            self.assertEqual(lib.tokemb_optim_step_count(h), 0)
         finally:
             lib.tokemb_table_free(h)
         arr = W.copy()

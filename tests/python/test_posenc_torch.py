@@ -273,7 +273,7 @@ class ALiBi(unittest.TestCase):
         for n in list(range(1, 33)) + [40, 48, 64, 80, 96, 112, 128, 200]:
             pe = PE("alibi", n)
             got = np.empty(n, np.float32)
-            ok(lib.tokemb_alibi_slopes(pe.h, ptr(got)))
+            ok(lib.tokemb_posenc_alibi_slopes(pe.h, ptr(got)))
             ref = np.array(get_slopes(n), np.float64).astype(np.float32)
             self.assertTrue(np.array_equal(got, ref), n)
 

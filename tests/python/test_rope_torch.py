@@ -27,14 +27,14 @@ def cos_sin(pe, pos, half):
     pos = i64arr(pos)
     c = np.empty((len(pos), half), np.float32)
     s = np.empty((len(pos), half), np.float32)
-    ok(lib.tokemb_rope_cos_sin(pe.h, ptr(pos), len(pos), ptr(c), ptr(s)))
+    ok(lib.tokemb_posenc_rope_cos_sin(pe.h, ptr(pos), len(pos), ptr(c), ptr(s)))
     return torch.from_numpy(c), torch.from_numpy(s)
 
 
 def inv_freq(pe, half):
     out = np.empty(half, np.float64)
     a = ctypes.c_double()
-    ok(lib.tokemb_rope_inv_freq(pe.h, ptr(out), half, ctypes.byref(a)))
+    ok(lib.tokemb_posenc_rope_inv_freq(pe.h, ptr(out), half, ctypes.byref(a)))
     return out, a.value
 
 
@@ -202,7 +202,7 @@ class Rotation(unittest.TestCase):
         ref = x * cos + rotate_half(x) * sin
         xn = np.ascontiguousarray(x.numpy()).copy()
         pid = i64arr(position_ids.numpy())
-        ok(lib.tokemb_rope_apply_strided(pe.h, ptr(xn), B, H, S, H * S * D, S * D, D, ptr(pid), 0))
+        ok(lib.tokemb_posenc_rope_apply_strided(pe.h, ptr(xn), B, H, S, H * S * D, S * D, D, ptr(pid), 0))
         self.assertTrue(np.array_equal(xn, ref.numpy()))
 
     def test_relative_property(self):
@@ -261,7 +261,7 @@ class Scaling(unittest.TestCase):
             rng = np.random.default_rng(r)
             short = rng.uniform(1.0, 1.2, half)
             long = rng.uniform(1.0, 40.0, half)
-            ok(lib.tokemb_rope_set_longrope_factors(pe.h, ptr(short), ptr(long), half))
+            ok(lib.tokemb_posenc_rope_set_longrope_factors(pe.h, ptr(short), ptr(long), half))
             pe.set(ps.ROPE_ORIGINAL_MAX_POS, 4096)
             for factor in (1.0, 32.0):
                 pe.set(ps.ROPE_FACTOR, factor)

@@ -54,22 +54,14 @@ pub const TOKEMB_BF16: i32 = 2;
 pub const TOKEMB_Q8_ROW: i32 = 3;
 
 // ---- enum tokemb_table_param
-pub const TOKEMB_TABLE_PADDING_IDX: i32 = 100;
-pub const TOKEMB_TABLE_MAX_NORM: i32 = 101;
-pub const TOKEMB_TABLE_NORM_TYPE: i32 = 102;
-pub const TOKEMB_TABLE_SCALE_GRAD_BY_FREQ: i32 = 103;
-pub const TOKEMB_TABLE_FROZEN: i32 = 104;
-pub const TOKEMB_TABLE_NONTEMPORAL: i32 = 105;
 pub const TOKEMB_PADDING_IDX: i32 = 100;
 pub const TOKEMB_MAX_NORM: i32 = 101;
 pub const TOKEMB_NORM_TYPE: i32 = 102;
 pub const TOKEMB_SCALE_GRAD_BY_FREQ: i32 = 103;
 pub const TOKEMB_FROZEN: i32 = 104;
+pub const TOKEMB_NONTEMPORAL: i32 = 105;
 
 // ---- enum tokemb_bag_mode
-pub const TOKEMB_BAG_SUM: i32 = 0;
-pub const TOKEMB_BAG_MEAN: i32 = 1;
-pub const TOKEMB_BAG_MAX: i32 = 2;
 pub const TOKEMB_SUM: i32 = 0;
 pub const TOKEMB_MEAN: i32 = 1;
 pub const TOKEMB_MAX: i32 = 2;
@@ -90,16 +82,11 @@ pub const TOKEMB_OPTIM_LR_DECAY: i32 = 405;
 pub const TOKEMB_OPTIM_INITIAL_ACCUMULATOR: i32 = 406;
 
 // ---- enum tokemb_sinusoidal_layout
-pub const TOKEMB_SINUSOIDAL_INTERLEAVED: i32 = 0;
-pub const TOKEMB_SINUSOIDAL_CONCAT: i32 = 1;
-pub const TOKEMB_SINUSOIDAL_CONCAT_T2T: i32 = 2;
 pub const TOKEMB_INTERLEAVED: i32 = 0;
 pub const TOKEMB_CONCAT: i32 = 1;
 pub const TOKEMB_CONCAT_T2T: i32 = 2;
 
 // ---- enum tokemb_rope_layout
-pub const TOKEMB_ROPE_NEOX: i32 = 0;
-pub const TOKEMB_ROPE_GPTJ: i32 = 1;
 pub const TOKEMB_NEOX: i32 = 0;
 pub const TOKEMB_GPTJ: i32 = 1;
 
@@ -112,20 +99,6 @@ pub const TOKEMB_ROPE_SCALING_LLAMA3: i32 = 4;
 pub const TOKEMB_ROPE_SCALING_LONGROPE: i32 = 5;
 
 // ---- enum tokemb_posenc_param
-pub const TOKEMB_POSENC_ROPE_SCALING: i32 = 200;
-pub const TOKEMB_POSENC_ROPE_FACTOR: i32 = 201;
-pub const TOKEMB_POSENC_ROPE_ORIGINAL_MAX_POS: i32 = 202;
-pub const TOKEMB_POSENC_ROPE_BETA_FAST: i32 = 203;
-pub const TOKEMB_POSENC_ROPE_BETA_SLOW: i32 = 204;
-pub const TOKEMB_POSENC_ROPE_LOW_FREQ_FACTOR: i32 = 205;
-pub const TOKEMB_POSENC_ROPE_HIGH_FREQ_FACTOR: i32 = 206;
-pub const TOKEMB_POSENC_ROPE_ATTN_FACTOR: i32 = 207;
-pub const TOKEMB_POSENC_ROPE_MSCALE: i32 = 208;
-pub const TOKEMB_POSENC_ROPE_MSCALE_ALL_DIM: i32 = 209;
-pub const TOKEMB_POSENC_ROPE_TRUNCATE: i32 = 210;
-pub const TOKEMB_POSENC_ROPE_SEQ_LEN: i32 = 211;
-pub const TOKEMB_POSENC_ALIBI_CAUSAL: i32 = 300;
-pub const TOKEMB_POSENC_ALIBI_MAX_BIAS: i32 = 301;
 pub const TOKEMB_ROPE_SCALING: i32 = 200;
 pub const TOKEMB_ROPE_FACTOR: i32 = 201;
 pub const TOKEMB_ROPE_ORIGINAL_MAX_POS: i32 = 202;
@@ -181,15 +154,15 @@ extern "C" {
     pub fn tokemb_grad_accumulate_i32(t: *const tokemb_table, ids: *const i32, n: usize, grad_out: *const f32, grad_table: *mut f32) -> i32;
     pub fn tokemb_grad_coalesce(t: *const tokemb_table, ids: *const i64, n: usize, grad_out: *const f32, out_ids: *mut i64, out_rows: *mut f32, n_unique: *mut usize) -> i32;
     pub fn tokemb_grad_coalesce_i32(t: *const tokemb_table, ids: *const i32, n: usize, grad_out: *const f32, out_ids: *mut i64, out_rows: *mut f32, n_unique: *mut usize) -> i32;
-    pub fn tokemb_grad_accumulate_onehot(t: *const tokemb_table, ids: *const i64, n: usize, grad_out: *const f32, grad_table: *mut f32) -> i32;
+    pub fn tokemb_lookup_onehot_backward(t: *const tokemb_table, ids: *const i64, n: usize, grad_out: *const f32, grad_table: *mut f32) -> i32;
     pub fn tokemb_lookup_bags(t: *mut tokemb_table, ids: *const i64, n: usize, offsets: *const i64, n_bags: usize, mode: i32, per_sample_weights: *const f32, out: *mut f32) -> i32;
     pub fn tokemb_lookup_bags_i32(t: *mut tokemb_table, ids: *const i32, n: usize, offsets: *const i64, n_bags: usize, mode: i32, per_sample_weights: *const f32, out: *mut f32) -> i32;
-    pub fn tokemb_grad_accumulate_bags(t: *const tokemb_table, ids: *const i64, n: usize, offsets: *const i64, n_bags: usize, mode: i32, per_sample_weights: *const f32, grad_out: *const f32, grad_table: *mut f32, grad_per_sample_weights: *mut f32) -> i32;
-    pub fn tokemb_grad_accumulate_bags_i32(t: *const tokemb_table, ids: *const i32, n: usize, offsets: *const i64, n_bags: usize, mode: i32, per_sample_weights: *const f32, grad_out: *const f32, grad_table: *mut f32, grad_per_sample_weights: *mut f32) -> i32;
+    pub fn tokemb_lookup_bags_backward(t: *const tokemb_table, ids: *const i64, n: usize, offsets: *const i64, n_bags: usize, mode: i32, per_sample_weights: *const f32, grad_out: *const f32, grad_table: *mut f32, grad_per_sample_weights: *mut f32) -> i32;
+    pub fn tokemb_lookup_bags_backward_i32(t: *const tokemb_table, ids: *const i32, n: usize, offsets: *const i64, n_bags: usize, mode: i32, per_sample_weights: *const f32, grad_out: *const f32, grad_table: *mut f32, grad_per_sample_weights: *mut f32) -> i32;
     pub fn tokemb_optim_select(t: *mut tokemb_table, kind: i32) -> i32;
     pub fn tokemb_optim_set_param_f64(t: *mut tokemb_table, param: i32, value: f64) -> i32;
     pub fn tokemb_optim_get_param_f64(t: *const tokemb_table, param: i32, value: *mut f64) -> i32;
-    pub fn tokemb_optim_steps(t: *const tokemb_table) -> i64;
+    pub fn tokemb_optim_step_count(t: *const tokemb_table) -> i64;
     pub fn tokemb_optim_step(t: *mut tokemb_table, ids: *const i64, n: usize, grad_out: *const f32) -> i32;
     pub fn tokemb_optim_step_i32(t: *mut tokemb_table, ids: *const i32, n: usize, grad_out: *const f32) -> i32;
     pub fn tokemb_optim_step_coalesced(t: *mut tokemb_table, unique_ids: *const i64, n_unique: usize, rows: *const f32) -> i32;
@@ -211,16 +184,16 @@ extern "C" {
     pub fn tokemb_posenc_encode(pe: *const tokemb_posenc, positions: *const i64, n: usize, out: *mut f32) -> i32;
     pub fn tokemb_rope_apply(pe: *const tokemb_posenc, x: *mut f32, n_tokens: usize, n_heads: usize, positions: *const i64) -> i32;
     pub fn tokemb_rope_apply_backward(pe: *const tokemb_posenc, grad: *mut f32, n_tokens: usize, n_heads: usize, positions: *const i64) -> i32;
-    pub fn tokemb_rope_apply_strided(pe: *const tokemb_posenc, x: *mut f32, batch: usize, n_heads: usize, seq: usize, stride_batch: i64, stride_head: i64, stride_seq: i64, positions: *const i64, backward: i32) -> i32;
-    pub fn tokemb_rope_inv_freq(pe: *const tokemb_posenc, inv_freq: *mut f64, n: usize, attn_factor: *mut f64) -> i32;
-    pub fn tokemb_rope_cos_sin(pe: *const tokemb_posenc, positions: *const i64, n: usize, cos_out: *mut f32, sin_out: *mut f32) -> i32;
-    pub fn tokemb_rope_set_longrope_factors(pe: *mut tokemb_posenc, short_factor: *const f64, long_factor: *const f64, n: usize) -> i32;
-    pub fn tokemb_alibi_slopes(pe: *const tokemb_posenc, out: *mut f32) -> i32;
+    pub fn tokemb_posenc_rope_apply_strided(pe: *const tokemb_posenc, x: *mut f32, batch: usize, n_heads: usize, seq: usize, stride_batch: i64, stride_head: i64, stride_seq: i64, positions: *const i64, backward: i32) -> i32;
+    pub fn tokemb_posenc_rope_inv_freq(pe: *const tokemb_posenc, inv_freq: *mut f64, n: usize, attn_factor: *mut f64) -> i32;
+    pub fn tokemb_posenc_rope_cos_sin(pe: *const tokemb_posenc, positions: *const i64, n: usize, cos_out: *mut f32, sin_out: *mut f32) -> i32;
+    pub fn tokemb_posenc_rope_set_longrope_factors(pe: *mut tokemb_posenc, short_factor: *const f64, long_factor: *const f64, n: usize) -> i32;
+    pub fn tokemb_posenc_alibi_slopes(pe: *const tokemb_posenc, out: *mut f32) -> i32;
     pub fn tokemb_posenc_attn_bias(pe: *const tokemb_posenc, q_len: usize, k_len: usize, q_offset: i64, out: *mut f32) -> i32;
     pub fn tokemb_posenc_attn_bias_backward(pe: *const tokemb_posenc, q_len: usize, k_len: usize, q_offset: i64, grad_bias: *const f32, grad_table: *mut f32) -> i32;
     pub fn tokemb_posenc_buckets(pe: *const tokemb_posenc, q_len: usize, k_len: usize, q_offset: i64, out: *mut i32) -> i32;
-    pub fn tokemb_shaw_embed(pe: *const tokemb_posenc, q_len: usize, k_len: usize, q_offset: i64, out: *mut f32) -> i32;
-    pub fn tokemb_shaw_embed_backward(pe: *const tokemb_posenc, q_len: usize, k_len: usize, q_offset: i64, grad: *const f32, grad_table: *mut f32) -> i32;
+    pub fn tokemb_posenc_shaw_embed(pe: *const tokemb_posenc, q_len: usize, k_len: usize, q_offset: i64, out: *mut f32) -> i32;
+    pub fn tokemb_posenc_shaw_embed_backward(pe: *const tokemb_posenc, q_len: usize, k_len: usize, q_offset: i64, grad: *const f32, grad_table: *mut f32) -> i32;
     pub fn tokemb_embed(tok: *mut tokemb_table, pe: *const tokemb_posenc, ids: *const i64, batch: usize, seq: usize, start_pos: i64, scale: f32, out: *mut f32) -> i32;
     pub fn tokemb_embed_backward(tok: *const tokemb_table, pe: *const tokemb_posenc, ids: *const i64, batch: usize, seq: usize, start_pos: i64, scale: f32, grad_out: *const f32, grad_tok: *mut f32, grad_pe: *mut f32) -> i32;
     pub fn tokemb_table_convert(src: *const tokemb_table, dtype: i32, out: *mut *mut tokemb_table) -> i32;

@@ -398,20 +398,20 @@ impl<'a> Table<'a> {
     }
     /// padding_idx (None clears it); negative values count from the end as in torch.
     pub fn set_padding_idx(&mut self, idx: Option<i64>) -> Result<()> {
-        self.set_param(sys::TOKEMB_TABLE_PADDING_IDX, idx.unwrap_or(sys::TOKEMB_NO_PADDING))
+        self.set_param(sys::TOKEMB_PADDING_IDX, idx.unwrap_or(sys::TOKEMB_NO_PADDING))
     }
     pub fn padding_idx(&self) -> Option<i64> {
-        match self.get_param(sys::TOKEMB_TABLE_PADDING_IDX) {
+        match self.get_param(sys::TOKEMB_PADDING_IDX) {
             Ok(v) if v != sys::TOKEMB_NO_PADDING => Some(v),
             _ => None,
         }
     }
     /// max_norm (None or <= 0 disables).
     pub fn set_max_norm(&mut self, max_norm: Option<f64>) -> Result<()> {
-        self.set_param_f64(sys::TOKEMB_TABLE_MAX_NORM, max_norm.unwrap_or(0.0))
+        self.set_param_f64(sys::TOKEMB_MAX_NORM, max_norm.unwrap_or(0.0))
     }
     pub fn max_norm(&self) -> Option<f64> {
-        self.get_param_f64(sys::TOKEMB_TABLE_MAX_NORM).ok().filter(|v| *v > 0.0)
+        self.get_param_f64(sys::TOKEMB_MAX_NORM).ok().filter(|v| *v > 0.0)
     }
 
     /// torch.manual_seed(seed); nn.init.normal_(w, mean, std), bit for bit; padding row zeroed.

@@ -25,9 +25,9 @@ pub enum BagMode {
 impl BagMode {
     pub fn code(self) -> i32 {
         match self {
-            BagMode::Sum => sys::TOKEMB_BAG_SUM,
-            BagMode::Mean => sys::TOKEMB_BAG_MEAN,
-            BagMode::Max => sys::TOKEMB_BAG_MAX,
+            BagMode::Sum => sys::TOKEMB_SUM,
+            BagMode::Mean => sys::TOKEMB_MEAN,
+            BagMode::Max => sys::TOKEMB_MAX,
         }
     }
 }
@@ -117,7 +117,7 @@ impl<'a> Table<'a> {
         want_len("grad_accumulate_onehot: grad_table", grad_table.len(), self.table_len()?)?;
         // SAFETY: as grad_accumulate.
         check(unsafe {
-            sys::tokemb_grad_accumulate_onehot(self.raw.as_ptr(), ptr_or_null(ids), ids.len(), ptr_or_null(grad_out),
+            sys::tokemb_lookup_onehot_backward(self.raw.as_ptr(), ptr_or_null(ids), ids.len(), ptr_or_null(grad_out),
                                                grad_table.as_mut_ptr())
         })
     }
@@ -204,7 +204,7 @@ impl<'a> Table<'a> {
         }
         // SAFETY: lengths checked; read-only on the table.
         check(unsafe {
-            sys::tokemb_grad_accumulate_bags(self.raw.as_ptr(), ptr_or_null(ids), ids.len(), offsets.as_ptr(), nb, mode.code(),
+            sys::tokemb_lookup_bags_backward(self.raw.as_ptr(), ptr_or_null(ids), ids.len(), offsets.as_ptr(), nb, mode.code(),
                                              opt_ptr(psw), ptr_or_null(grad_out), grad_table.as_mut_ptr(), opt_mut(grad_psw))
         })
     }
@@ -219,7 +219,7 @@ impl<'a> Table<'a> {
         }
         // SAFETY: as grad_accumulate_bags.
         check(unsafe {
-            sys::tokemb_grad_accumulate_bags_i32(self.raw.as_ptr(), ptr_or_null(ids), ids.len(), offsets.as_ptr(), nb, mode.code(),
+            sys::tokemb_lookup_bags_backward_i32(self.raw.as_ptr(), ptr_or_null(ids), ids.len(), offsets.as_ptr(), nb, mode.code(),
                                                  opt_ptr(psw), ptr_or_null(grad_out), grad_table.as_mut_ptr(), opt_mut(grad_psw))
         })
     }
@@ -245,7 +245,7 @@ impl<'a> Table<'a> {
     /// Steps since optim_select, None without an optimizer.
     pub fn optim_steps(&self) -> Option<i64> {
         // SAFETY: valid handle.
-        let s = unsafe { sys::tokemb_optim_steps(self.raw.as_ptr()) };
+        let s = unsafe { sys::tokemb_optim_step_count(self.raw.as_ptr()) };
         (s >= 0).then_some(s)
     }
     /// One fused step from the lookup's output gradient.
@@ -581,9 +581,9 @@ impl PosEnc {
     }
     pub fn sinusoidal(dim: i64, base: f64, layout: SinusoidalLayout) -> Result<PosEnc> {
         let l = match layout {
-            SinusoidalLayout::Interleaved => sys::TOKEMB_SINUSOIDAL_INTERLEAVED,
-            SinusoidalLayout::Concat => sys::TOKEMB_SINUSOIDAL_CONCAT,
-            SinusoidalLayout::ConcatT2t => sys::TOKEMB_SINUSOIDAL_CONCAT_T2T,
+            SinusoidalLayout::Interleaved => sys::TOKEMB_INTERLEAVED,
+            SinusoidalLayout::Concat => sys::TOKEMB_CONCAT,
+            SinusoidalLayout::ConcatT2t => sys::TOKEMB_CONCAT_T2T,
         };
         let mut out = std::ptr::null_mut();
         // SAFETY: valid out-pointer.
@@ -598,8 +598,8 @@ impl PosEnc {
     }
     pub fn rope(head_dim: i64, rotary_dim: i64, base: f64, layout: RopeLayout) -> Result<PosEnc> {
         let l = match layout {
-            RopeLayout::Neox => sys::TOKEMB_ROPE_NEOX,
-            RopeLayout::Gptj => sys::TOKEMB_ROPE_GPTJ,
+            RopeLayout::Neox => sys::TOKEMB_NEOX,
+            RopeLayout::Gptj => sys::TOKEMB_GPTJ,
         };
         let mut out = std::ptr::null_mut();
         // SAFETY: valid out-pointer.
@@ -703,7 +703,7 @@ impl PosEnc {
         }
         // SAFETY: every addressed element lies inside x (checked above).
         check(unsafe {
-            sys::tokemb_rope_apply_strided(self.raw.as_ptr(), mut_ptr_or_null(x), batch, n_heads, seq, strides[0] as i64,
+            sys::tokemb_posenc_rope_apply_strided(self.raw.as_ptr(), mut_ptr_or_null(x), batch, n_heads, seq, strides[0] as i64,
                                            strides[1] as i64, strides[2] as i64, ptr_or_null(positions), backward as i32)
         })
     }
@@ -712,7 +712,7 @@ impl PosEnc {
         let mut f = vec![0f64; self.rotary_dim / 2];
         let mut a = 0f64;
         // SAFETY: f holds rotary_dim/2 values.
-        check(unsafe { sys::tokemb_rope_inv_freq(self.raw.as_ptr(), mut_ptr_or_null(&mut f), f.len(), &mut a) })?;
+        check(unsafe { sys::tokemb_posenc_rope_inv_freq(self.raw.as_ptr(), mut_ptr_or_null(&mut f), f.len(), &mut a) })?;
         Ok((f, a))
     }
     /// (cos, sin), each [positions.len()][rotary_dim/2].
@@ -721,7 +721,7 @@ impl PosEnc {
         let (mut c, mut s) = (vec![0f32; n], vec![0f32; n]);
         // SAFETY: outputs sized n*(rotary_dim/2).
         check(unsafe {
-            sys::tokemb_rope_cos_sin(self.raw.as_ptr(), ptr_or_null(positions), positions.len(), mut_ptr_or_null(&mut c),
+            sys::tokemb_posenc_rope_cos_sin(self.raw.as_ptr(), ptr_or_null(positions), positions.len(), mut_ptr_or_null(&mut c),
                                      mut_ptr_or_null(&mut s))
         })?;
         Ok((c, s))
@@ -731,13 +731,13 @@ impl PosEnc {
         want_len("longrope: short_factor", short.len(), self.rotary_dim / 2)?;
         want_len("longrope: long_factor", long.len(), self.rotary_dim / 2)?;
         // SAFETY: lengths checked.
-        check(unsafe { sys::tokemb_rope_set_longrope_factors(self.raw.as_ptr(), short.as_ptr(), long.as_ptr(), short.len()) })
+        check(unsafe { sys::tokemb_posenc_rope_set_longrope_factors(self.raw.as_ptr(), short.as_ptr(), long.as_ptr(), short.len()) })
     }
     /// ALiBi slopes [n_heads].
     pub fn alibi_slopes(&self) -> Result<Vec<f32>> {
         let mut out = vec![0f32; self.dim()];
         // SAFETY: out holds n_heads values.
-        check(unsafe { sys::tokemb_alibi_slopes(self.raw.as_ptr(), mut_ptr_or_null(&mut out)) })?;
+        check(unsafe { sys::tokemb_posenc_alibi_slopes(self.raw.as_ptr(), mut_ptr_or_null(&mut out)) })?;
         Ok(out)
     }
     /// Attention bias out[n_heads][q_len][k_len] (ALiBi, T5).
@@ -767,7 +767,7 @@ impl PosEnc {
     pub fn shaw_embed(&self, q_len: usize, k_len: usize, q_offset: i64, out: &mut [f32]) -> Result<()> {
         want_len("shaw_embed: out", out.len(), mul("shaw", mul("shaw", q_len, k_len)?, self.dim())?)?;
         // SAFETY: lengths checked.
-        check(unsafe { sys::tokemb_shaw_embed(self.raw.as_ptr(), q_len, k_len, q_offset, mut_ptr_or_null(out)) })
+        check(unsafe { sys::tokemb_posenc_shaw_embed(self.raw.as_ptr(), q_len, k_len, q_offset, mut_ptr_or_null(out)) })
     }
     /// Shaw backward into grad_table[(2k+1)*dim].
     pub fn shaw_embed_backward(&self, q_len: usize, k_len: usize, q_offset: i64, grad: &[f32], grad_table: &mut [f32]) -> Result<()> {
@@ -776,7 +776,7 @@ impl PosEnc {
         want_len("shaw_embed_backward: grad_table", grad_table.len(), tl)?;
         // SAFETY: lengths checked.
         check(unsafe {
-            sys::tokemb_shaw_embed_backward(self.raw.as_ptr(), q_len, k_len, q_offset, ptr_or_null(grad), mut_ptr_or_null(grad_table))
+            sys::tokemb_posenc_shaw_embed_backward(self.raw.as_ptr(), q_len, k_len, q_offset, ptr_or_null(grad), mut_ptr_or_null(grad_table))
         })
     }
 }

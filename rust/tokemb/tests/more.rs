@@ -91,7 +91,7 @@ fn optimizer_and_logits() {
     assert_eq!(t.to_vec().unwrap(), vec![1.0, 2.0, 3.0, 4.0, 4.0, 4.0]);
     t.optim_step_coalesced(&[0], &[2.0, 2.0]).unwrap();
     assert_eq!(&t.to_vec().unwrap()[..2], &[0.0, 1.0]);
-    t.set_param(sys::TOKEMB_TABLE_FROZEN, 1).unwrap();
+    t.set_param(sys::TOKEMB_FROZEN, 1).unwrap();
     assert_eq!(t.optim_step(&[1], &[1.0, 1.0]).unwrap_err().kind(), ErrorKind::ReadOnly);
     let hidden = [1.0f32, -1.0, 0.5, 2.0];
     let mut lg = vec![0f32; 6];
