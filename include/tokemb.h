@@ -751,7 +751,8 @@ TOKEMB_API int32_t tokemb_embed_backward(const tokemb_table *tok, const tokemb_p
 TOKEMB_API int32_t tokemb_table_convert(const tokemb_table *src, int32_t dtype, tokemb_table **out);
 
 /**
- * Progress callback of long loads: called with the bytes parsed so far and the file size (at the start,
+ * Progress callback of long loads (and of tokemb_nearest_ex, which counts scored pairs instead of bytes):
+ * called with the bytes parsed so far and the file size (at the start,
  * about every 4 MiB, and at the end). Returning nonzero cancels the load, which then fails with
  * TOKEMB_CANCELLED and returns nothing. Called on the loading thread.
  */
@@ -846,12 +847,30 @@ enum tokemb_vectors_format {
     /** word2vec text, also fastText's .vec: "count dim\n", then "word v1 ... vD\n" per word. */
     TOKEMB_VECTORS_WORD2VEC_TEXT = 1,
     /** GloVe text: "word v1 ... vD\n" per word, no header (dim from the first line). */
-    TOKEMB_VECTORS_GLOVE = 2
+    TOKEMB_VECTORS_GLOVE = 2,
+    /** Loading only: detect the format. A first line of two counts "<count> <dim>" means word2vec: text
+     *  when the next line is a word and exactly dim decimal values, binary otherwise; any other first
+     *  line means GloVe (no header). */
+    TOKEMB_VECTORS_AUTO = 3
+};
+
+/** Flags of tokemb_vectors_load_ex (pinned values): how words that are not valid UTF-8 are read, as
+ *  gensim's unicode_errors= (Python's bytes.decode errors=). At most one of IGNORE and REPLACE. */
+enum tokemb_vectors_flags {
+    /** strict (the default, no flag): a word that is not valid UTF-8 fails the load with TOKEMB_FORMAT */
+    TOKEMB_VECTORS_UNICODE_STRICT = 0,
+    /** drop every ill-formed byte sequence from the word (errors='ignore') */
+    TOKEMB_VECTORS_UNICODE_IGNORE = 1,
+    /** replace each maximal ill-formed subpart by U+FFFD (errors='replace', as Python's decoder) */
+    TOKEMB_VECTORS_UNICODE_REPLACE = 2,
+    /** the bits holding the unicode policy */
+    TOKEMB_VECTORS_UNICODE_MASK = 3
 };
 
 /**
  * Loads word vectors: a new F32 table [words][dim] and its vocabulary (row i = word i), as gensim's
- * KeyedVectors.load_word2vec_format reads the same file (for GloVe: no_header=True): words must be
+ * KeyedVectors.load_word2vec_format reads the same file (for GloVe: no_header=True; `format` may be
+ * TOKEMB_VECTORS_AUTO to detect it): words must be
  * valid UTF-8 (no NUL); a repeated word keeps its first vector and later copies are skipped (rows =
  * distinct words); text values are split on single spaces after trailing whitespace is stripped, parsed
  * as decimal numbers through double (Python's float()) and rounded to float32, independent of the C
@@ -862,6 +881,19 @@ enum tokemb_vectors_format {
  */
 TOKEMB_API int32_t tokemb_vectors_load(const char *path, int32_t format, tokemb_progress_fn progress, void *user,
                                        tokemb_table **out_table, tokemb_vocab **out_vocab);
+/**
+ * tokemb_vectors_load with the options of gensim's load_word2vec_format: `limit` > 0 reads at most that
+ * many vectors from the start of the file (gensim's limit=: counted before repeated words are dropped;
+ * data after them is not read), 0 reads all; `flags` is a TOKEMB_VECTORS_UNICODE_* policy for words
+ * that are not valid UTF-8 (gensim's unicode_errors=; a word that becomes empty or repeats an earlier
+ * word is then treated as such). The values of a text line must be valid UTF-8 under every policy.
+ * `format` may be TOKEMB_VECTORS_AUTO. tokemb_vectors_load(path, f, ...) equals
+ * tokemb_vectors_load_ex(path, f, 0, 0, ...). Errors: those of tokemb_vectors_load, and
+ * TOKEMB_INVALID_ARGUMENT for limit < 0, unknown flag bits or both IGNORE and REPLACE. Thread-safe.
+ */
+TOKEMB_API int32_t tokemb_vectors_load_ex(const char *path, int32_t format, int64_t limit, uint32_t flags,
+                                          tokemb_progress_fn progress, void *user, tokemb_table **out_table,
+                                          tokemb_vocab **out_vocab);
 /**
  * Saves table rows with their words (vocab size must equal rows; words must not contain ASCII whitespace)
  * in `format`. Text values are written with the fewest of 6..9 significant digits that read back (through
@@ -874,7 +906,9 @@ TOKEMB_API int32_t tokemb_vectors_save(const tokemb_table *t, const tokemb_vocab
 
 /** Similarity metrics of the nearest-neighbour search (pinned values). */
 enum tokemb_metric {
-    /** cosine: dot(row, q/|q|) / |row| (gensim most_similar's scoring); a zero row or query scores 0. */
+    /** cosine: dot(row, q/|q|) / |row| (gensim most_similar's scoring). An all-zero row scores NaN (as
+     *  gensim's 0/0) and so ranks after every row with a number: it is returned only when fewer than k
+     *  other rows are left. An all-zero query scores 0 against every nonzero row. */
     TOKEMB_METRIC_COSINE = 0,
     /** raw dot product dot(row, q). */
     TOKEMB_METRIC_DOT = 1
@@ -893,6 +927,17 @@ enum tokemb_metric {
  */
 TOKEMB_API int32_t tokemb_nearest(const tokemb_table *t, const float *queries, size_t n_queries, size_t k,
                                   int32_t metric, const int64_t *exclude_ids, int64_t *out_ids, float *out_scores);
+/**
+ * tokemb_nearest with progress and cancellation for long searches: progress(user, done, total) is called
+ * on the calling thread before scoring (done = 0) and after every block of up to 256 queries x 2048
+ * rows, with done/total counted in scored (query, row) pairs (total = n_queries x rows); returning
+ * nonzero stops the search, which then fails with TOKEMB_CANCELLED (out_ids/out_scores may then hold
+ * part of the results). progress may be NULL (then exactly tokemb_nearest). Errors: those of
+ * tokemb_nearest, TOKEMB_CANCELLED. Thread-safe as tokemb_nearest.
+ */
+TOKEMB_API int32_t tokemb_nearest_ex(const tokemb_table *t, const float *queries, size_t n_queries, size_t k,
+                                     int32_t metric, const int64_t *exclude_ids, tokemb_progress_fn progress,
+                                     void *user, int64_t *out_ids, float *out_scores);
 /**
  * tokemb_nearest for table rows as queries: the query of ids[i] is row ids[i]; with exclude_self = 1
  * that row is left out of its own results (gensim's most_similar(word)). Errors: those of

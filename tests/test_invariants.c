@@ -1449,8 +1449,12 @@ static void test_files_invariants(void **state) {
     INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_vectors_load(NULL, TOKEMB_VECTORS_GLOVE, NULL, NULL, &out, &vout));
     INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_vectors_load(garbage, TOKEMB_VECTORS_GLOVE, NULL, NULL, NULL, &vout));
     INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_vectors_load(garbage, TOKEMB_VECTORS_GLOVE, NULL, NULL, &out, NULL));
-    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_vectors_load(garbage, 3, NULL, NULL, &out, &vout));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_vectors_load(garbage, 4, NULL, NULL, &out, &vout));
     INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_vectors_load(garbage, -1, NULL, NULL, &out, &vout));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_vectors_load_ex(garbage, TOKEMB_VECTORS_GLOVE, -1, 0, NULL, NULL, &out, &vout));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_vectors_load_ex(garbage, TOKEMB_VECTORS_GLOVE, 0, 3, NULL, NULL, &out, &vout));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_vectors_load_ex(garbage, TOKEMB_VECTORS_GLOVE, 0, 4, NULL, NULL, &out, &vout));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_vectors_load_ex(garbage, 4, 0, 0, NULL, NULL, &out, &vout));
     INV(TOKEMB_IO, NULL, tokemb_vectors_load(missing, TOKEMB_VECTORS_WORD2VEC_TEXT, NULL, NULL, &out, &vout));
     INV(TOKEMB_FORMAT, NULL, tokemb_vectors_load(garbage, TOKEMB_VECTORS_WORD2VEC_TEXT, NULL, NULL, &out, &vout));
     INV(TOKEMB_FORMAT, NULL, tokemb_vectors_load(garbage, TOKEMB_VECTORS_WORD2VEC_BINARY, NULL, NULL, &out, &vout));
@@ -1537,6 +1541,8 @@ static void test_nearest_invariants(void **state) {
     INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_nearest(t, q, NQ, K, 2, NULL, oids, scores));
     INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_nearest(t, q, NQ, K, -1, NULL, oids, scores));
     INV(TOKEMB_OVERFLOW, NULL, tokemb_nearest(t, q, HUGE_N, K, TOKEMB_METRIC_DOT, NULL, oids, scores));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_nearest_ex(t, q, NQ, 0, TOKEMB_METRIC_COSINE, NULL, NULL, NULL, oids, scores));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_nearest_ex(t, NULL, NQ, K, TOKEMB_METRIC_COSINE, NULL, NULL, NULL, oids, scores));
     const int64_t bad_ex[] = {-2, R, INT64_MAX, INT64_MIN};
     for (size_t b = 0; b < 4; b++) {
         excl[1] = bad_ex[b];

@@ -96,8 +96,10 @@ SIGS = {
     "tokemb_vocab_find": (c_int64, [c_void_p, c_char_p, c_size_t]),
     "tokemb_vocab_word": (c_char_p, [c_void_p, c_int64, c_void_p]),
     "tokemb_vectors_load": (c_int32, [c_char_p, c_int32, tokemb_progress_fn, c_void_p, c_void_p, c_void_p]),
+    "tokemb_vectors_load_ex": (c_int32, [c_char_p, c_int32, c_int64, c_uint32, tokemb_progress_fn, c_void_p, c_void_p, c_void_p]),
     "tokemb_vectors_save": (c_int32, [c_void_p, c_void_p, c_char_p, c_int32]),
     "tokemb_nearest": (c_int32, [c_void_p, c_void_p, c_size_t, c_size_t, c_int32, c_void_p, c_void_p, c_void_p]),
+    "tokemb_nearest_ex": (c_int32, [c_void_p, c_void_p, c_size_t, c_size_t, c_int32, c_void_p, tokemb_progress_fn, c_void_p, c_void_p, c_void_p]),
     "tokemb_nearest_ids": (c_int32, [c_void_p, c_void_p, c_size_t, c_size_t, c_int32, c_int32, c_void_p, c_void_p]),
 }
 
@@ -171,6 +173,11 @@ CONSTS = {
     "TOKEMB_VECTORS_WORD2VEC_BINARY": 0,
     "TOKEMB_VECTORS_WORD2VEC_TEXT": 1,
     "TOKEMB_VECTORS_GLOVE": 2,
+    "TOKEMB_VECTORS_AUTO": 3,
+    "TOKEMB_VECTORS_UNICODE_STRICT": 0,
+    "TOKEMB_VECTORS_UNICODE_IGNORE": 1,
+    "TOKEMB_VECTORS_UNICODE_REPLACE": 2,
+    "TOKEMB_VECTORS_UNICODE_MASK": 3,
     "TOKEMB_METRIC_COSINE": 0,
     "TOKEMB_METRIC_DOT": 1,
 }

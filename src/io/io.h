@@ -94,8 +94,12 @@ typedef struct {
 int32_t tk_st_parse(const char *fn, const uint8_t *buf, size_t len, tk_st_header *h);
 void tk_st_header_free(tk_st_header *h);
 
-/* word2vec binary/text and GloVe over memory (format = enum tokemb_vectors_format). */
+/* word2vec binary/text and GloVe over memory (format = enum tokemb_vectors_format, AUTO included). */
 int32_t tk_vectors_parse(const char *fn, const uint8_t *buf, size_t len, int32_t format, tokemb_progress_fn cb,
                          void *user, tokemb_table **out_t, tokemb_vocab **out_v);
+/* The same with tokemb_vectors_load_ex's limit (0 = all) and flags (already validated). */
+int32_t tk_vectors_parse_ex(const char *fn, const uint8_t *buf, size_t len, int32_t format, int64_t limit,
+                            uint32_t flags, tokemb_progress_fn cb, void *user, tokemb_table **out_t,
+                            tokemb_vocab **out_v);
 
 #endif

@@ -95,13 +95,113 @@ static int32_t tk_store(const char *fn, tokemb_table *t, tokemb_vocab *v, const 
     return TOKEMB_OK;
 }
 
+/* Length (>= 1) of the ill-formed UTF-8 sequence at p[0..n): the maximal subpart of a valid sequence
+ * (Unicode's "U+FFFD substitution of maximal subparts", which Python's decoder follows), else 1 byte. */
+static size_t tk_utf8_bad_len(const uint8_t *p, size_t n) {
+    const uint8_t c = p[0];
+    size_t need;
+    uint8_t lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) need = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        need = 3;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 4;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else
+        return 1;
+    size_t k = 1;
+    if (k < n && p[1] >= lo && p[1] <= hi) {
+        k = 2;
+        while (k < need && k < n && (p[k] & 0xC0) == 0x80) k++;
+    }
+    return k;
+}
+
+/* The word [w, w+wl) under the unicode policy: strict returns it as is; IGNORE drops every ill-formed
+ * sequence, REPLACE puts U+FFFD in place of each maximal ill-formed subpart (Python's bytes.decode with
+ * errors='ignore' / 'replace'). A cleaned word is built in *scratch (grown as needed, 3 * wl bytes). */
+static bool tk_word_clean(const uint8_t *w, size_t wl, uint32_t policy, uint8_t **scratch, size_t *cap,
+                          const uint8_t **out, size_t *out_len) {
+    size_t ok = tk_utf8_valid_prefix(w, wl);
+    if (ok == wl || policy == TOKEMB_VECTORS_UNICODE_STRICT) {
+        *out = w;
+        *out_len = wl;
+        return true;
+    }
+    if (*cap < 3 * wl) {
+        uint8_t *b = (uint8_t *)tk_malloc(3 * wl);
+        if (!b) return false;
+        tk_free(*scratch);
+        *scratch = b;
+        *cap = 3 * wl;
+    }
+    uint8_t *o = *scratch;
+    size_t i = 0, m = 0;
+    while (i < wl) {
+        size_t v = i + tk_utf8_valid_prefix(w + i, wl - i);
+        memcpy(o + m, w + i, v - i);
+        m += v - i;
+        if (v == wl) break;
+        i = v + tk_utf8_bad_len(w + v, wl - v);
+        if (policy == TOKEMB_VECTORS_UNICODE_REPLACE) {
+            o[m++] = 0xEF;
+            o[m++] = 0xBF;
+            o[m++] = 0xBD;
+        }
+    }
+    *out = o;
+    *out_len = m;
+    return true;
+}
+
+/* TOKEMB_VECTORS_AUTO: a first line of two counts "<count> <dim>" means word2vec, text when the next
+ * line is "word" + dim decimal values, binary otherwise; any other first line means GloVe. */
+static int32_t tk_vectors_detect(const uint8_t *buf, size_t len) {
+    const uint8_t *nl = (const uint8_t *)memchr(buf, '\n', len);
+    size_t le = nl ? (size_t)(nl - buf) : len, i = 0;
+    uint64_t v[2];
+    for (int k = 0; k < 2; k++) {
+        while (i < le && tk_is_ws(buf[i])) i++;
+        if (tk_parse_u63(buf, le, &i, &v[k]) != 1 || (i < le && !tk_is_ws(buf[i]))) return TOKEMB_VECTORS_GLOVE;
+    }
+    while (i < le && tk_is_ws(buf[i])) i++;
+    if (!nl || i != le || v[1] == 0) return TOKEMB_VECTORS_GLOVE;
+    size_t s = le + 1;
+    const uint8_t *nl2 = (const uint8_t *)memchr(buf + s, '\n', len - s);
+    size_t e = nl2 ? (size_t)(nl2 - buf) : len;
+    while (e > s && tk_is_ws(buf[e - 1])) e--;
+    const uint8_t *sp = (const uint8_t *)memchr(buf + s, ' ', e - s);
+    if (!sp) return TOKEMB_VECTORS_WORD2VEC_BINARY;
+    uint64_t c = 0;
+    for (size_t q = (size_t)(sp - buf); q < e;) {
+        size_t a = q + 1, b = a;
+        while (b < e && buf[b] != ' ') b++;
+        float f;
+        if (c == v[1] || !tk_parse_value(buf + a, b - a, &f)) return TOKEMB_VECTORS_WORD2VEC_BINARY;
+        c++;
+        q = b;
+    }
+    return c == v[1] ? TOKEMB_VECTORS_WORD2VEC_TEXT : TOKEMB_VECTORS_WORD2VEC_BINARY;
+}
+
 int32_t tk_vectors_parse(const char *fn, const uint8_t *buf, size_t len, int32_t format, tokemb_progress_fn cb,
                          void *user, tokemb_table **out_t, tokemb_vocab **out_v) {
+    return tk_vectors_parse_ex(fn, buf, len, format, 0, 0, cb, user, out_t, out_v);
+}
+
+int32_t tk_vectors_parse_ex(const char *fn, const uint8_t *buf, size_t len, int32_t format, int64_t limit,
+                            uint32_t flags, tokemb_progress_fn cb, void *user, tokemb_table **out_t,
+                            tokemb_vocab **out_v) {
     tk_progress prog = {fn, cb, user, (uint64_t)len, 0};
     int32_t st;
     int64_t rows = 0, dim = 0;
     size_t pos = 0;
+    const uint32_t policy = flags & TOKEMB_VECTORS_UNICODE_MASK;
     if ((st = tk_report(&prog, 0, true))) return st;
+    if (format == TOKEMB_VECTORS_AUTO) format = tk_vectors_detect(buf, len);
     if (format == TOKEMB_VECTORS_GLOVE) {
         /* dim from the first line, rows = lines up to the last non-blank byte */
         size_t end = len;
@@ -126,6 +226,8 @@ int32_t tk_vectors_parse(const char *fn, const uint8_t *buf, size_t len, int32_t
         if ((st = tk_parse_header(fn, buf, (size_t)(nl - buf), &rows, &dim))) return st;
         pos = (size_t)(nl - buf) + 1;
     }
+    const bool limited = limit > 0 && limit < rows;
+    if (limited) rows = limit;
     /* every vector needs at least: binary 'w' ' ' + 4*dim bytes; text 'w' + dim * ' x' */
     const size_t rem = len - pos;
     const uint64_t per = format == TOKEMB_VECTORS_WORD2VEC_BINARY ? 2 + 4 * (uint64_t)dim : 1 + 2 * (uint64_t)dim;
@@ -141,6 +243,8 @@ int32_t tk_vectors_parse(const char *fn, const uint8_t *buf, size_t len, int32_t
     tokemb_table *t = NULL;
     tokemb_vocab *v = NULL;
     float *vals = NULL;
+    uint8_t *wbuf = NULL; /* a word cleaned under the unicode policy */
+    size_t wcap = 0;
     if ((st = tokemb_table_create(rows, dim, TOKEMB_F32, &t))) return st;
     if ((st = tokemb_vocab_create(&v))) goto fail;
     if (!tk_vocab_reserve(v, (size_t)rows, (size_t)rows * 16 < rem ? (size_t)rows * 16 : rem)) {
@@ -163,9 +267,15 @@ int32_t tk_vectors_parse(const char *fn, const uint8_t *buf, size_t len, int32_t
                 goto fail;
             }
             size_t wl = (size_t)(sp - (buf + pos)), vs = pos + wl + 1, need = (size_t)dim * 4;
+            const uint8_t *w;
+            size_t cl;
             const char *why;
-            if (tk_word_check((const char *)buf + pos, wl, &why) != SIZE_MAX) {
-                st = tk_word_error(fn, pos, r, (const char *)buf + pos, wl);
+            if (!tk_word_clean(buf + pos, wl, policy, &wbuf, &wcap, &w, &cl)) {
+                st = tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate a word buffer", fn);
+                goto fail;
+            }
+            if (tk_word_check((const char *)w, cl, &why) != SIZE_MAX) {
+                st = tk_word_error(fn, pos, r, (const char *)w, cl);
                 goto fail;
             }
             if (len - vs < need) {
@@ -174,7 +284,7 @@ int32_t tk_vectors_parse(const char *fn, const uint8_t *buf, size_t len, int32_t
                 goto fail;
             }
             memcpy(vals, buf + vs, need);
-            if ((st = tk_store(fn, t, v, (const char *)buf + pos, wl, vals))) goto fail;
+            if ((st = tk_store(fn, t, v, (const char *)w, cl, vals))) goto fail;
             pos = vs + need;
         } else {
             if (pos >= len) {
@@ -185,17 +295,25 @@ int32_t tk_vectors_parse(const char *fn, const uint8_t *buf, size_t len, int32_t
             const uint8_t *nl = (const uint8_t *)memchr(buf + pos, '\n', len - pos);
             size_t next = nl ? (size_t)(nl - buf) + 1 : len, le = nl ? (size_t)(nl - buf) : len;
             while (le > pos && tk_is_ws(buf[le - 1])) le--;
-            size_t bad = tk_utf8_valid_prefix(buf + pos, le - pos);
-            if (bad != le - pos) {
-                st = tk_error(TOKEMB_FORMAT, "%s: byte %zu: vector %lld: the line is not valid UTF-8", fn, pos + bad,
-                              (long long)r);
-                goto fail;
-            }
             const uint8_t *sp = (const uint8_t *)memchr(buf + pos, ' ', le - pos);
             size_t wl = sp ? (size_t)(sp - (buf + pos)) : le - pos;
+            /* the values must be valid UTF-8 under every policy; the word follows the policy */
+            size_t bad = policy == TOKEMB_VECTORS_UNICODE_STRICT ? tk_utf8_valid_prefix(buf + pos, le - pos)
+                                                                 : wl + tk_utf8_valid_prefix(buf + pos + wl, le - pos - wl);
+            if (bad != le - pos) {
+                st = tk_error(TOKEMB_FORMAT, "%s: byte %zu: vector %lld: the line is not valid UTF-8%s", fn, pos + bad,
+                              (long long)r, bad < wl ? " (unicode errors 'ignore' or 'replace' accept such words)" : "");
+                goto fail;
+            }
+            const uint8_t *w;
+            size_t cl;
             const char *why;
-            if (tk_word_check((const char *)buf + pos, wl, &why) != SIZE_MAX) {
-                st = tk_word_error(fn, pos, r, (const char *)buf + pos, wl);
+            if (!tk_word_clean(buf + pos, wl, policy, &wbuf, &wcap, &w, &cl)) {
+                st = tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate a word buffer", fn);
+                goto fail;
+            }
+            if (tk_word_check((const char *)w, cl, &why) != SIZE_MAX) {
+                st = tk_word_error(fn, pos, r, (const char *)w, cl);
                 goto fail;
             }
             size_t q = pos + wl;
@@ -216,11 +334,11 @@ int32_t tk_vectors_parse(const char *fn, const uint8_t *buf, size_t len, int32_t
                               (long long)r, (long long)c, (long long)dim);
                 goto fail;
             }
-            if ((st = tk_store(fn, t, v, (const char *)buf + pos, wl, vals))) goto fail;
+            if ((st = tk_store(fn, t, v, (const char *)w, cl, vals))) goto fail;
             pos = next;
         }
     }
-    for (size_t i = pos; i < len; i++)
+    for (size_t i = pos; i < len && !limited; i++)
         if (!tk_is_ws(buf[i])) {
             st = tk_error(TOKEMB_FORMAT, "%s: byte %zu: expected the end of the file after %lld vectors", fn, i,
                           (long long)rows);
@@ -228,36 +346,58 @@ int32_t tk_vectors_parse(const char *fn, const uint8_t *buf, size_t len, int32_t
         }
     if ((st = tk_report(&prog, len, true))) goto fail;
     tk_free(vals);
+    tk_free(wbuf);
     t->rows = tokemb_vocab_size(v); /* duplicates dropped: the storage keeps its size, rows shrink */
     *out_t = t;
     *out_v = v;
     return TOKEMB_OK;
 fail:
     tk_free(vals);
+    tk_free(wbuf);
     tokemb_table_free(t);
     tokemb_vocab_free(v);
     return st;
 }
 
-int32_t tokemb_vectors_load(const char *path, int32_t format, tokemb_progress_fn progress, void *user,
-                            tokemb_table **out_table, tokemb_vocab **out_vocab) {
-    static const char fn[] = "tokemb_vectors_load";
+static int32_t tk_vectors_load(const char *fn, const char *path, int32_t format, int64_t limit, uint32_t flags,
+                               tokemb_progress_fn progress, void *user, tokemb_table **out_table,
+                               tokemb_vocab **out_vocab) {
     if (!out_table || !out_vocab)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: %s is NULL", fn, !out_table ? "out_table" : "out_vocab");
-    if (format < TOKEMB_VECTORS_WORD2VEC_BINARY || format > TOKEMB_VECTORS_GLOVE)
-        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: unknown format %d (word2vec binary 0, text 1, GloVe 2)", fn,
-                        (int)format);
+    if (format < TOKEMB_VECTORS_WORD2VEC_BINARY || format > TOKEMB_VECTORS_AUTO)
+        return tk_error(TOKEMB_INVALID_ARGUMENT,
+                        "%s: unknown format %d (word2vec binary 0, text 1, GloVe 2, auto-detect 3)", fn, (int)format);
+    if (limit < 0)
+        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: limit = %lld must be >= 0 (0 reads every vector)", fn,
+                        (long long)limit);
+    if ((flags & ~(uint32_t)TOKEMB_VECTORS_UNICODE_MASK) || (flags & TOKEMB_VECTORS_UNICODE_MASK) == 3u)
+        return tk_error(TOKEMB_INVALID_ARGUMENT,
+                        "%s: flags = 0x%x: unknown bits or both UNICODE_IGNORE and UNICODE_REPLACE (known: 0x1, 0x2)",
+                        fn, (unsigned)flags);
     tk_map m;
     int32_t st = tk_map_file(fn, path, &m);
     if (st) return st;
     tokemb_table *t = NULL;
     tokemb_vocab *v = NULL;
-    st = tk_vectors_parse(fn, m.map, m.size, format, progress, user, &t, &v);
+    st = tk_vectors_parse_ex(fn, m.map, m.size, format, limit, flags, progress, user, &t, &v);
     tk_unmap(&m);
     if (st) return st;
     *out_table = t;
     *out_vocab = v;
     return TOKEMB_OK;
+}
+
+int32_t tokemb_vectors_load_ex(const char *path, int32_t format, int64_t limit, uint32_t flags,
+                               tokemb_progress_fn progress, void *user, tokemb_table **out_table,
+                               tokemb_vocab **out_vocab) {
+    static const char fn[] = "tokemb_vectors_load_ex";
+    return tk_vectors_load(fn, path, format, limit, flags, progress, user, out_table, out_vocab);
+}
+
+int32_t tokemb_vectors_load(const char *path, int32_t format, tokemb_progress_fn progress, void *user,
+                            tokemb_table **out_table, tokemb_vocab **out_vocab) {
+    static const char fn[] = "tokemb_vectors_load";
+    return tk_vectors_load(fn, path, format, 0, 0, progress, user, out_table, out_vocab);
 }
 
 /* Shortest "%.{6..9}g" text that reads back (through double, as Python does) to the same float. */

@@ -1,7 +1,9 @@
 /* nearest.c - nearest neighbours over a table's rows: cosine or dot-product top-k for query vectors
  * (tokemb_nearest) or for rows of the table itself (tokemb_nearest_ids), scored in blocks through
  * cblas_sgemm (queries x row-block^T) with bounded scratch, then a per-query top-k heap. Cosine is
- * scored as gensim's most_similar does: dot(row, q/|q|) / |row|. */
+ * scored as gensim's most_similar does: dot(row, q/|q|) / |row|; an all-zero row scores NaN (gensim's
+ * 0/0), which ranks after every number, so zero rows are never ranked above a real neighbour.
+ * tokemb_nearest_ex reports progress (scored query x row pairs) after every block and can cancel. */
 #include "table/table.h"
 #include "table/storage.h"
 
@@ -65,7 +67,8 @@ static double tk_norm2(const float *x, size_t d) {
 
 /* Core: queries either given (q != NULL, [n][dim]) or taken from table rows ids[n]. */
 static int32_t tk_nearest_impl(const char *fn, const tokemb_table *t, const float *q, const int64_t *qids, size_t n,
-                               size_t k, int32_t metric, const int64_t *exclude, int64_t *out_ids, float *out_scores) {
+                               size_t k, int32_t metric, const int64_t *exclude, tokemb_progress_fn progress,
+                               void *user, int64_t *out_ids, float *out_scores) {
     const size_t d = (size_t)t->dim, rows = (size_t)t->rows;
     const size_t qb = n < TK_NN_QBLOCK ? n : TK_NN_QBLOCK, rb = rows < TK_NN_RBLOCK ? rows : TK_NN_RBLOCK;
     const bool f32 = t->dtype == TOKEMB_F32;
@@ -81,6 +84,12 @@ static int32_t tk_nearest_impl(const char *fn, const tokemb_table *t, const floa
     int32_t st = TOKEMB_OK;
     if (!Q || !S || (!f32 && !W) || !rnorm || !H || !hn) {
         st = tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate the scoring scratch (%zu + %zu bytes)", fn, qbytes, sbytes);
+        goto done;
+    }
+    const uint64_t total = (uint64_t)n * (uint64_t)rows;
+    uint64_t done = 0;
+    if (progress && progress(user, 0, total) != 0) {
+        st = tk_error(TOKEMB_CANCELLED, "%s: cancelled by the progress callback before scoring", fn);
         goto done;
     }
     /* row norms (cosine) */
@@ -133,10 +142,16 @@ static int32_t tk_nearest_impl(const char *fn, const tokemb_table *t, const floa
                     const int64_t id = (int64_t)(r0 + r);
                     if (id == ex) continue;
                     float s = S[i * nb + r];
-                    if (metric == TOKEMB_METRIC_COSINE) s = rnorm[r0 + r] > 0 ? s / rnorm[r0 + r] : 0.0f;
+                    if (metric == TOKEMB_METRIC_COSINE) s = rnorm[r0 + r] > 0 ? s / rnorm[r0 + r] : NAN;
                     tk_hit x = {s, id};
                     tk_heap_push(h, &hn[i], k, x);
                 }
+            }
+            done += (uint64_t)nq * nb;
+            if (progress && progress(user, done, total) != 0) {
+                st = tk_error(TOKEMB_CANCELLED, "%s: cancelled by the progress callback after %llu of %llu pairs", fn,
+                              (unsigned long long)done, (unsigned long long)total);
+                goto done;
             }
         }
         /* heap -> sorted output, best first; unfilled slots get id -1 and -inf */
@@ -189,9 +204,9 @@ static int32_t tk_nearest_check(const char *fn, const tokemb_table *t, size_t n,
     return TOKEMB_OK;
 }
 
-int32_t tokemb_nearest(const tokemb_table *t, const float *queries, size_t n_queries, size_t k, int32_t metric,
-                       const int64_t *exclude_ids, int64_t *out_ids, float *out_scores) {
-    static const char fn[] = "tokemb_nearest";
+static int32_t tk_nearest_queries(const char *fn, const tokemb_table *t, const float *queries, size_t n_queries,
+                                  size_t k, int32_t metric, const int64_t *exclude_ids, tokemb_progress_fn progress,
+                                  void *user, int64_t *out_ids, float *out_scores) {
     int32_t st = tk_nearest_check(fn, t, n_queries, k, metric, out_ids);
     if (st) return st;
     if (n_queries == 0) return TOKEMB_OK;
@@ -204,7 +219,21 @@ int32_t tokemb_nearest(const tokemb_table *t, const float *queries, size_t n_que
             if (exclude_ids[i] < -1 || exclude_ids[i] >= t->rows)
                 return tk_error(TOKEMB_OUT_OF_RANGE, "%s: exclude_ids[%zu] = %lld is outside [-1, %lld)", fn, i,
                                 (long long)exclude_ids[i], (long long)t->rows);
-    return tk_nearest_impl(fn, t, queries, NULL, n_queries, k, metric, exclude_ids, out_ids, out_scores);
+    return tk_nearest_impl(fn, t, queries, NULL, n_queries, k, metric, exclude_ids, progress, user, out_ids,
+                           out_scores);
+}
+
+int32_t tokemb_nearest(const tokemb_table *t, const float *queries, size_t n_queries, size_t k, int32_t metric,
+                       const int64_t *exclude_ids, int64_t *out_ids, float *out_scores) {
+    return tk_nearest_queries("tokemb_nearest", t, queries, n_queries, k, metric, exclude_ids, NULL, NULL, out_ids,
+                              out_scores);
+}
+
+int32_t tokemb_nearest_ex(const tokemb_table *t, const float *queries, size_t n_queries, size_t k, int32_t metric,
+                          const int64_t *exclude_ids, tokemb_progress_fn progress, void *user, int64_t *out_ids,
+                          float *out_scores) {
+    return tk_nearest_queries("tokemb_nearest_ex", t, queries, n_queries, k, metric, exclude_ids, progress, user,
+                              out_ids, out_scores);
 }
 
 int32_t tokemb_nearest_ids(const tokemb_table *t, const int64_t *ids, size_t n, size_t k, int32_t metric,
@@ -217,5 +246,6 @@ int32_t tokemb_nearest_ids(const tokemb_table *t, const int64_t *ids, size_t n, 
     if (n == 0) return TOKEMB_OK;
     if (!ids) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: ids is NULL with n = %zu", fn, n);
     if ((st = tk_check_ids(fn, ids, 8, n, t->rows))) return st;
-    return tk_nearest_impl(fn, t, NULL, ids, n, k, metric, exclude_self ? ids : NULL, out_ids, out_scores);
+    return tk_nearest_impl(fn, t, NULL, ids, n, k, metric, exclude_self ? ids : NULL, NULL, NULL, out_ids,
+                           out_scores);
 }

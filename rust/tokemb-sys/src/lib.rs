@@ -118,6 +118,13 @@ pub const TOKEMB_ALIBI_MAX_BIAS: i32 = 301;
 pub const TOKEMB_VECTORS_WORD2VEC_BINARY: i32 = 0;
 pub const TOKEMB_VECTORS_WORD2VEC_TEXT: i32 = 1;
 pub const TOKEMB_VECTORS_GLOVE: i32 = 2;
+pub const TOKEMB_VECTORS_AUTO: i32 = 3;
+
+// ---- enum tokemb_vectors_flags
+pub const TOKEMB_VECTORS_UNICODE_STRICT: i32 = 0;
+pub const TOKEMB_VECTORS_UNICODE_IGNORE: i32 = 1;
+pub const TOKEMB_VECTORS_UNICODE_REPLACE: i32 = 2;
+pub const TOKEMB_VECTORS_UNICODE_MASK: i32 = 3;
 
 // ---- enum tokemb_metric
 pub const TOKEMB_METRIC_COSINE: i32 = 0;
@@ -211,7 +218,9 @@ extern "C" {
     pub fn tokemb_vocab_find(v: *const tokemb_vocab, word: *const std::os::raw::c_char, len: usize) -> i64;
     pub fn tokemb_vocab_word(v: *const tokemb_vocab, id: i64, len: *mut usize) -> *const std::os::raw::c_char;
     pub fn tokemb_vectors_load(path: *const std::os::raw::c_char, format: i32, progress: tokemb_progress_fn, user: *mut std::os::raw::c_void, out_table: *mut *mut tokemb_table, out_vocab: *mut *mut tokemb_vocab) -> i32;
+    pub fn tokemb_vectors_load_ex(path: *const std::os::raw::c_char, format: i32, limit: i64, flags: u32, progress: tokemb_progress_fn, user: *mut std::os::raw::c_void, out_table: *mut *mut tokemb_table, out_vocab: *mut *mut tokemb_vocab) -> i32;
     pub fn tokemb_vectors_save(t: *const tokemb_table, v: *const tokemb_vocab, path: *const std::os::raw::c_char, format: i32) -> i32;
     pub fn tokemb_nearest(t: *const tokemb_table, queries: *const f32, n_queries: usize, k: usize, metric: i32, exclude_ids: *const i64, out_ids: *mut i64, out_scores: *mut f32) -> i32;
+    pub fn tokemb_nearest_ex(t: *const tokemb_table, queries: *const f32, n_queries: usize, k: usize, metric: i32, exclude_ids: *const i64, progress: tokemb_progress_fn, user: *mut std::os::raw::c_void, out_ids: *mut i64, out_scores: *mut f32) -> i32;
     pub fn tokemb_nearest_ids(t: *const tokemb_table, ids: *const i64, n: usize, k: usize, metric: i32, exclude_self: i32, out_ids: *mut i64, out_scores: *mut f32) -> i32;
 }
