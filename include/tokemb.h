@@ -885,8 +885,8 @@ TOKEMB_API int32_t tokemb_vectors_load(const char *path, int32_t format, tokemb_
  * tokemb_vectors_load with the options of gensim's load_word2vec_format: `limit` > 0 reads at most that
  * many vectors from the start of the file (gensim's limit=: counted before repeated words are dropped;
  * data after them is not read), 0 reads all; `flags` is a TOKEMB_VECTORS_UNICODE_* policy for words
- * that are not valid UTF-8 (gensim's unicode_errors=; a word that becomes empty or repeats an earlier
- * word is then treated as such). The values of a text line must be valid UTF-8 under every policy.
+ * that are not valid UTF-8 (gensim's unicode_errors=; a word that then repeats an earlier word is
+ * skipped, and under IGNORE a word made only of ill-formed bytes becomes the empty word "", as in gensim). The values of a text line must be valid UTF-8 under every policy.
  * `format` may be TOKEMB_VECTORS_AUTO. tokemb_vectors_load(path, f, ...) equals
  * tokemb_vectors_load_ex(path, f, 0, 0, ...). Errors: those of tokemb_vectors_load, and
  * TOKEMB_INVALID_ARGUMENT for limit < 0, unknown flag bits or both IGNORE and REPLACE. Thread-safe.

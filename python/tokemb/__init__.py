@@ -15,13 +15,16 @@ from ._sigs import CONSTS as constants
 from .table import BF16, F16, F32, NO_PADDING, Q8_ROW, Table
 from .io import (Vocab, convert, load_npy, load_safetensors, load_vectors, nearest, nearest_ids, safetensors_names,
                  save_npy, save_safetensors, save_vectors)
+from .vectors import Vectors
+from .table import DType
 from .posenc import Alibi, Learned, PositionalEncoding, Rope, Shaw, Sinusoidal, T5, embed, embed_backward
 
 __all__ = ["Table", "Error", "InvalidArgument", "OutOfRange", "NoMemory", "IoError", "FormatError", "Unsupported",
            "Overflow", "ReadOnly", "Cancelled", "Vocab", "load_npy", "save_npy", "load_safetensors",
            "save_safetensors", "safetensors_names", "load_vectors", "save_vectors", "nearest", "nearest_ids", "convert", "PositionalEncoding", "Sinusoidal", "Learned", "Rope", "Alibi", "T5", "Shaw",
            "embed", "embed_backward", "F32", "F16", "BF16", "Q8_ROW", "NO_PADDING", "constants", "version",
-           "version_number", "set_num_threads", "get_num_threads", "last_error", "status_string", "library_path"]
+           "version_number", "set_num_threads", "get_num_threads", "last_error", "status_string", "library_path",
+           "Vectors", "DType"]
 
 library_path = _lib.path
 __version__ = _lib.lib.tokemb_version_string().decode()
@@ -32,7 +35,8 @@ def version():
     return _lib.lib.tokemb_version_string().decode()
 
 
-def version_number():
+def version_number() -> int:
+    """The loaded library's version as one number (major * 10000 + minor * 100 + patch)."""
     return _lib.lib.tokemb_version_number()
 
 
@@ -41,7 +45,8 @@ def set_num_threads(n):
     _lib.check(_lib.lib.tokemb_set_num_threads(int(n)), "tokemb_set_num_threads")
 
 
-def get_num_threads():
+def get_num_threads() -> int:
+    """Threads the library's own loops use."""
     return _lib.lib.tokemb_get_num_threads()
 
 
@@ -50,5 +55,6 @@ def last_error():
     return _lib.last_error()
 
 
-def status_string(status):
+def status_string(status: int) -> str:
+    """The text of a library status code."""
     return _lib.status_string(int(status))

@@ -1,17 +1,18 @@
 """numpy argument checking shared by the classes: every dtype, shape and layout problem is a ValueError
 raised before the library is called."""
 import ctypes
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from ._errors import InvalidArgument  # noqa: F401  (re-exported for callers' except clauses)
 
 
-def _describe(a):
+def _describe(a: np.ndarray) -> str:
     return "dtype %s, shape %s, strides %s" % (a.dtype, a.shape, a.strides)
 
 
-def ids_array(ids, name="ids", allow_i32=True):
+def ids_array(ids: Any, name: str = "ids", allow_i32: bool = True) -> np.ndarray:
     """A C-contiguous int64 (or int32) array. Lists/tuples/ints are converted (int64); ndarrays must
     already have an integer dtype of 32 or 64 bits and be C-contiguous (no silent copies)."""
     if isinstance(ids, np.ndarray):
@@ -30,21 +31,24 @@ def ids_array(ids, name="ids", allow_i32=True):
     return a.astype(np.int64, order="C", copy=False)  # keeps 0-d ids 0-d (ascontiguousarray would not)
 
 
-def f32_array(x, name, shape=None, ndim=None):
-    """A C-contiguous float32 array (lists are converted; ndarrays must already be float32 and
-    C-contiguous). `shape` may contain None wildcards."""
+def f32_array(x: Any, name: str, shape: Optional[Sequence[Optional[int]]] = None, ndim: Optional[int] = None) -> np.ndarray:
+    """A C-contiguous float32 input array. float32 C-contiguous ndarrays are used as they are; other real
+    arrays (float64, float16, integers, strided views) and lists are converted to a float32 copy, as numpy
+    does for np.asarray(x, np.float32). Complex, boolean and object arrays are refused with a ValueError
+    naming the dtype. `shape` may contain None wildcards."""
     if isinstance(x, np.ndarray):
-        if x.dtype != np.float32:
-            raise ValueError("%s must be float32, got %s" % (name, x.dtype))
-        if not x.flags.c_contiguous:
-            raise ValueError("%s must be C-contiguous (got %s); use np.ascontiguousarray" % (name, _describe(x)))
+        if x.dtype.kind not in "fiu":
+            raise ValueError("%s must hold real numbers (float32, or float64/float16/int converted to float32), "
+                             "got %s" % (name, x.dtype))
+        if x.dtype != np.float32 or not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x, dtype=np.float32)
     else:
         x = np.ascontiguousarray(x, dtype=np.float32)
     check_shape(x, name, shape, ndim)
     return x
 
 
-def out_array(out, name, shape, dtype=np.float32):
+def out_array(out: Optional[np.ndarray], name: str, shape: Sequence[int], dtype: Any = np.float32) -> np.ndarray:
     """A caller-supplied output (checked: dtype, exact shape, C-contiguous, writeable) or a new one."""
     if out is None:
         return np.empty(shape, dtype=dtype)
@@ -61,7 +65,9 @@ def out_array(out, name, shape, dtype=np.float32):
     return out
 
 
-def check_shape(x, name, shape=None, ndim=None):
+def check_shape(x: np.ndarray, name: str, shape: Optional[Sequence[Optional[int]]] = None,
+                ndim: Optional[int] = None) -> None:
+    """Raises ValueError unless x has `ndim` dimensions and matches `shape` (None = any size)."""
     if ndim is not None and x.ndim != ndim:
         raise ValueError("%s must be %d-D, got shape %s" % (name, ndim, x.shape))
     if shape is not None:
@@ -70,7 +76,7 @@ def check_shape(x, name, shape=None, ndim=None):
             raise ValueError("%s must have shape %s, got %s" % (name, want, x.shape))
 
 
-def ptr(a):
+def ptr(a: Optional[np.ndarray]) -> Optional[ctypes.c_void_p]:
     """The data address of an ndarray (None for an empty one: the library accepts NULL when n == 0)."""
     if a is None:
         return None

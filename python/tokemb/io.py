@@ -1,6 +1,10 @@
 """Files (npy, safetensors, word2vec/GloVe), vocabularies, nearest neighbours, dtype conversion."""
+import contextlib
 import ctypes
 import os
+import signal
+import threading
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -9,7 +13,8 @@ from ._arrays import check_shape, f32_array, ids_array, ptr
 from ._handle import Handle, Lifetime
 from ._sigs import CONSTS
 from . import _sigs
-from .table import Table, _dtype_code
+from ._errors import OutOfRange
+from .table import ArrayLike, PathLike, Table, _dtype_code
 
 
 def _path(p):
@@ -29,8 +34,18 @@ def load_npy(path, mmap=False):
     return _new_table("tokemb_npy_mmap" if mmap else "tokemb_npy_load", _path(path))
 
 
-def save_npy(table, path):
-    """Atomic save of an F32/F16 table as .npy."""
+def save_npy(path: Any, table: Any) -> None:
+    """Atomic save of an F32/F16 table as .npy, in numpy's argument order: save_npy(path, table) as
+    np.save(file, arr). The older order save_npy(table, path) is accepted too (the types tell them
+    apart); anything else raises TypeError."""
+    if isinstance(path, Table) and not isinstance(table, Table):
+        path, table = table, path
+    if not isinstance(table, Table):
+        raise TypeError("save_npy(path, table) needs a tokemb.Table, got %s (for a numpy array use np.save, or "
+                        "tokemb.Table.from_numpy(array) first)" % type(table).__name__)
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError("save_npy(path, table): path must be a str, bytes or os.PathLike, got %s"
+                        % type(path).__name__)
     _lib.check(_lib.fn("tokemb_npy_save")(table._p, _path(path)), "tokemb_npy_save")
 
 
@@ -82,8 +97,15 @@ class Vocab(Lifetime):
         v._h = Handle(p, "tokemb_vocab_free")
         return v
 
-    def __len__(self):
+    def __len__(self) -> int:
         return _lib.fn("tokemb_vocab_size")(self._p)
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return "<tokemb.Vocab closed>"
+        n = len(self)
+        head = ", ".join(repr(self.word(i)) for i in range(min(n, 5)))
+        return "<tokemb.Vocab %d words: [%s%s]>" % (n, head, ", ..." if n > 5 else "")
 
     def add(self, word):
         b = word.encode("utf-8") if isinstance(word, str) else bytes(word)
@@ -121,7 +143,8 @@ class Vocab(Lifetime):
         return list(self)
 
 
-_FORMATS = {"word2vec_binary": 0, "word2vec": 0, "bin": 0, "word2vec_text": 1, "text": 1, "vec": 1, "glove": 2}
+_FORMATS = {"word2vec_binary": 0, "word2vec": 0, "bin": 0, "word2vec_text": 1, "text": 1, "vec": 1, "glove": 2,
+            "auto": 3}
 
 
 def _format(f):
@@ -133,26 +156,86 @@ def _format(f):
     return int(f)
 
 
-def load_vectors(path, format="word2vec_binary", progress=None):
-    """(Table, Vocab) from a word2vec binary/text or GloVe file. progress(bytes_done, bytes_total) may
-    return True to cancel (tokemb.Cancelled is raised); an exception inside it cancels and is re-raised."""
-    cb = None
-    raised = []
-    if progress is not None:
-        def _cb(user, done, total):
-            try:
-                return 1 if progress(done, total) else 0
-            except BaseException as e:  # noqa: BLE001 - handed back after the C call returns
-                raised.append(e)
+_UNICODE = {"strict": 0, "ignore": 1, "replace": 2}
+
+
+def _progress_cb(progress: Optional[Callable[[int, int], Any]], raised: List[BaseException]):
+    """A C progress callback around progress(done, total) (True cancels). An exception inside it, or one
+    that a signal handler raised while the library worked (see _interruptible), cancels the call; the
+    exception is kept in `raised` for the caller to re-raise once the C call has returned."""
+    def _cb(user, done, total):
+        try:
+            if raised:
                 return 1
-        cb = _sigs.tokemb_progress_fn(_cb)
-    else:
-        cb = _sigs.tokemb_progress_fn()
+            return 1 if progress is not None and progress(done, total) else 0
+        except BaseException as e:  # noqa: BLE001 - handed back after the C call returns
+            raised.append(e)
+            return 1
+    return _sigs.tokemb_progress_fn(_cb)
+
+
+@contextlib.contextmanager
+def _interruptible(raised: List[BaseException]):
+    """While a long C call runs on the main thread, SIGINT's Python handler (KeyboardInterrupt by
+    default) runs inside the progress callback; an exception it raises there would be lost by ctypes, so
+    the handler is wrapped to record it in `raised`, which makes the next callback cancel the call."""
+    old = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+    if not callable(old):
+        yield
+        return
+
+    def handler(signum, frame):
+        try:
+            old(signum, frame)
+        except BaseException as e:  # noqa: BLE001 - re-raised after the C call returns
+            raised.append(e)
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _vectors_format(path, format, binary, no_header):
+    if format is not None:
+        if binary is not None or no_header is not None:
+            raise ValueError("pass either format= or binary=/no_header=, not both")
+        return _format(format)
+    if no_header:
+        if binary:
+            raise ValueError("no_header=True is only available for text files (GloVe); binary word2vec files "
+                             "always have a header")
+        return _FORMATS["glove"]
+    if binary is None:
+        return _FORMATS["auto"]
+    return _FORMATS["word2vec_binary"] if binary else _FORMATS["word2vec_text"]
+
+
+def load_vectors(path: PathLike, format: Union[str, int, None] = None, progress: Optional[Callable[[int, int], Any]] = None,
+                 *, binary: Optional[bool] = None, no_header: Optional[bool] = None, limit: Optional[int] = None,
+                 unicode_errors: str = "strict") -> Tuple[Table, "Vocab"]:
+    """(Table, Vocab) from a word2vec binary/text (fastText .vec) or GloVe file.
+
+    With neither `format` nor `binary`/`no_header` the format is detected from the file (a "count dim"
+    header, then text or binary records; no header means GloVe). As gensim's load_word2vec_format:
+    binary=True/False picks word2vec binary/text, no_header=True a GloVe-style text file, `limit` reads
+    at most that many vectors, unicode_errors='ignore'/'replace' reads words that are not valid UTF-8
+    (Python's bytes.decode errors=). progress(bytes_done, bytes_total) may return True to cancel
+    (tokemb.Cancelled); an exception inside it cancels and is re-raised."""
+    if unicode_errors not in _UNICODE:
+        raise ValueError("unicode_errors must be 'strict', 'ignore' or 'replace', got %r" % (unicode_errors,))
+    if limit is not None and (not isinstance(limit, (int, np.integer)) or limit < 0):
+        raise ValueError("limit must be a non-negative int or None, got %r" % (limit,))
+    fmt = _vectors_format(path, format, binary, no_header)
+    raised: List[BaseException] = []
+    cb = _progress_cb(progress, raised)
     t, v = ctypes.c_void_p(), ctypes.c_void_p()
-    st = _lib.fn("tokemb_vectors_load")(_path(path), _format(format), cb, None, ctypes.byref(t), ctypes.byref(v))
+    with _interruptible(raised):
+        st = _lib.fn("tokemb_vectors_load_ex")(_path(path), fmt, int(limit or 0), _UNICODE[unicode_errors], cb, None,
+                                               ctypes.byref(t), ctypes.byref(v))
     if raised:
         raise raised[0]
-    _lib.check(st, "tokemb_vectors_load")
+    _lib.check(st, "tokemb_vectors_load_ex")
     return Table._adopt(t.value), Vocab._adopt(v.value)
 
 
@@ -170,8 +253,14 @@ def _metric(m):
     return int(m)
 
 
-def nearest(table, queries, k=10, metric="cosine", exclude_ids=None):
-    """Top-k rows for each query vector: (ids int64 [n, k], scores float32 [n, k]), best first."""
+def nearest(table: Table, queries: ArrayLike, k: int = 10, metric: Union[str, int] = "cosine",
+            exclude_ids: Optional[ArrayLike] = None,
+            progress: Optional[Callable[[int, int], Any]] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """Top-k rows for each query vector: (ids int64 [n, k], scores float32 [n, k]), best first.
+
+    Cosine scores an all-zero row NaN (as gensim), ranked after every number. progress(done, total) is
+    called after every block of scored (query, row) pairs; returning True cancels (tokemb.Cancelled).
+    Ctrl-C (KeyboardInterrupt) stops the search within one block."""
     q = f32_array(queries, "queries")
     single = q.ndim == 1
     if single:
@@ -184,20 +273,31 @@ def nearest(table, queries, k=10, metric="cosine", exclude_ids=None):
         check_shape(ex, "exclude_ids", (n,))
     ids = np.empty((n, int(k)), np.int64)
     sc = np.empty((n, int(k)), np.float32)
-    _lib.check(_lib.fn("tokemb_nearest")(table._p, ptr(q), n, int(k), _metric(metric), ptr(ex), ptr(ids), ptr(sc)),
-               "tokemb_nearest")
+    raised: List[BaseException] = []
+    cb = _progress_cb(progress, raised)
+    with _interruptible(raised):
+        st = _lib.fn("tokemb_nearest_ex")(table._p, ptr(q), n, int(k), _metric(metric), ptr(ex), cb, None, ptr(ids),
+                                          ptr(sc))
+    if raised:
+        raise raised[0]
+    _lib.check(st, "tokemb_nearest_ex")
     return (ids[0], sc[0]) if single else (ids, sc)
 
 
-def nearest_ids(table, ids, k=10, metric="cosine", exclude_self=True):
-    """Top-k rows for table rows used as queries (gensim most_similar(word) with exclude_self)."""
+def nearest_ids(table: Table, ids: ArrayLike, k: int = 10, metric: Union[str, int] = "cosine",
+                exclude_self: bool = True,
+                progress: Optional[Callable[[int, int], Any]] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """Top-k rows for table rows used as queries (gensim most_similar(word) with exclude_self).
+    progress and Ctrl-C as in nearest()."""
     a = ids_array(np.atleast_1d(ids), allow_i32=False)
     check_shape(a, "ids", ndim=1)
-    n = a.size
-    oi = np.empty((n, int(k)), np.int64)
-    sc = np.empty((n, int(k)), np.float32)
-    _lib.check(_lib.fn("tokemb_nearest_ids")(table._p, ptr(a), n, int(k), _metric(metric), 1 if exclude_self else 0,
-                                             ptr(oi), ptr(sc)), "tokemb_nearest_ids")
+    if a.size and (a.min() < 0 or a.max() >= table.rows):
+        bad = a[(a < 0) | (a >= table.rows)][0]
+        raise OutOfRange(CONSTS["TOKEMB_OUT_OF_RANGE"], "id %d is outside [0, %d)" % (bad, table.rows),
+                         "tokemb.nearest_ids")
+    q = (np.concatenate([table.read_rows(int(i), 1) for i in a]) if a.size  # no lookup: max_norm would write
+         else np.empty((0, table.dim), np.float32))
+    oi, sc = nearest(table, q, k, metric, a if exclude_self else None, progress)
     return (oi[0], sc[0]) if np.ndim(ids) == 0 else (oi, sc)
 
 
@@ -208,7 +308,7 @@ def convert(table, dtype):
 
 # Methods on Table for the same operations.
 Table.load_npy = staticmethod(load_npy)
-Table.save_npy = save_npy
+Table.save_npy = lambda self, path: save_npy(path, self)
 Table.load_safetensors = staticmethod(load_safetensors)
 Table.save_safetensors = lambda self, path, name="weight": save_safetensors({name: self}, path)
 Table.nearest = nearest

@@ -1,5 +1,7 @@
 """tokemb.Table: an embedding table (owned or wrapping a numpy array) with numpy in/out."""
 import ctypes
+import os
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -15,11 +17,59 @@ Q8_ROW = CONSTS["TOKEMB_Q8_ROW"]
 NO_PADDING = CONSTS["TOKEMB_NO_PADDING"]
 _DTYPE_NAMES = {"f32": F32, "float32": F32, "f16": F16, "float16": F16, "bf16": BF16, "bfloat16": BF16,
                 "q8_row": Q8_ROW, "q8": Q8_ROW}
+ArrayLike = Any  # a numpy array or anything np.asarray accepts
+PathLike = Union[str, bytes, "os.PathLike[str]"]
+_CODE_NAMES = {F32: "f32", F16: "f16", BF16: "bf16", Q8_ROW: "q8_row"}
+
+
+class DType(str):
+    """A table's storage dtype: the name "f32", "f16", "bf16" or "q8_row" (a str), equal also to its
+    library code (tokemb.F32 ...) and, for f32/f16, to numpy's dtype (t.dtype == np.float32).
+    .code is the library's int, .numpy the numpy dtype (None for bf16/q8_row)."""
+
+    code: int
+
+    def __new__(cls, code: int) -> "DType":
+        d = str.__new__(cls, _CODE_NAMES[code])
+        d.code = code
+        return d
+
+    @property
+    def numpy(self) -> Optional[np.dtype]:
+        return {F32: np.dtype(np.float32), F16: np.dtype(np.float16)}.get(self.code)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (int, np.integer)) and not isinstance(other, bool):
+            return self.code == int(other)
+        if isinstance(other, str):
+            return _DTYPE_NAMES.get(other.lower()) == self.code
+        try:
+            return self.numpy is not None and np.dtype(other) == self.numpy  # type: ignore[arg-type]
+        except TypeError:
+            return False
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    __hash__ = str.__hash__
+
+    def __int__(self) -> int:
+        return self.code
+
+    def __index__(self) -> int:
+        return self.code
+
+    def __repr__(self) -> str:
+        return "tokemb.DType(%r)" % str(self)
+
+
 # numpy element types a wrap accepts per storage dtype (bf16 as its raw uint16 bits)
 _NP_FOR = {F32: (np.float32,), F16: (np.float16,), BF16: (np.uint16,)}
 
 
-def _dtype_code(dtype):
+def _dtype_code(dtype: Any) -> int:
+    if isinstance(dtype, DType):
+        return dtype.code
     if isinstance(dtype, str):
         try:
             return _DTYPE_NAMES[dtype.lower()]
@@ -96,6 +146,9 @@ class Table(Lifetime):
         with readonly=True. The array stays referenced by the table."""
         if not isinstance(array, np.ndarray):
             raise ValueError("wrap needs a numpy array, got %s" % type(array).__name__)
+        if array.dtype == np.float64 and dtype is None:
+            raise ValueError("cannot wrap a float64 array without copying: use Table.from_numpy(array) (a float32 "
+                             "copy) or Table.wrap(array.astype(np.float32))")
         code = _dtype_code(dtype) if dtype is not None else (
             F32 if array.dtype == np.float32 else F16 if array.dtype == np.float16 else None)
         if code is None or code not in _NP_FOR or array.dtype.type not in _NP_FOR[code]:
@@ -148,8 +201,11 @@ class Table(Lifetime):
     def __repr__(self):
         if self.closed:
             return "<tokemb.Table closed>"
-        return "<tokemb.Table rows=%d dim=%d dtype=%s>" % (self.rows, self.dim,
-                                                            {0: "f32", 1: "f16", 2: "bf16", 3: "q8_row"}.get(self.dtype))
+        return "<tokemb.Table rows=%d dim=%d dtype=%s>" % (self.rows, self.dim, self.dtype)
+
+    def __len__(self) -> int:
+        """The number of rows (as len() of a numpy array [rows, dim])."""
+        return self.rows
 
     # ---- shape and storage --------------------------------------------------------------------
     @property
@@ -169,8 +225,10 @@ class Table(Lifetime):
         return _lib.lib.tokemb_table_row_stride(self._p)
 
     @property
-    def dtype(self):
-        return _lib.lib.tokemb_table_dtype(self._p)
+    def dtype(self) -> DType:
+        """The storage dtype as a DType: a name ("f32", "f16", "bf16", "q8_row") that also compares equal
+        to the library code (tokemb.F32 ...) and to numpy's float32/float16."""
+        return DType(_lib.lib.tokemb_table_dtype(self._p))
 
     @property
     def wrapped(self):

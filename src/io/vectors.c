@@ -270,11 +270,11 @@ int32_t tk_vectors_parse_ex(const char *fn, const uint8_t *buf, size_t len, int3
             const uint8_t *w;
             size_t cl;
             const char *why;
-            if (!tk_word_clean(buf + pos, wl, policy, &wbuf, &wcap, &w, &cl)) {
+            if (!tk_word_clean(buf + pos, wl, policy, &wbuf, &wcap, &w, &cl)) { /* IGNORE may leave "" */
                 st = tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate a word buffer", fn);
                 goto fail;
             }
-            if (tk_word_check((const char *)w, cl, &why) != SIZE_MAX) {
+            if ((cl > 0 || wl == 0) && tk_word_check((const char *)w, cl, &why) != SIZE_MAX) {
                 st = tk_word_error(fn, pos, r, (const char *)w, cl);
                 goto fail;
             }
@@ -312,7 +312,7 @@ int32_t tk_vectors_parse_ex(const char *fn, const uint8_t *buf, size_t len, int3
                 st = tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate a word buffer", fn);
                 goto fail;
             }
-            if (tk_word_check((const char *)w, cl, &why) != SIZE_MAX) {
+            if ((cl > 0 || wl == 0) && tk_word_check((const char *)w, cl, &why) != SIZE_MAX) {
                 st = tk_word_error(fn, pos, r, (const char *)w, cl);
                 goto fail;
             }
