@@ -45,27 +45,41 @@ def plot_gvm(rows, out):
     oh = [r for r in g if r["op"] == "onehot-sgemm"]
     if not oh:
         return None
-    fig, ax = plt.subplots(figsize=(7.5, 5))
+    fig, ax = plt.subplots(figsize=(9, 5.5))
     series = defaultdict(list)
     for r in oh:
         series[(r["dim"], r["tokens"])].append(r)
     vs = sorted({r["vocab"] for r in oh})
+    # many series: colour = dim (a sequential colour map), marker = tokens, and two small legends
+    dims = sorted({d for d, _ in series})
+    toks = sorted({n for _, n in series})
+    cmap = plt.get_cmap("viridis")
+    colour = {d: cmap(0.9 * i / max(len(dims) - 1, 1)) for i, d in enumerate(dims)}
+    markers = "o^sDvP*Xh<>p"
+    marker = {n: markers[i % len(markers)] for i, n in enumerate(toks)}
     for (d, n), rs in sorted(series.items()):
         rs.sort(key=lambda r: r["vocab"])
         xs = [r["vocab"] for r in rs]
         ys = [r["ratio"] for r in rs]
-        line, = ax.plot(xs, ys, "-", lw=1, label="D=%d, N=%d" % (d, n))
+        c = colour[d]
+        ax.plot(xs, ys, "-", lw=1, color=c, alpha=0.8)
         for r in rs:
-            ax.plot(r["vocab"], r["ratio"], "o", color=line.get_color(),
-                    mfc="none" if r["variant"] == "skipped" else line.get_color(), ms=5)
-    ax.plot(vs, [v / 20 for v in vs], "k--", lw=1.5, label="V/20 model")
+            ax.plot(r["vocab"], r["ratio"], marker[n], color=c, mfc="none" if r["variant"] == "skipped" else c, ms=6)
+    from matplotlib.lines import Line2D  # noqa: E402
+    dim_handles = [Line2D([], [], color=colour[d], lw=2.5, label="D = %d" % d) for d in dims]
+    tok_handles = [Line2D([], [], color="0.3", marker=marker[n], ls="none", ms=6, label="N = %d" % n) for n in toks]
+    model = Line2D([], [], color="k", ls="--", lw=1.5, label="V/20 model")
+    first = ax.legend(handles=dim_handles + [model], title="dim (colour)", fontsize=8, title_fontsize=8,
+                      loc="upper left")
+    ax.add_artist(first)
+    ax.legend(handles=tok_handles, title="tokens (marker)", fontsize=8, title_fontsize=8, loc="lower right")
+    ax.plot(vs, [v / 20 for v in vs], "k--", lw=1.5)
     ax.axhline(1, color="grey", lw=0.8)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("vocabulary size V")
     ax.set_ylabel("one-hot sgemm time / gather time")
     ax.set_title("Gather vs one-hot matmul, 1 thread (hollow: sgemm time predicted, not run)")
-    ax.legend(fontsize=7, ncol=2)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(out, dpi=90)
