@@ -817,6 +817,27 @@ TOKEMB_API int32_t tokemb_safetensors_names(const char *path, char *buf, size_t 
  */
 TOKEMB_API int32_t tokemb_safetensors_save(const tokemb_table *const *tables, const char *const *names, size_t n,
                                            const char *path);
+/**
+ * tokemb_safetensors_save with a "__metadata__" object of n_meta string pairs meta_keys[i] ->
+ * meta_values[i] (UTF-8, NUL-terminated, keys distinct), written first in the header as the
+ * safetensors package does (n_meta == 0: no metadata, exactly tokemb_safetensors_save). Errors: those of
+ * tokemb_safetensors_save, and TOKEMB_INVALID_ARGUMENT for NULL arrays or entries with n_meta > 0, text
+ * that is not valid UTF-8 (byte named) or a repeated key (named). Nothing is written on error.
+ */
+TOKEMB_API int32_t tokemb_safetensors_save_ex(const tokemb_table *const *tables, const char *const *names, size_t n,
+                                              const char *const *meta_keys, const char *const *meta_values,
+                                              size_t n_meta, const char *path);
+/**
+ * The "__metadata__" pairs of a .safetensors file in header order (none if it has no metadata):
+ * *n_pairs receives the pair count and *bytes_needed the bytes of "key\0value\0" for every pair packed
+ * one after another; they are copied into buf if buf is non-NULL (pass buf = NULL first to size it). A
+ * key repeated in the file appears as often as it is written (a JSON reader keeps the last). Errors:
+ * TOKEMB_INVALID_ARGUMENT (NULL n_pairs/bytes_needed, buf_size smaller than needed: nothing written),
+ * and those of tokemb_safetensors_load (a metadata value that is not a string is TOKEMB_FORMAT).
+ * Thread-safe.
+ */
+TOKEMB_API int32_t tokemb_safetensors_metadata(const char *path, char *buf, size_t buf_size, size_t *n_pairs,
+                                               size_t *bytes_needed);
 
 /** Opaque vocabulary: words (UTF-8 byte strings) <-> ids 0..size-1 in insertion order. */
 typedef struct tokemb_vocab tokemb_vocab;

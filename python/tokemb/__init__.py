@@ -16,6 +16,8 @@ from .table import BF16, F16, F32, NO_PADDING, Q8_ROW, Table
 from .io import (Vocab, convert, load_npy, load_safetensors, load_vectors, nearest, nearest_ids, safetensors_names,
                  save_npy, save_safetensors, save_vectors)
 from .vectors import Vectors
+from .io import safetensors_metadata
+from . import safetensors
 from .table import DType
 from .posenc import Alibi, Learned, PositionalEncoding, Rope, Shaw, Sinusoidal, T5, embed, embed_backward
 
@@ -24,7 +26,7 @@ __all__ = ["Table", "Error", "InvalidArgument", "OutOfRange", "NoMemory", "IoErr
            "save_safetensors", "safetensors_names", "load_vectors", "save_vectors", "nearest", "nearest_ids", "convert", "PositionalEncoding", "Sinusoidal", "Learned", "Rope", "Alibi", "T5", "Shaw",
            "embed", "embed_backward", "F32", "F16", "BF16", "Q8_ROW", "NO_PADDING", "constants", "version",
            "version_number", "set_num_threads", "get_num_threads", "last_error", "status_string", "library_path",
-           "Vectors", "DType"]
+           "Vectors", "DType", "safetensors_metadata", "safetensors"]
 
 library_path = _lib.path
 __version__ = _lib.lib.tokemb_version_string().decode()

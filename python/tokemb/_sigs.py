@@ -89,6 +89,8 @@ SIGS = {
     "tokemb_safetensors_mmap": (c_int32, [c_char_p, c_char_p, c_void_p]),
     "tokemb_safetensors_names": (c_int32, [c_char_p, c_char_p, c_size_t, c_void_p, c_void_p]),
     "tokemb_safetensors_save": (c_int32, [c_void_p, c_void_p, c_size_t, c_char_p]),
+    "tokemb_safetensors_save_ex": (c_int32, [c_void_p, c_void_p, c_size_t, c_void_p, c_void_p, c_size_t, c_char_p]),
+    "tokemb_safetensors_metadata": (c_int32, [c_char_p, c_char_p, c_size_t, c_void_p, c_void_p]),
     "tokemb_vocab_create": (c_int32, [c_void_p]),
     "tokemb_vocab_free": (None, [c_void_p]),
     "tokemb_vocab_size": (c_int64, [c_void_p]),

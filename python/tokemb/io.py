@@ -4,7 +4,7 @@ import ctypes
 import os
 import signal
 import threading
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
@@ -55,27 +55,53 @@ def load_safetensors(path, name=None, mmap=False):
     return _new_table("tokemb_safetensors_mmap" if mmap else "tokemb_safetensors_load", _path(path), n)
 
 
-def safetensors_names(path):
-    """Tensor names of a .safetensors file, in header order."""
-    f = _lib.fn("tokemb_safetensors_names")
-    nn, nb = ctypes.c_size_t(), ctypes.c_size_t()
+def _packed(fname: str, path: PathLike) -> Tuple[List[str], int]:
+    """The NUL-separated strings a size-query function (tokemb_safetensors_names/_metadata) returns."""
+    f = _lib.fn(fname)
+    n, nb = ctypes.c_size_t(), ctypes.c_size_t()
     p = _path(path)
-    _lib.check(f(p, None, 0, ctypes.byref(nn), ctypes.byref(nb)), "tokemb_safetensors_names")
+    _lib.check(f(p, None, 0, ctypes.byref(n), ctypes.byref(nb)), fname)
     buf = ctypes.create_string_buffer(max(nb.value, 1))
-    _lib.check(f(p, buf, len(buf), ctypes.byref(nn), ctypes.byref(nb)), "tokemb_safetensors_names")
-    raw = buf.raw[:nb.value]
-    return [w.decode("utf-8") for w in raw.split(b"\0")[:nn.value]]
+    _lib.check(f(p, buf, len(buf), ctypes.byref(n), ctypes.byref(nb)), fname)
+    return [w.decode("utf-8") for w in buf.raw[:nb.value].split(b"\0")[:-1]], n.value
 
 
-def save_safetensors(tensors, path):
-    """Atomic save of {name: Table} (insertion order) as one .safetensors file."""
+def safetensors_names(path: PathLike) -> List[str]:
+    """Tensor names of a .safetensors file, in header order."""
+    return _packed("tokemb_safetensors_names", path)[0]
+
+
+def safetensors_metadata(path: PathLike) -> Dict[str, str]:
+    """The "__metadata__" of a .safetensors file as a dict (empty if none; a key written twice keeps the
+    last value, as a JSON reader)."""
+    words, n = _packed("tokemb_safetensors_metadata", path)
+    return {words[2 * i]: words[2 * i + 1] for i in range(n)}
+
+
+def save_safetensors(tensors: Mapping[str, Table], path: PathLike, metadata: Optional[Mapping[str, str]] = None) -> None:
+    """Atomic save of {name: Table} (insertion order) as one .safetensors file, with optional str -> str
+    metadata (the header's "__metadata__")."""
     items = list(tensors.items())
     if not items:
         raise ValueError("save_safetensors needs at least one tensor")
+    for name, t in items:
+        if not isinstance(name, str):
+            raise TypeError("tensor names must be str, got %s" % type(name).__name__)
+        if not isinstance(t, Table):
+            raise TypeError("tensor %r must be a tokemb.Table, got %s (Table.from_numpy converts arrays)"
+                            % (name, type(t).__name__))
+    meta = dict(metadata or {})
+    for k, v in meta.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise TypeError("metadata must map str to str, got %r: %r" % (k, v))
     tabs = (ctypes.c_void_p * len(items))(*[t._p for _, t in items])
     names = (ctypes.c_char_p * len(items))(*[n.encode("utf-8") for n, _ in items])
-    _lib.check(_lib.fn("tokemb_safetensors_save")(ctypes.cast(tabs, ctypes.c_void_p), ctypes.cast(names, ctypes.c_void_p),
-                                                  len(items), _path(path)), "tokemb_safetensors_save")
+    mk = (ctypes.c_char_p * max(len(meta), 1))(*[k.encode("utf-8") for k in meta])
+    mv = (ctypes.c_char_p * max(len(meta), 1))(*[v.encode("utf-8") for v in meta.values()])
+    _lib.check(_lib.fn("tokemb_safetensors_save_ex")(ctypes.cast(tabs, ctypes.c_void_p), ctypes.cast(names, ctypes.c_void_p),
+                                                     len(items), ctypes.cast(mk, ctypes.c_void_p),
+                                                     ctypes.cast(mv, ctypes.c_void_p), len(meta), _path(path)),
+               "tokemb_safetensors_save_ex")
 
 
 class Vocab(Lifetime):
@@ -108,6 +134,8 @@ class Vocab(Lifetime):
         return "<tokemb.Vocab %d words: [%s%s]>" % (n, head, ", ..." if n > 5 else "")
 
     def add(self, word):
+        """Appends word (str or UTF-8 bytes) with the next id and returns the id; a word already present
+        raises tokemb.InvalidArgument."""
         b = word.encode("utf-8") if isinstance(word, str) else bytes(word)
         i = ctypes.c_int64()
         _lib.check(_lib.fn("tokemb_vocab_add")(self._p, b, len(b), ctypes.byref(i)), "tokemb_vocab_add")
@@ -122,6 +150,7 @@ class Vocab(Lifetime):
         return self.find(word) >= 0
 
     def word(self, i):
+        """The word of id i (IndexError outside [0, len))."""
         n = ctypes.c_size_t()
         w = _lib.fn("tokemb_vocab_word")(self._p, int(i), ctypes.byref(n))
         if w is None:
@@ -140,6 +169,7 @@ class Vocab(Lifetime):
         return (self.word(i) for i in range(len(self)))
 
     def words(self):
+        """Every word in id order (a list)."""
         return list(self)
 
 
@@ -308,12 +338,23 @@ def convert(table, dtype):
 
 # Methods on Table for the same operations.
 Table.load_npy = staticmethod(load_npy)
-Table.save_npy = lambda self, path: save_npy(path, self)
+def _table_save_npy(self: Table, path: PathLike) -> None:
+    """Atomic save of this F32/F16 table as .npy (tokemb.save_npy(path, table))."""
+    save_npy(path, self)
+
+
+def _table_save_safetensors(self: Table, path: PathLike, name: str = "weight",
+                            metadata: Optional[Mapping[str, str]] = None) -> None:
+    """Atomic save of this table as the tensor `name` of a .safetensors file (optional metadata)."""
+    save_safetensors({name: self}, path, metadata)
+
+
+Table.save_npy = _table_save_npy
 Table.load_safetensors = staticmethod(load_safetensors)
-Table.save_safetensors = lambda self, path, name="weight": save_safetensors({name: self}, path)
+Table.save_safetensors = _table_save_safetensors
 Table.nearest = nearest
 Table.nearest_ids = nearest_ids
 Table.convert = convert
 
-__all__ = ["load_npy", "save_npy", "load_safetensors", "safetensors_names", "save_safetensors", "Vocab",
+__all__ = ["load_npy", "save_npy", "load_safetensors", "safetensors_names", "safetensors_metadata", "save_safetensors", "Vocab",
            "load_vectors", "save_vectors", "nearest", "nearest_ids", "convert"]

@@ -47,6 +47,7 @@ class PositionalEncoding(Lifetime):
 
     # parameters
     def set_param(self, key, value, kind=None):
+        """Sets a parameter of the encoder by name (see the class's keyword arguments) or TOKEMB_* key."""
         key, kind = self._key(key, kind)
         if kind == "f":
             _lib.check(_lib.fn("tokemb_posenc_set_param_f64")(self._p, key, float(value)), "tokemb_posenc_set_param_f64")
@@ -54,6 +55,7 @@ class PositionalEncoding(Lifetime):
             _lib.check(_lib.fn("tokemb_posenc_set_param")(self._p, key, int(value)), "tokemb_posenc_set_param")
 
     def get_param(self, key, kind=None):
+        """Reads a parameter of the encoder by name or TOKEMB_* key."""
         key, kind = self._key(key, kind)
         if kind == "f":
             v = ctypes.c_double()
@@ -135,6 +137,7 @@ class Rope(PositionalEncoding):
             self.set_longrope_factors(short, long_)
 
     def set_longrope_factors(self, short_factor, long_factor):
+        """LongRoPE per-frequency rescale factors (rotary_dim/2 values each) for short and long contexts."""
         n = self.rotary_dim // 2
         s = np.ascontiguousarray(short_factor, dtype=np.float64)
         lf = np.ascontiguousarray(long_factor, dtype=np.float64)
@@ -199,6 +202,7 @@ class Rope(PositionalEncoding):
 
     @property
     def attn_factor(self):
+        """The attention (mscale) factor the scaling applies to cos and sin."""
         return self.inv_freq()[1]
 
     def cos_sin(self, positions):
@@ -242,6 +246,7 @@ class Alibi(_Relative):
             self.set_param("max_bias", max_bias)
 
     def slopes(self):
+        """The per-head ALiBi slopes (float32 [n_heads])."""
         out = np.empty(self.dim, dtype=np.float32)
         _lib.check(_lib.fn("tokemb_posenc_alibi_slopes")(self._p, ptr(out)), "tokemb_posenc_alibi_slopes")
         return out
@@ -280,6 +285,7 @@ class Shaw(_Relative):
         return out
 
     def embed_backward(self, q_len, k_len, grad, q_offset=0, grad_table=None):
+        """grad_table [2 * max_distance + 1, dim] += scatter of grad [q_len, k_len, dim] (the backward of embed)."""
         g = f32_array(grad, "grad", (int(q_len), int(k_len), self.dim))
         gt = np.zeros((2 * self.max_distance + 1, self.dim), np.float32) if grad_table is None else \
             out_array(grad_table, "grad_table", (2 * self.max_distance + 1, self.dim))

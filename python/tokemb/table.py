@@ -36,6 +36,7 @@ class DType(str):
 
     @property
     def numpy(self) -> Optional[np.dtype]:
+        """numpy's dtype of this storage dtype (float32, float16), None for bf16 and q8_row."""
         return {F32: np.dtype(np.float32), F16: np.dtype(np.float16)}.get(self.code)
 
     def __eq__(self, other: object) -> bool:
@@ -210,18 +211,22 @@ class Table(Lifetime):
     # ---- shape and storage --------------------------------------------------------------------
     @property
     def rows(self):
+        """Number of rows (the vocabulary size)."""
         return _lib.lib.tokemb_table_rows(self._p)
 
     @property
     def dim(self):
+        """Values per row (the embedding dimension)."""
         return _lib.lib.tokemb_table_dim(self._p)
 
     @property
     def shape(self):
+        """(rows, dim), as a numpy array's shape."""
         return (self.rows, self.dim)
 
     @property
     def row_stride(self):
+        """Distance between rows in elements (bytes for q8_row); >= dim for wrapped strided arrays."""
         return _lib.lib.tokemb_table_row_stride(self._p)
 
     @property
@@ -235,19 +240,24 @@ class Table(Lifetime):
         """The numpy array this table wraps, or None for an owned table."""
         return self._h.keep if isinstance(self._h.keep, np.ndarray) else None
 
-    def numpy(self):
+    def numpy(self) -> np.ndarray:
         """A zero-copy [rows, dim] view of the storage: the wrapped array itself, or a view of the
-        library's buffer for a created table (F32 only) that keeps the storage alive."""
+        library's buffer for a created F32 table that keeps the storage alive. Other storage dtypes:
+        use to_numpy() for a float32 copy."""
         p = self._p
         if isinstance(self._h.keep, np.ndarray):
             return self._h.keep
-        if self.dtype != F32:
-            raise ValueError("numpy() views F32 storage only; use to_numpy() for a float32 copy")
+        npd = self.dtype.numpy
+        if npd != np.float32:
+            raise ValueError("numpy() views F32 storage only (this table is %s); use to_numpy() for a float32 copy"
+                             % self.dtype)
         addr = _lib.lib.tokemb_table_data(p)
-        rows, dim = self.rows, self.dim
-        buf = (ctypes.c_float * (rows * dim)).from_address(addr)
+        rows, dim, stride = self.rows, self.dim, self.row_stride
+        n = (rows - 1) * stride + dim
+        buf = (ctypes.c_uint8 * (n * npd.itemsize)).from_address(addr)
         buf._tokemb_handle = self._h  # the view keeps the table's storage alive
-        return np.frombuffer(buf, dtype=np.float32).reshape(rows, dim)
+        flat = np.frombuffer(buf, dtype=npd)
+        return np.lib.stride_tricks.as_strided(flat, (rows, dim), (stride * npd.itemsize, npd.itemsize))
 
     def to_numpy(self):
         """A float32 copy of every row (converted from the storage dtype)."""
@@ -258,11 +268,13 @@ class Table(Lifetime):
         return a if dtype is None else a.astype(dtype)
 
     def read_rows(self, row0, n_rows, out=None):
+        """float32 copy of rows [row0, row0 + n_rows) (converted from the storage dtype), into out if given."""
         out = out_array(out, "out", (int(n_rows), self.dim))
         _lib.check(_lib.lib.tokemb_table_read_rows(self._p, int(row0), int(n_rows), ptr(out)), "tokemb_table_read_rows")
         return out
 
     def write_rows(self, row0, src):
+        """Writes src [n, dim] (converted to float32, then to the storage dtype) to rows [row0, row0 + n)."""
         src = f32_array(src, "src", (None, self.dim))
         _lib.check(_lib.lib.tokemb_table_write_rows(self._p, int(row0), src.shape[0], ptr(src)),
                    "tokemb_table_write_rows")
@@ -272,6 +284,8 @@ class Table(Lifetime):
 
     # ---- parameters ---------------------------------------------------------------------------
     def set_param(self, key, value, kind="i"):
+        """Sets a table parameter by its TOKEMB_* key (kind "f" for float parameters); the properties
+        padding_idx, max_norm, norm_type, scale_grad_by_freq and frozen are the usual way."""
         if kind == "f":
             _lib.check(_lib.lib.tokemb_table_set_param_f64(self._p, key, float(0.0 if value is None else value)),
                        "tokemb_table_set_param_f64")
@@ -281,6 +295,7 @@ class Table(Lifetime):
             _lib.check(_lib.lib.tokemb_table_set_param(self._p, key, int(value)), "tokemb_table_set_param")
 
     def get_param(self, key, kind="i"):
+        """Reads a table parameter by its TOKEMB_* key (kind "f" float, "b" bool, "i" int)."""
         if kind == "f":
             v = ctypes.c_double()
             _lib.check(_lib.lib.tokemb_table_get_param_f64(self._p, key, ctypes.byref(v)), "tokemb_table_get_param_f64")
@@ -444,11 +459,13 @@ class Table(Lifetime):
         return self
 
     def set_optim_param(self, key, value):
+        """Sets one optimizer hyper-parameter by name ("lr", "eps", ...) or TOKEMB_OPTIM_* key."""
         if isinstance(key, str):
             key = CONSTS["TOKEMB_OPTIM_" + key.upper()]
         _lib.check(_lib.fn("tokemb_optim_set_param_f64")(self._p, key, float(value)), "tokemb_optim_set_param_f64")
 
     def get_optim_param(self, key):
+        """Reads one optimizer hyper-parameter by name or TOKEMB_OPTIM_* key."""
         if isinstance(key, str):
             key = CONSTS["TOKEMB_OPTIM_" + key.upper()]
         v = ctypes.c_double()
@@ -512,6 +529,7 @@ class Table(Lifetime):
 
 
 def bag_mode(mode):
+    """The library code of a bag mode name ("sum", "mean", "max") or int."""
     if isinstance(mode, str):
         if mode.lower() not in ("sum", "mean", "max"):
             raise ValueError("unknown bag mode %r (sum, mean, max)" % mode)

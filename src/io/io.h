@@ -90,6 +90,9 @@ typedef struct {
 typedef struct {
     tk_st_tensor *t;
     size_t n;
+    char *meta;        /* __metadata__ pairs "key\0value\0..." in header order (tk_malloc), or NULL */
+    size_t meta_bytes; /* bytes of meta */
+    size_t meta_n;     /* number of pairs */
 } tk_st_header;
 int32_t tk_st_parse(const char *fn, const uint8_t *buf, size_t len, tk_st_header *h);
 void tk_st_header_free(tk_st_header *h);

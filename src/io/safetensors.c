@@ -5,6 +5,7 @@
  * every tensor's byte range checked against its shape and the file length. */
 #include "io/io.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define TK_ST_MAX_HEADER 100000000u /* the reference implementation's limit */
@@ -278,15 +279,71 @@ static int32_t tk_st_tensor_value(tk_cursor *j, tk_st_tensor *t, size_t data_sta
     return TOKEMB_OK;
 }
 
-/* "__metadata__": an object of string -> string. */
-static int32_t tk_st_metadata(tk_cursor *j) {
+/* JSON-escapes s into the growing buffer (b, len, cap); returns false on allocation failure. */
+static bool tk_buf_put(char **b, size_t *len, size_t *cap, const char *s, size_t n) {
+    if (*len + n + 1 > *cap) {
+        size_t nc = (*cap ? *cap * 2 : 256);
+        while (nc < *len + n + 1) nc *= 2;
+        char *nb = (char *)tk_malloc(nc);
+        if (!nb) return false;
+        if (*b) memcpy(nb, *b, *len);
+        tk_free(*b);
+        *b = nb;
+        *cap = nc;
+    }
+    memcpy(*b + *len, s, n);
+    *len += n;
+    return true;
+}
+
+static bool tk_buf_json_str(char **b, size_t *len, size_t *cap, const char *s) {
+    if (!tk_buf_put(b, len, cap, "\"", 1)) return false;
+    for (const char *c = s; *c; c++) {
+        char esc[8];
+        unsigned char u = (unsigned char)*c;
+        if (u == '"' || u == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)u;
+            if (!tk_buf_put(b, len, cap, esc, 2)) return false;
+        } else if (u < 0x20) {
+            snprintf(esc, sizeof esc, "\\u%04x", u);
+            if (!tk_buf_put(b, len, cap, esc, 6)) return false;
+        } else if (!tk_buf_put(b, len, cap, c, 1)) {
+            return false;
+        }
+    }
+    return tk_buf_put(b, len, cap, "\"", 1);
+}
+
+/* "__metadata__": an object of string -> string; the pairs are kept in h->meta as "key\0value\0". */
+static int32_t tk_st_metadata(tk_cursor *j, tk_st_header *h) {
     int32_t st;
+    size_t cap = 0;
     if (!tk_cursor_eat(j, '{')) return tk_cursor_fail(j, "'{' opening __metadata__");
     if (tk_cursor_eat(j, '}')) return TOKEMB_OK;
     for (;;) {
-        if ((st = tk_js_str(j, NULL, NULL))) return st;
-        if (!tk_cursor_eat(j, ':')) return tk_cursor_fail(j, "':' after a metadata key");
-        if ((st = tk_js_str(j, NULL, NULL))) return st;
+        char *kv[2] = {NULL, NULL};
+        size_t kl[2] = {0, 0};
+        if ((st = tk_js_str(j, &kv[0], &kl[0]))) return st;
+        if (!tk_cursor_eat(j, ':')) {
+            tk_free(kv[0]);
+            return tk_cursor_fail(j, "':' after a metadata key");
+        }
+        tk_cursor_ws(j);
+        if (j->i < j->n && j->p[j->i] != '"') {
+            tk_free(kv[0]);
+            return tk_cursor_fail(j, "a string value in __metadata__ (safetensors metadata maps strings to strings)");
+        }
+        if ((st = tk_js_str(j, &kv[1], &kl[1]))) {
+            tk_free(kv[0]);
+            return st;
+        }
+        bool ok = tk_buf_put(&h->meta, &h->meta_bytes, &cap, kv[0], kl[0] + 1) &&
+                  tk_buf_put(&h->meta, &h->meta_bytes, &cap, kv[1], kl[1] + 1);
+        tk_free(kv[0]);
+        tk_free(kv[1]);
+        if (!ok) return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate the metadata", j->fn);
+        h->meta_n++;
         if (tk_cursor_eat(j, ',')) continue;
         if (tk_cursor_eat(j, '}')) return TOKEMB_OK;
         return tk_cursor_fail(j, "',' or '}' in __metadata__");
@@ -296,13 +353,18 @@ static int32_t tk_st_metadata(tk_cursor *j) {
 void tk_st_header_free(tk_st_header *h) {
     for (size_t i = 0; i < h->n; i++) tk_free(h->t[i].name);
     tk_free(h->t);
+    tk_free(h->meta);
     h->t = NULL;
     h->n = 0;
+    h->meta = NULL;
+    h->meta_bytes = h->meta_n = 0;
 }
 
 int32_t tk_st_parse(const char *fn, const uint8_t *buf, size_t len, tk_st_header *h) {
     h->t = NULL;
     h->n = 0;
+    h->meta = NULL;
+    h->meta_bytes = h->meta_n = 0;
     if (len < 8)
         return tk_error(TOKEMB_FORMAT, "%s: safetensors file of %zu bytes is truncated (expected an 8-byte header length)",
                         fn, len);
@@ -341,7 +403,7 @@ int32_t tk_st_parse(const char *fn, const uint8_t *buf, size_t len, tk_st_header
                     goto fail;
                 }
                 have_meta = 1;
-                if ((st = tk_st_metadata(&j))) goto fail;
+                if ((st = tk_st_metadata(&j, h))) goto fail;
             } else {
                 for (size_t k = 0; k < h->n; k++)
                     if (h->t[k].name_len == nl && memcmp(h->t[k].name, name, nl) == 0) {
@@ -449,10 +511,12 @@ int32_t tokemb_safetensors_mmap(const char *path, const char *name, tokemb_table
     return tk_st_open("tokemb_safetensors_mmap", path, name, true, out);
 }
 
-int32_t tokemb_safetensors_names(const char *path, char *buf, size_t buf_size, size_t *n_names, size_t *bytes_needed) {
-    static const char fn[] = "tokemb_safetensors_names";
-    if (!n_names || !bytes_needed)
-        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: %s is NULL", fn, !n_names ? "n_names" : "bytes_needed");
+/* Lists the tensor names (meta = false) or the metadata pairs (meta = true) of a file, packed. */
+static int32_t tk_st_list(const char *fn, const char *path, bool meta, char *buf, size_t buf_size, size_t *n_out,
+                          size_t *bytes_needed) {
+    if (!n_out || !bytes_needed)
+        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: %s is NULL", fn,
+                        !n_out ? (meta ? "n_pairs" : "n_names") : "bytes_needed");
     tk_map m;
     int32_t st = tk_map_file(fn, path, &m);
     if (st) return st;
@@ -461,65 +525,73 @@ int32_t tokemb_safetensors_names(const char *path, char *buf, size_t buf_size, s
     tk_unmap(&m);
     if (st) return st;
     size_t need = 0;
-    for (size_t k = 0; k < h.n; k++) need += h.t[k].name_len + 1;
+    if (meta) need = h.meta_bytes;
+    else
+        for (size_t k = 0; k < h.n; k++) need += h.t[k].name_len + 1;
     if (buf && buf_size < need) {
         st = tk_error(TOKEMB_INVALID_ARGUMENT, "%s: buf_size = %zu is smaller than the %zu bytes needed", fn, buf_size,
                       need);
         tk_st_header_free(&h);
         return st;
     }
-    if (buf) {
+    if (buf && meta && need) memcpy(buf, h.meta, need);
+    if (buf && !meta) {
         size_t o = 0;
         for (size_t k = 0; k < h.n; k++) {
             memcpy(buf + o, h.t[k].name, h.t[k].name_len + 1);
             o += h.t[k].name_len + 1;
         }
     }
-    *n_names = h.n;
+    *n_out = meta ? h.meta_n : h.n;
     *bytes_needed = need;
     tk_st_header_free(&h);
     return TOKEMB_OK;
 }
 
-/* JSON-escapes s into the growing buffer (b, len, cap); returns false on allocation failure. */
-static bool tk_buf_put(char **b, size_t *len, size_t *cap, const char *s, size_t n) {
-    if (*len + n + 1 > *cap) {
-        size_t nc = (*cap ? *cap * 2 : 256);
-        while (nc < *len + n + 1) nc *= 2;
-        char *nb = (char *)tk_malloc(nc);
-        if (!nb) return false;
-        if (*b) memcpy(nb, *b, *len);
-        tk_free(*b);
-        *b = nb;
-        *cap = nc;
-    }
-    memcpy(*b + *len, s, n);
-    *len += n;
-    return true;
+int32_t tokemb_safetensors_names(const char *path, char *buf, size_t buf_size, size_t *n_names, size_t *bytes_needed) {
+    return tk_st_list("tokemb_safetensors_names", path, false, buf, buf_size, n_names, bytes_needed);
 }
 
-static bool tk_buf_json_str(char **b, size_t *len, size_t *cap, const char *s) {
-    if (!tk_buf_put(b, len, cap, "\"", 1)) return false;
-    for (const char *c = s; *c; c++) {
-        char esc[8];
-        unsigned char u = (unsigned char)*c;
-        if (u == '"' || u == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)u;
-            if (!tk_buf_put(b, len, cap, esc, 2)) return false;
-        } else if (u < 0x20) {
-            snprintf(esc, sizeof esc, "\\u%04x", u);
-            if (!tk_buf_put(b, len, cap, esc, 6)) return false;
-        } else if (!tk_buf_put(b, len, cap, c, 1)) {
-            return false;
+int32_t tokemb_safetensors_metadata(const char *path, char *buf, size_t buf_size, size_t *n_pairs,
+                                    size_t *bytes_needed) {
+    return tk_st_list("tokemb_safetensors_metadata", path, true, buf, buf_size, n_pairs, bytes_needed);
+}
+
+static int tk_cmp_cstr(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Checks the metadata arrays: NULL-free, UTF-8, keys distinct (sorted copy: n log n). */
+static int32_t tk_st_check_meta(const char *fn, const char *const *keys, const char *const *values, size_t n) {
+    if (n == 0) return TOKEMB_OK;
+    if (!keys || !values)
+        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: %s is NULL with n_meta = %zu", fn,
+                        !keys ? "meta_keys" : "meta_values", n);
+    for (size_t i = 0; i < n; i++) {
+        for (int w = 0; w < 2; w++) {
+            const char *x = w ? values[i] : keys[i];
+            if (!x) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: meta_%s[%zu] is NULL", fn, w ? "values" : "keys", i);
+            size_t l = strlen(x), v = tk_utf8_valid_prefix((const uint8_t *)x, l);
+            if (v != l)
+                return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: meta_%s[%zu] is not valid UTF-8 (byte %zu)", fn,
+                                w ? "values" : "keys", i, v);
         }
     }
-    return tk_buf_put(b, len, cap, "\"", 1);
+    const char **sorted = (const char **)tk_malloc(n * sizeof *sorted);
+    if (!sorted) return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate %zu key pointers", fn, n);
+    memcpy(sorted, keys, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, tk_cmp_cstr);
+    int32_t st = TOKEMB_OK;
+    for (size_t i = 1; i < n && !st; i++)
+        if (strcmp(sorted[i - 1], sorted[i]) == 0)
+            st = tk_error(TOKEMB_INVALID_ARGUMENT, "%s: the metadata key '%.200s' is repeated", fn, sorted[i]);
+    tk_free(sorted);
+    return st;
 }
 
-int32_t tokemb_safetensors_save(const tokemb_table *const *tables, const char *const *names, size_t n,
-                                const char *path) {
-    static const char fn[] = "tokemb_safetensors_save";
+static int32_t tk_st_save(const char *fn, const tokemb_table *const *tables, const char *const *names, size_t n,
+                          const char *const *meta_keys, const char *const *meta_values, size_t n_meta,
+                          const char *path) {
     if (!tables || !names || n == 0)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: %s", fn,
                         n == 0 ? "n is 0" : !tables ? "tables is NULL" : "names is NULL");
@@ -544,10 +616,19 @@ int32_t tokemb_safetensors_save(const tokemb_table *const *tables, const char *c
                             "%s: tables[%zu] has Q8_ROW storage, which safetensors cannot describe; convert it first",
                             fn, i);
     }
+    int32_t mst = tk_st_check_meta(fn, meta_keys, meta_values, n_meta);
+    if (mst) return mst;
     char *hb = NULL;
     size_t hl = 0, hc = 0;
     uint64_t off = 0;
     bool ok = tk_buf_put(&hb, &hl, &hc, "{", 1);
+    if (n_meta) { /* first, as the safetensors package writes it */
+        ok = ok && tk_buf_put(&hb, &hl, &hc, "\"__metadata__\":{", 16);
+        for (size_t i = 0; i < n_meta && ok; i++)
+            ok = tk_buf_json_str(&hb, &hl, &hc, meta_keys[i]) && tk_buf_put(&hb, &hl, &hc, ":", 1) &&
+                 tk_buf_json_str(&hb, &hl, &hc, meta_values[i]) &&
+                 tk_buf_put(&hb, &hl, &hc, i + 1 < n_meta ? "," : "},", i + 1 < n_meta ? 1 : 2);
+    }
     for (size_t i = 0; i < n && ok; i++) {
         const tokemb_table *t = tables[i];
         uint64_t bytes = (uint64_t)t->rows * (uint64_t)t->dim * tk_dtype_size(t->dtype);
@@ -578,4 +659,15 @@ int32_t tokemb_safetensors_save(const tokemb_table *const *tables, const char *c
     tk_free(hb);
     for (size_t i = 0; i < n; i++) tk_save_rows(&s, tables[i]);
     return tk_save_commit(fn, &s);
+}
+
+int32_t tokemb_safetensors_save(const tokemb_table *const *tables, const char *const *names, size_t n,
+                                const char *path) {
+    return tk_st_save("tokemb_safetensors_save", tables, names, n, NULL, NULL, 0, path);
+}
+
+int32_t tokemb_safetensors_save_ex(const tokemb_table *const *tables, const char *const *names, size_t n,
+                                   const char *const *meta_keys, const char *const *meta_values, size_t n_meta,
+                                   const char *path) {
+    return tk_st_save("tokemb_safetensors_save_ex", tables, names, n, meta_keys, meta_values, n_meta, path);
 }

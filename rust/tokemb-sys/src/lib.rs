@@ -211,6 +211,8 @@ extern "C" {
     pub fn tokemb_safetensors_mmap(path: *const std::os::raw::c_char, name: *const std::os::raw::c_char, out: *mut *mut tokemb_table) -> i32;
     pub fn tokemb_safetensors_names(path: *const std::os::raw::c_char, buf: *mut std::os::raw::c_char, buf_size: usize, n_names: *mut usize, bytes_needed: *mut usize) -> i32;
     pub fn tokemb_safetensors_save(tables: *const *const tokemb_table, names: *const *const std::os::raw::c_char, n: usize, path: *const std::os::raw::c_char) -> i32;
+    pub fn tokemb_safetensors_save_ex(tables: *const *const tokemb_table, names: *const *const std::os::raw::c_char, n: usize, meta_keys: *const *const std::os::raw::c_char, meta_values: *const *const std::os::raw::c_char, n_meta: usize, path: *const std::os::raw::c_char) -> i32;
+    pub fn tokemb_safetensors_metadata(path: *const std::os::raw::c_char, buf: *mut std::os::raw::c_char, buf_size: usize, n_pairs: *mut usize, bytes_needed: *mut usize) -> i32;
     pub fn tokemb_vocab_create(out: *mut *mut tokemb_vocab) -> i32;
     pub fn tokemb_vocab_free(v: *mut tokemb_vocab);
     pub fn tokemb_vocab_size(v: *const tokemb_vocab) -> i64;
