@@ -1437,6 +1437,20 @@ static void test_files_invariants(void **state) {
     INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_safetensors_save(two, dup, 2, stx));
     INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_safetensors_save(tabs, meta, 1, stx));
     INV(TOKEMB_IO, NULL, tokemb_safetensors_save(tabs, names, 1, tk_tmp("no/such/dir/x.st")));
+    const char *mk[2] = {"k", "k"}, *mv[2] = {"v", "w"}, *badv[1] = {"\xc3"};
+    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_safetensors_save_ex(NULL, names, 1, mk, mv, 1, stx));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_safetensors_save_ex(tabs, names, 1, NULL, mv, 1, stx));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_safetensors_save_ex(tabs, names, 1, mk, NULL, 1, stx));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_safetensors_save_ex(tabs, names, 1, mk, mv, 2, stx));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_safetensors_save_ex(tabs, names, 1, mk, badv, 1, stx));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_safetensors_save_ex(tabs, names, 1, nulln, mv, 1, stx));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_safetensors_save_ex(tabs, meta, 1, mk, mv, 1, stx));
+    INV(TOKEMB_IO, NULL, tokemb_safetensors_save_ex(tabs, names, 1, mk, mv, 1, tk_tmp("no/such/dir/x.st")));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_safetensors_metadata(NULL, nbuf, sizeof nbuf, &nn, &nb));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_safetensors_metadata(goodst, nbuf, sizeof nbuf, NULL, &nb));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_safetensors_metadata(goodst, nbuf, sizeof nbuf, &nn, NULL));
+    INV(TOKEMB_IO, NULL, tokemb_safetensors_metadata(missing, nbuf, sizeof nbuf, &nn, &nb));
+    INV(TOKEMB_FORMAT, NULL, tokemb_safetensors_metadata(garbage, nbuf, sizeof nbuf, &nn, &nb));
     /* a failed save leaves nothing at the path, an existing file intact */
     assert_null(fopen(stx, "rb"));
     /* word vectors */
