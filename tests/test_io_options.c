@@ -12,16 +12,6 @@
 
 #include "tk_test_files.h"
 
-static int setup(void **state) {
-    (void)state;
-    (void)tk_tmp_dir();
-    return 0;
-}
-static int teardown(void **state) {
-    (void)state;
-    return tk_tmp_cleanup();
-}
-
 static void write_str(const char *path, const char *s, size_t n) { tk_write_file(path, s, n); }
 
 /* word i of v equals the n bytes at w */
@@ -284,5 +274,5 @@ int main(void) {
         cmocka_unit_test(test_nearest_ex),
         cmocka_unit_test(test_safetensors_metadata),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tk_tmp_group_setup, tk_tmp_group_teardown);
 }

@@ -38,6 +38,17 @@ static inline int tk_tmp_cleanup(void) {
     return system(cmd) == 0 ? 0 : -1;
 }
 
+/* cmocka group setup/teardown that make and finally remove the scratch folder. */
+static inline int tk_tmp_group_setup(void **state) {
+    (void)state;
+    (void)tk_tmp_dir();
+    return 0;
+}
+static inline int tk_tmp_group_teardown(void **state) {
+    (void)state;
+    return tk_tmp_cleanup();
+}
+
 /* Writes data[n] as the whole content of path. */
 static inline void tk_write_file(const char *path, const void *data, size_t n) {
     FILE *f = fopen(path, "wb");
