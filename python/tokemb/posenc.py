@@ -1,5 +1,6 @@
 """Positional encoders (one opaque tokemb_posenc per family) and the fused input embedding."""
 import ctypes
+from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
@@ -7,7 +8,7 @@ from . import _lib
 from ._arrays import check_shape, f32_array, ids_array, out_array, ptr
 from ._handle import Handle, Lifetime
 from ._sigs import CONSTS
-from .table import Table
+from .table import ArrayLike, Table
 
 
 def _enum(prefix, value, what, names=None):
@@ -37,16 +38,16 @@ class PositionalEncoding(Lifetime):
         _lib.check(_lib.fn(fname)(*args, ctypes.byref(h)), fname)
         self._h = Handle(h.value, "tokemb_posenc_free")
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<tokemb.%s %s>" % (type(self).__name__, "closed" if self.closed else "dim=%d" % self.dim)
 
     @property
-    def dim(self):
+    def dim(self) -> int:
         """Output row length (sinusoidal/learned/Shaw), head_dim (RoPE), or heads (ALiBi/T5)."""
         return _lib.fn("tokemb_posenc_dim")(self._p)
 
     # parameters
-    def set_param(self, key, value, kind=None):
+    def set_param(self, key: Union[str, int], value: Any, kind: Optional[str] = None) -> None:
         """Sets a parameter of the encoder by name (see the class's keyword arguments) or TOKEMB_* key."""
         key, kind = self._key(key, kind)
         if kind == "f":
@@ -54,7 +55,7 @@ class PositionalEncoding(Lifetime):
         else:
             _lib.check(_lib.fn("tokemb_posenc_set_param")(self._p, key, int(value)), "tokemb_posenc_set_param")
 
-    def get_param(self, key, kind=None):
+    def get_param(self, key: Union[str, int], kind: Optional[str] = None) -> Any:
         """Reads a parameter of the encoder by name or TOKEMB_* key."""
         key, kind = self._key(key, kind)
         if kind == "f":
@@ -79,28 +80,28 @@ class PositionalEncoding(Lifetime):
                 self.set_param(k, v)
 
     @property
-    def table(self):
+    def table(self) -> Optional[Table]:
         """The learned parameters as a tokemb.Table (learned PE, T5 bias, Shaw), owned by the encoder;
         None for parameter-free families."""
         p = _lib.fn("tokemb_posenc_table")(self._p)
         return Table._borrow(p, self._h) if p else None
 
     # absolute encodings
-    def encode(self, positions, out=None):
+    def encode(self, positions: ArrayLike, out: Optional[np.ndarray] = None) -> np.ndarray:
         """out[..., dim] encodings of explicit positions (sinusoidal, learned)."""
         pos = _positions(positions)
         out = out_array(out, "out", pos.shape + (self.dim,))
         _lib.check(_lib.fn("tokemb_posenc_encode")(self._p, ptr(pos), pos.size, ptr(out)), "tokemb_posenc_encode")
         return out
 
-    def __call__(self, positions):
+    def __call__(self, positions: ArrayLike) -> np.ndarray:
         return self.encode(positions)
 
 
 class Sinusoidal(PositionalEncoding):
     """Fixed sin/cos encodings. layout: "interleaved" (Vaswani / the seed recipe), "concat", "concat_t2t"."""
 
-    def __init__(self, dim, base=10000.0, layout="interleaved"):
+    def __init__(self, dim: int, base: float = 10000.0, layout: Union[str, int] = "interleaved") -> None:
         self._create("tokemb_posenc_create_sinusoidal", int(dim), float(base),
                      _enum("TOKEMB_", layout, "sinusoidal layout", ("interleaved", "concat", "concat_t2t")))
 
@@ -108,7 +109,7 @@ class Sinusoidal(PositionalEncoding):
 class Learned(PositionalEncoding):
     """Learned absolute positions: a [max_len, dim] table (see .table) initialised to zeros."""
 
-    def __init__(self, max_len, dim):
+    def __init__(self, max_len: int, dim: int) -> None:
         self._create("tokemb_posenc_create_learned", int(max_len), int(dim))
 
 
@@ -124,7 +125,8 @@ class Rope(PositionalEncoding):
         ("LOW_FREQ_FACTOR", "f"), ("HIGH_FREQ_FACTOR", "f"), ("ATTN_FACTOR", "f"), ("MSCALE", "f"),
         ("MSCALE_ALL_DIM", "f"), ("TRUNCATE", "i"), ("SEQ_LEN", "i")]}
 
-    def __init__(self, head_dim, rotary_dim=None, base=10000.0, layout="neox", scaling=None, **params):
+    def __init__(self, head_dim: int, rotary_dim: Optional[int] = None, base: float = 10000.0,
+                 layout: Union[str, int] = "neox", scaling: Union[str, int, None] = None, **params: Any) -> None:
         rotary_dim = head_dim if rotary_dim is None else rotary_dim
         self._create("tokemb_posenc_create_rope", int(head_dim), int(rotary_dim), float(base),
                      _enum("TOKEMB_", layout, "RoPE layout", ("neox", "gptj")))
@@ -136,7 +138,7 @@ class Rope(PositionalEncoding):
         if short is not None or long_ is not None:
             self.set_longrope_factors(short, long_)
 
-    def set_longrope_factors(self, short_factor, long_factor):
+    def set_longrope_factors(self, short_factor: Optional[ArrayLike], long_factor: Optional[ArrayLike]) -> None:
         """LongRoPE per-frequency rescale factors (rotary_dim/2 values each) for short and long contexts."""
         n = self.rotary_dim // 2
         s = np.ascontiguousarray(short_factor, dtype=np.float64)
@@ -167,16 +169,16 @@ class Rope(PositionalEncoding):
         _lib.check(_lib.fn(fname)(self._p, ptr(x), nt, nh, ptr(pos)), fname)
         return x
 
-    def apply(self, x, positions, inplace=False):
+    def apply(self, x: ArrayLike, positions: ArrayLike, inplace: bool = False) -> np.ndarray:
         """Rotates x[n_tokens, n_heads, head_dim] (q or k) for positions[n_tokens]. Returns a rotated
         copy, or x itself rotated in place with inplace=True (x must then be float32 C-contiguous)."""
         return self._run("tokemb_rope_apply", x, positions, inplace, "x")
 
-    def apply_backward(self, grad, positions, inplace=False):
+    def apply_backward(self, grad: ArrayLike, positions: ArrayLike, inplace: bool = False) -> np.ndarray:
         """The backward (rotation by -theta) of apply."""
         return self._run("tokemb_rope_apply_backward", grad, positions, inplace, "grad")
 
-    def apply_strided(self, x, positions, backward=False):
+    def apply_strided(self, x: np.ndarray, positions: ArrayLike, backward: bool = False) -> np.ndarray:
         """In place on a 4-D float32 array [batch, heads, seq, head_dim] with any element strides (the
         last axis contiguous), e.g. transformers' layout or a transposed view; positions [batch, seq]."""
         if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.ndim != 4 or x.shape[-1] != self.head_dim:
@@ -192,7 +194,7 @@ class Rope(PositionalEncoding):
                                                         1 if backward else 0), "tokemb_posenc_rope_apply_strided")
         return x
 
-    def inv_freq(self):
+    def inv_freq(self) -> Tuple[np.ndarray, float]:
         """(inv_freq float64 [rotary_dim/2], attention factor) of the current configuration."""
         n = self.rotary_dim // 2
         f = np.empty(n, dtype=np.float64)
@@ -201,11 +203,11 @@ class Rope(PositionalEncoding):
         return f, a.value
 
     @property
-    def attn_factor(self):
+    def attn_factor(self) -> float:
         """The attention (mscale) factor the scaling applies to cos and sin."""
         return self.inv_freq()[1]
 
-    def cos_sin(self, positions):
+    def cos_sin(self, positions: ArrayLike) -> Tuple[np.ndarray, np.ndarray]:
         """(cos, sin) float32 [n, rotary_dim/2] with the attention factor applied."""
         pos = _positions(positions)
         check_shape(pos, "positions", ndim=1)
@@ -219,14 +221,14 @@ class Rope(PositionalEncoding):
 class _Relative(PositionalEncoding):
     n_heads = None
 
-    def attn_bias(self, q_len, k_len, q_offset=0, out=None):
+    def attn_bias(self, q_len: int, k_len: int, q_offset: int = 0, out: Optional[np.ndarray] = None) -> np.ndarray:
         """Attention bias [n_heads, q_len, k_len] (query i at position q_offset + i, key j at j)."""
         out = out_array(out, "out", (self.dim, int(q_len), int(k_len)))
         _lib.check(_lib.fn("tokemb_posenc_attn_bias")(self._p, int(q_len), int(k_len), int(q_offset), ptr(out)),
                    "tokemb_posenc_attn_bias")
         return out
 
-    def buckets(self, q_len, k_len, q_offset=0, out=None):
+    def buckets(self, q_len: int, k_len: int, q_offset: int = 0, out: Optional[np.ndarray] = None) -> np.ndarray:
         """int32 [q_len, k_len] bucket (T5) or clipped relative index (Shaw) matrix."""
         out = out_array(out, "out", (int(q_len), int(k_len)), dtype=np.int32)
         _lib.check(_lib.fn("tokemb_posenc_buckets")(self._p, int(q_len), int(k_len), int(q_offset), ptr(out)),
@@ -239,13 +241,13 @@ class Alibi(_Relative):
 
     _params = {"causal": ("TOKEMB_ALIBI_CAUSAL", "i"), "max_bias": ("TOKEMB_ALIBI_MAX_BIAS", "f")}
 
-    def __init__(self, n_heads, causal=True, max_bias=None):
+    def __init__(self, n_heads: int, causal: bool = True, max_bias: Optional[float] = None) -> None:
         self._create("tokemb_posenc_create_alibi", int(n_heads))
         self.set_param("causal", 1 if causal else 0)
         if max_bias is not None:
             self.set_param("max_bias", max_bias)
 
-    def slopes(self):
+    def slopes(self) -> np.ndarray:
         """The per-head ALiBi slopes (float32 [n_heads])."""
         out = np.empty(self.dim, dtype=np.float32)
         _lib.check(_lib.fn("tokemb_posenc_alibi_slopes")(self._p, ptr(out)), "tokemb_posenc_alibi_slopes")
@@ -255,12 +257,13 @@ class Alibi(_Relative):
 class T5(_Relative):
     """T5 relative attention bias: buckets of key - query, learned table [num_buckets, n_heads] (.table)."""
 
-    def __init__(self, n_heads, num_buckets=32, max_distance=128, bidirectional=True):
+    def __init__(self, n_heads: int, num_buckets: int = 32, max_distance: int = 128, bidirectional: bool = True) -> None:
         self._create("tokemb_posenc_create_t5", int(n_heads), int(num_buckets), int(max_distance),
                      1 if bidirectional else 0)
         self.num_buckets = int(num_buckets)
 
-    def attn_bias_backward(self, q_len, k_len, grad_bias, q_offset=0, grad_table=None):
+    def attn_bias_backward(self, q_len: int, k_len: int, grad_bias: ArrayLike, q_offset: int = 0,
+                           grad_table: Optional[np.ndarray] = None) -> np.ndarray:
         """grad_table [num_buckets, n_heads] += scatter of grad_bias [n_heads, q_len, k_len]."""
         g = f32_array(grad_bias, "grad_bias", (self.dim, int(q_len), int(k_len)))
         gt = np.zeros((self.num_buckets, self.dim), np.float32) if grad_table is None else \
@@ -273,18 +276,19 @@ class T5(_Relative):
 class Shaw(_Relative):
     """Shaw et al. relative representations: clip(j - i, -k, k) + k indexes a [2k+1, dim] table."""
 
-    def __init__(self, max_distance, dim):
+    def __init__(self, max_distance: int, dim: int) -> None:
         self._create("tokemb_posenc_create_shaw", int(max_distance), int(dim))
         self.max_distance = int(max_distance)
 
-    def embed(self, q_len, k_len, q_offset=0, out=None):
+    def embed(self, q_len: int, k_len: int, q_offset: int = 0, out: Optional[np.ndarray] = None) -> np.ndarray:
         """float32 [q_len, k_len, dim] = table[index(i, j)]."""
         out = out_array(out, "out", (int(q_len), int(k_len), self.dim))
         _lib.check(_lib.fn("tokemb_posenc_shaw_embed")(self._p, int(q_len), int(k_len), int(q_offset), ptr(out)),
                    "tokemb_posenc_shaw_embed")
         return out
 
-    def embed_backward(self, q_len, k_len, grad, q_offset=0, grad_table=None):
+    def embed_backward(self, q_len: int, k_len: int, grad: ArrayLike, q_offset: int = 0,
+                       grad_table: Optional[np.ndarray] = None) -> np.ndarray:
         """grad_table [2 * max_distance + 1, dim] += scatter of grad [q_len, k_len, dim] (the backward of embed)."""
         g = f32_array(grad, "grad", (int(q_len), int(k_len), self.dim))
         gt = np.zeros((2 * self.max_distance + 1, self.dim), np.float32) if grad_table is None else \
@@ -302,7 +306,8 @@ def _embed_args(table, pe, ids):
     return ids, (pe._p if pe is not None else None)
 
 
-def embed(table, pe, ids, start_pos=0, scale=None, out=None):
+def embed(table: Table, pe: Optional["PositionalEncoding"], ids: ArrayLike, start_pos: int = 0,
+          scale: Optional[float] = None, out: Optional[np.ndarray] = None) -> np.ndarray:
     """Fused input embedding out[batch, seq, dim] = scale * table[ids] + pe(start_pos + s).
     ids: [batch, seq] (or [seq]); pe: Sinusoidal, Learned or None; scale defaults to 1 (GPT-2 style;
     pass math.sqrt(dim) for Vaswani-style models)."""
@@ -314,7 +319,9 @@ def embed(table, pe, ids, start_pos=0, scale=None, out=None):
     return out
 
 
-def embed_backward(table, pe, ids, grad_out, start_pos=0, scale=None, grad_table=True, grad_pe=False):
+def embed_backward(table: Table, pe: Optional["PositionalEncoding"], ids: ArrayLike, grad_out: ArrayLike,
+                   start_pos: int = 0, scale: Optional[float] = None, grad_table: Any = True,
+                   grad_pe: Any = False) -> Any:
     """Backward of embed: returns (grad_table or None, grad_pe or None). True asks for a new zeroed
     buffer, an array accumulates into it, False/None skips."""
     ids, pep = _embed_args(table, pe, ids)

@@ -1,7 +1,7 @@
 """tokemb.Table: an embedding table (owned or wrapping a numpy array) with numpy in/out."""
 import ctypes
 import os
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
@@ -120,7 +120,7 @@ class Table(Lifetime):
     scale_grad_by_freq = _Param("TOKEMB_SCALE_GRAD_BY_FREQ", "b")
     frozen = _Param("TOKEMB_FROZEN", "b")
 
-    def __init__(self, rows, dim, dtype="f32"):
+    def __init__(self, rows: int, dim: int, dtype: Any = "f32") -> None:
         h = ctypes.c_void_p()
         _lib.check(_lib.fn("tokemb_table_create")(int(rows), int(dim), _dtype_code(dtype), ctypes.byref(h)),
                    "tokemb_table_create")
@@ -140,7 +140,7 @@ class Table(Lifetime):
         return t
 
     @classmethod
-    def wrap(cls, array, readonly=False, dtype=None):
+    def wrap(cls, array: np.ndarray, readonly: bool = False, dtype: Any = None) -> "Table":
         """Wraps a 2-D numpy array [rows, dim] without copying. Rows may be padded (a row stride larger
         than dim, e.g. a column slice) but elements within a row must be contiguous. float32 -> F32,
         float16 -> F16, uint16 -> BF16 (raw bits; pass dtype="bf16"). A read-only array must be wrapped
@@ -174,7 +174,7 @@ class Table(Lifetime):
         return t
 
     @classmethod
-    def from_numpy(cls, array, dtype="f32"):
+    def from_numpy(cls, array: ArrayLike, dtype: Any = "f32") -> "Table":
         """A new owned table holding a copy of a 2-D float array (converted to the storage dtype)."""
         a = np.asarray(array)
         check_shape(a, "array", ndim=2)
@@ -183,7 +183,7 @@ class Table(Lifetime):
         t.write_rows(0, a)
         return t
 
-    def copy(self):
+    def copy(self) -> "Table":
         """An owned copy: same dtype, values and parameters (not optimizer state)."""
         dt = self.dtype
         if dt in (F32, F16, BF16):
@@ -199,7 +199,7 @@ class Table(Lifetime):
         return t
 
     # ---- lifetime (_p, closed, close, with: _handle.Lifetime) ---------------------------------------
-    def __repr__(self):
+    def __repr__(self) -> str:
         if self.closed:
             return "<tokemb.Table closed>"
         return "<tokemb.Table rows=%d dim=%d dtype=%s>" % (self.rows, self.dim, self.dtype)
@@ -210,22 +210,22 @@ class Table(Lifetime):
 
     # ---- shape and storage --------------------------------------------------------------------
     @property
-    def rows(self):
+    def rows(self) -> int:
         """Number of rows (the vocabulary size)."""
         return _lib.lib.tokemb_table_rows(self._p)
 
     @property
-    def dim(self):
+    def dim(self) -> int:
         """Values per row (the embedding dimension)."""
         return _lib.lib.tokemb_table_dim(self._p)
 
     @property
-    def shape(self):
+    def shape(self) -> Tuple[int, int]:
         """(rows, dim), as a numpy array's shape."""
         return (self.rows, self.dim)
 
     @property
-    def row_stride(self):
+    def row_stride(self) -> int:
         """Distance between rows in elements (bytes for q8_row); >= dim for wrapped strided arrays."""
         return _lib.lib.tokemb_table_row_stride(self._p)
 
@@ -236,7 +236,7 @@ class Table(Lifetime):
         return DType(_lib.lib.tokemb_table_dtype(self._p))
 
     @property
-    def wrapped(self):
+    def wrapped(self) -> Optional[np.ndarray]:
         """The numpy array this table wraps, or None for an owned table."""
         return self._h.keep if isinstance(self._h.keep, np.ndarray) else None
 
@@ -259,31 +259,31 @@ class Table(Lifetime):
         flat = np.frombuffer(buf, dtype=npd)
         return np.lib.stride_tricks.as_strided(flat, (rows, dim), (stride * npd.itemsize, npd.itemsize))
 
-    def to_numpy(self):
+    def to_numpy(self) -> np.ndarray:
         """A float32 copy of every row (converted from the storage dtype)."""
         return self.read_rows(0, self.rows)
 
-    def __array__(self, dtype=None):
+    def __array__(self, dtype: Any = None) -> np.ndarray:
         a = self.to_numpy()
         return a if dtype is None else a.astype(dtype)
 
-    def read_rows(self, row0, n_rows, out=None):
+    def read_rows(self, row0: int, n_rows: int, out: Optional[np.ndarray] = None) -> np.ndarray:
         """float32 copy of rows [row0, row0 + n_rows) (converted from the storage dtype), into out if given."""
         out = out_array(out, "out", (int(n_rows), self.dim))
         _lib.check(_lib.lib.tokemb_table_read_rows(self._p, int(row0), int(n_rows), ptr(out)), "tokemb_table_read_rows")
         return out
 
-    def write_rows(self, row0, src):
+    def write_rows(self, row0: int, src: ArrayLike) -> None:
         """Writes src [n, dim] (converted to float32, then to the storage dtype) to rows [row0, row0 + n)."""
         src = f32_array(src, "src", (None, self.dim))
         _lib.check(_lib.lib.tokemb_table_write_rows(self._p, int(row0), src.shape[0], ptr(src)),
                    "tokemb_table_write_rows")
 
-    def __getitem__(self, ids):
+    def __getitem__(self, ids: ArrayLike) -> np.ndarray:
         return self.lookup(ids)
 
     # ---- parameters ---------------------------------------------------------------------------
-    def set_param(self, key, value, kind="i"):
+    def set_param(self, key: int, value: Any, kind: str = "i") -> None:
         """Sets a table parameter by its TOKEMB_* key (kind "f" for float parameters); the properties
         padding_idx, max_norm, norm_type, scale_grad_by_freq and frozen are the usual way."""
         if kind == "f":
@@ -294,7 +294,7 @@ class Table(Lifetime):
                 value = NO_PADDING
             _lib.check(_lib.lib.tokemb_table_set_param(self._p, key, int(value)), "tokemb_table_set_param")
 
-    def get_param(self, key, kind="i"):
+    def get_param(self, key: int, kind: str = "i") -> Any:
         """Reads a table parameter by its TOKEMB_* key (kind "f" float, "b" bool, "i" int)."""
         if kind == "f":
             v = ctypes.c_double()
@@ -309,20 +309,20 @@ class Table(Lifetime):
         return v.value
 
     # ---- init ---------------------------------------------------------------------------------
-    def init_normal(self, seed, mean=0.0, std=1.0):
+    def init_normal(self, seed: int, mean: float = 0.0, std: float = 1.0) -> "Table":
         """torch.manual_seed(seed); nn.init.normal_(w, mean, std), bit for bit; padding row zeroed."""
         _lib.check(_lib.lib.tokemb_table_init_normal(self._p, int(seed) % 2 ** 64, float(mean), float(std)),
                    "tokemb_table_init_normal")
         return self
 
-    def init_uniform(self, seed, lo=0.0, hi=1.0):
+    def init_uniform(self, seed: int, lo: float = 0.0, hi: float = 1.0) -> "Table":
         """torch.manual_seed(seed); nn.init.uniform_(w, lo, hi), bit for bit; padding row zeroed."""
         _lib.check(_lib.lib.tokemb_table_init_uniform(self._p, int(seed) % 2 ** 64, float(lo), float(hi)),
                    "tokemb_table_init_uniform")
         return self
 
     # ---- lookups ------------------------------------------------------------------------------
-    def lookup(self, ids, out=None):
+    def lookup(self, ids: ArrayLike, out: Optional[np.ndarray] = None) -> np.ndarray:
         """out[..., :] = table[ids[...]] (float32, shape ids.shape + (dim,)). int64 or int32 ids."""
         ids = ids_array(ids)
         out = out_array(out, "out", ids.shape + (self.dim,))
@@ -330,7 +330,7 @@ class Table(Lifetime):
         _lib.check(_lib.fn(name)(self._p, ptr(ids), ids.size, ptr(out)), name)
         return out
 
-    def lookup_strided(self, ids, out):
+    def lookup_strided(self, ids: ArrayLike, out: np.ndarray) -> np.ndarray:
         """Writes row i of the lookup to out[i, :dim]; out is a 2-D float32 array whose rows may be
         wider than dim (e.g. a slice of a wider activation buffer); columns past dim are untouched."""
         ids = ids_array(ids, allow_i32=False)
@@ -345,7 +345,7 @@ class Table(Lifetime):
                    "tokemb_lookup_strided")
         return out
 
-    def lookup_onehot(self, ids, out=None):
+    def lookup_onehot(self, ids: ArrayLike, out: Optional[np.ndarray] = None) -> np.ndarray:
         """The same rows as lookup, computed as one-hot(ids) x W through BLAS sgemm."""
         ids = ids_array(ids, allow_i32=False)
         out = out_array(out, "out", ids.shape + (self.dim,))
@@ -366,7 +366,7 @@ class Table(Lifetime):
             return np.zeros((self.rows, self.dim), dtype=np.float32)
         return out_array(grad_table, "grad_table", (self.rows, self.dim))
 
-    def grad_accumulate(self, ids, grad_out, grad_table=None):
+    def grad_accumulate(self, ids: ArrayLike, grad_out: ArrayLike, grad_table: Optional[np.ndarray] = None) -> np.ndarray:
         """Dense gradient of lookup: grad_table[rows, dim] += scatter of grad_out (padding_idx and
         scale_grad_by_freq honoured). A new zeroed buffer if grad_table is None: then it equals torch's
         embedding_dense_backward bit for bit. Returns grad_table."""
@@ -377,7 +377,8 @@ class Table(Lifetime):
         _lib.check(_lib.fn(name)(self._p, ptr(ids), ids.size, ptr(g), ptr(gt)), name)
         return gt
 
-    def grad_accumulate_onehot(self, ids, grad_out, grad_table=None):
+    def grad_accumulate_onehot(self, ids: ArrayLike, grad_out: ArrayLike,
+                               grad_table: Optional[np.ndarray] = None) -> np.ndarray:
         """grad_table += onehot(ids)^T x grad_out through sgemm (the Linear view's backward)."""
         ids = ids_array(ids, allow_i32=False)
         g = self._grad_rows(grad_out, ids)
@@ -386,7 +387,7 @@ class Table(Lifetime):
                    "tokemb_lookup_onehot_backward")
         return gt
 
-    def grad_coalesce(self, ids, grad_out):
+    def grad_coalesce(self, ids: ArrayLike, grad_out: ArrayLike) -> Tuple[np.ndarray, np.ndarray]:
         """Sparse gradient: (unique_ids int64 [u], rows float32 [u, dim]), ids ascending, padding dropped."""
         ids = ids_array(ids)
         g = self._grad_rows(grad_out, ids)
@@ -398,7 +399,8 @@ class Table(Lifetime):
         _lib.check(_lib.fn(name)(self._p, ptr(ids), n, ptr(g), ptr(uids), ptr(rows), ctypes.byref(nu)), name)
         return uids[:nu.value], rows[:nu.value]
 
-    def lookup_bags(self, ids, offsets, mode="sum", per_sample_weights=None, out=None):
+    def lookup_bags(self, ids: ArrayLike, offsets: ArrayLike, mode: Union[str, int] = "sum",
+                    per_sample_weights: Optional[ArrayLike] = None, out: Optional[np.ndarray] = None) -> np.ndarray:
         """EmbeddingBag forward. offsets: CSR, n_bags + 1 int64 entries (0, ..., len(ids)).
         mode: "sum", "mean", "max" (or 0/1/2). Returns out [n_bags, dim]."""
         ids = ids_array(ids)
@@ -414,8 +416,9 @@ class Table(Lifetime):
         _lib.check(_lib.fn(name)(self._p, ptr(ids), ids.size, ptr(offs), nb, bag_mode(mode), ptr(psw), ptr(out)), name)
         return out
 
-    def grad_accumulate_bags(self, ids, offsets, grad_out, mode="sum", per_sample_weights=None, grad_table=None,
-                             psw_grad=False):
+    def grad_accumulate_bags(self, ids: ArrayLike, offsets: ArrayLike, grad_out: ArrayLike, mode: Union[str, int] = "sum",
+                             per_sample_weights: Optional[ArrayLike] = None, grad_table: Optional[np.ndarray] = None,
+                             psw_grad: bool = False) -> Any:
         """Backward of lookup_bags. Returns grad_table, or (grad_table, grad_per_sample_weights) when
         psw_grad is true (SUM with weights)."""
         ids = ids_array(ids)
@@ -435,7 +438,7 @@ class Table(Lifetime):
         return (gt, gpsw) if psw_grad else gt
 
     # ---- fused sparse optimizers ----------------------------------------------------------------
-    def optimizer(self, kind, **hparams):
+    def optimizer(self, kind: Union[str, int], **hparams: Any) -> "Table":
         """Selects the table's optimizer ("sgd", "rowwise_adagrad", "adagrad", "sparse_adam") with empty
         state, then sets hyper-parameters by name: lr, weight_decay, eps, beta1, beta2 (or betas=(b1, b2)),
         lr_decay, initial_accumulator. Returns self."""
@@ -458,13 +461,13 @@ class Table(Lifetime):
             self.set_optim_param(keys[k], v)
         return self
 
-    def set_optim_param(self, key, value):
+    def set_optim_param(self, key: Union[str, int], value: float) -> None:
         """Sets one optimizer hyper-parameter by name ("lr", "eps", ...) or TOKEMB_OPTIM_* key."""
         if isinstance(key, str):
             key = CONSTS["TOKEMB_OPTIM_" + key.upper()]
         _lib.check(_lib.fn("tokemb_optim_set_param_f64")(self._p, key, float(value)), "tokemb_optim_set_param_f64")
 
-    def get_optim_param(self, key):
+    def get_optim_param(self, key: Union[str, int]) -> float:
         """Reads one optimizer hyper-parameter by name or TOKEMB_OPTIM_* key."""
         if isinstance(key, str):
             key = CONSTS["TOKEMB_OPTIM_" + key.upper()]
@@ -473,18 +476,18 @@ class Table(Lifetime):
         return v.value
 
     @property
-    def optim_steps(self):
+    def optim_steps(self) -> int:
         """Steps since the optimizer was selected (-1 when none is selected)."""
         return _lib.fn("tokemb_optim_step_count")(self._p)
 
-    def step(self, ids, grad_out):
+    def step(self, ids: ArrayLike, grad_out: ArrayLike) -> None:
         """One fused optimizer step from the lookup's output gradient (only referenced rows change)."""
         ids = ids_array(ids)
         g = self._grad_rows(grad_out, ids)
         name = "tokemb_optim_step_i32" if ids.dtype == np.int32 else "tokemb_optim_step"
         _lib.check(_lib.fn(name)(self._p, ptr(ids), ids.size, ptr(g)), name)
 
-    def step_coalesced(self, unique_ids, rows):
+    def step_coalesced(self, unique_ids: ArrayLike, rows: ArrayLike) -> None:
         """One fused step from a coalesced gradient (strictly increasing ids, rows [u, dim])."""
         u = ids_array(unique_ids, "unique_ids", allow_i32=False)
         check_shape(u, "unique_ids", ndim=1)
@@ -492,7 +495,7 @@ class Table(Lifetime):
         _lib.check(_lib.fn("tokemb_optim_step_coalesced")(self._p, ptr(u), u.size, ptr(r)), "tokemb_optim_step_coalesced")
 
     # ---- tied output head ---------------------------------------------------------------------
-    def logits(self, hidden, out=None):
+    def logits(self, hidden: ArrayLike, out: Optional[np.ndarray] = None) -> np.ndarray:
         """logits[..., rows] = hidden[..., dim] @ W^T (sgemm)."""
         h = f32_array(hidden, "hidden")
         if h.ndim < 1 or h.shape[-1] != self.dim:
@@ -502,7 +505,8 @@ class Table(Lifetime):
         _lib.check(_lib.fn("tokemb_logits")(self._p, ptr(h), n, ptr(out)), "tokemb_logits")
         return out
 
-    def logits_backward(self, hidden, grad_logits, grad_hidden=True, grad_table=None):
+    def logits_backward(self, hidden: ArrayLike, grad_logits: ArrayLike, grad_hidden: Any = True,
+                        grad_table: Any = None) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
         """Returns (grad_hidden or None, grad_table or None): grad_hidden = grad_logits @ W (a new array
         if grad_hidden is True, None if False), grad_table += grad_logits^T @ hidden (pass an array to
         accumulate into, True for a new zeroed one, None/False to skip)."""
@@ -528,7 +532,7 @@ class Table(Lifetime):
         return gh, gt
 
 
-def bag_mode(mode):
+def bag_mode(mode: Union[str, int]) -> int:
     """The library code of a bag mode name ("sum", "mean", "max") or int."""
     if isinstance(mode, str):
         if mode.lower() not in ("sum", "mean", "max"):
