@@ -37,7 +37,6 @@ def sinusoidal(out):
 def rope(out):
     hd, n = 128, 512
     r = tokemb.Rope(hd)  # neox layout: pair i = channels (i, i + 64), angle = pos * base^(-2i/128)
-    pos = np.arange(n)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
     # left: the rotation of a unit vector in a few channel pairs as the position grows
     m = np.arange(96)

@@ -3,6 +3,7 @@ float64 inputs converted to float32 (as np.asarray(x, np.float32)), save_npy(pat
 order, Vocab repr, docstrings on every public method, py.typed; safetensors load_file / save_file /
 metadata like the safetensors package, checked against a reference reader/writer of the format
 written here from its specification (json + struct)."""
+import importlib
 import inspect
 import json
 import os
@@ -115,8 +116,7 @@ class TestNumpyHabits(unittest.TestCase):
     def test_docstrings_and_py_typed(self):
         missing = []
         for modname in ("table", "io", "posenc", "vectors", "safetensors"):
-            mod = getattr(tokemb, modname) if hasattr(tokemb, modname) else __import__("tokemb." + modname)
-            mod = __import__("tokemb." + modname, fromlist=["x"])
+            mod = importlib.import_module("tokemb." + modname)
             for name in getattr(mod, "__all__", []) or [n for n in dir(mod) if not n.startswith("_")]:
                 obj = getattr(mod, name)
                 if getattr(obj, "__module__", None) != mod.__name__:
