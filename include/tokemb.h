@@ -950,8 +950,9 @@ TOKEMB_API int32_t tokemb_nearest(const tokemb_table *t, const float *queries, s
                                   int32_t metric, const int64_t *exclude_ids, int64_t *out_ids, float *out_scores);
 /**
  * tokemb_nearest with progress and cancellation for long searches: progress(user, done, total) is called
- * on the calling thread before scoring (done = 0) and after every block of up to 256 queries x 2048
- * rows, with done/total counted in scored (query, row) pairs (total = n_queries x rows); returning
+ * on the calling thread before scoring (done = 0; for cosine also with done = 0 after the norms of every
+ * block of 2048 rows) and after every block of up to 256 queries x 2048 rows, with done/total counted
+ * in scored (query, row) pairs (total = n_queries x rows); returning
  * nonzero stops the search, which then fails with TOKEMB_CANCELLED (out_ids/out_scores may then hold
  * part of the results). progress may be NULL (then exactly tokemb_nearest). Errors: those of
  * tokemb_nearest, TOKEMB_CANCELLED. Thread-safe as tokemb_nearest.

@@ -163,18 +163,22 @@ static void test_nearest_ex(void **state) {
     TK_OK(tokemb_nearest(t, q, N, K, TOKEMB_METRIC_COSINE, NULL, ids2, sc2));
     assert_memory_equal(ids, ids2, sizeof(int64_t) * N * K);
     assert_memory_equal(sc, sc2, sizeof(float) * N * K);
-    /* 2 query blocks (256 + 44) x 3 row blocks (2048, 2048, 904) + the start call */
-    assert_int_equal(p.calls, 1 + 2 * 3);
+    /* the start call, 3 row-norm blocks (2048, 2048, 904), 2 query blocks (256 + 44) x 3 row blocks */
+    assert_int_equal(p.calls, 1 + 3 + 2 * 3);
     assert_int_equal(p.total, (uint64_t)N * R);
     assert_int_equal(p.last, (uint64_t)N * R);
     assert_true(p.monotone);
-    nn_prog c = {0, 3, 0, 0, 1}; /* start, then 2 blocks of 256 x 2048 pairs */
+    nn_prog c = {0, 3, 0, 0, 1}; /* DOT: no norms; start, then 2 blocks of 256 x 2048 pairs */
     TK_EXPECT_STATUS(TOKEMB_CANCELLED, tokemb_nearest_ex(t, q, N, K, TOKEMB_METRIC_DOT, NULL, nn_progress, &c, ids, sc),
                      "cancelled by the progress callback after 1048576 of 1500000 pairs");
     assert_int_equal(c.calls, 3);
     nn_prog c0 = {0, 1, 0, 0, 1};
     TK_EXPECT_STATUS(TOKEMB_CANCELLED, tokemb_nearest_ex(t, q, N, K, TOKEMB_METRIC_DOT, NULL, nn_progress, &c0, ids, sc),
                      "before scoring");
+    nn_prog cn = {0, 3, 0, 0, 1};
+    TK_EXPECT_STATUS(TOKEMB_CANCELLED,
+                     tokemb_nearest_ex(t, q, N, K, TOKEMB_METRIC_COSINE, NULL, nn_progress, &cn, ids, sc),
+                     "while computing row norms");
     /* all-zero rows score NaN under cosine and come after every row with a number (gensim: 0/0) */
     memset(w + 7 * D, 0, sizeof(float) * D);
     memset(w + 4000 * D, 0, sizeof(float) * D);

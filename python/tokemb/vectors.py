@@ -142,7 +142,8 @@ class Vectors:
         return len(self._vocab)
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self._vocab.find(key) >= 0
+        """True for a known word (or an int index in range, as gensim's has_index_for)."""
+        return isinstance(key, (str, int, np.integer)) and self.has_index_for(key)  # type: ignore[arg-type]
 
     def has_index_for(self, key: Key) -> bool:
         """True if get_index(key) succeeds (a known word, or an int index in range)."""

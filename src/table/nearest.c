@@ -106,6 +106,10 @@ static int32_t tk_nearest_impl(const char *fn, const tokemb_table *t, const floa
                 }
                 rnorm[r0 + r] = (float)tk_norm2(w, d);
             }
+            if (progress && progress(user, 0, total) != 0) { /* a huge table: stay cancellable */
+                st = tk_error(TOKEMB_CANCELLED, "%s: cancelled by the progress callback while computing row norms", fn);
+                goto done;
+            }
         }
     }
     for (size_t q0 = 0; q0 < n; q0 += qb) {

@@ -215,7 +215,9 @@ class TestSearchProgress(unittest.TestCase):
         with self.assertRaises(tokemb.Cancelled) as cm:
             tokemb.nearest(self.t, self.q, 5, progress=stop)
         self.assertIn("cancelled by the progress callback", str(cm.exception))
-        self.assertEqual(len(calls), 2)
+        # called at the start and after each of the 30 row-norm blocks (done = 0), stopped after the first
+        # scored block of 256 queries x 2048 rows
+        self.assertEqual(calls, [0] * 31 + [256 * 2048])
 
     def test_exception_in_callback_is_raised(self):
         def boom(done, total):
