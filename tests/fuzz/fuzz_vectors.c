@@ -1,5 +1,6 @@
 /* fuzz_vectors.c - libFuzzer target: word2vec binary / text and GloVe parsing (the first byte picks
- * the format), then the vocabulary is checked against the table. */
+ * the format; with its top bit set it also picks AUTO, a unicode policy and a limit, the options of
+ * tokemb_vectors_load_ex), then the vocabulary is checked against the table. */
 #include "io/io.h"
 
 #include <string.h>
@@ -14,9 +15,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
     int32_t format = data[0] % 3;
+    int64_t limit = 0;
+    uint32_t flags = 0;
+    if (data[0] & 0x80) {
+        format = data[0] % 4;
+        flags = (uint32_t)(data[0] >> 2) % 3u;
+        limit = (data[0] >> 4) & 7;
+    }
     tokemb_table *t = NULL;
     tokemb_vocab *v = NULL;
-    if (tk_vectors_parse("fuzz", data + 1, size - 1, format, never_cancel, NULL, &t, &v) != TOKEMB_OK) return 0;
+    if (tk_vectors_parse_ex("fuzz", data + 1, size - 1, format, limit, flags, never_cancel, NULL, &t, &v) != TOKEMB_OK)
+        return 0;
+    if (limit > 0 && tokemb_table_rows(t) > limit) __builtin_trap();
     if (tokemb_vocab_size(v) != tokemb_table_rows(t)) __builtin_trap();
     for (int64_t i = 0; i < tokemb_vocab_size(v); i++) {
         size_t len = 0;
