@@ -4,7 +4,7 @@ import ctypes
 import os
 import signal
 import threading
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
@@ -28,7 +28,7 @@ def _new_table(fname, *args):
     return Table._adopt(h.value)
 
 
-def load_npy(path, mmap=False):
+def load_npy(path: PathLike, mmap: bool = False) -> Table:
     """A table from a 2-D '<f4'/'<f2' C-order .npy file: a copy, or with mmap=True a read-only
     zero-copy mapping (owned by the table)."""
     return _new_table("tokemb_npy_mmap" if mmap else "tokemb_npy_load", _path(path))
@@ -49,7 +49,7 @@ def save_npy(path: Any, table: Any) -> None:
     _lib.check(_lib.fn("tokemb_npy_save")(table._p, _path(path)), "tokemb_npy_save")
 
 
-def load_safetensors(path, name=None, mmap=False):
+def load_safetensors(path: PathLike, name: Optional[str] = None, mmap: bool = False) -> Table:
     """Tensor `name` (None: the file's only tensor) of a .safetensors file as a table (copy or mmap)."""
     n = None if name is None else name.encode("utf-8")
     return _new_table("tokemb_safetensors_mmap" if mmap else "tokemb_safetensors_load", _path(path), n)
@@ -110,7 +110,7 @@ class Vocab(Lifetime):
     _what = "vocabulary"
     _where = "tokemb.Vocab"
 
-    def __init__(self, words=()):
+    def __init__(self, words: Iterable[Union[str, bytes]] = ()) -> None:
         h = ctypes.c_void_p()
         _lib.check(_lib.fn("tokemb_vocab_create")(ctypes.byref(h)), "tokemb_vocab_create")
         self._h = Handle(h.value, "tokemb_vocab_free")
@@ -133,7 +133,7 @@ class Vocab(Lifetime):
         head = ", ".join(repr(self.word(i)) for i in range(min(n, 5)))
         return "<tokemb.Vocab %d words: [%s%s]>" % (n, head, ", ..." if n > 5 else "")
 
-    def add(self, word):
+    def add(self, word: Union[str, bytes]) -> int:
         """Appends word (str or UTF-8 bytes) with the next id and returns the id; a word already present
         raises tokemb.InvalidArgument."""
         b = word.encode("utf-8") if isinstance(word, str) else bytes(word)
@@ -141,15 +141,15 @@ class Vocab(Lifetime):
         _lib.check(_lib.fn("tokemb_vocab_add")(self._p, b, len(b), ctypes.byref(i)), "tokemb_vocab_add")
         return i.value
 
-    def find(self, word):
+    def find(self, word: Union[str, bytes]) -> int:
         """The id of word, or -1."""
         b = word.encode("utf-8") if isinstance(word, str) else bytes(word)
         return _lib.fn("tokemb_vocab_find")(self._p, b, len(b))
 
-    def __contains__(self, word):
+    def __contains__(self, word: Union[str, bytes]) -> bool:
         return self.find(word) >= 0
 
-    def word(self, i):
+    def word(self, i: int) -> str:
         """The word of id i (IndexError outside [0, len))."""
         n = ctypes.c_size_t()
         w = _lib.fn("tokemb_vocab_word")(self._p, int(i), ctypes.byref(n))
@@ -157,7 +157,7 @@ class Vocab(Lifetime):
             raise IndexError("word id %d is outside [0, %d)" % (i, len(self)))
         return w.decode("utf-8")
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: Union[str, bytes, int]) -> Union[int, str]:
         if isinstance(key, (str, bytes)):
             i = self.find(key)
             if i < 0:
@@ -165,10 +165,10 @@ class Vocab(Lifetime):
             return i
         return self.word(key)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return (self.word(i) for i in range(len(self)))
 
-    def words(self):
+    def words(self) -> List[str]:
         """Every word in id order (a list)."""
         return list(self)
 
@@ -269,7 +269,7 @@ def load_vectors(path: PathLike, format: Union[str, int, None] = None, progress:
     return Table._adopt(t.value), Vocab._adopt(v.value)
 
 
-def save_vectors(table, vocab, path, format="word2vec_binary"):
+def save_vectors(table: Table, vocab: "Vocab", path: PathLike, format: Union[str, int] = "word2vec_binary") -> None:
     """Atomic save of table rows with their words (len(vocab) == rows)."""
     _lib.check(_lib.fn("tokemb_vectors_save")(table._p, vocab._p, _path(path), _format(format)), "tokemb_vectors_save")
 
@@ -331,7 +331,7 @@ def nearest_ids(table: Table, ids: ArrayLike, k: int = 10, metric: Union[str, in
     return (oi[0], sc[0]) if np.ndim(ids) == 0 else (oi, sc)
 
 
-def convert(table, dtype):
+def convert(table: Table, dtype: Any) -> Table:
     """A new table holding `table` converted to dtype ("f32", "f16", "bf16", "q8_row")."""
     return _new_table("tokemb_table_convert", table._p, _dtype_code(dtype))
 
