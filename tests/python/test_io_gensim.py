@@ -11,14 +11,14 @@ import unittest
 import numpy as np
 from gensim.models import KeyedVectors
 
-from tkctypes import P, TokembError, i64, lib, ok, ptr, sz
+from tkctypes import NO_PROGRESS, P, TokembError, i64, lib, ok, ptr, sz
 
 BIN, TXT, GLOVE = 0, 1, 2
 
 
 def load_vectors(path, fmt):
     t, v = P(), P()
-    ok(lib.tokemb_vectors_load(path.encode(), fmt, None, None, ctypes.byref(t), ctypes.byref(v)))
+    ok(lib.tokemb_vectors_load(path.encode(), fmt, NO_PROGRESS, None, ctypes.byref(t), ctypes.byref(v)))
     rows, dim = lib.tokemb_table_rows(t), lib.tokemb_table_dim(t)
     arr = np.empty((rows, dim), np.float32)
     ok(lib.tokemb_table_read_rows(t, 0, rows, ptr(arr)))

@@ -10,7 +10,7 @@ import unittest
 import numpy as np
 from gensim.models import KeyedVectors
 
-from tkctypes import P, lib, ok, ptr
+from tkctypes import NO_PROGRESS, P, lib, ok, ptr
 
 COSINE, DOT = 0, 1
 
@@ -85,7 +85,7 @@ class TestDemoModel(unittest.TestCase):
         path = os.path.join(self.data, "tiny.vec")
         kv = KeyedVectors.load_word2vec_format(path)
         t, v = P(), P()
-        ok(lib.tokemb_vectors_load(path.encode(), 1, None, None, ctypes.byref(t), ctypes.byref(v)))
+        ok(lib.tokemb_vectors_load(path.encode(), 1, NO_PROGRESS, None, ctypes.byref(t), ctypes.byref(v)))
         n = lib.tokemb_table_rows(t)
         ids = np.arange(n, dtype=np.int64)
         out = np.empty((n, 5), np.int64)
