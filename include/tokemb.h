@@ -36,12 +36,16 @@ extern "C" {
 /* Version                                                                                        */
 /* ---------------------------------------------------------------------------------------------- */
 
-#define TOKEMB_VERSION_MAJOR 0
-#define TOKEMB_VERSION_MINOR 1
+#define TOKEMB_VERSION_MAJOR 1
+#define TOKEMB_VERSION_MINOR 0
 #define TOKEMB_VERSION_PATCH 0
 /** MAJOR*10000 + MINOR*100 + PATCH (zstd's scheme). */
 #define TOKEMB_VERSION_NUMBER (TOKEMB_VERSION_MAJOR * 10000 + TOKEMB_VERSION_MINOR * 100 + TOKEMB_VERSION_PATCH)
-#define TOKEMB_VERSION_STRING "0.1.0"
+#define TOKEMB_QUOTE_(s) #s
+#define TOKEMB_EXPAND_AND_QUOTE_(s) TOKEMB_QUOTE_(s)
+/** "MAJOR.MINOR.PATCH", spelled from the three numbers above: the version's one source (CMake, the
+ *  pkg-config and CMake package files, the bindings and the checks all read these lines). */
+#define TOKEMB_VERSION_STRING TOKEMB_EXPAND_AND_QUOTE_(TOKEMB_VERSION_MAJOR.TOKEMB_VERSION_MINOR.TOKEMB_VERSION_PATCH)
 
 /** The library's version as "MAJOR.MINOR.PATCH" (static storage). Thread-safe. */
 TOKEMB_API const char *tokemb_version_string(void);

@@ -44,12 +44,12 @@ consumers() {
   local stage="$out/stage"
   rm -rf "$stage" "$out/consumer"
   cmake --install "$out/release" --prefix "$stage" >/dev/null || return 1
-  local libdir; libdir=$(dirname "$(find "$stage" -name 'libtokemb.so.0' | head -1)")
+  local libdir; libdir=$(dirname "$(find "$stage" -name 'libtokemb.so.1' | head -1)")
   # pkg-config, by hand
   PKG_CONFIG_PATH="$libdir/pkgconfig" cc -std=c99 -Wall -Wextra -Werror -pedantic \
     "$repo/tests/consumer/consumer.c" -o "$out/consumer_pc" $(PKG_CONFIG_PATH="$libdir/pkgconfig" pkg-config --cflags --libs tokemb) || return 1
   LD_LIBRARY_PATH="$libdir" "$out/consumer_pc" || return 1
-  readelf -d "$out/consumer_pc" | grep -q 'NEEDED.*libtokemb.so.0' || { echo "consumer does not need libtokemb.so.0"; return 1; }
+  readelf -d "$out/consumer_pc" | grep -q 'NEEDED.*libtokemb.so.1' || { echo "consumer does not need libtokemb.so.1"; return 1; }
   # CMake: find_package(tokemb) and pkg_check_modules in one project
   PKG_CONFIG_PATH="$libdir/pkgconfig" cmake -S "$repo/tests/consumer" -B "$out/consumer" -DCMAKE_PREFIX_PATH="$stage" >/dev/null &&
     cmake --build "$out/consumer" >/dev/null &&

@@ -7,7 +7,7 @@
 set -euo pipefail
 lib="$1"; repo="$2"
 py=/usr/bin/python3; [ -x "$py" ] || py=python3
-"$py" "$repo/python/tools/tokemb_header.py" "$repo/include/tokemb.h" --check-python "$repo/python"
+"$py" "$repo/scripts/tokemb_header.py" "$repo/include/tokemb.h" --check-python "$repo/python"
 # A sanitizer build of the library can only be loaded into python with its runtime preloaded.
 preload=""
 for rt in asan ubsan tsan; do

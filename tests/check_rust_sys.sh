@@ -7,7 +7,7 @@
 set -euo pipefail
 lib="$1"; repo="$2"
 py=/usr/bin/python3; [ -x "$py" ] || py=python3
-tool="$repo/python/tools/tokemb_header.py"
+tool="$repo/scripts/tokemb_header.py"
 hdr="$repo/include/tokemb.h"
 sys="$repo/rust/tokemb-sys/src/lib.rs"
 "$py" "$tool" "$hdr" --check-rust "$sys"

@@ -9,7 +9,7 @@ from . import _sigs
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 _REPO_DIR = os.path.dirname(os.path.dirname(_PKG_DIR))  # python/tokemb -> python -> repo
-_NAMES = ("libtokemb.so.0", "libtokemb.so", "libtokemb.dylib")
+_NAMES = ("libtokemb.so.%d" % _sigs.CONSTS["TOKEMB_VERSION_MAJOR"], "libtokemb.so", "libtokemb.dylib")
 
 
 def _candidates():
@@ -34,7 +34,7 @@ def _candidates():
     for p in builds:
         yield "build tree", p
     found = ctypes.util.find_library("tokemb")
-    for n in ((found,) if found else ()) + ("libtokemb.so.0",):
+    for n in ((found,) if found else ()) + (_NAMES[0],):
         yield "system loader path", n
 
 

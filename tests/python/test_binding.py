@@ -34,11 +34,11 @@ class TestLoading(unittest.TestCase):
         self.assertEqual(tokemb.version_number(), tokemb.constants["TOKEMB_VERSION_NUMBER"])
 
     def test_import_error_names_where_it_looked(self):
-        env = dict(os.environ, TOKEMB_LIBRARY="/nonexistent/libtokemb.so.0")
+        env = dict(os.environ, TOKEMB_LIBRARY="/nonexistent/libtokemb.so.1")
         r = subprocess.run([sys.executable, "-c", "import tokemb"], env=env, capture_output=True, text=True)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("ImportError", r.stderr)
-        self.assertIn("TOKEMB_LIBRARY: /nonexistent/libtokemb.so.0 (not found)", r.stderr)
+        self.assertIn("TOKEMB_LIBRARY: /nonexistent/libtokemb.so.1 (not found)", r.stderr)
 
     def test_seed_example_runs(self):
         ex = os.path.join(os.path.dirname(tokemb.__file__), "..", "examples", "seed.py")

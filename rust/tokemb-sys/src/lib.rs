@@ -1,5 +1,5 @@
 //! Raw `extern "C"` declarations for libtokemb, generated from include/tokemb.h by
-//! python/tools/tokemb_header.py (`--rust`). Do not edit by hand: tests/check_rust_sys.sh
+//! scripts/tokemb_header.py (`--rust`). Do not edit by hand: tests/check_rust_sys.sh
 //! compares every name, arity and parameter type with the header.
 #![allow(non_camel_case_types, non_upper_case_globals, clippy::all)]
 
@@ -27,11 +27,11 @@ pub struct tokemb_vocab {
 pub type tokemb_progress_fn = Option<unsafe extern "C" fn(*mut std::os::raw::c_void, u64, u64) -> i32>;
 
 // ---- #define constants
-pub const TOKEMB_VERSION_MAJOR: i32 = 0;
-pub const TOKEMB_VERSION_MINOR: i32 = 1;
+pub const TOKEMB_VERSION_MAJOR: i32 = 1;
+pub const TOKEMB_VERSION_MINOR: i32 = 0;
 pub const TOKEMB_VERSION_PATCH: i32 = 0;
-pub const TOKEMB_VERSION_NUMBER: u32 = 100;
-pub const TOKEMB_VERSION_STRING: &str = "0.1.0";
+pub const TOKEMB_VERSION_NUMBER: u32 = 10000;
+pub const TOKEMB_VERSION_STRING: &str = "1.0.0";
 pub const TOKEMB_WRAP_READONLY: u32 = 1;
 pub const TOKEMB_NO_PADDING: i64 = -9223372036854775808;
 
