@@ -476,7 +476,7 @@ class Table(Lifetime):
         return v.value
 
     @property
-    def optim_steps(self) -> int:
+    def optim_step_count(self) -> int:
         """Steps since the optimizer was selected (-1 when none is selected)."""
         return _lib.fn("tokemb_optim_step_count")(self._p)
 

@@ -343,11 +343,11 @@ class TestTraining(unittest.TestCase):
         t = tokemb.Table.from_numpy(self.w)
         t.optimizer("sgd", lr=0.5)
         self.assertEqual(t.get_optim_param("lr"), 0.5)
-        self.assertEqual(t.optim_steps, 0)
+        self.assertEqual(t.optim_step_count, 0)
         ids = np.array([2, 5, 2])
         g = np.ones((3, self.dim), np.float32)
         t.step(ids, g)
-        self.assertEqual(t.optim_steps, 1)
+        self.assertEqual(t.optim_step_count, 1)
         want = self.w.copy()
         want[2] -= 0.5 * 2
         want[5] -= 0.5

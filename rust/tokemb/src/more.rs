@@ -243,7 +243,7 @@ impl<'a> Table<'a> {
         Ok(v)
     }
     /// Steps since optim_select, None without an optimizer.
-    pub fn optim_steps(&self) -> Option<i64> {
+    pub fn optim_step_count(&self) -> Option<i64> {
         // SAFETY: valid handle.
         let s = unsafe { sys::tokemb_optim_step_count(self.raw.as_ptr()) };
         (s >= 0).then_some(s)

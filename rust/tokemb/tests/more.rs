@@ -82,12 +82,12 @@ fn bags_and_their_backward() {
 #[test]
 fn optimizer_and_logits() {
     let mut t = Table::from_slice(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 3, 2).unwrap();
-    assert_eq!(t.optim_steps(), None);
+    assert_eq!(t.optim_step_count(), None);
     t.optim_select(Optimizer::Sgd).unwrap();
     t.optim_set(sys::TOKEMB_OPTIM_LR, 0.5).unwrap();
     assert_eq!(t.optim_get(sys::TOKEMB_OPTIM_LR).unwrap(), 0.5);
     t.optim_step(&[2, 2], &[1.0, 1.0, 1.0, 3.0]).unwrap();
-    assert_eq!(t.optim_steps(), Some(1));
+    assert_eq!(t.optim_step_count(), Some(1));
     assert_eq!(t.to_vec().unwrap(), vec![1.0, 2.0, 3.0, 4.0, 4.0, 4.0]);
     t.optim_step_coalesced(&[0], &[2.0, 2.0]).unwrap();
     assert_eq!(&t.to_vec().unwrap()[..2], &[0.0, 1.0]);
