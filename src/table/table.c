@@ -7,16 +7,6 @@
 #include <math.h>
 #include <string.h>
 
-size_t tk_dtype_size(int32_t dtype) {
-    switch (dtype) {
-    case TOKEMB_F32: return 4;
-    case TOKEMB_F16: return 2;
-    case TOKEMB_BF16: return 2;
-    case TOKEMB_Q8_ROW: return 1;
-    default: return 0;
-    }
-}
-
 int32_t tk_check_table(const char *fn, const tokemb_table *t) {
     if (!t) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: table is NULL", fn);
     return TOKEMB_OK;
