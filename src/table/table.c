@@ -35,14 +35,18 @@ static int32_t tk_table_shape(const char *fn, int64_t rows, int64_t dim, int64_t
     if (row_stride < dim)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: row_stride = %lld is smaller than dim = %lld", fn,
                         (long long)row_stride, (long long)dim);
-    if (dtype == TOKEMB_Q8_ROW && (dim > INT64_MAX - 8 || row_stride < dim + 8))
-        return tk_error(TOKEMB_INVALID_ARGUMENT,
-                        "%s: Q8_ROW row_stride = %lld bytes is smaller than dim + 8 = %lld (codes, scale, bias)", fn,
-                        (long long)row_stride, (long long)(dim > INT64_MAX - 8 ? INT64_MAX : dim + 8));
-    size_t es = tk_dtype_size(dtype);
-    if (es == 0)
+    const tk_dtype_traits *dt = tk_dtype_traits_of(dtype);
+    if (!dt)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: unknown dtype %d (F32 0, F16 1, BF16 2, Q8_ROW 3)", fn,
                         (int)dtype);
+    /* rows that carry bytes after their dim elements (Q8_ROW: scale and bias) need the room in the stride */
+    const int64_t extra = (int64_t)(dt->row_extra / dt->elem_size);
+    if (extra && (dim > INT64_MAX - extra || row_stride < dim + extra))
+        return tk_error(TOKEMB_INVALID_ARGUMENT,
+                        "%s: %s row_stride = %lld elements is smaller than dim + %lld = %lld (codes, scale, bias)", fn,
+                        dt->name, (long long)row_stride, (long long)extra,
+                        (long long)(dim > INT64_MAX - extra ? INT64_MAX : dim + extra));
+    const size_t es = dt->elem_size;
     size_t n;
     if ((uint64_t)rows > SIZE_MAX || (uint64_t)row_stride > SIZE_MAX ||
         tk_mul_overflow((size_t)rows, (size_t)row_stride, &n) || tk_mul_overflow(n, es, bytes) ||
@@ -66,8 +70,10 @@ int32_t tokemb_table_create(int64_t rows, int64_t dim, int32_t dtype, tokemb_tab
     static const char fn[] = "tokemb_table_create";
     if (!out) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: out is NULL", fn);
     size_t bytes = 0;
-    /* Q8_ROW rows carry their float scale and bias after the dim codes */
-    const int64_t stride = (dtype == TOKEMB_Q8_ROW && dim >= 1 && dim <= INT64_MAX - 8) ? dim + 8 : dim;
+    /* rows carry their extra bytes (Q8_ROW: float scale and bias) after the dim elements */
+    const tk_dtype_traits *dt = tk_dtype_traits_of(dtype);
+    const int64_t extra = dt ? (int64_t)(dt->row_extra / dt->elem_size) : 0;
+    const int64_t stride = (dim >= 1 && dim <= INT64_MAX - extra) ? dim + extra : dim;
     int32_t st = tk_table_shape(fn, rows, dim, stride, dtype, &bytes);
     if (st) return st;
     tokemb_table *t = tk_table_new();
