@@ -100,10 +100,10 @@ TK_VTARGET static void TK_VFN(tk_decode_q8)(const void *row, size_t dim, float *
     for (; c < dim; c++) out[c] = tk_q8_value(q[c], scale, bias);
 }
 #undef TK_VISA
-#define tk_decode_f32_avx2 NULL /* memcpy either way */
-#define TK_DECODERS(name) {name, name##_avx2, NULL}
+#define tk_decode_f32_avx2 tk_decode_f32 /* memcpy either way */
+#define TK_DECODERS(name) {name, name##_avx2, name##_avx2} /* no AVX-512 decoders: the AVX2 ones */
 #else
-#define TK_DECODERS(name) {name, NULL, NULL}
+#define TK_DECODERS(name) {name, name, name}
 #endif
 
 static void tk_encode_f32(const float *src, size_t dim, void *row) { memmove(row, src, dim * sizeof(float)); }
@@ -139,17 +139,10 @@ static void tk_encode_q8(const float *src, size_t dim, void *row) {
 const tk_dtype_traits tk_dtype_traits_table[TK_DTYPE_COUNT] = {TK_DTYPES(TK_DT_TRAITS)};
 #undef TK_DT_TRAITS
 
-tk_row_decoder_fn tk_row_decoder(int32_t dtype) {
-    const tk_dtype_traits *t = tk_dtype_traits_of(dtype);
-    if (!t) t = &tk_dtype_traits_table[TOKEMB_F32];
-    for (int isa = tk_cpu_isa(); isa > TK_ISA_PORTABLE; isa--)
-        if (t->decode[isa]) return t->decode[isa];
-    return t->decode[TK_ISA_PORTABLE];
-}
+tk_row_decoder_fn tk_row_decoder(int32_t dtype) { return tk_dtype_traits_table[dtype].decode[tk_cpu_isa()]; }
 
 void tk_row_decode(int32_t dtype, const void *row, size_t dim, float *out) { tk_row_decoder(dtype)(row, dim, out); }
 
 void tk_row_encode(int32_t dtype, const float *src, size_t dim, void *row) {
-    const tk_dtype_traits *t = tk_dtype_traits_of(dtype);
-    if (t) t->encode(src, dim, row);
+    tk_dtype_traits_table[dtype].encode(src, dim, row);
 }

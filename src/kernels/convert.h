@@ -39,7 +39,7 @@ typedef struct {
     const char *name;
     size_t elem_size;                       /* bytes per stored element (Q8_ROW: a code) */
     size_t row_extra;                       /* bytes after the dim elements (Q8_ROW: scale and bias) */
-    tk_row_decoder_fn decode[TK_ISA_COUNT]; /* per ISA level; NULL: the level below's */
+    tk_row_decoder_fn decode[TK_ISA_COUNT]; /* per ISA level (a level without its own: the one below's) */
     tk_row_encoder_fn encode;
 } tk_dtype_traits;
 
@@ -87,7 +87,7 @@ static inline float tk_q8_value(uint8_t q, float scale, float bias) {
     return p + bias;
 }
 
-/* The row decoder of dtype for this CPU (choose once, call per row). */
+/* The row decoder of dtype (a valid one) for this CPU (choose once, call per row). */
 tk_row_decoder_fn tk_row_decoder(int32_t dtype);
 void tk_row_decode(int32_t dtype, const void *row, size_t dim, float *out);
 void tk_row_encode(int32_t dtype, const float *src, size_t dim, void *row);

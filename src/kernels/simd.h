@@ -95,13 +95,12 @@ static inline int64_t tk_id_at(const void *ids, int id_width, size_t i) {
 #define TK_PREFETCH_L1(p) __builtin_prefetch((p), 0, 3)
 
 /* The line at p into L2, or into L1 when near (the table fits the last-level cache). */
-TK_ALWAYS_INLINE void tk_prefetch(const void *p, int near) {
-    if (near) TK_PREFETCH_L1(p);
-    else TK_PREFETCH_L2(p);
-}
+#define TK_PREFETCH(p, near) ((near) ? TK_PREFETCH_L1(p) : TK_PREFETCH_L2(p))
+TK_ALWAYS_INLINE void tk_prefetch(const void *p, int near) { TK_PREFETCH(p, near); }
 /* The lines of [p, p + bytes), as tk_prefetch. */
 TK_ALWAYS_INLINE void tk_prefetch_bytes(const void *p, size_t bytes, int near) {
-    for (size_t o = 0; o < bytes; o += 64) tk_prefetch((const char *)p + o, near);
+    const char *c = (const char *)p;
+    for (size_t o = 0; o < bytes; o += 64) TK_PREFETCH(c + o, near);
 }
 
 /* ---- vector vocabulary ----------------------------------------------------------------------------
