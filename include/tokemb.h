@@ -770,8 +770,8 @@ TOKEMB_API int32_t tokemb_embed_backward(const tokemb_table *tok, const tokemb_p
  * A new table holding `src` converted to `dtype` (any dtype to any dtype, through float32): to F16 and
  * BF16 with round-to-nearest-even (overflow to inf, NaN kept); to Q8_ROW by FBGEMM's
  * FloatToFused8BitRowwiseQuantized (bias = row min, scale = (max - min)/255, q = lrintf((x - min) *
- * 255/(max - min + 1e-8)), so |x - dequant(q)| <= scale/2 plus float rounding). Table parameters
- * (padding_idx, max_norm, ...) are copied. The caller frees *out. Thread-safe for concurrent readers of
+ * 255/(max - min + 1e-8)), so |x - dequant(q)| <= scale/2 plus float rounding). Every table parameter
+ * (enum tokemb_table_param, TOKEMB_NONTEMPORAL included) is copied. The caller frees *out. Thread-safe for concurrent readers of
  * src. Errors: TOKEMB_INVALID_ARGUMENT (NULL src/out, unknown dtype, a non-finite value for Q8_ROW,
  * named by row and column), TOKEMB_OVERFLOW, TOKEMB_NO_MEMORY. *out is written only on success.
  */

@@ -196,12 +196,75 @@ static void test_q8_layout_and_writes(void **state) {
     tokemb_table_free(c);
 }
 
+/* tokemb_table_convert copies every table parameter: each parameter (found by walking the parameter block from
+ * 100 until neither getter knows the id, so a new parameter is covered without editing this test) is set to a
+ * value other than its default on the source, and every converted table must read that value back. */
+static void test_convert_copies_every_param(void **state) {
+    (void)state;
+    tokemb_table *src = NULL, *fresh = NULL;
+    TK_OK(tokemb_table_create(4, 3, TOKEMB_F32, &src));
+    TK_OK(tokemb_table_create(4, 3, TOKEMB_F32, &fresh));
+    int32_t params[32];
+    int is_f64[32];
+    int64_t want_i[32];
+    double want_f[32];
+    int n = 0;
+    for (int32_t p = 100;; p++) {
+        int64_t di;
+        double df;
+        if (tokemb_table_get_param(fresh, p, &di) == TOKEMB_OK) {
+            /* the first candidate that differs from the default and is accepted */
+            const int64_t cand[] = {1, 2, 0};
+            int set = 0;
+            for (size_t k = 0; k < 3 && !set; k++)
+                if (cand[k] != di && tokemb_table_set_param(src, p, cand[k]) == TOKEMB_OK) {
+                    want_i[n] = cand[k];
+                    set = 1;
+                }
+            assert_true(set);
+            is_f64[n] = 0;
+        } else if (tokemb_table_get_param_f64(fresh, p, &df) == TOKEMB_OK) {
+            const double v = df == 3.5 ? 1.5 : 3.5;
+            TK_OK(tokemb_table_set_param_f64(src, p, v));
+            want_f[n] = v;
+            is_f64[n] = 1;
+        } else {
+            break;
+        }
+        params[n++] = p;
+        assert_true(n < 32);
+    }
+    assert_int_equal(n, 6); /* 100..105 today: PADDING_IDX ... NONTEMPORAL */
+    for (int32_t dt = TOKEMB_F32; dt <= TOKEMB_Q8_ROW; dt++) {
+        tokemb_table *c = NULL;
+        TK_OK(tokemb_table_convert(src, dt, &c));
+        for (int k = 0; k < n; k++) {
+            if (is_f64[k]) {
+                double v = 0;
+                TK_OK(tokemb_table_get_param_f64(c, params[k], &v));
+                if (v != want_f[k]) fail_msg("dtype %d: parameter %d reads %g, source %g", (int)dt, (int)params[k], v,
+                                             want_f[k]);
+            } else {
+                int64_t v = 0;
+                TK_OK(tokemb_table_get_param(c, params[k], &v));
+                if (v != want_i[k])
+                    fail_msg("dtype %d: parameter %d reads %lld, source %lld", (int)dt, (int)params[k], (long long)v,
+                             (long long)want_i[k]);
+            }
+        }
+        tokemb_table_free(c);
+    }
+    tokemb_table_free(fresh);
+    tokemb_table_free(src);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_f16_golden),
         cmocka_unit_test(test_bf16_golden),
         cmocka_unit_test(test_lookup_every_dtype),
         cmocka_unit_test(test_q8_layout_and_writes),
+        cmocka_unit_test(test_convert_copies_every_param),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,11 @@
-/* dispatch.c - CPU feature probe, once per process. The library is compiled for baseline x86-64;
+/* cpu.c - CPU feature probe, once per process. The library is compiled for baseline x86-64;
  * kernels with AVX2 / AVX-512 variants pick one through tk_cpu_isa(). TOKEMB_ISA=portable|avx2|avx512
  * in the environment caps the choice (for tests and benchmarks). */
 #include "common/common.h"
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#endif
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +17,10 @@ static int tk_probe_isa(void) {
     int isa = TK_ISA_PORTABLE;
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) isa = TK_ISA_AVX2;
+    /* F16C: CPUID.1:ECX bit 29 (clang's __builtin_cpu_supports does not know "f16c") */
+    unsigned a, b, c, d;
+    const int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c) isa = TK_ISA_AVX2;
     if (isa == TK_ISA_AVX2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
         isa = TK_ISA_AVX512;

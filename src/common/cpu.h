@@ -5,8 +5,12 @@
 
 #include <stddef.h>
 
-/* ---- cpu.c: CPU features, probed once -------------------------------------------------- */
-enum { TK_ISA_PORTABLE = 0, TK_ISA_AVX2 = 1, TK_ISA_AVX512 = 2 };
+/* ---- cpu.c: CPU features, probed once (the library's only CPU probe) ---------------------- */
+/* ISA levels, each including the one below: AVX2 = AVX2 + FMA + F16C; AVX512 = AVX-512 F, BW, VL, DQ.
+ * The kernels' target attributes (kernels/simd.h) match these sets. */
+enum { TK_ISA_PORTABLE = 0, TK_ISA_AVX2 = 1, TK_ISA_AVX512 = 2, TK_ISA_COUNT = 3 };
+/* The highest level this CPU (and the OS's saved vector state) supports, capped by the environment
+ * variable TOKEMB_ISA=portable|avx2|avx512. Cached after the first call. */
 int tk_cpu_isa(void);
 /* Data cache sizes of CPU 0 in bytes (sysfs, probed once; fallbacks 1 MiB / 32 MiB). */
 size_t tk_cache_l2_bytes(void);

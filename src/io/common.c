@@ -10,16 +10,6 @@
 #include <time.h>
 #include <unistd.h>
 
-size_t tk_dtype_row_bytes(int32_t dtype, size_t dim) {
-    size_t es = tk_dtype_size(dtype), b;
-    if (es == 0 || tk_mul_overflow(dim, es, &b)) return 0;
-    if (dtype == TOKEMB_Q8_ROW) {
-        if (b > SIZE_MAX - 8) return 0;
-        b += 8;
-    }
-    return b;
-}
-
 int32_t tk_map_file(const char *fn, const char *path, tk_map *m) {
     if (!path) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: path is NULL", fn);
     if (!path[0]) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: path is empty", fn);

@@ -52,9 +52,6 @@ static inline uint32_t tk_le32(const uint8_t *p) {
 }
 static inline uint64_t tk_le64(const uint8_t *p) { return (uint64_t)tk_le32(p) | ((uint64_t)tk_le32(p + 4) << 32); }
 
-/* Bytes of storage one row of `dim` values of `dtype` occupies (Q8_ROW: dim + 8), 0 on overflow. */
-size_t tk_dtype_row_bytes(int32_t dtype, size_t dim);
-
 /* ---- parsers over memory (also the libFuzzer entry points) ---------------------------------- */
 /* A cursor over header text (the npy dict literal, the safetensors JSON). Errors name the file byte
  * offset (base + i), what was expected and what was found. */

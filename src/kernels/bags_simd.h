@@ -1,14 +1,5 @@
-/* bags_simd.h - the register-accumulating bag SUM / MEAN kernel, written once and instantiated per ISA.
- * Included by bags.c (only) after defining (and it undefines them at its end):
- *   TK_V            vector of TK_VW floats (__m256 / __m512)
- *   TK_VW           floats per vector (8 / 16)
- *   TK_VTARGET      the function target attribute
- *   TK_VFN(name)    name with the ISA suffix
- *   TK_VZERO(), TK_VSET1(f), TK_VADD(a, b), TK_VMUL(a, b), TK_VFMA(a, b, c) = a*b + c, TK_VDIV(a, b),
- *   TK_VLOADU(p), TK_VSTOREU(p, v), TK_VMASKLOAD(p, rem), TK_VMASKSTORE(p, rem, v)  (first rem < TK_VW lanes)
- *   TK_VLD_F16(p), TK_VLD_BF16(p), TK_VLD_Q8(p)  TK_VW elements at p widened to float (Q8: codes only)
- *   TK_VPART(p, nbytes)  the first nbytes (< 2 * TK_VW) at p in a raw vector, zeros beyond (reads no more)
- *   TK_VCVT_F16(raw), TK_VCVT_BF16(raw), TK_VCVT_Q8(raw)  TK_VW elements of a raw vector widened to float
+/* bags_simd.h - the register-accumulating bag SUM / MEAN kernel, written once against the vector
+ * vocabulary of kernels/simd.h and instantiated per ISA: bags.c includes it once per TK_VISA (avx2, avx512).
  * SUM / MEAN of one bag with the accumulators in registers: columns in blocks of 8, 4, 2 and 1 vectors,
  * then a tail; the bag's rows are walked once per block and the output is written once. Compact rows are
  * decoded in registers, so only their bytes come from memory. At dim 1024-4096 this measured 1.2-1.4x
@@ -55,8 +46,8 @@ TK_VTARGET TK_ALWAYS_INLINE TK_V TK_VFN(tk_bag_ld_tail)(const uint8_t *r, size_t
         const size_t pfd = tk_bag_pf_ahead((NV) * TK_VW, dt);                                                    \
         for (int k = 0; k < (NV); k++) a[k] = TK_VZERO();                                                        \
         for (size_t j = s; j < e; j++) {                                                                         \
-            if (j + pfd < e_all) tk_bag_pf(base + (size_t)tk_bid(ids, idw, j + pfd) * rb, c, (NV) * TK_VW, dt, dim); \
-            int64_t id = tk_bid(ids, idw, j);                                                                    \
+            if (j + pfd < e_all) tk_bag_pf(base + (size_t)tk_id_at(ids, idw, j + pfd) * rb, c, (NV) * TK_VW, dt, dim); \
+            int64_t id = tk_id_at(ids, idw, j);                                                                    \
             if (id == pad) continue;                                                                             \
             const uint8_t *r = base + (size_t)id * rb;                                                           \
             if (dt == TOKEMB_Q8_ROW) { /* torch's embedding_bag_byte: fma(w*scale, q, acc + w*bias) */          \
@@ -77,7 +68,7 @@ TK_VTARGET TK_ALWAYS_INLINE void TK_VFN(tk_bag_sum)(const uint8_t *base, size_t 
                                                     const void *ids, int idw, size_t s, size_t e, size_t e_all,
                                                     int mean, const float *psw, int kind, int64_t pad, float *o) {
     size_t cnt = 0;
-    for (size_t j = s; j < e; j++) cnt += tk_bid(ids, idw, j) != pad;
+    for (size_t j = s; j < e; j++) cnt += tk_id_at(ids, idw, j) != pad;
     const TK_V dv = TK_VSET1((float)(cnt > 0 ? cnt : 1));
     TK_V w = TK_VZERO();
     float qsf = 0.0f, qbf = 0.0f;
@@ -90,7 +81,7 @@ TK_VTARGET TK_ALWAYS_INLINE void TK_VFN(tk_bag_sum)(const uint8_t *base, size_t 
         const size_t rem = dim - c;
         TK_V a0 = TK_VZERO();
         for (size_t j = s; j < e; j++) {
-            int64_t id = tk_bid(ids, idw, j);
+            int64_t id = tk_id_at(ids, idw, j);
             if (id == pad) continue;
             const uint8_t *r = base + (size_t)id * rb;
             const TK_V x = TK_VFN(tk_bag_ld_tail)(r, c, rem, dt);
@@ -139,24 +130,3 @@ TK_VTARGET static void TK_VFN(tk_bags)(const uint8_t *base, size_t rb, int dt, s
     }
 }
 
-#undef TK_V
-#undef TK_VW
-#undef TK_VTARGET
-#undef TK_VFN
-#undef TK_VZERO
-#undef TK_VSET1
-#undef TK_VADD
-#undef TK_VMUL
-#undef TK_VFMA
-#undef TK_VDIV
-#undef TK_VLOADU
-#undef TK_VSTOREU
-#undef TK_VMASKLOAD
-#undef TK_VMASKSTORE
-#undef TK_VLD_F16
-#undef TK_VLD_BF16
-#undef TK_VLD_Q8
-#undef TK_VCVT_F16
-#undef TK_VCVT_BF16
-#undef TK_VCVT_Q8
-#undef TK_VPART

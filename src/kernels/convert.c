@@ -1,8 +1,8 @@
-/* convert.c - dtype conversions between float32 and the compact storage dtypes (F16, BF16,
- * FBGEMM-style Q8_ROW), portable C plus AVX2/F16C row decoders chosen at run time. */
-#include "convert.h"
-
-#include "common/common.h"
+/* convert.c - the storage dtypes: conversions between float32 and the compact dtypes (F16, BF16,
+ * FBGEMM-style Q8_ROW), their row decoders (portable and AVX2) and encoders, and the traits table. */
+#include "kernels/convert.h"
+#include "kernels/simd.h"
+#include "tokemb.h"
 
 #include <math.h>
 #include <string.h>
@@ -56,177 +56,93 @@ uint16_t tk_f32_to_bf16(float f) {
     return (uint16_t)(x >> 16);
 }
 
-/* ---- row decoders ----------------------------------------------------------------------------- */
+/* ---- row decoders and encoders ---------------------------------------------------------------- */
 
-static void tk_decode_f16_portable(const uint16_t *h, size_t dim, float *out) {
+static void tk_decode_f32(const void *row, size_t dim, float *out) { memcpy(out, row, dim * sizeof(float)); }
+static void tk_decode_f16(const void *row, size_t dim, float *out) {
+    const uint16_t *h = (const uint16_t *)row;
     for (size_t c = 0; c < dim; c++) out[c] = tk_f16_to_f32(h[c]);
 }
-static void tk_decode_bf16_portable(const uint16_t *h, size_t dim, float *out) {
+static void tk_decode_bf16(const void *row, size_t dim, float *out) {
+    const uint16_t *h = (const uint16_t *)row;
     for (size_t c = 0; c < dim; c++) out[c] = tk_bf16_to_f32(h[c]);
 }
-static void tk_decode_q8_portable(const uint8_t *q, size_t dim, float *out) {
+static void tk_decode_q8(const void *row, size_t dim, float *out) {
+    const uint8_t *q = (const uint8_t *)row;
     float scale, bias;
-    memcpy(&scale, q + dim, 4);
-    memcpy(&bias, q + dim + 4, 4);
-    for (size_t c = 0; c < dim; c++) {
-        float p = (float)q[c] * scale;
-        out[c] = p + bias;
-    }
+    tk_q8_scale_bias(q, dim, &scale, &bias);
+    for (size_t c = 0; c < dim; c++) out[c] = tk_q8_value(q[c], scale, bias);
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define TK_HAVE_X86 1
-
-__attribute__((target("avx2,f16c"))) static void tk_decode_f16_avx2(const uint16_t *h, size_t dim, float *out) {
+#if TK_X86
+#define TK_VISA avx2
+TK_VTARGET static void TK_VFN(tk_decode_f16)(const void *row, size_t dim, float *out) {
+    const uint16_t *h = (const uint16_t *)row;
     size_t c = 0;
-    for (; c + 8 <= dim; c += 8)
-        _mm256_storeu_ps(out + c, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(h + c))));
+    for (; c + TK_VW <= dim; c += TK_VW) TK_VSTOREU(out + c, TK_VLD_F16(h + c));
     for (; c < dim; c++) out[c] = tk_f16_to_f32(h[c]);
 }
 
-__attribute__((target("avx2"))) static void tk_decode_bf16_avx2(const uint16_t *h, size_t dim, float *out) {
+TK_VTARGET static void TK_VFN(tk_decode_bf16)(const void *row, size_t dim, float *out) {
+    const uint16_t *h = (const uint16_t *)row;
     size_t c = 0;
-    for (; c + 8 <= dim; c += 8) {
-        __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(h + c)));
-        _mm256_storeu_ps(out + c, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
-    }
+    for (; c + TK_VW <= dim; c += TK_VW) TK_VSTOREU(out + c, TK_VLD_BF16(h + c));
     for (; c < dim; c++) out[c] = tk_bf16_to_f32(h[c]);
 }
 
-__attribute__((target("avx2"))) static void tk_decode_q8_avx2(const uint8_t *q, size_t dim, float *out) {
+TK_VTARGET static void TK_VFN(tk_decode_q8)(const void *row, size_t dim, float *out) {
+    const uint8_t *q = (const uint8_t *)row;
     float scale, bias;
-    memcpy(&scale, q + dim, 4);
-    memcpy(&bias, q + dim + 4, 4);
-    const __m256 s = _mm256_set1_ps(scale), b = _mm256_set1_ps(bias);
+    tk_q8_scale_bias(q, dim, &scale, &bias);
+    const TK_V s = TK_VSET1(scale), b = TK_VSET1(bias);
     size_t c = 0;
-    for (; c + 8 <= dim; c += 8) {
-        __m128i b8 = _mm_loadl_epi64((const __m128i *)(const void *)(q + c));
-        __m256 v = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b8));
-        _mm256_storeu_ps(out + c, _mm256_add_ps(_mm256_mul_ps(v, s), b)); /* unfused, as the portable path */
-    }
-    for (; c < dim; c++) {
-        float p = (float)q[c] * scale;
-        out[c] = p + bias;
-    }
+    for (; c + TK_VW <= dim; c += TK_VW) TK_VSTOREU(out + c, TK_VADD(TK_VMUL(TK_VLD_Q8(q + c), s), b)); /* unfused */
+    for (; c < dim; c++) out[c] = tk_q8_value(q[c], scale, bias);
 }
-
-#include <cpuid.h>
-/* CPUID.1:ECX bit 29 (F16C); AVX state support is implied by tk_cpu_isa() >= AVX2. */
-#include <stdatomic.h>
-int tk_cpu_has_f16c(void) {
-    static atomic_int cached = -1;
-    int v = atomic_load_explicit(&cached, memory_order_relaxed);
-    if (v < 0) {
-        unsigned a, b, c, d;
-        v = (__get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29))) ? 1 : 0;
-        atomic_store_explicit(&cached, v, memory_order_relaxed);
-    }
-    return v;
-}
+#undef TK_VISA
+#define tk_decode_f32_avx2 tk_decode_f32 /* memcpy either way */
+#define TK_DECODERS(name) {name, name##_avx2, name##_avx2} /* no AVX-512 decoders: the AVX2 ones */
 #else
-int tk_cpu_has_f16c(void) { return 0; }
+#define TK_DECODERS(name) {name, name, name}
 #endif
 
-static void tk_decode_f32(const void *row, size_t dim, float *out) { memcpy(out, row, dim * sizeof(float)); }
-static void tk_decode_f16_p(const void *row, size_t dim, float *out) { tk_decode_f16_portable((const uint16_t *)row, dim, out); }
-static void tk_decode_bf16_p(const void *row, size_t dim, float *out) { tk_decode_bf16_portable((const uint16_t *)row, dim, out); }
-static void tk_decode_q8_p(const void *row, size_t dim, float *out) { tk_decode_q8_portable((const uint8_t *)row, dim, out); }
-#ifdef TK_HAVE_X86
-static void tk_decode_f16_a(const void *row, size_t dim, float *out) { tk_decode_f16_avx2((const uint16_t *)row, dim, out); }
-static void tk_decode_bf16_a(const void *row, size_t dim, float *out) { tk_decode_bf16_avx2((const uint16_t *)row, dim, out); }
-static void tk_decode_q8_a(const void *row, size_t dim, float *out) { tk_decode_q8_avx2((const uint8_t *)row, dim, out); }
-#endif
-
-tk_row_decoder_fn tk_row_decoder(int32_t dtype) {
-#ifdef TK_HAVE_X86
-    const int avx2 = tk_cpu_isa() >= TK_ISA_AVX2;
-    switch (dtype) {
-    case TOKEMB_F16: return avx2 && tk_cpu_has_f16c() ? tk_decode_f16_a : tk_decode_f16_p;
-    case TOKEMB_BF16: return avx2 ? tk_decode_bf16_a : tk_decode_bf16_p;
-    case TOKEMB_Q8_ROW: return avx2 ? tk_decode_q8_a : tk_decode_q8_p;
-    default: return tk_decode_f32;
+static void tk_encode_f32(const float *src, size_t dim, void *row) { memmove(row, src, dim * sizeof(float)); }
+static void tk_encode_f16(const float *src, size_t dim, void *row) {
+    uint16_t *h = (uint16_t *)row;
+    for (size_t c = 0; c < dim; c++) h[c] = tk_f32_to_f16(src[c]);
+}
+static void tk_encode_bf16(const float *src, size_t dim, void *row) {
+    uint16_t *h = (uint16_t *)row;
+    for (size_t c = 0; c < dim; c++) h[c] = tk_f32_to_bf16(src[c]);
+}
+static void tk_encode_q8(const float *src, size_t dim, void *row) {
+    uint8_t *q = (uint8_t *)row;
+    float mn = src[0], mx = src[0];
+    for (size_t c = 1; c < dim; c++) {
+        if (src[c] < mn) mn = src[c];
+        if (src[c] > mx) mx = src[c];
     }
-#else
-    switch (dtype) {
-    case TOKEMB_F16: return tk_decode_f16_p;
-    case TOKEMB_BF16: return tk_decode_bf16_p;
-    case TOKEMB_Q8_ROW: return tk_decode_q8_p;
-    default: return tk_decode_f32;
+    const float range = mx - mn;
+    const float scale = range / 255.0f;
+    const float inv = 255.0f / (range + 1e-8f);
+    for (size_t c = 0; c < dim; c++) {
+        long v = lrintf((src[c] - mn) * inv);
+        q[c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
     }
-#endif
+    memcpy(q + dim, &scale, 4);
+    memcpy(q + dim + 4, &mn, 4);
 }
 
-void tk_row_decode(int32_t dtype, const void *row, size_t dim, float *out) {
-#ifdef TK_HAVE_X86
-    const int avx2 = tk_cpu_isa() >= TK_ISA_AVX2;
-#else
-    const int avx2 = 0;
-#endif
-    switch (dtype) {
-    case TOKEMB_F32: memcpy(out, row, dim * sizeof(float)); return;
-    case TOKEMB_F16:
-#ifdef TK_HAVE_X86
-        if (avx2 && tk_cpu_has_f16c()) {
-            tk_decode_f16_avx2((const uint16_t *)row, dim, out);
-            return;
-        }
-#endif
-        tk_decode_f16_portable((const uint16_t *)row, dim, out);
-        return;
-    case TOKEMB_BF16:
-#ifdef TK_HAVE_X86
-        if (avx2) {
-            tk_decode_bf16_avx2((const uint16_t *)row, dim, out);
-            return;
-        }
-#endif
-        tk_decode_bf16_portable((const uint16_t *)row, dim, out);
-        return;
-    case TOKEMB_Q8_ROW:
-#ifdef TK_HAVE_X86
-        if (avx2) {
-            tk_decode_q8_avx2((const uint8_t *)row, dim, out);
-            return;
-        }
-#endif
-        tk_decode_q8_portable((const uint8_t *)row, dim, out);
-        return;
-    default: (void)avx2; return;
-    }
-}
+/* ---- the traits table ----------------------------------------------------------------------------- */
+
+#define TK_DT_TRAITS(e, name, sfx, esize, extra) [e] = {name, esize, extra, TK_DECODERS(tk_decode_##sfx), tk_encode_##sfx},
+const tk_dtype_traits tk_dtype_traits_table[TK_DTYPE_COUNT] = {TK_DTYPES(TK_DT_TRAITS)};
+#undef TK_DT_TRAITS
+
+tk_row_decoder_fn tk_row_decoder(int32_t dtype) { return tk_dtype_traits_table[dtype].decode[tk_cpu_isa()]; }
+
+void tk_row_decode(int32_t dtype, const void *row, size_t dim, float *out) { tk_row_decoder(dtype)(row, dim, out); }
 
 void tk_row_encode(int32_t dtype, const float *src, size_t dim, void *row) {
-    switch (dtype) {
-    case TOKEMB_F32: memmove(row, src, dim * sizeof(float)); return;
-    case TOKEMB_F16: {
-        uint16_t *h = (uint16_t *)row;
-        for (size_t c = 0; c < dim; c++) h[c] = tk_f32_to_f16(src[c]);
-        return;
-    }
-    case TOKEMB_BF16: {
-        uint16_t *h = (uint16_t *)row;
-        for (size_t c = 0; c < dim; c++) h[c] = tk_f32_to_bf16(src[c]);
-        return;
-    }
-    case TOKEMB_Q8_ROW: {
-        uint8_t *q = (uint8_t *)row;
-        float mn = src[0], mx = src[0];
-        for (size_t c = 1; c < dim; c++) {
-            if (src[c] < mn) mn = src[c];
-            if (src[c] > mx) mx = src[c];
-        }
-        const float range = mx - mn;
-        const float scale = range / 255.0f;
-        const float inv = 255.0f / (range + 1e-8f);
-        for (size_t c = 0; c < dim; c++) {
-            long v = lrintf((src[c] - mn) * inv);
-            q[c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-        }
-        memcpy(q + dim, &scale, 4);
-        memcpy(q + dim + 4, &mn, 4);
-        return;
-    }
-    default: return;
-    }
+    tk_dtype_traits_table[dtype].encode(src, dim, row);
 }

@@ -12,17 +12,8 @@
  *  - optional non-temporal stores (TK_GATHER_NT) bypass the cache for large outputs, then sfence;
  *  - 32-bit ids are read as 32-bit (half the index traffic), not widened in a copy.
  * The library is compiled for baseline x86-64; the SIMD bodies use __attribute__((target)). */
-#include "kernels.h"
-#include "common/common.h"
-
-#include <string.h>
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define TK_X86 1
-#else
-#define TK_X86 0
-#endif
+#include "kernels/kernels.h"
+#include "kernels/simd.h"
 
 /* Software prefetch budget per thread: rows are prefetched `ahead` = min(16, TK_PF_BUDGET / row) rows
  * ahead (at least 1), each only up to its first TK_PF_ROW_CAP bytes (the hardware prefetcher follows the
@@ -31,8 +22,6 @@
 #define TK_PF_BUDGET 8192u
 #define TK_PF_ROW_CAP 1024u
 #define TK_PF_MAX_ROWS 16u
-
-#define TK_ALWAYS_INLINE static inline __attribute__((always_inline))
 
 /* Prefetch plan for a row of `bytes`: rows ahead and bytes prefetched per row (0: no prefetch). */
 TK_ALWAYS_INLINE void tk_pf_plan(size_t bytes, unsigned flags, size_t *ahead, size_t *pf_bytes) {
@@ -50,11 +39,7 @@ TK_ALWAYS_INLINE void tk_pf_plan(size_t bytes, unsigned flags, size_t *ahead, si
 }
 
 /* Prefetch into L1 when the table fits the last-level cache (TK_GATHER_PF_NEAR), into L2 otherwise. */
-#define TK_PF(p) (near ? __builtin_prefetch(p, 0, 3) : __builtin_prefetch(p, 0, TK_PF_LOC))
-TK_ALWAYS_INLINE void tk_pf_row(const float *row, size_t pf_bytes, int near) {
-    const char *p = (const char *)row;
-    for (size_t o = 0; o < pf_bytes; o += 64) TK_PF(p + o);
-}
+#define TK_PF(p) tk_prefetch(p, near)
 
 /* ---- row copies ---------------------------------------------------------------------------------- */
 
@@ -62,20 +47,11 @@ TK_ALWAYS_INLINE void tk_copy_portable(float *d, const float *s, size_t dim) { m
 
 #if TK_X86
 /* Non-temporal copy, SSE2 (baseline): 4-byte movnti up to a 16-byte boundary, movntps, movnti tail. */
-TK_ALWAYS_INLINE void tk_copy_nt_sse2(float *d, const float *s, size_t dim) {
+TK_ALWAYS_INLINE void tk_copy_nt_portable(float *d, const float *s, size_t dim) {
     size_t c = 0;
-    while (c < dim && ((uintptr_t)(d + c) & 15u)) {
-        int v;
-        memcpy(&v, s + c, 4);
-        _mm_stream_si32((int *)(d + c), v);
-        c++;
-    }
+    for (; c < dim && ((uintptr_t)(d + c) & 15u); c++) tk_stream_f32(d + c, s + c);
     for (; c + 4 <= dim; c += 4) _mm_stream_ps(d + c, _mm_loadu_ps(s + c));
-    for (; c < dim; c++) {
-        int v;
-        memcpy(&v, s + c, 4);
-        _mm_stream_si32((int *)(d + c), v);
-    }
+    for (; c < dim; c++) tk_stream_f32(d + c, s + c);
 }
 
 /* Rows of 4 KiB and more go to memcpy: glibc's `rep movsb` path (ERMS/FSRM) writes whole lines without
@@ -83,7 +59,7 @@ TK_ALWAYS_INLINE void tk_copy_nt_sse2(float *d, const float *s, size_t dim) {
  * 0.99-1.1x memcpy against 0.7-0.85x with the vector loop; at 1-2 KiB rows memcpy was slower). */
 #define TK_MEMCPY_MIN_DIM 1024u
 
-__attribute__((target("avx2"))) TK_ALWAYS_INLINE void tk_copy_avx2(float *d, const float *s, size_t dim) {
+TK_TARGET(avx2) TK_ALWAYS_INLINE void tk_copy_avx2(float *d, const float *s, size_t dim) {
     if (dim < 8 || dim >= TK_MEMCPY_MIN_DIM) {
         memcpy(d, s, dim * sizeof(float));
         return;
@@ -101,14 +77,9 @@ __attribute__((target("avx2"))) TK_ALWAYS_INLINE void tk_copy_avx2(float *d, con
     if (c < dim) _mm256_storeu_ps(d + dim - 8, _mm256_loadu_ps(s + dim - 8)); /* overlapping last vector */
 }
 
-__attribute__((target("avx2"))) TK_ALWAYS_INLINE void tk_copy_nt_avx2(float *d, const float *s, size_t dim) {
+TK_TARGET(avx2) TK_ALWAYS_INLINE void tk_copy_nt_avx2(float *d, const float *s, size_t dim) {
     size_t c = 0;
-    while (c < dim && ((uintptr_t)(d + c) & 31u)) {
-        int v;
-        memcpy(&v, s + c, 4);
-        _mm_stream_si32((int *)(d + c), v);
-        c++;
-    }
+    for (; c < dim && ((uintptr_t)(d + c) & 31u); c++) tk_stream_f32(d + c, s + c);
     for (; c + 32 <= dim; c += 32) {
         __m256 a = _mm256_loadu_ps(s + c), b = _mm256_loadu_ps(s + c + 8);
         __m256 e = _mm256_loadu_ps(s + c + 16), f = _mm256_loadu_ps(s + c + 24);
@@ -118,14 +89,10 @@ __attribute__((target("avx2"))) TK_ALWAYS_INLINE void tk_copy_nt_avx2(float *d, 
         _mm256_stream_ps(d + c + 24, f);
     }
     for (; c + 8 <= dim; c += 8) _mm256_stream_ps(d + c, _mm256_loadu_ps(s + c));
-    for (; c < dim; c++) {
-        int v;
-        memcpy(&v, s + c, 4);
-        _mm_stream_si32((int *)(d + c), v);
-    }
+    for (; c < dim; c++) tk_stream_f32(d + c, s + c);
 }
 
-__attribute__((target("avx512f"))) TK_ALWAYS_INLINE void tk_copy_avx512(float *d, const float *s, size_t dim) {
+TK_TARGET(avx512) TK_ALWAYS_INLINE void tk_copy_avx512(float *d, const float *s, size_t dim) {
     if (dim >= TK_MEMCPY_MIN_DIM) {
         memcpy(d, s, dim * sizeof(float));
         return;
@@ -146,25 +113,14 @@ __attribute__((target("avx512f"))) TK_ALWAYS_INLINE void tk_copy_avx512(float *d
     }
 }
 
-__attribute__((target("avx512f"))) TK_ALWAYS_INLINE void tk_copy_nt_avx512(float *d, const float *s, size_t dim) {
+TK_TARGET(avx512) TK_ALWAYS_INLINE void tk_copy_nt_avx512(float *d, const float *s, size_t dim) {
     size_t c = 0;
-    while (c < dim && ((uintptr_t)(d + c) & 63u)) {
-        int v;
-        memcpy(&v, s + c, 4);
-        _mm_stream_si32((int *)(d + c), v);
-        c++;
-    }
+    for (; c < dim && ((uintptr_t)(d + c) & 63u); c++) tk_stream_f32(d + c, s + c);
     for (; c + 16 <= dim; c += 16) _mm512_stream_ps(d + c, _mm512_loadu_ps(s + c));
-    for (; c < dim; c++) {
-        int v;
-        memcpy(&v, s + c, 4);
-        _mm_stream_si32((int *)(d + c), v);
-    }
+    for (; c < dim; c++) tk_stream_f32(d + c, s + c);
 }
-#define TK_SFENCE() _mm_sfence()
 #else
-#define tk_copy_nt_sse2 tk_copy_portable
-#define TK_SFENCE() ((void)0)
+#define tk_copy_nt_portable tk_copy_portable
 #endif
 
 /* ---- the kernel body, instantiated once per (ISA, id type) ---------------------------------------- */
@@ -192,16 +148,17 @@ __attribute__((target("avx512f"))) TK_ALWAYS_INLINE void tk_copy_nt_avx512(float
         return;                                                                                                \
     }
 
-#define TK_DEFINE_GATHER(NAME, ATTR, IDT, COPY, COPY_NT)                                                       \
-    ATTR static void NAME(const float *table, size_t rs, const IDT *id, size_t n, size_t dim, float *out,      \
-                          size_t os, unsigned flags) {                                                         \
+/* tk_gather_<isa>_<IDT>: the gather with the ISA's row copies, for ids of type IDT. */
+#define TK_DEFINE_GATHER(isa, IDT)                                                                             \
+    TK_TARGET(isa) static void tk_gather_##isa##_##IDT(const float *table, size_t rs, const IDT *id, size_t n, \
+                                                       size_t dim, float *out, size_t os, unsigned flags) {    \
         size_t ahead, pfb;                                                                                     \
         const int near = (flags & TK_GATHER_PF_NEAR) != 0;                                                     \
         tk_pf_plan(dim * sizeof(float), flags, &ahead, &pfb);                                                  \
         if (flags & TK_GATHER_NT) {                                                                            \
             for (size_t i = 0; i < n; i++) {                                                                   \
-                if (ahead && i + ahead < n) tk_pf_row(table + (size_t)id[i + ahead] * rs, pfb, near);                \
-                COPY_NT(out + i * os, table + (size_t)id[i] * rs, dim);                                        \
+                if (ahead && i + ahead < n) tk_prefetch_bytes(table + (size_t)id[i + ahead] * rs, pfb, near);          \
+                tk_copy_nt_##isa(out + i * os, table + (size_t)id[i] * rs, dim);                                        \
             }                                                                                                  \
             TK_SFENCE();                                                                                       \
             return;                                                                                            \
@@ -220,55 +177,26 @@ __attribute__((target("avx512f"))) TK_ALWAYS_INLINE void tk_copy_nt_avx512(float
         default: break;                                                                                        \
         }                                                                                                      \
         for (size_t i = 0; i < n; i++) {                                                                       \
-            if (ahead && i + ahead < n) tk_pf_row(table + (size_t)id[i + ahead] * rs, pfb, near);                    \
-            COPY(out + i * os, table + (size_t)id[i] * rs, dim);                                               \
+            if (ahead && i + ahead < n) tk_prefetch_bytes(table + (size_t)id[i + ahead] * rs, pfb, near);              \
+            tk_copy_##isa(out + i * os, table + (size_t)id[i] * rs, dim);                                               \
         }                                                                                                      \
     }
 
-TK_DEFINE_GATHER(tk_gather_portable_i64, , int64_t, tk_copy_portable, tk_copy_nt_sse2)
-TK_DEFINE_GATHER(tk_gather_portable_i32, , int32_t, tk_copy_portable, tk_copy_nt_sse2)
-
-void tk_gather_f32_portable(const float *table, size_t row_stride, const void *ids, int id_width, size_t n,
-                            size_t dim, float *out, size_t out_stride, unsigned flags) {
-    if (id_width == 8) tk_gather_portable_i64(table, row_stride, (const int64_t *)ids, n, dim, out, out_stride, flags);
-    else tk_gather_portable_i32(table, row_stride, (const int32_t *)ids, n, dim, out, out_stride, flags);
-}
-
-#if TK_X86
-#define TK_AVX2 __attribute__((target("avx2")))
-#define TK_AVX512 __attribute__((target("avx512f")))
-TK_DEFINE_GATHER(tk_gather_avx2_i64, TK_AVX2, int64_t, tk_copy_avx2, tk_copy_nt_avx2)
-TK_DEFINE_GATHER(tk_gather_avx2_i32, TK_AVX2, int32_t, tk_copy_avx2, tk_copy_nt_avx2)
-TK_DEFINE_GATHER(tk_gather_avx512_i64, TK_AVX512, int64_t, tk_copy_avx512, tk_copy_nt_avx512)
-TK_DEFINE_GATHER(tk_gather_avx512_i32, TK_AVX512, int32_t, tk_copy_avx512, tk_copy_nt_avx512)
-
-void tk_gather_f32_avx2(const float *table, size_t row_stride, const void *ids, int id_width, size_t n, size_t dim,
-                        float *out, size_t out_stride, unsigned flags) {
-    if (id_width == 8) tk_gather_avx2_i64(table, row_stride, (const int64_t *)ids, n, dim, out, out_stride, flags);
-    else tk_gather_avx2_i32(table, row_stride, (const int32_t *)ids, n, dim, out, out_stride, flags);
-}
-
-void tk_gather_f32_avx512(const float *table, size_t row_stride, const void *ids, int id_width, size_t n,
-                          size_t dim, float *out, size_t out_stride, unsigned flags) {
-    if (id_width == 8) tk_gather_avx512_i64(table, row_stride, (const int64_t *)ids, n, dim, out, out_stride, flags);
-    else tk_gather_avx512_i32(table, row_stride, (const int32_t *)ids, n, dim, out, out_stride, flags);
-}
-#endif
+/* tk_gather_f32_<isa>: the variant for 32- or 64-bit ids. */
+#define TK_DEFINE_GATHER_F32(isa, _)                                                                           \
+    TK_DEFINE_GATHER(isa, int64_t)                                                                             \
+    TK_DEFINE_GATHER(isa, int32_t)                                                                             \
+    void tk_gather_f32_##isa(const float *table, size_t row_stride, const void *ids, int id_width, size_t n,   \
+                             size_t dim, float *out, size_t out_stride, unsigned flags) {                      \
+        if (id_width == 8)                                                                                     \
+            tk_gather_##isa##_int64_t(table, row_stride, (const int64_t *)ids, n, dim, out, out_stride, flags); \
+        else tk_gather_##isa##_int32_t(table, row_stride, (const int32_t *)ids, n, dim, out, out_stride, flags); \
+    }
+TK_PER_ISA(TK_DEFINE_GATHER_F32, _)
 
 void tk_gather_f32_ex(const float *table, size_t row_stride, const void *ids, int id_width, size_t n, size_t dim,
                       float *out, size_t out_stride, unsigned flags) {
-#if TK_X86
-    int isa = tk_cpu_isa();
-    if (isa >= TK_ISA_AVX512) {
-        tk_gather_f32_avx512(table, row_stride, ids, id_width, n, dim, out, out_stride, flags);
-        return;
-    }
-    if (isa >= TK_ISA_AVX2) {
-        tk_gather_f32_avx2(table, row_stride, ids, id_width, n, dim, out, out_stride, flags);
-        return;
-    }
-#endif
-    tk_gather_f32_portable(table, row_stride, ids, id_width, n, dim, out, out_stride, flags);
+    TK_ISA_PICK(tk_gather_f32, tk_cpu_isa())(table, row_stride, ids, id_width, n, dim, out, out_stride, flags);
 }
 
 void tk_gather_f32(const float *table, size_t row_stride, const void *ids, int id_width, size_t n, size_t dim,
@@ -280,31 +208,24 @@ void tk_gather_f32(const float *table, size_t row_stride, const void *ids, int i
 
 #define TK_IDS_BLOCK 2048u
 
-/* 1 if any id of the block is outside [0, lim): one unsigned compare per id catches negatives too. */
-#define TK_DEFINE_IDS_SCAN(NAME, ATTR)                                                                        \
-    ATTR static int NAME##_i64(const int64_t *p, size_t n, uint64_t lim) {                                   \
+/* 1 if any id of the block is outside [0, lim): one unsigned compare per id catches negatives too
+ * (vectorised by the compiler in the AVX2 variant). */
+#define TK_DEFINE_IDS_SCAN(isa, _)                                                                            \
+    TK_TARGET(isa) static int tk_ids_scan_i64_##isa(const int64_t *p, size_t n, uint64_t lim) {               \
         uint64_t bad = 0;                                                                                     \
         for (size_t k = 0; k < n; k++) bad |= (uint64_t)((uint64_t)p[k] >= lim);                              \
         return bad != 0;                                                                                      \
     }                                                                                                         \
-    ATTR static int NAME##_i32(const int32_t *p, size_t n, uint32_t lim) {                                   \
+    TK_TARGET(isa) static int tk_ids_scan_i32_##isa(const int32_t *p, size_t n, uint32_t lim) {               \
         uint32_t bad = 0;                                                                                     \
         for (size_t k = 0; k < n; k++) bad |= (uint32_t)((uint32_t)p[k] >= lim);                              \
         return bad != 0;                                                                                      \
     }
-
-TK_DEFINE_IDS_SCAN(tk_ids_scan_portable, )
-#if TK_X86
-TK_DEFINE_IDS_SCAN(tk_ids_scan_avx2, TK_AVX2)
-#endif
+TK_PER_ISA_AVX2(TK_DEFINE_IDS_SCAN, _)
 
 size_t tk_ids_first_bad(const void *ids, int id_width, size_t n, int64_t rows) {
     if (rows <= 0) return n ? 0 : n;
-#if TK_X86
-    const int avx2 = tk_cpu_isa() >= TK_ISA_AVX2;
-#else
-    const int avx2 = 0;
-#endif
+    const int isa = tk_cpu_isa();
     /* int32 ids against rows >= 2^31: every non-negative int32 is valid, so compare with 2^31 */
     const uint32_t lim32 = rows >= ((int64_t)1 << 31) ? (uint32_t)1 << 31 : (uint32_t)rows;
     for (size_t i = 0; i < n; i += TK_IDS_BLOCK) {
@@ -312,22 +233,14 @@ size_t tk_ids_first_bad(const void *ids, int id_width, size_t n, int64_t rows) {
         int bad;
         if (id_width == 8) {
             const int64_t *p = (const int64_t *)ids + i;
-#if TK_X86
-            bad = avx2 ? tk_ids_scan_avx2_i64(p, m, (uint64_t)rows) : tk_ids_scan_portable_i64(p, m, (uint64_t)rows);
-#else
-            bad = tk_ids_scan_portable_i64(p, m, (uint64_t)rows);
-#endif
+            bad = TK_ISA_PICK_AVX2(tk_ids_scan_i64, isa)(p, m, (uint64_t)rows);
         } else {
             const int32_t *p = (const int32_t *)ids + i;
-#if TK_X86
-            bad = avx2 ? tk_ids_scan_avx2_i32(p, m, lim32) : tk_ids_scan_portable_i32(p, m, lim32);
-#else
-            bad = tk_ids_scan_portable_i32(p, m, lim32);
-#endif
+            bad = TK_ISA_PICK_AVX2(tk_ids_scan_i32, isa)(p, m, lim32);
         }
         if (bad)
             for (size_t k = i; k < i + m; k++) {
-                int64_t id = id_width == 8 ? ((const int64_t *)ids)[k] : (int64_t)((const int32_t *)ids)[k];
+                int64_t id = tk_id_at(ids, id_width, k);
                 if (id < 0 || id >= rows) return k;
             }
     }

@@ -6,13 +6,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Locality hint of the software prefetches of random table rows (lookup, bags): 2 = prefetcht1, into L2.
- * On the Zen 4 VM prefetcht0 (3) of 16 rows ahead filled the L1 miss buffers: bags D=256 L=20 ran at
- * 0.65x memcpy with it and 0.96-1.17x with prefetcht1; lookup D=256 at 0.81-0.88x against 0.89-1.02x. */
-#ifndef TK_PF_LOC
-#define TK_PF_LOC 2
-#endif
-
 /* out[i*out_stride + c] = table[id_i*row_stride + c] for i in [0, n), c in [0, dim).
  * ids are id_width (4 or 8) bytes wide and already in range. */
 void tk_gather_f32(const float *table, size_t row_stride, const void *ids, int id_width, size_t n, size_t dim,

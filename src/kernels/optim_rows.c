@@ -1,11 +1,9 @@
 /* optim_rows.c - fused per-row optimizer updates over unique rows (one row per unit of work, so any
  * partition gives the same bits). Formulas and rounding follow docs/training.md. */
-#include "train_kernels.h"
-#include "common/common.h"
+#include "kernels/train_kernels.h"
+#include "kernels/simd.h"
 
 #include <math.h>
-
-#define TK_ALWAYS_INLINE static inline __attribute__((always_inline))
 
 TK_ALWAYS_INLINE void tk_optim_body(const tk_optim_args *a, size_t u0, size_t u1) {
     const size_t dim = a->dim;
@@ -64,20 +62,9 @@ TK_ALWAYS_INLINE void tk_optim_body(const tk_optim_args *a, size_t u0, size_t u1
     }
 }
 
-static void tk_optim_portable(const tk_optim_args *a, size_t u0, size_t u1) { tk_optim_body(a, u0, u1); }
-
-#if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target("avx2,fma"))) static void tk_optim_avx2(const tk_optim_args *a, size_t u0, size_t u1) {
-    tk_optim_body(a, u0, u1);
-}
-#endif
+/* tk_optim_portable and tk_optim_avx2: the same body, compiled per ISA */
+TK_PER_ISA_AVX2(TK_DEFINE_ISA_FN, tk_optim, (const tk_optim_args *a, size_t u0, size_t u1), (a, u0, u1))
 
 void tk_optim_rows_f32(const tk_optim_args *a, size_t u0, size_t u1) {
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (tk_cpu_isa() >= TK_ISA_AVX2) {
-        tk_optim_avx2(a, u0, u1);
-        return;
-    }
-#endif
-    tk_optim_portable(a, u0, u1);
+    TK_ISA_PICK_AVX2(tk_optim, tk_cpu_isa())(a, u0, u1);
 }

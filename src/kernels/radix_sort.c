@@ -1,7 +1,8 @@
 /* radix_sort.c - stable LSD radix sort of (id, position) pairs and segment discovery: the first half of
  * the deterministic scatter-add (see docs/training.md). Cost O(n * passes) with passes = ceil(bits of
  * (rows-1) / 11), e.g. 2 passes for a 128k vocabulary; never O(rows). */
-#include "train_kernels.h"
+#include "kernels/train_kernels.h"
+#include "kernels/simd.h"
 
 #include <string.h>
 
@@ -23,7 +24,7 @@ size_t tk_sort_ids(const void *ids, int id_width, size_t n, int64_t rows, int64_
     int sorted = 1;
     uint64_t prev = 0;
     for (size_t i = 0; i < n; i++) {
-        int64_t id = id_width == 8 ? ((const int64_t *)ids)[i] : (int64_t)((const int32_t *)ids)[i];
+        int64_t id = tk_id_at(ids, id_width, i);
         if (id == skip_id) continue;
         uint64_t k = (uint64_t)id;
         if (k < prev) sorted = 0;

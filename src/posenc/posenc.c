@@ -10,30 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *tk_pe_kind_name(int kind) {
-    switch (kind) {
-    case TK_PE_SINUSOIDAL: return "sinusoidal";
-    case TK_PE_LEARNED: return "learned";
-    case TK_PE_ROPE: return "RoPE";
-    case TK_PE_ALIBI: return "ALiBi";
-    case TK_PE_T5: return "T5";
-    case TK_PE_SHAW: return "Shaw";
-    default: return "unknown";
-    }
-}
+/* The absolute families: no parameters. */
+static const tk_pe_family tk_pe_sinusoidal = {TK_PE_SINUSOIDAL, "sinusoidal", NULL, NULL, NULL, NULL, NULL};
+static const tk_pe_family tk_pe_learned = {TK_PE_LEARNED, "learned", NULL, NULL, NULL, NULL, NULL};
 
-tokemb_posenc *tk_pe_new(int kind) {
+tokemb_posenc *tk_pe_new(const tk_pe_family *family) {
     tokemb_posenc *pe = (tokemb_posenc *)tk_calloc(1, sizeof *pe);
     if (!pe) return NULL;
-    pe->kind = kind;
-    pe->factor = 1.0;
-    pe->beta_fast = 32.0;
-    pe->beta_slow = 1.0;
-    pe->low_freq_factor = 1.0;
-    pe->high_freq_factor = 4.0;
-    pe->truncate = 1;
-    pe->causal = 1;
-    pe->max_bias = 8.0;
+    pe->kind = family->kind;
+    pe->family = family;
     return pe;
 }
 
@@ -68,7 +53,7 @@ int32_t tokemb_posenc_create_sinusoidal(int64_t dim, double base, int32_t layout
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: dim = %lld: CONCAT_T2T needs dim >= 2 (h = dim/2 >= 1)", fn,
                         (long long)dim);
     size_t npair = (size_t)((dim + 1) / 2);
-    tokemb_posenc *pe = tk_pe_new(TK_PE_SINUSOIDAL);
+    tokemb_posenc *pe = tk_pe_new(&tk_pe_sinusoidal);
     double *freq = (double *)tk_malloc(npair * sizeof(double));
     if (!pe || !freq) {
         tk_free(pe);
@@ -144,7 +129,7 @@ int32_t tokemb_posenc_create_learned(int64_t max_len, int64_t dim, tokemb_posenc
     tokemb_table *t = NULL;
     int32_t st = tk_pe_table_create(fn, max_len, dim, &t);
     if (st) return st;
-    tokemb_posenc *pe = tk_pe_new(TK_PE_LEARNED);
+    tokemb_posenc *pe = tk_pe_new(&tk_pe_learned);
     if (!pe) {
         tokemb_table_free(t);
         return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate the encoder", fn);
@@ -203,7 +188,7 @@ static int32_t tk_check_additive(const char *fn, const tokemb_posenc *pe) {
     if (!pe) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: encoder is NULL", fn);
     if (pe->kind != TK_PE_SINUSOIDAL && pe->kind != TK_PE_LEARNED)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: needs a sinusoidal or learned encoder, this one is %s", fn,
-                        tk_pe_kind_name(pe->kind));
+                        pe->family->name);
     if (pe->kind == TK_PE_LEARNED && pe->table->dtype != TOKEMB_F32)
         return tk_error(TOKEMB_UNSUPPORTED, "%s: the learned table is not F32", fn);
     return TOKEMB_OK;
@@ -334,7 +319,7 @@ int32_t tokemb_embed_backward(const tokemb_table *tok, const tokemb_posenc *pe, 
     if (st) return st;
     if (grad_pe && (!pe || pe->kind != TK_PE_LEARNED))
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: grad_pe is given but the encoder is %s (only learned has one)",
-                        fn, pe ? tk_pe_kind_name(pe->kind) : "NULL");
+                        fn, pe ? pe->family->name : "NULL");
     if (n == 0) return TOKEMB_OK;
     if ((st = tk_check_ids(fn, ids, 8, n, tok->rows))) return st;
     const size_t dim = (size_t)tok->dim;
@@ -360,137 +345,6 @@ int32_t tokemb_embed_backward(const tokemb_table *tok, const tokemb_posenc *pe, 
                 float *dst = grad_pe + (size_t)(start_pos + (int64_t)s) * dim;
                 for (size_t k = 0; k < dim; k++) dst[k] += g[k];
             }
-    }
-    return TOKEMB_OK;
-}
-
-/* ---- parameters --------------------------------------------------------------------------------- */
-
-static int32_t tk_param_family(const char *fn, const tokemb_posenc *pe, int32_t param, int *is_f64) {
-    if (!pe) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: encoder is NULL", fn);
-    int fam;
-    switch (param) {
-    case TOKEMB_ROPE_SCALING: case TOKEMB_ROPE_ORIGINAL_MAX_POS: case TOKEMB_ROPE_TRUNCATE:
-    case TOKEMB_ROPE_SEQ_LEN:
-        fam = TK_PE_ROPE; *is_f64 = 0; break;
-    case TOKEMB_ROPE_FACTOR: case TOKEMB_ROPE_BETA_FAST: case TOKEMB_ROPE_BETA_SLOW:
-    case TOKEMB_ROPE_LOW_FREQ_FACTOR: case TOKEMB_ROPE_HIGH_FREQ_FACTOR:
-    case TOKEMB_ROPE_ATTN_FACTOR: case TOKEMB_ROPE_MSCALE: case TOKEMB_ROPE_MSCALE_ALL_DIM:
-        fam = TK_PE_ROPE; *is_f64 = 1; break;
-    case TOKEMB_ALIBI_CAUSAL: fam = TK_PE_ALIBI; *is_f64 = 0; break;
-    case TOKEMB_ALIBI_MAX_BIAS: fam = TK_PE_ALIBI; *is_f64 = 1; break;
-    default: return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: unknown parameter %d", fn, (int)param);
-    }
-    if (pe->kind != fam)
-        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: parameter %d belongs to %s encoders, this one is %s", fn,
-                        (int)param, tk_pe_kind_name(fam), tk_pe_kind_name(pe->kind));
-    return TOKEMB_OK;
-}
-
-int32_t tokemb_posenc_set_param(tokemb_posenc *pe, int32_t param, int64_t value) {
-    static const char fn[] = "tokemb_posenc_set_param";
-    int f64 = 0;
-    int32_t st = tk_param_family(fn, pe, param, &f64);
-    if (st) return st;
-    if (f64) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: parameter %d is a double (use _set_param_f64)", fn, (int)param);
-    switch (param) {
-    case TOKEMB_ROPE_SCALING:
-        if (value < TOKEMB_ROPE_SCALING_NONE || value > TOKEMB_ROPE_SCALING_LONGROPE)
-            return tk_error(TOKEMB_INVALID_ARGUMENT,
-                            "%s: unknown RoPE scaling %lld (NONE 0, LINEAR 1, DYNAMIC 2, YARN 3, LLAMA3 4, LONGROPE 5)",
-                            fn, (long long)value);
-        pe->scaling = (int32_t)value;
-        break;
-    case TOKEMB_ROPE_ORIGINAL_MAX_POS:
-        if (value < 1 || value > TK_POS_LIMIT)
-            return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: ROPE_ORIGINAL_MAX_POS = %lld must be in [1, 2^53]", fn,
-                            (long long)value);
-        pe->original_max_pos = value;
-        break;
-    case TOKEMB_ROPE_SEQ_LEN:
-        if (value < 0 || value > TK_POS_LIMIT)
-            return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: ROPE_SEQ_LEN = %lld must be in [0, 2^53]", fn,
-                            (long long)value);
-        pe->seq_len = value;
-        break;
-    case TOKEMB_ROPE_TRUNCATE:
-    case TOKEMB_ALIBI_CAUSAL:
-        if (value != 0 && value != 1)
-            return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: parameter %d takes 0 or 1, not %lld", fn, (int)param,
-                            (long long)value);
-        if (param == TOKEMB_ROPE_TRUNCATE) pe->truncate = (int32_t)value;
-        else pe->causal = (int32_t)value;
-        break;
-    }
-    return TOKEMB_OK;
-}
-
-int32_t tokemb_posenc_set_param_f64(tokemb_posenc *pe, int32_t param, double value) {
-    static const char fn[] = "tokemb_posenc_set_param_f64";
-    int f64 = 0;
-    int32_t st = tk_param_family(fn, pe, param, &f64);
-    if (st) return st;
-    if (!f64) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: parameter %d is an integer (use _set_param)", fn, (int)param);
-    if (!isfinite(value))
-        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: parameter %d = %g is not finite", fn, (int)param, value);
-    int nonneg = param == TOKEMB_ROPE_ATTN_FACTOR || param == TOKEMB_ROPE_MSCALE ||
-                 param == TOKEMB_ROPE_MSCALE_ALL_DIM;
-    if (nonneg ? value < 0 : value <= 0)
-        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: parameter %d = %g must be %s", fn, (int)param, value,
-                        nonneg ? ">= 0" : "> 0");
-    if (param == TOKEMB_ALIBI_MAX_BIAS) {
-        double old = pe->max_bias;
-        pe->max_bias = value;
-        if ((st = tk_alibi_compute_slopes(pe))) pe->max_bias = old;
-        return st;
-    }
-    switch (param) {
-    case TOKEMB_ROPE_FACTOR: pe->factor = value; break;
-    case TOKEMB_ROPE_BETA_FAST: pe->beta_fast = value; break;
-    case TOKEMB_ROPE_BETA_SLOW: pe->beta_slow = value; break;
-    case TOKEMB_ROPE_LOW_FREQ_FACTOR: pe->low_freq_factor = value; break;
-    case TOKEMB_ROPE_HIGH_FREQ_FACTOR: pe->high_freq_factor = value; break;
-    case TOKEMB_ROPE_ATTN_FACTOR: pe->attn_factor = value; break;
-    case TOKEMB_ROPE_MSCALE: pe->mscale = value; break;
-    case TOKEMB_ROPE_MSCALE_ALL_DIM: pe->mscale_all_dim = value; break;
-    }
-    return TOKEMB_OK;
-}
-
-int32_t tokemb_posenc_get_param(const tokemb_posenc *pe, int32_t param, int64_t *value) {
-    static const char fn[] = "tokemb_posenc_get_param";
-    int f64 = 0;
-    int32_t st = tk_param_family(fn, pe, param, &f64);
-    if (st) return st;
-    if (f64) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: parameter %d is a double (use _get_param_f64)", fn, (int)param);
-    if (!value) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: value is NULL", fn);
-    switch (param) {
-    case TOKEMB_ROPE_SCALING: *value = pe->scaling; break;
-    case TOKEMB_ROPE_ORIGINAL_MAX_POS: *value = pe->original_max_pos; break;
-    case TOKEMB_ROPE_SEQ_LEN: *value = pe->seq_len; break;
-    case TOKEMB_ROPE_TRUNCATE: *value = pe->truncate; break;
-    default: *value = pe->causal; break;
-    }
-    return TOKEMB_OK;
-}
-
-int32_t tokemb_posenc_get_param_f64(const tokemb_posenc *pe, int32_t param, double *value) {
-    static const char fn[] = "tokemb_posenc_get_param_f64";
-    int f64 = 0;
-    int32_t st = tk_param_family(fn, pe, param, &f64);
-    if (st) return st;
-    if (!f64) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: parameter %d is an integer (use _get_param)", fn, (int)param);
-    if (!value) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: value is NULL", fn);
-    switch (param) {
-    case TOKEMB_ROPE_FACTOR: *value = pe->factor; break;
-    case TOKEMB_ROPE_BETA_FAST: *value = pe->beta_fast; break;
-    case TOKEMB_ROPE_BETA_SLOW: *value = pe->beta_slow; break;
-    case TOKEMB_ROPE_LOW_FREQ_FACTOR: *value = pe->low_freq_factor; break;
-    case TOKEMB_ROPE_HIGH_FREQ_FACTOR: *value = pe->high_freq_factor; break;
-    case TOKEMB_ROPE_ATTN_FACTOR: *value = pe->attn_factor; break;
-    case TOKEMB_ROPE_MSCALE: *value = pe->mscale; break;
-    case TOKEMB_ROPE_MSCALE_ALL_DIM: *value = pe->mscale_all_dim; break;
-    default: *value = pe->max_bias; break;
     }
     return TOKEMB_OK;
 }

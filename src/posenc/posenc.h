@@ -1,5 +1,5 @@
-/* posenc_internal.h - the tokemb_posenc struct shared by posenc.c, rope.c and relpos.c.
- * Nothing here is part of the public ABI. */
+/* posenc/posenc.h - the tokemb_posenc struct shared by posenc.c, rope.c and relpos.c, and the family
+ * interface through which the generic code reaches a family's own parameters. Not part of the public ABI. */
 #ifndef TOKEMB_POSENC_INTERNAL_H
 #define TOKEMB_POSENC_INTERNAL_H
 
@@ -11,8 +11,24 @@ enum { TK_PE_SINUSOIDAL = 1, TK_PE_LEARNED, TK_PE_ROPE, TK_PE_ALIBI, TK_PE_T5, T
  * single correctly rounded product. */
 #define TK_POS_LIMIT ((int64_t)1 << 53)
 
+/* What a family defines and owns (ops of a small vtable, filled in by the family's file): its name and its
+ * parameters. The generic posenc.c knows no family: tokemb_posenc_set_param / get_param ask
+ * param_type(param) (0 = not a parameter of this family) and call the typed setter / getter, which
+ * validates the value (the generic code has checked the type and, for doubles, that it is finite). */
+enum { TK_PE_PARAM_NONE = 0, TK_PE_PARAM_I64 = 1, TK_PE_PARAM_F64 = 2 };
+typedef struct tk_pe_family {
+    int kind;         /* TK_PE_* */
+    const char *name; /* in error messages */
+    int (*param_type)(int32_t param); /* NULL: no parameters */
+    int32_t (*set_i64)(const char *fn, tokemb_posenc *pe, int32_t param, int64_t value);
+    int32_t (*set_f64)(const char *fn, tokemb_posenc *pe, int32_t param, double value);
+    int64_t (*get_i64)(const tokemb_posenc *pe, int32_t param);
+    double (*get_f64)(const tokemb_posenc *pe, int32_t param);
+} tk_pe_family;
+
 struct tokemb_posenc {
-    int kind;
+    int kind;                     /* family->kind */
+    const tk_pe_family *family;
     int64_t dim;          /* sinusoidal / learned / Shaw: row length; RoPE: head_dim */
     double base;
     int32_t layout;
@@ -41,14 +57,13 @@ struct tokemb_posenc {
     int64_t n_thr, max_exact, half_buckets;
 };
 
-/* posenc.c: a zeroed encoder of `kind` with every parameter at its documented default; NULL if
- * allocation fails. Every create function starts from it. */
-tokemb_posenc *tk_pe_new(int kind);
+/* The families with parameters (rope.c, relpos.c), listed by params.c. */
+extern const tk_pe_family tk_pe_rope, tk_pe_alibi;
+
+/* posenc.c: a zeroed encoder of `family`; NULL if allocation fails. Every create function starts from it
+ * and sets its own family's parameters to their documented defaults. */
+tokemb_posenc *tk_pe_new(const tk_pe_family *family);
 /* posenc.c: the F32 table a learned / T5 / Shaw encoder owns; errors are reported under `fn`. */
 int32_t tk_pe_table_create(const char *fn, int64_t rows, int64_t dim, tokemb_table **t);
-
-/* relpos.c */
-int32_t tk_alibi_compute_slopes(tokemb_posenc *pe);
-int32_t tk_t5_prepare(tokemb_posenc *pe);
 
 #endif

@@ -10,21 +10,48 @@
 /* Official get_slopes: c = 2^floor(log2 n); heads h < c: 2^(-mb*(h+1)/c); then the odd-indexed slopes of
  * the 2c rule, 2^(-mb*(2j+1)/(2c)) for j < n - c. Double, rounded once. Writes pe->slopes (allocated at
  * create). */
-int32_t tk_alibi_compute_slopes(tokemb_posenc *pe) {
+static void tk_alibi_compute_slopes(tokemb_posenc *pe) {
     int64_t n = pe->n_heads, c = 1;
     while (c * 2 <= n) c *= 2;
     for (int64_t h = 0; h < c; h++) pe->slopes[h] = (float)exp2(-pe->max_bias * (double)(h + 1) / (double)c);
     for (int64_t j = 0; j < n - c; j++)
         pe->slopes[c + j] = (float)exp2(-pe->max_bias * (double)(2 * j + 1) / (double)(2 * c));
+}
+
+/* The ALiBi family's parameters: TOKEMB_ALIBI_CAUSAL (i) and TOKEMB_ALIBI_MAX_BIAS (f, recomputes the slopes). */
+static int tk_alibi_param_type(int32_t param) {
+    return param == TOKEMB_ALIBI_CAUSAL ? TK_PE_PARAM_I64 : param == TOKEMB_ALIBI_MAX_BIAS ? TK_PE_PARAM_F64 : TK_PE_PARAM_NONE;
+}
+static int32_t tk_alibi_set_i64(const char *fn, tokemb_posenc *pe, int32_t param, int64_t value) {
+    if (value != 0 && value != 1)
+        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: parameter %d takes 0 or 1, not %lld", fn, (int)param,
+                        (long long)value);
+    pe->causal = (int32_t)value;
     return TOKEMB_OK;
 }
+static int32_t tk_alibi_set_f64(const char *fn, tokemb_posenc *pe, int32_t param, double value) {
+    if (value <= 0) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: parameter %d = %g must be > 0", fn, (int)param, value);
+    pe->max_bias = value;
+    tk_alibi_compute_slopes(pe);
+    return TOKEMB_OK;
+}
+static int64_t tk_alibi_get_i64(const tokemb_posenc *pe, int32_t param) {
+    (void)param;
+    return pe->causal;
+}
+static double tk_alibi_get_f64(const tokemb_posenc *pe, int32_t param) {
+    (void)param;
+    return pe->max_bias;
+}
+const tk_pe_family tk_pe_alibi = {TK_PE_ALIBI,      "ALiBi",          tk_alibi_param_type, tk_alibi_set_i64,
+                                         tk_alibi_set_f64, tk_alibi_get_i64, tk_alibi_get_f64};
 
 int32_t tokemb_posenc_create_alibi(int64_t n_heads, tokemb_posenc **out) {
     static const char fn[] = "tokemb_posenc_create_alibi";
     if (!out) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: out is NULL", fn);
     if (n_heads < 1 || n_heads > 65536)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: n_heads = %lld is outside [1, 65536]", fn, (long long)n_heads);
-    tokemb_posenc *pe = tk_pe_new(TK_PE_ALIBI);
+    tokemb_posenc *pe = tk_pe_new(&tk_pe_alibi);
     float *sl = (float *)tk_malloc((size_t)n_heads * sizeof(float));
     if (!pe || !sl) {
         tk_free(pe);
@@ -33,6 +60,8 @@ int32_t tokemb_posenc_create_alibi(int64_t n_heads, tokemb_posenc **out) {
     }
     pe->n_heads = n_heads;
     pe->slopes = sl;
+    pe->causal = 1; /* the parameters' documented defaults */
+    pe->max_bias = 8.0;
     tk_alibi_compute_slopes(pe);
     *out = pe;
     return TOKEMB_OK;
@@ -46,6 +75,10 @@ int32_t tokemb_posenc_alibi_slopes(const tokemb_posenc *pe, float *out) {
     return TOKEMB_OK;
 }
 
+/* T5 and Shaw: no parameters (their tables are trained, their shapes fixed at create). */
+static const tk_pe_family tk_pe_t5 = {TK_PE_T5, "T5", NULL, NULL, NULL, NULL, NULL};
+static const tk_pe_family tk_pe_shaw = {TK_PE_SHAW, "Shaw", NULL, NULL, NULL, NULL, NULL};
+
 /* ---- T5 ----------------------------------------------------------------------------------------- */
 
 /* transformers' _relative_position_bucket: with N buckets per direction and E = N/2 exact ones, distance
@@ -53,7 +86,7 @@ int32_t tokemb_posenc_alibi_slopes(const tokemb_posenc *pe, float *out) {
  * real-valued expression reaches v: ceil(E*(D/E)^(v/(N-E))), nudged down by a relative 1e-12 so that
  * exact integer edges (n = 16, 32, 64 for the default bidirectional 32/128) land in the upper bucket, as
  * in transformers' float32 path. */
-int32_t tk_t5_prepare(tokemb_posenc *pe) {
+static void tk_t5_prepare(tokemb_posenc *pe) {
     const int64_t N = pe->half_buckets, E = pe->max_exact, D = pe->max_distance;
     const int64_t m = N - E - 1; /* thresholds v = 1 .. N-E-1 */
     pe->n_thr = m;
@@ -62,7 +95,6 @@ int32_t tk_t5_prepare(tokemb_posenc *pe) {
         double c = ceil(t * (1.0 - 1e-12));
         pe->thresholds[v - 1] = c < (double)E ? E : c > 9.0e18 ? INT64_MAX : (int64_t)c;
     }
-    return TOKEMB_OK;
 }
 
 static int32_t tk_t5_bucket(const tokemb_posenc *pe, int64_t rel) {
@@ -103,7 +135,7 @@ int32_t tokemb_posenc_create_t5(int64_t n_heads, int64_t num_buckets, int64_t ma
     tokemb_table *t = NULL;
     int32_t st = tk_pe_table_create(fn, num_buckets, n_heads, &t);
     if (st) return st;
-    tokemb_posenc *pe = tk_pe_new(TK_PE_T5);
+    tokemb_posenc *pe = tk_pe_new(&tk_pe_t5);
     int64_t *thr = (int64_t *)tk_malloc((size_t)(N - E > 1 ? N - E - 1 : 1) * sizeof(int64_t));
     if (!pe || !thr) {
         tokemb_table_free(t);
@@ -135,7 +167,7 @@ int32_t tokemb_posenc_create_shaw(int64_t max_distance, int64_t dim, tokemb_pose
     tokemb_table *t = NULL;
     int32_t st = tk_pe_table_create(fn, 2 * max_distance + 1, dim, &t);
     if (st) return st;
-    tokemb_posenc *pe = tk_pe_new(TK_PE_SHAW);
+    tokemb_posenc *pe = tk_pe_new(&tk_pe_shaw);
     if (!pe) {
         tokemb_table_free(t);
         return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate the encoder", fn);

@@ -10,6 +10,96 @@
 
 #define TK_TWO_PI 6.283185307179586476925286766559
 
+/* ---- the RoPE family's parameters ------------------------------------------------------------------ */
+
+static int tk_rope_param_type(int32_t param) {
+    switch (param) {
+    case TOKEMB_ROPE_SCALING: case TOKEMB_ROPE_ORIGINAL_MAX_POS: case TOKEMB_ROPE_TRUNCATE:
+    case TOKEMB_ROPE_SEQ_LEN:
+        return TK_PE_PARAM_I64;
+    case TOKEMB_ROPE_FACTOR: case TOKEMB_ROPE_BETA_FAST: case TOKEMB_ROPE_BETA_SLOW:
+    case TOKEMB_ROPE_LOW_FREQ_FACTOR: case TOKEMB_ROPE_HIGH_FREQ_FACTOR:
+    case TOKEMB_ROPE_ATTN_FACTOR: case TOKEMB_ROPE_MSCALE: case TOKEMB_ROPE_MSCALE_ALL_DIM:
+        return TK_PE_PARAM_F64;
+    default: return TK_PE_PARAM_NONE;
+    }
+}
+
+static int32_t tk_rope_set_i64(const char *fn, tokemb_posenc *pe, int32_t param, int64_t value) {
+    switch (param) {
+    case TOKEMB_ROPE_SCALING:
+        if (value < TOKEMB_ROPE_SCALING_NONE || value > TOKEMB_ROPE_SCALING_LONGROPE)
+            return tk_error(TOKEMB_INVALID_ARGUMENT,
+                            "%s: unknown RoPE scaling %lld (NONE 0, LINEAR 1, DYNAMIC 2, YARN 3, LLAMA3 4, LONGROPE 5)",
+                            fn, (long long)value);
+        pe->scaling = (int32_t)value;
+        break;
+    case TOKEMB_ROPE_ORIGINAL_MAX_POS:
+        if (value < 1 || value > TK_POS_LIMIT)
+            return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: ROPE_ORIGINAL_MAX_POS = %lld must be in [1, 2^53]", fn,
+                            (long long)value);
+        pe->original_max_pos = value;
+        break;
+    case TOKEMB_ROPE_SEQ_LEN:
+        if (value < 0 || value > TK_POS_LIMIT)
+            return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: ROPE_SEQ_LEN = %lld must be in [0, 2^53]", fn,
+                            (long long)value);
+        pe->seq_len = value;
+        break;
+    default: /* TOKEMB_ROPE_TRUNCATE */
+        if (value != 0 && value != 1)
+            return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: parameter %d takes 0 or 1, not %lld", fn, (int)param,
+                            (long long)value);
+        pe->truncate = (int32_t)value;
+        break;
+    }
+    return TOKEMB_OK;
+}
+
+static int32_t tk_rope_set_f64(const char *fn, tokemb_posenc *pe, int32_t param, double value) {
+    const int nonneg = param == TOKEMB_ROPE_ATTN_FACTOR || param == TOKEMB_ROPE_MSCALE ||
+                       param == TOKEMB_ROPE_MSCALE_ALL_DIM;
+    if (nonneg ? value < 0 : value <= 0)
+        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: parameter %d = %g must be %s", fn, (int)param, value,
+                        nonneg ? ">= 0" : "> 0");
+    switch (param) {
+    case TOKEMB_ROPE_FACTOR: pe->factor = value; break;
+    case TOKEMB_ROPE_BETA_FAST: pe->beta_fast = value; break;
+    case TOKEMB_ROPE_BETA_SLOW: pe->beta_slow = value; break;
+    case TOKEMB_ROPE_LOW_FREQ_FACTOR: pe->low_freq_factor = value; break;
+    case TOKEMB_ROPE_HIGH_FREQ_FACTOR: pe->high_freq_factor = value; break;
+    case TOKEMB_ROPE_ATTN_FACTOR: pe->attn_factor = value; break;
+    case TOKEMB_ROPE_MSCALE: pe->mscale = value; break;
+    default: pe->mscale_all_dim = value; break; /* TOKEMB_ROPE_MSCALE_ALL_DIM */
+    }
+    return TOKEMB_OK;
+}
+
+static int64_t tk_rope_get_i64(const tokemb_posenc *pe, int32_t param) {
+    switch (param) {
+    case TOKEMB_ROPE_SCALING: return pe->scaling;
+    case TOKEMB_ROPE_ORIGINAL_MAX_POS: return pe->original_max_pos;
+    case TOKEMB_ROPE_SEQ_LEN: return pe->seq_len;
+    default: return pe->truncate; /* TOKEMB_ROPE_TRUNCATE */
+    }
+}
+
+static double tk_rope_get_f64(const tokemb_posenc *pe, int32_t param) {
+    switch (param) {
+    case TOKEMB_ROPE_FACTOR: return pe->factor;
+    case TOKEMB_ROPE_BETA_FAST: return pe->beta_fast;
+    case TOKEMB_ROPE_BETA_SLOW: return pe->beta_slow;
+    case TOKEMB_ROPE_LOW_FREQ_FACTOR: return pe->low_freq_factor;
+    case TOKEMB_ROPE_HIGH_FREQ_FACTOR: return pe->high_freq_factor;
+    case TOKEMB_ROPE_ATTN_FACTOR: return pe->attn_factor;
+    case TOKEMB_ROPE_MSCALE: return pe->mscale;
+    default: return pe->mscale_all_dim; /* TOKEMB_ROPE_MSCALE_ALL_DIM */
+    }
+}
+
+const tk_pe_family tk_pe_rope = {TK_PE_ROPE,      "RoPE",          tk_rope_param_type, tk_rope_set_i64,
+                                        tk_rope_set_f64, tk_rope_get_i64, tk_rope_get_f64};
+
 int32_t tokemb_posenc_create_rope(int64_t head_dim, int64_t rotary_dim, double base, int32_t layout,
                                   tokemb_posenc **out) {
     static const char fn[] = "tokemb_posenc_create_rope";
@@ -23,8 +113,15 @@ int32_t tokemb_posenc_create_rope(int64_t head_dim, int64_t rotary_dim, double b
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: base = %g must be finite and > 0", fn, base);
     if (layout != TOKEMB_NEOX && layout != TOKEMB_GPTJ)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: unknown layout %d (NEOX 0, GPTJ 1)", fn, (int)layout);
-    tokemb_posenc *pe = tk_pe_new(TK_PE_ROPE);
+    tokemb_posenc *pe = tk_pe_new(&tk_pe_rope);
     if (!pe) return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate the encoder", fn);
+    /* the parameters' documented defaults */
+    pe->factor = 1.0;
+    pe->beta_fast = 32.0;
+    pe->beta_slow = 1.0;
+    pe->low_freq_factor = 1.0;
+    pe->high_freq_factor = 4.0;
+    pe->truncate = 1;
     pe->dim = head_dim;
     pe->rotary_dim = rotary_dim;
     pe->base = base;

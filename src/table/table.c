@@ -7,16 +7,6 @@
 #include <math.h>
 #include <string.h>
 
-size_t tk_dtype_size(int32_t dtype) {
-    switch (dtype) {
-    case TOKEMB_F32: return 4;
-    case TOKEMB_F16: return 2;
-    case TOKEMB_BF16: return 2;
-    case TOKEMB_Q8_ROW: return 1;
-    default: return 0;
-    }
-}
-
 int32_t tk_check_table(const char *fn, const tokemb_table *t) {
     if (!t) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: table is NULL", fn);
     return TOKEMB_OK;
@@ -45,14 +35,18 @@ static int32_t tk_table_shape(const char *fn, int64_t rows, int64_t dim, int64_t
     if (row_stride < dim)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: row_stride = %lld is smaller than dim = %lld", fn,
                         (long long)row_stride, (long long)dim);
-    if (dtype == TOKEMB_Q8_ROW && (dim > INT64_MAX - 8 || row_stride < dim + 8))
-        return tk_error(TOKEMB_INVALID_ARGUMENT,
-                        "%s: Q8_ROW row_stride = %lld bytes is smaller than dim + 8 = %lld (codes, scale, bias)", fn,
-                        (long long)row_stride, (long long)(dim > INT64_MAX - 8 ? INT64_MAX : dim + 8));
-    size_t es = tk_dtype_size(dtype);
-    if (es == 0)
+    const tk_dtype_traits *dt = tk_dtype_traits_of(dtype);
+    if (!dt)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: unknown dtype %d (F32 0, F16 1, BF16 2, Q8_ROW 3)", fn,
                         (int)dtype);
+    /* rows that carry bytes after their dim elements (Q8_ROW: scale and bias) need the room in the stride */
+    const int64_t extra = (int64_t)(dt->row_extra / dt->elem_size);
+    if (extra && (dim > INT64_MAX - extra || row_stride < dim + extra))
+        return tk_error(TOKEMB_INVALID_ARGUMENT,
+                        "%s: %s row_stride = %lld elements is smaller than dim + %lld = %lld (codes, scale, bias)", fn,
+                        dt->name, (long long)row_stride, (long long)extra,
+                        (long long)(dim > INT64_MAX - extra ? INT64_MAX : dim + extra));
+    const size_t es = dt->elem_size;
     size_t n;
     if ((uint64_t)rows > SIZE_MAX || (uint64_t)row_stride > SIZE_MAX ||
         tk_mul_overflow((size_t)rows, (size_t)row_stride, &n) || tk_mul_overflow(n, es, bytes) ||
@@ -76,8 +70,10 @@ int32_t tokemb_table_create(int64_t rows, int64_t dim, int32_t dtype, tokemb_tab
     static const char fn[] = "tokemb_table_create";
     if (!out) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: out is NULL", fn);
     size_t bytes = 0;
-    /* Q8_ROW rows carry their float scale and bias after the dim codes */
-    const int64_t stride = (dtype == TOKEMB_Q8_ROW && dim >= 1 && dim <= INT64_MAX - 8) ? dim + 8 : dim;
+    /* rows carry their extra bytes (Q8_ROW: float scale and bias) after the dim elements */
+    const tk_dtype_traits *dt = tk_dtype_traits_of(dtype);
+    const int64_t extra = dt ? (int64_t)(dt->row_extra / dt->elem_size) : 0;
+    const int64_t stride = (dim >= 1 && dim <= INT64_MAX - extra) ? dim + extra : dim;
     int32_t st = tk_table_shape(fn, rows, dim, stride, dtype, &bytes);
     if (st) return st;
     tokemb_table *t = tk_table_new();
@@ -169,6 +165,49 @@ int32_t tokemb_table_write_rows(tokemb_table *t, int64_t row0, size_t n_rows, co
                             bad / d, bad % d, (double)src[bad]);
     }
     for (size_t r = 0; r < n_rows; r++) tk_row_write_f32(t, row0 + (int64_t)r, src + r * d);
+    return TOKEMB_OK;
+}
+
+/* A new table of dtype with src's values (through float32) and all of its parameters. */
+int32_t tokemb_table_convert(const tokemb_table *src, int32_t dtype, tokemb_table **out) {
+    static const char fn[] = "tokemb_table_convert";
+    int32_t st = tk_check_table(fn, src);
+    if (st) return st;
+    if (!out) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: out is NULL", fn);
+    if (tk_dtype_size(dtype) == 0)
+        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: unknown dtype %d (F32 0, F16 1, BF16 2, Q8_ROW 3)", fn, (int)dtype);
+    const size_t d = (size_t)src->dim;
+    float *row = (float *)tk_malloc(d * sizeof(float));
+    if (!row) return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate a %zu-float row buffer", fn, d);
+    if (dtype == TOKEMB_Q8_ROW) {
+        for (int64_t r = 0; r < src->rows; r++) {
+            tk_row_read_f32(src, r, row);
+            size_t c = tk_first_nonfinite(row, d);
+            if (c < d) {
+                const double bad = (double)row[c];
+                tk_free(row);
+                return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: row %lld column %zu holds %g; Q8_ROW needs finite values",
+                                fn, (long long)r, c, bad);
+            }
+        }
+    }
+    tokemb_table *t = NULL;
+    if ((st = tokemb_table_create(src->rows, src->dim, dtype, &t))) {
+        tk_free(row);
+        return st;
+    }
+    for (int64_t r = 0; r < src->rows; r++) {
+        tk_row_read_f32(src, r, row);
+        tk_row_write_f32(t, r, row);
+    }
+    tk_free(row);
+    t->padding_idx = src->padding_idx;
+    t->max_norm = src->max_norm;
+    t->norm_type = src->norm_type;
+    t->scale_grad_by_freq = src->scale_grad_by_freq;
+    t->frozen = src->frozen;
+    t->nontemporal = src->nontemporal;
+    *out = t;
     return TOKEMB_OK;
 }
 

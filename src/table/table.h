@@ -4,6 +4,8 @@
 #define TOKEMB_TABLE_H
 
 #include "common/common.h"
+#include "kernels/convert.h"
+#include "kernels/simd.h"
 
 /* ---- table ----------------------------------------------------------------------------------- */
 enum { TK_TABLE_OWNED = 1u, TK_TABLE_READONLY = 2u };
@@ -25,8 +27,6 @@ struct tokemb_table {
     int32_t nontemporal;   /* TOKEMB_NONTEMPORAL: 0 off, 1 on, 2 auto (lookup.c) */
 };
 
-/* element size of a storage dtype, 0 for unknown */
-size_t tk_dtype_size(int32_t dtype);
 static inline float *tk_row_f32(const tokemb_table *t, int64_t r) {
     return (float *)t->data + (size_t)r * (size_t)t->row_stride;
 }
@@ -37,9 +37,6 @@ int32_t tk_check_table(const char *fn, const tokemb_table *t);
 int32_t tk_check_writable(const char *fn, const tokemb_table *t);
 /* ids are `id_width` (4 or 8) bytes wide; every id must be in [0, rows). */
 int32_t tk_check_ids(const char *fn, const void *ids, int id_width, size_t n, int64_t rows);
-static inline int64_t tk_id_at(const void *ids, int id_width, size_t i) {
-    return id_width == 8 ? ((const int64_t *)ids)[i] : (int64_t)((const int32_t *)ids)[i];
-}
 
 /* ---- lookup.c: torch's embedding_renorm_ (max_norm) over validated ids; the table must be writable.
  * Only fails (NO_MEMORY) before any row changes. Also used by the bag lookups (bags.c). */
