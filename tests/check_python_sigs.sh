@@ -34,7 +34,7 @@ PYEOF
 echo "check_python_sigs: OK"
 # Coverage report (informational, does not fail): header functions no high-level wrapper calls yet.
 py=/usr/bin/python3; [ -x "$py" ] || py=python3
-for f in $("$py" -c "import sys; sys.path.insert(0, '$repo/python/tools'); import tokemb_header as h; print(' '.join(f.name for f in h.Header('$repo/include/tokemb.h').funcs))"); do
+for f in $("$py" -c "import sys; sys.path.insert(0, '$repo/scripts'); import tokemb_header as h; print(' '.join(f.name for f in h.Header('$repo/include/tokemb.h').funcs))"); do
   grep -qE "\"$f\"|lib\.$f\b" $(ls "$repo"/python/tokemb/*.py | grep -v _sigs.py) || echo "NOT WRAPPED (python): $f"
   grep -qE "sys::$f\b" "$repo"/rust/tokemb/src/*.rs || echo "NOT WRAPPED (rust): $f"
 done
