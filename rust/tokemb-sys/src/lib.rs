@@ -129,7 +129,7 @@ pub const TOKEMB_VECTORS_UNICODE_MASK: i32 = 3;
 pub const TOKEMB_METRIC_COSINE: i32 = 0;
 pub const TOKEMB_METRIC_DOT: i32 = 1;
 
-// ---- enum tokemb_table_param_experimental
+// ---- enum tokemb_table_param_experimental (experimental block: outside the stable ABI, may change in any release)
 pub const TOKEMB_NONTEMPORAL: i32 = 105;
 
 extern "C" {
