@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#define TOKEMB_EXPERIMENTAL /* TOKEMB_NONTEMPORAL */
 #include <tokemb.h>
 
 /* ---- options ------------------------------------------------------------------------------------- */

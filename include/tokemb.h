@@ -13,6 +13,8 @@
  *  - Thread safety: a table may be read by any number of threads at once (lookups). Calls that modify a
  *    table (setters, init, renormalising lookups with max_norm, optimizer steps) need exclusive access.
  *    Error text is thread-local. Results are bitwise identical for every thread count.
+ *  - Tuning knobs that are not part of the stable ABI live in the experimental block at the end of this
+ *    file, visible only when TOKEMB_EXPERIMENTAL is defined before the include (see that block).
  */
 #ifndef TOKEMB_H
 #define TOKEMB_H
@@ -123,13 +125,38 @@ TOKEMB_API void tokemb_set_parallel_for(tokemb_parallel_for_fn fn, void *host_ct
 TOKEMB_API const char *tokemb_parallel_backend(void);
 
 /* ---------------------------------------------------------------------------------------------- */
+/* Progress callbacks                                                                             */
+/* ---------------------------------------------------------------------------------------------- */
+
+/**
+ * Progress callback of long loads (and of tokemb_nearest_ex, which counts scored pairs instead of bytes):
+ * called with the bytes parsed so far and the file size (at the start, about every 4 MiB, and at the
+ * end). Returning nonzero cancels the load, which then fails with
+ * TOKEMB_CANCELLED and returns nothing. Called on the loading thread.
+ */
+typedef int32_t (*tokemb_progress_fn)(void *user, uint64_t bytes_done, uint64_t bytes_total);
+
+/* ---------------------------------------------------------------------------------------------- */
 /* Token embedding tables                                                                         */
 /* ---------------------------------------------------------------------------------------------- */
 
 /** Opaque embedding table: `rows` vectors (the vocabulary) of `dim` values each. */
 typedef struct tokemb_table tokemb_table;
 
-/** Storage dtypes (pinned values). Lookups always produce float32. */
+/* ---- Storage dtypes and conversion (docs/formats.md) ----------------------------------------- */
+
+/**
+ * Storage dtypes (pinned values). Lookups always produce float32. F16 (IEEE half) and BF16 rows hold dim
+ * 16-bit values (row_stride counted in elements, as for F32). Q8_ROW rows follow FBGEMM's fused 8-bit
+ * row-wise layout: dim uint8 codes, then a float32 scale, then a float32 bias (little-endian,
+ * unaligned), value = (float)q*scale + bias; for Q8_ROW row_stride is counted in bytes and must be >=
+ * dim + 8 (tokemb_table_create uses dim + 8). Lookups (tokemb_lookup/_i32/_strided), pooled bags
+ * (tokemb_lookup_bags/_i32), tokemb_table_read_rows and nearest neighbours produce float32 from every
+ * dtype; tokemb_table_write_rows converts (Q8_ROW requantises the rows it writes, finite values only).
+ * Initialisation, gradients, optimizers, max_norm and the one-hot path need F32 storage and return
+ * TOKEMB_UNSUPPORTED otherwise. Files map to tables as: npy '<f4'/'<f2' -> F32/F16, safetensors
+ * F32/F16/BF16 -> the same dtype.
+ */
 enum tokemb_dtype {
     TOKEMB_F32 = 0,
     TOKEMB_F16 = 1,
@@ -137,36 +164,21 @@ enum tokemb_dtype {
     TOKEMB_Q8_ROW = 3
 };
 
+/**
+ * A new table holding `src` converted to `dtype` (any dtype to any dtype, through float32): to F16 and
+ * BF16 with round-to-nearest-even (overflow to inf, NaN kept); to Q8_ROW by FBGEMM's
+ * FloatToFused8BitRowwiseQuantized (bias = row min, scale = (max - min)/255, q = lrintf((x - min) *
+ * 255/(max - min + 1e-8)), so |x - dequant(q)| <= scale/2 plus float rounding). Every table parameter
+ * (enum tokemb_table_param, TOKEMB_NONTEMPORAL included) is copied. The caller frees *out. Thread-safe
+ * for concurrent readers of src. Errors: TOKEMB_INVALID_ARGUMENT (NULL src/out, unknown dtype, a non-finite value for Q8_ROW,
+ * named by row and column), TOKEMB_OVERFLOW, TOKEMB_NO_MEMORY. *out is written only on success.
+ */
+TOKEMB_API int32_t tokemb_table_convert(const tokemb_table *src, int32_t dtype, tokemb_table **out);
+
+/* ---- Creating, wrapping, reading and writing ------------------------------------------------- */
+
 /** Flags for tokemb_table_wrap. */
 #define TOKEMB_WRAP_READONLY 1u
-
-/** "No padding row": the value that clears TOKEMB_PADDING_IDX (and what the getter returns then). */
-#define TOKEMB_NO_PADDING INT64_MIN
-
-/** Table parameters (pinned values, block 100). Types: (i) int64 via set_param, (f) double via set_param_f64. */
-enum tokemb_table_param {
-    /** (i) Row whose gradient is always zero and which init zeroes, as nn.Embedding's padding_idx.
-     *  Negative values count from the end (rows + idx), as torch normalises them; must lie in
-     *  [-rows, rows) else TOKEMB_OUT_OF_RANGE. TOKEMB_NO_PADDING clears. Default: none. */
-    TOKEMB_PADDING_IDX = 100,
-    /** (f) max_norm: before a lookup each distinct referenced row whose norm exceeds it is scaled in place
-     *  by max_norm / (norm + 1e-7) (torch's embedding_renorm_). <= 0 disables (default). NaN rejected. */
-    TOKEMB_MAX_NORM = 101,
-    /** (f) The p of the max_norm norm; > 0 (INFINITY allowed). Default 2. */
-    TOKEMB_NORM_TYPE = 102,
-    /** (i) 0/1: scale each gradient contribution by 1/count of its id in the batch. Default 0. */
-    TOKEMB_SCALE_GRAD_BY_FREQ = 103,
-    /** (i) 0/1: a frozen table rejects optimizer updates with TOKEMB_READ_ONLY (gradients can still
-     *  be computed; init and explicit writes are still allowed). Default 0. */
-    TOKEMB_FROZEN = 104,
-    /** (i) Non-temporal (cache-bypassing) stores for F32 lookup outputs: 0 never, 1 always, 2 (default)
-     *  only when one call's output exceeds the last-level cache size (as glibc's memcpy does for copies;
-     *  such an output cannot stay cached for its consumer anyway).
-     *  Faster for large outputs that are not read again soon (up to 1.5x) and keeps a cache-resident
-     *  table from being evicted by the output stream; a consumer reading the output next misses in cache.
-     *  The stored values are identical either way. Not in torch. Other values: TOKEMB_INVALID_ARGUMENT. */
-    TOKEMB_NONTEMPORAL = 105,
-};
 
 /**
  * Creates a zero-filled table of `rows` x `dim` values of `dtype`, stored contiguously (row stride =
@@ -183,7 +195,7 @@ TOKEMB_API int32_t tokemb_table_create(int64_t rows, int64_t dim, int32_t dtype,
  * holds `rows` rows of `dim` elements each, row r starting at element r*row_stride (row_stride >= dim).
  * The memory is borrowed: it must outlive the table and is never freed by the library. With
  * TOKEMB_WRAP_READONLY every call that would write into it fails with TOKEMB_READ_ONLY.
- * For Q8_ROW, row_stride counts bytes and must be >= dim + 8 (see "Compact storage" below).
+ * For Q8_ROW, row_stride counts bytes and must be >= dim + 8 (see enum tokemb_dtype).
  * Errors: TOKEMB_INVALID_ARGUMENT (NULL data or out, rows/dim < 1, row_stride < dim, unknown dtype or
  * flags), TOKEMB_OVERFLOW, TOKEMB_NO_MEMORY. Thread-safe.
  */
@@ -221,6 +233,29 @@ TOKEMB_API int32_t tokemb_table_read_rows(const tokemb_table *t, int64_t row0, s
  */
 TOKEMB_API int32_t tokemb_table_write_rows(tokemb_table *t, int64_t row0, size_t n_rows, const float *src);
 
+/* ---- Parameters ------------------------------------------------------------------------------ */
+
+/** "No padding row": the value that clears TOKEMB_PADDING_IDX (and what the getter returns then). */
+#define TOKEMB_NO_PADDING INT64_MIN
+
+/** Table parameters (pinned values, block 100). Types: (i) int64 via set_param, (f) double via set_param_f64. */
+enum tokemb_table_param {
+    /** (i) Row whose gradient is always zero and which init zeroes, as nn.Embedding's padding_idx.
+     *  Negative values count from the end (rows + idx), as torch normalises them; must lie in
+     *  [-rows, rows) else TOKEMB_OUT_OF_RANGE. TOKEMB_NO_PADDING clears. Default: none. */
+    TOKEMB_PADDING_IDX = 100,
+    /** (f) max_norm: before a lookup each distinct referenced row whose norm exceeds it is scaled in place
+     *  by max_norm / (norm + 1e-7) (torch's embedding_renorm_). <= 0 disables (default). NaN rejected. */
+    TOKEMB_MAX_NORM = 101,
+    /** (f) The p of the max_norm norm; > 0 (INFINITY allowed). Default 2. */
+    TOKEMB_NORM_TYPE = 102,
+    /** (i) 0/1: scale each gradient contribution by 1/count of its id in the batch. Default 0. */
+    TOKEMB_SCALE_GRAD_BY_FREQ = 103,
+    /** (i) 0/1: a frozen table rejects optimizer updates with TOKEMB_READ_ONLY (gradients can still
+     *  be computed; init and explicit writes are still allowed). Default 0. */
+    TOKEMB_FROZEN = 104
+};
+
 /**
  * Sets an int64 parameter (enum tokemb_table_param marked (i)). Needs exclusive access.
  * Errors: TOKEMB_INVALID_ARGUMENT (NULL t, unknown or double-typed param, value not 0/1 for flags),
@@ -233,6 +268,8 @@ TOKEMB_API int32_t tokemb_table_set_param_f64(tokemb_table *t, int32_t param, do
 TOKEMB_API int32_t tokemb_table_get_param(const tokemb_table *t, int32_t param, int64_t *value);
 /** Reads a double parameter into *value. */
 TOKEMB_API int32_t tokemb_table_get_param_f64(const tokemb_table *t, int32_t param, double *value);
+
+/* ---- Initialisation (torch-identical random values) ------------------------------------------ */
 
 /**
  * Fills the table with N(mean, std) values bit-identical to `torch.manual_seed(seed)` followed by
@@ -256,7 +293,7 @@ TOKEMB_API int32_t tokemb_table_init_normal(tokemb_table *t, uint64_t seed, doub
 TOKEMB_API int32_t tokemb_table_init_uniform(tokemb_table *t, uint64_t seed, double lo, double hi);
 
 /* ---------------------------------------------------------------------------------------------- */
-/* Lookup                                                                                         */
+/* Lookup and its gradient (docs/training.md)                                                     */
 /* ---------------------------------------------------------------------------------------------- */
 
 /**
@@ -280,21 +317,6 @@ TOKEMB_API int32_t tokemb_lookup_i32(tokemb_table *t, const int32_t *ids, size_t
  */
 TOKEMB_API int32_t tokemb_lookup_strided(tokemb_table *t, const int64_t *ids, size_t n, float *out,
                                          int64_t out_row_stride);
-
-/**
- * The Linear view of a lookup: out[n][dim] = onehot(ids)[n][rows] x W[rows][dim] through OpenBLAS
- * cblas_sgemm. One-hot rows are built in chunks of `c` tokens, c = max(1, min(n, 2^24 / rows)), so the
- * scratch buffer holds at most max(64 MiB, 4*rows bytes) (long chunks keep sgemm at >= 80 % of one plain
- * sgemm of the same shape). For a finite table the result equals
- * tokemb_lookup bit for bit (each output is one 1*w product plus exact zeros), except that a stored
- * -0.0 may come out as +0.0. Does not apply max_norm (read-only; safe for concurrent use).
- * Errors: as tokemb_lookup, plus TOKEMB_UNSUPPORTED for non-F32 storage, TOKEMB_NO_MEMORY.
- */
-TOKEMB_API int32_t tokemb_lookup_onehot(const tokemb_table *t, const int64_t *ids, size_t n, float *out);
-
-/* ---------------------------------------------------------------------------------------------- */
-/* Training: gradients, pooled bags, fused sparse optimizers, tied output head (docs/training.md)  */
-/* ---------------------------------------------------------------------------------------------- */
 
 /**
  * Gradient of tokemb_lookup: grad_table[rows][dim] (contiguous float32, caller-owned) gets, for every
@@ -329,6 +351,18 @@ TOKEMB_API int32_t tokemb_grad_coalesce(const tokemb_table *t, const int64_t *id
 TOKEMB_API int32_t tokemb_grad_coalesce_i32(const tokemb_table *t, const int32_t *ids, size_t n,
                                             const float *grad_out, int64_t *out_ids, float *out_rows,
                                             size_t *n_unique);
+
+/* ---- The one-hot (Linear) view --------------------------------------------------------------- */
+
+/**
+ * The Linear view of a lookup: out[n][dim] = onehot(ids)[n][rows] x W[rows][dim] through OpenBLAS
+ * cblas_sgemm. One-hot rows are built in chunks of tokens, so the scratch buffer holds at most
+ * max(64 MiB, 4*rows bytes) (the chunk size: docs/performance.md). For a finite table the result equals
+ * tokemb_lookup bit for bit (each output is one 1*w product plus exact zeros), except that a stored
+ * -0.0 may come out as +0.0. Does not apply max_norm (read-only; safe for concurrent use).
+ * Errors: as tokemb_lookup, plus TOKEMB_UNSUPPORTED for non-F32 storage, TOKEMB_NO_MEMORY.
+ */
+TOKEMB_API int32_t tokemb_lookup_onehot(const tokemb_table *t, const int64_t *ids, size_t n, float *out);
 /**
  * Backward of tokemb_lookup_onehot (the Linear view): grad_table[rows][dim] += onehot(ids)^T x
  * grad_out[n][dim] through cblas_sgemm (beta = 1), in token chunks with the forward's bounded scratch
@@ -339,6 +373,10 @@ TOKEMB_API int32_t tokemb_grad_coalesce_i32(const tokemb_table *t, const int32_t
  */
 TOKEMB_API int32_t tokemb_lookup_onehot_backward(const tokemb_table *t, const int64_t *ids, size_t n,
                                                  const float *grad_out, float *grad_table);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Pooled lookups: bags (torch's EmbeddingBag)                                                    */
+/* ---------------------------------------------------------------------------------------------- */
 
 /** Bag reduction modes (pinned values). */
 enum tokemb_bag_mode {
@@ -398,6 +436,10 @@ TOKEMB_API int32_t tokemb_lookup_bags_backward_i32(const tokemb_table *t, const 
                                                    const int64_t *offsets, size_t n_bags, int32_t mode,
                                                    const float *per_sample_weights, const float *grad_out,
                                                    float *grad_table, float *grad_per_sample_weights);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Fused sparse optimizers (docs/training.md)                                                     */
+/* ---------------------------------------------------------------------------------------------- */
 
 /** Fused sparse optimizers (pinned values). */
 enum tokemb_optim_kind {
@@ -464,6 +506,10 @@ TOKEMB_API int32_t tokemb_optim_step_i32(tokemb_table *t, const int32_t *ids, si
 TOKEMB_API int32_t tokemb_optim_step_coalesced(tokemb_table *t, const int64_t *unique_ids, size_t n_unique,
                                                const float *rows);
 
+/* ---------------------------------------------------------------------------------------------- */
+/* Tied output head                                                                               */
+/* ---------------------------------------------------------------------------------------------- */
+
 /**
  * Tied output head (GPT-2 weight tying): logits[n][rows] = hidden[n][dim] x W^T through cblas_sgemm.
  * Read-only on t (safe for concurrent use). n == 0 is a no-op. Errors: TOKEMB_INVALID_ARGUMENT (NULL t,
@@ -477,9 +523,8 @@ TOKEMB_API int32_t tokemb_logits(const tokemb_table *t, const float *hidden, siz
  */
 TOKEMB_API int32_t tokemb_logits_backward(const tokemb_table *t, const float *hidden, size_t n,
                                           const float *grad_logits, float *grad_hidden, float *grad_table);
-
 /* ---------------------------------------------------------------------------------------------- */
-/* Positional encoders (sinusoidal, learned, RoPE, ALiBi, T5, Shaw) - see docs/positional.md        */
+/* Positional encoders (sinusoidal, learned, RoPE, ALiBi, T5, Shaw) - see docs/positional.md      */
 /* ---------------------------------------------------------------------------------------------- */
 
 /**
@@ -519,7 +564,8 @@ enum tokemb_rope_scaling {
     TOKEMB_ROPE_SCALING_DYNAMIC = 2,  /**< dynamic NTK: base grows with ROPE_SEQ_LEN above ROPE_ORIGINAL_MAX_POS */
     TOKEMB_ROPE_SCALING_YARN = 3,     /**< YaRN ramp between theta and theta/factor, mscale attention factor */
     TOKEMB_ROPE_SCALING_LLAMA3 = 4,   /**< Llama 3.1 wavelength bands (low/high freq factor) */
-    TOKEMB_ROPE_SCALING_LONGROPE = 5  /**< LongRoPE per-pair short/long factors (tokemb_posenc_rope_set_longrope_factors) */
+    /** LongRoPE per-pair short/long factors (tokemb_posenc_rope_set_longrope_factors) */
+    TOKEMB_ROPE_SCALING_LONGROPE = 5
 };
 
 /** Encoder parameters (pinned values, blocks 200 RoPE and 300 ALiBi). (i) int64 via
@@ -636,6 +682,8 @@ TOKEMB_API tokemb_table *tokemb_posenc_table(tokemb_posenc *pe);
  *  RoPE, the head count of ALiBi/T5; -1 for NULL. Thread-safe. */
 TOKEMB_API int64_t tokemb_posenc_dim(const tokemb_posenc *pe);
 
+/* ---- Absolute encodings and the input embedding ---------------------------------------------- */
+
 /**
  * Absolute encodings out[n][dim] for explicit positions (offsets, packed sequences, fairseq's
  * padding offset): sinusoidal (any |position| <= 2^53) or learned (a gather of table rows; positions
@@ -645,6 +693,29 @@ TOKEMB_API int64_t tokemb_posenc_dim(const tokemb_posenc *pe);
  * Thread-safe.
  */
 TOKEMB_API int32_t tokemb_posenc_encode(const tokemb_posenc *pe, const int64_t *positions, size_t n, float *out);
+
+/**
+ * Input embedding out[batch][seq][dim] = scale * tok[ids[b][s]] + PE(start_pos + s) (each value
+ * fl(fl(scale*e) + pe), as torch computes emb*scale + pe). scale = sqrt(dim) for Vaswani-style models,
+ * 1 for GPT-2. pe: sinusoidal or learned with the table's dim, or NULL (no additive PE, e.g. for RoPE
+ * models). Ids are validated (and max_norm applied) exactly as tokemb_lookup, positions as
+ * tokemb_posenc_encode, all before anything is written. Errors: those of tokemb_lookup and
+ * tokemb_posenc_encode, TOKEMB_INVALID_ARGUMENT (dim mismatch, non-additive pe, non-finite scale).
+ */
+TOKEMB_API int32_t tokemb_embed(tokemb_table *tok, const tokemb_posenc *pe, const int64_t *ids, size_t batch,
+                                size_t seq, int64_t start_pos, float scale, float *out);
+/**
+ * Backward of tokemb_embed for grad_out[batch][seq][dim]: grad_tok[rows][dim] (may be NULL) gets
+ * += fl(scale*g) per token, summed per row in input order; the padding row gets nothing and with
+ * scale_grad_by_freq each contribution is first multiplied by (float)(1/count). grad_pe (learned only,
+ * [max_len][dim], may be NULL) gets += g summed over the batch in order. Read-only on tok and pe.
+ * Errors: as tokemb_embed; TOKEMB_INVALID_ARGUMENT for grad_pe with a non-learned pe.
+ */
+TOKEMB_API int32_t tokemb_embed_backward(const tokemb_table *tok, const tokemb_posenc *pe, const int64_t *ids,
+                                         size_t batch, size_t seq, int64_t start_pos, float scale,
+                                         const float *grad_out, float *grad_tok, float *grad_pe);
+
+/* ---- Rotary (RoPE) --------------------------------------------------------------------------- */
 
 /**
  * Rotates x[n_tokens][n_heads][head_dim] (q or k, never v) in place: token t at positions[t] (>= 0 and
@@ -672,19 +743,20 @@ TOKEMB_API int32_t tokemb_rope_apply_backward(const tokemb_posenc *pe, float *gr
  * 0/1. Overlapping heads are the caller's error.
  */
 TOKEMB_API int32_t tokemb_posenc_rope_apply_strided(const tokemb_posenc *pe, float *x, size_t batch, size_t n_heads,
-                                             size_t seq, int64_t stride_batch, int64_t stride_head,
-                                             int64_t stride_seq, const int64_t *positions, int32_t backward);
+                                                    size_t seq, int64_t stride_batch, int64_t stride_head,
+                                                    int64_t stride_seq, const int64_t *positions, int32_t backward);
 /**
  * The scaled inverse frequencies theta'_i (i < rotary_dim/2, double, transformers' inv_freq evaluated in
  * double) and the attention factor A of the current configuration (either output may be NULL).
  * Errors: TOKEMB_INVALID_ARGUMENT (NULL pe, not RoPE, n != rotary_dim/2 with inv_freq non-NULL, an
  * inconsistent configuration), TOKEMB_NO_MEMORY. Thread-safe.
  */
-TOKEMB_API int32_t tokemb_posenc_rope_inv_freq(const tokemb_posenc *pe, double *inv_freq, size_t n, double *attn_factor);
+TOKEMB_API int32_t tokemb_posenc_rope_inv_freq(const tokemb_posenc *pe, double *inv_freq, size_t n,
+                                               double *attn_factor);
 /** The cos and sin tables the rotation uses: cos[n][rotary_dim/2], sin[n][rotary_dim/2] (float32, A
  *  included) for positions[n]. Errors as tokemb_rope_apply. Thread-safe. */
-TOKEMB_API int32_t tokemb_posenc_rope_cos_sin(const tokemb_posenc *pe, const int64_t *positions, size_t n, float *cos_out,
-                                       float *sin_out);
+TOKEMB_API int32_t tokemb_posenc_rope_cos_sin(const tokemb_posenc *pe, const int64_t *positions, size_t n,
+                                              float *cos_out, float *sin_out);
 /**
  * Sets the LongRoPE per-pair factors (each n = rotary_dim/2 values, finite and > 0; copied). Used when
  * TOKEMB_ROPE_SCALING is LONGROPE: theta'_i = 1 / (factor_i * base^(2i/r)), long factors when
@@ -693,7 +765,9 @@ TOKEMB_API int32_t tokemb_posenc_rope_cos_sin(const tokemb_posenc *pe, const int
  * TOKEMB_NO_MEMORY. Unchanged on error.
  */
 TOKEMB_API int32_t tokemb_posenc_rope_set_longrope_factors(tokemb_posenc *pe, const double *short_factor,
-                                                    const double *long_factor, size_t n);
+                                                           const double *long_factor, size_t n);
+
+/* ---- Relative: ALiBi, T5 and Shaw ------------------------------------------------------------ */
 
 /** ALiBi slopes out[n_heads] (float32) of the current max_bias. Errors: TOKEMB_INVALID_ARGUMENT (NULL,
  *  not ALiBi). Thread-safe. */
@@ -724,66 +798,14 @@ TOKEMB_API int32_t tokemb_posenc_buckets(const tokemb_posenc *pe, size_t q_len, 
                                          int32_t *out);
 /** Shaw: out[q_len][k_len][dim] = table[index(i, j)]. Errors as tokemb_posenc_buckets (Shaw only). */
 TOKEMB_API int32_t tokemb_posenc_shaw_embed(const tokemb_posenc *pe, size_t q_len, size_t k_len, int64_t q_offset,
-                                     float *out);
+                                            float *out);
 /** Shaw backward: grad_table[index(i, j)] += grad[i][j] ([2k+1][dim]), per row in (i, j) order. */
 TOKEMB_API int32_t tokemb_posenc_shaw_embed_backward(const tokemb_posenc *pe, size_t q_len, size_t k_len,
-                                              int64_t q_offset, const float *grad, float *grad_table);
-
-/**
- * Input embedding out[batch][seq][dim] = scale * tok[ids[b][s]] + PE(start_pos + s) (each value
- * fl(fl(scale*e) + pe), as torch computes emb*scale + pe). scale = sqrt(dim) for Vaswani-style models,
- * 1 for GPT-2. pe: sinusoidal or learned with the table's dim, or NULL (no additive PE, e.g. for RoPE
- * models). Ids are validated (and max_norm applied) exactly as tokemb_lookup, positions as
- * tokemb_posenc_encode, all before anything is written. Errors: those of tokemb_lookup and
- * tokemb_posenc_encode, TOKEMB_INVALID_ARGUMENT (dim mismatch, non-additive pe, non-finite scale).
- */
-TOKEMB_API int32_t tokemb_embed(tokemb_table *tok, const tokemb_posenc *pe, const int64_t *ids, size_t batch,
-                                size_t seq, int64_t start_pos, float scale, float *out);
-/**
- * Backward of tokemb_embed for grad_out[batch][seq][dim]: grad_tok[rows][dim] (may be NULL) gets
- * += fl(scale*g) per token, summed per row in input order; the padding row gets nothing and with
- * scale_grad_by_freq each contribution is first multiplied by (float)(1/count). grad_pe (learned only,
- * [max_len][dim], may be NULL) gets += g summed over the batch in order. Read-only on tok and pe.
- * Errors: as tokemb_embed; TOKEMB_INVALID_ARGUMENT for grad_pe with a non-learned pe.
- */
-TOKEMB_API int32_t tokemb_embed_backward(const tokemb_table *tok, const tokemb_posenc *pe, const int64_t *ids,
-                                         size_t batch, size_t seq, int64_t start_pos, float scale,
-                                         const float *grad_out, float *grad_tok, float *grad_pe);
+                                                     int64_t q_offset, const float *grad, float *grad_table);
 
 /* ---------------------------------------------------------------------------------------------- */
-/* Files, vocabulary, nearest neighbours, compact storage (docs/formats.md)                        */
+/* NumPy .npy files (docs/formats.md)                                                             */
 /* ---------------------------------------------------------------------------------------------- */
-
-/*
- * Storage dtypes beyond F32. F16 (IEEE half) and BF16 rows hold dim 16-bit values (row_stride counted
- * in elements). Q8_ROW rows follow FBGEMM's fused 8-bit row-wise layout: dim uint8 codes, then a
- * float32 scale, then a float32 bias (little-endian, unaligned), value = (float)q*scale + bias; for
- * Q8_ROW row_stride is counted in bytes and must be >= dim + 8 (tokemb_table_create uses dim + 8).
- * Lookups (tokemb_lookup/_i32/_strided), pooled bags (tokemb_lookup_bags/_i32), tokemb_table_read_rows
- * and nearest neighbours produce float32 from every dtype; tokemb_table_write_rows converts (Q8_ROW requantises the rows it writes, finite values
- * only). Initialisation, gradients, optimizers, max_norm and the one-hot path need F32 storage and
- * return TOKEMB_UNSUPPORTED otherwise. Files map to tables as: npy '<f4'/'<f2' -> F32/F16, safetensors
- * F32/F16/BF16 -> the same dtype.
- */
-
-/**
- * A new table holding `src` converted to `dtype` (any dtype to any dtype, through float32): to F16 and
- * BF16 with round-to-nearest-even (overflow to inf, NaN kept); to Q8_ROW by FBGEMM's
- * FloatToFused8BitRowwiseQuantized (bias = row min, scale = (max - min)/255, q = lrintf((x - min) *
- * 255/(max - min + 1e-8)), so |x - dequant(q)| <= scale/2 plus float rounding). Every table parameter
- * (enum tokemb_table_param, TOKEMB_NONTEMPORAL included) is copied. The caller frees *out. Thread-safe for concurrent readers of
- * src. Errors: TOKEMB_INVALID_ARGUMENT (NULL src/out, unknown dtype, a non-finite value for Q8_ROW,
- * named by row and column), TOKEMB_OVERFLOW, TOKEMB_NO_MEMORY. *out is written only on success.
- */
-TOKEMB_API int32_t tokemb_table_convert(const tokemb_table *src, int32_t dtype, tokemb_table **out);
-
-/**
- * Progress callback of long loads (and of tokemb_nearest_ex, which counts scored pairs instead of bytes):
- * called with the bytes parsed so far and the file size (at the start,
- * about every 4 MiB, and at the end). Returning nonzero cancels the load, which then fails with
- * TOKEMB_CANCELLED and returns nothing. Called on the loading thread.
- */
-typedef int32_t (*tokemb_progress_fn)(void *user, uint64_t bytes_done, uint64_t bytes_total);
 
 /**
  * Loads a 2-D little-endian float32 ('<f4') or float16 ('<f2') C-order .npy file (format version 1, 2
@@ -810,6 +832,10 @@ TOKEMB_API int32_t tokemb_npy_mmap(const char *path, tokemb_table **out);
  * Safe while other threads read t.
  */
 TOKEMB_API int32_t tokemb_npy_save(const tokemb_table *t, const char *path);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* safetensors files (docs/formats.md)                                                            */
+/* ---------------------------------------------------------------------------------------------- */
 
 /**
  * Loads the 2-D tensor `name` (F32, F16 or BF16) from a .safetensors file into a new table of the same
@@ -866,6 +892,10 @@ TOKEMB_API int32_t tokemb_safetensors_save_ex(const tokemb_table *const *tables,
 TOKEMB_API int32_t tokemb_safetensors_metadata(const char *path, char *buf, size_t buf_size, size_t *n_pairs,
                                                size_t *bytes_needed);
 
+/* ---------------------------------------------------------------------------------------------- */
+/* Vocabulary                                                                                     */
+/* ---------------------------------------------------------------------------------------------- */
+
 /** Opaque vocabulary: words (UTF-8 byte strings) <-> ids 0..size-1 in insertion order. */
 typedef struct tokemb_vocab tokemb_vocab;
 /** Creates an empty vocabulary; free with tokemb_vocab_free. Errors: TOKEMB_INVALID_ARGUMENT, NO_MEMORY. */
@@ -886,6 +916,10 @@ TOKEMB_API int64_t tokemb_vocab_find(const tokemb_vocab *v, const char *word, si
 /** The NUL-terminated word of `id` (its byte length in *len if non-NULL), owned by v and valid until v
  *  changes; NULL if v is NULL or id is outside [0, size). Thread-safe. */
 TOKEMB_API const char *tokemb_vocab_word(const tokemb_vocab *v, int64_t id, size_t *len);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Word vectors: word2vec and GloVe files (docs/formats.md)                                       */
+/* ---------------------------------------------------------------------------------------------- */
 
 /** Word-vector file formats (pinned values). */
 enum tokemb_vectors_format {
@@ -934,7 +968,8 @@ TOKEMB_API int32_t tokemb_vectors_load(const char *path, int32_t format, tokemb_
  * many vectors from the start of the file (gensim's limit=: counted before repeated words are dropped;
  * data after them is not read), 0 reads all; `flags` is a TOKEMB_VECTORS_UNICODE_* policy for words
  * that are not valid UTF-8 (gensim's unicode_errors=; a word that then repeats an earlier word is
- * skipped, and under IGNORE a word made only of ill-formed bytes becomes the empty word "", as in gensim). The values of a text line must be valid UTF-8 under every policy.
+ * skipped, and under IGNORE a word made only of ill-formed bytes becomes the empty word "", as in gensim).
+ * The values of a text line must be valid UTF-8 under every policy.
  * `format` may be TOKEMB_VECTORS_AUTO. tokemb_vectors_load(path, f, ...) equals
  * tokemb_vectors_load_ex(path, f, 0, 0, ...). Errors: those of tokemb_vectors_load, and
  * TOKEMB_INVALID_ARGUMENT for limit < 0, unknown flag bits or both IGNORE and REPLACE. Thread-safe.
@@ -951,6 +986,10 @@ TOKEMB_API int32_t tokemb_vectors_load_ex(const char *path, int32_t format, int6
  */
 TOKEMB_API int32_t tokemb_vectors_save(const tokemb_table *t, const tokemb_vocab *v, const char *path,
                                        int32_t format);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Nearest neighbours                                                                             */
+/* ---------------------------------------------------------------------------------------------- */
 
 /** Similarity metrics of the nearest-neighbour search (pinned values). */
 enum tokemb_metric {
@@ -1001,3 +1040,39 @@ TOKEMB_API int32_t tokemb_nearest_ids(const tokemb_table *t, const int64_t *ids,
 #endif
 
 #endif /* TOKEMB_H */
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Experimental: tuning knobs outside the stable ABI                                              */
+/* ---------------------------------------------------------------------------------------------- */
+
+/*
+ * The declarations below are not covered by the ABI promise of docs/ABI.md: their names and values may
+ * change or disappear in any release, and they may behave differently on another machine. They are
+ * visible only to code that defines TOKEMB_EXPERIMENTAL before including this header (as zstd's
+ * ZSTD_STATIC_LINKING_ONLY), so a program that depends on one says so in its source. The library, its
+ * tests and its benchmark define it. What each knob does to performance: docs/performance.md.
+ */
+#if defined(TOKEMB_EXPERIMENTAL) && !defined(TOKEMB_H_EXPERIMENTAL)
+#define TOKEMB_H_EXPERIMENTAL
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Experimental table parameters, set and read through tokemb_table_set_param / tokemb_table_get_param
+ *  like those of enum tokemb_table_param (their values are never given to a stable parameter). */
+enum tokemb_table_param_experimental {
+    /** (i) Non-temporal (cache-bypassing) stores for F32 lookup outputs: 0 never, 1 always, 2 (default)
+     *  only when one call's output exceeds the last-level cache size (as glibc's memcpy does for copies;
+     *  such an output cannot stay cached for its consumer anyway).
+     *  Helps large outputs that are not read again soon and keeps a cache-resident table from being
+     *  evicted by the output stream; a consumer reading the output next misses in cache.
+     *  The stored values are identical either way. Not in torch. Other values: TOKEMB_INVALID_ARGUMENT. */
+    TOKEMB_NONTEMPORAL = 105
+};
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TOKEMB_EXPERIMENTAL */

@@ -4,7 +4,7 @@
 # files that would change are listed and the exit status is 1 if there are any.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-cf=${CLANG_FORMAT:-clang-format}
+cf=${CLANG_FORMAT:-$(command -v clang-format-14 || command -v clang-format)}  # the style was tuned on 14
 mapfile -t files < <(cd "$repo" && git ls-files -- 'src/*.c' 'src/*.h' 'include/*.h' 'tests/*.c' 'tests/*.h' \
   'bench/*.c' 'examples/*.c' 'examples/*.h' 'mpi/*.c' 'mpi/*.h')
 if [ "${1:-}" = --check ]; then

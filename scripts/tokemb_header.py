@@ -236,7 +236,9 @@ def gen_rust(h):
         else:
             out.append("pub const %s: i32 = %d;" % (name, v))
     for ename, entries in h.enums:
-        out += ["", "// ---- enum %s" % ename]
+        note = " (experimental block: outside the stable ABI, may change in any release)" \
+            if ename.endswith("_experimental") else ""
+        out += ["", "// ---- enum %s%s" % (ename, note)]
         for n, v in entries:
             out.append("pub const %s: i32 = %d;" % (n, v))
     out += ["", "extern \"C\" {"]

@@ -1,4 +1,4 @@
-/* test_alloc_failures.c - allocation-failure injection (issue 8).
+/* test_alloc_failures.c - allocation-failure injection.
  *
  * Linked against tokemb_testing, a static copy of the library built with TOKEMB_TESTING (see
  * tests/CMakeLists.txt): src/common/alloc.c then fails the N-th allocation after tk_test_fail_countdown = N.

@@ -1,4 +1,4 @@
-/* test_concurrency.c - concurrent use (issue 8).
+/* test_concurrency.c - concurrent use.
  *
  * Several threads look up, pool, encode, embed, rotate (RoPE), compute gradients, logits, biases and
  * nearest neighbours on SHARED tables and encoders (read-only use, which the header declares safe), while

@@ -1,4 +1,4 @@
-/* test_invariants.c - the API invariant suite (issue 8).
+/* test_invariants.c - the API invariant suite.
  *
  * For every public function: NULL for each pointer argument, zero / negative / huge sizes, out-of-range
  * enums, ids and positions, and sizes whose byte count overflows must return the documented status, set a

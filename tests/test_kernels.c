@@ -8,6 +8,7 @@
  *
  * The kernel translation units are compiled into this test (the variants are internal symbols of the
  * library), with tk_cpu_isa() replaced by a stub so the dispatcher can be forced to each ISA. */
+#define TOKEMB_EXPERIMENTAL /* TOKEMB_NONTEMPORAL */
 #include "tk_test.h"
 
 #include "../src/kernels/gather.c"

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """make_figures.py - the figures of docs/positional.md, computed by the tokemb Python package.
 
-    TOKEMB_LIBRARY=build/libtokemb.so.1 PYTHONPATH=python /usr/bin/python3 docs/figures/make_figures.py [--out docs/figures]
+    TOKEMB_LIBRARY=build PYTHONPATH=python /usr/bin/python3 docs/figures/make_figures.py [--out docs/figures]
 
 Writes sinusoidal.png, rope.png, alibi.png and t5.png (Debian python3-matplotlib, Agg backend). Every
 value plotted comes from the library (encode, apply, attn_bias, buckets); only the plotting is here.

@@ -377,7 +377,7 @@ class Table(Lifetime):
         _lib.check(_lib.fn(name)(self._p, ptr(ids), ids.size, ptr(g), ptr(gt)), name)
         return gt
 
-    def grad_accumulate_onehot(self, ids: ArrayLike, grad_out: ArrayLike,
+    def lookup_onehot_backward(self, ids: ArrayLike, grad_out: ArrayLike,
                                grad_table: Optional[np.ndarray] = None) -> np.ndarray:
         """grad_table += onehot(ids)^T x grad_out through sgemm (the Linear view's backward)."""
         ids = ids_array(ids, allow_i32=False)
@@ -416,7 +416,7 @@ class Table(Lifetime):
         _lib.check(_lib.fn(name)(self._p, ptr(ids), ids.size, ptr(offs), nb, bag_mode(mode), ptr(psw), ptr(out)), name)
         return out
 
-    def grad_accumulate_bags(self, ids: ArrayLike, offsets: ArrayLike, grad_out: ArrayLike, mode: Union[str, int] = "sum",
+    def lookup_bags_backward(self, ids: ArrayLike, offsets: ArrayLike, grad_out: ArrayLike, mode: Union[str, int] = "sum",
                              per_sample_weights: Optional[ArrayLike] = None, grad_table: Optional[np.ndarray] = None,
                              psw_grad: bool = False) -> Any:
         """Backward of lookup_bags. Returns grad_table, or (grad_table, grad_per_sample_weights) when

@@ -122,7 +122,7 @@ class _EmbeddingBagFunction(torch.autograd.Function):
         gw = torch.zeros(tuple(w.shape), dtype=torch.float32)
         want_psw = psw is not None and ctx.needs_input_grad[1]
         pswn = None if psw is None else psw.detach().contiguous().numpy()
-        r = t.grad_accumulate_bags(ids.numpy(), offsets.numpy(), g.numpy(), mode, pswn, grad_table=gw.numpy(),
+        r = t.lookup_bags_backward(ids.numpy(), offsets.numpy(), g.numpy(), mode, pswn, grad_table=gw.numpy(),
                                    psw_grad=want_psw)
         gpsw = torch.from_numpy(r[1]).reshape(psw.shape) if want_psw else None
         return gw, gpsw, None, None, None, None, None, None, None

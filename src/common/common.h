@@ -3,6 +3,7 @@
 #ifndef TOKEMB_COMMON_H
 #define TOKEMB_COMMON_H
 
+#define TOKEMB_EXPERIMENTAL /* the library implements the header's experimental block too */
 #include "tokemb.h"
 
 #include <stdbool.h>

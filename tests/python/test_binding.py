@@ -304,7 +304,7 @@ class TestTraining(unittest.TestCase):
             acc = np.ones((self.rows, self.dim), np.float32)
             t.grad_accumulate(self.ids.numpy(), self.gout.numpy(), grad_table=acc)
             np.testing.assert_allclose(acc, g + 1, rtol=1e-6)
-        oh = tokemb.Table.from_numpy(self.w).grad_accumulate_onehot(self.ids.numpy(), self.gout.numpy())
+        oh = tokemb.Table.from_numpy(self.w).lookup_onehot_backward(self.ids.numpy(), self.gout.numpy())
         np.testing.assert_allclose(oh, self.torch_grad(), rtol=1e-5, atol=1e-6)  # BLAS summation order
 
     def test_bags_match_torch(self):
@@ -329,13 +329,13 @@ class TestTraining(unittest.TestCase):
             w = tw.clone().requires_grad_(True)
             torch.nn.functional.embedding_bag(torch.from_numpy(ids), w, torch.from_numpy(offs[:-1]),
                                               mode=mode).backward(torch.from_numpy(go))
-            g = t.grad_accumulate_bags(ids, offs, go, mode)
+            g = t.lookup_bags_backward(ids, offs, go, mode)
             np.testing.assert_allclose(g, w.grad.numpy(), rtol=1e-6, atol=1e-7, err_msg=mode)
         w = tw.clone().requires_grad_(True)
         p = torch.from_numpy(psw).requires_grad_(True)
         torch.nn.functional.embedding_bag(torch.from_numpy(ids), w, torch.from_numpy(offs[:-1]), mode="sum",
                                           per_sample_weights=p).backward(torch.from_numpy(go))
-        g, gp = t.grad_accumulate_bags(ids, offs, go, "sum", psw, psw_grad=True)
+        g, gp = t.lookup_bags_backward(ids, offs, go, "sum", psw, psw_grad=True)
         np.testing.assert_allclose(g, w.grad.numpy(), rtol=1e-6, atol=1e-7)
         np.testing.assert_allclose(gp, p.grad.numpy(), rtol=1e-6, atol=1e-7)
 
@@ -378,7 +378,7 @@ class TestTraining(unittest.TestCase):
             torch.nn.functional.embedding(ids, p, sparse=True).backward(go)
             opt.step()
             t.step(ids.numpy(), go.numpy())
-        # tolerance: SparseAdam's update arithmetic order is torch's own (issue 3 states the bound)
+        # a binding smoke test with a tolerance; the bit-exact comparison with torch is test_optim_torch.py
         np.testing.assert_allclose(t.numpy(), p.detach().numpy(), rtol=1e-5, atol=1e-6)
 
     def test_logits(self):

@@ -5,23 +5,19 @@ import os
 
 import numpy as np
 
-from tokemb import _sigs as _gen  # PYTHONPATH=python (ctest sets it)
-
-_path = os.environ.get("TOKEMB_LIBRARY")
-if not _path:
+if not os.environ.get("TOKEMB_LIBRARY"):
     raise ImportError("tkctypes: set TOKEMB_LIBRARY to the built libtokemb (ctest does)")
-lib = ctypes.CDLL(_path)
+
+from tokemb import _lib, _sigs as _gen  # noqa: E402  (PYTHONPATH=python; ctest sets it)
+# The package's loader opened TOKEMB_LIBRARY and installed every function's restype/argtypes from its
+# table generated from include/tokemb.h (python/tokemb/_sigs.py, checked against the header by
+# tests/check_python_sigs.sh): no second table and no second binding loop.
+lib = _lib.lib
 
 P = ctypes.c_void_p
 i32, i64, u32, u64, f64, sz = (ctypes.c_int32, ctypes.c_int64, ctypes.c_uint32, ctypes.c_uint64,
                                ctypes.c_double, ctypes.c_size_t)
 
-# Every function's restype/argtypes come from the package's table generated from include/tokemb.h
-# (python/tokemb/_sigs.py, checked against the header by tests/check_python_sigs.sh): no second table.
-for _name, (_res, _args) in _gen.SIGS.items():
-    _f = getattr(lib, _name)
-    _f.restype = _res
-    _f.argtypes = _args
 CONSTS = _gen.CONSTS
 NO_PROGRESS = _gen.tokemb_progress_fn()  # a NULL tokemb_progress_fn
 

@@ -63,7 +63,6 @@ pub const TOKEMB_MAX_NORM: i32 = 101;
 pub const TOKEMB_NORM_TYPE: i32 = 102;
 pub const TOKEMB_SCALE_GRAD_BY_FREQ: i32 = 103;
 pub const TOKEMB_FROZEN: i32 = 104;
-pub const TOKEMB_NONTEMPORAL: i32 = 105;
 
 // ---- enum tokemb_bag_mode
 pub const TOKEMB_SUM: i32 = 0;
@@ -134,6 +133,9 @@ pub const TOKEMB_VECTORS_UNICODE_MASK: i32 = 3;
 pub const TOKEMB_METRIC_COSINE: i32 = 0;
 pub const TOKEMB_METRIC_DOT: i32 = 1;
 
+// ---- enum tokemb_table_param_experimental (experimental block: outside the stable ABI, may change in any release)
+pub const TOKEMB_NONTEMPORAL: i32 = 105;
+
 extern "C" {
     pub fn tokemb_version_string() -> *const std::os::raw::c_char;
     pub fn tokemb_version_number() -> u32;
@@ -143,6 +145,7 @@ extern "C" {
     pub fn tokemb_get_num_threads() -> i32;
     pub fn tokemb_set_parallel_for(fn_: tokemb_parallel_for_fn, host_ctx: *mut std::os::raw::c_void);
     pub fn tokemb_parallel_backend() -> *const std::os::raw::c_char;
+    pub fn tokemb_table_convert(src: *const tokemb_table, dtype: i32, out: *mut *mut tokemb_table) -> i32;
     pub fn tokemb_table_create(rows: i64, dim: i64, dtype: i32, out: *mut *mut tokemb_table) -> i32;
     pub fn tokemb_table_wrap(data: *mut std::os::raw::c_void, rows: i64, dim: i64, row_stride: i64, dtype: i32, flags: u32, out: *mut *mut tokemb_table) -> i32;
     pub fn tokemb_table_free(t: *mut tokemb_table);
@@ -162,11 +165,11 @@ extern "C" {
     pub fn tokemb_lookup(t: *mut tokemb_table, ids: *const i64, n: usize, out: *mut f32) -> i32;
     pub fn tokemb_lookup_i32(t: *mut tokemb_table, ids: *const i32, n: usize, out: *mut f32) -> i32;
     pub fn tokemb_lookup_strided(t: *mut tokemb_table, ids: *const i64, n: usize, out: *mut f32, out_row_stride: i64) -> i32;
-    pub fn tokemb_lookup_onehot(t: *const tokemb_table, ids: *const i64, n: usize, out: *mut f32) -> i32;
     pub fn tokemb_grad_accumulate(t: *const tokemb_table, ids: *const i64, n: usize, grad_out: *const f32, grad_table: *mut f32) -> i32;
     pub fn tokemb_grad_accumulate_i32(t: *const tokemb_table, ids: *const i32, n: usize, grad_out: *const f32, grad_table: *mut f32) -> i32;
     pub fn tokemb_grad_coalesce(t: *const tokemb_table, ids: *const i64, n: usize, grad_out: *const f32, out_ids: *mut i64, out_rows: *mut f32, n_unique: *mut usize) -> i32;
     pub fn tokemb_grad_coalesce_i32(t: *const tokemb_table, ids: *const i32, n: usize, grad_out: *const f32, out_ids: *mut i64, out_rows: *mut f32, n_unique: *mut usize) -> i32;
+    pub fn tokemb_lookup_onehot(t: *const tokemb_table, ids: *const i64, n: usize, out: *mut f32) -> i32;
     pub fn tokemb_lookup_onehot_backward(t: *const tokemb_table, ids: *const i64, n: usize, grad_out: *const f32, grad_table: *mut f32) -> i32;
     pub fn tokemb_lookup_bags(t: *mut tokemb_table, ids: *const i64, n: usize, offsets: *const i64, n_bags: usize, mode: i32, per_sample_weights: *const f32, out: *mut f32) -> i32;
     pub fn tokemb_lookup_bags_i32(t: *mut tokemb_table, ids: *const i32, n: usize, offsets: *const i64, n_bags: usize, mode: i32, per_sample_weights: *const f32, out: *mut f32) -> i32;
@@ -195,6 +198,8 @@ extern "C" {
     pub fn tokemb_posenc_table(pe: *mut tokemb_posenc) -> *mut tokemb_table;
     pub fn tokemb_posenc_dim(pe: *const tokemb_posenc) -> i64;
     pub fn tokemb_posenc_encode(pe: *const tokemb_posenc, positions: *const i64, n: usize, out: *mut f32) -> i32;
+    pub fn tokemb_embed(tok: *mut tokemb_table, pe: *const tokemb_posenc, ids: *const i64, batch: usize, seq: usize, start_pos: i64, scale: f32, out: *mut f32) -> i32;
+    pub fn tokemb_embed_backward(tok: *const tokemb_table, pe: *const tokemb_posenc, ids: *const i64, batch: usize, seq: usize, start_pos: i64, scale: f32, grad_out: *const f32, grad_tok: *mut f32, grad_pe: *mut f32) -> i32;
     pub fn tokemb_rope_apply(pe: *const tokemb_posenc, x: *mut f32, n_tokens: usize, n_heads: usize, positions: *const i64) -> i32;
     pub fn tokemb_rope_apply_backward(pe: *const tokemb_posenc, grad: *mut f32, n_tokens: usize, n_heads: usize, positions: *const i64) -> i32;
     pub fn tokemb_posenc_rope_apply_strided(pe: *const tokemb_posenc, x: *mut f32, batch: usize, n_heads: usize, seq: usize, stride_batch: i64, stride_head: i64, stride_seq: i64, positions: *const i64, backward: i32) -> i32;
@@ -207,9 +212,6 @@ extern "C" {
     pub fn tokemb_posenc_buckets(pe: *const tokemb_posenc, q_len: usize, k_len: usize, q_offset: i64, out: *mut i32) -> i32;
     pub fn tokemb_posenc_shaw_embed(pe: *const tokemb_posenc, q_len: usize, k_len: usize, q_offset: i64, out: *mut f32) -> i32;
     pub fn tokemb_posenc_shaw_embed_backward(pe: *const tokemb_posenc, q_len: usize, k_len: usize, q_offset: i64, grad: *const f32, grad_table: *mut f32) -> i32;
-    pub fn tokemb_embed(tok: *mut tokemb_table, pe: *const tokemb_posenc, ids: *const i64, batch: usize, seq: usize, start_pos: i64, scale: f32, out: *mut f32) -> i32;
-    pub fn tokemb_embed_backward(tok: *const tokemb_table, pe: *const tokemb_posenc, ids: *const i64, batch: usize, seq: usize, start_pos: i64, scale: f32, grad_out: *const f32, grad_tok: *mut f32, grad_pe: *mut f32) -> i32;
-    pub fn tokemb_table_convert(src: *const tokemb_table, dtype: i32, out: *mut *mut tokemb_table) -> i32;
     pub fn tokemb_npy_load(path: *const std::os::raw::c_char, out: *mut *mut tokemb_table) -> i32;
     pub fn tokemb_npy_mmap(path: *const std::os::raw::c_char, out: *mut *mut tokemb_table) -> i32;
     pub fn tokemb_npy_save(t: *const tokemb_table, path: *const std::os::raw::c_char) -> i32;

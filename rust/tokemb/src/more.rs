@@ -112,9 +112,9 @@ impl<'a> Table<'a> {
         })
     }
     /// grad_table += onehot(ids)^T x grad_out through sgemm.
-    pub fn grad_accumulate_onehot(&self, ids: &[i64], grad_out: &[f32], grad_table: &mut [f32]) -> Result<()> {
-        self.check_out("grad_accumulate_onehot: grad_out", ids.len(), grad_out)?;
-        want_len("grad_accumulate_onehot: grad_table", grad_table.len(), self.table_len()?)?;
+    pub fn lookup_onehot_backward(&self, ids: &[i64], grad_out: &[f32], grad_table: &mut [f32]) -> Result<()> {
+        self.check_out("lookup_onehot_backward: grad_out", ids.len(), grad_out)?;
+        want_len("lookup_onehot_backward: grad_table", grad_table.len(), self.table_len()?)?;
         // SAFETY: as grad_accumulate.
         check(unsafe {
             sys::tokemb_lookup_onehot_backward(self.raw.as_ptr(), ptr_or_null(ids), ids.len(), ptr_or_null(grad_out),
@@ -195,12 +195,12 @@ impl<'a> Table<'a> {
     }
     /// Backward of lookup_bags: grad_table += ..., grad_psw (SUM with weights) overwritten.
     #[allow(clippy::too_many_arguments)]
-    pub fn grad_accumulate_bags(&self, ids: &[i64], offsets: &[i64], mode: BagMode, psw: Option<&[f32]>, grad_out: &[f32],
+    pub fn lookup_bags_backward(&self, ids: &[i64], offsets: &[i64], mode: BagMode, psw: Option<&[f32]>, grad_out: &[f32],
                                 grad_table: &mut [f32], grad_psw: Option<&mut [f32]>) -> Result<()> {
-        let nb = self.bag_checks("grad_accumulate_bags", ids.len(), offsets, psw, grad_out.len())?;
-        want_len("grad_accumulate_bags: grad_table", grad_table.len(), self.table_len()?)?;
+        let nb = self.bag_checks("lookup_bags_backward", ids.len(), offsets, psw, grad_out.len())?;
+        want_len("lookup_bags_backward: grad_table", grad_table.len(), self.table_len()?)?;
         if let Some(g) = &grad_psw {
-            want_len("grad_accumulate_bags: grad_per_sample_weights", g.len(), ids.len())?;
+            want_len("lookup_bags_backward: grad_per_sample_weights", g.len(), ids.len())?;
         }
         // SAFETY: lengths checked; read-only on the table.
         check(unsafe {
@@ -208,16 +208,16 @@ impl<'a> Table<'a> {
                                              opt_ptr(psw), ptr_or_null(grad_out), grad_table.as_mut_ptr(), opt_mut(grad_psw))
         })
     }
-    /// grad_accumulate_bags with int32 ids.
+    /// lookup_bags_backward with int32 ids.
     #[allow(clippy::too_many_arguments)]
-    pub fn grad_accumulate_bags_i32(&self, ids: &[i32], offsets: &[i64], mode: BagMode, psw: Option<&[f32]>, grad_out: &[f32],
+    pub fn lookup_bags_backward_i32(&self, ids: &[i32], offsets: &[i64], mode: BagMode, psw: Option<&[f32]>, grad_out: &[f32],
                                     grad_table: &mut [f32], grad_psw: Option<&mut [f32]>) -> Result<()> {
-        let nb = self.bag_checks("grad_accumulate_bags_i32", ids.len(), offsets, psw, grad_out.len())?;
-        want_len("grad_accumulate_bags_i32: grad_table", grad_table.len(), self.table_len()?)?;
+        let nb = self.bag_checks("lookup_bags_backward_i32", ids.len(), offsets, psw, grad_out.len())?;
+        want_len("lookup_bags_backward_i32: grad_table", grad_table.len(), self.table_len()?)?;
         if let Some(g) = &grad_psw {
-            want_len("grad_accumulate_bags_i32: grad_per_sample_weights", g.len(), ids.len())?;
+            want_len("lookup_bags_backward_i32: grad_per_sample_weights", g.len(), ids.len())?;
         }
-        // SAFETY: as grad_accumulate_bags.
+        // SAFETY: as lookup_bags_backward.
         check(unsafe {
             sys::tokemb_lookup_bags_backward_i32(self.raw.as_ptr(), ptr_or_null(ids), ids.len(), offsets.as_ptr(), nb, mode.code(),
                                                  opt_ptr(psw), ptr_or_null(grad_out), grad_table.as_mut_ptr(), opt_mut(grad_psw))

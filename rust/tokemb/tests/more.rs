@@ -39,7 +39,7 @@ fn grads_are_input_order_sums_and_coalesce_agrees() {
     assert_eq!(u, vec![0, 2, 6]);
     assert_eq!(rows, [&want[0..3], &want[6..9], &want[18..21]].concat());
     let mut oh = vec![0f32; 21];
-    t.grad_accumulate_onehot(&ids, &g, &mut oh).unwrap();
+    t.lookup_onehot_backward(&ids, &g, &mut oh).unwrap();
     for (a, b) in oh.iter().zip(&want) {
         assert!((a - b).abs() <= 1e-6, "{a} {b}");
     }
@@ -72,7 +72,7 @@ fn bags_and_their_backward() {
     let mut gt = vec![0f32; 12];
     let psw = [1f32, 0.5, 2.0, 1.0, 1.0];
     let mut gpsw = vec![0f32; 5];
-    t.grad_accumulate_bags(&ids, &offs, BagMode::Sum, Some(&psw), &go, &mut gt, Some(&mut gpsw)).unwrap();
+    t.lookup_bags_backward(&ids, &offs, BagMode::Sum, Some(&psw), &go, &mut gt, Some(&mut gpsw)).unwrap();
     assert_eq!(&gt[2..4], &[1.0, 2.0]); // id 1, weight 1, bag 0
     assert_eq!(&gt[6..8], &[0.5f32 * 1.0 + 2.0 * 5.0, 0.5f32 * 2.0 + 2.0 * 6.0]);
     let dot = |r: i64, b: usize| (row(r, 0) as f64 * go[2 * b] as f64 + row(r, 1) as f64 * go[2 * b + 1] as f64) as f32;
