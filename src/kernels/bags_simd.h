@@ -67,8 +67,9 @@ TK_VTARGET TK_ALWAYS_INLINE TK_V TK_VFN(tk_bag_ld_tail)(const uint8_t *r, size_t
 TK_VTARGET TK_ALWAYS_INLINE void TK_VFN(tk_bag_sum)(const uint8_t *base, size_t rb, int dt, size_t dim,
                                                     const void *ids, int idw, size_t s, size_t e, size_t e_all,
                                                     int mean, const float *psw, int kind, int64_t pad, float *o) {
-    size_t cnt = 0;
-    for (size_t j = s; j < e; j++) cnt += tk_id_at(ids, idw, j) != pad;
+    size_t cnt = 0; /* the divisor of MEAN: SUM skips this pass over the ids */
+    if (mean)
+        for (size_t j = s; j < e; j++) cnt += tk_id_at(ids, idw, j) != pad;
     const TK_V dv = TK_VSET1((float)(cnt > 0 ? cnt : 1));
     TK_V w = TK_VZERO();
     float qsf = 0.0f, qbf = 0.0f;
