@@ -23,10 +23,7 @@ start=$(date +%s)
 # symbols, so the library may leave them undefined: -z undefs at the end of the link line (through
 # CMAKE_C_STANDARD_LIBRARIES) overrides --no-undefined for this build only. (clang 14's shared TSan
 # runtime, -shared-libsan, crashes at start-up on this system, so it is not used.)
-# The pthread runner (TOKEMB_OPENMP=OFF): an uninstrumented OpenMP runtime hands work to its workers in
-# ways TSan cannot see (as with OpenBLAS below). The OpenMP runner runs the same tasks: test_threads
-# checks its results against one thread in the other builds.
-cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTOKEMB_OPENMP=OFF \
+cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DTOKEMB_SANITIZE=thread -DTOKEMB_BUILD_BENCH=OFF "-DCMAKE_C_STANDARD_LIBRARIES=-Wl,-z,undefs" >/dev/null
 # Every cmocka suite, the concurrency test first; test_alloc_failures is left out (it links the
 # TOKEMB_TESTING static variant with --wrap'ed malloc/pthread_create and tests no concurrency).

@@ -8,7 +8,7 @@
 The library is found through TOKEMB_LIBRARY, this package's folder, the repository's build*/ trees, or
 the system loader path (see tokemb._lib). torch modules live in tokemb.torch (imported on demand).
 """
-from . import _lib, _threads
+from . import _lib
 from ._errors import (Cancelled, Error, FormatError, InvalidArgument, IoError, NoMemory, OutOfRange, Overflow, ReadOnly,
                       Unsupported)
 from ._sigs import CONSTS as constants
@@ -25,7 +25,7 @@ __all__ = ["Table", "Error", "InvalidArgument", "OutOfRange", "NoMemory", "IoErr
            "Overflow", "ReadOnly", "Cancelled", "Vocab", "load_npy", "save_npy", "load_safetensors",
            "save_safetensors", "safetensors_names", "load_vectors", "save_vectors", "nearest", "nearest_ids", "convert", "PositionalEncoding", "Sinusoidal", "Learned", "Rope", "Alibi", "T5", "Shaw",
            "embed", "embed_backward", "F32", "F16", "BF16", "Q8_ROW", "NO_PADDING", "constants", "version",
-           "version_number", "set_num_threads", "get_num_threads", "parallel_backend", "last_error", "status_string", "library_path",
+           "version_number", "set_num_threads", "get_num_threads", "last_error", "status_string", "library_path",
            "Vectors", "DType", "safetensors_metadata", "safetensors"]
 
 library_path = _lib.path
@@ -43,22 +43,13 @@ def version_number() -> int:
 
 
 def set_num_threads(n):
-    """Threads the library's own loops use: n >= 1 pins the count (tokemb.torch then stops following
-    torch.get_num_threads()); 0 restores the default (OMP_NUM_THREADS, else the CPUs the process may use;
-    in tokemb.torch, torch's count). Results never depend on it."""
+    """Threads the library's own loops use (0 = default: online CPUs). Results never depend on it."""
     _lib.check(_lib.lib.tokemb_set_num_threads(int(n)), "tokemb_set_num_threads")
-    _threads.set_explicit(int(n))
 
 
 def get_num_threads() -> int:
     """Threads the library's own loops use."""
     return _lib.lib.tokemb_get_num_threads()
-
-
-def parallel_backend() -> str:
-    """What runs the library's parallel loops: "openmp" (in a torch process, torch's own OpenMP workers),
-    "pthreads" (a build without OpenMP, or a child process after fork()) or "host" (a C host pool)."""
-    return _lib.lib.tokemb_parallel_backend().decode()
 
 
 def last_error():

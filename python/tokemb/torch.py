@@ -2,8 +2,7 @@
 
 Forward and backward run in the library through torch.autograd.Function, directly on the tensors'
 memory (tensor.numpy() views: no copies for contiguous float32 CPU tensors; the weight is wrapped as a
-borrowed table for the duration of each call). The library's thread count follows
-torch.get_num_threads() (see tokemb/_threads.py). Anything the library does not handle (a CUDA tensor, a
+borrowed table for the duration of each call). Anything the library does not handle (a CUDA tensor, a
 float64 weight) falls back to torch's own functional op, so the modules stay drop-in replacements.
 
     from tokemb.torch import Embedding
@@ -14,7 +13,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import _threads
 from .posenc import Rope
 from .table import Table
 
@@ -52,7 +50,6 @@ def _ids(ids):
 class _EmbeddingFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, weight, ids, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse):
-        _threads.follow(torch.get_num_threads())
         ids = _ids(ids)
         t = _wrap(weight, padding_idx, max_norm, norm_type, scale_grad_by_freq)
         out = torch.empty(tuple(ids.shape) + (weight.size(1),), dtype=torch.float32)
@@ -101,7 +98,6 @@ _MODES = {"sum": 0, "mean": 1, "max": 2}
 class _EmbeddingBagFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, weight, psw, ids, offsets, mode, padding_idx, max_norm, norm_type, scale_grad_by_freq):
-        _threads.follow(torch.get_num_threads())
         t = _wrap(weight, padding_idx, max_norm, norm_type, scale_grad_by_freq)
         nb = offsets.numel() - 1
         out = torch.empty((nb, weight.size(1)), dtype=torch.float32)
@@ -178,7 +174,6 @@ class EmbeddingBag(nn.EmbeddingBag):
 class _RopeFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, positions, rope):
-        _threads.follow(torch.get_num_threads())
         out = x.detach().to(torch.float32, copy=True).contiguous()  # the output buffer, rotated in place
         _rope_run(rope, out, positions, backward=False)
         ctx.rope, ctx.positions = rope, positions
