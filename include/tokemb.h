@@ -91,38 +91,15 @@ TOKEMB_API const char *tokemb_last_error(void);
 /* ---------------------------------------------------------------------------------------------- */
 
 /**
- * Sets how many threads the library's own parallel loops use (OpenBLAS's thread count is never
- * changed). n >= 1 sets it, n == 0 restores the default: OMP_NUM_THREADS when it is set to a positive
- * count (as torch, OpenBLAS and OpenMP programs read it), else the number of CPUs the process may run
- * on. Process-wide; results are bitwise identical for any value. Returns TOKEMB_OK, or
+ * Sets how many threads the library's own parallel loops use (a small pthread fork/join; OpenBLAS's
+ * thread count is never changed). n >= 1 sets it, n == 0 restores the default (the number of online
+ * CPUs). Process-wide; results are bitwise identical for any value. Returns TOKEMB_OK, or
  * TOKEMB_INVALID_ARGUMENT for n < 0 or n > 1024. Thread-safe (atomic), but affects calls that start
  * afterwards on every thread.
  */
 TOKEMB_API int32_t tokemb_set_num_threads(int32_t n);
 /** The thread count the library's parallel loops use now (>= 1). Thread-safe. */
 TOKEMB_API int32_t tokemb_get_num_threads(void);
-
-/** One task of a parallel loop: the host calls it with the task's index (see tokemb_set_parallel_for). */
-typedef void (*tokemb_task_fn)(void *task_ctx, int32_t task);
-/**
- * A host's parallel-for: must call task(task_ctx, i) exactly once for every i in [0, n_tasks) - on any
- * of its threads, in any order, concurrently or not - and return only after every call has returned.
- * The tasks never fail and never call back into the host. n_tasks is in [2, tokemb_get_num_threads()].
- */
-typedef void (*tokemb_parallel_for_fn)(void *host_ctx, int32_t n_tasks, tokemb_task_fn task, void *task_ctx);
-/**
- * Runs the library's parallel loops on the host's own thread pool (an inference engine's pool, say), the
- * way FBGEMM leaves threading to its caller: every loop cuts its work into the same static chunks as
- * without a host pool and hands them to fn as tasks, so results stay bitwise identical. fn == NULL
- * restores the built-in runner (host_ctx is then ignored): OpenMP in builds with it (the default, which
- * in a torch process shares torch's own OpenMP workers), else a pthread fork/join per loop. The thread
- * count still comes from tokemb_set_num_threads. Cannot fail. Thread-safe: calls that start afterwards
- * use the new runner; fn and host_ctx must stay valid until replaced.
- */
-TOKEMB_API void tokemb_set_parallel_for(tokemb_parallel_for_fn fn, void *host_ctx);
-/** The runner of the library's parallel loops now: "host", "openmp" or "pthreads" (static text; the
- *  child of a fork() uses "pthreads", since OpenMP's pool does not survive fork). Thread-safe. */
-TOKEMB_API const char *tokemb_parallel_backend(void);
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Progress callbacks                                                                             */

@@ -216,43 +216,6 @@ static void test_num_threads(void **state) {
     assert_int_equal(tokemb_get_num_threads(), def);
 }
 
-/* a host pool that counts its calls and runs the tasks in order on the calling thread */
-static void counting_pool(void *ctx, int32_t n_tasks, tokemb_task_fn task, void *task_ctx) {
-    (*(int *)ctx)++;
-    for (int32_t i = 0; i < n_tasks; i++) task(task_ctx, i);
-}
-
-/* A failing call under a host pool: the same status and message, nothing written, and the pool is never
- * handed work (validation comes before any parallel loop). */
-static void test_parallel_for_invariants(void **state) {
-    (void)state;
-    int calls = 0;
-    tokemb_table *t = NULL;
-    TK_OK(tokemb_table_create(50000, 64, TOKEMB_F32, &t));
-    int64_t *ids = calloc(50000, sizeof *ids);
-    float *out = malloc(sizeof(float) * 50000 * 64);
-    assert_non_null(ids);
-    assert_non_null(out);
-    for (int64_t i = 0; i < 50000; i++) ids[i] = i;
-    TK_OK(tokemb_set_num_threads(2));
-    tokemb_set_parallel_for(counting_pool, &calls);
-    assert_string_equal(tokemb_parallel_backend(), "host");
-    ids[49999] = 50000;
-    watch_clear();
-    watch_buf(out, sizeof(float) * 50000 * 64);
-    INV(TOKEMB_OUT_OF_RANGE, "50000 at index 49999", tokemb_lookup(t, ids, 50000, out));
-    assert_int_equal(calls, 0);
-    ids[49999] = 0;
-    TK_OK(tokemb_lookup(t, ids, 50000, out));
-    assert_true(calls > 0);
-    tokemb_set_parallel_for(NULL, NULL);
-    assert_string_not_equal(tokemb_parallel_backend(), "host");
-    TK_OK(tokemb_set_num_threads(0));
-    free(ids);
-    free(out);
-    tokemb_table_free(t);
-}
-
 /* ---- table construction ------------------------------------------------------------------------- */
 
 static void test_table_create_invariants(void **state) {
@@ -2080,7 +2043,6 @@ int main(void) {
         cmocka_unit_test(test_version),
         cmocka_unit_test(test_last_error_thread_local),
         cmocka_unit_test(test_num_threads),
-        cmocka_unit_test(test_parallel_for_invariants),
         cmocka_unit_test(test_table_create_invariants),
         cmocka_unit_test(test_table_wrap_invariants),
         cmocka_unit_test(test_table_accessors_null),
