@@ -99,14 +99,15 @@ TOKEMB_API int32_t tokemb_set_num_threads(int32_t n);
 /** The thread count the library's parallel loops use now (>= 1). Thread-safe. */
 TOKEMB_API int32_t tokemb_get_num_threads(void);
 
+/** One task of a parallel loop (chunk i of the loop described by task_ctx); see tokemb_parallel_fn. */
+typedef void (*tokemb_task_fn)(void *task_ctx, size_t i);
 /**
  * A host's parallel-for: must call task(task_ctx, i) exactly once for every i in [0, n_tasks), on any
  * threads in any order (concurrently or not), and return only when every call has returned. `host_ctx`
  * is the pointer given to tokemb_set_parallel_for. The tasks never fail and never call back into the
  * hook; n_tasks >= 2.
  */
-typedef void (*tokemb_parallel_fn)(void *host_ctx, size_t n_tasks, void (*task)(void *task_ctx, size_t i),
-                                   void *task_ctx);
+typedef void (*tokemb_parallel_fn)(void *host_ctx, size_t n_tasks, tokemb_task_fn task, void *task_ctx);
 /**
  * Runs the library's parallel loops on the caller's thread pool instead of its own (the way FBGEMM
  * leaves threading to its caller): every loop large enough to split is cut into n_tasks contiguous

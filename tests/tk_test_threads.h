@@ -12,7 +12,7 @@
 
 static atomic_long tk_hook_tasks; /* tasks the hooks ran (so a backend test cannot pass vacuously) */
 
-static void tk_hook_reverse(void *host, size_t n, void (*task)(void *, size_t), void *arg) {
+static void tk_hook_reverse(void *host, size_t n, tokemb_task_fn task, void *arg) {
     (void)host;
     for (size_t i = n; i-- > 0;) task(arg, i);
     atomic_fetch_add(&tk_hook_tasks, (long)n);
@@ -20,7 +20,7 @@ static void tk_hook_reverse(void *host, size_t n, void (*task)(void *, size_t), 
 
 typedef struct {
     size_t n, first;
-    void (*task)(void *, size_t);
+    tokemb_task_fn task;
     void *arg;
 } tk_hook_share;
 
@@ -30,7 +30,7 @@ static void *tk_hook_stride(void *p) {
     return NULL;
 }
 
-static void tk_hook_threads(void *host, size_t n, void (*task)(void *, size_t), void *arg) {
+static void tk_hook_threads(void *host, size_t n, tokemb_task_fn task, void *arg) {
     (void)host;
     pthread_t th[3];
     tk_hook_share sh[3];
