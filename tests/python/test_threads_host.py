@@ -53,6 +53,30 @@ class HostThreads(unittest.TestCase):
             np.testing.assert_array_equal(t.lookup(ids), ref)
         tokemb.follow_host_threads()
 
+    def test_openmp_hook_same_bits(self):
+        """A C hook given by address (bench/omp_hook.c, OpenMP): same bits as torch at 1-3 threads."""
+        import ctypes
+        import torch
+        import tokemb
+        hook = os.path.join(os.path.dirname(os.path.abspath(tokemb.library_path)), "bench", "libtokemb-omp-hook.so")
+        if not os.path.exists(hook):
+            self.skipTest("built without the benchmarks or without OpenMP")
+        fn = ctypes.CDLL(hook).tokemb_omp_parallel_for
+        rng = np.random.default_rng(4)
+        w = rng.standard_normal((3000, 96), dtype=np.float32)
+        ids = rng.integers(0, 3000, 90000)
+        ref = torch.index_select(torch.from_numpy(w), 0, torch.from_numpy(ids)).numpy()
+        t = tokemb.Table.from_numpy(w)
+        tokemb.set_parallel_for(fn)
+        try:
+            for n in (1, 2, 3):
+                torch.set_num_threads(n)
+                tokemb.set_num_threads(n)
+                np.testing.assert_array_equal(t.lookup(ids), ref)
+        finally:
+            tokemb.set_parallel_for(None)
+            tokemb.follow_host_threads()
+
 
 if __name__ == "__main__":
     unittest.main()
