@@ -15,7 +15,13 @@ repetitions of t_torch / t_tokemb (> 1: tokemb is faster). Both libraries get th
 (torch.set_num_threads and tokemb_set_num_threads). Outputs are checked for equality once per case.
 
     /usr/bin/python3 bench/compare_torch.py [--lib build/libtokemb.so] [--threads 1,2] [--quick]
-        [--dims 4,16,64,256,1024,4096] [--vocab 128256] [--ops lookup,bags,bags-q8,grad,rope] [--csv out.csv]
+        [--dims 4,16,64,256,1024,4096] [--vocab 128256] [--ops lookup,bags,bags-q8,grad,rope,call,backend] [--csv out.csv]
+
+Each row also prints the range [min-max] of the paired ratios. 'call' rows: ns per CALL of tiny lookups
+(N = 1, 16, 64, 1024 tokens, D = 768) against torch and against tokemb's own single-thread call (the plain
+loop). 'backend' rows: the built-in pool against 1 thread and against OpenMP through
+tokemb_set_parallel_for (build/bench/libtokemb-omp-hook.so), ratio = t_other / t_pool. The closing summary gives tokemb at the last thread count against the first, same process.
+Run it as users run torch: one process, default settings, no environment variables.
 """
 import argparse
 import ctypes
@@ -108,7 +114,11 @@ def pair(f_tk, f_torch, reps, min_sample):
         tk.append(a)
         th.append(b)
         ratio.append(b / a)
+    RANGES.append((min(ratio), max(ratio)))
     return statistics.median(tk), statistics.median(th), statistics.median(ratio)
+
+
+RANGES = []  # (min, max) of the paired ratios, one per pair() call, in row order
 
 
 def main():
@@ -119,7 +129,7 @@ def main():
     ap.add_argument("--vocab", type=int, default=128256)
     ap.add_argument("--dims", default=None)
     ap.add_argument("--ids", default="uniform,zipf1.1")
-    ap.add_argument("--ops", default="lookup,bags,bags-q8,grad,rope")
+    ap.add_argument("--ops", default="lookup,bags,bags-q8,grad,rope,call,backend")
     ap.add_argument("--reps", type=int, default=None)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--csv", default=None)
@@ -206,23 +216,19 @@ def main():
                     dense = torch.ops.aten.embedding_dense_backward(g_t, gids_t, V, -1, False).numpy()
                     assert np.array_equal(dense[uid[: nu.value]], urows[: nu.value]), "coalesced grad differs from torch"
                     rows.append(("grad", "embedding_dense_backward", D, ng, dist, th) + r)
-                while printed[0] < len(rows):
-                    op, peer, d, nn, di, t_, a_tk, a_th, rat = rows[printed[0]]
-                    print("%-8s %-26s %5d %6d %-8s %2d %12.2f %12.2f %8.2f" % (op, peer, d, nn, di, t_, a_tk / nn * 1e9,
-                                                                            a_th / nn * 1e9, rat))
-                    sys.stdout.flush()
-                    printed[0] += 1
+                flush_rows(rows)
         lib.tokemb_table_free(h)
         if qh is not None:
             lib.tokemb_table_free(qh)
         del Wt, W, Qt, Q
     if "rope" in ops and hasattr(lib, "tokemb_rope_apply"):
         rope_rows(lib, rows, threads, reps, min_sample, a.quick)
-        while printed[0] < len(rows):
-            op, peer, d, nn, di, t_, a_tk, a_th, rat = rows[printed[0]]
-            print("%-8s %-26s %5d %6d %-8s %2d %12.2f %12.2f %8.2f" % (op, peer, d, nn, di, t_, a_tk / nn * 1e9,
-                                                                    a_th / nn * 1e9, rat))
-            printed[0] += 1
+        flush_rows(rows)
+    if "call" in ops:
+        small_rows(lib, rows, threads, reps)
+    if "backend" in ops and len(threads) > 1:
+        backend_rows(lib, a.lib, rows, threads, reps)
+    summary(rows, threads)
     if a.csv:
         with open(a.csv, "w") as f:
             f.write("op,torch_peer,dim,tokens,ids,threads,tokemb_s,torch_s,ratio\n")
@@ -231,6 +237,114 @@ def main():
 
 
 printed = [0]
+
+
+def flush_rows(rows):
+    while printed[0] < len(rows):
+        op, peer, d, nn, di, t_, a_tk, a_th, rat = rows[printed[0]]
+        lo, hi = RANGES[printed[0]] if printed[0] < len(RANGES) else (rat, rat)
+        print("%-8s %-26s %5d %6d %-8s %2d %12.2f %12.2f %8.2f  [%.2f-%.2f]" % (
+            op, peer, d, nn, di, t_, a_tk / nn * 1e9, a_th / nn * 1e9, rat, lo, hi))
+        sys.stdout.flush()
+        printed[0] += 1
+
+
+def small_rows(lib, rows, threads, reps):
+    """Per-call cost of tiny lookups (the decode step: N = 1..64 tokens per call) against torch's
+    index_select(out=) and against a plain loop (the same call pinned to 1 thread: tokemb's own
+    single-thread cost, so 'ratio' in the plain rows is t_1thread / t_Nthreads, > 0.83 meets the 1.2x goal).
+    ns/tok columns hold ns per CALL here."""
+    V, D = 128256, 768
+    rng = np.random.default_rng(11)
+    W = rng.standard_normal((V, D), dtype=np.float32)
+    h = P()
+    ok(lib, lib.tokemb_table_wrap(ptr(W), V, D, D, 0, 0, ctypes.byref(h)), "tokemb_table_wrap")
+    Wt = torch.from_numpy(W)
+    for n in (1, 16, 64, 1024):
+        ids = rng.integers(0, V, n, dtype=np.int64)
+        ids_t = torch.from_numpy(ids)
+        out_tk = np.zeros((n, D), np.float32)
+        out_th_t = torch.zeros((n, D))
+        pi, po = ptr(ids), ptr(out_tk)  # converted once: the calls below time the library, not numpy
+        for th in threads:
+            torch.set_num_threads(th)
+            ok(lib, lib.tokemb_set_num_threads(th), "set_num_threads")
+            f_tk = lambda: lib.tokemb_lookup(h, pi, n, po)
+            f_th = lambda: torch.index_select(Wt, 0, ids_t, out=out_th_t)
+            r = pair(f_tk, f_th, reps, 2e-3)
+            rows.append(("call", "index_select(out=) D=768", D, n, "per-call", th, r[0] * n, r[1] * n, r[2]))
+
+            def f_one():  # the plain loop: the same call on one thread
+                lib.tokemb_set_num_threads(1)
+                lib.tokemb_lookup(h, pi, n, po)
+                lib.tokemb_set_num_threads(th)
+
+            def f_cur():  # same two setter calls, so the pair differs only in the thread count
+                lib.tokemb_set_num_threads(th)
+                lib.tokemb_lookup(h, pi, n, po)
+                lib.tokemb_set_num_threads(th)
+            r = pair(f_cur, f_one, reps, 2e-3)
+            rows.append(("call", "tokemb 1 thread", D, n, "per-call", th, r[0] * n, r[1] * n, r[2]))
+        flush_rows(rows)
+    lib.tokemb_table_free(h)
+
+
+def backend_rows(lib, lib_path, rows, threads, reps):
+    """The parallel-for backends at the largest thread count, paired in this process: tokemb's built-in
+    pool against OpenMP run through tokemb_set_parallel_for (bench/omp_hook.c; with Debian's torch it
+    shares torch's libgomp workers) and against 1 thread. op 'backend': tokemb_s = pool, torch_s = the
+    other, ratio = t_other / t_pool (> 1: the pool is faster)."""
+    th = threads[-1]
+    hook_path = os.path.join(os.path.dirname(os.path.abspath(lib_path)), "bench", "libtokemb-omp-hook.so")
+    hook = None
+    if os.path.exists(hook_path) and hasattr(lib, "tokemb_set_parallel_for"):
+        hook = ctypes.CDLL(hook_path).tokemb_omp_parallel_for
+        lib.tokemb_set_parallel_for.restype = None
+        lib.tokemb_set_parallel_for.argtypes = [P, P]
+    rng = np.random.default_rng(21)
+    V = 128256
+    for D in (64, 768):
+        n = int(min(65536, (16 << 20) // (4 * D)))
+        W = rng.standard_normal((V, D), dtype=np.float32)
+        h = P()
+        ok(lib, lib.tokemb_table_wrap(ptr(W), V, D, D, 0, 0, ctypes.byref(h)), "tokemb_table_wrap")
+        ids = rng.integers(0, V, n, dtype=np.int64)
+        out = np.zeros((n, D), np.float32)
+        pi, po = ptr(ids), ptr(out)
+        torch.set_num_threads(th)
+
+        def with_(nt, hk):
+            def f():
+                lib.tokemb_set_num_threads(nt)
+                if hook is not None:
+                    lib.tokemb_set_parallel_for(hk, None)
+                lib.tokemb_lookup(h, pi, n, po)
+            return f
+        f_pool = with_(th, None)
+        others = [("1 thread", with_(1, None))]
+        if hook is not None:
+            others.append(("OpenMP hook", with_(th, ctypes.cast(hook, P))))
+        for name, f in others:
+            r = pair(f_pool, f, reps, 1e-2)
+            rows.append(("backend", name + " vs pool", D, n, "uniform", th) + r)
+        if hook is not None:
+            lib.tokemb_set_parallel_for(None, None)
+        lib.tokemb_table_free(h)
+        flush_rows(rows)
+
+
+def summary(rows, threads):
+    """2 threads against 1 in this process, per case: t_tokemb(1 thread) / t_tokemb(n threads)."""
+    if len(threads) < 2:
+        return
+    t1 = {r[:5]: r[6] for r in rows if r[5] == threads[0]}
+    print("# tokemb at %d threads vs %d thread(s), same process (> 1: faster with more threads)" % (threads[-1], threads[0]))
+    seen = set()
+    for r in rows:
+        if r[5] != threads[-1] or r[:5] not in t1 or r[0] in ("call", "backend") or (r[0], r[2], r[3], r[4]) in seen:
+            continue
+        seen.add((r[0], r[2], r[3], r[4]))
+        print("%-8s %5d %6d %-8s %8.2f" % (r[0], r[2], r[3], r[4], t1[r[:5]] / r[6]))
 
 
 def rope_rows(lib, rows, threads, reps, min_sample, quick):

@@ -91,15 +91,37 @@ TOKEMB_API const char *tokemb_last_error(void);
 /* ---------------------------------------------------------------------------------------------- */
 
 /**
- * Sets how many threads the library's own parallel loops use (a small pthread fork/join; OpenBLAS's
- * thread count is never changed). n >= 1 sets it, n == 0 restores the default (the number of online
- * CPUs). Process-wide; results are bitwise identical for any value. Returns TOKEMB_OK, or
+ * Sets how many threads the library's own parallel loops use (a persistent pool, or the host's
+ * tokemb_set_parallel_for hook; OpenBLAS's thread count is never changed). n >= 1 sets it, n == 0
+ * restores the default (the number of online CPUs). Process-wide; results are bitwise identical for any value. Returns TOKEMB_OK, or
  * TOKEMB_INVALID_ARGUMENT for n < 0 or n > 1024. Thread-safe (atomic), but affects calls that start
  * afterwards on every thread.
  */
 TOKEMB_API int32_t tokemb_set_num_threads(int32_t n);
 /** The thread count the library's parallel loops use now (>= 1). Thread-safe. */
 TOKEMB_API int32_t tokemb_get_num_threads(void);
+
+/** One task of a parallel loop (chunk i of the loop described by task_ctx); see tokemb_parallel_fn. */
+typedef void (*tokemb_task_fn)(void *task_ctx, size_t i);
+/**
+ * A host's parallel-for: must call task(task_ctx, i) exactly once for every i in [0, n_tasks), on any
+ * threads in any order (concurrently or not), and return only when every call has returned. `host_ctx`
+ * is the pointer given to tokemb_set_parallel_for. The tasks never fail and never call back into the
+ * hook; n_tasks >= 2.
+ */
+typedef void (*tokemb_parallel_fn)(void *host_ctx, size_t n_tasks, tokemb_task_fn task, void *task_ctx);
+/**
+ * Runs the library's parallel loops on the caller's thread pool instead of its own (the way FBGEMM
+ * leaves threading to its caller): every loop large enough to split is cut into n_tasks contiguous
+ * chunks (at most 4 per thread of tokemb_get_num_threads(), at least the loop's grain each) and handed to
+ * fn. Loops too small to split run on the calling thread without calling fn. fn == NULL restores the
+ * built-in pool (persistent workers that spin ~20-40 us after a job, then sleep). Results are bitwise
+ * identical whichever runs the tasks. Process-wide; `host_ctx` must stay valid while set. Thread-safe,
+ * but set it before the loops it should govern start: a loop already running keeps the hook it began
+ * with, and a replaced fn/host_ctx pair must stay callable until such loops return. No status (cannot
+ * fail).
+ */
+TOKEMB_API void tokemb_set_parallel_for(tokemb_parallel_fn fn, void *host_ctx);
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Progress callbacks                                                                             */

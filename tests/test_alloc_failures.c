@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 extern _Atomic long tk_test_fail_countdown; /* src/common/alloc.c, TOKEMB_TESTING only */
+void tk_threads_shutdown(void);             /* src/common/threads.c: joins the pool's workers */
 
 /* ---- live-allocation counter over the statically linked library (and this file) ------------------ */
 void *__real_malloc(size_t n);
@@ -722,7 +723,8 @@ static void test_seam_fires(void **state) {
     assert_int_equal(atomic_load(&g_live), live0);
 }
 
-/* Threads that cannot start: tk_parallel_for runs their chunks on the caller, same bits. */
+/* Threads that cannot start: tk_parallel_for runs their chunks on the caller, same bits (the pool is
+ * emptied before each call so that it starts its workers again). */
 enum { TR = 300, TD = 64, TN = 32768, TBAGS = 256, TNTOK = 4096, THD = 64, TNH = 8 };
 typedef struct {
     tokemb_table *t;
@@ -789,6 +791,7 @@ static void test_thread_creation_failure(void **state) {
         const size_t nf = ops[o](&w, ref);
         TK_OK(tokemb_set_num_threads(4));
         for (long k = 1; k <= 4; k++) { /* fail the k-th thread start (k = 4: at most 3 are started) */
+            tk_threads_shutdown(); /* the pool's workers persist: make this call start them again */
             tk_fill_sentinel(out, nf);
             atomic_store(&g_thread_countdown, k);
             ops[o](&w, out);
@@ -796,6 +799,7 @@ static void test_thread_creation_failure(void **state) {
             if (memcmp(out, ref, nf * sizeof(float)) != 0)
                 fail_msg("%s: thread start %ld refused: result differs from one thread", names[o], k);
         }
+        tk_threads_shutdown();
         atomic_store(&g_thread_fail_all, 1);
         tk_fill_sentinel(out, nf);
         ops[o](&w, out);

@@ -9,6 +9,7 @@
  * paths (onehot, logits, nearest), which TSan cannot see into. TK_CONC_QUICK=1 (valgrind) does less. */
 #define _POSIX_C_SOURCE 200809L
 #include "tk_test.h"
+#include "tk_test_threads.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -350,6 +351,11 @@ static void test_shared_and_own_objects(void **state) {
     }
     if (NT_STEP) tk_run_workers(1); /* thread count changing under the workers */
     assert_int_equal(atomic_load(&g_mismatches), 0);
+    tk_backend_set(2); /* concurrent callers through a host hook that runs tasks on its own threads */
+    TK_OK(tokemb_set_num_threads(3));
+    tk_run_workers(0);
+    tk_backend_set(0);
+    assert_int_equal(atomic_load(&g_mismatches), 0);
     assert_true(tk_shared_sum() == shared_sum); /* the shared objects were only read */
     TK_OK(tokemb_set_num_threads(0));
     tk_world_free();
@@ -380,7 +386,9 @@ static void test_internal_threads_bitwise(void **state) {
     TK_OK(tokemb_set_num_threads(1));
     TK_OK(tokemb_lookup(t, ids, BN, ref));
     TK_OK(tokemb_grad_accumulate(t, ids, BN, g, gref));
-    for (int32_t nt = 2; nt <= 4; nt++) {
+    for (int32_t c = 0; c < 3 * TK_BACKENDS; c++) { /* threads 2..4 under every backend */
+        const int32_t nt = 2 + c % 3;
+        tk_backend_set(c / 3);
         TK_OK(tokemb_set_num_threads(nt));
         tk_fill_sentinel(out, (size_t)BN * D);
         TK_OK(tokemb_lookup(t, ids, BN, out));
@@ -392,6 +400,8 @@ static void test_internal_threads_bitwise(void **state) {
         TK_OK(tokemb_grad_accumulate(t, ids, BN, g, gout));
         assert_memory_equal(gout, gref, (size_t)R * D * sizeof(float));
     }
+    tk_backend_set(0);
+    assert_true(atomic_load(&tk_hook_tasks) > 0);
     TK_OK(tokemb_set_num_threads(0));
     free(ids);
     free(ref);

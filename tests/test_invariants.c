@@ -11,6 +11,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "tk_test.h"
 
+#include <stdatomic.h>
+
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -197,6 +199,12 @@ static void test_last_error_thread_local(void **state) {
 
 /* ---- threads ------------------------------------------------------------------------------------ */
 
+static atomic_long g_inv_hook_calls;
+static void tk_inv_hook(void *host, size_t n, tokemb_task_fn task, void *arg) {
+    atomic_fetch_add((atomic_long *)host, 1);
+    for (size_t i = 0; i < n; i++) task(arg, i);
+}
+
 static void test_num_threads(void **state) {
     (void)state;
     const int32_t def = tokemb_get_num_threads();
@@ -214,6 +222,18 @@ static void test_num_threads(void **state) {
     }
     TK_OK(tokemb_set_num_threads(0));
     assert_int_equal(tokemb_get_num_threads(), def);
+    /* the host hook receives the loop's chunks; loops at or below their grain never reach it */
+    tokemb_table *t = NULL;
+    TK_OK(tokemb_table_create(10, 4, TOKEMB_F32, &t));
+    int64_t one = 3;
+    float row[4];
+    TK_OK(tokemb_set_num_threads(2));
+    tokemb_set_parallel_for(tk_inv_hook, &g_inv_hook_calls);
+    TK_OK(tokemb_lookup(t, &one, 1, row));
+    assert_int_equal(atomic_load(&g_inv_hook_calls), 0);
+    tokemb_set_parallel_for(NULL, NULL);
+    TK_OK(tokemb_set_num_threads(0));
+    tokemb_table_free(t);
 }
 
 /* ---- table construction ------------------------------------------------------------------------- */

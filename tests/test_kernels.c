@@ -10,6 +10,7 @@
  * library), with tk_cpu_isa() replaced by a stub so the dispatcher can be forced to each ISA. */
 #define TOKEMB_EXPERIMENTAL /* TOKEMB_NONTEMPORAL */
 #include "tk_test.h"
+#include "tk_test_threads.h"
 
 #include "../src/kernels/gather.c"
 #include "../src/kernels/bags.c"
@@ -153,8 +154,8 @@ static void test_dispatch_each_isa(void **state) {
     free(ids);
 }
 
-/* Public API: lookups give the same bytes for 1, 2, 3 and 7 threads, int32 and int64 ids, strided output
- * and every NONTEMPORAL setting, over batches large enough to be split across threads. */
+/* Public API: lookups give the same bytes for 1, 2, 3 and 7 threads under every parallel-for backend
+ * (tk_test_threads.h), int32 and int64 ids, strided output and every NONTEMPORAL setting, over batches large enough to be split across threads. */
 static void test_lookup_thread_count_independence(void **state) {
     (void)state;
     static const int64_t dims[] = {3, 16, 64, 300};
@@ -176,24 +177,26 @@ static void test_lookup_thread_count_independence(void **state) {
         for (size_t i = 0; i < n; i++) ids32[i] = (int32_t)(ids[i] = (int64_t)(tk_rand(&s) % (uint64_t)V));
         naive_gather(tokemb_table_data(t), (size_t)D, ids, 8, n, (size_t)D, want, (size_t)D);
         static const int32_t threads[] = {1, 2, 3, 7};
-        for (int k = 0; k < 4; k++) {
+        for (int c = 0; c < 4 * TK_BACKENDS; c++) { /* every thread count under every backend */
+            const int k = c % 4;
+            tk_backend_set(c / 4);
             TK_OK(tokemb_set_num_threads(threads[k]));
             for (int64_t nt = 0; nt <= 2; nt++) {
                 TK_OK(tokemb_table_set_param(t, TOKEMB_NONTEMPORAL, nt));
                 tk_fill_sentinel(got, n * (size_t)D);
                 TK_OK(tokemb_lookup(t, ids, n, got));
                 if (memcmp(want, got, n * (size_t)D * sizeof(float)))
-                    fail_msg("lookup D=%lld threads=%d nontemporal=%lld differs", (long long)D, threads[k], (long long)nt);
+                    fail_msg("lookup D=%lld threads=%d %s nontemporal=%lld differs", (long long)D, threads[k], tk_backend_names[c / 4], (long long)nt);
                 tk_fill_sentinel(got, n * (size_t)D);
                 TK_OK(tokemb_lookup_i32(t, ids32, n, got));
                 if (memcmp(want, got, n * (size_t)D * sizeof(float)))
-                    fail_msg("lookup_i32 D=%lld threads=%d nontemporal=%lld differs", (long long)D, threads[k],
+                    fail_msg("lookup_i32 D=%lld threads=%d %s nontemporal=%lld differs", (long long)D, threads[k], tk_backend_names[c / 4],
                              (long long)nt);
                 tk_fill_sentinel(got, n * ((size_t)D + 2));
                 TK_OK(tokemb_lookup_strided(t, ids, n, got, D + 2));
                 for (size_t i = 0; i < n; i++) {
                     if (memcmp(want + i * (size_t)D, got + i * ((size_t)D + 2), (size_t)D * sizeof(float)))
-                        fail_msg("strided lookup row %zu D=%lld threads=%d differs", i, (long long)D, threads[k]);
+                        fail_msg("strided lookup row %zu D=%lld threads=%d %s differs", i, (long long)D, threads[k], tk_backend_names[c / 4]);
                     uint32_t g0, g1;
                     memcpy(&g0, got + i * ((size_t)D + 2) + D, 4);
                     memcpy(&g1, got + i * ((size_t)D + 2) + D + 1, 4);
@@ -201,7 +204,9 @@ static void test_lookup_thread_count_independence(void **state) {
                 }
             }
         }
+        tk_backend_set(0);
         TK_OK(tokemb_set_num_threads(0));
+        assert_true(atomic_load(&tk_hook_tasks) > 0); /* the hooks really ran the chunks */
         free(ids);
         free(ids32);
         free(want);

@@ -20,15 +20,17 @@ from .io import safetensors_metadata
 from . import safetensors
 from .table import DType
 from .posenc import Alibi, Learned, PositionalEncoding, Rope, Shaw, Sinusoidal, T5, embed, embed_backward
+from ._threads import follow_host_threads, set_parallel_for
 
 __all__ = ["Table", "Error", "InvalidArgument", "OutOfRange", "NoMemory", "IoError", "FormatError", "Unsupported",
            "Overflow", "ReadOnly", "Cancelled", "Vocab", "load_npy", "save_npy", "load_safetensors",
            "save_safetensors", "safetensors_names", "load_vectors", "save_vectors", "nearest", "nearest_ids", "convert", "PositionalEncoding", "Sinusoidal", "Learned", "Rope", "Alibi", "T5", "Shaw",
            "embed", "embed_backward", "F32", "F16", "BF16", "Q8_ROW", "NO_PADDING", "constants", "version",
-           "version_number", "set_num_threads", "get_num_threads", "last_error", "status_string", "library_path",
+           "version_number", "set_num_threads", "get_num_threads", "follow_host_threads", "set_parallel_for", "last_error", "status_string", "library_path",
            "Vectors", "DType", "safetensors_metadata", "safetensors"]
 
 library_path = _lib.path
+follow_host_threads()  # torch imported first: use torch.get_num_threads() (tokemb._threads)
 __version__ = _lib.lib.tokemb_version_string().decode()
 
 

@@ -5,6 +5,8 @@ import ctypes
 from ctypes import (c_char_p, c_double, c_float, c_int, c_int8, c_int16, c_int32,
                     c_int64, c_size_t, c_uint, c_uint8, c_uint16, c_uint32, c_uint64, c_void_p)
 
+tokemb_task_fn = ctypes.CFUNCTYPE(None, c_void_p, c_size_t)
+tokemb_parallel_fn = ctypes.CFUNCTYPE(None, c_void_p, c_size_t, tokemb_task_fn, c_void_p)
 tokemb_progress_fn = ctypes.CFUNCTYPE(c_int32, c_void_p, c_uint64, c_uint64)
 
 # name: (restype, [argtypes])
@@ -15,6 +17,7 @@ SIGS = {
     "tokemb_last_error": (c_char_p, []),
     "tokemb_set_num_threads": (c_int32, [c_int32]),
     "tokemb_get_num_threads": (c_int32, []),
+    "tokemb_set_parallel_for": (None, [tokemb_parallel_fn, c_void_p]),
     "tokemb_table_convert": (c_int32, [c_void_p, c_int32, c_void_p]),
     "tokemb_table_create": (c_int32, [c_int64, c_int64, c_int32, c_void_p]),
     "tokemb_table_wrap": (c_int32, [c_void_p, c_int64, c_int64, c_int64, c_int32, c_uint32, c_void_p]),

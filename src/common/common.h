@@ -34,11 +34,15 @@ static inline bool tk_mul_overflow(size_t a, size_t b, size_t *out) {
 }
 
 /* ---- threads.c: deterministic parallel for ------------------------------------------------- */
-/* Calls fn(ctx, begin, end) over a static partition of [0, n) into at most tokemb_get_num_threads()
- * contiguous chunks of at least `grain` items. Each result must depend only on the item, so any
- * partition gives the same bits. Falls back to one serial call when threads cannot be started. */
+/* Calls fn(ctx, begin, end) over a partition of [0, n) into contiguous chunks of at least `grain`
+ * items (n <= grain: one call on the calling thread, nothing is woken), run by up to
+ * tokemb_get_num_threads() threads of the pool (or by the host's tokemb_set_parallel_for hook). Which
+ * thread runs which chunk varies from call to call: each result must depend only on the item, so any
+ * partition gives the same bits. Never fails: chunks no worker takes run on the caller. */
 typedef void (*tk_range_fn)(void *ctx, size_t begin, size_t end);
 void tk_parallel_for(size_t n, size_t grain, tk_range_fn fn, void *ctx);
+/* Stops and joins the pool's workers (new ones start on demand); for tests and library unload. */
+void tk_threads_shutdown(void);
 
 #include "common/cpu.h"
 

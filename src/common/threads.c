@@ -1,18 +1,38 @@
-/* threads.c - the library's deterministic parallel-for: static contiguous partitions, fork/join with
- * pthreads. Results never depend on the thread count because each item is computed by exactly one
- * thread with the same code, whatever the partition. */
+/* threads.c - the library's deterministic parallel-for.
+ *
+ * [0, n) is cut into fixed contiguous chunks (at least `grain` items each, at most 4 per thread). Every
+ * item is computed by exactly one thread with the same code, so the bits never depend on the thread
+ * count, on which thread runs which chunk, or on the backend:
+ *  - the built-in pool (default): persistent workers that spin briefly after a job and then sleep on a
+ *    futex. The calling thread starts on the chunks at once and claims them one by one from a shared
+ *    counter; woken workers claim the rest. A worker that wakes late (its core is busy, e.g. with
+ *    another runtime's spinning threads) simply finds nothing left, so a call is never slower than the
+ *    caller alone by more than the wake-up it posted (the "2 threads never slower than 1" rule).
+ *  - a host's parallel-for set with tokemb_set_parallel_for (an engine's own pool): it receives the
+ *    chunks as tasks.
+ * One caller uses the pool at a time; a concurrent caller runs its loop on its own thread (all cores
+ * are busy anyway). A worker that cannot start (pthread_create fails) is simply not there: its chunks
+ * are claimed by the caller. See docs/threading.md. */
 #include "common/common.h"
 
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static atomic_int tk_threads_setting = 0; /* 0 = default */
+static atomic_int tk_online_cpus = 0;     /* cached sysconf (it reads /sys on every call) */
 
 static int tk_default_threads(void) {
+    int c = atomic_load_explicit(&tk_online_cpus, memory_order_relaxed);
+    if (c > 0) return c;
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     if (n < 1) n = 1;
     if (n > 1024) n = 1024;
+    atomic_store_explicit(&tk_online_cpus, (int)n, memory_order_relaxed);
     return (int)n;
 }
 
@@ -25,27 +45,197 @@ int32_t tokemb_set_num_threads(int32_t n) {
 }
 
 int32_t tokemb_get_num_threads(void) {
-    int n = atomic_load(&tk_threads_setting);
+    int n = atomic_load_explicit(&tk_threads_setting, memory_order_relaxed);
     return n > 0 ? n : tk_default_threads();
 }
 
+/* ---- host parallel-for ----------------------------------------------------------------------- */
+typedef struct {
+    tokemb_parallel_fn fn;
+    void *ctx;
+} tk_host;
+static _Atomic(tk_host *) tk_host_cur = NULL;
+static tk_host tk_host_slots[2];
+static pthread_mutex_t tk_host_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void tokemb_set_parallel_for(tokemb_parallel_fn fn, void *ctx) {
+    pthread_mutex_lock(&tk_host_lock);
+    if (!fn) {
+        atomic_store(&tk_host_cur, NULL);
+    } else {
+        /* alternate between two slots so a loop reading the previous pair never sees it half written;
+         * the header asks callers not to change the hook while loops run */
+        tk_host *cur = atomic_load(&tk_host_cur);
+        tk_host *s = cur == &tk_host_slots[0] ? &tk_host_slots[1] : &tk_host_slots[0];
+        s->fn = fn;
+        s->ctx = ctx;
+        atomic_store(&tk_host_cur, s);
+    }
+    pthread_mutex_unlock(&tk_host_lock);
+}
+
+/* ---- the job: fixed chunks claimed from a counter ---------------------------------------------- */
 typedef struct {
     tk_range_fn fn;
     void *ctx;
-    size_t begin, end;
+    size_t n, chunk, nchunks;
 } tk_job;
 
-static void *tk_job_run(void *arg) {
-    tk_job *j = (tk_job *)arg;
-    j->fn(j->ctx, j->begin, j->end);
-    return NULL;
+static void tk_job_chunk(const tk_job *j, size_t k) {
+    size_t b = k * j->chunk, e = b + j->chunk;
+    if (e > j->n) e = j->n;
+    j->fn(j->ctx, b, e);
 }
 
+static void tk_host_task(void *p, size_t k) {
+    tk_job_chunk((const tk_job *)p, k);
+}
+
+/* ---- the pool ------------------------------------------------------------------------------------ */
 #define TK_MAX_THREADS 64
+/* Pause iterations a worker spins after a job before it sleeps (~20-40 us on current x86): long
+ * enough for back-to-back calls, short enough not to hold a core another runtime wants. */
+#define TK_SPIN 1000
+
+static struct {
+    atomic_flag busy;       /* one caller at a time */
+    atomic_uint state;      /* (epoch << 1) | open */
+    atomic_uint sleepers;   /* workers in (or about to enter) FUTEX_WAIT */
+    atomic_uint active;     /* workers inside the current job */
+    unsigned allowed;       /* workers the current job may use (the thread count minus the caller) */
+    atomic_size_t next;     /* next chunk to claim */
+    atomic_size_t done;     /* chunks finished */
+    atomic_int stop;
+    tk_job job;
+    pthread_mutex_t lock;   /* starting / stopping workers */
+    int started;            /* workers running */
+    pthread_t tids[TK_MAX_THREADS];
+} tk_pool = {.busy = ATOMIC_FLAG_INIT, .lock = PTHREAD_MUTEX_INITIALIZER};
+
+static inline void tk_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static void tk_futex_wait(atomic_uint *w, unsigned v) {
+    syscall(SYS_futex, (unsigned *)w, FUTEX_WAIT_PRIVATE, v, NULL, NULL, 0);
+}
+static void tk_futex_wake_all(atomic_uint *w) {
+    syscall(SYS_futex, (unsigned *)w, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+/* Claims and runs chunks until none is left. */
+static void tk_pool_drain(void) {
+    const tk_job *j = &tk_pool.job;
+    for (;;) {
+        size_t k = atomic_fetch_add_explicit(&tk_pool.next, 1, memory_order_relaxed);
+        if (k >= j->nchunks) return;
+        tk_job_chunk(j, k);
+        atomic_fetch_add_explicit(&tk_pool.done, 1, memory_order_release);
+    }
+}
+
+static void *tk_worker(void *arg) {
+    (void)arg;
+    unsigned seen = atomic_load(&tk_pool.state);
+    for (;;) {
+        unsigned s = atomic_load(&tk_pool.state);
+        for (int i = 0; s == seen && i < TK_SPIN; i++) {
+            tk_cpu_relax();
+            s = atomic_load_explicit(&tk_pool.state, memory_order_relaxed);
+        }
+        if (s == seen) {
+            atomic_fetch_add(&tk_pool.sleepers, 1);
+            if (!atomic_load(&tk_pool.stop)) tk_futex_wait(&tk_pool.state, seen);
+            atomic_fetch_sub(&tk_pool.sleepers, 1);
+            s = atomic_load(&tk_pool.state);
+        }
+        if (atomic_load(&tk_pool.stop)) return NULL;
+        if (s == seen) continue; /* spurious wake-up */
+        seen = s;
+        if (!(s & 1u)) continue; /* that job has closed already */
+        /* Dekker pair with tk_pool_run's close: either this re-read sees the job closed, or the caller
+         * sees active > 0 and waits for this worker (both sides sequentially consistent). */
+        unsigned rank = atomic_fetch_add(&tk_pool.active, 1);
+        if (atomic_load(&tk_pool.state) == s && rank < tk_pool.allowed) tk_pool_drain();
+        atomic_fetch_sub(&tk_pool.active, 1);
+    }
+}
+
+/* Starts workers up to `want`; returns how many run. A refused pthread_create leaves fewer. */
+static int tk_pool_grow(int want) {
+    if (want > TK_MAX_THREADS - 1) want = TK_MAX_THREADS - 1;
+    pthread_mutex_lock(&tk_pool.lock);
+    while (tk_pool.started < want && !atomic_load(&tk_pool.stop)) {
+        if (pthread_create(&tk_pool.tids[tk_pool.started], NULL, tk_worker, NULL) != 0) break;
+        tk_pool.started++;
+    }
+    int have = tk_pool.started;
+    pthread_mutex_unlock(&tk_pool.lock);
+    return have;
+}
+
+void tk_threads_shutdown(void) {
+    pthread_mutex_lock(&tk_pool.lock);
+    atomic_store(&tk_pool.stop, 1);
+    atomic_fetch_add(&tk_pool.state, 2u); /* a new epoch, closed: wakes sleepers, joins nothing */
+    tk_futex_wake_all(&tk_pool.state);
+    for (int i = 0; i < tk_pool.started; i++) pthread_join(tk_pool.tids[i], NULL);
+    tk_pool.started = 0;
+    atomic_store(&tk_pool.stop, 0);
+    pthread_mutex_unlock(&tk_pool.lock);
+}
+
+/* Library unload (dlclose) or process exit: the workers must not outlive the code they run. */
+__attribute__((destructor)) static void tk_threads_fini(void) {
+    tk_threads_shutdown();
+}
+
+/* In a fork()ed child only the forking thread exists: forget the workers (and a job another thread
+ * was running), new ones start on demand. */
+static void tk_threads_atfork_child(void) {
+    tk_pool.started = 0;
+    atomic_flag_clear(&tk_pool.busy);
+    atomic_store(&tk_pool.active, 0);
+    atomic_store(&tk_pool.sleepers, 0);
+    atomic_store(&tk_pool.state, atomic_load(&tk_pool.state) & ~1u);
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    tk_pool.lock = fresh;
+}
+static pthread_once_t tk_atfork_once = PTHREAD_ONCE_INIT;
+static void tk_atfork_register(void) {
+    pthread_atfork(NULL, NULL, tk_threads_atfork_child);
+}
+
+static void tk_pool_run(const tk_job *j, int workers) {
+    tk_pool.job = *j;
+    tk_pool.allowed = (unsigned)workers;
+    atomic_store_explicit(&tk_pool.next, 0, memory_order_relaxed);
+    atomic_store_explicit(&tk_pool.done, 0, memory_order_relaxed);
+    unsigned s = (atomic_load(&tk_pool.state) + 2u) | 1u; /* next epoch, open */
+    atomic_store(&tk_pool.state, s);
+    if (atomic_load(&tk_pool.sleepers)) tk_futex_wake_all(&tk_pool.state);
+    tk_pool_drain();
+    /* every chunk is claimed; wait for the ones still running on workers */
+    for (unsigned i = 0; atomic_load_explicit(&tk_pool.done, memory_order_acquire) < j->nchunks; i++) {
+        if (i < 4096) tk_cpu_relax();
+        else sched_yield();
+    }
+    atomic_store(&tk_pool.state, s & ~1u); /* closed */
+    for (unsigned i = 0; atomic_load(&tk_pool.active); i++) { /* late joiners back off */
+        if (i < 4096) tk_cpu_relax();
+        else sched_yield();
+    }
+}
 
 void tk_parallel_for(size_t n, size_t grain, tk_range_fn fn, void *ctx) {
     if (n == 0) return;
     if (grain == 0) grain = 1;
+    if (n <= grain) { /* small calls: no thread is woken */
+        fn(ctx, 0, n);
+        return;
+    }
     size_t nt = (size_t)tokemb_get_num_threads();
     if (nt > TK_MAX_THREADS) nt = TK_MAX_THREADS;
     size_t max_by_grain = (n + grain - 1) / grain;
@@ -54,24 +244,25 @@ void tk_parallel_for(size_t n, size_t grain, tk_range_fn fn, void *ctx) {
         fn(ctx, 0, n);
         return;
     }
-    tk_job jobs[TK_MAX_THREADS];
-    pthread_t tids[TK_MAX_THREADS];
-    bool started[TK_MAX_THREADS] = {false};
-    size_t chunk = (n + nt - 1) / nt;
-    for (size_t k = 0; k < nt; k++) {
-        size_t b = k * chunk, e = b + chunk;
-        if (b > n) b = n;
-        if (e > n) e = n;
-        jobs[k] = (tk_job){fn, ctx, b, e};
+    /* up to 4 chunks per thread (bounded by grain): a thread that starts late or runs on a busy core
+     * leaves its share to the others */
+    size_t nchunks = nt * 4 < max_by_grain ? nt * 4 : max_by_grain;
+    size_t chunk = (n + nchunks - 1) / nchunks;
+    tk_job j = {fn, ctx, n, chunk, (n + chunk - 1) / chunk};
+
+    tk_host *h = atomic_load_explicit(&tk_host_cur, memory_order_acquire);
+    if (h) {
+        h->fn(h->ctx, j.nchunks, tk_host_task, &j);
+        return;
     }
-    /* job 0 runs on the calling thread; a job whose thread cannot start runs here too */
-    for (size_t k = 1; k < nt; k++)
-        started[k] = pthread_create(&tids[k], NULL, tk_job_run, &jobs[k]) == 0;
-    tk_job_run(&jobs[0]);
-    for (size_t k = 1; k < nt; k++) {
-        if (started[k])
-            pthread_join(tids[k], NULL);
-        else
-            tk_job_run(&jobs[k]);
+    if (atomic_flag_test_and_set_explicit(&tk_pool.busy, memory_order_acquire)) {
+        fn(ctx, 0, n); /* another caller has the pool */
+        return;
     }
+    pthread_once(&tk_atfork_once, tk_atfork_register);
+    if (tk_pool_grow((int)nt - 1) == 0)
+        fn(ctx, 0, n);
+    else
+        tk_pool_run(&j, (int)nt - 1);
+    atomic_flag_clear_explicit(&tk_pool.busy, memory_order_release);
 }

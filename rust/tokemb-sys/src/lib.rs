@@ -24,6 +24,10 @@ pub struct tokemb_vocab {
     _not_send_sync: std::marker::PhantomData<(*mut u8, std::marker::PhantomPinned)>,
 }
 
+pub type tokemb_task_fn = Option<unsafe extern "C" fn(*mut std::os::raw::c_void, usize)>;
+
+pub type tokemb_parallel_fn = Option<unsafe extern "C" fn(*mut std::os::raw::c_void, usize, tokemb_task_fn, *mut std::os::raw::c_void)>;
+
 pub type tokemb_progress_fn = Option<unsafe extern "C" fn(*mut std::os::raw::c_void, u64, u64) -> i32>;
 
 // ---- #define constants
@@ -139,6 +143,7 @@ extern "C" {
     pub fn tokemb_last_error() -> *const std::os::raw::c_char;
     pub fn tokemb_set_num_threads(n: i32) -> i32;
     pub fn tokemb_get_num_threads() -> i32;
+    pub fn tokemb_set_parallel_for(fn_: tokemb_parallel_fn, host_ctx: *mut std::os::raw::c_void);
     pub fn tokemb_table_convert(src: *const tokemb_table, dtype: i32, out: *mut *mut tokemb_table) -> i32;
     pub fn tokemb_table_create(rows: i64, dim: i64, dtype: i32, out: *mut *mut tokemb_table) -> i32;
     pub fn tokemb_table_wrap(data: *mut std::os::raw::c_void, rows: i64, dim: i64, row_stride: i64, dtype: i32, flags: u32, out: *mut *mut tokemb_table) -> i32;
