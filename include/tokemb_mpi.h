@@ -1,0 +1,122 @@
+/*
+ * tokemb_mpi.h - tokemb tables sharded across the ranks of an MPI communicator (libtokemb_mpi).
+ *
+ * An optional component on top of libtokemb's public API: each rank's shard is an ordinary
+ * tokemb_table. The core library has no MPI dependency; this library links MPI and libtokemb.
+ *
+ * Conventions (the core's, see tokemb.h):
+ *  - Every fallible function returns int32_t: TOKEMB_OK (0) or a negative enum tokemb_status value.
+ *  - Every function marked "collective" must be called by every rank of the table's communicator,
+ *    in the same order. Errors are agreed collectively: if any rank finds bad input (an id outside
+ *    the global table, metadata that differs between ranks), every rank returns the same status from
+ *    the same call, nothing is modified on any rank, and no rank is left waiting in a collective.
+ *  - The message of the last failure on the calling thread is tokemb_mpi_last_error() (this library's
+ *    own thread-local message; the core's tokemb_last_error() is not written by this library).
+ *  - The table's communicator is a duplicate of the caller's with MPI_ERRORS_RETURN, so an MPI failure
+ *    inside a call becomes TOKEMB_IO with the MPI error string, not an abort.
+ *  - Results are bitwise identical to one process holding the whole table and seeing the
+ *    concatenation of every rank's batch in rank order, for any rank count and thread count.
+ */
+#ifndef TOKEMB_MPI_H
+#define TOKEMB_MPI_H
+
+#include <mpi.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tokemb.h"
+
+#ifndef TOKEMB_MPI_API
+#if defined(TOKEMB_MPI_BUILDING_LIBRARY)
+#define TOKEMB_MPI_API __attribute__((visibility("default")))
+#else
+#define TOKEMB_MPI_API
+#endif
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** How the global rows are placed on the ranks. Values are pinned. */
+enum tokemb_mpi_sharding {
+    /** Rank r owns one contiguous block of rows: with V rows on P ranks, ranks r < V % P own
+     *  V / P + 1 rows and the others V / P, in rank order (rank 0 owns row 0). */
+    TOKEMB_MPI_ROW = 0,
+    /** Round-robin for skewed ids: global row g lives on rank g % P as local row g / P. */
+    TOKEMB_MPI_ROW_MODULO = 1
+};
+
+/** A table sharded over an MPI communicator. Opaque; create with tokemb_mpi_table_create. */
+typedef struct tokemb_mpi_table tokemb_mpi_table;
+
+/**
+ * The message of the last failure of a tokemb_mpi_* call on the calling thread, e.g.
+ * "tokemb_mpi_lookup: rank 2: token id 1000 at index 7 is outside [0, 1000)". Empty string if this
+ * thread has had no failure. Valid until the next tokemb_mpi_* call on the same thread. Never NULL.
+ */
+TOKEMB_MPI_API const char *tokemb_mpi_last_error(void);
+
+/**
+ * Collective: creates a float32 table of `rows` x `dim` sharded over `comm` with `sharding`
+ * (enum tokemb_mpi_sharding). Every rank passes the same rows, dim and sharding; each rank allocates
+ * only its shard (zero-filled). The table keeps a duplicate of comm (MPI_ERRORS_RETURN); the
+ * caller's communicator is not modified and may be freed afterwards. *out is owned by the caller,
+ * freed with tokemb_mpi_table_free (also collective).
+ * Errors (the same on every rank): TOKEMB_INVALID_ARGUMENT (NULL out, rows/dim < 1, rows smaller than
+ * the rank count, unknown sharding, ranks disagreeing on rows/dim/sharding - the message names the
+ * first disagreeing rank), TOKEMB_NO_MEMORY, TOKEMB_IO (an MPI call failed). *out is written only on
+ * success. Thread-safe with respect to other tables only if the MPI library is MPI_THREAD_MULTIPLE.
+ */
+TOKEMB_MPI_API int32_t tokemb_mpi_table_create(MPI_Comm comm, int64_t rows, int64_t dim, int32_t sharding,
+                                               tokemb_mpi_table **out);
+
+/**
+ * tokemb_mpi_table_create taking the Fortran handle of the communicator (MPI_Comm_c2f(comm),
+ * mpi4py's comm.py2f()), so callers without MPI headers (ctypes, other languages) can use it.
+ * Same rules and errors.
+ */
+TOKEMB_MPI_API int32_t tokemb_mpi_table_create_f(MPI_Fint comm, int64_t rows, int64_t dim, int32_t sharding,
+                                                 tokemb_mpi_table **out);
+
+/** Collective: frees the shard and the duplicated communicator. NULL is a no-op (on every rank). */
+TOKEMB_MPI_API void tokemb_mpi_table_free(tokemb_mpi_table *t);
+
+/** Global number of rows, or -1 if t is NULL. */
+TOKEMB_MPI_API int64_t tokemb_mpi_table_rows(const tokemb_mpi_table *t);
+/** Embedding dim, or -1 if t is NULL. */
+TOKEMB_MPI_API int64_t tokemb_mpi_table_dim(const tokemb_mpi_table *t);
+
+/**
+ * This rank's shard: an ordinary tokemb_table owned by t (do not free it). Its local row l is the
+ * global row tokemb_mpi_table_global_row(t, l). Use it to fill the shard (tokemb_table_write_rows)
+ * or read it; NULL if t is NULL.
+ */
+TOKEMB_MPI_API tokemb_table *tokemb_mpi_table_local(tokemb_mpi_table *t);
+
+/**
+ * The global row index of this rank's local row `local_row`, or -1 if t is NULL or local_row is
+ * outside [0, local rows).
+ */
+TOKEMB_MPI_API int64_t tokemb_mpi_table_global_row(const tokemb_mpi_table *t, int64_t local_row);
+
+/**
+ * Collective lookup: each rank passes its own batch ids[n] (n may differ between ranks, 0 allowed)
+ * and gets out[n][dim] = global_table[ids[i]]. Ids are de-duplicated per owning rank before the
+ * exchange (each distinct (id, requesting rank) row travels once) and exchanged with MPI_Alltoallv.
+ * Bitwise equal to tokemb_lookup on the whole table.
+ * Errors (agreed on every rank): TOKEMB_INVALID_ARGUMENT (NULL t, NULL ids/out with n > 0),
+ * TOKEMB_OUT_OF_RANGE (an id outside [0, rows) on any rank; the message names the lowest such rank,
+ * the index and the id), TOKEMB_OVERFLOW (a message larger than MPI's int counts), TOKEMB_NO_MEMORY,
+ * TOKEMB_IO (MPI failure). out is untouched on every rank on error.
+ */
+TOKEMB_MPI_API int32_t tokemb_mpi_lookup(tokemb_mpi_table *t, const int64_t *ids, size_t n, float *out);
+
+/** tokemb_mpi_lookup with int32 ids. Same rules and errors. */
+TOKEMB_MPI_API int32_t tokemb_mpi_lookup_i32(tokemb_mpi_table *t, const int32_t *ids, size_t n, float *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TOKEMB_MPI_H */

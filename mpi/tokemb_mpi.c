@@ -1,0 +1,330 @@
+/* libtokemb_mpi: tables sharded over an MPI communicator, on libtokemb's public API only.
+ *
+ * Every collective call follows the same shape: validate locally (nothing written), agree on the
+ * outcome with one small all-gather (tm_agree: every rank learns every rank's status, the lowest
+ * failing rank broadcasts its message), and only then exchange and write. A failing call therefore
+ * returns the same status on every rank, writes nothing anywhere, and leaves no rank inside a
+ * collective the others skipped. */
+#define _GNU_SOURCE
+#include "tokemb_mpi.h"
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TM_MSG 512
+
+struct tokemb_mpi_table {
+    MPI_Comm comm; /* duplicate with MPI_ERRORS_RETURN */
+    int rank, size;
+    int64_t rows, dim;
+    int32_t sharding;
+    int64_t row0;       /* TOKEMB_MPI_ROW: first global row of this rank */
+    int64_t local_rows; /* rows of this rank's shard */
+    tokemb_table *local;
+};
+
+static _Thread_local char tm_err[TM_MSG];
+
+const char *tokemb_mpi_last_error(void) { return tm_err; }
+
+static int32_t tm_fail(int32_t status, char *msg, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, TM_MSG, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+static int32_t tm_mpi_status(int rc, const char *fn, const char *what, char *msg) {
+    if (rc == MPI_SUCCESS) return TOKEMB_OK;
+    char s[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    if (MPI_Error_string(rc, s, &len) != MPI_SUCCESS) snprintf(s, sizeof s, "MPI error %d", rc);
+    return tm_fail(TOKEMB_IO, msg, "%s: %s failed: %s", fn, what, s);
+}
+
+/* Collective agreement. `status`/`msg` are this rank's outcome. Returns the status of the lowest
+ * failing rank on every rank (TOKEMB_OK if none) and sets tm_err to that rank's message. */
+static int32_t tm_agree(MPI_Comm comm, int rank, int size, const char *fn, int32_t status, const char *msg) {
+    (void)size;
+    /* lowest failing rank (INT_MAX if none): no allocation, so a rank out of memory still agrees */
+    int mine = status != TOKEMB_OK ? rank : INT_MAX, bad;
+    int rc = MPI_Allreduce(&mine, &bad, 1, MPI_INT, MPI_MIN, comm);
+    if (rc != MPI_SUCCESS) return tm_mpi_status(rc, fn, "MPI_Allreduce", tm_err);
+    if (bad == INT_MAX) return TOKEMB_OK;
+    struct { int32_t st; char text[TM_MSG]; } m;
+    if (rank == bad) {
+        m.st = status;
+        snprintf(m.text, TM_MSG, "%s", msg);
+    }
+    rc = MPI_Bcast(&m, (int)sizeof m, MPI_BYTE, bad, comm);
+    if (rc != MPI_SUCCESS) return tm_mpi_status(rc, fn, "MPI_Bcast", tm_err);
+    m.text[TM_MSG - 1] = 0;
+    snprintf(tm_err, TM_MSG, "%s: rank %d: %.400s", fn, bad, m.text);
+    return m.st;
+}
+
+/* ---- placement -------------------------------------------------------------------------------- */
+
+static void tm_row_block(int64_t rows, int size, int r, int64_t *row0, int64_t *n) {
+    int64_t base = rows / size, rem = rows % size;
+    *n = base + (r < rem ? 1 : 0);
+    *row0 = r * base + (r < rem ? r : rem);
+}
+
+static inline void tm_owner(const tokemb_mpi_table *t, int64_t g, int *owner, int64_t *lrow) {
+    if (t->sharding == TOKEMB_MPI_ROW_MODULO) {
+        *owner = (int)(g % t->size);
+        *lrow = g / t->size;
+        return;
+    }
+    int64_t base = t->rows / t->size, rem = t->rows % t->size, big = rem * (base + 1);
+    if (g < big) {
+        *owner = (int)(g / (base + 1));
+        *lrow = g % (base + 1);
+    } else {
+        *owner = (int)(rem + (g - big) / base);
+        *lrow = (g - big) % base;
+    }
+}
+
+/* ---- create / free ---------------------------------------------------------------------------- */
+
+int32_t tokemb_mpi_table_create(MPI_Comm comm, int64_t rows, int64_t dim, int32_t sharding, tokemb_mpi_table **out) {
+    static const char fn[] = "tokemb_mpi_table_create";
+    tm_err[0] = 0;
+    MPI_Comm dup;
+    int rc = MPI_Comm_dup(comm, &dup);
+    if (rc != MPI_SUCCESS) return tm_mpi_status(rc, fn, "MPI_Comm_dup", tm_err);
+    MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN);
+    int rank, size;
+    MPI_Comm_rank(dup, &rank);
+    MPI_Comm_size(dup, &size);
+
+    char msg[TM_MSG] = "";
+    int32_t st = TOKEMB_OK;
+    int64_t meta[3] = {rows, dim, sharding}, root[3] = {rows, dim, sharding};
+    if (!out) st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "out is NULL");
+    else if (rows < 1 || dim < 1)
+        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "rows %lld and dim %lld must be >= 1", (long long)rows, (long long)dim);
+    else if (rows < size)
+        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "rows %lld is smaller than the %d ranks", (long long)rows, size);
+    else if (sharding != TOKEMB_MPI_ROW && sharding != TOKEMB_MPI_ROW_MODULO)
+        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "unknown sharding %d", (int)sharding);
+    /* metadata: every rank compares its own with rank 0's (the broadcast is made even by a rank that
+     * failed above, so every rank takes part in the same collectives) */
+    rc = MPI_Bcast(root, 3, MPI_INT64_T, 0, dup);
+    if (rc != MPI_SUCCESS && st == TOKEMB_OK) st = tm_mpi_status(rc, fn, "MPI_Bcast", msg);
+    if (st == TOKEMB_OK && memcmp(meta, root, sizeof meta) != 0)
+        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg,
+                     "(rows, dim, sharding) = (%lld, %lld, %lld) differs from rank 0's (%lld, %lld, %lld)",
+                     (long long)rows, (long long)dim, (long long)sharding, (long long)root[0], (long long)root[1],
+                     (long long)root[2]);
+
+    tokemb_mpi_table *t = NULL;
+    if (st == TOKEMB_OK) {
+        t = calloc(1, sizeof *t);
+        if (!t) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+    }
+    if (st == TOKEMB_OK) {
+        t->comm = dup;
+        t->rank = rank;
+        t->size = size;
+        t->rows = rows;
+        t->dim = dim;
+        t->sharding = sharding;
+        if (sharding == TOKEMB_MPI_ROW) tm_row_block(rows, size, rank, &t->row0, &t->local_rows);
+        else t->local_rows = (rows - rank + size - 1) / size;
+        int32_t cs = tokemb_table_create(t->local_rows, dim, TOKEMB_F32, &t->local);
+        if (cs != TOKEMB_OK) st = tm_fail(cs, msg, "local shard: %s", tokemb_last_error());
+    }
+    st = tm_agree(dup, rank, size, fn, st, msg);
+    if (st != TOKEMB_OK) {
+        if (t) tokemb_table_free(t->local);
+        free(t);
+        MPI_Comm_free(&dup);
+        return st;
+    }
+    *out = t;
+    return TOKEMB_OK;
+}
+
+int32_t tokemb_mpi_table_create_f(MPI_Fint comm, int64_t rows, int64_t dim, int32_t sharding, tokemb_mpi_table **out) {
+    return tokemb_mpi_table_create(MPI_Comm_f2c(comm), rows, dim, sharding, out);
+}
+
+void tokemb_mpi_table_free(tokemb_mpi_table *t) {
+    if (!t) return;
+    tokemb_table_free(t->local);
+    MPI_Comm_free(&t->comm);
+    free(t);
+}
+
+int64_t tokemb_mpi_table_rows(const tokemb_mpi_table *t) { return t ? t->rows : -1; }
+int64_t tokemb_mpi_table_dim(const tokemb_mpi_table *t) { return t ? t->dim : -1; }
+tokemb_table *tokemb_mpi_table_local(tokemb_mpi_table *t) { return t ? t->local : NULL; }
+
+int64_t tokemb_mpi_table_global_row(const tokemb_mpi_table *t, int64_t local_row) {
+    if (!t || local_row < 0 || local_row >= t->local_rows) return -1;
+    return t->sharding == TOKEMB_MPI_ROW_MODULO ? local_row * t->size + t->rank : t->row0 + local_row;
+}
+
+/* ---- lookup ----------------------------------------------------------------------------------- */
+
+typedef struct {
+    int owner;
+    int64_t lrow;
+    size_t i;
+} tm_key;
+
+static int tm_key_cmp(const void *a, const void *b) {
+    const tm_key *x = a, *y = b;
+    if (x->owner != y->owner) return x->owner < y->owner ? -1 : 1;
+    if (x->lrow != y->lrow) return x->lrow < y->lrow ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+/* The exchange plan of one batch: distinct (owner, local row) pairs in owner order, per-owner counts
+ * and displacements, and for every input position its slot in the distinct list. */
+typedef struct {
+    int64_t *send_ids; /* [n_uniq] local rows at their owners, grouped by owner */
+    size_t n_uniq;
+    size_t *slot;      /* [n] */
+    int *scount, *sdispl, *rcount, *rdispl;
+    int64_t *recv_ids; /* [n_recv] local rows other ranks want from me */
+    size_t n_recv;
+} tm_plan;
+
+static void tm_plan_free(tm_plan *p) {
+    free(p->send_ids);
+    free(p->slot);
+    free(p->scount);
+    free(p->recv_ids);
+    memset(p, 0, sizeof *p);
+}
+
+static int64_t tm_id_at(const void *ids, int is32, size_t i) {
+    return is32 ? (int64_t)((const int32_t *)ids)[i] : ((const int64_t *)ids)[i];
+}
+
+/* Collective: validates the batch, agrees, de-duplicates per owner and exchanges the ids. On
+ * success every rank holds its plan; on failure every rank returns the same status. */
+static int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n,
+                            const void *out, tm_plan *p) {
+    char msg[TM_MSG] = "";
+    int32_t st = TOKEMB_OK;
+    memset(p, 0, sizeof *p);
+    int P = t->size;
+    if (n > 0 && (!ids || !out)) st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "ids or out is NULL with n = %zu", n);
+    else if (n > (size_t)INT_MAX / (size_t)t->dim)
+        st = tm_fail(TOKEMB_OVERFLOW, msg, "n = %zu rows of dim %lld exceed MPI's int counts", n, (long long)t->dim);
+    for (size_t i = 0; st == TOKEMB_OK && i < n; i++) {
+        int64_t g = tm_id_at(ids, is32, i);
+        if (g < 0 || g >= t->rows)
+            st = tm_fail(TOKEMB_OUT_OF_RANGE, msg, "token id %lld at index %zu is outside [0, %lld)", (long long)g, i,
+                         (long long)t->rows);
+    }
+    tm_key *keys = NULL;
+    if (st == TOKEMB_OK) {
+        keys = malloc((n ? n : 1) * sizeof *keys);
+        p->slot = malloc((n ? n : 1) * sizeof *p->slot);
+        p->send_ids = malloc((n ? n : 1) * sizeof *p->send_ids);
+        p->scount = calloc((size_t)P * 4, sizeof(int));
+        if (!keys || !p->slot || !p->send_ids || !p->scount) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+    }
+    if (st == TOKEMB_OK) {
+        p->sdispl = p->scount + P;
+        p->rcount = p->scount + 2 * P;
+        p->rdispl = p->scount + 3 * P;
+        for (size_t i = 0; i < n; i++) {
+            tm_owner(t, tm_id_at(ids, is32, i), &keys[i].owner, &keys[i].lrow);
+            keys[i].i = i;
+        }
+        qsort(keys, n, sizeof *keys, tm_key_cmp);
+        size_t u = 0;
+        for (size_t k = 0; k < n; k++) {
+            if (k == 0 || keys[k].owner != keys[k - 1].owner || keys[k].lrow != keys[k - 1].lrow) {
+                p->send_ids[u++] = keys[k].lrow;
+                p->scount[keys[k].owner]++;
+            }
+            p->slot[keys[k].i] = u - 1;
+        }
+        p->n_uniq = u;
+        for (int r = 1; r < P; r++) p->sdispl[r] = p->sdispl[r - 1] + p->scount[r - 1];
+    }
+    free(keys);
+    st = tm_agree(t->comm, t->rank, P, fn, st, msg);
+    if (st != TOKEMB_OK) { tm_plan_free(p); return st; }
+
+    /* counts, then a second agreement on the receive side (size limits, memory) */
+    int rc = MPI_Alltoall(p->scount, 1, MPI_INT, p->rcount, 1, MPI_INT, t->comm);
+    if (rc != MPI_SUCCESS) st = tm_mpi_status(rc, fn, "MPI_Alltoall", msg);
+    size_t total = 0;
+    for (int r = 0; st == TOKEMB_OK && r < P; r++) {
+        p->rdispl[r] = (int)total;
+        total += (size_t)p->rcount[r];
+    }
+    if (st == TOKEMB_OK && total > (size_t)INT_MAX / (size_t)t->dim)
+        st = tm_fail(TOKEMB_OVERFLOW, msg, "%zu requested rows of dim %lld exceed MPI's int counts", total,
+                     (long long)t->dim);
+    if (st == TOKEMB_OK) {
+        p->n_recv = total;
+        p->recv_ids = malloc((total ? total : 1) * sizeof *p->recv_ids);
+        if (!p->recv_ids) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+    }
+    st = tm_agree(t->comm, t->rank, P, fn, st, msg);
+    if (st != TOKEMB_OK) { tm_plan_free(p); return st; }
+    rc = MPI_Alltoallv(p->send_ids, p->scount, p->sdispl, MPI_INT64_T, p->recv_ids, p->rcount, p->rdispl, MPI_INT64_T,
+                       t->comm);
+    st = tm_agree(t->comm, t->rank, P, fn, tm_mpi_status(rc, fn, "MPI_Alltoallv", msg), msg);
+    if (st != TOKEMB_OK) tm_plan_free(p);
+    return st;
+}
+
+static int32_t tm_lookup(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, float *out) {
+    tm_err[0] = 0;
+    if (!t) return tm_fail(TOKEMB_INVALID_ARGUMENT, tm_err, "%s: t is NULL", fn);
+    tm_plan p;
+    int32_t st = tm_plan_make(t, fn, ids, is32, n, out, &p);
+    if (st != TOKEMB_OK) return st;
+    char msg[TM_MSG] = "";
+    size_t D = (size_t)t->dim;
+    int P = t->size;
+    float *reply = malloc((p.n_recv ? p.n_recv : 1) * D * sizeof *reply);
+    float *rows = malloc((p.n_uniq ? p.n_uniq : 1) * D * sizeof *rows);
+    int *cnt = malloc((size_t)P * 4 * sizeof *cnt);
+    if (!reply || !rows || !cnt) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+    else if (p.n_recv) {
+        int32_t ls = tokemb_lookup(t->local, p.recv_ids, p.n_recv, reply);
+        if (ls != TOKEMB_OK) st = tm_fail(ls, msg, "local shard: %s", tokemb_last_error());
+    }
+    st = tm_agree(t->comm, t->rank, P, fn, st, msg);
+    if (st == TOKEMB_OK) {
+        for (int r = 0; r < P; r++) {
+            cnt[r] = p.rcount[r] * (int)D;
+            cnt[P + r] = p.rdispl[r] * (int)D;
+            cnt[2 * P + r] = p.scount[r] * (int)D;
+            cnt[3 * P + r] = p.sdispl[r] * (int)D;
+        }
+        int rc = MPI_Alltoallv(reply, cnt, cnt + P, MPI_FLOAT, rows, cnt + 2 * P, cnt + 3 * P, MPI_FLOAT, t->comm);
+        st = tm_agree(t->comm, t->rank, P, fn, tm_mpi_status(rc, fn, "MPI_Alltoallv", msg), msg);
+    }
+    if (st == TOKEMB_OK)
+        for (size_t i = 0; i < n; i++) memcpy(out + i * D, rows + p.slot[i] * D, D * sizeof *out);
+    free(reply);
+    free(rows);
+    free(cnt);
+    tm_plan_free(&p);
+    return st;
+}
+
+int32_t tokemb_mpi_lookup(tokemb_mpi_table *t, const int64_t *ids, size_t n, float *out) {
+    return tm_lookup(t, "tokemb_mpi_lookup", ids, 0, n, out);
+}
+
+int32_t tokemb_mpi_lookup_i32(tokemb_mpi_table *t, const int32_t *ids, size_t n, float *out) {
+    return tm_lookup(t, "tokemb_mpi_lookup_i32", ids, 1, n, out);
+}
