@@ -115,6 +115,26 @@ TOKEMB_MPI_API int32_t tokemb_mpi_lookup(tokemb_mpi_table *t, const int64_t *ids
 /** tokemb_mpi_lookup with int32 ids. Same rules and errors. */
 TOKEMB_MPI_API int32_t tokemb_mpi_lookup_i32(tokemb_mpi_table *t, const int32_t *ids, size_t n, float *out);
 
+/**
+ * Collective pooled lookup (torch's EmbeddingBag over the global table): each rank passes its own
+ * CSR batch (ids[n], offsets[n_bags + 1], optional per_sample_weights[n] with TOKEMB_SUM) and gets
+ * out[n_bags][dim]. The distinct rows are fetched as in tokemb_mpi_lookup, then pooled on the
+ * requesting rank in input order by the core's own kernels, so out equals tokemb_lookup_bags on the
+ * whole table (same mode and weights) bit for bit. The rules for offsets, modes and weights are
+ * tokemb_lookup_bags's.
+ * Errors (agreed on every rank): as tokemb_mpi_lookup, plus TOKEMB_INVALID_ARGUMENT (NULL offsets,
+ * NULL out with n_bags > 0, unknown mode, weights with a mode other than SUM, malformed offsets: the
+ * message names the rank and the offset). out is untouched on every rank on error.
+ */
+TOKEMB_MPI_API int32_t tokemb_mpi_lookup_bags(tokemb_mpi_table *t, const int64_t *ids, size_t n,
+                                              const int64_t *offsets, size_t n_bags, int32_t mode,
+                                              const float *per_sample_weights, float *out);
+
+/** tokemb_mpi_lookup_bags with int32 ids (offsets stay int64). Same rules and errors. */
+TOKEMB_MPI_API int32_t tokemb_mpi_lookup_bags_i32(tokemb_mpi_table *t, const int32_t *ids, size_t n,
+                                                  const int64_t *offsets, size_t n_bags, int32_t mode,
+                                                  const float *per_sample_weights, float *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -213,12 +213,14 @@ static int64_t tm_id_at(const void *ids, int is32, size_t i) {
 /* Collective: validates the batch, agrees, de-duplicates per owner and exchanges the ids. On
  * success every rank holds its plan; on failure every rank returns the same status. */
 static int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n,
-                            const void *out, tm_plan *p) {
+                            const void *out, int32_t pre_st, const char *pre_msg, tm_plan *p) {
     char msg[TM_MSG] = "";
-    int32_t st = TOKEMB_OK;
+    int32_t st = pre_st;
+    if (st != TOKEMB_OK) snprintf(msg, TM_MSG, "%s", pre_msg);
     memset(p, 0, sizeof *p);
     int P = t->size;
-    if (n > 0 && (!ids || !out)) st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "ids or out is NULL with n = %zu", n);
+    if (st != TOKEMB_OK) {
+    } else if (n > 0 && (!ids || !out)) st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "ids or out is NULL with n = %zu", n);
     else if (n > (size_t)INT_MAX / (size_t)t->dim)
         st = tm_fail(TOKEMB_OVERFLOW, msg, "n = %zu rows of dim %lld exceed MPI's int counts", n, (long long)t->dim);
     for (size_t i = 0; st == TOKEMB_OK && i < n; i++) {
@@ -284,41 +286,118 @@ static int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids
     return st;
 }
 
-static int32_t tm_lookup(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, float *out) {
-    tm_err[0] = 0;
-    if (!t) return tm_fail(TOKEMB_INVALID_ARGUMENT, tm_err, "%s: t is NULL", fn);
-    tm_plan p;
-    int32_t st = tm_plan_make(t, fn, ids, is32, n, out, &p);
+/* Collective: the distinct rows this rank's batch references, *rows[n_uniq][dim] in plan order
+ * (plan.slot maps input position -> row). pre_st/pre_msg carry the caller's own validation, agreed
+ * together with the batch's. */
+static int32_t tm_fetch(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const void *out,
+                        int32_t pre_st, const char *pre_msg, tm_plan *p, float **rows_out) {
+    int32_t st = tm_plan_make(t, fn, ids, is32, n, out, pre_st, pre_msg, p);
     if (st != TOKEMB_OK) return st;
     char msg[TM_MSG] = "";
     size_t D = (size_t)t->dim;
     int P = t->size;
-    float *reply = malloc((p.n_recv ? p.n_recv : 1) * D * sizeof *reply);
-    float *rows = malloc((p.n_uniq ? p.n_uniq : 1) * D * sizeof *rows);
+    float *reply = malloc((p->n_recv ? p->n_recv : 1) * D * sizeof *reply);
+    float *rows = malloc((p->n_uniq ? p->n_uniq : 1) * D * sizeof *rows);
     int *cnt = malloc((size_t)P * 4 * sizeof *cnt);
     if (!reply || !rows || !cnt) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
-    else if (p.n_recv) {
-        int32_t ls = tokemb_lookup(t->local, p.recv_ids, p.n_recv, reply);
+    else if (p->n_recv) {
+        int32_t ls = tokemb_lookup(t->local, p->recv_ids, p->n_recv, reply);
         if (ls != TOKEMB_OK) st = tm_fail(ls, msg, "local shard: %s", tokemb_last_error());
     }
     st = tm_agree(t->comm, t->rank, P, fn, st, msg);
     if (st == TOKEMB_OK) {
         for (int r = 0; r < P; r++) {
-            cnt[r] = p.rcount[r] * (int)D;
-            cnt[P + r] = p.rdispl[r] * (int)D;
-            cnt[2 * P + r] = p.scount[r] * (int)D;
-            cnt[3 * P + r] = p.sdispl[r] * (int)D;
+            cnt[r] = p->rcount[r] * (int)D;
+            cnt[P + r] = p->rdispl[r] * (int)D;
+            cnt[2 * P + r] = p->scount[r] * (int)D;
+            cnt[3 * P + r] = p->sdispl[r] * (int)D;
         }
         int rc = MPI_Alltoallv(reply, cnt, cnt + P, MPI_FLOAT, rows, cnt + 2 * P, cnt + 3 * P, MPI_FLOAT, t->comm);
         st = tm_agree(t->comm, t->rank, P, fn, tm_mpi_status(rc, fn, "MPI_Alltoallv", msg), msg);
     }
-    if (st == TOKEMB_OK)
-        for (size_t i = 0; i < n; i++) memcpy(out + i * D, rows + p.slot[i] * D, D * sizeof *out);
     free(reply);
-    free(rows);
     free(cnt);
+    if (st != TOKEMB_OK) {
+        free(rows);
+        tm_plan_free(p);
+        return st;
+    }
+    *rows_out = rows;
+    return TOKEMB_OK;
+}
+
+static int32_t tm_lookup(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, float *out) {
+    tm_err[0] = 0;
+    if (!t) return tm_fail(TOKEMB_INVALID_ARGUMENT, tm_err, "%s: t is NULL", fn);
+    tm_plan p;
+    float *rows = NULL;
+    int32_t st = tm_fetch(t, fn, ids, is32, n, out, TOKEMB_OK, "", &p, &rows);
+    if (st != TOKEMB_OK) return st;
+    size_t D = (size_t)t->dim;
+    for (size_t i = 0; i < n; i++) memcpy(out + i * D, rows + p.slot[i] * D, D * sizeof *out);
+    free(rows);
+    tm_plan_free(&p);
+    return TOKEMB_OK;
+}
+
+/* Pooled bags: the distinct rows come back, then the core pools them in input order over a table
+ * wrapping exactly those rows (ids remapped to their slots), so every float operation is the core's
+ * own and the result equals tokemb_lookup_bags on the whole table bit for bit. */
+static int32_t tm_bags(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n,
+                       const int64_t *offsets, size_t n_bags, int32_t mode, const float *w, float *out) {
+    tm_err[0] = 0;
+    if (!t) return tm_fail(TOKEMB_INVALID_ARGUMENT, tm_err, "%s: t is NULL", fn);
+    char msg[TM_MSG] = "";
+    int32_t st = TOKEMB_OK;
+    if (!offsets) st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "offsets is NULL");
+    else if (n_bags > 0 && !out) st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "out is NULL with n_bags = %zu", n_bags);
+    else if (mode != TOKEMB_SUM && mode != TOKEMB_MEAN && mode != TOKEMB_MAX)
+        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "unknown bag mode %d", (int)mode);
+    else if (w && mode != TOKEMB_SUM)
+        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "per_sample_weights need mode SUM, got %d", (int)mode);
+    else if (offsets[0] != 0) st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "offsets[0] = %lld, not 0", (long long)offsets[0]);
+    else if ((uint64_t)offsets[n_bags] != (uint64_t)n)
+        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "offsets[%zu] = %lld, not n = %zu", n_bags, (long long)offsets[n_bags], n);
+    for (size_t b = 0; st == TOKEMB_OK && b < n_bags; b++)
+        if (offsets[b + 1] < offsets[b])
+            st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "offsets[%zu] = %lld is below offsets[%zu] = %lld", b + 1,
+                         (long long)offsets[b + 1], b, (long long)offsets[b]);
+    tm_plan p;
+    float *rows = NULL;
+    st = tm_fetch(t, fn, ids, is32, n, n ? (const void *)ids : (const void *)offsets, st, msg, &p, &rows);
+    if (st != TOKEMB_OK) return st;
+    size_t D = (size_t)t->dim;
+    tokemb_table *sub = NULL;
+    int64_t *slot_ids = malloc((n ? n : 1) * sizeof *slot_ids);
+    float *tmp = malloc((n_bags ? n_bags : 1) * D * sizeof *tmp);
+    if (!slot_ids || !tmp) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+    else st = tokemb_table_wrap(rows, p.n_uniq ? (int64_t)p.n_uniq : 1, t->dim, t->dim, TOKEMB_F32,
+                                TOKEMB_WRAP_READONLY, &sub);
+    if (st == TOKEMB_OK) {
+        for (size_t i = 0; i < n; i++) slot_ids[i] = (int64_t)p.slot[i];
+        st = tokemb_lookup_bags(sub, slot_ids, n, offsets, n_bags, mode, w, tmp);
+        if (st != TOKEMB_OK) snprintf(msg, TM_MSG, "pooling: %s", tokemb_last_error());
+    } else if (st != TOKEMB_NO_MEMORY) {
+        snprintf(msg, TM_MSG, "wrapping the fetched rows: %s", tokemb_last_error());
+    }
+    st = tm_agree(t->comm, t->rank, t->size, fn, st, msg);
+    if (st == TOKEMB_OK && n_bags) memcpy(out, tmp, n_bags * D * sizeof *out);
+    tokemb_table_free(sub);
+    free(slot_ids);
+    free(tmp);
+    free(rows);
     tm_plan_free(&p);
     return st;
+}
+
+int32_t tokemb_mpi_lookup_bags(tokemb_mpi_table *t, const int64_t *ids, size_t n, const int64_t *offsets,
+                               size_t n_bags, int32_t mode, const float *per_sample_weights, float *out) {
+    return tm_bags(t, "tokemb_mpi_lookup_bags", ids, 0, n, offsets, n_bags, mode, per_sample_weights, out);
+}
+
+int32_t tokemb_mpi_lookup_bags_i32(tokemb_mpi_table *t, const int32_t *ids, size_t n, const int64_t *offsets,
+                                   size_t n_bags, int32_t mode, const float *per_sample_weights, float *out) {
+    return tm_bags(t, "tokemb_mpi_lookup_bags_i32", ids, 1, n, offsets, n_bags, mode, per_sample_weights, out);
 }
 
 int32_t tokemb_mpi_lookup(tokemb_mpi_table *t, const int64_t *ids, size_t n, float *out) {
