@@ -135,6 +135,46 @@ TOKEMB_MPI_API int32_t tokemb_mpi_lookup_bags_i32(tokemb_mpi_table *t, const int
                                                   const int64_t *offsets, size_t n_bags, int32_t mode,
                                                   const float *per_sample_weights, float *out);
 
+/**
+ * Collective gradient of tokemb_mpi_lookup, delivered to the owners: each rank passes its batch
+ * ids[n] and grad_out[n][dim]; every contribution travels to its row's owner (contributions are not
+ * pre-summed by the sender, which would change the float association), and each rank adds into its
+ * own grad_shard[local rows][dim] (local row l = global row tokemb_mpi_table_global_row(t, l)) the
+ * contributions to its rows in global input order (rank order, then each rank's order), starting
+ * from the buffer's values, with the core's tokemb_grad_accumulate. grad_shard therefore equals the
+ * rows this rank owns of tokemb_grad_accumulate on the whole table over the concatenated batch, bit
+ * for bit. Untouched rows are never read or written. The shard's padding_idx and
+ * scale_grad_by_freq parameters are not used (leave them unset).
+ * Errors (agreed on every rank): as tokemb_mpi_lookup, plus TOKEMB_INVALID_ARGUMENT for NULL
+ * grad_out with n > 0 or NULL grad_shard. grad_shard is untouched on every rank on error.
+ */
+TOKEMB_MPI_API int32_t tokemb_mpi_grad_accumulate(tokemb_mpi_table *t, const int64_t *ids, size_t n,
+                                                  const float *grad_out, float *grad_shard);
+
+/** tokemb_mpi_grad_accumulate with int32 ids. Same rules and errors. */
+TOKEMB_MPI_API int32_t tokemb_mpi_grad_accumulate_i32(tokemb_mpi_table *t, const int32_t *ids, size_t n,
+                                                      const float *grad_out, float *grad_shard);
+
+/**
+ * Collective fused optimizer step at the owners: select the optimizer and its hyper-parameters on
+ * every rank's shard first (tokemb_optim_select / tokemb_optim_set_param_f64 on
+ * tokemb_mpi_table_local(t), the same on every rank). Each rank passes its batch ids[n] and
+ * grad_out[n][dim]; the owners receive the contributions to their rows in global input order and run
+ * the core's tokemb_optim_step on their shard, so weights and optimizer state after any number of
+ * steps equal one process stepping the whole table with the concatenated batches, bit for bit (all
+ * four optimizers; every shard's step counter advances once per call, as the single table's).
+ * Errors (agreed on every rank): as tokemb_mpi_grad_accumulate, plus TOKEMB_INVALID_ARGUMENT when a
+ * rank's shard has no optimizer or its step count differs from rank 0's. Validation and every
+ * exchange complete before any shard changes; a failure inside a shard's own step (only
+ * TOKEMB_NO_MEMORY for the state arrays on the first step can occur) is reported on every rank.
+ */
+TOKEMB_MPI_API int32_t tokemb_mpi_optim_step(tokemb_mpi_table *t, const int64_t *ids, size_t n,
+                                             const float *grad_out);
+
+/** tokemb_mpi_optim_step with int32 ids. Same rules and errors. */
+TOKEMB_MPI_API int32_t tokemb_mpi_optim_step_i32(tokemb_mpi_table *t, const int32_t *ids, size_t n,
+                                                 const float *grad_out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -407,3 +407,198 @@ int32_t tokemb_mpi_lookup(tokemb_mpi_table *t, const int64_t *ids, size_t n, flo
 int32_t tokemb_mpi_lookup_i32(tokemb_mpi_table *t, const int32_t *ids, size_t n, float *out) {
     return tm_lookup(t, "tokemb_mpi_lookup_i32", ids, 1, n, out);
 }
+
+/* ---- gradients and optimizer steps at the owners ---------------------------------------------- */
+
+/* Collective: every rank's (id, grad_out row) contributions travel to the rows' owners, grouped by
+ * owner and in input order within each group; an owner receives them in rank order, so its
+ * recv_ids/recv_rows are the global batch's contributions to its rows in global input order (the
+ * order the core sums in). Nothing is de-duplicated: summing on the sender would change the float
+ * association. pre_st/pre_msg: the caller's own validation, agreed together with the batch's. */
+typedef struct {
+    int64_t *recv_ids; /* local rows */
+    float *recv_rows;
+    size_t n_recv;
+} tm_push;
+
+static int32_t tm_push_make(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n,
+                            const float *grad_out, int32_t pre_st, const char *pre_msg, tm_push *q) {
+    char msg[TM_MSG] = "";
+    int32_t st = pre_st;
+    if (st != TOKEMB_OK) snprintf(msg, TM_MSG, "%s", pre_msg);
+    memset(q, 0, sizeof *q);
+    int P = t->size;
+    size_t D = (size_t)t->dim;
+    if (st != TOKEMB_OK) {
+    } else if (n > 0 && (!ids || !grad_out)) st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "ids or grad_out is NULL with n = %zu", n);
+    else if (n > (size_t)INT_MAX / D)
+        st = tm_fail(TOKEMB_OVERFLOW, msg, "n = %zu rows of dim %zu exceed MPI's int counts", n, D);
+    for (size_t i = 0; st == TOKEMB_OK && i < n; i++) {
+        int64_t g = tm_id_at(ids, is32, i);
+        if (g < 0 || g >= t->rows)
+            st = tm_fail(TOKEMB_OUT_OF_RANGE, msg, "token id %lld at index %zu is outside [0, %lld)", (long long)g, i,
+                         (long long)t->rows);
+    }
+    int *cnt = calloc((size_t)P * 8, sizeof *cnt);
+    int64_t *sids = malloc((n ? n : 1) * sizeof *sids);
+    float *srows = malloc((n ? n : 1) * D * sizeof *srows);
+    int *owner = malloc((n ? n : 1) * sizeof *owner);
+    if (st == TOKEMB_OK && (!cnt || !sids || !srows || !owner)) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+    int *sc = cnt, *sd = cnt + P, *rc_ = cnt + 2 * P, *rd = cnt + 3 * P;
+    if (st == TOKEMB_OK) {
+        /* counting sort by owner: stable, so input order is kept within each owner */
+        int64_t *lrow = sids; /* filled in place below */
+        for (size_t i = 0; i < n; i++) {
+            int64_t l;
+            tm_owner(t, tm_id_at(ids, is32, i), &owner[i], &l);
+            sc[owner[i]]++;
+        }
+        for (int r = 1; r < P; r++) sd[r] = sd[r - 1] + sc[r - 1];
+        int *fill = cnt + 4 * P;
+        memcpy(fill, sd, (size_t)P * sizeof *fill);
+        for (size_t i = 0; i < n; i++) {
+            int64_t l;
+            int o;
+            tm_owner(t, tm_id_at(ids, is32, i), &o, &l);
+            size_t at = (size_t)fill[o]++;
+            lrow[at] = l;
+            memcpy(srows + at * D, grad_out + i * D, D * sizeof *srows);
+        }
+    }
+    st = tm_agree(t->comm, t->rank, P, fn, st, msg);
+    if (st == TOKEMB_OK) {
+        int rc = MPI_Alltoall(sc, 1, MPI_INT, rc_, 1, MPI_INT, t->comm);
+        st = tm_mpi_status(rc, fn, "MPI_Alltoall", msg);
+        size_t total = 0;
+        for (int r = 0; st == TOKEMB_OK && r < P; r++) {
+            rd[r] = (int)total;
+            total += (size_t)rc_[r];
+        }
+        if (st == TOKEMB_OK && total > (size_t)INT_MAX / D)
+            st = tm_fail(TOKEMB_OVERFLOW, msg, "%zu received rows of dim %zu exceed MPI's int counts", total, D);
+        if (st == TOKEMB_OK) {
+            q->n_recv = total;
+            q->recv_ids = malloc((total ? total : 1) * sizeof *q->recv_ids);
+            q->recv_rows = malloc((total ? total : 1) * D * sizeof *q->recv_rows);
+            if (!q->recv_ids || !q->recv_rows) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+        }
+        st = tm_agree(t->comm, t->rank, P, fn, st, msg);
+    }
+    if (st == TOKEMB_OK) {
+        int rc = MPI_Alltoallv(sids, sc, sd, MPI_INT64_T, q->recv_ids, rc_, rd, MPI_INT64_T, t->comm);
+        for (int r = 0; r < P; r++) {
+            cnt[4 * P + r] = sc[r] * (int)D;
+            cnt[5 * P + r] = sd[r] * (int)D;
+            cnt[6 * P + r] = rc_[r] * (int)D;
+            cnt[7 * P + r] = rd[r] * (int)D;
+        }
+        if (rc == MPI_SUCCESS)
+            rc = MPI_Alltoallv(srows, cnt + 4 * P, cnt + 5 * P, MPI_FLOAT, q->recv_rows, cnt + 6 * P, cnt + 7 * P,
+                               MPI_FLOAT, t->comm);
+        st = tm_agree(t->comm, t->rank, P, fn, tm_mpi_status(rc, fn, "MPI_Alltoallv", msg), msg);
+    }
+    free(cnt);
+    free(sids);
+    free(srows);
+    free(owner);
+    if (st != TOKEMB_OK) {
+        free(q->recv_ids);
+        free(q->recv_rows);
+        memset(q, 0, sizeof *q);
+    }
+    return st;
+}
+
+static int tm_i64_cmp(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int32_t tm_grad(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const float *grad_out,
+                       float *grad_shard) {
+    tm_err[0] = 0;
+    if (!t) return tm_fail(TOKEMB_INVALID_ARGUMENT, tm_err, "%s: t is NULL", fn);
+    char msg[TM_MSG] = "";
+    int32_t st = grad_shard ? TOKEMB_OK : tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "grad_shard is NULL");
+    tm_push q;
+    st = tm_push_make(t, fn, ids, is32, n, grad_out, st, msg, &q);
+    if (st != TOKEMB_OK) return st;
+    /* the touched rows are copied into a compact buffer, accumulated there by the core (its summation
+     * order, starting from the buffer's values), and copied back only once every rank succeeded */
+    size_t D = (size_t)t->dim, R = q.n_recv, u = 0;
+    int64_t *uniq = malloc((R ? R : 1) * sizeof *uniq), *slot = malloc((R ? R : 1) * sizeof *slot);
+    float *compact = NULL;
+    tokemb_table *shape = NULL;
+    if (!uniq || !slot) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+    if (st == TOKEMB_OK && R) {
+        memcpy(uniq, q.recv_ids, R * sizeof *uniq);
+        qsort(uniq, R, sizeof *uniq, tm_i64_cmp);
+        for (size_t k = 0; k < R; k++)
+            if (k == 0 || uniq[k] != uniq[u - 1]) uniq[u++] = uniq[k];
+        for (size_t k = 0; k < R; k++) {
+            const int64_t *f = bsearch(&q.recv_ids[k], uniq, u, sizeof *uniq, tm_i64_cmp);
+            slot[k] = f - uniq;
+        }
+        compact = malloc(u * D * sizeof *compact);
+        if (!compact) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+        else {
+            for (size_t k = 0; k < u; k++) memcpy(compact + k * D, grad_shard + (size_t)uniq[k] * D, D * sizeof *compact);
+            st = tokemb_table_wrap(compact, (int64_t)u, t->dim, t->dim, TOKEMB_F32, TOKEMB_WRAP_READONLY, &shape);
+            if (st == TOKEMB_OK) st = tokemb_grad_accumulate(shape, slot, R, q.recv_rows, compact);
+            if (st != TOKEMB_OK) snprintf(msg, TM_MSG, "owner: %s", tokemb_last_error());
+        }
+    }
+    st = tm_agree(t->comm, t->rank, t->size, fn, st, msg);
+    if (st == TOKEMB_OK)
+        for (size_t k = 0; k < u; k++) memcpy(grad_shard + (size_t)uniq[k] * D, compact + k * D, D * sizeof *compact);
+    tokemb_table_free(shape);
+    free(compact);
+    free(uniq);
+    free(slot);
+    free(q.recv_ids);
+    free(q.recv_rows);
+    return st;
+}
+
+int32_t tokemb_mpi_grad_accumulate(tokemb_mpi_table *t, const int64_t *ids, size_t n, const float *grad_out,
+                                   float *grad_shard) {
+    return tm_grad(t, "tokemb_mpi_grad_accumulate", ids, 0, n, grad_out, grad_shard);
+}
+
+int32_t tokemb_mpi_grad_accumulate_i32(tokemb_mpi_table *t, const int32_t *ids, size_t n, const float *grad_out,
+                                       float *grad_shard) {
+    return tm_grad(t, "tokemb_mpi_grad_accumulate_i32", ids, 1, n, grad_out, grad_shard);
+}
+
+static int32_t tm_step(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const float *grad_out) {
+    tm_err[0] = 0;
+    if (!t) return tm_fail(TOKEMB_INVALID_ARGUMENT, tm_err, "%s: t is NULL", fn);
+    char msg[TM_MSG] = "";
+    int32_t st = TOKEMB_OK;
+    int64_t steps = tokemb_optim_step_count(t->local), s0 = steps;
+    if (steps < 0) st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "no optimizer selected on this rank's shard");
+    /* every shard must be at the same step (SparseAdam's bias correction and Adagrad's decay use it) */
+    int64_t root = steps;
+    int rc = MPI_Bcast(&root, 1, MPI_INT64_T, 0, t->comm);
+    if (rc != MPI_SUCCESS && st == TOKEMB_OK) st = tm_mpi_status(rc, fn, "MPI_Bcast", msg);
+    if (st == TOKEMB_OK && root != s0)
+        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "optimizer step count %lld differs from rank 0's %lld", (long long)s0,
+                     (long long)root);
+    tm_push q;
+    st = tm_push_make(t, fn, ids, is32, n, grad_out, st, msg, &q);
+    if (st != TOKEMB_OK) return st;
+    st = tokemb_optim_step(t->local, q.recv_ids, q.n_recv, q.recv_rows);
+    if (st != TOKEMB_OK) snprintf(msg, TM_MSG, "owner: %s", tokemb_last_error());
+    st = tm_agree(t->comm, t->rank, t->size, fn, st, msg);
+    free(q.recv_ids);
+    free(q.recv_rows);
+    return st;
+}
+
+int32_t tokemb_mpi_optim_step(tokemb_mpi_table *t, const int64_t *ids, size_t n, const float *grad_out) {
+    return tm_step(t, "tokemb_mpi_optim_step", ids, 0, n, grad_out);
+}
+
+int32_t tokemb_mpi_optim_step_i32(tokemb_mpi_table *t, const int32_t *ids, size_t n, const float *grad_out) {
+    return tm_step(t, "tokemb_mpi_optim_step_i32", ids, 1, n, grad_out);
+}
