@@ -210,6 +210,22 @@ static int64_t tm_id_at(const void *ids, int is32, size_t i) {
     return is32 ? (int64_t)((const int32_t *)ids)[i] : ((const int64_t *)ids)[i];
 }
 
+/* This rank's batch checks, shared by every collective taking ids[n] with an [n][dim] companion
+ * buffer (`what`): NULL pointers, MPI's int counts, ids inside the global table. */
+static int32_t tm_check_batch(const tokemb_mpi_table *t, const void *ids, int is32, size_t n, const void *buf,
+                              const char *what, char *msg) {
+    if (n > 0 && (!ids || !buf)) return tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "ids or %s is NULL with n = %zu", what, n);
+    if (n > (size_t)INT_MAX / (size_t)t->dim)
+        return tm_fail(TOKEMB_OVERFLOW, msg, "n = %zu rows of dim %lld exceed MPI's int counts", n, (long long)t->dim);
+    for (size_t i = 0; i < n; i++) {
+        int64_t g = tm_id_at(ids, is32, i);
+        if (g < 0 || g >= t->rows)
+            return tm_fail(TOKEMB_OUT_OF_RANGE, msg, "token id %lld at index %zu is outside [0, %lld)", (long long)g, i,
+                           (long long)t->rows);
+    }
+    return TOKEMB_OK;
+}
+
 /* Collective: validates the batch, agrees, de-duplicates per owner and exchanges the ids. On
  * success every rank holds its plan; on failure every rank returns the same status. */
 static int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n,
@@ -219,16 +235,7 @@ static int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids
     if (st != TOKEMB_OK) snprintf(msg, TM_MSG, "%s", pre_msg);
     memset(p, 0, sizeof *p);
     int P = t->size;
-    if (st != TOKEMB_OK) {
-    } else if (n > 0 && (!ids || !out)) st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "ids or out is NULL with n = %zu", n);
-    else if (n > (size_t)INT_MAX / (size_t)t->dim)
-        st = tm_fail(TOKEMB_OVERFLOW, msg, "n = %zu rows of dim %lld exceed MPI's int counts", n, (long long)t->dim);
-    for (size_t i = 0; st == TOKEMB_OK && i < n; i++) {
-        int64_t g = tm_id_at(ids, is32, i);
-        if (g < 0 || g >= t->rows)
-            st = tm_fail(TOKEMB_OUT_OF_RANGE, msg, "token id %lld at index %zu is outside [0, %lld)", (long long)g, i,
-                         (long long)t->rows);
-    }
+    if (st == TOKEMB_OK) st = tm_check_batch(t, ids, is32, n, out, "out", msg);
     tm_key *keys = NULL;
     if (st == TOKEMB_OK) {
         keys = malloc((n ? n : 1) * sizeof *keys);
@@ -429,16 +436,7 @@ static int32_t tm_push_make(tokemb_mpi_table *t, const char *fn, const void *ids
     memset(q, 0, sizeof *q);
     int P = t->size;
     size_t D = (size_t)t->dim;
-    if (st != TOKEMB_OK) {
-    } else if (n > 0 && (!ids || !grad_out)) st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "ids or grad_out is NULL with n = %zu", n);
-    else if (n > (size_t)INT_MAX / D)
-        st = tm_fail(TOKEMB_OVERFLOW, msg, "n = %zu rows of dim %zu exceed MPI's int counts", n, D);
-    for (size_t i = 0; st == TOKEMB_OK && i < n; i++) {
-        int64_t g = tm_id_at(ids, is32, i);
-        if (g < 0 || g >= t->rows)
-            st = tm_fail(TOKEMB_OUT_OF_RANGE, msg, "token id %lld at index %zu is outside [0, %lld)", (long long)g, i,
-                         (long long)t->rows);
-    }
+    if (st == TOKEMB_OK) st = tm_check_batch(t, ids, is32, n, grad_out, "grad_out", msg);
     int *cnt = calloc((size_t)P * 8, sizeof *cnt);
     int64_t *sids = malloc((n ? n : 1) * sizeof *sids);
     float *srows = malloc((n ? n : 1) * D * sizeof *srows);

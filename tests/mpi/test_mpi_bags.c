@@ -6,21 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokemb_mpi.h"
+#include "tk_mpi_test.h"
 
-static int rank, size, failures;
 
-#define CHECK(cond, ...)                                                                                 \
-    do {                                                                                                 \
-        if (!(cond)) {                                                                                   \
-            fprintf(stderr, "rank %d: %s:%d: check failed: %s: ", rank, __FILE__, __LINE__, #cond);      \
-            fprintf(stderr, __VA_ARGS__);                                                                \
-            fprintf(stderr, "\n");                                                                       \
-            failures++;                                                                                  \
-        }                                                                                                \
-    } while (0)
-
-static unsigned lcg(unsigned *s) { return (*s = *s * 1103515245u + 12345u) >> 8; }
 
 /* values with many bits set, so a different summation order would show */
 static float value(int64_t g, int64_t c) { return sinf((float)(g * 31 + c * 7) * 0.37f) * 3.3f; }
@@ -112,17 +100,11 @@ static void test_bags(int32_t sharding, int64_t V, int64_t D, int32_t mode, int 
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    tk_mpi_start(&argc, &argv);
     unsigned seed = 1;
     for (int32_t sharding = TOKEMB_MPI_ROW; sharding <= TOKEMB_MPI_ROW_MODULO; sharding++)
         for (int32_t mode = TOKEMB_SUM; mode <= TOKEMB_MAX; mode++)
             for (int weighted = 0; weighted <= (mode == TOKEMB_SUM); weighted++)
                 test_bags(sharding, 29 + seed, 3 + (int64_t)(seed % 9), mode, weighted, (int)(seed % 2), seed), seed++;
-    int any = 0;
-    MPI_Allreduce(&failures, &any, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-    if (rank == 0) printf("%s: %d ranks, %d failures\n", any ? "FAIL" : "PASS", size, any);
-    MPI_Finalize();
-    return any ? 1 : 0;
+    return tk_mpi_finish();
 }

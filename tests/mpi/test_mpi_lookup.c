@@ -4,19 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokemb_mpi.h"
+#include "tk_mpi_test.h"
 
-static int rank, size, failures;
-
-#define CHECK(cond, ...)                                                                                 \
-    do {                                                                                                 \
-        if (!(cond)) {                                                                                   \
-            fprintf(stderr, "rank %d: %s:%d: check failed: %s: ", rank, __FILE__, __LINE__, #cond);      \
-            fprintf(stderr, __VA_ARGS__);                                                                \
-            fprintf(stderr, "\n");                                                                       \
-            failures++;                                                                                  \
-        }                                                                                                \
-    } while (0)
 
 static float value(int64_t g, int64_t c) { return (float)((g * 2654435761LL + c * 40503LL) % 100003) / 977.0f - 50.0f; }
 
@@ -45,8 +34,7 @@ static size_t batch(int64_t V, int64_t *ids, unsigned seed) {
     size_t n = rank == 1 ? 0 : 3 + 7 * (size_t)rank + seed % 5;
     unsigned s = seed * 7919u + (unsigned)rank * 104729u + 1u;
     for (size_t i = 0; i < n; i++) {
-        s = s * 1103515245u + 12345u;
-        ids[i] = (int64_t)((s >> 8) % (unsigned)(i % 3 == 0 ? 4 : V)); /* hot ids repeat */
+        ids[i] = (int64_t)(lcg(&s) % (unsigned)(i % 3 == 0 ? 4 : V)); /* hot ids repeat */
     }
     return n;
 }
@@ -137,18 +125,12 @@ static void test_create_errors(void) {
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    tk_mpi_start(&argc, &argv);
     const int32_t shardings[2] = {TOKEMB_MPI_ROW, TOKEMB_MPI_ROW_MODULO};
     const int64_t shapes[3][2] = {{37, 5}, {4, 16}, {1000, 3}};
     for (int s = 0; s < 2; s++)
         for (int k = 0; k < 3; k++)
             if (shapes[k][0] >= size) test_lookup(shardings[s], shapes[k][0], shapes[k][1], (unsigned)(s * 3 + k), k == 1);
     test_create_errors();
-    int any = 0;
-    MPI_Allreduce(&failures, &any, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-    if (rank == 0) printf("%s: %d ranks, %d failures\n", any ? "FAIL" : "PASS", size, any);
-    MPI_Finalize();
-    return any ? 1 : 0;
+    return tk_mpi_finish();
 }

@@ -7,21 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokemb_mpi.h"
+#include "tk_mpi_test.h"
 
-static int rank, size, failures;
 
-#define CHECK(cond, ...)                                                                                 \
-    do {                                                                                                 \
-        if (!(cond)) {                                                                                   \
-            fprintf(stderr, "rank %d: %s:%d: check failed: %s: ", rank, __FILE__, __LINE__, #cond);      \
-            fprintf(stderr, __VA_ARGS__);                                                                \
-            fprintf(stderr, "\n");                                                                       \
-            failures++;                                                                                  \
-        }                                                                                                \
-    } while (0)
-
-static unsigned lcg(unsigned *s) { return (*s = *s * 1103515245u + 12345u) >> 8; }
 static float value(int64_t g, int64_t c) { return sinf((float)(g * 13 + c * 5) * 0.71f) * 0.9f; }
 
 #define MAXN 96
@@ -158,17 +146,11 @@ static void test_optim(int32_t sharding, int32_t kind, int64_t V, int64_t D, uns
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    tk_mpi_start(&argc, &argv);
     unsigned seed = 1;
     for (int32_t sh = TOKEMB_MPI_ROW; sh <= TOKEMB_MPI_ROW_MODULO; sh++) {
         test_grad(sh, 23, 7, seed++);
         for (int32_t kind = TOKEMB_OPTIM_SGD; kind <= TOKEMB_OPTIM_SPARSE_ADAM; kind++) test_optim(sh, kind, 31, 5, seed++);
     }
-    int any = 0;
-    MPI_Allreduce(&failures, &any, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-    if (rank == 0) printf("%s: %d ranks, %d failures\n", any ? "FAIL" : "PASS", size, any);
-    MPI_Finalize();
-    return any ? 1 : 0;
+    return tk_mpi_finish();
 }
