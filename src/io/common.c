@@ -20,10 +20,17 @@ size_t tk_dtype_row_bytes(int32_t dtype, size_t dim) {
     return b;
 }
 
-int32_t tk_map_file(const char *fn, const char *path, tk_map *m) {
+#ifdef TOKEMB_TESTING
+uint64_t tk_test_io_ops;
+#endif
+
+int32_t tk_file_open(const char *fn, const char *path, tk_file *f) {
+    f->fd = -1;
+    f->size = 0;
     if (!path) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: path is NULL", fn);
     if (!path[0]) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: path is empty", fn);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO (or a tty) must not wait for a writer; the type is checked next */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) return tk_error(TOKEMB_IO, "%s: cannot open '%s': %s", fn, path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
@@ -37,23 +44,78 @@ int32_t tk_map_file(const char *fn, const char *path, tk_map *m) {
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return tk_error(TOKEMB_IO, "%s: '%s' is not a regular file", fn, path);
+        return tk_error(TOKEMB_IO, "%s: '%s' is not a regular file (a FIFO, socket or device)", fn, path);
     }
     if (st.st_size == 0) {
         close(fd);
         return tk_error(TOKEMB_FORMAT, "%s: '%s' is empty (0 bytes)", fn, path);
     }
-    if ((uint64_t)st.st_size > SIZE_MAX) {
+    if ((uint64_t)st.st_size > SIZE_MAX / 2) {
         close(fd);
-        return tk_error(TOKEMB_OVERFLOW, "%s: '%s' is too large to map", fn, path);
+        return tk_error(TOKEMB_OVERFLOW, "%s: '%s' is too large", fn, path);
     }
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    int e = errno;
-    close(fd);
-    if (p == MAP_FAILED) return tk_error(TOKEMB_IO, "%s: cannot map '%s': %s", fn, path, strerror(e));
-    m->map = (const uint8_t *)p;
-    m->size = (size_t)st.st_size;
+    f->fd = fd;
+    f->size = (size_t)st.st_size;
     return TOKEMB_OK;
+}
+
+void tk_file_close(tk_file *f) {
+    if (f->fd >= 0) close(f->fd);
+    f->fd = -1;
+}
+
+int32_t tk_file_read(const char *fn, const char *path, const tk_file *f, size_t off, void *buf, size_t n) {
+    size_t done = 0;
+    while (done < n) {
+        size_t want = n - done > ((size_t)1 << 30) ? ((size_t)1 << 30) : n - done;
+        ssize_t r = pread(f->fd, (uint8_t *)buf + done, want, (off_t)(off + done));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0)
+            return tk_error(TOKEMB_IO, "%s: reading '%s' at byte %zu failed: %s", fn, path, off + done, strerror(errno));
+        if (r == 0)
+            return tk_error(TOKEMB_IO,
+                            "%s: '%s' ended at byte %zu while reading %zu bytes from byte %zu (the file shrank while "
+                            "loading: it was %zu bytes when opened)",
+                            fn, path, off + done, n, off, f->size);
+        done += (size_t)r;
+    }
+    return TOKEMB_OK;
+}
+
+int32_t tk_file_read_all(const char *fn, const char *path, uint8_t **out, size_t *len) {
+    tk_file f;
+    int32_t st = tk_file_open(fn, path, &f);
+    if (st) return st;
+    uint8_t *b = (uint8_t *)tk_malloc(f.size);
+    if (!b) {
+        tk_file_close(&f);
+        return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate %zu bytes to read '%s'", fn, f.size, path);
+    }
+    if ((st = tk_file_read(fn, path, &f, 0, b, f.size))) {
+        tk_free(b);
+        tk_file_close(&f);
+        return st;
+    }
+    *out = b;
+    *len = f.size;
+    tk_file_close(&f);
+    return TOKEMB_OK;
+}
+
+int32_t tk_map_fd(const char *fn, const char *path, const tk_file *f, tk_map *m) {
+    void *p = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, f->fd, 0);
+    if (p == MAP_FAILED) return tk_error(TOKEMB_IO, "%s: cannot map '%s': %s", fn, path, strerror(errno));
+    m->map = (const uint8_t *)p;
+    m->size = f->size;
+    return TOKEMB_OK;
+}
+
+int32_t tk_map_file(const char *fn, const char *path, tk_map *m) {
+    tk_file f;
+    int32_t st = tk_file_open(fn, path, &f);
+    if (!st) st = tk_map_fd(fn, path, &f, m);
+    tk_file_close(&f);
+    return st;
 }
 
 void tk_unmap(tk_map *m) {

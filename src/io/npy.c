@@ -159,20 +159,44 @@ static int32_t tk_npy_open(const char *fn, const char *path, tokemb_table **out,
     return st;
 }
 
+/* Copy mode: reads the preamble and the header with pread, parses them against the file size, then
+ * reads the data straight into the new table (a file that shrinks meanwhile gives TOKEMB_IO). */
 int32_t tokemb_npy_load(const char *path, tokemb_table **out) {
     static const char fn[] = "tokemb_npy_load";
-    tk_map m;
+    if (!out) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: out is NULL", fn);
+    tk_file f;
+    int32_t st = tk_file_open(fn, path, &f);
+    if (st) return st;
+    uint8_t pre[12];
+    size_t head = f.size < sizeof pre ? f.size : sizeof pre;
+    uint8_t *hb = NULL;
+    tokemb_table *t = NULL;
+    if ((st = tk_file_read(fn, path, &f, 0, pre, head))) goto done;
+    /* the header ends at 10 + u16 (v1) or 12 + u32 (v2, v3); anything else is refused by the parser */
+    size_t hend = head;
+    if (head >= 10 && pre[6] == 1) hend = 10 + (size_t)tk_le16(pre + 8);
+    else if (head >= 12 && (pre[6] == 2 || pre[6] == 3)) hend = 12 + (size_t)tk_le32(pre + 8);
+    if (hend > f.size) hend = head; /* the parser reports the lying length */
+    if (!(hb = (uint8_t *)tk_malloc(hend))) {
+        st = tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate the %zu-byte npy header", fn, hend);
+        goto done;
+    }
+    memcpy(hb, pre, head);
+    if (hend > head && (st = tk_file_read(fn, path, &f, head, hb + head, hend - head))) goto done;
     int32_t dt;
     int64_t rows, dim;
     size_t off;
-    int32_t st = tk_npy_open(fn, path, out, &m, &dt, &rows, &dim, &off);
-    if (st) return st;
-    tokemb_table *t = NULL;
-    if (!(st = tokemb_table_create(rows, dim, dt, &t))) memcpy(t->data, m.map + off, m.size - off);
-    tk_unmap(&m);
-    if (st) return st;
+    if ((st = tk_npy_parse(fn, hb, f.size, &dt, &rows, &dim, &off))) goto done;
+    if ((st = tokemb_table_create(rows, dim, dt, &t))) goto done;
+    if ((st = tk_file_read(fn, path, &f, off, t->data, f.size - off))) {
+        tokemb_table_free(t);
+        goto done;
+    }
     *out = t;
-    return TOKEMB_OK;
+done:
+    tk_free(hb);
+    tk_file_close(&f);
+    return st;
 }
 
 int32_t tokemb_npy_mmap(const char *path, tokemb_table **out) {

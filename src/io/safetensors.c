@@ -467,15 +467,38 @@ static int32_t tk_st_find(const char *fn, const char *path, const tk_st_header *
     return TOKEMB_OK;
 }
 
+/* Reads the 8-byte length and the JSON header with pread and parses them against the file size.
+ * Nothing past the header is read. On success the caller owns *f and *h. */
+static int32_t tk_st_read_header(const char *fn, const char *path, tk_file *f, tk_st_header *h) {
+    int32_t st = tk_file_open(fn, path, f);
+    if (st) return st;
+    uint8_t pre[8];
+    size_t head = f->size < 8 ? f->size : 8, hend = head;
+    if ((st = tk_file_read(fn, path, f, 0, pre, head))) goto fail;
+    if (head == 8 && tk_le64(pre) <= f->size - 8 && tk_le64(pre) <= TK_ST_MAX_HEADER) hend = 8 + (size_t)tk_le64(pre);
+    uint8_t *hb = (uint8_t *)tk_malloc(hend);
+    if (!hb) {
+        st = tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate the %zu-byte safetensors header", fn, hend);
+        goto fail;
+    }
+    memcpy(hb, pre, head);
+    if (hend > head) st = tk_file_read(fn, path, f, head, hb + head, hend - head);
+    if (!st) st = tk_st_parse(fn, hb, f->size, h);
+    tk_free(hb);
+    if (!st) return TOKEMB_OK;
+fail:
+    tk_file_close(f);
+    return st;
+}
+
 static int32_t tk_st_open(const char *fn, const char *path, const char *name, bool map, tokemb_table **out) {
     if (!out) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: out is NULL", fn);
-    tk_map m;
-    int32_t st = tk_map_file(fn, path, &m);
-    if (st) return st;
     tk_st_header h;
+    tk_file f;
     const tk_st_tensor *d = NULL;
     tokemb_table *t = NULL;
-    if ((st = tk_st_parse(fn, m.map, m.size, &h))) goto done_unmap;
+    int32_t st = tk_st_read_header(fn, path, &f, &h);
+    if (st) return st;
     if ((st = tk_st_find(fn, path, &h, name, &d))) goto done;
     if (map) {
         if (d->begin % tk_dtype_size(d->dtype) != 0) {
@@ -484,22 +507,29 @@ static int32_t tk_st_open(const char *fn, const char *path, const char *name, bo
                           fn, d->name, (unsigned long long)d->begin, tk_dtype_size(d->dtype));
             goto done;
         }
+        tk_map m;
+        if ((st = tk_map_fd(fn, path, &f, &m))) goto done;
         if ((st = tokemb_table_wrap((void *)(uintptr_t)(m.map + d->begin), d->shape[0], d->shape[1], d->shape[1],
-                                    d->dtype, TOKEMB_WRAP_READONLY, &t)))
+                                    d->dtype, TOKEMB_WRAP_READONLY, &t))) {
+            tk_unmap(&m);
             goto done;
+        }
         if ((st = tk_table_adopt_map(fn, t, &m))) {
             tokemb_table_free(t);
+            tk_unmap(&m);
             goto done;
         }
     } else {
         if ((st = tokemb_table_create(d->shape[0], d->shape[1], d->dtype, &t))) goto done;
-        memcpy(t->data, m.map + d->begin, (size_t)(d->end - d->begin));
+        if ((st = tk_file_read(fn, path, &f, (size_t)d->begin, t->data, (size_t)(d->end - d->begin)))) {
+            tokemb_table_free(t);
+            goto done;
+        }
     }
     *out = t;
 done:
     tk_st_header_free(&h);
-done_unmap:
-    tk_unmap(&m);
+    tk_file_close(&f);
     return st;
 }
 
@@ -517,13 +547,11 @@ static int32_t tk_st_list(const char *fn, const char *path, bool meta, char *buf
     if (!n_out || !bytes_needed)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: %s is NULL", fn,
                         !n_out ? (meta ? "n_pairs" : "n_names") : "bytes_needed");
-    tk_map m;
-    int32_t st = tk_map_file(fn, path, &m);
-    if (st) return st;
     tk_st_header h;
-    st = tk_st_parse(fn, m.map, m.size, &h);
-    tk_unmap(&m);
+    tk_file f;
+    int32_t st = tk_st_read_header(fn, path, &f, &h);
     if (st) return st;
+    tk_file_close(&f);
     size_t need = 0;
     if (meta) need = h.meta_bytes;
     else

@@ -374,13 +374,14 @@ static int32_t tk_vectors_load(const char *fn, const char *path, int32_t format,
         return tk_error(TOKEMB_INVALID_ARGUMENT,
                         "%s: flags = 0x%x: unknown bits or both UNICODE_IGNORE and UNICODE_REPLACE (known: 0x1, 0x2)",
                         fn, (unsigned)flags);
-    tk_map m;
-    int32_t st = tk_map_file(fn, path, &m);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int32_t st = tk_file_read_all(fn, path, &buf, &len); /* read(), never a mapping: no SIGBUS */
     if (st) return st;
     tokemb_table *t = NULL;
     tokemb_vocab *v = NULL;
-    st = tk_vectors_parse_ex(fn, m.map, m.size, format, limit, flags, progress, user, &t, &v);
-    tk_unmap(&m);
+    st = tk_vectors_parse_ex(fn, buf, len, format, limit, flags, progress, user, &t, &v);
+    tk_free(buf);
     if (st) return st;
     *out_table = t;
     *out_vocab = v;
