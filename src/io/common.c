@@ -317,8 +317,11 @@ int32_t tk_cursor_fail(const tk_cursor *c, const char *expected) {
 }
 
 void tk_cursor_ws(tk_cursor *c) {
-    while (c->i < c->n && (c->p[c->i] == ' ' || c->p[c->i] == '\t' || c->p[c->i] == '\n' || c->p[c->i] == '\r'))
+    TK_IO_OP(1);
+    while (c->i < c->n && (c->p[c->i] == ' ' || c->p[c->i] == '\t' || c->p[c->i] == '\n' || c->p[c->i] == '\r')) {
+        TK_IO_OP(1);
         c->i++;
+    }
 }
 
 bool tk_cursor_eat(tk_cursor *c, char ch) {

@@ -24,13 +24,24 @@ static int32_t tk_npy_str(tk_cursor *c, char *out, size_t cap) {
     return TOKEMB_OK;
 }
 
-static int32_t tk_npy_int(tk_cursor *c, int64_t *v) {
+/* A Python int literal as numpy reads it (ast.literal_eval): decimal digits, no leading zero unless
+ * all digits are zeros; format versions 1 and 2 also allow the Python 2 long suffix 'L' (numpy's
+ * _filter_header drops it), version 3 does not. */
+static int32_t tk_npy_int(tk_cursor *c, unsigned major, int64_t *v) {
     tk_cursor_ws(c);
     uint64_t x = 0;
+    size_t start = c->i;
     int r = tk_parse_u63(c->p, c->n, &c->i, &x);
     if (r < 0) return tk_cursor_fail(c, "a dimension below 2^63");
     if (r == 0) return tk_cursor_fail(c, "a non-negative integer dimension");
-    if (c->i < c->n && c->p[c->i] == 'L') c->i++; /* numpy < 1.? wrote Python 2 longs */
+    if (c->p[start] == '0' && x != 0) {
+        c->i = start;
+        return tk_cursor_fail(c, "an integer without leading zeros (Python refuses them)");
+    }
+    if (c->i < c->n && c->p[c->i] == 'L') {
+        if (major >= 3) return tk_cursor_fail(c, "no 'L' suffix in a format 3.0 header");
+        c->i++;
+    }
     *v = (int64_t)x;
     return TOKEMB_OK;
 }
@@ -46,6 +57,9 @@ int32_t tk_npy_parse(const char *fn, const uint8_t *buf, size_t len, int32_t *dt
     }
     unsigned major = buf[6];
     size_t hlen, hstart;
+    if (buf[7] != 0)
+        return tk_error(TOKEMB_FORMAT, "%s: byte 7: npy format version %u.%u is not supported (numpy reads 1.0, 2.0, 3.0)",
+                        fn, major, (unsigned)buf[7]);
     if (major == 1) {
         hlen = tk_le16(buf + 8);
         hstart = 10;
@@ -66,9 +80,12 @@ int32_t tk_npy_parse(const char *fn, const uint8_t *buf, size_t len, int32_t *dt
     char descr[32] = "";
     int have_descr = 0, have_fortran = 0, have_shape = 0, fortran = 0, ndim = 0;
     int64_t shape[2] = {0, 0};
+    size_t descr_at = 0, fortran_at = 0, shape_at = 0, end_at = 0; /* file offsets of the values, the '}' */
     int32_t st;
     if (!tk_cursor_eat(&c, '{')) return tk_cursor_fail(&c, "'{' opening the header dict");
     for (;;) {
+        tk_cursor_ws(&c);
+        end_at = c.base + c.i;
         if (tk_cursor_eat(&c, '}')) break;
         char key[32];
         size_t key_at = c.base + c.i;
@@ -76,10 +93,13 @@ int32_t tk_npy_parse(const char *fn, const uint8_t *buf, size_t len, int32_t *dt
         if (!tk_cursor_eat(&c, ':')) return tk_cursor_fail(&c, "':' after a key");
         if (strcmp(key, "descr") == 0 && !have_descr) {
             have_descr = 1;
+            tk_cursor_ws(&c);
+            descr_at = c.base + c.i;
             if ((st = tk_npy_str(&c, descr, sizeof descr))) return st;
         } else if (strcmp(key, "fortran_order") == 0 && !have_fortran) {
             have_fortran = 1;
             tk_cursor_ws(&c);
+            fortran_at = c.base + c.i;
             if (c.n - c.i >= 4 && memcmp(c.p + c.i, "True", 4) == 0) {
                 fortran = 1;
                 c.i += 4;
@@ -90,11 +110,13 @@ int32_t tk_npy_parse(const char *fn, const uint8_t *buf, size_t len, int32_t *dt
             }
         } else if (strcmp(key, "shape") == 0 && !have_shape) {
             have_shape = 1;
+            tk_cursor_ws(&c);
+            shape_at = c.base + c.i;
             if (!tk_cursor_eat(&c, '(')) return tk_cursor_fail(&c, "'(' opening the shape tuple");
             for (;;) {
                 if (tk_cursor_eat(&c, ')')) break;
                 int64_t v = 0;
-                if ((st = tk_npy_int(&c, &v))) return st;
+                if ((st = tk_npy_int(&c, major, &v))) return st;
                 if (ndim < 2) shape[ndim] = v;
                 if (ndim < 64) ndim++;
                 if (tk_cursor_eat(&c, ',')) continue;
@@ -108,33 +130,39 @@ int32_t tk_npy_parse(const char *fn, const uint8_t *buf, size_t len, int32_t *dt
                             fn, key_at, key);
         }
         if (tk_cursor_eat(&c, ',')) continue;
+        tk_cursor_ws(&c);
+        end_at = c.base + c.i;
         if (tk_cursor_eat(&c, '}')) break;
         return tk_cursor_fail(&c, "',' or '}' in the header dict");
     }
     tk_cursor_ws(&c);
     if (c.i != c.n) return tk_cursor_fail(&c, "only padding after the header dict");
     if (!have_descr || !have_fortran || !have_shape)
-        return tk_error(TOKEMB_FORMAT, "%s: npy header lacks the key '%s'", fn,
+        return tk_error(TOKEMB_FORMAT, "%s: npy header byte %zu: the dict ends without the key '%s'", fn, end_at,
                         !have_descr ? "descr" : !have_fortran ? "fortran_order" : "shape");
     int32_t dt;
     if (strcmp(descr, "<f4") == 0) dt = TOKEMB_F32;
     else if (strcmp(descr, "<f2") == 0) dt = TOKEMB_F16;
     else if (strcmp(descr, ">f4") == 0 || strcmp(descr, ">f2") == 0)
-        return tk_error(TOKEMB_FORMAT, "%s: npy dtype '%s' is big-endian (expected '<f4' or '<f2')", fn, descr);
+        return tk_error(TOKEMB_FORMAT, "%s: npy header byte %zu: dtype '%s' is big-endian (expected '<f4' or '<f2')", fn,
+                        descr_at, descr);
     else
-        return tk_error(TOKEMB_FORMAT, "%s: npy dtype '%s' is not supported (expected '<f4' float32 or '<f2' float16)",
-                        fn, descr);
+        return tk_error(TOKEMB_FORMAT, "%s: npy header byte %zu: dtype '%s' is not supported (expected '<f4' float32 or '<f2' "
+                        "float16)",
+                        fn, descr_at, descr);
     if (fortran)
-        return tk_error(TOKEMB_FORMAT, "%s: npy array is in Fortran order (fortran_order: True; expected C order)", fn);
+        return tk_error(TOKEMB_FORMAT, "%s: npy header byte %zu: the array is in Fortran order (fortran_order: True; expected C order)",
+                        fn, fortran_at);
     if (ndim != 2)
-        return tk_error(TOKEMB_FORMAT, "%s: npy array has %d dimensions (expected 2: rows, dim)", fn, ndim);
+        return tk_error(TOKEMB_FORMAT, "%s: npy header byte %zu: the array has %d dimensions (expected 2: rows, dim)", fn,
+                        shape_at, ndim);
     if (shape[0] < 1 || shape[1] < 1)
-        return tk_error(TOKEMB_FORMAT, "%s: npy shape (%lld, %lld) is empty (a table needs rows, dim >= 1)", fn,
+        return tk_error(TOKEMB_FORMAT, "%s: npy header byte %zu: shape (%lld, %lld) is empty (a table needs rows, dim >= 1)", fn, shape_at,
                         (long long)shape[0], (long long)shape[1]);
     size_t off = hstart + hlen, n, bytes;
     if ((uint64_t)shape[0] > SIZE_MAX || (uint64_t)shape[1] > SIZE_MAX ||
         tk_mul_overflow((size_t)shape[0], (size_t)shape[1], &n) || tk_mul_overflow(n, tk_dtype_size(dt), &bytes))
-        return tk_error(TOKEMB_FORMAT, "%s: npy shape (%lld, %lld) x %zu bytes overflows", fn, (long long)shape[0],
+        return tk_error(TOKEMB_FORMAT, "%s: npy header byte %zu: shape (%lld, %lld) x %zu bytes overflows", fn, shape_at, (long long)shape[0],
                         (long long)shape[1], tk_dtype_size(dt));
     if (bytes != len - off)
         return tk_error(TOKEMB_FORMAT,

@@ -38,6 +38,7 @@ static int32_t tk_js_str(tk_cursor *j, char **out, size_t *out_len) {
     j->i++;
     size_t start = j->i, end = start;
     while (end < j->n && j->p[end] != '"') end += (j->p[end] == '\\' && end + 1 < j->n) ? 2 : 1;
+    TK_IO_OP(end - start);
     if (end >= j->n) return tk_cursor_fail(j, "a closing '\"' before the end of the header");
     char *s = NULL;
     if (out) {
@@ -360,6 +361,36 @@ void tk_st_header_free(tk_st_header *h) {
     h->meta_bytes = h->meta_n = 0;
 }
 
+static int tk_st_cmp_name(const void *a, const void *b) {
+    const tk_st_tensor *x = *(const tk_st_tensor *const *)a, *y = *(const tk_st_tensor *const *)b;
+    TK_IO_OP(1);
+    size_t n = x->name_len < y->name_len ? x->name_len : y->name_len;
+    int c = memcmp(x->name, y->name, n);
+    if (c) return c;
+    if (x->name_len != y->name_len) return x->name_len < y->name_len ? -1 : 1;
+    return x->name_at < y->name_at ? -1 : x->name_at > y->name_at;
+}
+
+/* Tensor names are distinct: sorted copy, O(n log n) comparisons. Reports the later of the first
+ * repeated pair (in sorted order) with its byte offset. */
+static int32_t tk_st_check_unique(const char *fn, const tk_st_header *h) {
+    if (h->n < 2) return TOKEMB_OK;
+    const tk_st_tensor **s = (const tk_st_tensor **)tk_malloc(h->n * sizeof *s);
+    if (!s) return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate %zu tensor pointers", fn, h->n);
+    for (size_t k = 0; k < h->n; k++) s[k] = &h->t[k];
+    qsort(s, h->n, sizeof *s, tk_st_cmp_name);
+    int32_t st = TOKEMB_OK;
+    for (size_t k = 1; k < h->n && !st; k++) {
+        TK_IO_OP(1);
+        if (s[k]->name_len == s[k - 1]->name_len && memcmp(s[k]->name, s[k - 1]->name, s[k]->name_len) == 0)
+            st = tk_error(TOKEMB_FORMAT,
+                          "%s: safetensors header byte %zu: repeated tensor name '%.64s' (first at byte %zu)", fn,
+                          s[k]->name_at, s[k]->name, s[k - 1]->name_at);
+    }
+    tk_free(s);
+    return st;
+}
+
 int32_t tk_st_parse(const char *fn, const uint8_t *buf, size_t len, tk_st_header *h) {
     h->t = NULL;
     h->n = 0;
@@ -405,13 +436,6 @@ int32_t tk_st_parse(const char *fn, const uint8_t *buf, size_t len, tk_st_header
                 have_meta = 1;
                 if ((st = tk_st_metadata(&j, h))) goto fail;
             } else {
-                for (size_t k = 0; k < h->n; k++)
-                    if (h->t[k].name_len == nl && memcmp(h->t[k].name, name, nl) == 0) {
-                        st = tk_error(TOKEMB_FORMAT, "%s: safetensors header byte %zu: repeated tensor name '%.64s'", fn,
-                                      name_at, name);
-                        tk_free(name);
-                        goto fail;
-                    }
                 if (h->n == cap) {
                     tk_free(name);
                     st = tk_cursor_fail(&j, "fewer tensors for the header size");
@@ -420,6 +444,7 @@ int32_t tk_st_parse(const char *fn, const uint8_t *buf, size_t len, tk_st_header
                 tk_st_tensor *t = &h->t[h->n++];
                 t->name = name;
                 t->name_len = nl;
+                t->name_at = name_at;
                 if ((st = tk_st_tensor_value(&j, t, data_start, len))) goto fail;
             }
             if (tk_cursor_eat(&j, ',')) continue;
@@ -433,6 +458,7 @@ int32_t tk_st_parse(const char *fn, const uint8_t *buf, size_t len, tk_st_header
         st = tk_cursor_fail(&j, "only whitespace padding after the header object");
         goto fail;
     }
+    if ((st = tk_st_check_unique(fn, h))) goto fail;
     return TOKEMB_OK;
 fail:
     tk_st_header_free(h);
@@ -585,11 +611,31 @@ int32_t tokemb_safetensors_metadata(const char *path, char *buf, size_t buf_size
     return tk_st_list("tokemb_safetensors_metadata", path, true, buf, buf_size, n_pairs, bytes_needed);
 }
 
-static int tk_cmp_cstr(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+static int tk_cmp_pstr(const void *a, const void *b) {
+    const char *const *x = *(const char *const *const *)a, *const *y = *(const char *const *const *)b;
+    TK_IO_OP(1);
+    int c = strcmp(*x, *y);
+    return c ? c : (x < y ? -1 : x > y);
 }
 
-/* Checks the metadata arrays: NULL-free, UTF-8, keys distinct (sorted copy: n log n). */
+/* INVALID_ARGUMENT naming the first repeated pair of strs[0..n) ("<what>[i] repeats <what>[k]"):
+ * a sorted array of pointers, O(n log n) comparisons. */
+static int32_t tk_first_repeat(const char *fn, const char *const *strs, size_t n, const char *what) {
+    if (n < 2) return TOKEMB_OK;
+    const char *const **s = (const char *const **)tk_malloc(n * sizeof *s);
+    if (!s) return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate %zu pointers", fn, n);
+    for (size_t i = 0; i < n; i++) s[i] = strs + i;
+    qsort(s, n, sizeof *s, tk_cmp_pstr);
+    int32_t st = TOKEMB_OK;
+    for (size_t i = 1; i < n && !st; i++)
+        if (strcmp(*s[i - 1], *s[i]) == 0)
+            st = tk_error(TOKEMB_INVALID_ARGUMENT, "%s: %s[%zu] repeats %s[%zu] '%.200s'", fn, what,
+                          (size_t)(s[i] - strs), what, (size_t)(s[i - 1] - strs), *s[i]);
+    tk_free(s);
+    return st;
+}
+
+/* Checks the metadata arrays: NULL-free, UTF-8, keys distinct (n log n). */
 static int32_t tk_st_check_meta(const char *fn, const char *const *keys, const char *const *values, size_t n) {
     if (n == 0) return TOKEMB_OK;
     if (!keys || !values)
@@ -605,16 +651,7 @@ static int32_t tk_st_check_meta(const char *fn, const char *const *keys, const c
                                 w ? "values" : "keys", i, v);
         }
     }
-    const char **sorted = (const char **)tk_malloc(n * sizeof *sorted);
-    if (!sorted) return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate %zu key pointers", fn, n);
-    memcpy(sorted, keys, n * sizeof *sorted);
-    qsort(sorted, n, sizeof *sorted, tk_cmp_cstr);
-    int32_t st = TOKEMB_OK;
-    for (size_t i = 1; i < n && !st; i++)
-        if (strcmp(sorted[i - 1], sorted[i]) == 0)
-            st = tk_error(TOKEMB_INVALID_ARGUMENT, "%s: the metadata key '%.200s' is repeated", fn, sorted[i]);
-    tk_free(sorted);
-    return st;
+    return tk_first_repeat(fn, keys, n, "meta_keys");
 }
 
 static int32_t tk_st_save(const char *fn, const tokemb_table *const *tables, const char *const *names, size_t n,
@@ -635,16 +672,14 @@ static int32_t tk_st_save(const char *fn, const tokemb_table *const *tables, con
                             tk_utf8_valid_prefix((const uint8_t *)names[i], nl));
         if (strcmp(names[i], "__metadata__") == 0)
             return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: names[%zu] is the reserved '__metadata__'", fn, i);
-        for (size_t k = 0; k < i; k++)
-            if (strcmp(names[k], names[i]) == 0)
-                return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: names[%zu] repeats names[%zu] '%.200s'", fn, i, k,
-                                names[i]);
         if (t->dtype == TOKEMB_Q8_ROW)
             return tk_error(TOKEMB_UNSUPPORTED,
                             "%s: tables[%zu] has Q8_ROW storage, which safetensors cannot describe; convert it first",
                             fn, i);
     }
-    int32_t mst = tk_st_check_meta(fn, meta_keys, meta_values, n_meta);
+    int32_t mst = tk_first_repeat(fn, names, n, "names");
+    if (mst) return mst;
+    mst = tk_st_check_meta(fn, meta_keys, meta_values, n_meta);
     if (mst) return mst;
     char *hb = NULL;
     size_t hl = 0, hc = 0;

@@ -37,17 +37,104 @@ static int32_t tk_report(tk_progress *p, uint64_t done, bool force) {
 }
 
 /* Parses one decimal value [p, p+n) as Python's float() does for ordinary numbers, rounded to float32. */
-static bool tk_parse_value(const uint8_t *p, size_t n, float *out) {
-    char buf[128];
-    if (n == 0 || n >= sizeof buf || tk_is_ws(p[0])) return false;
-    memcpy(buf, p, n);
-    buf[n] = '\0';
-    pthread_once(&tk_c_locale_once, tk_c_locale_init);
-    char *end = NULL;
-    double d = tk_c_locale ? strtod_l(buf, &end, tk_c_locale) : strtod(buf, &end);
-    if (end != buf + n) return false;
-    *out = (float)d;
+/* Zero digits of the Unicode decimal-digit runs (category Nd, Unicode 14.0, the table of Python 3.11's
+ * float()): each run holds the digits 0-9 at zero + 0..9. */
+static const uint32_t tk_nd_zero[] = {
+    0x30,    0x660,   0x6F0,   0x7C0,   0x966,   0x9E6,   0xA66,   0xAE6,   0xB66,   0xBE6,   0xC66,   0xCE6,
+    0xD66,   0xDE6,   0xE50,   0xED0,   0xF20,   0x1040,  0x1090,  0x17E0,  0x1810,  0x1946,  0x19D0,  0x1A80,
+    0x1A90,  0x1B50,  0x1BB0,  0x1C40,  0x1C50,  0xA620,  0xA8D0,  0xA900,  0xA9D0,  0xA9F0,  0xAA50,  0xABF0,
+    0xFF10,  0x104A0, 0x10D30, 0x11066, 0x110F0, 0x11136, 0x111D0, 0x112F0, 0x11450, 0x114D0, 0x11650, 0x116C0,
+    0x11730, 0x118E0, 0x11950, 0x11C50, 0x11D50, 0x11DA0, 0x16A60, 0x16AC0, 0x16B50, 0x1D7CE, 0x1D7D8, 0x1D7E2,
+    0x1D7EC, 0x1D7F6, 0x1E140, 0x1E2F0, 0x1E950, 0x1FBF0};
+
+/* The decimal digit (0-9) at p[*i..n), ASCII or any Unicode Nd digit; advances *i past it. -1 if none. */
+static int tk_digit(const uint8_t *p, size_t n, size_t *i) {
+    if (*i >= n) return -1;
+    uint8_t c = p[*i];
+    if (c >= '0' && c <= '9') {
+        (*i)++;
+        return c - '0';
+    }
+    if (c < 0xC2) return -1;
+    size_t len = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    if (n - *i < len || tk_utf8_valid_prefix(p + *i, len) != len) return -1;
+    uint32_t cp = c & (len == 2 ? 0x1F : len == 3 ? 0x0F : 0x07);
+    for (size_t k = 1; k < len; k++) cp = (cp << 6) | (p[*i + k] & 0x3F);
+    size_t lo = 0, hi = sizeof tk_nd_zero / sizeof tk_nd_zero[0];
+    while (hi - lo > 1) { /* last zero <= cp */
+        size_t mid = (lo + hi) / 2;
+        if (tk_nd_zero[mid] <= cp) lo = mid;
+        else hi = mid;
+    }
+    if (cp < tk_nd_zero[lo] || cp - tk_nd_zero[lo] > 9) return -1;
+    *i += len;
+    return (int)(cp - tk_nd_zero[lo]);
+}
+
+/* digitpart = digit (["_"] digit)*, appended to out as ASCII. Returns the digit count (0 = none). */
+static size_t tk_digitpart(const uint8_t *p, size_t n, size_t *i, char *out, size_t *k) {
+    size_t count = 0;
+    for (;;) {
+        size_t j = *i;
+        if (count && j < n && p[j] == '_') j++;
+        int d = tk_digit(p, n, &j);
+        if (d < 0) return count; /* a trailing '_' is left unconsumed: the caller sees it and refuses */
+        out[(*k)++] = (char)('0' + d);
+        *i = j;
+        count++;
+    }
+}
+
+static bool tk_word_ieq(const uint8_t *p, size_t n, const char *w) {
+    size_t l = strlen(w);
+    if (n != l) return false;
+    for (size_t k = 0; k < l; k++)
+        if ((p[k] | 0x20) != (uint8_t)w[k]) return false;
     return true;
+}
+
+/* One vector value with the grammar of Python's float() (what gensim parses with): an optional sign,
+ * then "inf", "infinity" or "nan" in any case, or decimal digits with an optional fraction and
+ * exponent, '_' allowed between two digits, any Unicode decimal digit; no hex floats, no "nan(...)",
+ * any length. The result is the float rounding of the double (gensim: numpy.float32(float(text))). */
+static bool tk_parse_value(const uint8_t *p, size_t n, float *out) {
+    TK_IO_OP(n);
+    if (n == 0) return false;
+    char small[256], *buf = n + 2 <= sizeof small ? small : (char *)tk_malloc(n + 2);
+    if (!buf) return false;
+    size_t i = 0, k = 0;
+    bool ok = false;
+    if (p[0] == '+' || p[0] == '-') buf[k++] = (char)p[i++];
+    if (tk_word_ieq(p + i, n - i, "inf") || tk_word_ieq(p + i, n - i, "infinity") || tk_word_ieq(p + i, n - i, "nan")) {
+        memcpy(buf + k, (p[i] | 0x20) == 'n' ? "nan" : "inf", 3);
+        k += 3;
+        ok = true;
+    } else {
+        size_t digits = tk_digitpart(p, n, &i, buf, &k);
+        if (i < n && p[i] == '.') {
+            buf[k++] = '.';
+            i++;
+            digits += tk_digitpart(p, n, &i, buf, &k);
+        }
+        ok = digits > 0;
+        if (ok && i < n && (p[i] == 'e' || p[i] == 'E')) {
+            buf[k++] = 'e';
+            i++;
+            if (i < n && (p[i] == '+' || p[i] == '-')) buf[k++] = (char)p[i++];
+            ok = tk_digitpart(p, n, &i, buf, &k) > 0;
+        }
+        ok = ok && i == n;
+    }
+    if (ok) {
+        buf[k] = '\0';
+        pthread_once(&tk_c_locale_once, tk_c_locale_init);
+        char *end = NULL;
+        double d = tk_c_locale ? strtod_l(buf, &end, tk_c_locale) : strtod(buf, &end);
+        ok = end == buf + k;
+        *out = (float)d;
+    }
+    if (buf != small) tk_free(buf);
+    return ok;
 }
 
 /* Two whitespace-separated decimal counts on the header line [0, le). */
