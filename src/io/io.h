@@ -107,7 +107,8 @@ int32_t tk_npy_parse(const char *fn, const uint8_t *buf, size_t len, int32_t *dt
 typedef struct {
     char *name;          /* NUL-terminated UTF-8, tk_malloc */
     size_t name_len;
-    size_t name_at;      /* file offset of the name's opening quote */
+    size_t name_at;      /* file offsets: the name's opening quote, the description's '{', */
+    size_t value_at, shape_at, offsets_at; /* the shape's '[', the data_offsets' '[' */
     int32_t dtype;       /* TOKEMB_F32/F16/BF16, or -1 for a dtype tokemb cannot store */
     char dtype_str[16];
     int32_t ndim;

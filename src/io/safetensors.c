@@ -187,6 +187,8 @@ static int32_t tk_st_tensor_value(tk_cursor *j, tk_st_tensor *t, size_t data_sta
     int32_t st;
     int have_dtype = 0, have_shape = 0, have_off = 0;
     size_t esize = 0;
+    tk_cursor_ws(j);
+    t->value_at = j->base + j->i;
     if (!tk_cursor_eat(j, '{')) return tk_cursor_fail(j, "'{' opening a tensor description");
     if (tk_cursor_eat(j, '}')) return tk_cursor_fail(j, "the keys dtype, shape, data_offsets");
     for (;;) {
@@ -226,6 +228,8 @@ static int32_t tk_st_tensor_value(tk_cursor *j, tk_st_tensor *t, size_t data_sta
             esize = tk_st_dtypes[k].size;
             have_dtype = 1;
         } else if (which == 2) {
+            tk_cursor_ws(j);
+            t->shape_at = j->base + j->i;
             if (!tk_cursor_eat(j, '[')) return tk_cursor_fail(j, "'[' opening the shape");
             t->ndim = 0;
             if (!tk_cursor_eat(j, ']')) {
@@ -242,6 +246,8 @@ static int32_t tk_st_tensor_value(tk_cursor *j, tk_st_tensor *t, size_t data_sta
             have_shape = 1;
         } else {
             uint64_t b, e;
+            tk_cursor_ws(j);
+            t->offsets_at = j->base + j->i;
             if (!tk_cursor_eat(j, '[')) return tk_cursor_fail(j, "'[' opening data_offsets");
             if ((st = tk_js_uint(j, &b))) return st;
             if (!tk_cursor_eat(j, ',')) return tk_cursor_fail(j, "',' between the two data offsets");
@@ -256,25 +262,28 @@ static int32_t tk_st_tensor_value(tk_cursor *j, tk_st_tensor *t, size_t data_sta
         return tk_cursor_fail(j, "',' or '}' in a tensor description");
     }
     if (!have_dtype || !have_shape || !have_off)
-        return tk_error(TOKEMB_FORMAT, "%s: safetensors tensor '%.64s' lacks '%s'", j->fn, t->name,
-                        !have_dtype ? "dtype" : !have_shape ? "shape" : "data_offsets");
+        return tk_error(TOKEMB_FORMAT, "%s: safetensors header byte %zu: tensor '%.64s' lacks '%s'", j->fn,
+                        t->value_at, t->name, !have_dtype ? "dtype" : !have_shape ? "shape" : "data_offsets");
     /* byte range vs shape vs file */
     size_t count = 1, bytes;
     for (int32_t d = 0; d < t->ndim; d++)
         if ((uint64_t)t->shape[d] > SIZE_MAX || tk_mul_overflow(count, (size_t)t->shape[d], &count))
-            return tk_error(TOKEMB_FORMAT, "%s: safetensors tensor '%.64s': the element count overflows", j->fn, t->name);
+            return tk_error(TOKEMB_FORMAT, "%s: safetensors header byte %zu: tensor '%.64s': the element count overflows",
+                            j->fn, t->shape_at, t->name);
     if (tk_mul_overflow(count, esize, &bytes))
-        return tk_error(TOKEMB_FORMAT, "%s: safetensors tensor '%.64s': the byte count overflows", j->fn, t->name);
+        return tk_error(TOKEMB_FORMAT, "%s: safetensors header byte %zu: tensor '%.64s': the byte count overflows",
+                        j->fn, t->shape_at, t->name);
     const size_t data_len = file_len - data_start;
     if (t->begin > t->end || t->end > data_len)
         return tk_error(TOKEMB_FORMAT,
-                        "%s: safetensors tensor '%.64s': data_offsets [%llu, %llu] lie outside the %zu data bytes after "
-                        "byte %zu",
-                        j->fn, t->name, (unsigned long long)t->begin, (unsigned long long)t->end, data_len, data_start);
+                        "%s: safetensors header byte %zu: tensor '%.64s': data_offsets [%llu, %llu] lie outside the "
+                        "%zu data bytes after byte %zu",
+                        j->fn, t->offsets_at, t->name, (unsigned long long)t->begin, (unsigned long long)t->end, data_len, data_start);
     if (t->end - t->begin != bytes)
         return tk_error(TOKEMB_FORMAT,
-                        "%s: safetensors tensor '%.64s': data_offsets span %llu bytes but shape x %s needs %zu", j->fn,
-                        t->name, (unsigned long long)(t->end - t->begin), t->dtype_str, bytes);
+                        "%s: safetensors header byte %zu: tensor '%.64s': data_offsets span %llu bytes but shape x %s "
+                        "needs %zu",
+                        j->fn, t->offsets_at, t->name, (unsigned long long)(t->end - t->begin), t->dtype_str, bytes);
     t->begin += data_start;
     t->end += data_start;
     return TOKEMB_OK;
@@ -484,11 +493,12 @@ static int32_t tk_st_find(const char *fn, const char *path, const tk_st_header *
         return tk_error(TOKEMB_UNSUPPORTED, "%s: tensor '%.200s' has dtype %s (tables store F32, F16 or BF16)", fn,
                         t->name, t->dtype_str);
     if (t->ndim != 2)
-        return tk_error(TOKEMB_FORMAT, "%s: tensor '%.200s' has %d dimensions (expected 2: rows, dim)", fn, t->name,
-                        (int)t->ndim);
+        return tk_error(TOKEMB_FORMAT, "%s: safetensors header byte %zu: tensor '%.200s' has %d dimensions (expected 2: "
+                        "rows, dim)",
+                        fn, t->shape_at, t->name, (int)t->ndim);
     if (t->shape[0] < 1 || t->shape[1] < 1)
-        return tk_error(TOKEMB_FORMAT, "%s: tensor '%.200s' has an empty shape [%lld, %lld]", fn, t->name,
-                        (long long)t->shape[0], (long long)t->shape[1]);
+        return tk_error(TOKEMB_FORMAT, "%s: safetensors header byte %zu: tensor '%.200s' has an empty shape [%lld, %lld]",
+                        fn, t->shape_at, t->name, (long long)t->shape[0], (long long)t->shape[1]);
     *out = t;
     return TOKEMB_OK;
 }

@@ -344,6 +344,7 @@ int32_t tk_vectors_parse_ex(const char *fn, const uint8_t *buf, size_t len, int3
         goto fail;
     }
     for (int64_t r = 0; r < rows; r++) {
+        TK_IO_OP(1 + (uint64_t)dim);
         if ((st = tk_report(&prog, pos, false))) goto fail;
         if (format == TOKEMB_VECTORS_WORD2VEC_BINARY) {
             while (pos < len && buf[pos] == '\n') pos++;
