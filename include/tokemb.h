@@ -150,7 +150,8 @@ enum tokemb_table_param {
  * dim; dim + 8 bytes for Q8_ROW, whose rows end with their scale and bias) at a 64-byte aligned
  * address. The caller owns *out and frees it with tokemb_table_free.
  * Errors: TOKEMB_INVALID_ARGUMENT (out NULL, rows or dim < 1, unknown dtype), TOKEMB_OVERFLOW
- * (rows*dim*element size does not fit in size_t), TOKEMB_NO_MEMORY. *out is written only on success.
+ * (rows*dim*element size does not fit in size_t, or a Q8_ROW dim + 8 does not fit in int64),
+ * TOKEMB_NO_MEMORY. *out is written only on success.
  * Thread-safe.
  */
 TOKEMB_API int32_t tokemb_table_create(int64_t rows, int64_t dim, int32_t dtype, tokemb_table **out);
@@ -194,7 +195,8 @@ TOKEMB_API int32_t tokemb_table_read_rows(const tokemb_table *t, int64_t row0, s
 /**
  * Overwrites rows [row0, row0 + n_rows) from src[n_rows][dim] (float32, converted to the storage
  * dtype). Needs exclusive access. Errors: as tokemb_table_read_rows, plus TOKEMB_READ_ONLY for a
- * READONLY wrapped table.
+ * READONLY wrapped table and TOKEMB_INVALID_ARGUMENT if src overlaps the table's storage (the message
+ * names both address ranges).
  */
 TOKEMB_API int32_t tokemb_table_write_rows(tokemb_table *t, int64_t row0, size_t n_rows, const float *src);
 
@@ -245,7 +247,9 @@ TOKEMB_API int32_t tokemb_table_init_uniform(tokemb_table *t, uint64_t seed, dou
  * exclusive access, otherwise concurrent lookups are safe. n == 0 is a no-op (ids/out may be NULL).
  * Errors: TOKEMB_INVALID_ARGUMENT (NULL t, ids or out with n > 0), TOKEMB_OUT_OF_RANGE (message names
  * the id, its index and the valid range), TOKEMB_OVERFLOW (n*dim overflows), TOKEMB_READ_ONLY
- * (max_norm on a READONLY wrap), TOKEMB_NO_MEMORY (max_norm's sorted id copy).
+ * (max_norm on a READONLY wrap), TOKEMB_NO_MEMORY (max_norm's sorted id copy). out must not overlap
+ * the table's storage (a wrapped buffer): TOKEMB_INVALID_ARGUMENT naming both address ranges, as the
+ * rows written would otherwise depend on the thread count.
  */
 TOKEMB_API int32_t tokemb_lookup(tokemb_table *t, const int64_t *ids, size_t n, float *out);
 /** tokemb_lookup with int32 ids (torch accepts both index dtypes). Same rules and errors. */

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -150,11 +151,49 @@ static void test_vectors_truncated_from_callback(void **state) {
     tokemb_vocab_free(v);
 }
 
+/* Q8_ROW dim + 8 overflows int64: the header promises TOKEMB_OVERFLOW, not a row_stride complaint. */
+static void test_q8_dim_overflow(void **state) {
+    (void)state;
+    tokemb_table *t = (tokemb_table *)(uintptr_t)0x1;
+    TK_EXPECT_STATUS(TOKEMB_OVERFLOW, tokemb_table_create(1, INT64_MAX - 3, TOKEMB_Q8_ROW, &t), "overflows int64");
+    assert_ptr_equal(t, (tokemb_table *)(uintptr_t)0x1);
+    TK_EXPECT_STATUS(TOKEMB_OVERFLOW, tokemb_table_create(1, INT64_MAX, TOKEMB_Q8_ROW, &t), "overflows");
+    TK_EXPECT_STATUS(TOKEMB_OVERFLOW, tokemb_table_create(2, INT64_MAX / 2, TOKEMB_F32, &t), "overflows");
+}
+
+/* An output overlapping the table (lookup) or a source overlapping it (write_rows) is refused before
+ * anything is written; buffers that merely touch the table's ends are fine. */
+static void test_overlap_refused(void **state) {
+    (void)state;
+    static float buf[64];
+    for (int i = 0; i < 64; i++) buf[i] = (float)i;
+    tokemb_table *t = NULL;
+    TK_OK(tokemb_table_wrap(buf + 16, 8, 4, 4, TOKEMB_F32, 0, &t)); /* storage: buf[16..48) */
+    const int64_t ids[4] = {7, 0, 3, 5};
+    float before[64];
+    memcpy(before, buf, sizeof buf);
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_lookup(t, ids, 4, buf + 20), "overlaps the table storage");
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_lookup(t, ids, 4, buf + 1), "out [");
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_lookup_strided(t, ids, 2, buf + 4, 9), "overlaps");
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_table_write_rows(t, 0, 2, buf + 44), "src [");
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_table_write_rows(t, 2, 1, buf + 16), "overlaps");
+    assert_memory_equal(before, buf, sizeof buf);
+    /* touching, not overlapping: out ends at buf[16], src starts at buf[48] */
+    TK_OK(tokemb_lookup(t, ids, 4, buf));
+    assert_true(buf[0] == 44.0f && buf[4] == 16.0f && buf[15] == 39.0f);
+    TK_OK(tokemb_lookup_strided(t, ids, 2, buf, 12)); /* rows at buf[0..4) and buf[12..16) */
+    TK_OK(tokemb_table_write_rows(t, 7, 4 / 4, buf + 48));
+    assert_true(buf[44] == 48.0f);
+    tokemb_table_free(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fifo_directory_device),
         cmocka_unit_test(test_copy_load_of_a_shrinking_file),
         cmocka_unit_test(test_vectors_truncated_from_callback),
+        cmocka_unit_test(test_q8_dim_overflow),
+        cmocka_unit_test(test_overlap_refused),
     };
     return cmocka_run_group_tests(tests, tk_tmp_group_setup, tk_tmp_group_teardown);
 }
