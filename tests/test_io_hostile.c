@@ -5,12 +5,15 @@
 #include "tk_test.h"
 
 #include <pthread.h>
+#include <dirent.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tk_test_files.h"
@@ -187,6 +190,108 @@ static void test_overlap_refused(void **state) {
     tokemb_table_free(t);
 }
 
+/* Entries of the scratch folder whose name starts with prefix. */
+static int count_prefixed(const char *prefix) {
+    DIR *d = opendir(tk_tmp_dir());
+    assert_non_null(d);
+    int k = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) k += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+    closedir(d);
+    return k;
+}
+
+static tokemb_table *make_table(int64_t rows, int64_t dim, uint64_t seed) {
+    tokemb_table *t = NULL;
+    TK_OK(tokemb_table_create(rows, dim, TOKEMB_F32, &t));
+    TK_OK(tokemb_table_init_normal(t, seed, 0.0, 1.0));
+    return t;
+}
+
+static void assert_loads_as(const char *p, tokemb_table *t) {
+    tokemb_table *l = NULL;
+    TK_OK(tokemb_npy_load(p, &l));
+    assert_int_equal(tokemb_table_rows(l), tokemb_table_rows(t));
+    assert_memory_equal(tokemb_table_data(l), tokemb_table_data(t),
+                        (size_t)(tokemb_table_rows(t) * tokemb_table_dim(t)) * sizeof(float));
+    tokemb_table_free(l);
+}
+
+/* A file name of NAME_MAX bytes saves (the temp name no longer embeds it); saving over a 0600 file keeps
+ * 0600; a symlink is followed: the link stays, its target gets the data (as np.save). */
+static void test_save_names_modes_links(void **state) {
+    (void)state;
+    tokemb_table *t = make_table(5, 3, 1), *t2 = make_table(5, 3, 2);
+    char name[NAME_MAX + 1];
+    memset(name, 'n', NAME_MAX);
+    memcpy(name + NAME_MAX - 4, ".npy", 5);
+    TK_OK(tokemb_npy_save(t, tk_tmp(name)));
+    assert_loads_as(tk_tmp(name), t);
+    TK_OK(tokemb_safetensors_save((const tokemb_table *const[]){t}, (const char *const[]){"w"}, 1, tk_tmp(name)));
+    unlink(tk_tmp(name));
+
+    const char *p = tk_tmp("private.npy");
+    TK_OK(tokemb_npy_save(t, p));
+    assert_int_equal(chmod(p, 0600), 0);
+    TK_OK(tokemb_npy_save(t2, p));
+    struct stat sb;
+    assert_int_equal(stat(p, &sb), 0);
+    assert_int_equal(sb.st_mode & 07777, 0600);
+    assert_int_equal(chmod(p, 0640), 0);
+    TK_OK(tokemb_npy_save(t, p));
+    assert_int_equal(stat(p, &sb), 0);
+    assert_int_equal(sb.st_mode & 07777, 0640);
+
+    const char *link = tk_tmp("link.npy"), *dangling = tk_tmp("dangling.npy");
+    assert_int_equal(symlink("private.npy", link), 0);
+    TK_OK(tokemb_npy_save(t2, link));
+    assert_int_equal(lstat(link, &sb), 0);
+    assert_true(S_ISLNK(sb.st_mode));
+    assert_loads_as(p, t2);
+    assert_int_equal(stat(p, &sb), 0);
+    assert_int_equal(sb.st_mode & 07777, 0640);
+    assert_int_equal(symlink("created-by-save.npy", dangling), 0);
+    TK_OK(tokemb_npy_save(t, dangling));
+    assert_loads_as(tk_tmp("created-by-save.npy"), t);
+    assert_int_equal(lstat(dangling, &sb), 0);
+    assert_true(S_ISLNK(sb.st_mode));
+    assert_int_equal(count_prefixed(".tokemb-"), 0);
+    tokemb_table_free(t);
+    tokemb_table_free(t2);
+}
+
+/* kill -9 during a save leaves at most a ".tokemb-<hash>.<pid>.<n>.tmp" file, never the destination half
+ * written; the next save to the same destination removes it. */
+static void test_killed_save_is_swept(void **state) {
+    (void)state;
+    tokemb_table *big = make_table(1 << 15, 256, 3), *small = make_table(4, 4, 4); /* 32 MiB */
+    const char *p = tk_tmp("killed.npy");
+    TK_OK(tokemb_npy_save(small, p));
+    int left = 0;
+    for (int attempt = 0; attempt < 40 && !left; attempt++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            for (;;) (void)tokemb_npy_save(big, p);
+        }
+        usleep(20000 + 5000 * (useconds_t)attempt);
+        kill(pid, SIGKILL);
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        left = count_prefixed(".tokemb-");
+    }
+    assert_true(left > 0); /* some kill landed mid-write */
+    /* the destination is always a whole file: the small one or a complete big one */
+    tokemb_table *l = NULL;
+    TK_OK(tokemb_npy_load(p, &l));
+    tokemb_table_free(l);
+    TK_OK(tokemb_npy_save(small, p));
+    assert_int_equal(count_prefixed(".tokemb-"), 0);
+    assert_loads_as(p, small);
+    tokemb_table_free(big);
+    tokemb_table_free(small);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fifo_directory_device),
@@ -194,6 +299,8 @@ int main(void) {
         cmocka_unit_test(test_vectors_truncated_from_callback),
         cmocka_unit_test(test_q8_dim_overflow),
         cmocka_unit_test(test_overlap_refused),
+        cmocka_unit_test(test_save_names_modes_links),
+        cmocka_unit_test(test_killed_save_is_swept),
     };
     return cmocka_run_group_tests(tests, tk_tmp_group_setup, tk_tmp_group_teardown);
 }

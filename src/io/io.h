@@ -47,13 +47,16 @@ void tk_unmap(tk_map *m);
 /* Makes the table own the mapping (munmap on tokemb_table_free). Takes `m` over on success. */
 int32_t tk_table_adopt_map(const char *fn, tokemb_table *t, tk_map *m);
 
-/* Atomic save: writes to a fresh temp file in the destination's folder; commit fsyncs, renames over
- * `path` and fsyncs the folder; abort removes the temp file. Nothing appears at `path` unless commit
- * succeeds. */
+/* Atomic save: writes to a fresh temp file ".tokemb-<hash of the name>.<pid>.<n>.tmp" (short for any
+ * name up to NAME_MAX) in the destination's folder; commit fsyncs, renames over the destination and
+ * fsyncs the folder; abort removes the temp file. Nothing appears at the destination unless commit
+ * succeeds. The destination is `path`, or the file a symbolic link `path` points to (followed, as
+ * np.save does); an existing destination keeps its permission bits. Begin removes the temp files of
+ * earlier saves to the same destination whose process is gone (a save killed with SIGKILL). */
 typedef struct {
     FILE *fp;
     char *tmp;     /* temp path (tk_malloc) */
-    const char *path;
+    char *path;    /* the destination, symlinks resolved (tk_malloc) */
     int failed;    /* a write failed (errno saved) */
     int err;
 } tk_save;
