@@ -85,6 +85,35 @@ static size_t tk_digitpart(const uint8_t *p, size_t n, size_t *i, char *out, siz
     }
 }
 
+/* The white space float() strips around a value: ASCII isspace() and the non-ASCII str.isspace()
+ * characters. Returns the UTF-8 length of the one at p[0..n), 0 if none. */
+static size_t tk_pyspace(const uint8_t *p, size_t n) {
+    if (n == 0) return 0;
+    if (tk_is_ws(p[0])) return 1; /* not 0x1c-0x1f: float() strips only C isspace() below 0x80 */
+    uint32_t cp;
+    size_t len;
+    if (p[0] == 0xC2 && n >= 2) {
+        cp = ((uint32_t)(p[0] & 0x1F) << 6) | (p[1] & 0x3F);
+        len = 2;
+    } else if ((p[0] == 0xE1 || p[0] == 0xE2 || p[0] == 0xE3) && n >= 3) {
+        cp = ((uint32_t)(p[0] & 0x0F) << 12) | ((uint32_t)(p[1] & 0x3F) << 6) | (p[2] & 0x3F);
+        len = 3;
+    } else {
+        return 0;
+    }
+    if (tk_utf8_valid_prefix(p, len) != len) return 0;
+    bool sp = cp == 0x85 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 ||
+              cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
+    return sp ? len : 0;
+}
+
+/* The same at the end of p[0..n): the length of a trailing space character, 0 if none. */
+static size_t tk_pyspace_end(const uint8_t *p, size_t n) {
+    for (size_t len = 1; len <= 3 && len <= n; len++)
+        if (tk_pyspace(p + n - len, len) == len) return len;
+    return 0;
+}
+
 static bool tk_word_ieq(const uint8_t *p, size_t n, const char *w) {
     size_t l = strlen(w);
     if (n != l) return false;
@@ -95,10 +124,15 @@ static bool tk_word_ieq(const uint8_t *p, size_t n, const char *w) {
 
 /* One vector value with the grammar of Python's float() (what gensim parses with): an optional sign,
  * then "inf", "infinity" or "nan" in any case, or decimal digits with an optional fraction and
- * exponent, '_' allowed between two digits, any Unicode decimal digit; no hex floats, no "nan(...)",
- * any length. The result is the float rounding of the double (gensim: numpy.float32(float(text))). */
+ * exponent, '_' allowed between two digits, any Unicode decimal digit, Unicode white space around it
+ * ignored; no hex floats, no "nan(...)", any length. The result is the float rounding of the double (gensim: numpy.float32(float(text))). */
 static bool tk_parse_value(const uint8_t *p, size_t n, float *out) {
     TK_IO_OP(n);
+    for (size_t w; (w = tk_pyspace(p, n)) != 0;) {
+        p += w;
+        n -= w;
+    }
+    for (size_t w; (w = tk_pyspace_end(p, n)) != 0;) n -= w;
     if (n == 0) return false;
     char small[256], *buf = n + 2 <= sizeof small ? small : (char *)tk_malloc(n + 2);
     if (!buf) return false;
