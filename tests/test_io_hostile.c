@@ -292,6 +292,78 @@ static void test_killed_save_is_swept(void **state) {
     tokemb_table_free(small);
 }
 
+/* A v1 npy file with header dict `d` (padded to 64) and `data` bytes; returns the dict's file offset. */
+static size_t write_npy_dict(const char *path, const char *d, size_t data) {
+    unsigned char buf[512] = {0};
+    size_t dl = strlen(d), hl = (10 + dl + 1 + 63) / 64 * 64 - 10;
+    memcpy(buf, "\x93NUMPY\x01\x00", 8);
+    buf[8] = (unsigned char)hl;
+    buf[9] = (unsigned char)(hl >> 8);
+    memcpy(buf + 10, d, dl);
+    memset(buf + 10 + dl, ' ', hl - dl - 1);
+    buf[10 + hl - 1] = '\n';
+    tk_write_file(path, buf, 10 + hl + data);
+    return 10;
+}
+
+/* "byte N" in the last error, N = base + the offset of `at` inside `text`. */
+static void expect_byte(int32_t got, const char *text, const char *at, size_t base) {
+    assert_int_equal(got, TOKEMB_FORMAT);
+    const char *hit = strstr(text, at);
+    assert_non_null(hit);
+    char needle[64];
+    snprintf(needle, sizeof needle, "byte %zu:", base + (size_t)(hit - text));
+    if (!strstr(tokemb_last_error(), needle)) fail_msg("'%s' lacks '%s'", tokemb_last_error(), needle);
+}
+
+/* Every TOKEMB_FORMAT about a header field names the byte offset of that field in the file. */
+static void test_format_errors_name_the_byte(void **state) {
+    (void)state;
+    static const struct {
+        const char *dict, *at;
+        size_t data;
+    } npy[] = {
+        {"{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }", "'<f8'", 48},
+        {"{'descr': '>f4', 'fortran_order': False, 'shape': (2, 3), }", "'>f4'", 24},
+        {"{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }", "True", 24},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (6,), }", "(6,)", 24},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (0, 3), }", "(0, 3)", 0},
+        {"{'descr': '<f4', 'fortran_order': False,  }", "}", 0},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 03), }", "03", 24},
+    };
+    const char *p = tk_tmp("off.npy");
+    tokemb_table *t = NULL;
+    for (size_t k = 0; k < sizeof npy / sizeof npy[0]; k++) {
+        size_t base = write_npy_dict(p, npy[k].dict, npy[k].data);
+        expect_byte(tokemb_npy_load(p, &t), npy[k].dict, npy[k].at, base);
+        expect_byte(tokemb_npy_mmap(p, &t), npy[k].dict, npy[k].at, base);
+    }
+    static const struct {
+        const char *json, *at;
+    } st[] = {
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3]}}", "{\"dtype"},
+        {"{\"w\":{\"shape\":[2,3],\"data_offsets\":[0,24]}}", "{\"shape"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,20]}}", "[0,20]"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[6],\"data_offsets\":[0,24]}}", "[6]"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3,1],\"data_offsets\":[0,24]}}", "[2,3,1]"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[0,3],\"data_offsets\":[0,0]}}", "[0,3]"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[1,6],\"data_offsets\":[0,24]},"
+         "\"w\":{\"dtype\":\"F32\",\"shape\":[1,6],\"data_offsets\":[0,24]}}", ",\"w\"" },
+    };
+    const char *sp = tk_tmp("off.safetensors");
+    for (size_t k = 0; k < sizeof st / sizeof st[0]; k++) {
+        unsigned char buf[512] = {0};
+        size_t jl = strlen(st[k].json);
+        buf[0] = (unsigned char)jl;
+        memcpy(buf + 8, st[k].json, jl);
+        tk_write_file(sp, buf, 8 + jl + 24);
+        /* the repeated name's offset is its opening quote, after the ',' */
+        size_t base = 8 + (k == 6 ? 1 : 0);
+        expect_byte(tokemb_safetensors_load(sp, "w", &t), st[k].json, st[k].at, base);
+        expect_byte(tokemb_safetensors_mmap(sp, "w", &t), st[k].json, st[k].at, base);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fifo_directory_device),
@@ -301,6 +373,7 @@ int main(void) {
         cmocka_unit_test(test_overlap_refused),
         cmocka_unit_test(test_save_names_modes_links),
         cmocka_unit_test(test_killed_save_is_swept),
+        cmocka_unit_test(test_format_errors_name_the_byte),
     };
     return cmocka_run_group_tests(tests, tk_tmp_group_setup, tk_tmp_group_teardown);
 }
