@@ -770,7 +770,9 @@ typedef int32_t (*tokemb_progress_fn)(void *user, uint64_t bytes_done, uint64_t 
  * Loads a 2-D little-endian float32 ('<f4') or float16 ('<f2') C-order .npy file (format version 1, 2
  * or 3) into a new table of dtype F32 or F16 (a copy; the file is closed on return). The header is parsed
  * strictly and its shape checked against the file length before allocating. Errors: TOKEMB_INVALID_ARGUMENT
- * (NULL/empty path, NULL out), TOKEMB_IO (missing or unreadable file, a directory), TOKEMB_FORMAT (empty,
+ * (NULL/empty path, NULL out), TOKEMB_IO (missing or unreadable file, not a regular file - a directory,
+ * FIFO or device is refused without blocking -, or the file shrank while it was read: the data is read
+ * with pread, so a concurrent truncation is an error, not SIGBUS), TOKEMB_FORMAT (empty,
  * truncated or malformed file, other dtype, big-endian, Fortran order, not 2-D, shape x dtype != data
  * length; the message names the byte offset and what was expected), TOKEMB_NO_MEMORY. Thread-safe.
  */
@@ -778,14 +780,19 @@ TOKEMB_API int32_t tokemb_npy_load(const char *path, tokemb_table **out);
 /**
  * Like tokemb_npy_load but maps the file read-only and wraps it without copying: the table is
  * READONLY (writes fail with TOKEMB_READ_ONLY), owns the mapping and unmaps it in tokemb_table_free.
- * Changing the file while it is mapped is undefined. Errors: those of tokemb_npy_load, plus
- * TOKEMB_UNSUPPORTED if the data offset is not a multiple of the element size.
+ * As with numpy.memmap, truncating the file while the table is alive makes reading a row past the new
+ * end raise SIGBUS; changing it in place changes the rows. Replace mapped files by rename (as tokemb's
+ * saves do). Errors: those of tokemb_npy_load, plus TOKEMB_UNSUPPORTED if the data offset is not a
+ * multiple of the element size.
  */
 TOKEMB_API int32_t tokemb_npy_mmap(const char *path, tokemb_table **out);
 /**
  * Saves an F32 or F16 table as a version-1 .npy file ('<f4'/'<f2', C order, data 64-byte aligned), rows
- * only (a strided wrap is packed). Atomic: written to a temp file in the same folder, fsynced, renamed
- * over `path`; on any failure nothing is left at `path` (a previous file stays intact). Errors:
+ * only (a strided wrap is packed). Atomic: written to a temp file ".tokemb-<hash>.<pid>.<n>.tmp" in the
+ * same folder, fsynced, renamed over `path`; on any failure nothing is left at `path` (a previous file
+ * stays intact). A symlink `path` is followed (its target is replaced, as np.save); an existing file
+ * keeps its permission bits; temp files of earlier killed saves to the same file are removed
+ * (docs/formats.md). Errors:
  * TOKEMB_INVALID_ARGUMENT (NULL t or path, empty path), TOKEMB_UNSUPPORTED (BF16/Q8_ROW: convert first),
  * TOKEMB_IO (the folder is not writable, path is a directory, a write/fsync/rename fails), TOKEMB_NO_MEMORY.
  * Safe while other threads read t.
@@ -797,15 +804,18 @@ TOKEMB_API int32_t tokemb_npy_save(const tokemb_table *t, const char *path);
  * dtype (a copy). name NULL selects the file's only tensor. The JSON header is parsed by a strict parser
  * (UTF-8, escapes, integer shapes and offsets, no duplicates, at most 100 MB) and every tensor's byte range
  * is checked against its shape and the file. Errors: TOKEMB_INVALID_ARGUMENT (NULL path/out, no tensor of
- * that name, name NULL with several tensors), TOKEMB_IO, TOKEMB_FORMAT (malformed header, unknown dtype,
+ * that name, name NULL with several tensors), TOKEMB_IO (as tokemb_npy_load: not a regular file, or
+ * the file shrank while it was read), TOKEMB_FORMAT (malformed header, unknown dtype,
  * not 2-D, offsets outside the file or not matching shape x dtype; the message names the byte offset),
  * TOKEMB_UNSUPPORTED (a valid dtype tables cannot store, e.g. I64), TOKEMB_NO_MEMORY. Thread-safe.
  */
 TOKEMB_API int32_t tokemb_safetensors_load(const char *path, const char *name, tokemb_table **out);
 /**
  * Like tokemb_safetensors_load but maps the file read-only and wraps the tensor without copying (a
- * READONLY table that owns and finally unmaps the mapping). Errors: those of tokemb_safetensors_load,
- * plus TOKEMB_UNSUPPORTED when the tensor's data is not aligned to its element size.
+ * READONLY table that owns and finally unmaps the mapping). Truncating the file while the table is
+ * alive risks SIGBUS, as with numpy.memmap (see tokemb_npy_mmap). Errors: those of
+ * tokemb_safetensors_load, plus TOKEMB_UNSUPPORTED when the tensor's data is not aligned to its
+ * element size.
  */
 TOKEMB_API int32_t tokemb_safetensors_mmap(const char *path, const char *name, tokemb_table **out);
 /**
