@@ -912,10 +912,12 @@ enum tokemb_vectors_flags {
  * TOKEMB_VECTORS_AUTO to detect it): words must be
  * valid UTF-8 (no NUL); a repeated word keeps its first vector and later copies are skipped (rows =
  * distinct words); text values are split on single spaces after trailing whitespace is stripped, parsed
- * as decimal numbers through double (Python's float()) and rounded to float32, independent of the C
- * locale. The declared count and dim are checked against the file length before allocating; data after
- * the last vector must be whitespace. progress may be NULL. Errors: TOKEMB_INVALID_ARGUMENT (NULL path or
- * outputs, unknown format), TOKEMB_IO, TOKEMB_FORMAT (message names the byte offset, the vector index and
+ * with exactly the grammar of Python's float() (no hex floats, no "nan(...)", '_' between digits, any
+ * length; docs/formats.md) through double and rounded to float32, independent of the C locale. The file
+ * is read into memory with read() (no mapping: a file truncated meanwhile cannot SIGBUS). The declared
+ * count and dim are checked against the file length before allocating; data after the last vector must
+ * be whitespace. progress may be NULL. Errors: TOKEMB_INVALID_ARGUMENT (NULL path or outputs, unknown
+ * format), TOKEMB_IO (also a FIFO, device or directory, refused without blocking), TOKEMB_FORMAT (message names the byte offset, the vector index and
  * what was expected), TOKEMB_CANCELLED, TOKEMB_NO_MEMORY. Outputs are written only on success. Thread-safe.
  */
 TOKEMB_API int32_t tokemb_vectors_load(const char *path, int32_t format, tokemb_progress_fn progress, void *user,
