@@ -190,17 +190,6 @@ static void test_overlap_refused(void **state) {
     tokemb_table_free(t);
 }
 
-/* Entries of the scratch folder whose name starts with prefix. */
-static int count_prefixed(const char *prefix) {
-    DIR *d = opendir(tk_tmp_dir());
-    assert_non_null(d);
-    int k = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) k += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
-    closedir(d);
-    return k;
-}
-
 static tokemb_table *make_table(int64_t rows, int64_t dim, uint64_t seed) {
     tokemb_table *t = NULL;
     TK_OK(tokemb_table_create(rows, dim, TOKEMB_F32, &t));
@@ -255,7 +244,7 @@ static void test_save_names_modes_links(void **state) {
     assert_loads_as(tk_tmp("created-by-save.npy"), t);
     assert_int_equal(lstat(dangling, &sb), 0);
     assert_true(S_ISLNK(sb.st_mode));
-    assert_int_equal(count_prefixed(".tokemb-"), 0);
+    assert_int_equal((int)tk_tmp_count(".tokemb-"), 0);
     tokemb_table_free(t);
     tokemb_table_free(t2);
 }
@@ -278,7 +267,7 @@ static void test_killed_save_is_swept(void **state) {
         kill(pid, SIGKILL);
         int status;
         assert_int_equal(waitpid(pid, &status, 0), pid);
-        left = count_prefixed(".tokemb-");
+        left = (int)tk_tmp_count(".tokemb-");
     }
     assert_true(left > 0); /* some kill landed mid-write */
     /* the destination is always a whole file: the small one or a complete big one */
@@ -286,7 +275,7 @@ static void test_killed_save_is_swept(void **state) {
     TK_OK(tokemb_npy_load(p, &l));
     tokemb_table_free(l);
     TK_OK(tokemb_npy_save(small, p));
-    assert_int_equal(count_prefixed(".tokemb-"), 0);
+    assert_int_equal((int)tk_tmp_count(".tokemb-"), 0);
     assert_loads_as(p, small);
     tokemb_table_free(big);
     tokemb_table_free(small);
