@@ -184,7 +184,8 @@ TOKEMB_API int32_t tokemb_table_convert(const tokemb_table *src, int32_t dtype, 
  * dim; dim + 8 bytes for Q8_ROW, whose rows end with their scale and bias) at a 64-byte aligned
  * address. The caller owns *out and frees it with tokemb_table_free.
  * Errors: TOKEMB_INVALID_ARGUMENT (out NULL, rows or dim < 1, unknown dtype), TOKEMB_OVERFLOW
- * (rows*dim*element size does not fit in size_t), TOKEMB_NO_MEMORY. *out is written only on success.
+ * (rows*dim*element size does not fit in size_t, or a Q8_ROW dim + 8 does not fit in int64),
+ * TOKEMB_NO_MEMORY. *out is written only on success.
  * Thread-safe.
  */
 TOKEMB_API int32_t tokemb_table_create(int64_t rows, int64_t dim, int32_t dtype, tokemb_table **out);
@@ -228,7 +229,8 @@ TOKEMB_API int32_t tokemb_table_read_rows(const tokemb_table *t, int64_t row0, s
 /**
  * Overwrites rows [row0, row0 + n_rows) from src[n_rows][dim] (float32, converted to the storage
  * dtype). Needs exclusive access. Errors: as tokemb_table_read_rows, plus TOKEMB_READ_ONLY for a
- * READONLY wrapped table.
+ * READONLY wrapped table and TOKEMB_INVALID_ARGUMENT if src overlaps the table's storage (the message
+ * names both address ranges).
  */
 TOKEMB_API int32_t tokemb_table_write_rows(tokemb_table *t, int64_t row0, size_t n_rows, const float *src);
 
@@ -304,7 +306,9 @@ TOKEMB_API int32_t tokemb_table_init_uniform(tokemb_table *t, uint64_t seed, dou
  * exclusive access, otherwise concurrent lookups are safe. n == 0 is a no-op (ids/out may be NULL).
  * Errors: TOKEMB_INVALID_ARGUMENT (NULL t, ids or out with n > 0), TOKEMB_OUT_OF_RANGE (message names
  * the id, its index and the valid range), TOKEMB_OVERFLOW (n*dim overflows), TOKEMB_READ_ONLY
- * (max_norm on a READONLY wrap), TOKEMB_NO_MEMORY (max_norm's sorted id copy).
+ * (max_norm on a READONLY wrap), TOKEMB_NO_MEMORY (max_norm's sorted id copy). out must not overlap
+ * the table's storage (a wrapped buffer): TOKEMB_INVALID_ARGUMENT naming both address ranges, as the
+ * rows written would otherwise depend on the thread count.
  */
 TOKEMB_API int32_t tokemb_lookup(tokemb_table *t, const int64_t *ids, size_t n, float *out);
 /** tokemb_lookup with int32 ids (torch accepts both index dtypes). Same rules and errors. */
@@ -810,7 +814,9 @@ TOKEMB_API int32_t tokemb_posenc_shaw_embed_backward(const tokemb_posenc *pe, si
  * Loads a 2-D little-endian float32 ('<f4') or float16 ('<f2') C-order .npy file (format version 1, 2
  * or 3) into a new table of dtype F32 or F16 (a copy; the file is closed on return). The header is parsed
  * strictly and its shape checked against the file length before allocating. Errors: TOKEMB_INVALID_ARGUMENT
- * (NULL/empty path, NULL out), TOKEMB_IO (missing or unreadable file, a directory), TOKEMB_FORMAT (empty,
+ * (NULL/empty path, NULL out), TOKEMB_IO (missing or unreadable file, not a regular file - a directory,
+ * FIFO or device is refused without blocking -, or the file shrank while it was read: the data is read
+ * with pread, so a concurrent truncation is an error, not SIGBUS), TOKEMB_FORMAT (empty,
  * truncated or malformed file, other dtype, big-endian, Fortran order, not 2-D, shape x dtype != data
  * length; the message names the byte offset and what was expected), TOKEMB_NO_MEMORY. Thread-safe.
  */
@@ -818,14 +824,19 @@ TOKEMB_API int32_t tokemb_npy_load(const char *path, tokemb_table **out);
 /**
  * Like tokemb_npy_load but maps the file read-only and wraps it without copying: the table is
  * READONLY (writes fail with TOKEMB_READ_ONLY), owns the mapping and unmaps it in tokemb_table_free.
- * Changing the file while it is mapped is undefined. Errors: those of tokemb_npy_load, plus
- * TOKEMB_UNSUPPORTED if the data offset is not a multiple of the element size.
+ * As with numpy.memmap, truncating the file while the table is alive makes reading a row past the new
+ * end raise SIGBUS; changing it in place changes the rows. Replace mapped files by rename (as tokemb's
+ * saves do). Errors: those of tokemb_npy_load, plus TOKEMB_UNSUPPORTED if the data offset is not a
+ * multiple of the element size.
  */
 TOKEMB_API int32_t tokemb_npy_mmap(const char *path, tokemb_table **out);
 /**
  * Saves an F32 or F16 table as a version-1 .npy file ('<f4'/'<f2', C order, data 64-byte aligned), rows
- * only (a strided wrap is packed). Atomic: written to a temp file in the same folder, fsynced, renamed
- * over `path`; on any failure nothing is left at `path` (a previous file stays intact). Errors:
+ * only (a strided wrap is packed). Atomic: written to a temp file ".tokemb-<hash>.<pid>.<n>.tmp" in the
+ * same folder, fsynced, renamed over `path`; on any failure nothing is left at `path` (a previous file
+ * stays intact). A symlink `path` is followed (its target is replaced, as np.save); an existing file
+ * keeps its permission bits; temp files of earlier killed saves to the same file are removed
+ * (docs/formats.md). Errors:
  * TOKEMB_INVALID_ARGUMENT (NULL t or path, empty path), TOKEMB_UNSUPPORTED (BF16/Q8_ROW: convert first),
  * TOKEMB_IO (the folder is not writable, path is a directory, a write/fsync/rename fails), TOKEMB_NO_MEMORY.
  * Safe while other threads read t.
@@ -841,15 +852,18 @@ TOKEMB_API int32_t tokemb_npy_save(const tokemb_table *t, const char *path);
  * dtype (a copy). name NULL selects the file's only tensor. The JSON header is parsed by a strict parser
  * (UTF-8, escapes, integer shapes and offsets, no duplicates, at most 100 MB) and every tensor's byte range
  * is checked against its shape and the file. Errors: TOKEMB_INVALID_ARGUMENT (NULL path/out, no tensor of
- * that name, name NULL with several tensors), TOKEMB_IO, TOKEMB_FORMAT (malformed header, unknown dtype,
+ * that name, name NULL with several tensors), TOKEMB_IO (as tokemb_npy_load: not a regular file, or
+ * the file shrank while it was read), TOKEMB_FORMAT (malformed header, unknown dtype,
  * not 2-D, offsets outside the file or not matching shape x dtype; the message names the byte offset),
  * TOKEMB_UNSUPPORTED (a valid dtype tables cannot store, e.g. I64), TOKEMB_NO_MEMORY. Thread-safe.
  */
 TOKEMB_API int32_t tokemb_safetensors_load(const char *path, const char *name, tokemb_table **out);
 /**
  * Like tokemb_safetensors_load but maps the file read-only and wraps the tensor without copying (a
- * READONLY table that owns and finally unmaps the mapping). Errors: those of tokemb_safetensors_load,
- * plus TOKEMB_UNSUPPORTED when the tensor's data is not aligned to its element size.
+ * READONLY table that owns and finally unmaps the mapping). Truncating the file while the table is
+ * alive risks SIGBUS, as with numpy.memmap (see tokemb_npy_mmap). Errors: those of
+ * tokemb_safetensors_load, plus TOKEMB_UNSUPPORTED when the tensor's data is not aligned to its
+ * element size.
  */
 TOKEMB_API int32_t tokemb_safetensors_mmap(const char *path, const char *name, tokemb_table **out);
 /**
@@ -954,10 +968,12 @@ enum tokemb_vectors_flags {
  * TOKEMB_VECTORS_AUTO to detect it): words must be
  * valid UTF-8 (no NUL); a repeated word keeps its first vector and later copies are skipped (rows =
  * distinct words); text values are split on single spaces after trailing whitespace is stripped, parsed
- * as decimal numbers through double (Python's float()) and rounded to float32, independent of the C
- * locale. The declared count and dim are checked against the file length before allocating; data after
- * the last vector must be whitespace. progress may be NULL. Errors: TOKEMB_INVALID_ARGUMENT (NULL path or
- * outputs, unknown format), TOKEMB_IO, TOKEMB_FORMAT (message names the byte offset, the vector index and
+ * with exactly the grammar of Python's float() (no hex floats, no "nan(...)", '_' between digits, any
+ * length; docs/formats.md) through double and rounded to float32, independent of the C locale. The file
+ * is read into memory with read() (no mapping: a file truncated meanwhile cannot SIGBUS). The declared
+ * count and dim are checked against the file length before allocating; data after the last vector must
+ * be whitespace. progress may be NULL. Errors: TOKEMB_INVALID_ARGUMENT (NULL path or outputs, unknown
+ * format), TOKEMB_IO (also a FIFO, device or directory, refused without blocking), TOKEMB_FORMAT (message names the byte offset, the vector index and
  * what was expected), TOKEMB_CANCELLED, TOKEMB_NO_MEMORY. Outputs are written only on success. Thread-safe.
  */
 TOKEMB_API int32_t tokemb_vectors_load(const char *path, int32_t format, tokemb_progress_fn progress, void *user,

@@ -36,7 +36,17 @@ int __real_pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)
 int __wrap_pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
 
 static atomic_long g_live;
+/* Issue 15: truncate this file (to 16 bytes) at the first allocation of >= g_trunc_min bytes - the table
+ * or read buffer a copy load allocates after opening the file and before reading its data. */
+static const char *_Atomic g_trunc_path;
+static size_t g_trunc_min;
+static void tk_maybe_truncate(size_t n) {
+    const char *p = atomic_load(&g_trunc_path);
+    if (p && n >= g_trunc_min && atomic_compare_exchange_strong(&g_trunc_path, &p, NULL))
+        (void)!truncate(p, 16);
+}
 void *__wrap_malloc(size_t n) {
+    tk_maybe_truncate(n);
     void *p = __real_malloc(n);
     if (p) atomic_fetch_add(&g_live, 1);
     return p;
@@ -47,6 +57,7 @@ void *__wrap_calloc(size_t n, size_t s) {
     return p;
 }
 int __wrap_posix_memalign(void **p, size_t a, size_t n) {
+    tk_maybe_truncate(n);
     int r = __real_posix_memalign(p, a, n);
     if (r == 0) atomic_fetch_add(&g_live, 1);
     return r;
@@ -826,8 +837,50 @@ static void test_thread_creation_failure(void **state) {
     tokemb_table_free(w.t);
 }
 
+/* A file truncated between opening and reading (deterministically, from the allocation of the table or
+ * read buffer): copy loads report TOKEMB_IO; before issue 15 they copied from a mapping and died of
+ * SIGBUS. */
+static void test_truncated_while_loading(void **state) {
+    (void)state;
+    char path[] = "/tmp/tokemb_trunc_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    tokemb_table *t = NULL, *l = NULL;
+    tokemb_vocab *v = NULL;
+    TK_OK(tokemb_table_create(256, 64, TOKEMB_F32, &t));
+    TK_OK(tokemb_table_init_normal(t, 1, 0.0, 1.0));
+    g_trunc_min = 256 * 64 * sizeof(float);
+    for (int w = 0; w < 3; w++) {
+        if (w == 0) TK_OK(tokemb_npy_save(t, path));
+        if (w == 1) TK_OK(tokemb_safetensors_save((const tokemb_table *const[]){t}, (const char *const[]){"w"}, 1, path));
+        if (w == 2) {
+            TK_OK(tokemb_vocab_create(&v));
+            for (int r = 0; r < 256; r++) {
+                char word[16];
+                int k = snprintf(word, sizeof word, "word%d", r);
+                TK_OK(tokemb_vocab_add(v, word, (size_t)k, NULL));
+            }
+            TK_OK(tokemb_vectors_save(t, v, path, TOKEMB_VECTORS_WORD2VEC_TEXT));
+            tokemb_vocab_free(v);
+            v = NULL;
+        }
+        atomic_store(&g_trunc_path, (const char *)path);
+        int32_t st = w == 0 ? tokemb_npy_load(path, &l)
+                     : w == 1 ? tokemb_safetensors_load(path, "w", &l)
+                              : tokemb_vectors_load(path, TOKEMB_VECTORS_WORD2VEC_TEXT, NULL, NULL, &l, &v);
+        assert_null(atomic_load(&g_trunc_path)); /* the truncation happened inside the load */
+        TK_EXPECT_STATUS(TOKEMB_IO, st, "shrank while loading");
+        assert_null(l);
+        assert_null(v);
+    }
+    unlink(path);
+    tokemb_table_free(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_truncated_while_loading),
         cmocka_unit_test(test_seam_fires),
         cmocka_unit_test(test_injection_all_ops),
         cmocka_unit_test(test_thread_creation_failure),

@@ -28,16 +28,6 @@ static size_t read_file(const char *path, unsigned char *buf, size_t cap) {
     return n;
 }
 
-static size_t count_entries(void) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "ls -A '%s' | wc -l", tk_tmpdir);
-    FILE *p = popen(cmd, "r");
-    size_t n = 0;
-    assert_int_equal(fscanf(p, "%zu", &n), 1);
-    pclose(p);
-    return n;
-}
-
 static tokemb_table *make_f32(int64_t rows, int64_t dim, uint64_t seed) {
     tokemb_table *t = NULL;
     TK_OK(tokemb_table_create(rows, dim, TOKEMB_F32, &t));
@@ -167,20 +157,20 @@ static void test_save_atomic(void **state) {
     TK_OK(tokemb_npy_save(t, p));
     unsigned char before[512], after[512];
     size_t nb = read_file(p, before, sizeof before);
-    size_t entries = count_entries();
+    size_t entries = tk_tmp_count("");
     /* a failed save (BF16 cannot be npy) leaves the old file and no temp file */
     TK_OK(tokemb_table_convert(t, TOKEMB_BF16, &bf));
     TK_EXPECT_STATUS(TOKEMB_UNSUPPORTED, tokemb_npy_save(bf, p), "convert the table");
     TK_EXPECT_STATUS(TOKEMB_IO, tokemb_npy_save(t, tk_tmp("nodir/x.npy")), "cannot create a temp file");
     TK_EXPECT_STATUS(TOKEMB_IO, tokemb_npy_save(t, tk_tmpdir), "is a directory");
-    assert_int_equal(count_entries(), entries);
+    assert_int_equal(tk_tmp_count(""), entries);
     size_t na = read_file(p, after, sizeof after);
     assert_int_equal(na, nb);
     assert_memory_equal(before, after, nb);
     /* a successful save replaces the file */
     tokemb_table *t2 = make_f32(4, 3, 8), *l = NULL;
     TK_OK(tokemb_npy_save(t2, p));
-    assert_int_equal(count_entries(), entries);
+    assert_int_equal(tk_tmp_count(""), entries);
     TK_OK(tokemb_npy_load(p, &l));
     assert_memory_equal(tokemb_table_data(l), tokemb_table_data(t2), 48);
     tokemb_table_free(l);
@@ -221,12 +211,12 @@ static void test_safetensors_roundtrip(void **state) {
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_safetensors_load(p, "nope", &l), "no tensor named 'nope'");
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_safetensors_load(p, NULL, &l), "holds 2 tensors");
     /* save errors leave nothing behind */
-    size_t entries = count_entries();
+    size_t entries = tk_tmp_count("");
     const char *dup[2] = {"x", "x"};
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_safetensors_save(ts, dup, 2, tk_tmp("d.st")), "repeats");
     const char *bad[1] = {"\xff"};
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_safetensors_save(ts, bad, 1, tk_tmp("d.st")), "UTF-8");
-    assert_int_equal(count_entries(), entries);
+    assert_int_equal(tk_tmp_count(""), entries);
     tokemb_table_free(a);
     tokemb_table_free(b0);
     tokemb_table_free(b);

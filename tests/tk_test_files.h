@@ -4,8 +4,10 @@
 #ifndef TK_TEST_FILES_H
 #define TK_TEST_FILES_H
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 static char tk_tmpdir[256];
@@ -47,6 +49,19 @@ static inline int tk_tmp_group_setup(void **state) {
 static inline int tk_tmp_group_teardown(void **state) {
     (void)state;
     return tk_tmp_cleanup();
+}
+
+/* Entries of the scratch folder whose name starts with prefix ("" counts all; "." and ".." never). */
+static inline size_t tk_tmp_count(const char *prefix) {
+    DIR *d = opendir(tk_tmp_dir());
+    assert_non_null(d);
+    size_t k = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 && strncmp(e->d_name, prefix, strlen(prefix)) == 0)
+            k++;
+    closedir(d);
+    return k;
 }
 
 /* Writes data[n] as the whole content of path. */

@@ -2,7 +2,10 @@
 #include "io/io.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -10,10 +13,17 @@
 #include <time.h>
 #include <unistd.h>
 
-int32_t tk_map_file(const char *fn, const char *path, tk_map *m) {
+#ifdef TOKEMB_TESTING
+uint64_t tk_test_io_ops;
+#endif
+
+int32_t tk_file_open(const char *fn, const char *path, tk_file *f) {
+    f->fd = -1;
+    f->size = 0;
     if (!path) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: path is NULL", fn);
     if (!path[0]) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: path is empty", fn);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO (or a tty) must not wait for a writer; the type is checked next */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) return tk_error(TOKEMB_IO, "%s: cannot open '%s': %s", fn, path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
@@ -27,23 +37,78 @@ int32_t tk_map_file(const char *fn, const char *path, tk_map *m) {
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return tk_error(TOKEMB_IO, "%s: '%s' is not a regular file", fn, path);
+        return tk_error(TOKEMB_IO, "%s: '%s' is not a regular file (a FIFO, socket or device)", fn, path);
     }
     if (st.st_size == 0) {
         close(fd);
         return tk_error(TOKEMB_FORMAT, "%s: '%s' is empty (0 bytes)", fn, path);
     }
-    if ((uint64_t)st.st_size > SIZE_MAX) {
+    if ((uint64_t)st.st_size > SIZE_MAX / 2) {
         close(fd);
-        return tk_error(TOKEMB_OVERFLOW, "%s: '%s' is too large to map", fn, path);
+        return tk_error(TOKEMB_OVERFLOW, "%s: '%s' is too large", fn, path);
     }
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    int e = errno;
-    close(fd);
-    if (p == MAP_FAILED) return tk_error(TOKEMB_IO, "%s: cannot map '%s': %s", fn, path, strerror(e));
-    m->map = (const uint8_t *)p;
-    m->size = (size_t)st.st_size;
+    f->fd = fd;
+    f->size = (size_t)st.st_size;
     return TOKEMB_OK;
+}
+
+void tk_file_close(tk_file *f) {
+    if (f->fd >= 0) close(f->fd);
+    f->fd = -1;
+}
+
+int32_t tk_file_read(const char *fn, const char *path, const tk_file *f, size_t off, void *buf, size_t n) {
+    size_t done = 0;
+    while (done < n) {
+        size_t want = n - done > ((size_t)1 << 30) ? ((size_t)1 << 30) : n - done;
+        ssize_t r = pread(f->fd, (uint8_t *)buf + done, want, (off_t)(off + done));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0)
+            return tk_error(TOKEMB_IO, "%s: reading '%s' at byte %zu failed: %s", fn, path, off + done, strerror(errno));
+        if (r == 0)
+            return tk_error(TOKEMB_IO,
+                            "%s: '%s' ended at byte %zu while reading %zu bytes from byte %zu (the file shrank while "
+                            "loading: it was %zu bytes when opened)",
+                            fn, path, off + done, n, off, f->size);
+        done += (size_t)r;
+    }
+    return TOKEMB_OK;
+}
+
+int32_t tk_file_read_all(const char *fn, const char *path, uint8_t **out, size_t *len) {
+    tk_file f;
+    int32_t st = tk_file_open(fn, path, &f);
+    if (st) return st;
+    uint8_t *b = (uint8_t *)tk_malloc(f.size);
+    if (!b) {
+        tk_file_close(&f);
+        return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate %zu bytes to read '%s'", fn, f.size, path);
+    }
+    if ((st = tk_file_read(fn, path, &f, 0, b, f.size))) {
+        tk_free(b);
+        tk_file_close(&f);
+        return st;
+    }
+    *out = b;
+    *len = f.size;
+    tk_file_close(&f);
+    return TOKEMB_OK;
+}
+
+int32_t tk_map_fd(const char *fn, const char *path, const tk_file *f, tk_map *m) {
+    void *p = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, f->fd, 0);
+    if (p == MAP_FAILED) return tk_error(TOKEMB_IO, "%s: cannot map '%s': %s", fn, path, strerror(errno));
+    m->map = (const uint8_t *)p;
+    m->size = f->size;
+    return TOKEMB_OK;
+}
+
+int32_t tk_map_file(const char *fn, const char *path, tk_map *m) {
+    tk_file f;
+    int32_t st = tk_file_open(fn, path, &f);
+    if (!st) st = tk_map_fd(fn, path, &f, m);
+    tk_file_close(&f);
+    return st;
 }
 
 void tk_unmap(tk_map *m) {
@@ -73,45 +138,114 @@ int32_t tk_table_adopt_map(const char *fn, tokemb_table *t, tk_map *m) {
 
 static atomic_uint tk_tmp_counter;
 
+/* The file a save replaces: `path`, or the final target when path is a symbolic link (followed, as
+ * np.save's open() does; a dangling link's target is created). tk_malloc'ed. */
+static char *tk_save_target(const char *path) {
+    size_t n = strlen(path);
+    char *cur = (char *)tk_malloc(n + 1);
+    if (!cur) return NULL;
+    memcpy(cur, path, n + 1);
+    for (int hop = 0; hop < 40; hop++) { /* Linux's MAXSYMLINKS */
+        struct stat st;
+        if (lstat(cur, &st) != 0 || !S_ISLNK(st.st_mode)) return cur;
+        char link[4096];
+        ssize_t l = readlink(cur, link, sizeof link - 1);
+        if (l <= 0) return cur;
+        link[l] = '\0';
+        const char *slash = strrchr(cur, '/');
+        size_t dl = (link[0] != '/' && slash) ? (size_t)(slash - cur) + 1 : 0;
+        char *next = (char *)tk_malloc(dl + (size_t)l + 1);
+        if (!next) {
+            tk_free(cur);
+            return NULL;
+        }
+        memcpy(next, cur, dl);
+        memcpy(next + dl, link, (size_t)l + 1);
+        tk_free(cur);
+        cur = next;
+    }
+    return cur;
+}
+
+/* 64-bit FNV-1a of the target's file name: the temp files of one destination share the prefix
+ * ".tokemb-<16 hex>." whatever the name's length, so temp names stay short (< 64 bytes). */
+static uint64_t tk_name_hash(const char *s) {
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return h;
+}
+
+/* Removes the temp files a killed save to the same destination left: ".tokemb-<hash>.<pid>.<n>.tmp"
+ * in the destination's folder whose process no longer runs. */
+static void tk_save_sweep(const char *dir, const char *prefix) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    const size_t pl = strlen(prefix);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, prefix, pl) != 0) continue;
+        char *end = NULL;
+        long pid = strtol(e->d_name + pl, &end, 10);
+        if (pid <= 0 || !end || *end != '.' || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* still running (or not ours to judge) */
+        (void)unlinkat(dirfd(d), e->d_name, 0);
+    }
+    closedir(d);
+}
+
 int32_t tk_save_begin(const char *fn, const char *path, tk_save *s) {
     memset(s, 0, sizeof *s);
     if (!path) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: path is NULL", fn);
     if (!path[0]) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: path is empty", fn);
+    char *target = tk_save_target(path);
+    if (!target) return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate the target path", fn);
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+    const bool exists = stat(target, &st) == 0;
+    if (exists && S_ISDIR(st.st_mode)) {
+        tk_free(target);
         return tk_error(TOKEMB_IO, "%s: '%s' is a directory, expected a file path", fn, path);
-    size_t n = strlen(path);
-    s->tmp = (char *)tk_malloc(n + 64);
-    if (!s->tmp) return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate the temp path", fn);
-    const char *slash = strrchr(path, '/');
-    size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
+    }
+    const char *slash = strrchr(target, '/');
+    const size_t dirlen = slash ? (size_t)(slash - target) + 1 : 0;
+    s->tmp = (char *)tk_malloc(dirlen + 80);
+    if (!s->tmp) {
+        tk_free(target);
+        return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate the temp path", fn);
+    }
+    char prefix[48];
+    snprintf(prefix, sizeof prefix, ".tokemb-%016llx.", (unsigned long long)tk_name_hash(target + dirlen));
+    memcpy(s->tmp, target, dirlen);
+    s->tmp[dirlen] = '\0';
+    tk_save_sweep(dirlen ? s->tmp : ".", prefix);
     for (int attempt = 0; attempt < 100; attempt++) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
         unsigned c = atomic_fetch_add(&tk_tmp_counter, 1u);
-        snprintf(s->tmp, n + 64, "%.*s.%s.tmp.%ld.%u.%lx", (int)dirlen, path, path + dirlen, (long)getpid(), c,
-                 (unsigned long)ts.tv_nsec);
+        snprintf(s->tmp + dirlen, 80, "%s%ld.%u.tmp", prefix, (long)getpid(), c);
         int fd = open(s->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (fd < 0) {
             if (errno == EEXIST) continue;
             int e = errno;
             int32_t st2 = tk_error(TOKEMB_IO, "%s: cannot create a temp file next to '%s': %s", fn, path, strerror(e));
             tk_free(s->tmp);
+            tk_free(target);
             s->tmp = NULL;
             return st2;
         }
+        /* replacing a file keeps its permission bits (0600 stays 0600); a new file gets 0666 & ~umask */
+        if (exists) (void)fchmod(fd, st.st_mode & 07777);
         s->fp = fdopen(fd, "wb");
         if (!s->fp) {
             close(fd);
             unlink(s->tmp);
             tk_free(s->tmp);
+            tk_free(target);
             s->tmp = NULL;
             return tk_error(TOKEMB_NO_MEMORY, "%s: cannot open a stream for the temp file", fn);
         }
-        s->path = path;
+        s->path = target;
         return TOKEMB_OK;
     }
     tk_free(s->tmp);
+    tk_free(target);
     s->tmp = NULL;
     return tk_error(TOKEMB_IO, "%s: cannot create a unique temp file next to '%s'", fn, path);
 }
@@ -130,6 +264,7 @@ void tk_save_abort(tk_save *s) {
         unlink(s->tmp);
         tk_free(s->tmp);
     }
+    tk_free(s->path);
     memset(s, 0, sizeof *s);
 }
 
@@ -176,6 +311,7 @@ int32_t tk_save_commit(const char *fn, tk_save *s) {
         close(dfd);
     }
     tk_free(s->tmp);
+    tk_free(s->path);
     memset(s, 0, sizeof *s);
     return TOKEMB_OK;
 }
@@ -245,8 +381,11 @@ int32_t tk_cursor_fail(const tk_cursor *c, const char *expected) {
 }
 
 void tk_cursor_ws(tk_cursor *c) {
-    while (c->i < c->n && (c->p[c->i] == ' ' || c->p[c->i] == '\t' || c->p[c->i] == '\n' || c->p[c->i] == '\r'))
+    TK_IO_OP(1);
+    while (c->i < c->n && (c->p[c->i] == ' ' || c->p[c->i] == '\t' || c->p[c->i] == '\n' || c->p[c->i] == '\r')) {
+        TK_IO_OP(1);
         c->i++;
+    }
 }
 
 bool tk_cursor_eat(tk_cursor *c, char ch) {

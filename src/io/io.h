@@ -14,20 +14,49 @@ typedef struct {
     size_t size;
 } tk_map;
 
-/* Opens `path`, checks it is a non-empty regular file and maps it. Errors: INVALID_ARGUMENT (NULL or
- * empty path), IO (missing, unreadable, a directory, mmap failure), FORMAT (empty file). */
+/* Test-only operation counter (TOKEMB_TESTING builds, tests/test_io_scaling.c): every hash probe,
+ * name comparison and parser loop step adds one, so tests assert on work, not seconds. */
+#ifdef TOKEMB_TESTING
+extern uint64_t tk_test_io_ops;
+#define TK_IO_OP(k) (tk_test_io_ops += (uint64_t)(k))
+#else
+#define TK_IO_OP(k) ((void)0)
+#endif
+
+/* An open regular file and its size when opened. */
+typedef struct {
+    int fd;
+    size_t size;
+} tk_file;
+/* Opens `path` without blocking (O_NONBLOCK, so a FIFO never waits for a writer), then checks with
+ * fstat that it is a non-empty regular file. Errors: INVALID_ARGUMENT (NULL or empty path), IO
+ * (missing, unreadable, a directory, FIFO, socket or device), FORMAT (empty file). */
+int32_t tk_file_open(const char *fn, const char *path, tk_file *f);
+void tk_file_close(tk_file *f);
+/* Reads exactly n bytes at off with pread. TOKEMB_IO on an error or a short read (the file shrank
+ * since it was opened): copy-mode loads never touch a mapping, so a shrinking file cannot SIGBUS. */
+int32_t tk_file_read(const char *fn, const char *path, const tk_file *f, size_t off, void *buf, size_t n);
+/* Opens and reads the whole file into a tk_malloc'ed buffer (*out, *len). */
+int32_t tk_file_read_all(const char *fn, const char *path, uint8_t **out, size_t *len);
+/* Opens `path` as tk_file_open does and maps it (mmap-mode tables only). Errors as tk_file_open, plus
+ * IO on mmap failure. */
 int32_t tk_map_file(const char *fn, const char *path, tk_map *m);
+/* Maps the whole of an open file (f->size bytes). IO on mmap failure. */
+int32_t tk_map_fd(const char *fn, const char *path, const tk_file *f, tk_map *m);
 void tk_unmap(tk_map *m);
 /* Makes the table own the mapping (munmap on tokemb_table_free). Takes `m` over on success. */
 int32_t tk_table_adopt_map(const char *fn, tokemb_table *t, tk_map *m);
 
-/* Atomic save: writes to a fresh temp file in the destination's folder; commit fsyncs, renames over
- * `path` and fsyncs the folder; abort removes the temp file. Nothing appears at `path` unless commit
- * succeeds. */
+/* Atomic save: writes to a fresh temp file ".tokemb-<hash of the name>.<pid>.<n>.tmp" (short for any
+ * name up to NAME_MAX) in the destination's folder; commit fsyncs, renames over the destination and
+ * fsyncs the folder; abort removes the temp file. Nothing appears at the destination unless commit
+ * succeeds. The destination is `path`, or the file a symbolic link `path` points to (followed, as
+ * np.save does); an existing destination keeps its permission bits. Begin removes the temp files of
+ * earlier saves to the same destination whose process is gone (a save killed with SIGKILL). */
 typedef struct {
     FILE *fp;
     char *tmp;     /* temp path (tk_malloc) */
-    const char *path;
+    char *path;    /* the destination, symlinks resolved (tk_malloc) */
     int failed;    /* a write failed (errno saved) */
     int err;
 } tk_save;
@@ -78,6 +107,8 @@ int32_t tk_npy_parse(const char *fn, const uint8_t *buf, size_t len, int32_t *dt
 typedef struct {
     char *name;          /* NUL-terminated UTF-8, tk_malloc */
     size_t name_len;
+    size_t name_at;      /* file offsets: the name's opening quote, the description's '{', */
+    size_t value_at, shape_at, offsets_at; /* the shape's '[', the data_offsets' '[' */
     int32_t dtype;       /* TOKEMB_F32/F16/BF16, or -1 for a dtype tokemb cannot store */
     char dtype_str[16];
     int32_t ndim;

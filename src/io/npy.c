@@ -24,13 +24,24 @@ static int32_t tk_npy_str(tk_cursor *c, char *out, size_t cap) {
     return TOKEMB_OK;
 }
 
-static int32_t tk_npy_int(tk_cursor *c, int64_t *v) {
+/* A Python int literal as numpy reads it (ast.literal_eval): decimal digits, no leading zero unless
+ * all digits are zeros; format versions 1 and 2 also allow the Python 2 long suffix 'L' (numpy's
+ * _filter_header drops it), version 3 does not. */
+static int32_t tk_npy_int(tk_cursor *c, unsigned major, int64_t *v) {
     tk_cursor_ws(c);
     uint64_t x = 0;
+    size_t start = c->i;
     int r = tk_parse_u63(c->p, c->n, &c->i, &x);
     if (r < 0) return tk_cursor_fail(c, "a dimension below 2^63");
     if (r == 0) return tk_cursor_fail(c, "a non-negative integer dimension");
-    if (c->i < c->n && c->p[c->i] == 'L') c->i++; /* numpy < 1.? wrote Python 2 longs */
+    if (c->p[start] == '0' && x != 0) {
+        c->i = start;
+        return tk_cursor_fail(c, "an integer without leading zeros (Python refuses them)");
+    }
+    if (c->i < c->n && c->p[c->i] == 'L') {
+        if (major >= 3) return tk_cursor_fail(c, "no 'L' suffix in a format 3.0 header");
+        c->i++;
+    }
     *v = (int64_t)x;
     return TOKEMB_OK;
 }
@@ -46,6 +57,9 @@ int32_t tk_npy_parse(const char *fn, const uint8_t *buf, size_t len, int32_t *dt
     }
     unsigned major = buf[6];
     size_t hlen, hstart;
+    if (buf[7] != 0)
+        return tk_error(TOKEMB_FORMAT, "%s: byte 7: npy format version %u.%u is not supported (numpy reads 1.0, 2.0, 3.0)",
+                        fn, major, (unsigned)buf[7]);
     if (major == 1) {
         hlen = tk_le16(buf + 8);
         hstart = 10;
@@ -66,9 +80,12 @@ int32_t tk_npy_parse(const char *fn, const uint8_t *buf, size_t len, int32_t *dt
     char descr[32] = "";
     int have_descr = 0, have_fortran = 0, have_shape = 0, fortran = 0, ndim = 0;
     int64_t shape[2] = {0, 0};
+    size_t descr_at = 0, fortran_at = 0, shape_at = 0, end_at = 0; /* file offsets of the values, the '}' */
     int32_t st;
     if (!tk_cursor_eat(&c, '{')) return tk_cursor_fail(&c, "'{' opening the header dict");
     for (;;) {
+        tk_cursor_ws(&c);
+        end_at = c.base + c.i;
         if (tk_cursor_eat(&c, '}')) break;
         char key[32];
         size_t key_at = c.base + c.i;
@@ -76,10 +93,13 @@ int32_t tk_npy_parse(const char *fn, const uint8_t *buf, size_t len, int32_t *dt
         if (!tk_cursor_eat(&c, ':')) return tk_cursor_fail(&c, "':' after a key");
         if (strcmp(key, "descr") == 0 && !have_descr) {
             have_descr = 1;
+            tk_cursor_ws(&c);
+            descr_at = c.base + c.i;
             if ((st = tk_npy_str(&c, descr, sizeof descr))) return st;
         } else if (strcmp(key, "fortran_order") == 0 && !have_fortran) {
             have_fortran = 1;
             tk_cursor_ws(&c);
+            fortran_at = c.base + c.i;
             if (c.n - c.i >= 4 && memcmp(c.p + c.i, "True", 4) == 0) {
                 fortran = 1;
                 c.i += 4;
@@ -90,11 +110,13 @@ int32_t tk_npy_parse(const char *fn, const uint8_t *buf, size_t len, int32_t *dt
             }
         } else if (strcmp(key, "shape") == 0 && !have_shape) {
             have_shape = 1;
+            tk_cursor_ws(&c);
+            shape_at = c.base + c.i;
             if (!tk_cursor_eat(&c, '(')) return tk_cursor_fail(&c, "'(' opening the shape tuple");
             for (;;) {
                 if (tk_cursor_eat(&c, ')')) break;
                 int64_t v = 0;
-                if ((st = tk_npy_int(&c, &v))) return st;
+                if ((st = tk_npy_int(&c, major, &v))) return st;
                 if (ndim < 2) shape[ndim] = v;
                 if (ndim < 64) ndim++;
                 if (tk_cursor_eat(&c, ',')) continue;
@@ -108,33 +130,39 @@ int32_t tk_npy_parse(const char *fn, const uint8_t *buf, size_t len, int32_t *dt
                             fn, key_at, key);
         }
         if (tk_cursor_eat(&c, ',')) continue;
+        tk_cursor_ws(&c);
+        end_at = c.base + c.i;
         if (tk_cursor_eat(&c, '}')) break;
         return tk_cursor_fail(&c, "',' or '}' in the header dict");
     }
     tk_cursor_ws(&c);
     if (c.i != c.n) return tk_cursor_fail(&c, "only padding after the header dict");
     if (!have_descr || !have_fortran || !have_shape)
-        return tk_error(TOKEMB_FORMAT, "%s: npy header lacks the key '%s'", fn,
+        return tk_error(TOKEMB_FORMAT, "%s: npy header byte %zu: the dict ends without the key '%s'", fn, end_at,
                         !have_descr ? "descr" : !have_fortran ? "fortran_order" : "shape");
     int32_t dt;
     if (strcmp(descr, "<f4") == 0) dt = TOKEMB_F32;
     else if (strcmp(descr, "<f2") == 0) dt = TOKEMB_F16;
     else if (strcmp(descr, ">f4") == 0 || strcmp(descr, ">f2") == 0)
-        return tk_error(TOKEMB_FORMAT, "%s: npy dtype '%s' is big-endian (expected '<f4' or '<f2')", fn, descr);
+        return tk_error(TOKEMB_FORMAT, "%s: npy header byte %zu: dtype '%s' is big-endian (expected '<f4' or '<f2')", fn,
+                        descr_at, descr);
     else
-        return tk_error(TOKEMB_FORMAT, "%s: npy dtype '%s' is not supported (expected '<f4' float32 or '<f2' float16)",
-                        fn, descr);
+        return tk_error(TOKEMB_FORMAT, "%s: npy header byte %zu: dtype '%s' is not supported (expected '<f4' float32 or '<f2' "
+                        "float16)",
+                        fn, descr_at, descr);
     if (fortran)
-        return tk_error(TOKEMB_FORMAT, "%s: npy array is in Fortran order (fortran_order: True; expected C order)", fn);
+        return tk_error(TOKEMB_FORMAT, "%s: npy header byte %zu: the array is in Fortran order (fortran_order: True; expected C order)",
+                        fn, fortran_at);
     if (ndim != 2)
-        return tk_error(TOKEMB_FORMAT, "%s: npy array has %d dimensions (expected 2: rows, dim)", fn, ndim);
+        return tk_error(TOKEMB_FORMAT, "%s: npy header byte %zu: the array has %d dimensions (expected 2: rows, dim)", fn,
+                        shape_at, ndim);
     if (shape[0] < 1 || shape[1] < 1)
-        return tk_error(TOKEMB_FORMAT, "%s: npy shape (%lld, %lld) is empty (a table needs rows, dim >= 1)", fn,
+        return tk_error(TOKEMB_FORMAT, "%s: npy header byte %zu: shape (%lld, %lld) is empty (a table needs rows, dim >= 1)", fn, shape_at,
                         (long long)shape[0], (long long)shape[1]);
     size_t off = hstart + hlen, n, bytes;
     if ((uint64_t)shape[0] > SIZE_MAX || (uint64_t)shape[1] > SIZE_MAX ||
         tk_mul_overflow((size_t)shape[0], (size_t)shape[1], &n) || tk_mul_overflow(n, tk_dtype_size(dt), &bytes))
-        return tk_error(TOKEMB_FORMAT, "%s: npy shape (%lld, %lld) x %zu bytes overflows", fn, (long long)shape[0],
+        return tk_error(TOKEMB_FORMAT, "%s: npy header byte %zu: shape (%lld, %lld) x %zu bytes overflows", fn, shape_at, (long long)shape[0],
                         (long long)shape[1], tk_dtype_size(dt));
     if (bytes != len - off)
         return tk_error(TOKEMB_FORMAT,
@@ -159,20 +187,44 @@ static int32_t tk_npy_open(const char *fn, const char *path, tokemb_table **out,
     return st;
 }
 
+/* Copy mode: reads the preamble and the header with pread, parses them against the file size, then
+ * reads the data straight into the new table (a file that shrinks meanwhile gives TOKEMB_IO). */
 int32_t tokemb_npy_load(const char *path, tokemb_table **out) {
     static const char fn[] = "tokemb_npy_load";
-    tk_map m;
+    if (!out) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: out is NULL", fn);
+    tk_file f;
+    int32_t st = tk_file_open(fn, path, &f);
+    if (st) return st;
+    uint8_t pre[12];
+    size_t head = f.size < sizeof pre ? f.size : sizeof pre;
+    uint8_t *hb = NULL;
+    tokemb_table *t = NULL;
+    if ((st = tk_file_read(fn, path, &f, 0, pre, head))) goto done;
+    /* the header ends at 10 + u16 (v1) or 12 + u32 (v2, v3); anything else is refused by the parser */
+    size_t hend = head;
+    if (head >= 10 && pre[6] == 1) hend = 10 + (size_t)tk_le16(pre + 8);
+    else if (head >= 12 && (pre[6] == 2 || pre[6] == 3)) hend = 12 + (size_t)tk_le32(pre + 8);
+    if (hend > f.size) hend = head; /* the parser reports the lying length */
+    if (!(hb = (uint8_t *)tk_malloc(hend))) {
+        st = tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate the %zu-byte npy header", fn, hend);
+        goto done;
+    }
+    memcpy(hb, pre, head);
+    if (hend > head && (st = tk_file_read(fn, path, &f, head, hb + head, hend - head))) goto done;
     int32_t dt;
     int64_t rows, dim;
     size_t off;
-    int32_t st = tk_npy_open(fn, path, out, &m, &dt, &rows, &dim, &off);
-    if (st) return st;
-    tokemb_table *t = NULL;
-    if (!(st = tokemb_table_create(rows, dim, dt, &t))) memcpy(t->data, m.map + off, m.size - off);
-    tk_unmap(&m);
-    if (st) return st;
+    if ((st = tk_npy_parse(fn, hb, f.size, &dt, &rows, &dim, &off))) goto done;
+    if ((st = tokemb_table_create(rows, dim, dt, &t))) goto done;
+    if ((st = tk_file_read(fn, path, &f, off, t->data, f.size - off))) {
+        tokemb_table_free(t);
+        goto done;
+    }
     *out = t;
-    return TOKEMB_OK;
+done:
+    tk_free(hb);
+    tk_file_close(&f);
+    return st;
 }
 
 int32_t tokemb_npy_mmap(const char *path, tokemb_table **out) {

@@ -38,6 +38,7 @@ static int32_t tk_js_str(tk_cursor *j, char **out, size_t *out_len) {
     j->i++;
     size_t start = j->i, end = start;
     while (end < j->n && j->p[end] != '"') end += (j->p[end] == '\\' && end + 1 < j->n) ? 2 : 1;
+    TK_IO_OP(end - start);
     if (end >= j->n) return tk_cursor_fail(j, "a closing '\"' before the end of the header");
     char *s = NULL;
     if (out) {
@@ -186,6 +187,8 @@ static int32_t tk_st_tensor_value(tk_cursor *j, tk_st_tensor *t, size_t data_sta
     int32_t st;
     int have_dtype = 0, have_shape = 0, have_off = 0;
     size_t esize = 0;
+    tk_cursor_ws(j);
+    t->value_at = j->base + j->i;
     if (!tk_cursor_eat(j, '{')) return tk_cursor_fail(j, "'{' opening a tensor description");
     if (tk_cursor_eat(j, '}')) return tk_cursor_fail(j, "the keys dtype, shape, data_offsets");
     for (;;) {
@@ -225,6 +228,8 @@ static int32_t tk_st_tensor_value(tk_cursor *j, tk_st_tensor *t, size_t data_sta
             esize = tk_st_dtypes[k].size;
             have_dtype = 1;
         } else if (which == 2) {
+            tk_cursor_ws(j);
+            t->shape_at = j->base + j->i;
             if (!tk_cursor_eat(j, '[')) return tk_cursor_fail(j, "'[' opening the shape");
             t->ndim = 0;
             if (!tk_cursor_eat(j, ']')) {
@@ -241,6 +246,8 @@ static int32_t tk_st_tensor_value(tk_cursor *j, tk_st_tensor *t, size_t data_sta
             have_shape = 1;
         } else {
             uint64_t b, e;
+            tk_cursor_ws(j);
+            t->offsets_at = j->base + j->i;
             if (!tk_cursor_eat(j, '[')) return tk_cursor_fail(j, "'[' opening data_offsets");
             if ((st = tk_js_uint(j, &b))) return st;
             if (!tk_cursor_eat(j, ',')) return tk_cursor_fail(j, "',' between the two data offsets");
@@ -255,25 +262,28 @@ static int32_t tk_st_tensor_value(tk_cursor *j, tk_st_tensor *t, size_t data_sta
         return tk_cursor_fail(j, "',' or '}' in a tensor description");
     }
     if (!have_dtype || !have_shape || !have_off)
-        return tk_error(TOKEMB_FORMAT, "%s: safetensors tensor '%.64s' lacks '%s'", j->fn, t->name,
-                        !have_dtype ? "dtype" : !have_shape ? "shape" : "data_offsets");
+        return tk_error(TOKEMB_FORMAT, "%s: safetensors header byte %zu: tensor '%.64s' lacks '%s'", j->fn,
+                        t->value_at, t->name, !have_dtype ? "dtype" : !have_shape ? "shape" : "data_offsets");
     /* byte range vs shape vs file */
     size_t count = 1, bytes;
     for (int32_t d = 0; d < t->ndim; d++)
         if ((uint64_t)t->shape[d] > SIZE_MAX || tk_mul_overflow(count, (size_t)t->shape[d], &count))
-            return tk_error(TOKEMB_FORMAT, "%s: safetensors tensor '%.64s': the element count overflows", j->fn, t->name);
+            return tk_error(TOKEMB_FORMAT, "%s: safetensors header byte %zu: tensor '%.64s': the element count overflows",
+                            j->fn, t->shape_at, t->name);
     if (tk_mul_overflow(count, esize, &bytes))
-        return tk_error(TOKEMB_FORMAT, "%s: safetensors tensor '%.64s': the byte count overflows", j->fn, t->name);
+        return tk_error(TOKEMB_FORMAT, "%s: safetensors header byte %zu: tensor '%.64s': the byte count overflows",
+                        j->fn, t->shape_at, t->name);
     const size_t data_len = file_len - data_start;
     if (t->begin > t->end || t->end > data_len)
         return tk_error(TOKEMB_FORMAT,
-                        "%s: safetensors tensor '%.64s': data_offsets [%llu, %llu] lie outside the %zu data bytes after "
-                        "byte %zu",
-                        j->fn, t->name, (unsigned long long)t->begin, (unsigned long long)t->end, data_len, data_start);
+                        "%s: safetensors header byte %zu: tensor '%.64s': data_offsets [%llu, %llu] lie outside the "
+                        "%zu data bytes after byte %zu",
+                        j->fn, t->offsets_at, t->name, (unsigned long long)t->begin, (unsigned long long)t->end, data_len, data_start);
     if (t->end - t->begin != bytes)
         return tk_error(TOKEMB_FORMAT,
-                        "%s: safetensors tensor '%.64s': data_offsets span %llu bytes but shape x %s needs %zu", j->fn,
-                        t->name, (unsigned long long)(t->end - t->begin), t->dtype_str, bytes);
+                        "%s: safetensors header byte %zu: tensor '%.64s': data_offsets span %llu bytes but shape x %s "
+                        "needs %zu",
+                        j->fn, t->offsets_at, t->name, (unsigned long long)(t->end - t->begin), t->dtype_str, bytes);
     t->begin += data_start;
     t->end += data_start;
     return TOKEMB_OK;
@@ -360,6 +370,36 @@ void tk_st_header_free(tk_st_header *h) {
     h->meta_bytes = h->meta_n = 0;
 }
 
+static int tk_st_cmp_name(const void *a, const void *b) {
+    const tk_st_tensor *x = *(const tk_st_tensor *const *)a, *y = *(const tk_st_tensor *const *)b;
+    TK_IO_OP(1);
+    size_t n = x->name_len < y->name_len ? x->name_len : y->name_len;
+    int c = memcmp(x->name, y->name, n);
+    if (c) return c;
+    if (x->name_len != y->name_len) return x->name_len < y->name_len ? -1 : 1;
+    return x->name_at < y->name_at ? -1 : x->name_at > y->name_at;
+}
+
+/* Tensor names are distinct: sorted copy, O(n log n) comparisons. Reports the later of the first
+ * repeated pair (in sorted order) with its byte offset. */
+static int32_t tk_st_check_unique(const char *fn, const tk_st_header *h) {
+    if (h->n < 2) return TOKEMB_OK;
+    const tk_st_tensor **s = (const tk_st_tensor **)tk_malloc(h->n * sizeof *s);
+    if (!s) return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate %zu tensor pointers", fn, h->n);
+    for (size_t k = 0; k < h->n; k++) s[k] = &h->t[k];
+    qsort(s, h->n, sizeof *s, tk_st_cmp_name);
+    int32_t st = TOKEMB_OK;
+    for (size_t k = 1; k < h->n && !st; k++) {
+        TK_IO_OP(1);
+        if (s[k]->name_len == s[k - 1]->name_len && memcmp(s[k]->name, s[k - 1]->name, s[k]->name_len) == 0)
+            st = tk_error(TOKEMB_FORMAT,
+                          "%s: safetensors header byte %zu: repeated tensor name '%.64s' (first at byte %zu)", fn,
+                          s[k]->name_at, s[k]->name, s[k - 1]->name_at);
+    }
+    tk_free(s);
+    return st;
+}
+
 int32_t tk_st_parse(const char *fn, const uint8_t *buf, size_t len, tk_st_header *h) {
     h->t = NULL;
     h->n = 0;
@@ -405,13 +445,6 @@ int32_t tk_st_parse(const char *fn, const uint8_t *buf, size_t len, tk_st_header
                 have_meta = 1;
                 if ((st = tk_st_metadata(&j, h))) goto fail;
             } else {
-                for (size_t k = 0; k < h->n; k++)
-                    if (h->t[k].name_len == nl && memcmp(h->t[k].name, name, nl) == 0) {
-                        st = tk_error(TOKEMB_FORMAT, "%s: safetensors header byte %zu: repeated tensor name '%.64s'", fn,
-                                      name_at, name);
-                        tk_free(name);
-                        goto fail;
-                    }
                 if (h->n == cap) {
                     tk_free(name);
                     st = tk_cursor_fail(&j, "fewer tensors for the header size");
@@ -420,6 +453,7 @@ int32_t tk_st_parse(const char *fn, const uint8_t *buf, size_t len, tk_st_header
                 tk_st_tensor *t = &h->t[h->n++];
                 t->name = name;
                 t->name_len = nl;
+                t->name_at = name_at;
                 if ((st = tk_st_tensor_value(&j, t, data_start, len))) goto fail;
             }
             if (tk_cursor_eat(&j, ',')) continue;
@@ -433,6 +467,7 @@ int32_t tk_st_parse(const char *fn, const uint8_t *buf, size_t len, tk_st_header
         st = tk_cursor_fail(&j, "only whitespace padding after the header object");
         goto fail;
     }
+    if ((st = tk_st_check_unique(fn, h))) goto fail;
     return TOKEMB_OK;
 fail:
     tk_st_header_free(h);
@@ -458,24 +493,48 @@ static int32_t tk_st_find(const char *fn, const char *path, const tk_st_header *
         return tk_error(TOKEMB_UNSUPPORTED, "%s: tensor '%.200s' has dtype %s (tables store F32, F16 or BF16)", fn,
                         t->name, t->dtype_str);
     if (t->ndim != 2)
-        return tk_error(TOKEMB_FORMAT, "%s: tensor '%.200s' has %d dimensions (expected 2: rows, dim)", fn, t->name,
-                        (int)t->ndim);
+        return tk_error(TOKEMB_FORMAT, "%s: safetensors header byte %zu: tensor '%.200s' has %d dimensions (expected 2: "
+                        "rows, dim)",
+                        fn, t->shape_at, t->name, (int)t->ndim);
     if (t->shape[0] < 1 || t->shape[1] < 1)
-        return tk_error(TOKEMB_FORMAT, "%s: tensor '%.200s' has an empty shape [%lld, %lld]", fn, t->name,
-                        (long long)t->shape[0], (long long)t->shape[1]);
+        return tk_error(TOKEMB_FORMAT, "%s: safetensors header byte %zu: tensor '%.200s' has an empty shape [%lld, %lld]",
+                        fn, t->shape_at, t->name, (long long)t->shape[0], (long long)t->shape[1]);
     *out = t;
     return TOKEMB_OK;
 }
 
+/* Reads the 8-byte length and the JSON header with pread and parses them against the file size.
+ * Nothing past the header is read. On success the caller owns *f and *h. */
+static int32_t tk_st_read_header(const char *fn, const char *path, tk_file *f, tk_st_header *h) {
+    int32_t st = tk_file_open(fn, path, f);
+    if (st) return st;
+    uint8_t pre[8];
+    size_t head = f->size < 8 ? f->size : 8, hend = head;
+    if ((st = tk_file_read(fn, path, f, 0, pre, head))) goto fail;
+    if (head == 8 && tk_le64(pre) <= f->size - 8 && tk_le64(pre) <= TK_ST_MAX_HEADER) hend = 8 + (size_t)tk_le64(pre);
+    uint8_t *hb = (uint8_t *)tk_malloc(hend);
+    if (!hb) {
+        st = tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate the %zu-byte safetensors header", fn, hend);
+        goto fail;
+    }
+    memcpy(hb, pre, head);
+    if (hend > head) st = tk_file_read(fn, path, f, head, hb + head, hend - head);
+    if (!st) st = tk_st_parse(fn, hb, f->size, h);
+    tk_free(hb);
+    if (!st) return TOKEMB_OK;
+fail:
+    tk_file_close(f);
+    return st;
+}
+
 static int32_t tk_st_open(const char *fn, const char *path, const char *name, bool map, tokemb_table **out) {
     if (!out) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: out is NULL", fn);
-    tk_map m;
-    int32_t st = tk_map_file(fn, path, &m);
-    if (st) return st;
     tk_st_header h;
+    tk_file f;
     const tk_st_tensor *d = NULL;
     tokemb_table *t = NULL;
-    if ((st = tk_st_parse(fn, m.map, m.size, &h))) goto done_unmap;
+    int32_t st = tk_st_read_header(fn, path, &f, &h);
+    if (st) return st;
     if ((st = tk_st_find(fn, path, &h, name, &d))) goto done;
     if (map) {
         if (d->begin % tk_dtype_size(d->dtype) != 0) {
@@ -484,22 +543,29 @@ static int32_t tk_st_open(const char *fn, const char *path, const char *name, bo
                           fn, d->name, (unsigned long long)d->begin, tk_dtype_size(d->dtype));
             goto done;
         }
+        tk_map m;
+        if ((st = tk_map_fd(fn, path, &f, &m))) goto done;
         if ((st = tokemb_table_wrap((void *)(uintptr_t)(m.map + d->begin), d->shape[0], d->shape[1], d->shape[1],
-                                    d->dtype, TOKEMB_WRAP_READONLY, &t)))
+                                    d->dtype, TOKEMB_WRAP_READONLY, &t))) {
+            tk_unmap(&m);
             goto done;
+        }
         if ((st = tk_table_adopt_map(fn, t, &m))) {
             tokemb_table_free(t);
+            tk_unmap(&m);
             goto done;
         }
     } else {
         if ((st = tokemb_table_create(d->shape[0], d->shape[1], d->dtype, &t))) goto done;
-        memcpy(t->data, m.map + d->begin, (size_t)(d->end - d->begin));
+        if ((st = tk_file_read(fn, path, &f, (size_t)d->begin, t->data, (size_t)(d->end - d->begin)))) {
+            tokemb_table_free(t);
+            goto done;
+        }
     }
     *out = t;
 done:
     tk_st_header_free(&h);
-done_unmap:
-    tk_unmap(&m);
+    tk_file_close(&f);
     return st;
 }
 
@@ -517,13 +583,11 @@ static int32_t tk_st_list(const char *fn, const char *path, bool meta, char *buf
     if (!n_out || !bytes_needed)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: %s is NULL", fn,
                         !n_out ? (meta ? "n_pairs" : "n_names") : "bytes_needed");
-    tk_map m;
-    int32_t st = tk_map_file(fn, path, &m);
-    if (st) return st;
     tk_st_header h;
-    st = tk_st_parse(fn, m.map, m.size, &h);
-    tk_unmap(&m);
+    tk_file f;
+    int32_t st = tk_st_read_header(fn, path, &f, &h);
     if (st) return st;
+    tk_file_close(&f);
     size_t need = 0;
     if (meta) need = h.meta_bytes;
     else
@@ -557,11 +621,31 @@ int32_t tokemb_safetensors_metadata(const char *path, char *buf, size_t buf_size
     return tk_st_list("tokemb_safetensors_metadata", path, true, buf, buf_size, n_pairs, bytes_needed);
 }
 
-static int tk_cmp_cstr(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+static int tk_cmp_pstr(const void *a, const void *b) {
+    const char *const *x = *(const char *const *const *)a, *const *y = *(const char *const *const *)b;
+    TK_IO_OP(1);
+    int c = strcmp(*x, *y);
+    return c ? c : (x < y ? -1 : x > y);
 }
 
-/* Checks the metadata arrays: NULL-free, UTF-8, keys distinct (sorted copy: n log n). */
+/* INVALID_ARGUMENT naming the first repeated pair of strs[0..n) ("<what>[i] repeats <what>[k]"):
+ * a sorted array of pointers, O(n log n) comparisons. */
+static int32_t tk_first_repeat(const char *fn, const char *const *strs, size_t n, const char *what) {
+    if (n < 2) return TOKEMB_OK;
+    const char *const **s = (const char *const **)tk_malloc(n * sizeof *s);
+    if (!s) return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate %zu pointers", fn, n);
+    for (size_t i = 0; i < n; i++) s[i] = strs + i;
+    qsort(s, n, sizeof *s, tk_cmp_pstr);
+    int32_t st = TOKEMB_OK;
+    for (size_t i = 1; i < n && !st; i++)
+        if (strcmp(*s[i - 1], *s[i]) == 0)
+            st = tk_error(TOKEMB_INVALID_ARGUMENT, "%s: %s[%zu] repeats %s[%zu] '%.200s'", fn, what,
+                          (size_t)(s[i] - strs), what, (size_t)(s[i - 1] - strs), *s[i]);
+    tk_free(s);
+    return st;
+}
+
+/* Checks the metadata arrays: NULL-free, UTF-8, keys distinct (n log n). */
 static int32_t tk_st_check_meta(const char *fn, const char *const *keys, const char *const *values, size_t n) {
     if (n == 0) return TOKEMB_OK;
     if (!keys || !values)
@@ -577,16 +661,7 @@ static int32_t tk_st_check_meta(const char *fn, const char *const *keys, const c
                                 w ? "values" : "keys", i, v);
         }
     }
-    const char **sorted = (const char **)tk_malloc(n * sizeof *sorted);
-    if (!sorted) return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate %zu key pointers", fn, n);
-    memcpy(sorted, keys, n * sizeof *sorted);
-    qsort(sorted, n, sizeof *sorted, tk_cmp_cstr);
-    int32_t st = TOKEMB_OK;
-    for (size_t i = 1; i < n && !st; i++)
-        if (strcmp(sorted[i - 1], sorted[i]) == 0)
-            st = tk_error(TOKEMB_INVALID_ARGUMENT, "%s: the metadata key '%.200s' is repeated", fn, sorted[i]);
-    tk_free(sorted);
-    return st;
+    return tk_first_repeat(fn, keys, n, "meta_keys");
 }
 
 static int32_t tk_st_save(const char *fn, const tokemb_table *const *tables, const char *const *names, size_t n,
@@ -607,16 +682,14 @@ static int32_t tk_st_save(const char *fn, const tokemb_table *const *tables, con
                             tk_utf8_valid_prefix((const uint8_t *)names[i], nl));
         if (strcmp(names[i], "__metadata__") == 0)
             return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: names[%zu] is the reserved '__metadata__'", fn, i);
-        for (size_t k = 0; k < i; k++)
-            if (strcmp(names[k], names[i]) == 0)
-                return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: names[%zu] repeats names[%zu] '%.200s'", fn, i, k,
-                                names[i]);
         if (t->dtype == TOKEMB_Q8_ROW)
             return tk_error(TOKEMB_UNSUPPORTED,
                             "%s: tables[%zu] has Q8_ROW storage, which safetensors cannot describe; convert it first",
                             fn, i);
     }
-    int32_t mst = tk_st_check_meta(fn, meta_keys, meta_values, n_meta);
+    int32_t mst = tk_first_repeat(fn, names, n, "names");
+    if (mst) return mst;
+    mst = tk_st_check_meta(fn, meta_keys, meta_values, n_meta);
     if (mst) return mst;
     char *hb = NULL;
     size_t hl = 0, hc = 0;

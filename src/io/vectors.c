@@ -37,17 +37,138 @@ static int32_t tk_report(tk_progress *p, uint64_t done, bool force) {
 }
 
 /* Parses one decimal value [p, p+n) as Python's float() does for ordinary numbers, rounded to float32. */
-static bool tk_parse_value(const uint8_t *p, size_t n, float *out) {
-    char buf[128];
-    if (n == 0 || n >= sizeof buf || tk_is_ws(p[0])) return false;
-    memcpy(buf, p, n);
-    buf[n] = '\0';
-    pthread_once(&tk_c_locale_once, tk_c_locale_init);
-    char *end = NULL;
-    double d = tk_c_locale ? strtod_l(buf, &end, tk_c_locale) : strtod(buf, &end);
-    if (end != buf + n) return false;
-    *out = (float)d;
+/* Zero digits of the Unicode decimal-digit runs (category Nd, Unicode 14.0, the table of Python 3.11's
+ * float()): each run holds the digits 0-9 at zero + 0..9. */
+static const uint32_t tk_nd_zero[] = {
+    0x30,    0x660,   0x6F0,   0x7C0,   0x966,   0x9E6,   0xA66,   0xAE6,   0xB66,   0xBE6,   0xC66,   0xCE6,
+    0xD66,   0xDE6,   0xE50,   0xED0,   0xF20,   0x1040,  0x1090,  0x17E0,  0x1810,  0x1946,  0x19D0,  0x1A80,
+    0x1A90,  0x1B50,  0x1BB0,  0x1C40,  0x1C50,  0xA620,  0xA8D0,  0xA900,  0xA9D0,  0xA9F0,  0xAA50,  0xABF0,
+    0xFF10,  0x104A0, 0x10D30, 0x11066, 0x110F0, 0x11136, 0x111D0, 0x112F0, 0x11450, 0x114D0, 0x11650, 0x116C0,
+    0x11730, 0x118E0, 0x11950, 0x11C50, 0x11D50, 0x11DA0, 0x16A60, 0x16AC0, 0x16B50, 0x1D7CE, 0x1D7D8, 0x1D7E2,
+    0x1D7EC, 0x1D7F6, 0x1E140, 0x1E2F0, 0x1E950, 0x1FBF0};
+
+/* The decimal digit (0-9) at p[*i..n), ASCII or any Unicode Nd digit; advances *i past it. -1 if none. */
+static int tk_digit(const uint8_t *p, size_t n, size_t *i) {
+    if (*i >= n) return -1;
+    uint8_t c = p[*i];
+    if (c >= '0' && c <= '9') {
+        (*i)++;
+        return c - '0';
+    }
+    if (c < 0xC2) return -1;
+    size_t len = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    if (n - *i < len || tk_utf8_valid_prefix(p + *i, len) != len) return -1;
+    uint32_t cp = c & (len == 2 ? 0x1F : len == 3 ? 0x0F : 0x07);
+    for (size_t k = 1; k < len; k++) cp = (cp << 6) | (p[*i + k] & 0x3F);
+    size_t lo = 0, hi = sizeof tk_nd_zero / sizeof tk_nd_zero[0];
+    while (hi - lo > 1) { /* last zero <= cp */
+        size_t mid = (lo + hi) / 2;
+        if (tk_nd_zero[mid] <= cp) lo = mid;
+        else hi = mid;
+    }
+    if (cp < tk_nd_zero[lo] || cp - tk_nd_zero[lo] > 9) return -1;
+    *i += len;
+    return (int)(cp - tk_nd_zero[lo]);
+}
+
+/* digitpart = digit (["_"] digit)*, appended to out as ASCII. Returns the digit count (0 = none). */
+static size_t tk_digitpart(const uint8_t *p, size_t n, size_t *i, char *out, size_t *k) {
+    size_t count = 0;
+    for (;;) {
+        size_t j = *i;
+        if (count && j < n && p[j] == '_') j++;
+        int d = tk_digit(p, n, &j);
+        if (d < 0) return count; /* a trailing '_' is left unconsumed: the caller sees it and refuses */
+        out[(*k)++] = (char)('0' + d);
+        *i = j;
+        count++;
+    }
+}
+
+/* The white space float() strips around a value: ASCII isspace() and the non-ASCII str.isspace()
+ * characters. Returns the UTF-8 length of the one at p[0..n), 0 if none. */
+static size_t tk_pyspace(const uint8_t *p, size_t n) {
+    if (n == 0) return 0;
+    if (tk_is_ws(p[0])) return 1; /* not 0x1c-0x1f: float() strips only C isspace() below 0x80 */
+    uint32_t cp;
+    size_t len;
+    if (p[0] == 0xC2 && n >= 2) {
+        cp = ((uint32_t)(p[0] & 0x1F) << 6) | (p[1] & 0x3F);
+        len = 2;
+    } else if ((p[0] == 0xE1 || p[0] == 0xE2 || p[0] == 0xE3) && n >= 3) {
+        cp = ((uint32_t)(p[0] & 0x0F) << 12) | ((uint32_t)(p[1] & 0x3F) << 6) | (p[2] & 0x3F);
+        len = 3;
+    } else {
+        return 0;
+    }
+    if (tk_utf8_valid_prefix(p, len) != len) return 0;
+    bool sp = cp == 0x85 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 ||
+              cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
+    return sp ? len : 0;
+}
+
+/* The same at the end of p[0..n): the length of a trailing space character, 0 if none. */
+static size_t tk_pyspace_end(const uint8_t *p, size_t n) {
+    for (size_t len = 1; len <= 3 && len <= n; len++)
+        if (tk_pyspace(p + n - len, len) == len) return len;
+    return 0;
+}
+
+static bool tk_word_ieq(const uint8_t *p, size_t n, const char *w) {
+    size_t l = strlen(w);
+    if (n != l) return false;
+    for (size_t k = 0; k < l; k++)
+        if ((p[k] | 0x20) != (uint8_t)w[k]) return false;
     return true;
+}
+
+/* One vector value with the grammar of Python's float() (what gensim parses with): an optional sign,
+ * then "inf", "infinity" or "nan" in any case, or decimal digits with an optional fraction and
+ * exponent, '_' allowed between two digits, any Unicode decimal digit, Unicode white space around it
+ * ignored; no hex floats, no "nan(...)", any length. The result is the float rounding of the double (gensim: numpy.float32(float(text))). */
+static bool tk_parse_value(const uint8_t *p, size_t n, float *out) {
+    TK_IO_OP(n);
+    for (size_t w; (w = tk_pyspace(p, n)) != 0;) {
+        p += w;
+        n -= w;
+    }
+    for (size_t w; (w = tk_pyspace_end(p, n)) != 0;) n -= w;
+    if (n == 0) return false;
+    char small[256], *buf = n + 2 <= sizeof small ? small : (char *)tk_malloc(n + 2);
+    if (!buf) return false;
+    size_t i = 0, k = 0;
+    bool ok = false;
+    if (p[0] == '+' || p[0] == '-') buf[k++] = (char)p[i++];
+    if (tk_word_ieq(p + i, n - i, "inf") || tk_word_ieq(p + i, n - i, "infinity") || tk_word_ieq(p + i, n - i, "nan")) {
+        memcpy(buf + k, (p[i] | 0x20) == 'n' ? "nan" : "inf", 3);
+        k += 3;
+        ok = true;
+    } else {
+        size_t digits = tk_digitpart(p, n, &i, buf, &k);
+        if (i < n && p[i] == '.') {
+            buf[k++] = '.';
+            i++;
+            digits += tk_digitpart(p, n, &i, buf, &k);
+        }
+        ok = digits > 0;
+        if (ok && i < n && (p[i] == 'e' || p[i] == 'E')) {
+            buf[k++] = 'e';
+            i++;
+            if (i < n && (p[i] == '+' || p[i] == '-')) buf[k++] = (char)p[i++];
+            ok = tk_digitpart(p, n, &i, buf, &k) > 0;
+        }
+        ok = ok && i == n;
+    }
+    if (ok) {
+        buf[k] = '\0';
+        pthread_once(&tk_c_locale_once, tk_c_locale_init);
+        char *end = NULL;
+        double d = tk_c_locale ? strtod_l(buf, &end, tk_c_locale) : strtod(buf, &end);
+        ok = end == buf + k;
+        *out = (float)d;
+    }
+    if (buf != small) tk_free(buf);
+    return ok;
 }
 
 /* Two whitespace-separated decimal counts on the header line [0, le). */
@@ -257,6 +378,7 @@ int32_t tk_vectors_parse_ex(const char *fn, const uint8_t *buf, size_t len, int3
         goto fail;
     }
     for (int64_t r = 0; r < rows; r++) {
+        TK_IO_OP(1 + (uint64_t)dim);
         if ((st = tk_report(&prog, pos, false))) goto fail;
         if (format == TOKEMB_VECTORS_WORD2VEC_BINARY) {
             while (pos < len && buf[pos] == '\n') pos++;
@@ -374,13 +496,14 @@ static int32_t tk_vectors_load(const char *fn, const char *path, int32_t format,
         return tk_error(TOKEMB_INVALID_ARGUMENT,
                         "%s: flags = 0x%x: unknown bits or both UNICODE_IGNORE and UNICODE_REPLACE (known: 0x1, 0x2)",
                         fn, (unsigned)flags);
-    tk_map m;
-    int32_t st = tk_map_file(fn, path, &m);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int32_t st = tk_file_read_all(fn, path, &buf, &len); /* read(), never a mapping: no SIGBUS */
     if (st) return st;
     tokemb_table *t = NULL;
     tokemb_vocab *v = NULL;
-    st = tk_vectors_parse_ex(fn, m.map, m.size, format, limit, flags, progress, user, &t, &v);
-    tk_unmap(&m);
+    st = tk_vectors_parse_ex(fn, buf, len, format, limit, flags, progress, user, &t, &v);
+    tk_free(buf);
     if (st) return st;
     *out_table = t;
     *out_vocab = v;

@@ -1,9 +1,15 @@
 /* vocab.c - tokemb_vocab: the word <-> id map of the text formats. Words are UTF-8 byte strings
- * stored NUL-terminated in one growing arena; an open-addressing hash (FNV-1a) maps them to ids. */
+ * stored NUL-terminated in one growing arena; an open-addressing hash maps them to ids. The hash is
+ * SipHash-1-3 keyed with 128 random bits per process (getrandom), so words crafted to collide
+ * (hash flooding) cannot be computed in advance: probes stay O(1) expected for any input. */
 #include "io/vocab.h"
 #include "io/io.h"
 
+#include <pthread.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 struct tokemb_vocab {
     char *text;        /* arena of NUL-terminated words */
@@ -15,11 +21,66 @@ struct tokemb_vocab {
     size_t n_slots;
 };
 
-static uint64_t tk_fnv(const char *p, size_t n) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)p[i]) * 1099511628211ull;
-    return h ^ (h >> 29);
+static uint64_t tk_sip_k0, tk_sip_k1;
+static pthread_once_t tk_sip_once = PTHREAD_ONCE_INIT;
+
+static void tk_sip_init(void) {
+    uint64_t k[2] = {0, 0};
+    if (getrandom(k, sizeof k, GRND_NONBLOCK) != (ssize_t)sizeof k) {
+        /* no entropy yet (early boot) or no syscall: a weaker but still per-process key */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        k[0] ^= (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)&k;
+        k[1] ^= (uint64_t)ts.tv_sec * 0xC2B2AE3D27D4EB4Full ^ (uint64_t)(uintptr_t)&tk_sip_k0;
+    }
+    tk_sip_k0 = k[0];
+    tk_sip_k1 = k[1];
 }
+
+#define TK_ROTL(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
+#define TK_SIPROUND                                                                                                    \
+    do {                                                                                                               \
+        v0 += v1;                                                                                                      \
+        v1 = TK_ROTL(v1, 13);                                                                                          \
+        v1 ^= v0;                                                                                                      \
+        v0 = TK_ROTL(v0, 32);                                                                                          \
+        v2 += v3;                                                                                                      \
+        v3 = TK_ROTL(v3, 16);                                                                                          \
+        v3 ^= v2;                                                                                                      \
+        v0 += v3;                                                                                                      \
+        v3 = TK_ROTL(v3, 21);                                                                                          \
+        v3 ^= v0;                                                                                                      \
+        v2 += v1;                                                                                                      \
+        v1 = TK_ROTL(v1, 17);                                                                                          \
+        v1 ^= v2;                                                                                                      \
+        v2 = TK_ROTL(v2, 32);                                                                                          \
+    } while (0)
+
+/* SipHash-1-3 (one compression round, three finalization rounds) of p[0..n) under the process key. */
+static uint64_t tk_hash(const char *p, size_t n) {
+    pthread_once(&tk_sip_once, tk_sip_init);
+    uint64_t v0 = 0x736f6d6570736575ull ^ tk_sip_k0, v1 = 0x646f72616e646f6dull ^ tk_sip_k1,
+             v2 = 0x6c7967656e657261ull ^ tk_sip_k0, v3 = 0x7465646279746573ull ^ tk_sip_k1;
+    const uint8_t *b = (const uint8_t *)p;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t m = tk_le64(b + i);
+        v3 ^= m;
+        TK_SIPROUND;
+        v0 ^= m;
+    }
+    uint64_t last = (uint64_t)n << 56;
+    for (size_t k = 0; i + k < n; k++) last |= (uint64_t)b[i + k] << (8 * k);
+    v3 ^= last;
+    TK_SIPROUND;
+    v0 ^= last;
+    v2 ^= 0xff;
+    TK_SIPROUND;
+    TK_SIPROUND;
+    TK_SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
 
 size_t tk_word_check(const char *word, size_t len, const char **why) {
     if (len == 0) {
@@ -81,8 +142,11 @@ static bool tk_vocab_grow_words(tokemb_vocab *v, size_t want) {
         memcpy(len, v->len, v->n * sizeof(size_t));
     }
     for (size_t id = 0; id < v->n; id++) {
-        size_t s = (size_t)tk_fnv(v->text + off[id], len[id]) & (ns - 1);
-        while (slots[s]) s = (s + 1) & (ns - 1);
+        size_t s = (size_t)tk_hash(v->text + off[id], len[id]) & (ns - 1);
+        while (slots[s]) {
+            TK_IO_OP(1);
+            s = (s + 1) & (ns - 1);
+        }
         slots[s] = (int64_t)id + 1;
     }
     tk_free(v->off);
@@ -118,8 +182,9 @@ bool tk_vocab_reserve(tokemb_vocab *v, size_t n_words, size_t n_bytes) {
 
 static int64_t tk_vocab_lookup(const tokemb_vocab *v, const char *word, size_t len) {
     if (!v->n_slots) return -1;
-    size_t s = (size_t)tk_fnv(word, len) & (v->n_slots - 1);
+    size_t s = (size_t)tk_hash(word, len) & (v->n_slots - 1);
     while (v->slots[s]) {
+        TK_IO_OP(1);
         int64_t id = v->slots[s] - 1;
         if (v->len[id] == len && memcmp(v->text + v->off[id], word, len) == 0) return id;
         s = (s + 1) & (v->n_slots - 1);
@@ -140,8 +205,11 @@ int tk_vocab_insert(tokemb_vocab *v, const char *word, size_t len, int64_t *id) 
     v->off[v->n] = v->text_len;
     v->len[v->n] = len;
     v->text_len += len + 1;
-    size_t s = (size_t)tk_fnv(word, len) & (v->n_slots - 1);
-    while (v->slots[s]) s = (s + 1) & (v->n_slots - 1);
+    size_t s = (size_t)tk_hash(word, len) & (v->n_slots - 1);
+    while (v->slots[s]) {
+        TK_IO_OP(1);
+        s = (s + 1) & (v->n_slots - 1);
+    }
     v->slots[s] = (int64_t)v->n + 1;
     *id = (int64_t)v->n++;
     return 0;

@@ -108,6 +108,9 @@ static int32_t tk_lookup_impl(const char *fn, tokemb_table *t, const void *ids, 
     if ((uint64_t)out_stride > SIZE_MAX || tk_mul_overflow(n, (size_t)out_stride, &total) ||
         tk_mul_overflow(total, sizeof(float), &total))
         return tk_error(TOKEMB_OVERFLOW, "%s: n = %zu rows of %lld floats overflows", fn, n, (long long)out_stride);
+    /* the bytes actually written: the last row ends after dim floats */
+    if ((st = tk_check_no_overlap(fn, t, out, total - ((size_t)out_stride - (size_t)t->dim) * sizeof(float), "out")))
+        return st;
     if (t->dtype != TOKEMB_F32 && t->max_norm > 0)
         return tk_error(TOKEMB_UNSUPPORTED, "%s: max_norm renormalisation needs F32 storage (dtype %d)", fn,
                         (int)t->dtype);

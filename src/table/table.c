@@ -26,6 +26,15 @@ int32_t tk_check_ids(const char *fn, const void *ids, int id_width, size_t n, in
     return TOKEMB_OK;
 }
 
+int32_t tk_check_no_overlap(const char *fn, const tokemb_table *t, const void *buf, size_t bytes, const char *what) {
+    const uintptr_t a = (uintptr_t)t->data, b = (uintptr_t)buf;
+    const size_t tb = (size_t)t->rows * (size_t)t->row_stride * tk_dtype_size(t->dtype);
+    if (bytes == 0 || !(b < a + tb && a < b + bytes)) return TOKEMB_OK;
+    return tk_error(TOKEMB_INVALID_ARGUMENT,
+                    "%s: %s [%p, %p) overlaps the table storage [%p, %p); use a separate buffer", fn, what, buf,
+                    (const void *)(b + bytes), t->data, (const void *)(a + tb));
+}
+
 /* Checks dtype and shape, computes the storage byte count of rows x row_stride. */
 static int32_t tk_table_shape(const char *fn, int64_t rows, int64_t dim, int64_t row_stride, int32_t dtype,
                               size_t *bytes) {
@@ -73,6 +82,9 @@ int32_t tokemb_table_create(int64_t rows, int64_t dim, int32_t dtype, tokemb_tab
     /* rows carry their extra bytes (Q8_ROW: float scale and bias) after the dim elements */
     const tk_dtype_traits *dt = tk_dtype_traits_of(dtype);
     const int64_t extra = dt ? (int64_t)(dt->row_extra / dt->elem_size) : 0;
+    if (dt && extra && dim > INT64_MAX - extra)
+        return tk_error(TOKEMB_OVERFLOW, "%s: dim = %lld plus the %lld extra elements of each row overflows int64", fn,
+                        (long long)dim, (long long)extra);
     const int64_t stride = (dim >= 1 && dim <= INT64_MAX - extra) ? dim + extra : dim;
     int32_t st = tk_table_shape(fn, rows, dim, stride, dtype, &bytes);
     if (st) return st;
@@ -158,6 +170,7 @@ int32_t tokemb_table_write_rows(tokemb_table *t, int64_t row0, size_t n_rows, co
     if (st) return st;
     if ((st = tk_check_writable(fn, t))) return st;
     const size_t d = (size_t)t->dim;
+    if ((st = tk_check_no_overlap(fn, t, src, n_rows * d * sizeof(float), "src"))) return st;
     if (t->dtype == TOKEMB_Q8_ROW) {
         size_t bad = tk_first_nonfinite(src, n_rows * d);
         if (bad < n_rows * d)

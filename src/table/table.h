@@ -35,6 +35,9 @@ static inline float *tk_row_f32(const tokemb_table *t, int64_t r) {
  * `fn`) and returns its status. */
 int32_t tk_check_table(const char *fn, const tokemb_table *t);
 int32_t tk_check_writable(const char *fn, const tokemb_table *t);
+/* INVALID_ARGUMENT if the caller's buffer [buf, buf + bytes) overlaps t's storage (results would
+ * depend on the thread count); the message names both byte ranges. `what` names the buffer. */
+int32_t tk_check_no_overlap(const char *fn, const tokemb_table *t, const void *buf, size_t bytes, const char *what);
 /* ids are `id_width` (4 or 8) bytes wide; every id must be in [0, rows). */
 int32_t tk_check_ids(const char *fn, const void *ids, int id_width, size_t n, int64_t rows);
 
