@@ -40,6 +40,16 @@ def _wrap(weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_
     return t
 
 
+def _bump_version(weight):
+    """max_norm renormalises rows of the weight in place inside the library, where autograd cannot see it.
+    torch's embedding_renorm_ is an in-place op that bumps the weight's version counter, so a tensor
+    saved earlier from the same weight (a tied output head) makes backward raise "modified by an inplace
+    operation" instead of producing a wrong gradient. An in-place op on an empty view bumps the shared
+    counter at no cost."""
+    with torch.no_grad():
+        weight.narrow(0, 0, 0).zero_()
+
+
 def _ids(ids):
     if ids.dtype not in (torch.int64, torch.int32):
         raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the following scalar types: "
@@ -91,6 +101,8 @@ class Embedding(nn.Embedding):
         if not supported(self.weight):
             return F.embedding(input, self.weight, self.padding_idx, self.max_norm, self.norm_type,
                                self.scale_grad_by_freq, self.sparse)
+        if self.max_norm is not None:
+            _bump_version(self.weight)
         return _EmbeddingFunction.apply(self.weight, input, self.padding_idx, self.max_norm, self.norm_type,
                                         self.scale_grad_by_freq, self.sparse)
 
@@ -100,7 +112,8 @@ _MODES = {"sum": 0, "mean": 1, "max": 2}
 
 class _EmbeddingBagFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, weight, psw, ids, offsets, mode, padding_idx, max_norm, norm_type, scale_grad_by_freq):
+    def forward(ctx, weight, psw, ids, offsets, mode, padding_idx, max_norm, norm_type, scale_grad_by_freq,
+                sparse=False):
         _threads.follow(torch.get_num_threads())
         t = _wrap(weight, padding_idx, max_norm, norm_type, scale_grad_by_freq)
         nb = offsets.numel() - 1
@@ -108,14 +121,14 @@ class _EmbeddingBagFunction(torch.autograd.Function):
         pswn = None if psw is None else psw.detach().contiguous().numpy()
         t.lookup_bags(ids.numpy(), offsets.numpy(), mode, pswn, out=out.numpy())
         ctx.save_for_backward(ids, offsets, psw)
-        ctx.opts = (mode, padding_idx, scale_grad_by_freq)
+        ctx.opts = (mode, padding_idx, scale_grad_by_freq, sparse)
         ctx.weight = weight.detach()
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
         ids, offsets, psw = ctx.saved_tensors
-        mode, padding_idx, scale_grad_by_freq = ctx.opts
+        mode, padding_idx, scale_grad_by_freq, sparse = ctx.opts
         w = ctx.weight
         t = _wrap(w, padding_idx, None, 2.0, scale_grad_by_freq)
         g = grad_out.contiguous()
@@ -125,13 +138,16 @@ class _EmbeddingBagFunction(torch.autograd.Function):
         r = t.lookup_bags_backward(ids.numpy(), offsets.numpy(), g.numpy(), mode, pswn, grad_table=gw.numpy(),
                                    psw_grad=want_psw)
         gpsw = torch.from_numpy(r[1]).reshape(psw.shape) if want_psw else None
-        return gw, gpsw, None, None, None, None, None, None, None
+        if sparse:  # torch.optim.SparseAdam / SGD take a sparse COO gradient: one row per distinct id
+            uids = torch.unique(ids.to(torch.int64))
+            gw = torch.sparse_coo_tensor(uids.unsqueeze(0), gw.index_select(0, uids), tuple(w.shape)).coalesce()
+        return gw, gpsw, None, None, None, None, None, None, None, None
 
 
 class EmbeddingBag(nn.EmbeddingBag):
     """nn.EmbeddingBag (sum/mean/max, offsets or 2-D input, per_sample_weights, include_last_offset,
-    padding_idx, max_norm) with forward and backward in libtokemb. sparse=True is accepted but the
-    gradient is returned dense. With scale_grad_by_freq the gradient uses each id's count in the whole
+    padding_idx, max_norm) with forward and backward in libtokemb. sparse=True gives a coalesced sparse COO
+    gradient (one row per distinct id), which torch.optim.SparseAdam accepts. With scale_grad_by_freq the gradient uses each id's count in the whole
     input (nn.Embedding's meaning; torch's bag backward divides by a wrong count, pytorch #190063)."""
 
     def forward(self, input, offsets=None, per_sample_weights=None):
@@ -139,6 +155,14 @@ class EmbeddingBag(nn.EmbeddingBag):
             return F.embedding_bag(input, self.weight, offsets, self.max_norm, self.norm_type, self.scale_grad_by_freq,
                                    self.mode, self.sparse, per_sample_weights, self.include_last_offset,
                                    self.padding_idx)
+        if self.mode == "max" and self.scale_grad_by_freq:
+            raise ValueError("max mode does not support scaling the gradient by the frequency")
+        if self.mode == "max" and self.sparse:
+            raise ValueError("max mode does not support sparse weights")
+        if per_sample_weights is not None and per_sample_weights.dtype != self.weight.dtype:
+            raise RuntimeError("Expected tensor for argument #1 'weight' to have the same type as tensor for argument "
+                               "#1 'per_sample_weights'; but type {} does not equal {} (while checking arguments for "
+                               "embedding_bag)".format(self.weight.type(), per_sample_weights.type()))
         if per_sample_weights is not None and input.size() != per_sample_weights.size():
             raise ValueError("embedding_bag: If per_sample_weights ({}) is not None, then it must have the same "
                              "shape as the input ({})".format(per_sample_weights.shape, input.shape))
@@ -148,9 +172,15 @@ class EmbeddingBag(nn.EmbeddingBag):
                                  "of fixed length sequences.")
             b, l = input.shape
             csr = torch.arange(0, b * l + 1, l, dtype=torch.int64) if l > 0 else torch.zeros(b + 1, dtype=torch.int64)
+            if self.include_last_offset:
+                csr = csr[:-1]  # like torch: the row starts are the offsets, the last one closes the bags (b - 1)
             ids = input.reshape(-1)
             if per_sample_weights is not None:
                 per_sample_weights = per_sample_weights.reshape(-1)
+            if self.include_last_offset:  # ids after the closing offset belong to no bag
+                ids = ids[:b * l - l]
+                if per_sample_weights is not None:
+                    per_sample_weights = per_sample_weights[:b * l - l]
         elif input.dim() == 1:
             if offsets is None:
                 raise ValueError("offsets has to be a 1D Tensor but got None")
@@ -168,11 +198,11 @@ class EmbeddingBag(nn.EmbeddingBag):
             raise NotImplementedError("embedding_bag: per_sample_weights was not None. per_sample_weights is only "
                                       "supported for mode='sum' (got mode='{}'). Please open a feature request on "
                                       "GitHub.".format(self.mode))
-        psw = None
-        if per_sample_weights is not None:
-            psw = per_sample_weights if per_sample_weights.dtype == torch.float32 else per_sample_weights.float()
+        psw = per_sample_weights
+        if self.max_norm is not None:
+            _bump_version(self.weight)
         return _EmbeddingBagFunction.apply(self.weight, psw, _ids(ids), csr, _MODES[self.mode], self.padding_idx,
-                                           self.max_norm, self.norm_type, self.scale_grad_by_freq)
+                                           self.max_norm, self.norm_type, self.scale_grad_by_freq, self.sparse)
 
 
 class _RopeFunction(torch.autograd.Function):

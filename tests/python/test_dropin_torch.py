@@ -1,0 +1,118 @@
+"""tokemb.torch as a drop-in for torch.nn.Embedding / EmbeddingBag: behaviours torch 1.13's own embedding
+tests check (autograd version counters under max_norm, sparse gradients, dtype and argument errors, 2-D
+input layouts), each compared with torch's module computed at test time."""
+import unittest
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import tokemb.torch as tt
+
+torch.set_num_threads(1)
+
+
+def pair(cls_t, cls_k, *args, **kw):
+    torch.manual_seed(0)
+    a = cls_t(*args, **kw)
+    b = cls_k(*args, **kw)
+    with torch.no_grad():
+        b.weight.copy_(a.weight)
+    return a, b
+
+
+def raised(fn):
+    try:
+        fn()
+    except Exception as e:  # noqa: BLE001 - the type is what is compared
+        return type(e), str(e)
+    return None, None
+
+
+class MaxNormVersion(unittest.TestCase):
+    def tied(self, emb, x):
+        """A tied head used before the max_norm lookup: torch raises at backward."""
+        h = torch.randn(4, 5, generator=torch.Generator().manual_seed(2)).requires_grad_()
+        logits = h @ emb.weight.t()  # saves the weight for h's gradient
+        out = emb(x)
+        return (logits.sum() + out.sum()).backward
+
+    def test_tied_head_raises_like_torch(self):
+        cases = ((nn.Embedding, tt.Embedding, {}, torch.tensor([1, 3, 3, 7])),
+                 (nn.EmbeddingBag, tt.EmbeddingBag, {"mode": "sum"}, torch.tensor([[1, 3], [3, 7]])))
+        for cls_t, cls_k, kw, x in cases:
+            a, b = pair(cls_t, cls_k, 10, 5, max_norm=0.5, **kw)
+            ea, eb = raised(self.tied(a, x)), raised(self.tied(b, x))
+            self.assertIs(ea[0], RuntimeError)
+            self.assertIn("modified by an inplace operation", ea[1])
+            self.assertIs(eb[0], RuntimeError, cls_k.__name__)
+            self.assertIn("modified by an inplace operation", eb[1])
+
+    def test_version_bumped_and_rows_renormed(self):
+        a, b = pair(nn.Embedding, tt.Embedding, 10, 5, max_norm=0.5)
+        ids = torch.tensor([2, 4, 4])
+        va, vb = a.weight._version, b.weight._version
+        ra, rb = a(ids), b(ids)
+        self.assertGreater(a.weight._version, va)
+        self.assertGreater(b.weight._version, vb)
+        torch.testing.assert_close(rb, ra)
+        torch.testing.assert_close(b.weight, a.weight)
+
+
+class BagErrors(unittest.TestCase):
+    def test_max_mode_value_errors(self):
+        for kw in ({"scale_grad_by_freq": True}, {"sparse": True}):
+            a, b = pair(nn.EmbeddingBag, tt.EmbeddingBag, 10, 3, mode="max", **kw)
+            x = torch.tensor([[1, 2]])
+            ea, eb = raised(lambda: a(x)), raised(lambda: b(x))
+            self.assertIs(ea[0], ValueError)
+            self.assertEqual(eb, ea)
+
+    def test_psw_dtype_mismatch(self):
+        a, b = pair(nn.EmbeddingBag, tt.EmbeddingBag, 10, 3, mode="sum")
+        x = torch.tensor([[1, 2]])
+        psw = torch.ones(1, 2, dtype=torch.float64)
+        ea, eb = raised(lambda: a(x, per_sample_weights=psw)), raised(lambda: b(x, per_sample_weights=psw))
+        self.assertIs(ea[0], RuntimeError)
+        self.assertIn("have the same type as", ea[1])
+        self.assertEqual(eb, ea)
+
+
+class BagLayouts(unittest.TestCase):
+    def test_2d_include_last_offset(self):
+        """torch treats the row starts as offsets and the last one as the closing offset: b - 1 bags, the last
+        row in none. Sum matches torch; torch 1.13's mean divides by a count that includes ids outside the
+        bag where we divide by the bag's l ids, and its max crashes (SIGSEGV / free(): invalid pointer), so max is checked against
+        the rows' maximum."""
+        for rows in (2, 4):
+            x = torch.randint(0, 10, (rows, 3), generator=torch.Generator().manual_seed(rows))
+            a, b = pair(nn.EmbeddingBag, tt.EmbeddingBag, 10, 3, mode="sum", include_last_offset=True)
+            ra, rb = a(x), b(x)
+            self.assertEqual(tuple(rb.shape), (rows - 1, 3))
+            torch.testing.assert_close(rb, ra)
+            am, bm = pair(nn.EmbeddingBag, tt.EmbeddingBag, 10, 3, mode="mean", include_last_offset=True)
+            torch.testing.assert_close(bm(x), ra / 3)
+            self.assertFalse(torch.allclose(am(x), bm(x)))  # torch 1.13 divides by another count
+            _, bx = pair(nn.EmbeddingBag, tt.EmbeddingBag, 10, 3, mode="max", include_last_offset=True)
+            torch.testing.assert_close(bx(x), a.weight[x[:-1]].amax(1))
+
+
+class SparseBagGrad(unittest.TestCase):
+    def test_sparse_coo_and_sparse_adam(self):
+        for mode in ("sum", "mean"):
+            a, b = pair(nn.EmbeddingBag, tt.EmbeddingBag, 12, 4, mode=mode, sparse=True)
+            ids = torch.tensor([1, 5, 5, 9, 0, 1])
+            offs = torch.tensor([0, 2, 4])
+            g = torch.randn(3, 4, generator=torch.Generator().manual_seed(1))
+            (a(ids, offs) * g).sum().backward()
+            (b(ids, offs) * g).sum().backward()
+            self.assertTrue(b.weight.grad.is_sparse)
+            torch.testing.assert_close(b.weight.grad.to_dense(), a.weight.grad.to_dense())
+            oa, ob = torch.optim.SparseAdam(a.parameters(), lr=0.1), torch.optim.SparseAdam(b.parameters(), lr=0.1)
+            oa.step()
+            ob.step()
+            torch.testing.assert_close(b.weight, a.weight)
+
+
+if __name__ == "__main__":
+    unittest.main()
