@@ -3,6 +3,7 @@
 #   1. Release build with -Wall -Wextra -Werror, ctest (cmocka suites, torch comparisons, ABI/header checks)
 #   2. ASan+UBSan build, ctest (C suites)
 #   3. install into a staging prefix; out-of-tree consumers through pkg-config and find_package, run
+#      without LD_LIBRARY_PATH; pip install ./python into a fresh venv, import it and run the seed example
 #   4. abidiff of the built library against the committed baseline abi/tokemb.abi.xml
 #   5. the extra suites that exist: ThreadSanitizer, valgrind memcheck, libFuzzer smoke runs, Rust crates
 # Every step runs; the script fails if any failed, and ends with one "N passed, N failed" line.
@@ -50,13 +51,27 @@ consumers() {
   # pkg-config, by hand
   PKG_CONFIG_PATH="$libdir/pkgconfig" cc -std=c99 -Wall -Wextra -Werror -pedantic \
     "$repo/tests/consumer/consumer.c" -o "$out/consumer_pc" $(PKG_CONFIG_PATH="$libdir/pkgconfig" pkg-config --cflags --libs tokemb) || return 1
-  LD_LIBRARY_PATH="$libdir" "$out/consumer_pc" || return 1
+  env -u LD_LIBRARY_PATH "$out/consumer_pc" || return 1  # the .pc file's -Wl,-rpath: no LD_LIBRARY_PATH
   readelf -d "$out/consumer_pc" | grep NEEDED | grep -qF "[$soname]" || { echo "consumer does not need $soname"; return 1; }
   # CMake: find_package(tokemb) and pkg_check_modules in one project
   PKG_CONFIG_PATH="$libdir/pkgconfig" cmake -S "$repo/tests/consumer" -B "$out/consumer" -DCMAKE_PREFIX_PATH="$stage" >/dev/null &&
     cmake --build "$out/consumer" >/dev/null &&
-    LD_LIBRARY_PATH="$libdir" "$out/consumer/consumer_cmake" &&
-    LD_LIBRARY_PATH="$libdir" "$out/consumer/consumer_pkgconfig"
+    env -u LD_LIBRARY_PATH "$out/consumer/consumer_cmake" &&
+    env -u LD_LIBRARY_PATH "$out/consumer/consumer_pkgconfig"
+}
+
+python_install() {
+  # pip install ./python in a fresh venv (Debian's setuptools/wheel, no network, no build isolation):
+  # setup.py builds libtokemb with CMake and bundles it; then import and the seed example from elsewhere.
+  local venv="$out/venv"
+  rm -rf "$venv"
+  /usr/bin/python3 -m venv --system-site-packages "$venv" &&  # Debian's interpreter (numpy, torch)
+    "$venv/bin/pip" install --no-build-isolation --no-index --no-deps "$repo/python" >/dev/null || return 1
+  local lib; lib=$(cd "$out" && env -u PYTHONPATH -u TOKEMB_LIBRARY "$venv/bin/python" -c \
+    'import tokemb, tokemb._lib as l; print(l._load()[1])') || return 1
+  echo "tokemb loads $lib"
+  case "$lib" in "$venv"/*/site-packages/tokemb/libtokemb.so.*) ;; *) echo "not the bundled library"; return 1;; esac
+  (cd "$out" && env -u PYTHONPATH -u TOKEMB_LIBRARY "$venv/bin/python" "$repo/python/examples/seed.py" >/dev/null)
 }
 
 abi() {
@@ -73,6 +88,7 @@ abi() {
 step "release build + ctest" release
 step "asan+ubsan build + ctest" asan
 step "install + out-of-tree consumers (pkg-config, find_package)" consumers
+step "pip install ./python in a fresh venv, import + seed example elsewhere" python_install
 step "abidiff against abi/tokemb.abi.xml" abi
 [ -f "$repo/tests/run_tsan.sh" ] && step "ThreadSanitizer" bash "$repo/tests/run_tsan.sh" "$out/tsan"
 [ -f "$repo/tests/run_valgrind.sh" ] && step "valgrind memcheck" bash "$repo/tests/run_valgrind.sh" "$out/release"

@@ -10,15 +10,19 @@ float64 weight) falls back to torch's own functional op, so the modules stay dro
     emb = Embedding(50257, 768, padding_idx=0)            # same arguments as nn.Embedding
     emb = Embedding.from_pretrained(weights, freeze=False)
 """
+import sys as _sys
+import types as _types
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from . import _threads
 from .posenc import Rope
+from ._errors import OutOfRange
 from .table import Table
 
-__all__ = ["Embedding", "EmbeddingBag", "RotaryEmbedding", "supported"]
+__all__ = ["Embedding", "EmbeddingBag", "RotaryEmbedding", "embedding", "embedding_bag", "functional", "supported"]
 
 
 def supported(weight):
@@ -68,15 +72,30 @@ class _EmbeddingFunction(torch.autograd.Function):
         out = torch.empty(tuple(ids.shape) + (weight.size(1),), dtype=torch.float32)
         t.lookup(ids.numpy(), out=out.numpy())  # max_norm renormalises referenced rows in place first
         ctx.save_for_backward(ids)
+        ctx.save_for_forward(ids)
         ctx.opts = (padding_idx, scale_grad_by_freq, sparse)
         ctx.weight = weight.detach()  # only its shape and storage address are used by the backward
         return out
+
+    @staticmethod
+    def jvp(ctx, weight_t, *_):
+        """Forward-mode AD: the output is linear in the weight, so its tangent is the same gather of the
+        weight's tangent."""
+        (ids,) = ctx.saved_tensors
+        return weight_t.index_select(0, ids.reshape(-1).to(torch.int64)).reshape(tuple(ids.shape) + (weight_t.size(1),))
 
     @staticmethod
     def backward(ctx, grad_out):
         (ids,) = ctx.saved_tensors
         padding_idx, scale_grad_by_freq, sparse = ctx.opts
         w = ctx.weight
+        if torch.is_grad_enabled() and grad_out.requires_grad:
+            # create_graph=True (double backward): the gradient must itself be differentiable in grad_out;
+            # torch's embedding_backward has that derivative (a gather), the library's call does not.
+            gw = torch.ops.aten.embedding_backward(grad_out, ids, w.size(0),
+                                                   -1 if padding_idx is None else padding_idx, scale_grad_by_freq,
+                                                   sparse)
+            return gw, None, None, None, None, None, None
         t = _wrap(w, padding_idx, None, 2.0, scale_grad_by_freq)
         g = grad_out.contiguous()
         if g.dtype != torch.float32:
@@ -98,13 +117,32 @@ class Embedding(nn.Embedding):
     the sparse gradient is the coalesced form of torch's (same values, one row per distinct id)."""
 
     def forward(self, input):
-        if not supported(self.weight):
-            return F.embedding(input, self.weight, self.padding_idx, self.max_norm, self.norm_type,
-                               self.scale_grad_by_freq, self.sparse)
-        if self.max_norm is not None:
-            _bump_version(self.weight)
-        return _EmbeddingFunction.apply(self.weight, input, self.padding_idx, self.max_norm, self.norm_type,
-                                        self.scale_grad_by_freq, self.sparse)
+        return embedding(input, self.weight, self.padding_idx, self.max_norm, self.norm_type, self.scale_grad_by_freq,
+                         self.sparse)
+
+
+def _padding(padding_idx, rows, word):
+    """F.embedding / F.embedding_bag's padding_idx rules: AssertionError outside [-rows, rows), negative counts
+    from the end."""
+    if padding_idx is None:
+        return None
+    assert -rows <= padding_idx < rows, "%s must be within num_embeddings" % word
+    return padding_idx + rows if padding_idx < 0 else padding_idx
+
+
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False, sparse=False):
+    """torch.nn.functional.embedding with forward and backward in libtokemb (CPU float32 weights; other
+    weights run torch's own op). Out-of-range ids raise IndexError("index out of range in self: ...")
+    like torch, followed by the library's message naming the id and its position."""
+    if not supported(weight):
+        return F.embedding(input, weight, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse)
+    padding_idx = _padding(padding_idx, weight.size(0), "Padding_idx")
+    if max_norm is not None:
+        _bump_version(weight)
+    try:
+        return _EmbeddingFunction.apply(weight, input, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse)
+    except OutOfRange as e:
+        raise IndexError("index out of range in self: %s" % e) from e
 
 
 _MODES = {"sum": 0, "mean": 1, "max": 2}
@@ -151,58 +189,71 @@ class EmbeddingBag(nn.EmbeddingBag):
     input (nn.Embedding's meaning; torch's bag backward divides by a wrong count, pytorch #190063)."""
 
     def forward(self, input, offsets=None, per_sample_weights=None):
-        if not supported(self.weight) or input.device.type != "cpu":
-            return F.embedding_bag(input, self.weight, offsets, self.max_norm, self.norm_type, self.scale_grad_by_freq,
-                                   self.mode, self.sparse, per_sample_weights, self.include_last_offset,
-                                   self.padding_idx)
-        if self.mode == "max" and self.scale_grad_by_freq:
-            raise ValueError("max mode does not support scaling the gradient by the frequency")
-        if self.mode == "max" and self.sparse:
-            raise ValueError("max mode does not support sparse weights")
-        if per_sample_weights is not None and per_sample_weights.dtype != self.weight.dtype:
-            raise RuntimeError("Expected tensor for argument #1 'weight' to have the same type as tensor for argument "
-                               "#1 'per_sample_weights'; but type {} does not equal {} (while checking arguments for "
-                               "embedding_bag)".format(self.weight.type(), per_sample_weights.type()))
-        if per_sample_weights is not None and input.size() != per_sample_weights.size():
-            raise ValueError("embedding_bag: If per_sample_weights ({}) is not None, then it must have the same "
-                             "shape as the input ({})".format(per_sample_weights.shape, input.shape))
-        if input.dim() == 2:
-            if offsets is not None:
-                raise ValueError("if input is 2D, then offsets has to be None, as input is treated is a mini-batch "
-                                 "of fixed length sequences.")
-            b, l = input.shape
-            csr = torch.arange(0, b * l + 1, l, dtype=torch.int64) if l > 0 else torch.zeros(b + 1, dtype=torch.int64)
-            if self.include_last_offset:
-                csr = csr[:-1]  # like torch: the row starts are the offsets, the last one closes the bags (b - 1)
-            ids = input.reshape(-1)
+        return embedding_bag(input, self.weight, offsets, self.max_norm, self.norm_type, self.scale_grad_by_freq,
+                             self.mode, self.sparse, per_sample_weights, self.include_last_offset, self.padding_idx)
+
+
+def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale_grad_by_freq=False, mode="mean",
+              sparse=False, per_sample_weights=None, include_last_offset=False, padding_idx=None):
+    """torch.nn.functional.embedding_bag with forward and backward in libtokemb (CPU float32 weights; other
+    weights run torch's own op). Raises what torch raises (ValueError for bad layouts and mode='max' with
+    scale_grad_by_freq or sparse, RuntimeError for a per_sample_weights dtype or an id out of range),
+    with the library's message added."""
+    if not supported(weight) or input.device.type != "cpu":
+        return F.embedding_bag(input, weight, offsets, max_norm, norm_type, scale_grad_by_freq, mode, sparse,
+                               per_sample_weights, include_last_offset, padding_idx)
+    padding_idx = _padding(padding_idx, weight.size(0), "padding_idx")
+    if mode == "max" and scale_grad_by_freq:
+        raise ValueError("max mode does not support scaling the gradient by the frequency")
+    if mode == "max" and sparse:
+        raise ValueError("max mode does not support sparse weights")
+    if per_sample_weights is not None and per_sample_weights.dtype != weight.dtype:
+        raise RuntimeError("Expected tensor for argument #1 'weight' to have the same type as tensor for argument "
+                           "#1 'per_sample_weights'; but type {} does not equal {} (while checking arguments for "
+                           "embedding_bag)".format(weight.type(), per_sample_weights.type()))
+    if per_sample_weights is not None and input.size() != per_sample_weights.size():
+        raise ValueError("embedding_bag: If per_sample_weights ({}) is not None, then it must have the same "
+                         "shape as the input ({})".format(per_sample_weights.shape, input.shape))
+    if input.dim() == 2:
+        if offsets is not None:
+            raise ValueError("if input is 2D, then offsets has to be None, as input is treated is a mini-batch "
+                             "of fixed length sequences.")
+        b, l = input.shape
+        csr = torch.arange(0, b * l + 1, l, dtype=torch.int64) if l > 0 else torch.zeros(b + 1, dtype=torch.int64)
+        if include_last_offset:
+            csr = csr[:-1]  # like torch: the row starts are the offsets, the last one closes the bags (b - 1)
+        ids = input.reshape(-1)
+        if per_sample_weights is not None:
+            per_sample_weights = per_sample_weights.reshape(-1)
+        if include_last_offset:  # ids after the closing offset belong to no bag
+            ids = ids[:b * l - l]
             if per_sample_weights is not None:
-                per_sample_weights = per_sample_weights.reshape(-1)
-            if self.include_last_offset:  # ids after the closing offset belong to no bag
-                ids = ids[:b * l - l]
-                if per_sample_weights is not None:
-                    per_sample_weights = per_sample_weights[:b * l - l]
-        elif input.dim() == 1:
-            if offsets is None:
-                raise ValueError("offsets has to be a 1D Tensor but got None")
-            if offsets.dim() != 1:
-                raise ValueError("offsets has to be a 1D Tensor")
-            ids = input
-            offs = offsets.to(torch.int64)
-            if self.include_last_offset:
-                csr = offs.contiguous()
-            else:
-                csr = torch.cat([offs, torch.tensor([input.numel()], dtype=torch.int64)])
+                per_sample_weights = per_sample_weights[:b * l - l]
+    elif input.dim() == 1:
+        if offsets is None:
+            raise ValueError("offsets has to be a 1D Tensor but got None")
+        if offsets.dim() != 1:
+            raise ValueError("offsets has to be a 1D Tensor")
+        ids = input
+        offs = offsets.to(torch.int64)
+        if include_last_offset:
+            csr = offs.contiguous()
         else:
-            raise ValueError("input has to be 1D or 2D Tensor, but got Tensor of dimension {}".format(input.dim()))
-        if per_sample_weights is not None and self.mode != "sum":
-            raise NotImplementedError("embedding_bag: per_sample_weights was not None. per_sample_weights is only "
-                                      "supported for mode='sum' (got mode='{}'). Please open a feature request on "
-                                      "GitHub.".format(self.mode))
-        psw = per_sample_weights
-        if self.max_norm is not None:
-            _bump_version(self.weight)
-        return _EmbeddingBagFunction.apply(self.weight, psw, _ids(ids), csr, _MODES[self.mode], self.padding_idx,
-                                           self.max_norm, self.norm_type, self.scale_grad_by_freq, self.sparse)
+            csr = torch.cat([offs, torch.tensor([input.numel()], dtype=torch.int64)])
+    else:
+        raise ValueError("input has to be 1D or 2D Tensor, but got Tensor of dimension {}".format(input.dim()))
+    if per_sample_weights is not None and mode != "sum":
+        raise NotImplementedError("embedding_bag: per_sample_weights was not None. per_sample_weights is only "
+                                  "supported for mode='sum' (got mode='{}'). Please open a feature request on "
+                                  "GitHub.".format(mode))
+    psw = per_sample_weights
+    if max_norm is not None:
+        _bump_version(weight)
+    try:
+        return _EmbeddingBagFunction.apply(weight, psw, _ids(ids), csr, _MODES[mode], padding_idx, max_norm,
+                                           norm_type, scale_grad_by_freq, sparse)
+    except OutOfRange as e:
+        raise RuntimeError("Index out of bounds: %s" % e) from e
 
 
 class _RopeFunction(torch.autograd.Function):
@@ -262,3 +313,12 @@ class RotaryEmbedding(nn.Module):
                 positions = positions.unsqueeze(0).expand(b, s)
         return _RopeFunction.apply(x, positions.contiguous(), self.rope)
 
+
+
+# tokemb.torch.functional: F.embedding / F.embedding_bag's names and signatures (import tokemb.torch.functional
+# as TF, or tokemb.torch.functional.embedding).
+functional = _types.ModuleType(__name__ + ".functional", "torch.nn.functional's embedding ops backed by libtokemb.")
+functional.embedding = embedding
+functional.embedding_bag = embedding_bag
+functional.__all__ = ["embedding", "embedding_bag"]
+_sys.modules[functional.__name__] = functional

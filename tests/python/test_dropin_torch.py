@@ -114,5 +114,80 @@ class SparseBagGrad(unittest.TestCase):
             torch.testing.assert_close(b.weight, a.weight)
 
 
+class Errors(unittest.TestCase):
+    def test_out_of_range_like_torch_plus_ours(self):
+        a, b = pair(nn.Embedding, tt.Embedding, 10, 3)
+        for bad in (10, -1):
+            ea, eb = raised(lambda: a(torch.tensor([1, bad]))), raised(lambda: b(torch.tensor([1, bad])))
+            self.assertIs(eb[0], ea[0])
+            self.assertIn(ea[1], eb[1])  # torch's text, then the library's
+            self.assertIn("token id %d at index 1" % bad, eb[1])
+        a, b = pair(nn.EmbeddingBag, tt.EmbeddingBag, 10, 3, mode="sum")
+        ea = raised(lambda: a(torch.tensor([1, 10]), torch.tensor([0])))
+        eb = raised(lambda: b(torch.tensor([1, 10]), torch.tensor([0])))
+        self.assertIs(eb[0], ea[0])
+        self.assertIn("out of bounds", ea[1])
+        self.assertIn("out of bounds", eb[1])
+        self.assertIn("token id 10 at index 1", eb[1])
+
+    def test_bad_padding_idx(self):
+        w = torch.randn(10, 3)
+        for pad in (10, -11):
+            for ft, fk in ((F.embedding, tt.functional.embedding),):
+                ea = raised(lambda: ft(torch.tensor([1]), w, padding_idx=pad))
+                eb = raised(lambda: fk(torch.tensor([1]), w, padding_idx=pad))
+                self.assertIs(ea[0], AssertionError)
+                self.assertEqual(eb, ea)
+            for cls_t, cls_k in ((nn.Embedding, tt.Embedding), (nn.EmbeddingBag, tt.EmbeddingBag)):
+                self.assertEqual(raised(lambda: cls_k(10, 3, padding_idx=pad)), raised(lambda: cls_t(10, 3, padding_idx=pad)))
+
+
+class Functional(unittest.TestCase):
+    def test_signatures_and_values(self):
+        import inspect
+        import tokemb.torch.functional as TF
+        for name in ("embedding", "embedding_bag"):
+            self.assertEqual(list(inspect.signature(getattr(TF, name)).parameters),
+                             list(inspect.signature(getattr(F, name)).parameters))
+        w = torch.randn(10, 4, generator=torch.Generator().manual_seed(3))
+        ids = torch.tensor([[1, 0, 9], [3, 3, 0]])
+        for pad in (None, 0, -1):
+            torch.testing.assert_close(TF.embedding(ids, w, padding_idx=pad), F.embedding(ids, w, padding_idx=pad))
+        for mode in ("sum", "mean", "max"):
+            torch.testing.assert_close(TF.embedding_bag(ids, w, mode=mode), F.embedding_bag(ids, w, mode=mode))
+            flat, offs = ids.reshape(-1), torch.tensor([0, 2, 6])
+            torch.testing.assert_close(TF.embedding_bag(flat, w, offs, mode=mode, include_last_offset=True),
+                                       F.embedding_bag(flat, w, offs, mode=mode, include_last_offset=True))
+
+
+class Autograd(unittest.TestCase):
+    def test_forward_mode_jvp(self):
+        import torch.autograd.forward_ad as fwAD
+        w = torch.randn(10, 4, generator=torch.Generator().manual_seed(4))
+        tangent = torch.randn(10, 4, generator=torch.Generator().manual_seed(5))
+        ids = torch.tensor([[2, 2, 7], [0, 9, 1]])
+        outs = []
+        for f in (F.embedding, tt.functional.embedding):
+            with fwAD.dual_level():
+                y = f(ids, fwAD.make_dual(w, tangent), padding_idx=0)
+                outs.append(fwAD.unpack_dual(y))
+        torch.testing.assert_close(outs[1].primal, outs[0].primal)
+        torch.testing.assert_close(outs[1].tangent, outs[0].tangent)
+
+    def test_double_backward(self):
+        ids = torch.tensor([1, 4, 4, 0])
+        res = []
+        for cls in (nn.Embedding, tt.Embedding):
+            torch.manual_seed(0)
+            m = cls(6, 3, padding_idx=0)
+            y = m(ids)
+            g = torch.randn(4, 3, generator=torch.Generator().manual_seed(6), requires_grad=True)
+            (gw,) = torch.autograd.grad(y, m.weight, g, create_graph=True)
+            (gg,) = torch.autograd.grad((gw ** 2).sum(), g)
+            res.append((gw.detach(), gg))
+        torch.testing.assert_close(res[1][0], res[0][0])
+        torch.testing.assert_close(res[1][1], res[0][1])
+
+
 if __name__ == "__main__":
     unittest.main()
