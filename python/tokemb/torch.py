@@ -12,10 +12,11 @@ float64 weight) falls back to torch's own functional op, so the modules stay dro
 """
 import sys as _sys
 import types as _types
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 from . import _threads
 from .posenc import Rope
@@ -117,6 +118,13 @@ class Embedding(nn.Embedding):
     the sparse gradient is the coalesced form of torch's (same values, one row per distinct id)."""
 
     def forward(self, input):
+        if torch.jit.is_scripting() or torch.jit.is_tracing():  # TorchScript: torch's op (see docs/bindings.md)
+            return F.embedding(input, self.weight, self.padding_idx, self.max_norm, self.norm_type,
+                               self.scale_grad_by_freq, self.sparse)
+        return self._tokemb_forward(input)
+
+    @torch.jit.unused
+    def _tokemb_forward(self, input):
         return embedding(input, self.weight, self.padding_idx, self.max_norm, self.norm_type, self.scale_grad_by_freq,
                          self.sparse)
 
@@ -188,7 +196,17 @@ class EmbeddingBag(nn.EmbeddingBag):
     gradient (one row per distinct id), which torch.optim.SparseAdam accepts. With scale_grad_by_freq the gradient uses each id's count in the whole
     input (nn.Embedding's meaning; torch's bag backward divides by a wrong count, pytorch #190063)."""
 
-    def forward(self, input, offsets=None, per_sample_weights=None):
+    def forward(self, input: Tensor, offsets: Optional[Tensor] = None,
+                per_sample_weights: Optional[Tensor] = None) -> Tensor:
+        if torch.jit.is_scripting() or torch.jit.is_tracing():  # TorchScript: torch's op (see docs/bindings.md)
+            return F.embedding_bag(input, self.weight, offsets, self.max_norm, self.norm_type,
+                                   self.scale_grad_by_freq, self.mode, self.sparse, per_sample_weights,
+                                   self.include_last_offset, self.padding_idx)
+        return self._tokemb_forward(input, offsets, per_sample_weights)
+
+    @torch.jit.unused
+    def _tokemb_forward(self, input: Tensor, offsets: Optional[Tensor] = None,
+                        per_sample_weights: Optional[Tensor] = None) -> Tensor:
         return embedding_bag(input, self.weight, offsets, self.max_norm, self.norm_type, self.scale_grad_by_freq,
                              self.mode, self.sparse, per_sample_weights, self.include_last_offset, self.padding_idx)
 
