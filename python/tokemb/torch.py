@@ -4,7 +4,8 @@ Forward and backward run in the library through torch.autograd.Function, directl
 memory (tensor.numpy() views: no copies for contiguous float32 CPU tensors; the weight is wrapped as a
 borrowed table for the duration of each call). The library's thread count follows
 torch.get_num_threads() (see tokemb/_threads.py). Anything the library does not handle (a CUDA tensor, a
-float64 weight) falls back to torch's own functional op, so the modules stay drop-in replacements.
+float64 / float16 / bfloat16 weight) and TorchScript (script, trace) run torch's own functional op, so the
+modules stay drop-in replacements. tokemb.torch.functional has F.embedding / F.embedding_bag's signatures.
 
     from tokemb.torch import Embedding
     emb = Embedding(50257, 768, padding_idx=0)            # same arguments as nn.Embedding
@@ -167,8 +168,29 @@ class _EmbeddingBagFunction(torch.autograd.Function):
         pswn = None if psw is None else psw.detach().contiguous().numpy()
         t.lookup_bags(ids.numpy(), offsets.numpy(), mode, pswn, out=out.numpy())
         ctx.save_for_backward(ids, offsets, psw)
+        ctx.save_for_forward(ids, offsets, psw)
         ctx.opts = (mode, padding_idx, scale_grad_by_freq, sparse)
         ctx.weight = weight.detach()
+        return out
+
+    @staticmethod
+    def jvp(ctx, weight_t, psw_t, *_):
+        """Forward-mode AD for sum and mean (linear in the weight, bilinear in weight x per_sample_weights):
+        the tangent is the same bag reduction of the tangents, computed with torch's op."""
+        ids, offsets, psw = ctx.saved_tensors
+        mode, padding_idx = ctx.opts[0], ctx.opts[1]
+        if mode == _MODES["max"]:
+            raise NotImplementedError("tokemb.torch: forward-mode AD of EmbeddingBag(mode='max') is not "
+                                      "implemented; use mode='sum' or 'mean', or torch.nn.EmbeddingBag")
+        ids = ids.to(torch.int64)
+        name = "sum" if mode == _MODES["sum"] else "mean"
+        out = torch.zeros(offsets.numel() - 1, ctx.weight.size(1), dtype=ctx.weight.dtype)
+        if weight_t is not None:
+            out = out + F.embedding_bag(ids, weight_t, offsets, mode=name, per_sample_weights=psw,
+                                        include_last_offset=True, padding_idx=padding_idx)
+        if psw_t is not None:
+            out = out + F.embedding_bag(ids, ctx.weight, offsets, mode="sum", per_sample_weights=psw_t,
+                                        include_last_offset=True, padding_idx=padding_idx)
         return out
 
     @staticmethod
