@@ -3,7 +3,8 @@
 #   1. Release build with -Wall -Wextra -Werror, ctest (cmocka suites, torch comparisons, ABI/header checks)
 #   2. ASan+UBSan build, ctest (C suites)
 #   3. install into a staging prefix; out-of-tree consumers through pkg-config and find_package, run
-#      without LD_LIBRARY_PATH; pip install ./python into a fresh venv, import it and run the seed example
+#      without LD_LIBRARY_PATH (on CI also a root install to /usr/local: ldconfig, plain -ltokemb consumer);
+#      pip install ./python into a fresh venv, import it and run the seed example
 #   4. abidiff of the built library against the committed baseline abi/tokemb.abi.xml
 #   5. the extra suites that exist: ThreadSanitizer, valgrind memcheck, libFuzzer smoke runs, Rust crates
 # Every step runs; the script fails if any failed, and ends with one "N passed, N failed" line.
@@ -60,6 +61,16 @@ consumers() {
     env -u LD_LIBRARY_PATH "$out/consumer/consumer_pkgconfig"
 }
 
+system_install() {
+  # Only on a disposable machine as root (.ci/run sets TOKEMB_TEST_SYSTEM_INSTALL=1): cmake --install to the
+  # default prefix /usr/local runs ldconfig, so a consumer linked with plain -ltokemb (no rpath) runs.
+  local major; major=$(sed -n 's/^#define TOKEMB_VERSION_MAJOR \([0-9]*\)$/\1/p' "$repo/include/tokemb.h")
+  cmake --install "$out/release" >/dev/null || return 1
+  ldconfig -p | grep -qF "libtokemb.so.$major " || { echo "libtokemb.so.$major is not in the loader cache"; return 1; }
+  cc -std=c99 "$repo/tests/consumer/consumer.c" -I/usr/local/include -L/usr/local/lib -ltokemb -o "$out/consumer_sys" &&
+    env -u LD_LIBRARY_PATH "$out/consumer_sys"
+}
+
 python_install() {
   # pip install ./python in a fresh venv (Debian's setuptools/wheel, no network, no build isolation):
   # setup.py builds libtokemb with CMake and bundles it; then import and the seed example from elsewhere.
@@ -88,6 +99,8 @@ abi() {
 step "release build + ctest" release
 step "asan+ubsan build + ctest" asan
 step "install + out-of-tree consumers (pkg-config, find_package)" consumers
+[ "${TOKEMB_TEST_SYSTEM_INSTALL:-0}" = 1 ] && [ "$(id -u)" -eq 0 ] &&
+  step "cmake --install to /usr/local (ldconfig), consumer without rpath or LD_LIBRARY_PATH" system_install
 step "pip install ./python in a fresh venv, import + seed example elsewhere" python_install
 step "abidiff against abi/tokemb.abi.xml" abi
 [ -f "$repo/tests/run_tsan.sh" ] && step "ThreadSanitizer" bash "$repo/tests/run_tsan.sh" "$out/tsan"
