@@ -3,6 +3,8 @@
 #   1. Release build with -Wall -Wextra -Werror, ctest (cmocka suites, torch comparisons, ABI/header checks)
 #   2. ASan+UBSan build, ctest (C suites)
 #   3. install into a staging prefix; out-of-tree consumers through pkg-config and find_package, run
+#      without LD_LIBRARY_PATH (on CI also a root install to /usr/local: ldconfig, plain -ltokemb consumer);
+#      pip install ./python into a fresh venv, import it and run the seed example
 #   4. abidiff of the built library against the committed baseline abi/tokemb.abi.xml
 #   5. the extra suites that exist: ThreadSanitizer, valgrind memcheck, libFuzzer smoke runs, Rust crates
 # Every step runs; the script fails if any failed, and ends with one "N passed, N failed" line.
@@ -50,13 +52,37 @@ consumers() {
   # pkg-config, by hand
   PKG_CONFIG_PATH="$libdir/pkgconfig" cc -std=c99 -Wall -Wextra -Werror -pedantic \
     "$repo/tests/consumer/consumer.c" -o "$out/consumer_pc" $(PKG_CONFIG_PATH="$libdir/pkgconfig" pkg-config --cflags --libs tokemb) || return 1
-  LD_LIBRARY_PATH="$libdir" "$out/consumer_pc" || return 1
+  env -u LD_LIBRARY_PATH "$out/consumer_pc" || return 1  # the .pc file's -Wl,-rpath: no LD_LIBRARY_PATH
   readelf -d "$out/consumer_pc" | grep NEEDED | grep -qF "[$soname]" || { echo "consumer does not need $soname"; return 1; }
   # CMake: find_package(tokemb) and pkg_check_modules in one project
   PKG_CONFIG_PATH="$libdir/pkgconfig" cmake -S "$repo/tests/consumer" -B "$out/consumer" -DCMAKE_PREFIX_PATH="$stage" >/dev/null &&
     cmake --build "$out/consumer" >/dev/null &&
-    LD_LIBRARY_PATH="$libdir" "$out/consumer/consumer_cmake" &&
-    LD_LIBRARY_PATH="$libdir" "$out/consumer/consumer_pkgconfig"
+    env -u LD_LIBRARY_PATH "$out/consumer/consumer_cmake" &&
+    env -u LD_LIBRARY_PATH "$out/consumer/consumer_pkgconfig"
+}
+
+system_install() {
+  # Only on a disposable machine as root (.ci/run sets TOKEMB_TEST_SYSTEM_INSTALL=1): cmake --install to the
+  # default prefix /usr/local runs ldconfig, so a consumer linked with plain -ltokemb (no rpath) runs.
+  local major; major=$(sed -n 's/^#define TOKEMB_VERSION_MAJOR \([0-9]*\)$/\1/p' "$repo/include/tokemb.h")
+  cmake --install "$out/release" >/dev/null || return 1
+  ldconfig -p | grep -qF "libtokemb.so.$major " || { echo "libtokemb.so.$major is not in the loader cache"; return 1; }
+  cc -std=c99 "$repo/tests/consumer/consumer.c" -I/usr/local/include -L/usr/local/lib -ltokemb -o "$out/consumer_sys" &&
+    env -u LD_LIBRARY_PATH "$out/consumer_sys"
+}
+
+python_install() {
+  # pip install ./python in a fresh venv (Debian's setuptools/wheel, no network, no build isolation):
+  # setup.py builds libtokemb with CMake and bundles it; then import and the seed example from elsewhere.
+  local venv="$out/venv"
+  rm -rf "$venv"
+  /usr/bin/python3 -m venv --system-site-packages "$venv" &&  # Debian's interpreter (numpy, torch)
+    "$venv/bin/pip" install --no-build-isolation --no-index --no-deps "$repo/python" >/dev/null || return 1
+  local lib; lib=$(cd "$out" && env -u PYTHONPATH -u TOKEMB_LIBRARY "$venv/bin/python" -c \
+    'import tokemb, tokemb._lib as l; print(l._load()[1])') || return 1
+  echo "tokemb loads $lib"
+  case "$lib" in "$venv"/*/site-packages/tokemb/libtokemb.so.*) ;; *) echo "not the bundled library"; return 1;; esac
+  (cd "$out" && env -u PYTHONPATH -u TOKEMB_LIBRARY "$venv/bin/python" "$repo/python/examples/seed.py" >/dev/null)
 }
 
 abi() {
@@ -73,6 +99,9 @@ abi() {
 step "release build + ctest" release
 step "asan+ubsan build + ctest" asan
 step "install + out-of-tree consumers (pkg-config, find_package)" consumers
+[ "${TOKEMB_TEST_SYSTEM_INSTALL:-0}" = 1 ] && [ "$(id -u)" -eq 0 ] &&
+  step "cmake --install to /usr/local (ldconfig), consumer without rpath or LD_LIBRARY_PATH" system_install
+step "pip install ./python in a fresh venv, import + seed example elsewhere" python_install
 step "abidiff against abi/tokemb.abi.xml" abi
 [ -f "$repo/tests/run_tsan.sh" ] && step "ThreadSanitizer" bash "$repo/tests/run_tsan.sh" "$out/tsan"
 [ -f "$repo/tests/run_valgrind.sh" ] && step "valgrind memcheck" bash "$repo/tests/run_valgrind.sh" "$out/release"

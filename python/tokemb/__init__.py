@@ -20,6 +20,7 @@ from .io import safetensors_metadata
 from . import safetensors
 from .table import DType
 from .posenc import Alibi, Learned, PositionalEncoding, Rope, Shaw, Sinusoidal, T5, embed, embed_backward
+from . import _threads
 from ._threads import follow_host_threads, set_parallel_for
 
 __all__ = ["Table", "Error", "InvalidArgument", "OutOfRange", "NoMemory", "IoError", "FormatError", "Unsupported",
@@ -47,6 +48,7 @@ def version_number() -> int:
 def set_num_threads(n):
     """Threads the library's own loops use (0 = default: online CPUs). Results never depend on it."""
     _lib.check(_lib.lib.tokemb_set_num_threads(int(n)), "tokemb_set_num_threads")
+    _threads.pin(int(n))
 
 
 def get_num_threads() -> int:

@@ -12,6 +12,8 @@ import sys
 from . import _lib, _sigs
 
 _hook = [None]  # keeps a ctypes function object alive while the library holds its address
+_pinned = [False]  # tokemb.set_num_threads(n >= 1) pins the count: tokemb.torch stops following torch
+_followed = [None]  # the torch count last applied by track_torch()
 
 
 def host_threads():
@@ -32,7 +34,22 @@ def follow_host_threads() -> int:
     library default, the number of online CPUs) and returns the count now in use."""
     n = host_threads()
     _lib.check(_lib.lib.tokemb_set_num_threads(n or 0), "tokemb_set_num_threads")
+    _pinned[0], _followed[0] = False, n
     return _lib.lib.tokemb_get_num_threads()
+
+
+def pin(n: int) -> None:
+    """Records tokemb.set_num_threads(n): n >= 1 pins the count, 0 hands it back to the host."""
+    _pinned[0], _followed[0] = n >= 1, None
+
+
+def track_torch(torch_threads: int) -> None:
+    """Called by tokemb.torch before each call: follows torch.set_num_threads() changes made after import
+    (one comparison when nothing changed), unless the user pinned a count."""
+    if _pinned[0] or torch_threads == _followed[0]:
+        return
+    _lib.check(_lib.lib.tokemb_set_num_threads(min(max(int(torch_threads), 1), 1024)), "tokemb_set_num_threads")
+    _followed[0] = torch_threads
 
 
 def set_parallel_for(fn=None, host_ctx=None):

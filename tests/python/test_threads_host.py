@@ -29,6 +29,25 @@ class HostThreads(unittest.TestCase):
                   "torch.set_num_threads(1); print(tokemb.follow_host_threads(), tokemb.get_num_threads())")
         self.assertEqual(out, ["3", "1", "1"])
 
+    def test_torch_modules_follow_later_changes_unless_pinned(self):
+        out = run("""
+import torch
+from tokemb.torch import Embedding
+import tokemb
+e = Embedding(1000, 64); ids = torch.randint(0, 1000, (4096,)); seen = []
+for n in (1, 2, 1):
+    torch.set_num_threads(n); e(ids); seen.append(tokemb.get_num_threads())
+tokemb.set_num_threads(3); torch.set_num_threads(2); e(ids); seen.append(tokemb.get_num_threads())
+tokemb.set_num_threads(0); e(ids); seen.append(tokemb.get_num_threads())
+print(*seen)
+""")
+        self.assertEqual(out, ["1", "2", "1", "3", "2"])
+
+    def test_torch_imported_through_tokemb_torch(self):
+        out = run("import tokemb.torch, torch; torch.set_num_threads(2); import tokemb;"
+                  "tokemb.torch.Embedding(10, 4)(torch.tensor([1])); print(tokemb.get_num_threads())")
+        self.assertEqual(out, ["2"])
+
     def test_without_torch_library_default(self):
         out = run("import sys, os, tokemb; assert 'torch' not in sys.modules;"
                   "print(tokemb.get_num_threads(), os.sysconf('SC_NPROCESSORS_ONLN'))")
