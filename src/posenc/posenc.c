@@ -43,6 +43,7 @@ void tokemb_posenc_free(tokemb_posenc *pe) {
     tk_free(pe->freq);
     tk_free(pe->short_factor);
     tk_free(pe->long_factor);
+    tk_free(pe->rope_inv);
     tk_free(pe->slopes);
     tk_free(pe->thresholds);
     tk_free(pe);
@@ -422,6 +423,7 @@ int32_t tokemb_posenc_set_param(tokemb_posenc *pe, int32_t param, int64_t value)
         else pe->causal = (int32_t)value;
         break;
     }
+    if (pe->kind == TK_PE_ROPE) tk_rope_refresh(pe);
     return TOKEMB_OK;
 }
 
@@ -454,6 +456,7 @@ int32_t tokemb_posenc_set_param_f64(tokemb_posenc *pe, int32_t param, double val
     case TOKEMB_ROPE_MSCALE: pe->mscale = value; break;
     case TOKEMB_ROPE_MSCALE_ALL_DIM: pe->mscale_all_dim = value; break;
     }
+    if (pe->kind == TK_PE_ROPE) tk_rope_refresh(pe);
     return TOKEMB_OK;
 }
 
