@@ -298,8 +298,9 @@ static int32_t tk_rope_run(const char *fn, const tokemb_posenc *pe, float *x, si
     double A;
     if ((st = tk_rope_use(fn, pe, &inv, &A))) return st;
     tk_rope_ctx ctx = {x, positions, inv, A, seq, n_heads, half, sb, sh, ss, pe->layout, backward};
+    /* a worker thread costs tens of microseconds to start: each gets >= ~128K pairs (~25 us of work) */
     size_t work = n_heads * half + 1;
-    tk_parallel_for(n, 8192 / work + 1, tk_rope_range, &ctx);
+    tk_parallel_for(n, 131072 / work + 1, tk_rope_range, &ctx);
     return TOKEMB_OK;
 }
 
