@@ -9,7 +9,6 @@
 #include "common/common.h"
 
 #include <math.h>
-#include <string.h>
 
 #define TK_SEG_CB 256u
 #define TK_ALWAYS_INLINE static inline __attribute__((always_inline))
@@ -26,15 +25,21 @@ TK_ALWAYS_INLINE void tk_segsum_unit_body(const tk_segsum_args *a, size_t s, siz
     size_t drow = a->dst_by_key ? (size_t)a->key[b] : s;
     float *d = a->dst + drow * a->dst_stride + c0;
     const size_t w = c1 - c0;
-    if (a->zero_first) memset(d, 0, w * sizeof(float));
     const int scaled = a->pos_scale != NULL || a->scale_by_count;
     const float cnt_scale = a->scale_by_count ? (float)(1.0 / (double)(e - b)) : 1.0f;
     for (size_t j = b; j < e; j++) {
         size_t p = a->pos[j];
         size_t r = a->src_map ? a->src_map[p] : p;
         const float *g = a->src + r * a->src_stride + c0;
-        if (scaled) {
-            float sj = a->pos_scale ? a->pos_scale[p] : cnt_scale;
+        float sj = scaled ? (a->pos_scale ? a->pos_scale[p] : cnt_scale) : 1.0f;
+        if (j == b && a->zero_first) {
+            /* the first step from +0.0f, kept in registers: no zero fill and no read of dst (most rows
+             * have one contribution); the same bits as adding to a zeroed row (-0.0f + 0.0f = +0.0f) */
+            if (scaled)
+                for (size_t c = 0; c < w; c++) d[c] = fmaf(sj, g[c], 0.0f);
+            else
+                for (size_t c = 0; c < w; c++) d[c] = g[c] + 0.0f;
+        } else if (scaled) {
             for (size_t c = 0; c < w; c++) d[c] = fmaf(sj, g[c], d[c]);
         } else {
             for (size_t c = 0; c < w; c++) d[c] = d[c] + g[c];
