@@ -61,6 +61,20 @@ __attribute__((target("avx2,fma"))) static void tk_segsum_unit_avx2(const tk_seg
 #define TK_SEG_HAVE_AVX2 0
 #endif
 
+/* Units ahead whose source block (first contribution) is prefetched: rows are read in sorted-id order,
+ * i.e. at random places of the gradient, where the hardware prefetcher only starts after a few misses.
+ * 8 units = two 4 KiB rows at D=1024: 1.07x (0.77-1.38) with new ids each call (gradient in DRAM),
+ * 1.03x with the same ids, paired A/B at 1 thread. */
+#define TK_SEG_PF 8u
+
+static inline void tk_segsum_prefetch(const tk_segsum_plan *pl, size_t u) {
+    const tk_segsum_args *a = pl->a;
+    size_t s = u / pl->nb, c0 = (u % pl->nb) * TK_SEG_CB, c1 = c0 + TK_SEG_CB < a->dim ? c0 + TK_SEG_CB : a->dim;
+    size_t p = a->pos[a->seg[s]];
+    const float *g = a->src + (a->src_map ? a->src_map[p] : p) * a->src_stride;
+    for (size_t c = c0; c < c1; c += 16) __builtin_prefetch(g + c);
+}
+
 /* First unit (s * nb + block) whose work starts at or after weight w. */
 static size_t tk_segsum_unit_at(const tk_segsum_plan *pl, size_t w) {
     const tk_segsum_args *a = pl->a;
@@ -91,6 +105,7 @@ static void tk_segsum_parts(void *ctx, size_t k0, size_t k1) {
         for (size_t u = u0; u < u1; u++) {
             size_t s = u / pl->nb, blk = u % pl->nb;
             size_t c0 = blk * TK_SEG_CB, c1 = c0 + TK_SEG_CB < a->dim ? c0 + TK_SEG_CB : a->dim;
+            if (u + TK_SEG_PF < u1) tk_segsum_prefetch(pl, u + TK_SEG_PF);
 #if TK_SEG_HAVE_AVX2
             if (avx2) {
                 tk_segsum_unit_avx2(a, s, c0, c1);
