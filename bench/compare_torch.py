@@ -4,8 +4,8 @@
 Peers: index_select(out=) and F.embedding (lookup), F.embedding_bag sum L=20 (bags),
 quantized.embedding_bag_byte_rowwise_offsets sum L=20 over the table packed by
 quantized.embedding_bag_byte_prepack, wrapped by tokemb as Q8_ROW (bags-q8: same bytes, outputs must be
-bit-equal), tokemb_grad_coalesce vs aten.embedding_sparse_backward + .coalesce() (torch's sparse=True
-backward; every dim) and vs aten.embedding_dense_backward (V x D dense gradient; only while V*D <= 2^28),
+bit-equal), tokemb_grad_coalesce (N = 2048) vs aten.embedding_sparse_backward + .coalesce() (torch's
+sparse=True backward) and vs aten.embedding_dense_backward (a zero-filled V x D gradient, 2.1 GB at D=4096),
 the HF rotate_half formula with precomputed cos/sin vs tokemb_rope_apply (rope; [tokens, 32 heads, 128]).
 
 Lookup and grad run in two regimes (--regimes): warm = the same ids on every call (the rows stay in
@@ -269,10 +269,11 @@ def flush_rows(rows):
 
 
 def grad_rows(lib, rows, h, V, D, n, ids, new_ids, dist, th, regimes, llc, rng, reps, min_sample):
-    """tokemb_grad_coalesce (N = 2048) against torch's sparse backward + coalesce() at every dim, and against
-    the dense backward while its V x D gradient stays <= 2^28 floats. Warm: the same ids each call; cold: a
-    cycle of id sets (each with its own gradient rows) larger than 2x the last-level cache."""
-    ng = min(n, 2048)
+    """tokemb_grad_coalesce (N = 2048) against torch's sparse backward + coalesce() and against the dense
+    backward (which allocates and zero-fills V x D floats: 2.1 GB at D = 4096). Warm: the same ids each call;
+    cold: a cycle of id sets (each with its own gradient rows) larger than 2x the last-level cache."""
+    ng = 2048
+    ids = ids[:ng] if len(ids) >= ng else new_ids(ng)
     nsets = 1
     if "cold" in regimes:
         nsets = int(max(2, min(64, -(-2 * llc // (2 * ng * D * 4)))))
@@ -284,10 +285,9 @@ def grad_rows(lib, rows, h, V, D, n, ids, new_ids, dist, th, regimes, llc, rng, 
     urows = np.zeros((ng, D), np.float32)
     nu = ctypes.c_size_t(0)
     peers = [("embedding_sparse_backward+coalesce",
-              lambda k: torch.ops.aten.embedding_sparse_backward(gsets_t[k], isets_t[k], V, -1, False).coalesce())]
-    if V * D <= (1 << 28):
-        peers.append(("embedding_dense_backward",
-                      lambda k: torch.ops.aten.embedding_dense_backward(gsets_t[k], isets_t[k], V, -1, False)))
+              lambda k: torch.ops.aten.embedding_sparse_backward(gsets_t[k], isets_t[k], V, -1, False).coalesce()),
+             ("embedding_dense_backward",
+              lambda k: torch.ops.aten.embedding_dense_backward(gsets_t[k], isets_t[k], V, -1, False))]
     for regime in regimes:
         cyc = 1 if regime == "warm" else nsets
         for name, peer in peers:

@@ -162,7 +162,7 @@ def build_tables(tb, ct, n_runs, when, mach):
         ("same, cold (new ids and gradient every call)",
          series(ct, dims, "ratio", lo="ratio_min", hi="ratio_max", unit="x", op="grad",
                 torch_peer="embedding_sparse_backward+coalesce", regime="cold", threads=1)),
-        ("coalesced gradient vs torch dense backward (V x D zero-filled; V*D <= 2^28), warm",
+        ("coalesced gradient (N=2048) vs torch dense backward (zero-fills V x D), warm",
          series(ct, dims, "ratio", lo="ratio_min", hi="ratio_max", unit="x", op="grad",
                 torch_peer="embedding_dense_backward", regime="warm", threads=1)),
         ("RoPE [2048 tokens, 32 heads, 128], fraction of memcpy (NEOX / GPTJ)",
