@@ -130,41 +130,35 @@ def series(runs, dims, col, key="dim", lo=None, hi=None, unit="", **match):
 
 def build_tables(tb, ct, n_runs, when, mach):
     dims = [4, 16, 64, 256, 512, 1024, 4096]
-    ct_r = lambda col="ratio": dict(col=col, lo="ratio_min", hi="ratio_max")
+    def tbs(col, unit="", **m):  # a tokemb-bench figure per dim (1 thread, uniform ids)
+        return series(tb, dims, col, unit=unit, **dict(dict(ids="uniform", threads=1), **m))
+
+    def cts(**m):  # a compare_torch ratio per dim (1 thread), with the pairs' range
+        return series(ct, dims, "ratio", lo="ratio_min", hi="ratio_max", unit="x", threads=1, **m)
+
+    def lk(th, d):
+        return fmt(figure(tb, "ns_per_token", suite="lookup", op="lookup", variant="i64", ids="uniform",
+                          threads=th, dim=d))
     short = [
-        ("lookup, fraction of memcpy (1 thread)",
-         series(tb, dims, "frac_of_memcpy", suite="lookup", op="lookup", variant="i64", ids="uniform", threads=1)),
+        ("lookup, fraction of memcpy (1 thread)", tbs("frac_of_memcpy", suite="lookup", op="lookup", variant="i64")),
         ("lookup, 2 threads vs 1, ns/token",
-         ", ".join("D=%d: %s vs %s" % (d, fmt(figure(tb, "ns_per_token", suite="lookup", op="lookup", variant="i64",
-                                                          ids="uniform", threads=2, dim=d)),
-                                       fmt(figure(tb, "ns_per_token", suite="lookup", op="lookup", variant="i64",
-                                                  ids="uniform", threads=1, dim=d)))
-                   for d in (256, 1024, 4096))),
+         ", ".join("D=%d: %s vs %s" % (d, lk(2, d), lk(1, d)) for d in (256, 1024, 4096))),
         ("lookup vs torch `index_select(out=)`, warm (same ids every call)",
-         series(ct, dims, "ratio", lo="ratio_min", hi="ratio_max", unit="x", op="lookup",
-                torch_peer="index_select(out=)", regime="warm", threads=1)),
+         cts(op="lookup", torch_peer="index_select(out=)", regime="warm")),
         ("lookup vs torch `index_select(out=)`, cold (new ids every call)",
-         series(ct, dims, "ratio", lo="ratio_min", hi="ratio_max", unit="x", op="lookup",
-                torch_peer="index_select(out=)", regime="cold", threads=1)),
-        ("bags SUM, L=20, fraction of memcpy",
-         series(tb, dims, "frac_of_memcpy", suite="bags", op="lookup_bags", variant="sum", ids="uniform", threads=1)),
-        ("bags SUM, L=20 vs torch `embedding_bag`",
-         series(ct, dims, "ratio", lo="ratio_min", hi="ratio_max", unit="x", op="bags", threads=1)),
+         cts(op="lookup", torch_peer="index_select(out=)", regime="cold")),
+        ("bags SUM, L=20, fraction of memcpy", tbs("frac_of_memcpy", suite="bags", op="lookup_bags", variant="sum")),
+        ("bags SUM, L=20 vs torch `embedding_bag`", cts(op="bags")),
         ("pooled bags, F32 time / Q8_ROW time (paired)",
-         series(tb, dims, "ratio", unit="x", suite="bags", op="lookup_bags", variant="sum-q8row", ids="uniform",
-                threads=1)),
-        ("pooled bags, F32 time / F16 time (paired)",
-         series(tb, dims, "ratio", unit="x", suite="bags", op="lookup_bags", variant="sum-f16", ids="uniform",
-                threads=1)),
+         tbs("ratio", unit="x", suite="bags", op="lookup_bags", variant="sum-q8row")),
+        ("pooled bags, F32 time / F16 time (paired)", tbs("ratio", unit="x", suite="bags", op="lookup_bags",
+                                                          variant="sum-f16")),
         ("coalesced gradient (N=2048) vs torch sparse backward + `.coalesce()`, warm",
-         series(ct, dims, "ratio", lo="ratio_min", hi="ratio_max", unit="x", op="grad",
-                torch_peer="embedding_sparse_backward+coalesce", regime="warm", threads=1)),
+         cts(op="grad", torch_peer="embedding_sparse_backward+coalesce", regime="warm")),
         ("same, cold (new ids and gradient every call)",
-         series(ct, dims, "ratio", lo="ratio_min", hi="ratio_max", unit="x", op="grad",
-                torch_peer="embedding_sparse_backward+coalesce", regime="cold", threads=1)),
+         cts(op="grad", torch_peer="embedding_sparse_backward+coalesce", regime="cold")),
         ("coalesced gradient (N=2048) vs torch dense backward (zero-fills V x D), warm",
-         series(ct, dims, "ratio", lo="ratio_min", hi="ratio_max", unit="x", op="grad",
-                torch_peer="embedding_dense_backward", regime="warm", threads=1)),
+         cts(op="grad", torch_peer="embedding_dense_backward", regime="warm")),
         ("RoPE [2048 tokens, 32 heads, 128], fraction of memcpy (NEOX / GPTJ)",
          "%s / %s" % (fmt(figure(tb, "frac_of_memcpy", suite="rope", op="rope_apply", variant="neox", tokens=2048,
                                  threads=1)),
