@@ -4,18 +4,27 @@
 Peers: index_select(out=) and F.embedding (lookup), F.embedding_bag sum L=20 (bags),
 quantized.embedding_bag_byte_rowwise_offsets sum L=20 over the table packed by
 quantized.embedding_bag_byte_prepack, wrapped by tokemb as Q8_ROW (bags-q8: same bytes, outputs must be
-bit-equal), aten.embedding_dense_backward vs tokemb_grad_coalesce (grad), the HF rotate_half formula with precomputed
-cos/sin vs tokemb_rope_apply (rope; [tokens, 32 heads, 128]).
+bit-equal), tokemb_grad_coalesce (N = 2048) vs aten.embedding_sparse_backward + .coalesce() (torch's
+sparse=True backward) and vs aten.embedding_dense_backward (a zero-filled V x D gradient, 2.1 GB at D=4096),
+the HF rotate_half formula with precomputed cos/sin vs tokemb_rope_apply (rope; [tokens, 32 heads, 128]).
+
+Lookup and grad run in two regimes (--regimes): warm = the same ids on every call (the rows stay in
+cache between calls), cold = new ids on every call (a cycle of id sets whose rows together exceed the
+last-level cache by 2x, up to 64 sets, so each call reads rows no recent call touched). At D=1024 they
+differ by about 2x; the regime is a column of the output and the CSV.
 
 The table is one numpy float32 array, wrapped by tokemb (tokemb_table_wrap, no copy) and viewed by torch
 (torch.from_numpy, no copy); ids and the preallocated outputs are shared the same way. Each repetition
 times tokemb and torch back to back (order alternating, each batch after one untimed warm call); the
 reported ratio is the median over
-repetitions of t_torch / t_tokemb (> 1: tokemb is faster). Both libraries get the same thread count
-(torch.set_num_threads and tokemb_set_num_threads). Outputs are checked for equality once per case.
+repetitions of t_torch / t_tokemb (> 1: tokemb is faster), with its range (min-max over repetitions) in
+the CSV. Both libraries get the same thread count (torch.set_num_threads and tokemb_set_num_threads).
+Outputs are checked for equality once per case. bench/report.py turns the CSVs of one or more runs into
+the tables of docs/performance.md and the README.
 
     /usr/bin/python3 bench/compare_torch.py [--lib build/libtokemb.so] [--threads 1,2] [--quick]
-        [--dims 4,16,64,256,1024,4096] [--vocab 128256] [--ops lookup,bags,bags-q8,grad,rope,call,backend] [--csv out.csv]
+        [--dims 4,16,64,256,1024,4096] [--vocab 128256] [--ops lookup,bags,bags-q8,grad,rope,call,backend]
+        [--regimes warm,cold] [--csv out.csv]
 
 Each row also prints the range [min-max] of the paired ratios. 'call' rows: ns per CALL of tiny lookups
 (N = 1, 16, 64, 1024 tokens, D = 768) against torch and against tokemb's own single-thread call (the plain
@@ -114,11 +123,27 @@ def pair(f_tk, f_torch, reps, min_sample):
         tk.append(a)
         th.append(b)
         ratio.append(b / a)
-    RANGES.append((min(ratio), max(ratio)))
-    return statistics.median(tk), statistics.median(th), statistics.median(ratio)
+    return statistics.median(tk), statistics.median(th), statistics.median(ratio), min(ratio), max(ratio)
 
 
-RANGES = []  # (min, max) of the paired ratios, one per pair() call, in row order
+def llc_bytes():
+    try:
+        with open("/sys/devices/system/cpu/cpu0/cache/index3/size") as f:
+            v = f.read().strip()
+        return int(v[:-1]) * {"K": 1 << 10, "M": 1 << 20}[v[-1]] if v[-1] in "KM" else int(v)
+    except (OSError, ValueError, KeyError):
+        return 32 << 20
+
+
+def cycler(k):
+    """Index of the next of k id sets on every call (cold regime)."""
+    c = [0]
+
+    def nxt():
+        c[0] = (c[0] + 1) % k
+        return c[0]
+    return nxt
+
 
 
 def main():
@@ -130,6 +155,7 @@ def main():
     ap.add_argument("--dims", default=None)
     ap.add_argument("--ids", default="uniform,zipf1.1")
     ap.add_argument("--ops", default="lookup,bags,bags-q8,grad,rope,call,backend")
+    ap.add_argument("--regimes", default="warm,cold", help="lookup/grad: warm (same ids), cold (new ids each call)")
     ap.add_argument("--reps", type=int, default=None)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--csv", default=None)
@@ -140,13 +166,15 @@ def main():
     reps = a.reps or (7 if a.quick else 15)
     min_sample = 2e-3 if a.quick else 1e-2
     ops = a.ops.split(",")
+    regimes = a.regimes.split(",")
+    llc = llc_bytes()
     rng = np.random.default_rng(1234)
     V = a.vocab
     rows = []
     print("# torch %s, tokemb %s, vocab %d, reps %d; ratio = t_torch / t_tokemb (median of alternating pairs)"
           % (torch.__version__, os.path.basename(a.lib), V, reps))
-    hdr = "%-8s %-26s %5s %6s %-8s %2s %12s %12s %8s" % ("op", "torch peer", "dim", "tokens", "ids", "th",
-                                                           "tokemb ns/tok", "torch ns/tok", "ratio")
+    hdr = "%-8s %-28s %5s %6s %-8s %-5s %2s %12s %12s %8s %13s" % ("op", "torch peer", "dim", "tokens", "ids", "regime",
+                                                                   "th", "tokemb ns/tok", "torch ns/tok", "ratio", "range")
     print(hdr)
     for D in dims:
         W = (rng.standard_normal((V, D), dtype=np.float32))
@@ -156,7 +184,10 @@ def main():
         qh, Qt, Q = None, None, None
         n = int(min(65536, max(256, (16 << 20) // (4 * D))))
         for dist in a.ids.split(","):
-            ids = rng.integers(0, V, n, dtype=np.int64) if dist == "uniform" else zipf_ids(rng, V, n, float(dist[4:]))
+            def new_ids(m, dist=dist):
+                return rng.integers(0, V, m, dtype=np.int64) if dist == "uniform" else zipf_ids(rng, V, m, float(dist[4:]))
+            ids = new_ids(n)
+            cold_ids = None
             ids_t = torch.from_numpy(ids)
             out_tk = np.zeros((n, D), np.float32)
             out_th = np.zeros((n, D), np.float32)
@@ -164,14 +195,28 @@ def main():
             for th in threads:
                 torch.set_num_threads(th)
                 ok(lib, lib.tokemb_set_num_threads(th), "set_num_threads")
-                if "lookup" in ops:
+                if "lookup" in ops and "warm" in regimes:
                     f_tk = lambda: lib.tokemb_lookup(h, ptr(ids), n, ptr(out_tk))
                     f_th = lambda: torch.index_select(Wt, 0, ids_t, out=out_th_t)
                     r = pair(f_tk, f_th, reps, min_sample)
                     assert np.array_equal(out_tk, out_th), "lookup output differs from torch"
-                    rows.append(("lookup", "index_select(out=)", D, n, dist, th) + r)
+                    rows.append(("lookup", "index_select(out=)", D, n, dist, "warm", th) + r)
                     f_th2 = lambda: F.embedding(ids_t, Wt)
-                    rows.append(("lookup", "F.embedding (allocating)", D, n, dist, th) + pair(f_tk, f_th2, reps, min_sample))
+                    rows.append(("lookup", "F.embedding (allocating)", D, n, dist, "warm", th) +
+                                pair(f_tk, f_th2, reps, min_sample))
+                if "lookup" in ops and "cold" in regimes:
+                    if cold_ids is None:
+                        ncold = int(max(2, min(64, -(-2 * llc // (n * D * 4)))))
+                        cold_ids = [ids] + [new_ids(n) for _ in range(ncold - 1)]
+                        cold_t = [torch.from_numpy(x) for x in cold_ids]
+                    ck, ct = cycler(len(cold_ids)), cycler(len(cold_ids))
+                    f_tk = lambda: lib.tokemb_lookup(h, ptr(cold_ids[ck()]), n, ptr(out_tk))
+                    f_th = lambda: torch.index_select(Wt, 0, cold_t[ct()], out=out_th_t)
+                    r = pair(f_tk, f_th, reps, min_sample)
+                    lib.tokemb_lookup(h, ptr(cold_ids[1]), n, ptr(out_tk))
+                    torch.index_select(Wt, 0, cold_t[1], out=out_th_t)
+                    assert np.array_equal(out_tk, out_th), "lookup output differs from torch"
+                    rows.append(("lookup", "index_select(out=)", D, n, dist, "cold", th) + r)
                 if ("bags" in ops or "bags-q8" in ops) and dist == "uniform":  # bags of L = 20 over the same ids
                     L = 20
                     nb = max(1, n // L)
@@ -186,7 +231,7 @@ def main():
                     r = pair(f_tk, f_th, reps, min_sample)
                     ref = F.embedding_bag(bids_t, Wt, offs_t, mode="sum").numpy()
                     assert np.allclose(bout, ref, rtol=1e-5, atol=1e-5), "bag output differs from torch"
-                    rows.append(("bags", "embedding_bag sum L=20", D, nb * L, dist, th) + r)
+                    rows.append(("bags", "embedding_bag sum L=20", D, nb * L, dist, "warm", th) + r)
                 if "bags-q8" in ops and hasattr(lib, "tokemb_lookup_bags") and dist == "uniform":
                     if qh is None:  # torch's row-wise 8-bit layout: D codes, then float scale and bias
                         Qt = torch.ops.quantized.embedding_bag_byte_prepack(Wt)
@@ -200,22 +245,9 @@ def main():
                         Qt, bids_t, qoffs_t, False, 0, False, None, None, True)
                     r = pair(f_tk, f_th, reps, min_sample)
                     assert np.array_equal(qout, f_th().numpy()), "Q8_ROW bag output differs from torch's"
-                    rows.append(("bags-q8", "embedding_bag_byte sum L=20", D, nb * L, dist, th) + r)
-                if "grad" in ops and hasattr(lib, "tokemb_grad_coalesce") and V * D <= (1 << 28):
-                    ng = min(n, 2048)
-                    g = rng.standard_normal((ng, D), dtype=np.float32)
-                    g_t = torch.from_numpy(g)
-                    gids = ids[:ng].copy()
-                    gids_t = torch.from_numpy(gids)
-                    uid = np.zeros(ng, np.int64)
-                    urows = np.zeros((ng, D), np.float32)
-                    nu = ctypes.c_size_t(0)
-                    f_tk = lambda: lib.tokemb_grad_coalesce(h, ptr(gids), ng, ptr(g), ptr(uid), ptr(urows), ctypes.byref(nu))
-                    f_th = lambda: torch.ops.aten.embedding_dense_backward(g_t, gids_t, V, -1, False)
-                    r = pair(f_tk, f_th, max(3, reps // 3), min_sample)
-                    dense = torch.ops.aten.embedding_dense_backward(g_t, gids_t, V, -1, False).numpy()
-                    assert np.array_equal(dense[uid[: nu.value]], urows[: nu.value]), "coalesced grad differs from torch"
-                    rows.append(("grad", "embedding_dense_backward", D, ng, dist, th) + r)
+                    rows.append(("bags-q8", "embedding_bag_byte sum L=20", D, nb * L, dist, "warm", th) + r)
+                if "grad" in ops and hasattr(lib, "tokemb_grad_coalesce"):
+                    grad_rows(lib, rows, h, V, D, n, ids, new_ids, dist, th, regimes, llc, rng, reps, min_sample)
                 flush_rows(rows)
         lib.tokemb_table_free(h)
         if qh is not None:
@@ -231,9 +263,9 @@ def main():
     summary(rows, threads)
     if a.csv:
         with open(a.csv, "w") as f:
-            f.write("op,torch_peer,dim,tokens,ids,threads,tokemb_s,torch_s,ratio\n")
+            f.write("op,torch_peer,dim,tokens,ids,regime,threads,tokemb_s,torch_s,ratio,ratio_min,ratio_max\n")
             for r in rows:
-                f.write("%s,%s,%d,%d,%s,%d,%.6g,%.6g,%.4f\n" % r)
+                f.write("%s,%s,%d,%d,%s,%s,%d,%.6g,%.6g,%.4f,%.4f,%.4f\n" % r)
 
 
 printed = [0]
@@ -241,10 +273,9 @@ printed = [0]
 
 def flush_rows(rows):
     while printed[0] < len(rows):
-        op, peer, d, nn, di, t_, a_tk, a_th, rat = rows[printed[0]]
-        lo, hi = RANGES[printed[0]] if printed[0] < len(RANGES) else (rat, rat)
-        print("%-8s %-26s %5d %6d %-8s %2d %12.2f %12.2f %8.2f  [%.2f-%.2f]" % (
-            op, peer, d, nn, di, t_, a_tk / nn * 1e9, a_th / nn * 1e9, rat, lo, hi))
+        op, peer, d, nn, di, reg, t_, a_tk, a_th, rat, lo, hi = rows[printed[0]]
+        print("%-8s %-28s %5d %6d %-8s %-5s %2d %12.2f %12.2f %8.2f %6.2f-%-6.2f" % (
+            op, peer, d, nn, di, reg, t_, a_tk / nn * 1e9, a_th / nn * 1e9, rat, lo, hi))
         sys.stdout.flush()
         printed[0] += 1
 
@@ -272,7 +303,7 @@ def small_rows(lib, rows, threads, reps):
             f_tk = lambda: lib.tokemb_lookup(h, pi, n, po)
             f_th = lambda: torch.index_select(Wt, 0, ids_t, out=out_th_t)
             r = pair(f_tk, f_th, reps, 2e-3)
-            rows.append(("call", "index_select(out=) D=768", D, n, "per-call", th, r[0] * n, r[1] * n, r[2]))
+            rows.append(("call", "index_select(out=) D=768", D, n, "per-call", "warm", th, r[0] * n, r[1] * n, r[2], r[3], r[4]))
 
             def f_one():  # the plain loop: the same call on one thread
                 lib.tokemb_set_num_threads(1)
@@ -284,7 +315,7 @@ def small_rows(lib, rows, threads, reps):
                 lib.tokemb_lookup(h, pi, n, po)
                 lib.tokemb_set_num_threads(th)
             r = pair(f_cur, f_one, reps, 2e-3)
-            rows.append(("call", "tokemb 1 thread", D, n, "per-call", th, r[0] * n, r[1] * n, r[2]))
+            rows.append(("call", "tokemb 1 thread", D, n, "per-call", "warm", th, r[0] * n, r[1] * n, r[2], r[3], r[4]))
         flush_rows(rows)
     lib.tokemb_table_free(h)
 
@@ -326,7 +357,7 @@ def backend_rows(lib, lib_path, rows, threads, reps):
             others.append(("OpenMP hook", with_(th, ctypes.cast(hook, P))))
         for name, f in others:
             r = pair(f_pool, f, reps, 1e-2)
-            rows.append(("backend", name + " vs pool", D, n, "uniform", th) + r)
+            rows.append(("backend", name + " vs pool", D, n, "uniform", "warm", th) + r)
         if hook is not None:
             lib.tokemb_set_parallel_for(None, None)
         lib.tokemb_table_free(h)
@@ -337,14 +368,58 @@ def summary(rows, threads):
     """2 threads against 1 in this process, per case: t_tokemb(1 thread) / t_tokemb(n threads)."""
     if len(threads) < 2:
         return
-    t1 = {r[:5]: r[6] for r in rows if r[5] == threads[0]}
+    t1 = {r[:6]: r[7] for r in rows if r[6] == threads[0]}
     print("# tokemb at %d threads vs %d thread(s), same process (> 1: faster with more threads)" % (threads[-1], threads[0]))
     seen = set()
     for r in rows:
-        if r[5] != threads[-1] or r[:5] not in t1 or r[0] in ("call", "backend") or (r[0], r[2], r[3], r[4]) in seen:
+        if r[6] != threads[-1] or r[:6] not in t1 or r[0] in ("call", "backend") or (r[0], r[2], r[3], r[4], r[5]) in seen:
             continue
-        seen.add((r[0], r[2], r[3], r[4]))
-        print("%-8s %5d %6d %-8s %8.2f" % (r[0], r[2], r[3], r[4], t1[r[:5]] / r[6]))
+        seen.add((r[0], r[2], r[3], r[4], r[5]))
+        print("%-8s %5d %6d %-8s %-5s %8.2f" % (r[0], r[2], r[3], r[4], r[5], t1[r[:6]] / r[7]))
+
+
+def grad_rows(lib, rows, h, V, D, n, ids, new_ids, dist, th, regimes, llc, rng, reps, min_sample):
+    """tokemb_grad_coalesce (N = 2048) against torch's sparse backward + coalesce() and against the dense
+    backward (which allocates and zero-fills V x D floats: 2.1 GB at D = 4096). Warm: the same ids each call;
+    cold: a cycle of id sets (each with its own gradient rows) larger than 2x the last-level cache."""
+    ng = 2048
+    ids = ids[:ng] if len(ids) >= ng else new_ids(ng)
+    nsets = 1
+    if "cold" in regimes:
+        nsets = int(max(2, min(64, -(-2 * llc // (2 * ng * D * 4)))))
+    gsets = [rng.standard_normal((ng, D), dtype=np.float32) for _ in range(nsets)]
+    isets = [ids[:ng].copy()] + [new_ids(ng) for _ in range(nsets - 1)]
+    gsets_t = [torch.from_numpy(g) for g in gsets]
+    isets_t = [torch.from_numpy(i) for i in isets]
+    uid = np.zeros(ng, np.int64)
+    urows = np.zeros((ng, D), np.float32)
+    nu = ctypes.c_size_t(0)
+    peers = [("embedding_sparse_backward+coalesce",
+              lambda k: torch.ops.aten.embedding_sparse_backward(gsets_t[k], isets_t[k], V, -1, False).coalesce()),
+             ("embedding_dense_backward",
+              lambda k: torch.ops.aten.embedding_dense_backward(gsets_t[k], isets_t[k], V, -1, False))]
+    for regime in regimes:
+        cyc = 1 if regime == "warm" else nsets
+        for name, peer in peers:
+            ck, ct = cycler(cyc), cycler(cyc)
+
+            def f_tk():
+                k = ck()
+                lib.tokemb_grad_coalesce(h, ptr(isets[k]), ng, ptr(gsets[k]), ptr(uid), ptr(urows), ctypes.byref(nu))
+
+            def f_th():
+                return peer(ct())
+            r = pair(f_tk, f_th, max(3, reps // 3), min_sample)
+            lib.tokemb_grad_coalesce(h, ptr(isets[0]), ng, ptr(gsets[0]), ptr(uid), ptr(urows), ctypes.byref(nu))
+            ref = peer(0)
+            m = nu.value
+            if ref.is_sparse:
+                assert np.array_equal(ref.indices()[0].numpy(), uid[:m]), "coalesced ids differ from torch"
+                # torch copies a single contribution (-0.0 stays -0.0); tokemb sums from +0.0 as the dense path
+                assert np.array_equal(ref.values().numpy() + np.float32(0), urows[:m]), "coalesced grad differs"
+            else:
+                assert np.array_equal(ref.numpy()[uid[:m]], urows[:m]), "coalesced grad differs from torch"
+            rows.append(("grad", name, D, ng, dist, regime, th) + r)
 
 
 def rope_rows(lib, rows, threads, reps, min_sample, quick):
@@ -374,7 +449,7 @@ def rope_rows(lib, rows, threads, reps, min_sample, quick):
                 f_tk = lambda: lib.tokemb_rope_apply(pe, ptr(x), n, heads, ptr(pos))
                 f_th = lambda: (q * cos) + (rotate_half(q) * sin)
                 r = pair(f_tk, f_th, reps, min_sample)
-                rows.append(("rope", "HF q*cos+rotate_half(q)*sin", hd, n, name, th) + r)
+                rows.append(("rope", "HF q*cos+rotate_half(q)*sin", hd, n, name, "warm", th) + r)
             lib.tokemb_posenc_free(pe)
 
 if __name__ == "__main__":

@@ -44,6 +44,30 @@ static void test_golden_padding(void **state) {
     tokemb_table_free(t);
 }
 
+/* The coalesced rows start from +0.0f as torch's zeroed dense gradient does: a single -0.0f contribution
+ * gives +0.0f, with and without scale_grad_by_freq (the first step is 0 + g, not a copy of g). */
+static void test_coalesce_signed_zero(void **state) {
+    (void)state;
+    for (int sgbf = 0; sgbf < 2; sgbf++) {
+        tokemb_table *t = NULL;
+        TK_OK(tokemb_table_create(4, 3, TOKEMB_F32, &t));
+        TK_OK(tokemb_table_set_param(t, TOKEMB_SCALE_GRAD_BY_FREQ, sgbf));
+        const int64_t ids[3] = {2, 1, 2};
+        const float g[9] = {-0.0f, 1.5f, -0.0f, -0.0f, -2.0f, 0.25f, -0.0f, 3.0f, 0.0f};
+        float dense[12] = {0}, rows[9];
+        int64_t uid[3];
+        size_t nu = 0;
+        ref_dense(ids, 3, g, 4, 3, -1, sgbf, dense);
+        TK_OK(tokemb_grad_coalesce(t, ids, 3, g, uid, rows, &nu));
+        assert_int_equal(nu, 2);
+        assert_int_equal(uid[0], 1);
+        assert_int_equal(uid[1], 2);
+        assert_memory_equal(rows, dense + 3, 6 * sizeof(float));
+        assert_false(signbit(rows[0])); /* 0 + (-0) = +0 */
+        tokemb_table_free(t);
+    }
+}
+
 static void test_sgbf_fused(void **state) {
     (void)state;
     tokemb_table *t = NULL;
@@ -182,6 +206,7 @@ static void test_errors_unchanged(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden_padding),       cmocka_unit_test(test_sgbf_fused),
+        cmocka_unit_test(test_coalesce_signed_zero),
         cmocka_unit_test(test_random_small),         cmocka_unit_test(test_random_large_vocab),
         cmocka_unit_test(test_onehot_distinct_equals_dense), cmocka_unit_test(test_errors_unchanged),
     };

@@ -4,7 +4,8 @@
  * on/off; then thread-count independence and the NONTEMPORAL parameter through the public API.
  *
  * Also the bag SUM / MEAN kernel (src/kernels/bags.c, register accumulation on AVX2) and the RoPE
- * rotation (src/kernels/rope_kernels.c, AVX2) against their portable paths and naive float loops.
+ * rotation (src/kernels/rope_kernels.c, AVX2 / AVX-512) against their portable paths and naive float
+ * loops, and RoPE's vectorised double sincos against long double and libm.
  *
  * The kernel translation units are compiled into this test (the variants are internal symbols of the
  * library), with tk_cpu_isa() replaced by a stub so the dispatcher can be forced to each ISA. */
@@ -322,11 +323,11 @@ static void test_bag_sum_isa_bitwise(void **state) {
 static void test_rope_isa_bitwise(void **state) {
     (void)state;
     uint64_t s = 777;
-    static const size_t halves[] = {1, 2, 3, 4, 5, 8, 12, 16, 17, 32, 64};
+    static const size_t halves[] = {1, 2, 3, 4, 5, 8, 12, 16, 17, 32, 64, 65, 100, 150};
     for (size_t hi = 0; hi < sizeof halves / sizeof halves[0]; hi++) {
         const size_t half = halves[hi], heads = 3, stride = 2 * half + 5;
         float *x0 = malloc(heads * stride * sizeof(float)), *a = malloc(heads * stride * sizeof(float)),
-              *b = malloc(heads * stride * sizeof(float)), cs[64], sn[64];
+              *b = malloc(heads * stride * sizeof(float)), cs[150], sn[150];
         assert_non_null(x0);
         assert_non_null(a);
         assert_non_null(b);
@@ -377,6 +378,53 @@ static size_t naive_first_bad(const void *ids, int w, size_t n, int64_t rows) {
         if (id < 0 || id >= rows) return i;
     }
     return n;
+}
+
+/* RoPE cos/sin (tk_rope_cos_sin_f32): the AVX2 sincos against long double at positions up to 2^24 and
+ * beyond (within one float ulp of the correctly rounded value, or 1e-9 absolute near a zero where the
+ * double angle's own rounding dominates), against libm (the portable path: at most a handful of
+ * last-bit differences), angles above 2^30 rad equal to libm bit for bit, and every value independent
+ * of how the pairs are grouped into calls. */
+static void test_rope_cos_sin_accuracy(void **state) {
+    (void)state;
+    enum { HALF = 67 }; /* not a multiple of 4: the padded tail vector */
+    double inv[HALF];
+    for (int i = 0; i < HALF; i++) inv[i] = pow(10000.0, -(double)(2 * i) / (2 * HALF));
+    inv[HALF - 1] = 3.7; /* a frequency above 1 */
+    uint64_t s = 4242;
+    float c[HALF], sn[HALF], cl[HALF], sl[HALF], c1[HALF], s1[HALF];
+    size_t differ = 0, total = 0;
+    for (int it = 0; it < 3000; it++) {
+        double p;
+        if (it < 1000) p = it;
+        else if (it < 2900) p = floor(ldexp((double)(tk_rand(&s) >> 11), -53) * 16777216.0);
+        else p = (double)((int64_t)1 << 40) + (double)(tk_rand(&s) >> 20); /* angles beyond 2^30 rad */
+        double A = it % 7 == 0 ? 1.25 : 1.0;
+        forced_isa = TK_ISA_PORTABLE;
+        tk_rope_cos_sin_f32(inv, A, p, HALF, cl, sl);
+        if (!cpu_has(TK_ISA_AVX2)) continue;
+        forced_isa = TK_ISA_AVX2;
+        tk_rope_cos_sin_f32(inv, A, p, HALF, c, sn);
+        for (int k = 0; k < HALF; k++) { /* one pair at a time: the same bits */
+            tk_rope_cos_sin_f32(inv + k, A, p, 1, c1 + k, s1 + k);
+            if (memcmp(c1 + k, c + k, 4) || memcmp(s1 + k, sn + k, 4)) fail_msg("p=%.17g k=%d: grouping changes bits", p, k);
+        }
+        for (int k = 0; k < HALF; k++) {
+            double phi = p * inv[k];
+            long double rc = (long double)A * cosl((long double)phi), rs = (long double)A * sinl((long double)phi);
+            float fc = (float)rc, fs = (float)rs;
+            if ((fabsf(c[k] - fc) > nextafterf(fabsf(fc), INFINITY) - fabsf(fc) && fabsl(c[k] - rc) > 1e-9L) ||
+                (fabsf(sn[k] - fs) > nextafterf(fabsf(fs), INFINITY) - fabsf(fs) && fabsl(sn[k] - rs) > 1e-9L))
+                fail_msg("p=%.17g k=%d: cos %.9g vs %.9g, sin %.9g vs %.9g", p, k, (double)c[k], (double)fc,
+                         (double)sn[k], (double)fs);
+            if (phi > 1073741824.0 && (memcmp(c + k, cl + k, 4) || memcmp(sn + k, sl + k, 4)))
+                fail_msg("p=%.17g k=%d: angle beyond 2^30 must take libm's values", p, k);
+            differ += (size_t)(memcmp(c + k, cl + k, 4) != 0) + (size_t)(memcmp(sn + k, sl + k, 4) != 0);
+            total += 2;
+        }
+    }
+    forced_isa = TK_ISA_PORTABLE;
+    if (differ * 10000 > total) fail_msg("%zu of %zu values differ from libm's", differ, total);
 }
 
 static void test_ids_scan(void **state) {
@@ -453,6 +501,7 @@ int main(void) {
         cmocka_unit_test(test_lookup_thread_count_independence),
         cmocka_unit_test(test_bag_sum_isa_bitwise),
         cmocka_unit_test(test_rope_isa_bitwise),
+        cmocka_unit_test(test_rope_cos_sin_accuracy),
         cmocka_unit_test(test_ids_scan),
         cmocka_unit_test(test_nontemporal_param),
     };

@@ -1,8 +1,19 @@
-/* rope_kernels.h - the RoPE rotation kernel: a pure loop over already-validated data. */
+/* rope_kernels.h - the RoPE kernels: cos/sin of one position and the rotation; pure loops over
+ * already-validated data. */
 #ifndef TOKEMB_ROPE_KERNELS_H
 #define TOKEMB_ROPE_KERNELS_H
 
 #include <stddef.h>
+
+/* c[k] = (float)(A*cos(p*inv[k])), s[k] = (float)(A*sin(p*inv[k])) for k < n, the angle p*inv[k] one
+ * correctly rounded double product. On AVX2+FMA hardware a vectorised double sincos (Cody-Waite
+ * reduction by pi/2 with fused multiply-adds, degree-13/14 minimax polynomials, |error| <~ 2e-16)
+ * replaces libm for every angle up to 2^30 rad; beyond that (or without AVX2) libm's cos/sin.
+ * Before the single float rounding both are within a few double ulps of the exact value, so the floats
+ * agree with libm's except when the exact value sits within ~1e-16 of a float rounding boundary. Every
+ * value depends only on (p, inv[k], A) and the ISA level: the same for any thread count and any k
+ * grouping. */
+void tk_rope_cos_sin_f32(const double *inv, double A, double p, size_t n, float *c, float *s);
 
 /* Rotates pairs [pair0, pair0 + n_pairs) of n_heads head vectors in place; head h starts at
  * x + h*head_stride and its values are contiguous. half = rotary_dim / 2. Pairing:

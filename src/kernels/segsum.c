@@ -9,7 +9,6 @@
 #include "common/common.h"
 
 #include <math.h>
-#include <string.h>
 
 #define TK_SEG_CB 256u
 #define TK_ALWAYS_INLINE static inline __attribute__((always_inline))
@@ -26,15 +25,21 @@ TK_ALWAYS_INLINE void tk_segsum_unit_body(const tk_segsum_args *a, size_t s, siz
     size_t drow = a->dst_by_key ? (size_t)a->key[b] : s;
     float *d = a->dst + drow * a->dst_stride + c0;
     const size_t w = c1 - c0;
-    if (a->zero_first) memset(d, 0, w * sizeof(float));
     const int scaled = a->pos_scale != NULL || a->scale_by_count;
     const float cnt_scale = a->scale_by_count ? (float)(1.0 / (double)(e - b)) : 1.0f;
     for (size_t j = b; j < e; j++) {
         size_t p = a->pos[j];
         size_t r = a->src_map ? a->src_map[p] : p;
         const float *g = a->src + r * a->src_stride + c0;
-        if (scaled) {
-            float sj = a->pos_scale ? a->pos_scale[p] : cnt_scale;
+        float sj = scaled ? (a->pos_scale ? a->pos_scale[p] : cnt_scale) : 1.0f;
+        if (j == b && a->zero_first) {
+            /* the first step from +0.0f, kept in registers: no zero fill and no read of dst (most rows
+             * have one contribution); the same bits as adding to a zeroed row (-0.0f + 0.0f = +0.0f) */
+            if (scaled)
+                for (size_t c = 0; c < w; c++) d[c] = fmaf(sj, g[c], 0.0f);
+            else
+                for (size_t c = 0; c < w; c++) d[c] = g[c] + 0.0f;
+        } else if (scaled) {
             for (size_t c = 0; c < w; c++) d[c] = fmaf(sj, g[c], d[c]);
         } else {
             for (size_t c = 0; c < w; c++) d[c] = d[c] + g[c];
@@ -55,6 +60,20 @@ __attribute__((target("avx2,fma"))) static void tk_segsum_unit_avx2(const tk_seg
 #else
 #define TK_SEG_HAVE_AVX2 0
 #endif
+
+/* Units ahead whose source block (first contribution) is prefetched: rows are read in sorted-id order,
+ * i.e. at random places of the gradient, where the hardware prefetcher only starts after a few misses.
+ * 8 units = two 4 KiB rows at D=1024: 1.07x (0.77-1.38) with new ids each call (gradient in DRAM),
+ * 1.03x with the same ids, paired A/B at 1 thread. */
+#define TK_SEG_PF 8u
+
+static inline void tk_segsum_prefetch(const tk_segsum_plan *pl, size_t u) {
+    const tk_segsum_args *a = pl->a;
+    size_t s = u / pl->nb, c0 = (u % pl->nb) * TK_SEG_CB, c1 = c0 + TK_SEG_CB < a->dim ? c0 + TK_SEG_CB : a->dim;
+    size_t p = a->pos[a->seg[s]];
+    const float *g = a->src + (a->src_map ? a->src_map[p] : p) * a->src_stride;
+    for (size_t c = c0; c < c1; c += 16) __builtin_prefetch(g + c);
+}
 
 /* First unit (s * nb + block) whose work starts at or after weight w. */
 static size_t tk_segsum_unit_at(const tk_segsum_plan *pl, size_t w) {
@@ -86,6 +105,7 @@ static void tk_segsum_parts(void *ctx, size_t k0, size_t k1) {
         for (size_t u = u0; u < u1; u++) {
             size_t s = u / pl->nb, blk = u % pl->nb;
             size_t c0 = blk * TK_SEG_CB, c1 = c0 + TK_SEG_CB < a->dim ? c0 + TK_SEG_CB : a->dim;
+            if (u + TK_SEG_PF < u1) tk_segsum_prefetch(pl, u + TK_SEG_PF);
 #if TK_SEG_HAVE_AVX2
             if (avx2) {
                 tk_segsum_unit_avx2(a, s, c0, c1);

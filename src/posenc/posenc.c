@@ -28,6 +28,7 @@ void tokemb_posenc_free(tokemb_posenc *pe) {
     tk_free(pe->freq);
     tk_free(pe->short_factor);
     tk_free(pe->long_factor);
+    tk_free(pe->rope_inv);
     tk_free(pe->slopes);
     tk_free(pe->thresholds);
     tk_free(pe);

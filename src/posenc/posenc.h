@@ -43,6 +43,9 @@ struct tokemb_posenc {
     int64_t original_max_pos, seq_len;
     int32_t truncate;
     double *short_factor, *long_factor; /* LongRoPE, rotary_dim/2 each, NULL until set */
+    double *rope_inv;     /* rotary_dim/2 scaled inverse frequencies of the current configuration */
+    double rope_A;        /* its attention factor */
+    int rope_ok;          /* 0: the configuration does not hold together (the call reports why) */
 
     /* ALiBi */
     int64_t n_heads;
@@ -65,5 +68,8 @@ extern const tk_pe_family tk_pe_rope, tk_pe_alibi;
 tokemb_posenc *tk_pe_new(const tk_pe_family *family);
 /* posenc.c: the F32 table a learned / T5 / Shaw encoder owns; errors are reported under `fn`. */
 int32_t tk_pe_table_create(const char *fn, int64_t rows, int64_t dim, tokemb_table **t);
+
+/* rope.c: recomputes the cached frequencies after a parameter change (setters have exclusive access). */
+void tk_rope_refresh(tokemb_posenc *pe);
 
 #endif

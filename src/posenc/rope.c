@@ -53,6 +53,7 @@ static int32_t tk_rope_set_i64(const char *fn, tokemb_posenc *pe, int32_t param,
         pe->truncate = (int32_t)value;
         break;
     }
+    tk_rope_refresh(pe);
     return TOKEMB_OK;
 }
 
@@ -72,6 +73,7 @@ static int32_t tk_rope_set_f64(const char *fn, tokemb_posenc *pe, int32_t param,
     case TOKEMB_ROPE_MSCALE: pe->mscale = value; break;
     default: pe->mscale_all_dim = value; break; /* TOKEMB_ROPE_MSCALE_ALL_DIM */
     }
+    tk_rope_refresh(pe);
     return TOKEMB_OK;
 }
 
@@ -127,6 +129,12 @@ int32_t tokemb_posenc_create_rope(int64_t head_dim, int64_t rotary_dim, double b
     pe->base = base;
     pe->layout = layout;
     pe->scaling = TOKEMB_ROPE_SCALING_NONE;
+    pe->rope_inv = (double *)tk_malloc((size_t)(rotary_dim / 2) * sizeof(double));
+    if (!pe->rope_inv) {
+        tokemb_posenc_free(pe);
+        return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate %lld frequencies", fn, (long long)(rotary_dim / 2));
+    }
+    tk_rope_refresh(pe);
     *out = pe;
     return TOKEMB_OK;
 }
@@ -161,6 +169,7 @@ int32_t tokemb_posenc_rope_set_longrope_factors(tokemb_posenc *pe, const double 
     tk_free(pe->long_factor);
     pe->short_factor = s;
     pe->long_factor = l;
+    tk_rope_refresh(pe);
     return TOKEMB_OK;
 }
 
@@ -172,6 +181,10 @@ static double tk_yarn_corr_dim(double n_rot, double r, double base, double l0) {
     return r * log(l0 / (n_rot * TK_TWO_PI)) / (2.0 * log(base));
 }
 
+/* A configuration error of tk_rope_freqs: reported under fn, or only returned when fn is NULL (the
+ * setters' refresh of the cached frequencies must not leave an error message behind a success). */
+#define TK_FREQ_ERR(...) (fn ? tk_error(TOKEMB_INVALID_ARGUMENT, __VA_ARGS__) : TOKEMB_INVALID_ARGUMENT)
+
 /* The scaled inv_freq[r/2] and attention factor of the current configuration (transformers'
  * _compute_*_parameters, in double). Checks the configuration as a whole. */
 static int32_t tk_rope_freqs(const char *fn, const tokemb_posenc *pe, double *inv, double *attn) {
@@ -180,12 +193,12 @@ static int32_t tk_rope_freqs(const char *fn, const tokemb_posenc *pe, double *in
     double base = pe->base, A = 1.0;
     int sc = pe->scaling;
     if (sc != TOKEMB_ROPE_SCALING_NONE && sc != TOKEMB_ROPE_SCALING_LINEAR && pe->original_max_pos < 1)
-        return tk_error(TOKEMB_INVALID_ARGUMENT,
+        return TK_FREQ_ERR(
                         "%s: RoPE scaling %d needs TOKEMB_ROPE_ORIGINAL_MAX_POS (original_max_position_embeddings)",
                         fn, sc);
     if (sc == TOKEMB_ROPE_SCALING_DYNAMIC && pe->seq_len > pe->original_max_pos) {
         if (r <= 2)
-            return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: dynamic NTK needs rotary_dim > 2 (exponent r/(r-2))", fn);
+            return TK_FREQ_ERR("%s: dynamic NTK needs rotary_dim > 2 (exponent r/(r-2))", fn);
         base = base * pow(s * (double)pe->seq_len / l0 - (s - 1.0), (double)r / (double)(r - 2));
     }
     for (int64_t i = 0; i < half; i++) inv[i] = 1.0 / pow(base, (double)(2 * i) / (double)r);
@@ -195,10 +208,10 @@ static int32_t tk_rope_freqs(const char *fn, const tokemb_posenc *pe, double *in
         break;
     case TOKEMB_ROPE_SCALING_YARN: {
         if (pe->beta_fast < pe->beta_slow)
-            return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: YaRN beta_fast = %g is below beta_slow = %g", fn,
+            return TK_FREQ_ERR("%s: YaRN beta_fast = %g is below beta_slow = %g", fn,
                             pe->beta_fast, pe->beta_slow);
         if (pe->base == 1.0)
-            return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: YaRN needs base != 1 (ln(base) divides)", fn);
+            return TK_FREQ_ERR("%s: YaRN needs base != 1 (ln(base) divides)", fn);
         double low = tk_yarn_corr_dim(pe->beta_fast, (double)r, pe->base, l0);
         double high = tk_yarn_corr_dim(pe->beta_slow, (double)r, pe->base, l0);
         if (pe->truncate) {
@@ -223,7 +236,7 @@ static int32_t tk_rope_freqs(const char *fn, const tokemb_posenc *pe, double *in
     case TOKEMB_ROPE_SCALING_LLAMA3: {
         const double lo = pe->low_freq_factor, hi = pe->high_freq_factor;
         if (!(hi > lo))
-            return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: llama3 high_freq_factor = %g must exceed low_freq_factor = %g",
+            return TK_FREQ_ERR("%s: llama3 high_freq_factor = %g must exceed low_freq_factor = %g",
                             fn, hi, lo);
         const double low_wl = l0 / lo, high_wl = l0 / hi;
         for (int64_t i = 0; i < half; i++) {
@@ -240,13 +253,13 @@ static int32_t tk_rope_freqs(const char *fn, const tokemb_posenc *pe, double *in
     }
     case TOKEMB_ROPE_SCALING_LONGROPE: {
         if (!pe->short_factor)
-            return tk_error(TOKEMB_INVALID_ARGUMENT,
+            return TK_FREQ_ERR(
                             "%s: LONGROPE needs its factors (tokemb_posenc_rope_set_longrope_factors)", fn);
         const double *lam = pe->seq_len > pe->original_max_pos ? pe->long_factor : pe->short_factor;
         for (int64_t i = 0; i < half; i++) inv[i] = 1.0 / (lam[i] * pow(pe->base, (double)(2 * i) / (double)r));
         if (s > 1.0) {
             if (pe->original_max_pos < 2)
-                return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: LONGROPE attention factor needs ORIGINAL_MAX_POS >= 2", fn);
+                return TK_FREQ_ERR("%s: LONGROPE attention factor needs ORIGINAL_MAX_POS >= 2", fn);
             A = sqrt(1.0 + log(s) / log(l0));
         }
         break;
@@ -255,6 +268,28 @@ static int32_t tk_rope_freqs(const char *fn, const tokemb_posenc *pe, double *in
     }
     if (pe->attn_factor > 0) A = pe->attn_factor;
     *attn = A;
+    return TOKEMB_OK;
+}
+
+void tk_rope_refresh(tokemb_posenc *pe) {
+    pe->rope_ok = tk_rope_freqs(NULL, pe, pe->rope_inv, &pe->rope_A) == TOKEMB_OK;
+}
+
+/* The frequencies and attention factor of a call: the cached ones, or (for a configuration that does
+ * not hold together) the error, reported under fn. */
+static int32_t tk_rope_use(const char *fn, const tokemb_posenc *pe, const double **inv, double *A) {
+    if (TK_UNLIKELY(!pe->rope_ok)) {
+        size_t half = (size_t)pe->rotary_dim / 2;
+        double *tmp = (double *)tk_malloc(half * sizeof(double));
+        if (!tmp) return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate %zu frequencies", fn, half);
+        int32_t st = tk_rope_freqs(fn, pe, tmp, A);
+        tk_free(tmp);
+        /* tk_rope_freqs is a pure function of the configuration: what the refresh rejected fails here
+         * too, now with its message */
+        return st ? st : tk_error(TOKEMB_INVALID_ARGUMENT, "%s: RoPE configuration changed without a setter", fn);
+    }
+    *inv = pe->rope_inv;
+    *A = pe->rope_A;
     return TOKEMB_OK;
 }
 
@@ -291,16 +326,6 @@ static int32_t tk_check_rope_positions(const char *fn, const int64_t *pos, size_
     return TOKEMB_OK;
 }
 
-/* cos/sin of pairs [k0, k0+m) at position p, A folded in, each rounded once to float. */
-static void tk_rope_cs(const double *inv, double A, int64_t p, size_t k0, size_t m, float *c, float *s) {
-    const double dp = (double)p;
-    for (size_t k = 0; k < m; k++) {
-        double phi = dp * inv[k0 + k];
-        c[k] = (float)(A * cos(phi));
-        s[k] = (float)(A * sin(phi));
-    }
-}
-
 int32_t tokemb_posenc_rope_cos_sin(const tokemb_posenc *pe, const int64_t *positions, size_t n, float *cos_out,
                             float *sin_out) {
     static const char fn[] = "tokemb_posenc_rope_cos_sin";
@@ -313,13 +338,12 @@ int32_t tokemb_posenc_rope_cos_sin(const tokemb_posenc *pe, const int64_t *posit
     if (tk_mul_overflow(n, half, &total) || tk_mul_overflow(total, sizeof(float), &total))
         return tk_error(TOKEMB_OVERFLOW, "%s: n = %zu x %zu pairs overflows", fn, n, half);
     if ((st = tk_check_rope_positions(fn, positions, n))) return st;
-    double *inv = (double *)tk_malloc(half * sizeof(double));
-    if (!inv) return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate %zu frequencies", fn, half);
+    const double *inv = NULL;
     double A;
-    if ((st = tk_rope_freqs(fn, pe, inv, &A)) == TOKEMB_OK)
-        for (size_t t = 0; t < n; t++) tk_rope_cs(inv, A, positions[t], 0, half, cos_out + t * half, sin_out + t * half);
-    tk_free(inv);
-    return st;
+    if ((st = tk_rope_use(fn, pe, &inv, &A))) return st;
+    for (size_t t = 0; t < n; t++)
+        tk_rope_cos_sin_f32(inv, A, (double)positions[t], half, cos_out + t * half, sin_out + t * half);
+    return TOKEMB_OK;
 }
 
 /* ---- application -------------------------------------------------------------------------------- */
@@ -344,7 +368,7 @@ static void tk_rope_range(void *p, size_t b, size_t e) {
         float *tok = c->x + bi * c->sb + si * c->ss;
         for (size_t k0 = 0; k0 < c->half; k0 += TK_ROPE_BLOCK) {
             size_t m = c->half - k0 < TK_ROPE_BLOCK ? c->half - k0 : TK_ROPE_BLOCK;
-            tk_rope_cs(c->inv, c->A, c->pos[it], k0, m, cs, sn);
+            tk_rope_cos_sin_f32(c->inv + k0, c->A, (double)c->pos[it], m, cs, sn);
             tk_rope_rotate_f32(tok, c->n_heads, c->sh, c->layout, c->half, k0, m, cs, sn, c->backward);
         }
     }
@@ -369,16 +393,14 @@ static int32_t tk_rope_run(const char *fn, const tokemb_posenc *pe, float *x, si
         return tk_error(TOKEMB_OVERFLOW, "%s: the extent of x overflows", fn);
     if ((st = tk_check_rope_positions(fn, positions, n))) return st;
     size_t half = (size_t)pe->rotary_dim / 2;
-    double *inv = (double *)tk_malloc(half * sizeof(double));
-    if (!inv) return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate %zu frequencies", fn, half);
+    const double *inv = NULL;
     double A;
-    if ((st = tk_rope_freqs(fn, pe, inv, &A)) == TOKEMB_OK) {
-        tk_rope_ctx ctx = {x, positions, inv, A, seq, n_heads, half, sb, sh, ss, pe->layout, backward};
-        size_t work = n_heads * half + 1;
-        tk_parallel_for(n, 8192 / work + 1, tk_rope_range, &ctx);
-    }
-    tk_free(inv);
-    return st;
+    if ((st = tk_rope_use(fn, pe, &inv, &A))) return st;
+    tk_rope_ctx ctx = {x, positions, inv, A, seq, n_heads, half, sb, sh, ss, pe->layout, backward};
+    /* a worker thread costs tens of microseconds to start: each gets >= ~128K pairs (~25 us of work) */
+    size_t work = n_heads * half + 1;
+    tk_parallel_for(n, 131072 / work + 1, tk_rope_range, &ctx);
+    return TOKEMB_OK;
 }
 
 static int32_t tk_rope_contiguous(const char *fn, const tokemb_posenc *pe, float *x, size_t n_tokens,
