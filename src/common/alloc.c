@@ -40,8 +40,8 @@ void *tk_aligned_alloc(size_t size) {
     if (rounded < size) return NULL;
     void *p = NULL;
     /* Large blocks (tables, big scratch): 2 MiB aligned and marked for transparent huge pages before the
-     * first touch, so random row gathers do not pay a page walk per row (tokemb-bench lookup D = 256-1024:
-     * 10-30 % faster on the VM, THP in "madvise" mode). */
+     * first touch, so random row gathers do not pay a page walk per row (docs/performance.md,
+     * "Tuning record"). */
     const size_t huge = (size_t)2 << 20;
     if (rounded >= 2 * huge) {
         if (posix_memalign(&p, huge, rounded) != 0) return NULL;

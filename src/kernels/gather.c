@@ -17,8 +17,8 @@
 
 /* Software prefetch budget per thread: rows are prefetched `ahead` = min(16, TK_PF_BUDGET / row) rows
  * ahead (at least 1), each only up to its first TK_PF_ROW_CAP bytes (the hardware prefetcher follows the
- * rest of a long row), so at most TK_PF_BUDGET bytes are in flight whatever the row length. Tuned on the
- * Zen 3/4 VM with tokemb-bench (whole-row prefetch of 4 KiB rows 4 ahead was 10-20 % slower). */
+ * rest of a long row), so at most TK_PF_BUDGET bytes are in flight whatever the row length
+ * (measurements: docs/performance.md, "Tuning record"). */
 #define TK_PF_BUDGET 8192u
 #define TK_PF_ROW_CAP 1024u
 #define TK_PF_MAX_ROWS 16u
@@ -55,8 +55,7 @@ TK_ALWAYS_INLINE void tk_copy_nt_portable(float *d, const float *s, size_t dim) 
 }
 
 /* Rows of 4 KiB and more go to memcpy: glibc's `rep movsb` path (ERMS/FSRM) writes whole lines without
- * reading them first, which regular vector stores cannot (tokemb-bench, D = 1024-4096, cached stores:
- * 0.99-1.1x memcpy against 0.7-0.85x with the vector loop; at 1-2 KiB rows memcpy was slower). */
+ * reading them first, which regular vector stores cannot (docs/performance.md, "Tuning record"). */
 #define TK_MEMCPY_MIN_DIM 1024u
 
 TK_TARGET(avx2) TK_ALWAYS_INLINE void tk_copy_avx2(float *d, const float *s, size_t dim) {

@@ -73,9 +73,9 @@ static void tk_gather_range(void *p, size_t b, size_t e) {
                         c->out + b * c->out_stride, c->out_stride);
 }
 
-/* Rows per thread chunk: each chunk writes >= 2 MiB of output (~150-400 us of work on the VM), because
- * tk_parallel_for starts its threads per call and that costs ~60-100 us there (tokemb-bench lookup,
- * D = 4: 2 threads lost below 256k tokens with 256 KiB chunks). */
+/* Rows per thread chunk: each chunk writes >= 2 MiB of output, so handing a chunk to a worker stays a
+ * small part of its work and small calls run on the calling thread (docs/performance.md, "Tuning
+ * record"). */
 static size_t tk_gather_grain(size_t dim) {
     size_t row = dim * sizeof(float);
     size_t g = ((size_t)2 << 20) / (row ? row : 1);

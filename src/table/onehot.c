@@ -6,9 +6,7 @@
 
 /* Tokens per chunk: the one-hot scratch block holds at most 2^24 floats (64 MiB), or one row if a
  * single one-hot row is larger. Every sgemm call re-packs the whole rows x dim table, so chunks must be
- * long for the packing to amortise: with 2^20 floats (32 tokens at V = 32000) the chunked product ran
- * at 55 % of one plain sgemm of the same [n x V] x [V x D] shape (tokemb-bench gather-vs-matmul,
- * D = 1024), with 2^24 at 90-110 %. */
+ * long for the packing to amortise (docs/performance.md, "Tuning record"). */
 static size_t tk_onehot_chunk(size_t rows, size_t n) {
     size_t c = ((size_t)1 << 24) / rows;
     if (c < 1) c = 1;
