@@ -26,6 +26,8 @@
 #define TOKEMB_EXPERIMENTAL /* TOKEMB_NONTEMPORAL */
 #include <tokemb.h>
 
+#include "bench_time.h"
+
 /* ---- options ------------------------------------------------------------------------------------- */
 
 #define MAXL 32
@@ -123,16 +125,6 @@ static void read_cache_sizes(void) {
 
 /* ---- timing --------------------------------------------------------------------------------------- */
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static double quantile(double *v, int n, double q) {
     qsort(v, (size_t)n, sizeof *v, cmp_d);

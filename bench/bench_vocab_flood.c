@@ -7,6 +7,8 @@
 #define _GNU_SOURCE
 #include <tokemb.h>
 
+#include "bench_time.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,16 +22,6 @@ static uint64_t old_fnv(const char *p, size_t n) {
     return h ^ (h >> 29);
 }
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static double load_seconds(const char *path) {
     tokemb_table *t = NULL;

@@ -8,15 +8,8 @@ set -euo pipefail
 lib="$1"; repo="$2"
 py=/usr/bin/python3; [ -x "$py" ] || py=python3
 "$py" "$repo/scripts/tokemb_header.py" "$repo/include/tokemb.h" --check-python "$repo/python"
-# A sanitizer build of the library can only be loaded into python with its runtime preloaded.
-preload=""
-for rt in asan ubsan tsan; do
-  if readelf -d "$lib" 2>/dev/null | grep -q "NEEDED.*lib$rt\.so"; then
-    f=$(gcc -print-file-name="lib$rt.so" 2>/dev/null || true)
-    [ -n "$f" ] && [ -e "$f" ] && preload="$preload $f"
-  fi
-done
-LD_PRELOAD="${preload# }" ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+. "$(dirname "$0")/sanitizer_preload.sh"  # sets $preload for a sanitizer build
+LD_PRELOAD="$preload" ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
 TOKEMB_LIBRARY="$lib" PYTHONPATH="$repo/python" "$py" - <<'PYEOF'
 import sys
 import tokemb

@@ -15,15 +15,8 @@ done
 soname=$(readelf -d "$lib" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')
 [ "$soname" = "libtokemb.so.$(num MAJOR)" ] || { echo "SONAME $soname is not libtokemb.so.$(num MAJOR)"; status=1; }
 py=/usr/bin/python3; [ -x "$py" ] || py=python3
-# a sanitizer build can only be loaded into python with its runtime preloaded (as check_python_sigs.sh does)
-preload=""
-for rt in asan ubsan tsan; do
-  if readelf -d "$lib" 2>/dev/null | grep -q "NEEDED.*lib$rt\.so"; then
-    f=$(gcc -print-file-name="lib$rt.so" 2>/dev/null || true)
-    [ -n "$f" ] && [ -e "$f" ] && preload="$preload $f"
-  fi
-done
-got=$(LD_PRELOAD="${preload# }" ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" "$py" -c 'import ctypes,sys; l=ctypes.CDLL(sys.argv[1]); l.tokemb_version_string.restype=ctypes.c_char_p; print(l.tokemb_version_string().decode(), l.tokemb_version_number())' "$lib")
+. "$(dirname "$0")/sanitizer_preload.sh"  # sets $preload for a sanitizer build
+got=$(LD_PRELOAD="$preload" ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" "$py" -c 'import ctypes,sys; l=ctypes.CDLL(sys.argv[1]); l.tokemb_version_string.restype=ctypes.c_char_p; print(l.tokemb_version_string().decode(), l.tokemb_version_number())' "$lib")
 want="$ver $(( $(num MAJOR) * 10000 + $(num MINOR) * 100 + $(num PATCH) ))"
 [ "$got" = "$want" ] || { echo "the library reports '$got', the header says '$want'"; status=1; }
 [ $status -eq 0 ] && echo "version $ver: header, library, SONAME, pyproject.toml and both Cargo.toml agree"
