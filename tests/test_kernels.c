@@ -240,7 +240,7 @@ static void test_bag_sum_isa_bitwise(void **state) {
     (void)state;
     uint64_t s = 4242;
     const size_t rows = 50, nb = 13;
-    static const size_t dims[] = {1, 3, 7, 8, 9, 16, 31, 32, 33, 40, 64, 65, 100, 257, 512, 517, 1030};
+    static const size_t dims[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 31, 32, 33, 40, 64, 65, 100, 257, 512, 517, 1030};
     for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++)
         for (int32_t dt = TOKEMB_F32; dt <= TOKEMB_Q8_ROW; dt++) {
             const size_t dim = dims[di], rs = dim + (di & 1);
