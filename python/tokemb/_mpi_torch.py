@@ -17,13 +17,12 @@ def _bag_counts(offsets: np.ndarray) -> np.ndarray:
 def expand_bag_grad(grad_bags: np.ndarray, offsets: np.ndarray, mode: str, per_sample_weights=None) -> np.ndarray:
     """The lookup gradient [n, dim] of an EmbeddingBag (sum / mean) from its output gradient
     [n_bags, dim]: each id gets its bag's gradient (times its weight for a weighted sum, divided by the
-    bag size for mean, as the core's bag backward does). Elementwise per id, so independent of how the
+    bag size for mean, rounded as the core's bag backward does). Elementwise per id, so independent of how the
     batch is split over ranks."""
     counts = _bag_counts(offsets)
     rows = np.repeat(grad_bags, counts, axis=0)
-    if mode == "mean":
-        div = np.repeat(counts, counts).astype(np.float32)
-        rows = rows / div[:, None]
+    if mode == "mean":  # the core's scale: float(1.0 / bag size) in double, then one float32 product
+        rows = rows * (1.0 / np.repeat(counts, counts).astype(np.float64)).astype(np.float32)[:, None]
     elif per_sample_weights is not None:
         rows = rows * per_sample_weights[:, None]
     return np.ascontiguousarray(rows, dtype=np.float32)
