@@ -23,10 +23,10 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from . import _lib
-from ._arrays import check_shape, f32_array, ids_array, out_array, ptr
+from ._arrays import f32_array, ids_array, out_array, ptr
 from ._errors import error_for
 from ._handle import Handle, Lifetime
-from .table import Table, bag_mode
+from .table import Table, bag_args, bag_mode
 
 __all__ = ["ShardedTable", "ShardedEmbeddingBag", "ROW", "ROW_MODULO", "library_path", "last_error"]
 
@@ -36,7 +36,6 @@ ROW_MODULO = 1
 
 _c = ctypes
 _P = _c.c_void_p
-_I64P = _c.POINTER(_c.c_int64)
 # name: (restype, argtypes); pointers are passed as c_void_p (numpy data addresses)
 _SIGS = {
     "tokemb_mpi_last_error": (_c.c_char_p, []),
@@ -166,13 +165,7 @@ class ShardedTable(Lifetime):
                     per_sample_weights: Any = None, out: Optional[np.ndarray] = None) -> np.ndarray:
         """Collective EmbeddingBag over the global table: ids [n], offsets CSR [n_bags + 1] (0, ..., n),
         mode "sum" / "mean" / "max", optional per_sample_weights [n] (sum only). Returns [n_bags, dim]."""
-        ids = ids_array(ids)
-        check_shape(ids, "ids", ndim=1)
-        offs = ids_array(offsets, "offsets", allow_i32=False)
-        check_shape(offs, "offsets", ndim=1)
-        if offs.size < 1:
-            raise ValueError("offsets must have n_bags + 1 >= 1 entries (CSR)")
-        nb = offs.size - 1
+        ids, offs, nb = bag_args(ids, offsets)
         psw = None if per_sample_weights is None else f32_array(per_sample_weights, "per_sample_weights", (ids.size,))
         out = out_array(out, "out", (nb, self.dim))
         name = "tokemb_mpi_lookup_bags_i32" if ids.dtype == np.int32 else "tokemb_mpi_lookup_bags"
