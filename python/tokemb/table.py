@@ -403,13 +403,7 @@ class Table(Lifetime):
                     per_sample_weights: Optional[ArrayLike] = None, out: Optional[np.ndarray] = None) -> np.ndarray:
         """EmbeddingBag forward. offsets: CSR, n_bags + 1 int64 entries (0, ..., len(ids)).
         mode: "sum", "mean", "max" (or 0/1/2). Returns out [n_bags, dim]."""
-        ids = ids_array(ids)
-        check_shape(ids, "ids", ndim=1)
-        offs = ids_array(offsets, "offsets", allow_i32=False)
-        check_shape(offs, "offsets", ndim=1)
-        if offs.size < 1:
-            raise ValueError("offsets must have n_bags + 1 >= 1 entries (CSR)")
-        nb = offs.size - 1
+        ids, offs, nb = bag_args(ids, offsets)
         psw = None if per_sample_weights is None else f32_array(per_sample_weights, "per_sample_weights", (ids.size,))
         out = out_array(out, "out", (nb, self.dim))
         name = "tokemb_lookup_bags_i32" if ids.dtype == np.int32 else "tokemb_lookup_bags"
@@ -421,13 +415,7 @@ class Table(Lifetime):
                              psw_grad: bool = False) -> Any:
         """Backward of lookup_bags. Returns grad_table, or (grad_table, grad_per_sample_weights) when
         psw_grad is true (SUM with weights)."""
-        ids = ids_array(ids)
-        check_shape(ids, "ids", ndim=1)
-        offs = ids_array(offsets, "offsets", allow_i32=False)
-        check_shape(offs, "offsets", ndim=1)
-        if offs.size < 1:
-            raise ValueError("offsets must have n_bags + 1 >= 1 entries (CSR)")
-        nb = offs.size - 1
+        ids, offs, nb = bag_args(ids, offsets)
         g = f32_array(grad_out, "grad_out", (nb, self.dim))
         psw = None if per_sample_weights is None else f32_array(per_sample_weights, "per_sample_weights", (ids.size,))
         gt = self._grad_table(grad_table)
@@ -530,6 +518,18 @@ class Table(Lifetime):
         _lib.check(_lib.fn("tokemb_logits_backward")(self._p, ptr(h), n, ptr(gl), ptr(gh), ptr(gt)),
                    "tokemb_logits_backward")
         return gh, gt
+
+
+def bag_args(ids: ArrayLike, offsets: ArrayLike) -> Tuple[np.ndarray, np.ndarray, int]:
+    """Checked bag inputs: 1-D ids (int64/int32), 1-D int64 CSR offsets with n_bags + 1 >= 1 entries;
+    returns (ids, offsets, n_bags)."""
+    ids = ids_array(ids)
+    check_shape(ids, "ids", ndim=1)
+    offs = ids_array(offsets, "offsets", allow_i32=False)
+    check_shape(offs, "offsets", ndim=1)
+    if offs.size < 1:
+        raise ValueError("offsets must have n_bags + 1 >= 1 entries (CSR)")
+    return ids, offs, offs.size - 1
 
 
 def bag_mode(mode: Union[str, int]) -> int:
