@@ -5,7 +5,7 @@ set -euo pipefail
 what=${1:-test}
 pkgs=(build-essential cmake pkg-config libopenblas-dev libcmocka-dev python3-numpy python3-torch)
 if [ "$what" = test ]; then
-  pkgs+=(python3-venv python3-pip python3-setuptools python3-wheel abigail-tools clang libclang-rt-14-dev valgrind python3-gensim fasttext python3-matplotlib)
+  pkgs+=(python3-venv python3-pip python3-setuptools python3-wheel abigail-tools clang clang-format libclang-rt-14-dev valgrind python3-gensim fasttext python3-matplotlib)
   # libtokemb_mpi and its mpirun suites
   pkgs+=(libopenmpi-dev openmpi-bin python3-mpi4py)
   # the Rust crates need cargo; Debian's is used unless a toolchain is already on PATH

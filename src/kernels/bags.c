@@ -157,7 +157,7 @@ void tk_bags_forward(const void *table, size_t row_bytes, int32_t dtype, size_t 
     const int isa = tk_cpu_isa();
     if ((mode == 0 || mode == 1) && isa >= TK_ISA_AVX2) {
         /* AVX-512 for the compact dtypes, whose decode is compute-bound; float32 bags are memory-bound and
-         * measured 0.8-0.9x memcpy with 128-column zmm blocks against 1.0-1.15x with the AVX2 blocks */
+         * stay on the AVX2 blocks (docs/performance.md, "Tuning record") */
         if (isa >= TK_ISA_AVX512 && dtype != TOKEMB_F32)
             tk_bags_avx512(base, row_bytes, dtype, dim, ids, id_width, offsets, b0, b1, mode == 1, psw, fused, pad, out);
         else tk_bags_avx2(base, row_bytes, dtype, dim, ids, id_width, offsets, b0, b1, mode == 1, psw, fused, pad, out);

@@ -2,9 +2,8 @@
  * vocabulary of kernels/simd.h and instantiated per ISA: bags.c includes it once per TK_VISA (avx2, avx512).
  * SUM / MEAN of one bag with the accumulators in registers: columns in blocks of 8, 4, 2 and 1 vectors,
  * then a tail; the bag's rows are walked once per block and the output is written once. Compact rows are
- * decoded in registers, so only their bytes come from memory. At dim 1024-4096 this measured 1.2-1.4x
- * faster than summing whole rows into an L1-resident output row (a previous long-row path): each block
- * keeps only a few lines per row in flight.
+ * decoded in registers, so only their bytes come from memory; each block keeps only a few lines per row
+ * in flight (docs/performance.md, "Tuning record").
  * Per column it performs exactly tk_bag_one's operations in the same order (+0.0 start, then per row left
  * to right acc + x, fmaf(w, x, acc) or acc + w*x, for Q8_ROW fmaf(w*scale, q, acc + w*bias); then / count),
  * so every instantiation is bitwise identical to the portable path. `kind`: 0 plain, 1 fused weights,
