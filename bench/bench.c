@@ -125,7 +125,6 @@ static void read_cache_sizes(void) {
 
 /* ---- timing --------------------------------------------------------------------------------------- */
 
-
 static double quantile(double *v, int n, double q) {
     qsort(v, (size_t)n, sizeof *v, cmp_d);
     int i = (int)(q * (n - 1) + 0.5);
@@ -266,9 +265,9 @@ static void emit(const row_t *r) {
     double per_tok = r->tokens > 0 ? r->m.t / (double)r->tokens * 1e9 : NAN;
     double gbs = r->bytes / r->m.t * 1e-9, cgbs = r->bytes / r->m.t_copy * 1e-9;
     double gfl = r->flops > 0 ? r->flops / r->m.t * 1e-9 : NAN;
-    printf("%-16s %-14s %-9s %7lld %5lld %6lld %-8s %5.3f %9.2f %-4s %2d %12.1f %9.2f %7.2f %7.2f %6.3f",
-           r->suite, r->op, r->variant, r->vocab, r->dim, r->tokens, r->ids, r->uniq, r->table_mib, r->fits,
-           r->threads, r->m.t * 1e9, per_tok, gbs, cgbs, r->m.frac);
+    printf("%-16s %-14s %-9s %7lld %5lld %6lld %-8s %5.3f %9.2f %-4s %2d %12.1f %9.2f %7.2f %7.2f %6.3f", r->suite,
+           r->op, r->variant, r->vocab, r->dim, r->tokens, r->ids, r->uniq, r->table_mib, r->fits, r->threads,
+           r->m.t * 1e9, per_tok, gbs, cgbs, r->m.frac);
     if (!isnan(gfl)) printf(" %8.2f", gfl);
     else printf(" %8s", "-");
     if (!isnan(r->ratio)) printf(" %9.1f", r->ratio);
@@ -276,18 +275,19 @@ static void emit(const row_t *r) {
     printf(" %s\n", r->note ? r->note : "");
     fflush(stdout);
     if (csv_out) {
-        fprintf(csv_out, "%s,%s,%s,%lld,%lld,%lld,%s,%.4f,%.3f,%s,%d,%.1f,%.1f,%.1f,%.3f,%.3f,%.3f,%.4f,%.3f,%.4g,\"%s\"\n",
+        fprintf(csv_out,
+                "%s,%s,%s,%lld,%lld,%lld,%s,%.4f,%.3f,%s,%d,%.1f,%.1f,%.1f,%.3f,%.3f,%.3f,%.4f,%.3f,%.4g,\"%s\"\n",
                 r->suite, r->op, r->variant, r->vocab, r->dim, r->tokens, r->ids, r->uniq, r->table_mib, r->fits,
-                r->threads, r->m.t * 1e9, r->m.p10 * 1e9, r->m.p90 * 1e9, per_tok, gbs, cgbs, r->m.frac, gfl,
-                r->ratio, r->note ? r->note : "");
+                r->threads, r->m.t * 1e9, r->m.p10 * 1e9, r->m.p90 * 1e9, per_tok, gbs, cgbs, r->m.frac, gfl, r->ratio,
+                r->note ? r->note : "");
         fflush(csv_out);
     }
 }
 
 static void header(void) {
     printf("%-16s %-14s %-9s %7s %5s %6s %-8s %5s %9s %-4s %2s %12s %9s %7s %7s %6s %8s %9s %s\n", "suite", "op",
-           "variant", "vocab", "dim", "tokens", "ids", "uniq", "table_MiB", "fits", "th", "ns/call", "ns/token",
-           "GB/s", "cpyGB/s", "xcopy", "GFLOP/s", "ratio", "note");
+           "variant", "vocab", "dim", "tokens", "ids", "uniq", "table_MiB", "fits", "th", "ns/call", "ns/token", "GB/s",
+           "cpyGB/s", "xcopy", "GFLOP/s", "ratio", "note");
 }
 
 /* ---- data ----------------------------------------------------------------------------------------- */
@@ -444,7 +444,8 @@ static size_t lookup_tokens(long long D) {
 }
 
 static void suite_lookup(void) {
-    static const long long dq[] = {4, 16, 64, 256, 1024}, df[] = {3, 4, 8, 16, 32, 64, 100, 128, 256, 512, 1024, 2048, 4096};
+    static const long long dq[] = {4, 16, 64, 256, 1024},
+                           df[] = {3, 4, 8, 16, 32, 64, 100, 128, 256, 512, 1024, 2048, 4096};
     list_t vocab = opt.user_vocab ? opt.vocab : mk_list(1, (long long[]){128256});
     list_t dims = opt.user_dim ? opt.dim : (opt.quick ? mk_list(5, dq) : mk_list(13, df));
     for (int vi = 0; vi < vocab.n; vi++)
@@ -471,8 +472,22 @@ static void suite_lookup(void) {
                     for (int th = 0; th < opt.threads.n; th++) {
                         int nth = (int)opt.threads.v[th];
                         check(tokemb_set_num_threads(nth), "set_num_threads");
-                        row_t r = {"lookup", "lookup", "i64", dist, V, D, (long long)n, uq, tmib, fits(tmib * 1048576.0),
-                                   nth, measure(run_lookup, &c, bytes), 2.0 * (double)bytes, 0, NAN, NULL};
+                        row_t r = {"lookup",
+                                   "lookup",
+                                   "i64",
+                                   dist,
+                                   V,
+                                   D,
+                                   (long long)n,
+                                   uq,
+                                   tmib,
+                                   fits(tmib * 1048576.0),
+                                   nth,
+                                   measure(run_lookup, &c, bytes),
+                                   2.0 * (double)bytes,
+                                   0,
+                                   NAN,
+                                   NULL};
                         emit(&r);
                         if (k == 0 || !opt.quick) {
                             r.variant = "i32";
@@ -535,7 +550,7 @@ static void suite_gvm(void) {
     list_t vocab = opt.user_vocab ? opt.vocab : (opt.quick ? mk_list(5, vq) : mk_list(8, vf));
     list_t dims = opt.user_dim ? opt.dim : (opt.quick ? mk_list(3, dq) : mk_list(5, df));
     list_t toks = opt.user_tokens ? opt.tokens : (opt.quick ? mk_list(3, nq) : mk_list(5, nf));
-    double budget = opt.quick ? 0.02 : 0.5;   /* max predicted seconds per sgemm call */
+    double budget = opt.quick ? 0.02 : 0.5; /* max predicted seconds per sgemm call */
     double gflops_guess = 80e9;
     for (int vi = 0; vi < vocab.n; vi++)
         for (int di = 0; di < dims.n; di++) {
@@ -557,14 +572,27 @@ static void suite_gvm(void) {
                     check(tokemb_set_num_threads(nth), "set_num_threads");
                     openblas_set_num_threads(nth);
                     double flops = 2.0 * (double)n * (double)V * (double)D;
-                    row_t g = {"gather-vs-matmul", "gather", "lookup", "uniform", V, D, (long long)n, uq, tmib,
-                               fits(tmib * 1048576.0), nth, measure(run_lookup, &c, bytes), 2.0 * (double)bytes, flops,
-                               NAN, NULL};
+                    row_t g = {"gather-vs-matmul",
+                               "gather",
+                               "lookup",
+                               "uniform",
+                               V,
+                               D,
+                               (long long)n,
+                               uq,
+                               tmib,
+                               fits(tmib * 1048576.0),
+                               nth,
+                               measure(run_lookup, &c, bytes),
+                               2.0 * (double)bytes,
+                               flops,
+                               NAN,
+                               NULL};
                     emit(&g);
                     char note[96];
                     if (flops / gflops_guess > budget) {
-                        snprintf(note, sizeof note, "sgemm skipped (~%.1f s/call predicted); V/20=%.0f", flops / gflops_guess,
-                                 (double)V / 20);
+                        snprintf(note, sizeof note, "sgemm skipped (~%.1f s/call predicted); V/20=%.0f",
+                                 flops / gflops_guess, (double)V / 20);
                         row_t s = g;
                         s.op = "onehot-sgemm";
                         s.variant = "skipped";
@@ -676,21 +704,35 @@ static void suite_bags(void) {
                     static const char *mnames[] = {"sum", "mean", "max", "sum+w"};
                     for (int m = 0; m < 4; m++) {
                         if (opt.quick && m != 0) continue;
-                        tr_ctx c = {t, ids, n, nb, (size_t)D, offs, m == 3 ? 0 : m, m == 3 ? psw : NULL, NULL, out,
-                                    NULL, NULL, 0};
+                        tr_ctx c = {t,    ids, n,    nb,   (size_t)D, offs, m == 3 ? 0 : m, m == 3 ? psw : NULL,
+                                    NULL, out, NULL, NULL, 0};
                         double traffic = (double)(n + nb) * (double)D * 4;
                         char note[64];
                         snprintf(note, sizeof note, "L=%lld, ns/token = per lookup", L);
-                        row_t r = {"bags", "lookup_bags", mnames[m], dist, V, D, (long long)n, uq, tmib,
-                                   fits(tmib * 1048576.0), nth, measure(run_bags, &c, (size_t)(traffic / 2)), traffic, 0, NAN,
+                        row_t r = {"bags",
+                                   "lookup_bags",
+                                   mnames[m],
+                                   dist,
+                                   V,
+                                   D,
+                                   (long long)n,
+                                   uq,
+                                   tmib,
+                                   fits(tmib * 1048576.0),
+                                   nth,
+                                   measure(run_bags, &c, (size_t)(traffic / 2)),
+                                   traffic,
+                                   0,
+                                   NAN,
                                    note};
                         emit(&r);
                         if (m == 0 && nth == 1 && k == 0) { /* compact storage, pooled: FBGEMM's int8/fp16 figure */
                             static const char *const dtn[] = {"sum-f16", "sum-bf16", "sum-q8row"};
                             tr_ctx cq = c;
-                            compact_rows(&r, t, opt.quick ? 5u : 7u, dtn, run_bags, &cq, &cq.t, &c, (double)n,
-                                         (double)nb * (double)D * 4,
-                                         "ratio = f32 sum time / this time (paired); bytes = compressed rows + f32 out");
+                            compact_rows(
+                                &r, t, opt.quick ? 5u : 7u, dtn, run_bags, &cq, &cq.t, &c, (double)n,
+                                (double)nb * (double)D * 4,
+                                "ratio = f32 sum time / this time (paired); bytes = compressed rows + f32 out");
                         }
                     }
                 }
@@ -731,8 +773,21 @@ static void suite_grad(void) {
                 check(tokemb_set_num_threads(nth), "set_num_threads");
                 tr_ctx c = {t, ids, n, 0, (size_t)D, NULL, 0, NULL, grad, dense, rows, uids, 0};
                 double traffic = ((double)n + u) * (double)D * 4;
-                row_t r = {"grad", "grad_coalesce", "sparse", dist, V, D, (long long)n, uq, tmib, fits(tmib * 1048576.0),
-                           nth, measure(run_coalesce, &c, (size_t)(traffic / 2)), traffic, 0, NAN,
+                row_t r = {"grad",
+                           "grad_coalesce",
+                           "sparse",
+                           dist,
+                           V,
+                           D,
+                           (long long)n,
+                           uq,
+                           tmib,
+                           fits(tmib * 1048576.0),
+                           nth,
+                           measure(run_coalesce, &c, (size_t)(traffic / 2)),
+                           traffic,
+                           0,
+                           NAN,
                            "rows out = unique ids only"};
                 emit(&r);
                 if (dense) {
@@ -783,8 +838,21 @@ static void suite_optim(void) {
                 check(tokemb_set_num_threads(nth), "set_num_threads");
                 tr_ctx c = {t, ids, n, 0, (size_t)D, NULL, 0, NULL, grad, NULL, NULL, NULL, 0};
                 double traffic = ((double)n + 2 * u * (1 + state)) * (double)D * 4;
-                row_t r = {"optim", "optim_step", kinds[kind], "zipf1.1", V, D, (long long)n, uq, tmib,
-                           fits(tmib * 1048576.0), nth, measure(run_optim, &c, (size_t)(traffic / 2)), traffic, 0, NAN,
+                row_t r = {"optim",
+                           "optim_step",
+                           kinds[kind],
+                           "zipf1.1",
+                           V,
+                           D,
+                           (long long)n,
+                           uq,
+                           tmib,
+                           fits(tmib * 1048576.0),
+                           nth,
+                           measure(run_optim, &c, (size_t)(traffic / 2)),
+                           traffic,
+                           0,
+                           NAN,
                            "fused coalesce + update of unique rows"};
                 emit(&r);
             }
@@ -813,9 +881,22 @@ static void suite_logits(void) {
             openblas_set_num_threads(nth);
             tr_ctx c = {t, NULL, n, 0, (size_t)D, NULL, 0, NULL, hidden, logits, NULL, NULL, 0};
             double traffic = ((double)V * (double)D + (double)n * (double)V) * 4;
-            row_t r = {"logits", "logits", "sgemm", "-", V, D, (long long)n, NAN, tmib, fits(tmib * 1048576.0), nth,
-                       measure(run_logits, &c, (size_t)(traffic / 2)), traffic, 2.0 * (double)n * (double)V * (double)D,
-                       NAN, "hidden x W^T (tied head)"};
+            row_t r = {"logits",
+                       "logits",
+                       "sgemm",
+                       "-",
+                       V,
+                       D,
+                       (long long)n,
+                       NAN,
+                       tmib,
+                       fits(tmib * 1048576.0),
+                       nth,
+                       measure(run_logits, &c, (size_t)(traffic / 2)),
+                       traffic,
+                       2.0 * (double)n * (double)V * (double)D,
+                       NAN,
+                       "hidden x W^T (tied head)"};
             emit(&r);
         }
         free(hidden);
@@ -837,7 +918,8 @@ typedef struct {
 
 static void run_rope(void *p) {
     pe_ctx *c = p;
-    if (c->backward) check(tokemb_rope_apply_backward(c->pe, c->x, c->n, c->heads, c->pos), "tokemb_rope_apply_backward");
+    if (c->backward)
+        check(tokemb_rope_apply_backward(c->pe, c->x, c->n, c->heads, c->pos), "tokemb_rope_apply_backward");
     else check(tokemb_rope_apply(c->pe, c->x, c->n, c->heads, c->pos), "tokemb_rope_apply");
 }
 static void run_encode(void *p) {
@@ -869,9 +951,22 @@ static void suite_rope(void) {
                     double traffic = 2.0 * (double)n * heads * hd * 4; /* in place: read + write */
                     char note[64];
                     snprintf(note, sizeof note, "[%zu tok, %zu heads, %zu]; ns/token per token", n, heads, hd);
-                    row_t r = {"rope", bw ? "rope_backward" : "rope_apply", lname[layout], "pos0..n", 0, (long long)hd,
-                               (long long)n, NAN, 0, "-", nth, measure(run_rope, &c, (size_t)(traffic / 2)), traffic, 0,
-                               NAN, note};
+                    row_t r = {"rope",
+                               bw ? "rope_backward" : "rope_apply",
+                               lname[layout],
+                               "pos0..n",
+                               0,
+                               (long long)hd,
+                               (long long)n,
+                               NAN,
+                               0,
+                               "-",
+                               nth,
+                               measure(run_rope, &c, (size_t)(traffic / 2)),
+                               traffic,
+                               0,
+                               NAN,
+                               note};
                     emit(&r);
                 }
             }
@@ -903,8 +998,21 @@ static void suite_sinusoidal(void) {
                 check(tokemb_set_num_threads(nth), "set_num_threads");
                 pe_ctx c = {pe, out, n, 0, pos, 0};
                 double traffic = (double)n * (double)D * 4; /* write only */
-                row_t r = {"sinusoidal", "posenc_encode", lname[layout], "pos0..n", 0, D, (long long)n, NAN, 0, "-",
-                           nth, measure(run_encode, &c, (size_t)(traffic / 2)), traffic, 0, NAN,
+                row_t r = {"sinusoidal",
+                           "posenc_encode",
+                           lname[layout],
+                           "pos0..n",
+                           0,
+                           D,
+                           (long long)n,
+                           NAN,
+                           0,
+                           "-",
+                           nth,
+                           measure(run_encode, &c, (size_t)(traffic / 2)),
+                           traffic,
+                           0,
+                           NAN,
                            "computed per call (no table); xcopy vs a copy of half the output bytes"};
                 emit(&r);
             }
@@ -925,8 +1033,9 @@ typedef struct {
 } suite_t;
 
 static const suite_t SUITES[] = {
-    {"lookup", suite_lookup, "tokemb_lookup: i64 and i32 ids (default NONTEMPORAL = auto), nt (always), cached\n"
-                             "                     (never), f16/bf16/q8_row storage, vs a memcpy-per-row loop"},
+    {"lookup", suite_lookup,
+     "tokemb_lookup: i64 and i32 ids (default NONTEMPORAL = auto), nt (always), cached\n"
+     "                     (never), f16/bf16/q8_row storage, vs a memcpy-per-row loop"},
     {"gather-vs-matmul", suite_gvm, "gather vs one-hot sgemm vs plain sgemm; vocab x dim x tokens"},
     {"bags", suite_bags, "tokemb_lookup_bags sum/mean/max/weighted, L = 1, 20, 100"},
     {"grad", suite_grad, "tokemb_grad_coalesce (sparse) and tokemb_grad_accumulate (dense +=), N = 2048"},
@@ -940,7 +1049,8 @@ static void usage(void) {
     printf("usage: tokemb-bench [--quick] [--suite a,b] [--csv FILE] [--threads 1,2] [--reps N]\n"
            "                    [--vocab LIST] [--dim LIST] [--tokens LIST] [--ids uniform,zipf1.0,zipf1.1]\n"
            "suites:\n");
-    for (size_t i = 0; i < sizeof SUITES / sizeof SUITES[0]; i++) printf("  %-18s %s\n", SUITES[i].name, SUITES[i].what);
+    for (size_t i = 0; i < sizeof SUITES / sizeof SUITES[0]; i++)
+        printf("  %-18s %s\n", SUITES[i].name, SUITES[i].what);
 }
 
 int main(int argc, char **argv) {

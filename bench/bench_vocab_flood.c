@@ -22,7 +22,6 @@ static uint64_t old_fnv(const char *p, size_t n) {
     return h ^ (h >> 29);
 }
 
-
 static double load_seconds(const char *path) {
     tokemb_table *t = NULL;
     tokemb_vocab *v = NULL;

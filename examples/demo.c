@@ -77,7 +77,8 @@ int main(void) {
     tokemb_table *t = NULL;
     check(tokemb_table_create(6, 3, TOKEMB_F32, &t), "create");
     check(tokemb_table_init_normal(t, 123, 0.0, 1.0), "init_normal");
-    printf(">>> torch.manual_seed(123)\n>>> embedding = nn.Embedding(6, 3)   # tokemb_table_init_normal(t, 123, 0, 1)\n");
+    printf(
+        ">>> torch.manual_seed(123)\n>>> embedding = nn.Embedding(6, 3)   # tokemb_table_init_normal(t, 123, 0, 1)\n");
     printf(">>> embedding.weight\nParameter containing:\n");
     print_torch("tensor(", tokemb_table_data(t), 6, 3, ", requires_grad=True)");
 

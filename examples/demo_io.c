@@ -29,7 +29,8 @@ static void print_neighbours(const tokemb_table *t, const tokemb_vocab *v, const
         return;
     }
     printf("  %-8s ->", word);
-    for (size_t j = 0; j < k; j++) printf(" %s (%.3f)%s", tokemb_vocab_word(v, ids[j], NULL), (double)sc[j], j + 1 < k ? "," : "");
+    for (size_t j = 0; j < k; j++)
+        printf(" %s (%.3f)%s", tokemb_vocab_word(v, ids[j], NULL), (double)sc[j], j + 1 < k ? "," : "");
     printf("\n");
 }
 

@@ -19,10 +19,10 @@ void demo_neighbours_section(void);
 
 /* Result of one training run of the synthetic sentiment classifier. */
 typedef struct {
-    double loss_first, loss_last;       /* mean cross-entropy of the first / last 20 steps */
-    double sep_init, sep_final;         /* mean cosine(same class) - mean cosine(different class) */
+    double loss_first, loss_last; /* mean cross-entropy of the first / last 20 steps */
+    double sep_init, sep_final;   /* mean cosine(same class) - mean cosine(different class) */
     double same_init, diff_init, same_final, diff_final;
-    double accuracy;                    /* on a fresh held-out set, after training */
+    double accuracy; /* on a fresh held-out set, after training */
 } train_result;
 
 /* Trains for `steps` mini-batches of 32 sentences with the given optimizer kind (enum

@@ -14,8 +14,8 @@
 
 enum { N_POS = 6, N_NEG = 6, N_NEUTRAL = 40, VOCAB = N_POS + N_NEG + N_NEUTRAL, DIM = 16, BATCH = 32, MAXLEN = 10 };
 
-static const char *const WORDS[N_POS + N_NEG] = {"good", "great", "superb", "lovely", "fine", "happy",
-                                                 "bad", "awful", "poor", "sad", "boring", "worse"};
+static const char *const WORDS[N_POS + N_NEG] = {"good", "great", "superb", "lovely", "fine",   "happy",
+                                                 "bad",  "awful", "poor",   "sad",    "boring", "worse"};
 
 static uint64_t xs(uint64_t *s) {
     *s ^= *s << 13;
@@ -55,14 +55,14 @@ static void class_cosines(const float *E, double *same, double *diff) {
     *diff = d / nd;
 }
 
-#define CHECK(call)                                                                                          \
-    do {                                                                                                     \
-        int32_t st_ = (call);                                                                                \
-        if (st_ != TOKEMB_OK) {                                                                              \
+#define CHECK(call)                                                                                         \
+    do {                                                                                                    \
+        int32_t st_ = (call);                                                                               \
+        if (st_ != TOKEMB_OK) {                                                                             \
             fprintf(stderr, "%s failed: %s (%s)\n", #call, tokemb_status_string(st_), tokemb_last_error()); \
-            rc = st_;                                                                                        \
-            goto done;                                                                                       \
-        }                                                                                                    \
+            rc = st_;                                                                                       \
+            goto done;                                                                                      \
+        }                                                                                                   \
     } while (0)
 
 int train_classifier_run(int steps, int32_t optim_kind, int verbose, train_result *res) {
@@ -108,8 +108,7 @@ int train_classifier_run(int steps, int32_t optim_kind, int verbose, train_resul
         loss /= BATCH;
         if (step < 20) loss_first += loss / 20;
         if (step >= steps - 20) loss_last += loss / 20;
-        if (verbose > 0 && (step % verbose == 0 || step == steps - 1))
-            printf("  step %4d  loss %.4f\n", step, loss);
+        if (verbose > 0 && (step % verbose == 0 || step == steps - 1)) printf("  step %4d  loss %.4f\n", step, loss);
         /* backward: head (tied-head API) then the bag: each token of bag b gets gpooled[b] / len(b) */
         memset(ghead, 0, sizeof ghead);
         CHECK(tokemb_logits_backward(head, pooled, BATCH, glogits, gpooled, ghead));
@@ -153,8 +152,8 @@ done:
 void demo_training_section(void) {
     train_result r;
     printf("The table is learned: a sentiment classifier trained through tokemb\n");
-    printf("  corpus: sentences of %d-%d words; 1-2 of %d sentiment words (e.g. '%s', '%s' vs '%s', '%s')\n", 4,
-           MAXLEN, N_POS + N_NEG, WORDS[0], WORDS[1], WORDS[N_POS], WORDS[N_POS + 1]);
+    printf("  corpus: sentences of %d-%d words; 1-2 of %d sentiment words (e.g. '%s', '%s' vs '%s', '%s')\n", 4, MAXLEN,
+           N_POS + N_NEG, WORDS[0], WORDS[1], WORDS[N_POS], WORDS[N_POS + 1]);
     printf("          decide the label, the other words are %d neutral fillers\n", N_NEUTRAL);
     printf("  model:  mean-pooled bag (tokemb_lookup_bags) -> 2-class head (tokemb_logits) -> softmax CE,\n");
     printf("          row-wise Adagrad on the word table (tokemb_optim_step touches only the batch's rows)\n");

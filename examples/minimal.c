@@ -16,8 +16,8 @@ int main(void) {
         tokemb_table_free(t);
         return 1;
     }
-    for (int i = 0; i < 4; i++) printf("id %lld -> [% .4f, % .4f, % .4f]\n", (long long)ids[i], out[3 * i],
-                                      out[3 * i + 1], out[3 * i + 2]);
+    for (int i = 0; i < 4; i++)
+        printf("id %lld -> [% .4f, % .4f, % .4f]\n", (long long)ids[i], out[3 * i], out[3 * i + 1], out[3 * i + 2]);
     int64_t bad = 6;
     if (tokemb_lookup(t, &bad, 1, out) == TOKEMB_OUT_OF_RANGE) printf("error: %s\n", tokemb_last_error());
     tokemb_table_free(t);

@@ -156,12 +156,7 @@ typedef struct tokemb_table tokemb_table;
  * TOKEMB_UNSUPPORTED otherwise. Files map to tables as: npy '<f4'/'<f2' -> F32/F16, safetensors
  * F32/F16/BF16 -> the same dtype.
  */
-enum tokemb_dtype {
-    TOKEMB_F32 = 0,
-    TOKEMB_F16 = 1,
-    TOKEMB_BF16 = 2,
-    TOKEMB_Q8_ROW = 3
-};
+enum tokemb_dtype { TOKEMB_F32 = 0, TOKEMB_F16 = 1, TOKEMB_BF16 = 2, TOKEMB_Q8_ROW = 3 };
 
 /**
  * A new table holding `src` converted to `dtype` (any dtype to any dtype, through float32): to F16 and
@@ -199,8 +194,8 @@ TOKEMB_API int32_t tokemb_table_create(int64_t rows, int64_t dim, int32_t dtype,
  * Errors: TOKEMB_INVALID_ARGUMENT (NULL data or out, rows/dim < 1, row_stride < dim, unknown dtype or
  * flags), TOKEMB_OVERFLOW, TOKEMB_NO_MEMORY. Thread-safe.
  */
-TOKEMB_API int32_t tokemb_table_wrap(void *data, int64_t rows, int64_t dim, int64_t row_stride,
-                                     int32_t dtype, uint32_t flags, tokemb_table **out);
+TOKEMB_API int32_t tokemb_table_wrap(void *data, int64_t rows, int64_t dim, int64_t row_stride, int32_t dtype,
+                                     uint32_t flags, tokemb_table **out);
 
 /** Frees a table and everything it owns (storage unless wrapped, optimizer state). NULL is a no-op. */
 TOKEMB_API void tokemb_table_free(tokemb_table *t);
@@ -334,8 +329,8 @@ TOKEMB_API int32_t tokemb_lookup_strided(tokemb_table *t, const int64_t *ids, si
  * (an id outside [0, rows): message names it and its index), TOKEMB_OVERFLOW, TOKEMB_UNSUPPORTED
  * (non-F32 table), TOKEMB_NO_MEMORY (the O(n) sort scratch). grad_table is untouched on error.
  */
-TOKEMB_API int32_t tokemb_grad_accumulate(const tokemb_table *t, const int64_t *ids, size_t n,
-                                          const float *grad_out, float *grad_table);
+TOKEMB_API int32_t tokemb_grad_accumulate(const tokemb_table *t, const int64_t *ids, size_t n, const float *grad_out,
+                                          float *grad_table);
 /** tokemb_grad_accumulate with int32 ids. Same rules and errors. */
 TOKEMB_API int32_t tokemb_grad_accumulate_i32(const tokemb_table *t, const int32_t *ids, size_t n,
                                               const float *grad_out, float *grad_table);
@@ -347,13 +342,11 @@ TOKEMB_API int32_t tokemb_grad_accumulate_i32(const tokemb_table *t, const int32
  * independent of rows. n == 0 sets *n_unique = 0. Thread-safety as tokemb_grad_accumulate.
  * Errors: as tokemb_grad_accumulate (n_unique must not be NULL); outputs untouched on error.
  */
-TOKEMB_API int32_t tokemb_grad_coalesce(const tokemb_table *t, const int64_t *ids, size_t n,
-                                        const float *grad_out, int64_t *out_ids, float *out_rows,
-                                        size_t *n_unique);
+TOKEMB_API int32_t tokemb_grad_coalesce(const tokemb_table *t, const int64_t *ids, size_t n, const float *grad_out,
+                                        int64_t *out_ids, float *out_rows, size_t *n_unique);
 /** tokemb_grad_coalesce with int32 ids (out_ids stay int64). Same rules and errors. */
-TOKEMB_API int32_t tokemb_grad_coalesce_i32(const tokemb_table *t, const int32_t *ids, size_t n,
-                                            const float *grad_out, int64_t *out_ids, float *out_rows,
-                                            size_t *n_unique);
+TOKEMB_API int32_t tokemb_grad_coalesce_i32(const tokemb_table *t, const int32_t *ids, size_t n, const float *grad_out,
+                                            int64_t *out_ids, float *out_rows, size_t *n_unique);
 
 /* ---- The one-hot (Linear) view --------------------------------------------------------------- */
 
@@ -409,12 +402,10 @@ enum tokemb_bag_mode {
  * (w = 1 without weights), then / count for MEAN, which rounds differently from summing dequantised rows.
  */
 TOKEMB_API int32_t tokemb_lookup_bags(tokemb_table *t, const int64_t *ids, size_t n, const int64_t *offsets,
-                                      size_t n_bags, int32_t mode, const float *per_sample_weights,
-                                      float *out);
+                                      size_t n_bags, int32_t mode, const float *per_sample_weights, float *out);
 /** tokemb_lookup_bags with int32 ids (offsets stay int64). Same rules and errors. */
-TOKEMB_API int32_t tokemb_lookup_bags_i32(tokemb_table *t, const int32_t *ids, size_t n,
-                                          const int64_t *offsets, size_t n_bags, int32_t mode,
-                                          const float *per_sample_weights, float *out);
+TOKEMB_API int32_t tokemb_lookup_bags_i32(tokemb_table *t, const int32_t *ids, size_t n, const int64_t *offsets,
+                                          size_t n_bags, int32_t mode, const float *per_sample_weights, float *out);
 /**
  * Backward of tokemb_lookup_bags for grad_out[n_bags][dim]: grad_table[rows][dim] +=
  *  - SUM / MEAN: for each non-padding position j (bag b), s_j * grad_out[b] with s_j computed in double
@@ -460,13 +451,13 @@ enum tokemb_optim_kind {
 
 /** Optimizer hyper-parameters (pinned values, block 400), all double. */
 enum tokemb_optim_param {
-    TOKEMB_OPTIM_LR = 400,                  /**< >= 0; default 0.01 (SparseAdam 0.001) */
-    TOKEMB_OPTIM_WEIGHT_DECAY = 401,        /**< >= 0; SGD and row-wise Adagrad only; default 0 */
-    TOKEMB_OPTIM_EPS = 402,                 /**< >= 0; default 1e-10 (Adagrad), 1e-8 (others) */
-    TOKEMB_OPTIM_BETA1 = 403,               /**< [0, 1); SparseAdam; default 0.9 */
-    TOKEMB_OPTIM_BETA2 = 404,               /**< [0, 1); SparseAdam; default 0.999 */
-    TOKEMB_OPTIM_LR_DECAY = 405,            /**< >= 0; Adagrad; default 0 */
-    TOKEMB_OPTIM_INITIAL_ACCUMULATOR = 406  /**< >= 0; Adagrad / row-wise Adagrad; default 0 */
+    TOKEMB_OPTIM_LR = 400,                 /**< >= 0; default 0.01 (SparseAdam 0.001) */
+    TOKEMB_OPTIM_WEIGHT_DECAY = 401,       /**< >= 0; SGD and row-wise Adagrad only; default 0 */
+    TOKEMB_OPTIM_EPS = 402,                /**< >= 0; default 1e-10 (Adagrad), 1e-8 (others) */
+    TOKEMB_OPTIM_BETA1 = 403,              /**< [0, 1); SparseAdam; default 0.9 */
+    TOKEMB_OPTIM_BETA2 = 404,              /**< [0, 1); SparseAdam; default 0.999 */
+    TOKEMB_OPTIM_LR_DECAY = 405,           /**< >= 0; Adagrad; default 0 */
+    TOKEMB_OPTIM_INITIAL_ACCUMULATOR = 406 /**< >= 0; Adagrad / row-wise Adagrad; default 0 */
 };
 
 /**
@@ -562,11 +553,11 @@ enum tokemb_rope_layout {
 /** RoPE scaling variants, the values of TOKEMB_ROPE_SCALING (pinned). Formulas: transformers'
  *  modeling_rope_utils (see docs/positional.md). */
 enum tokemb_rope_scaling {
-    TOKEMB_ROPE_SCALING_NONE = 0,     /**< theta_i = base^(-2i/r), attention factor 1 */
-    TOKEMB_ROPE_SCALING_LINEAR = 1,   /**< position interpolation: theta_i / factor */
-    TOKEMB_ROPE_SCALING_DYNAMIC = 2,  /**< dynamic NTK: base grows with ROPE_SEQ_LEN above ROPE_ORIGINAL_MAX_POS */
-    TOKEMB_ROPE_SCALING_YARN = 3,     /**< YaRN ramp between theta and theta/factor, mscale attention factor */
-    TOKEMB_ROPE_SCALING_LLAMA3 = 4,   /**< Llama 3.1 wavelength bands (low/high freq factor) */
+    TOKEMB_ROPE_SCALING_NONE = 0,    /**< theta_i = base^(-2i/r), attention factor 1 */
+    TOKEMB_ROPE_SCALING_LINEAR = 1,  /**< position interpolation: theta_i / factor */
+    TOKEMB_ROPE_SCALING_DYNAMIC = 2, /**< dynamic NTK: base grows with ROPE_SEQ_LEN above ROPE_ORIGINAL_MAX_POS */
+    TOKEMB_ROPE_SCALING_YARN = 3,    /**< YaRN ramp between theta and theta/factor, mscale attention factor */
+    TOKEMB_ROPE_SCALING_LLAMA3 = 4,  /**< Llama 3.1 wavelength bands (low/high freq factor) */
     /** LongRoPE per-pair short/long factors (tokemb_posenc_rope_set_longrope_factors) */
     TOKEMB_ROPE_SCALING_LONGROPE = 5
 };
@@ -999,8 +990,7 @@ TOKEMB_API int32_t tokemb_vectors_load_ex(const char *path, int32_t format, int6
  * dtype is written as its float32 values. Atomic as tokemb_npy_save. Errors: TOKEMB_INVALID_ARGUMENT,
  * TOKEMB_IO, TOKEMB_NO_MEMORY. Safe while other threads read t and v.
  */
-TOKEMB_API int32_t tokemb_vectors_save(const tokemb_table *t, const tokemb_vocab *v, const char *path,
-                                       int32_t format);
+TOKEMB_API int32_t tokemb_vectors_save(const tokemb_table *t, const tokemb_vocab *v, const char *path, int32_t format);
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Nearest neighbours                                                                             */

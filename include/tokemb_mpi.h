@@ -126,9 +126,8 @@ TOKEMB_MPI_API int32_t tokemb_mpi_lookup_i32(tokemb_mpi_table *t, const int32_t 
  * NULL out with n_bags > 0, unknown mode, weights with a mode other than SUM, malformed offsets: the
  * message names the rank and the offset). out is untouched on every rank on error.
  */
-TOKEMB_MPI_API int32_t tokemb_mpi_lookup_bags(tokemb_mpi_table *t, const int64_t *ids, size_t n,
-                                              const int64_t *offsets, size_t n_bags, int32_t mode,
-                                              const float *per_sample_weights, float *out);
+TOKEMB_MPI_API int32_t tokemb_mpi_lookup_bags(tokemb_mpi_table *t, const int64_t *ids, size_t n, const int64_t *offsets,
+                                              size_t n_bags, int32_t mode, const float *per_sample_weights, float *out);
 
 /** tokemb_mpi_lookup_bags with int32 ids (offsets stay int64). Same rules and errors. */
 TOKEMB_MPI_API int32_t tokemb_mpi_lookup_bags_i32(tokemb_mpi_table *t, const int32_t *ids, size_t n,
@@ -168,8 +167,7 @@ TOKEMB_MPI_API int32_t tokemb_mpi_grad_accumulate_i32(tokemb_mpi_table *t, const
  * exchange complete before any shard changes; a failure inside a shard's own step (only
  * TOKEMB_NO_MEMORY for the state arrays on the first step can occur) is reported on every rank.
  */
-TOKEMB_MPI_API int32_t tokemb_mpi_optim_step(tokemb_mpi_table *t, const int64_t *ids, size_t n,
-                                             const float *grad_out);
+TOKEMB_MPI_API int32_t tokemb_mpi_optim_step(tokemb_mpi_table *t, const int64_t *ids, size_t n, const float *grad_out);
 
 /** tokemb_mpi_optim_step with int32 ids. Same rules and errors. */
 TOKEMB_MPI_API int32_t tokemb_mpi_optim_step_i32(tokemb_mpi_table *t, const int32_t *ids, size_t n,

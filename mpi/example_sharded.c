@@ -51,7 +51,8 @@ int main(int argc, char **argv) {
         /* d(sum of squares)/d row = 2 * bag output, for every id of the bag */
         for (int b = 0; b < nb; b++)
             for (int k = 0; k < PER_BAG; k++)
-                for (int c = 0; c < D; c++) grad[((size_t)b * PER_BAG + (size_t)k) * D + (size_t)c] = 2.0f * out[b * D + c];
+                for (int c = 0; c < D; c++)
+                    grad[((size_t)b * PER_BAG + (size_t)k) * D + (size_t)c] = 2.0f * out[b * D + c];
         if (tokemb_mpi_optim_step(t, ids, (size_t)nb * PER_BAG, grad) != TOKEMB_OK) {
             fprintf(stderr, "rank %d: %s\n", rank, tokemb_mpi_last_error());
             MPI_Abort(MPI_COMM_WORLD, 1);

@@ -55,7 +55,10 @@ static int32_t tm_agree(MPI_Comm comm, int rank, int size, const char *fn, int32
     int rc = MPI_Allreduce(&mine, &bad, 1, MPI_INT, MPI_MIN, comm);
     if (rc != MPI_SUCCESS) return tm_mpi_status(rc, fn, "MPI_Allreduce", tm_err);
     if (bad == INT_MAX) return TOKEMB_OK;
-    struct { int32_t st; char text[TM_MSG]; } m;
+    struct {
+        int32_t st;
+        char text[TM_MSG];
+    } m;
     if (rank == bad) {
         m.st = status;
         snprintf(m.text, TM_MSG, "%s", msg);
@@ -109,7 +112,8 @@ int32_t tokemb_mpi_table_create(MPI_Comm comm, int64_t rows, int64_t dim, int32_
     int64_t meta[3] = {rows, dim, sharding}, root[3] = {rows, dim, sharding};
     if (!out) st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "out is NULL");
     else if (rows < 1 || dim < 1)
-        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "rows %lld and dim %lld must be >= 1", (long long)rows, (long long)dim);
+        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "rows %lld and dim %lld must be >= 1", (long long)rows,
+                     (long long)dim);
     else if (rows < size)
         st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "rows %lld is smaller than the %d ranks", (long long)rows, size);
     else if (sharding != TOKEMB_MPI_ROW && sharding != TOKEMB_MPI_ROW_MODULO)
@@ -192,7 +196,7 @@ static int tm_key_cmp(const void *a, const void *b) {
 typedef struct {
     int64_t *send_ids; /* [n_uniq] local rows at their owners, grouped by owner */
     size_t n_uniq;
-    size_t *slot;      /* [n] */
+    size_t *slot; /* [n] */
     int *scount, *sdispl, *rcount, *rdispl;
     int64_t *recv_ids; /* [n_recv] local rows other ranks want from me */
     size_t n_recv;
@@ -214,7 +218,8 @@ static int64_t tm_id_at(const void *ids, int is32, size_t i) {
  * buffer (`what`): NULL pointers, MPI's int counts, ids inside the global table. */
 static int32_t tm_check_batch(const tokemb_mpi_table *t, const void *ids, int is32, size_t n, const void *buf,
                               const char *what, char *msg) {
-    if (n > 0 && (!ids || !buf)) return tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "ids or %s is NULL with n = %zu", what, n);
+    if (n > 0 && (!ids || !buf))
+        return tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "ids or %s is NULL with n = %zu", what, n);
     if (n > (size_t)INT_MAX / (size_t)t->dim)
         return tm_fail(TOKEMB_OVERFLOW, msg, "n = %zu rows of dim %lld exceed MPI's int counts", n, (long long)t->dim);
     for (size_t i = 0; i < n; i++) {
@@ -228,8 +233,8 @@ static int32_t tm_check_batch(const tokemb_mpi_table *t, const void *ids, int is
 
 /* Collective: validates the batch, agrees, de-duplicates per owner and exchanges the ids. On
  * success every rank holds its plan; on failure every rank returns the same status. */
-static int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n,
-                            const void *out, int32_t pre_st, const char *pre_msg, tm_plan *p) {
+static int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const void *out,
+                            int32_t pre_st, const char *pre_msg, tm_plan *p) {
     char msg[TM_MSG] = "";
     int32_t st = pre_st;
     if (st != TOKEMB_OK) snprintf(msg, TM_MSG, "%s", pre_msg);
@@ -266,7 +271,10 @@ static int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids
     }
     free(keys);
     st = tm_agree(t->comm, t->rank, P, fn, st, msg);
-    if (st != TOKEMB_OK) { tm_plan_free(p); return st; }
+    if (st != TOKEMB_OK) {
+        tm_plan_free(p);
+        return st;
+    }
 
     /* counts, then a second agreement on the receive side (size limits, memory) */
     int rc = MPI_Alltoall(p->scount, 1, MPI_INT, p->rcount, 1, MPI_INT, t->comm);
@@ -285,7 +293,10 @@ static int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids
         if (!p->recv_ids) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
     }
     st = tm_agree(t->comm, t->rank, P, fn, st, msg);
-    if (st != TOKEMB_OK) { tm_plan_free(p); return st; }
+    if (st != TOKEMB_OK) {
+        tm_plan_free(p);
+        return st;
+    }
     rc = MPI_Alltoallv(p->send_ids, p->scount, p->sdispl, MPI_INT64_T, p->recv_ids, p->rcount, p->rdispl, MPI_INT64_T,
                        t->comm);
     st = tm_agree(t->comm, t->rank, P, fn, tm_mpi_status(rc, fn, "MPI_Alltoallv", msg), msg);
@@ -350,8 +361,8 @@ static int32_t tm_lookup(tokemb_mpi_table *t, const char *fn, const void *ids, i
 /* Pooled bags: the distinct rows come back, then the core pools them in input order over a table
  * wrapping exactly those rows (ids remapped to their slots), so every float operation is the core's
  * own and the result equals tokemb_lookup_bags on the whole table bit for bit. */
-static int32_t tm_bags(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n,
-                       const int64_t *offsets, size_t n_bags, int32_t mode, const float *w, float *out) {
+static int32_t tm_bags(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const int64_t *offsets,
+                       size_t n_bags, int32_t mode, const float *w, float *out) {
     tm_err[0] = 0;
     if (!t) return tm_fail(TOKEMB_INVALID_ARGUMENT, tm_err, "%s: t is NULL", fn);
     char msg[TM_MSG] = "";
@@ -362,9 +373,11 @@ static int32_t tm_bags(tokemb_mpi_table *t, const char *fn, const void *ids, int
         st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "unknown bag mode %d", (int)mode);
     else if (w && mode != TOKEMB_SUM)
         st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "per_sample_weights need mode SUM, got %d", (int)mode);
-    else if (offsets[0] != 0) st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "offsets[0] = %lld, not 0", (long long)offsets[0]);
+    else if (offsets[0] != 0)
+        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "offsets[0] = %lld, not 0", (long long)offsets[0]);
     else if ((uint64_t)offsets[n_bags] != (uint64_t)n)
-        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "offsets[%zu] = %lld, not n = %zu", n_bags, (long long)offsets[n_bags], n);
+        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "offsets[%zu] = %lld, not n = %zu", n_bags,
+                     (long long)offsets[n_bags], n);
     for (size_t b = 0; st == TOKEMB_OK && b < n_bags; b++)
         if (offsets[b + 1] < offsets[b])
             st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "offsets[%zu] = %lld is below offsets[%zu] = %lld", b + 1,
@@ -378,8 +391,9 @@ static int32_t tm_bags(tokemb_mpi_table *t, const char *fn, const void *ids, int
     int64_t *slot_ids = malloc((n ? n : 1) * sizeof *slot_ids);
     float *tmp = malloc((n_bags ? n_bags : 1) * D * sizeof *tmp);
     if (!slot_ids || !tmp) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
-    else st = tokemb_table_wrap(rows, p.n_uniq ? (int64_t)p.n_uniq : 1, t->dim, t->dim, TOKEMB_F32,
-                                TOKEMB_WRAP_READONLY, &sub);
+    else
+        st = tokemb_table_wrap(rows, p.n_uniq ? (int64_t)p.n_uniq : 1, t->dim, t->dim, TOKEMB_F32, TOKEMB_WRAP_READONLY,
+                               &sub);
     if (st == TOKEMB_OK) {
         for (size_t i = 0; i < n; i++) slot_ids[i] = (int64_t)p.slot[i];
         st = tokemb_lookup_bags(sub, slot_ids, n, offsets, n_bags, mode, w, tmp);
@@ -397,8 +411,8 @@ static int32_t tm_bags(tokemb_mpi_table *t, const char *fn, const void *ids, int
     return st;
 }
 
-int32_t tokemb_mpi_lookup_bags(tokemb_mpi_table *t, const int64_t *ids, size_t n, const int64_t *offsets,
-                               size_t n_bags, int32_t mode, const float *per_sample_weights, float *out) {
+int32_t tokemb_mpi_lookup_bags(tokemb_mpi_table *t, const int64_t *ids, size_t n, const int64_t *offsets, size_t n_bags,
+                               int32_t mode, const float *per_sample_weights, float *out) {
     return tm_bags(t, "tokemb_mpi_lookup_bags", ids, 0, n, offsets, n_bags, mode, per_sample_weights, out);
 }
 
@@ -540,7 +554,8 @@ static int32_t tm_grad(tokemb_mpi_table *t, const char *fn, const void *ids, int
         compact = malloc(u * D * sizeof *compact);
         if (!compact) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
         else {
-            for (size_t k = 0; k < u; k++) memcpy(compact + k * D, grad_shard + (size_t)uniq[k] * D, D * sizeof *compact);
+            for (size_t k = 0; k < u; k++)
+                memcpy(compact + k * D, grad_shard + (size_t)uniq[k] * D, D * sizeof *compact);
             st = tokemb_table_wrap(compact, (int64_t)u, t->dim, t->dim, TOKEMB_F32, TOKEMB_WRAP_READONLY, &shape);
             if (st == TOKEMB_OK) st = tokemb_grad_accumulate(shape, slot, R, q.recv_rows, compact);
             if (st != TOKEMB_OK) snprintf(msg, TM_MSG, "owner: %s", tokemb_last_error());
@@ -568,7 +583,8 @@ int32_t tokemb_mpi_grad_accumulate_i32(tokemb_mpi_table *t, const int32_t *ids, 
     return tm_grad(t, "tokemb_mpi_grad_accumulate_i32", ids, 1, n, grad_out, grad_shard);
 }
 
-static int32_t tm_step(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const float *grad_out) {
+static int32_t tm_step(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n,
+                       const float *grad_out) {
     tm_err[0] = 0;
     if (!t) return tm_fail(TOKEMB_INVALID_ARGUMENT, tm_err, "%s: t is NULL", fn);
     char msg[TM_MSG] = "";
@@ -580,8 +596,8 @@ static int32_t tm_step(tokemb_mpi_table *t, const char *fn, const void *ids, int
     int rc = MPI_Bcast(&root, 1, MPI_INT64_T, 0, t->comm);
     if (rc != MPI_SUCCESS && st == TOKEMB_OK) st = tm_mpi_status(rc, fn, "MPI_Bcast", msg);
     if (st == TOKEMB_OK && root != s0)
-        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "optimizer step count %lld differs from rank 0's %lld", (long long)s0,
-                     (long long)root);
+        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "optimizer step count %lld differs from rank 0's %lld",
+                     (long long)s0, (long long)root);
     tm_push q;
     st = tm_push_make(t, fn, ids, is32, n, grad_out, st, msg, &q);
     if (st != TOKEMB_OK) return st;

@@ -42,8 +42,7 @@ static const char *_Atomic g_trunc_path;
 static size_t g_trunc_min;
 static void tk_maybe_truncate(size_t n) {
     const char *p = atomic_load(&g_trunc_path);
-    if (p && n >= g_trunc_min && atomic_compare_exchange_strong(&g_trunc_path, &p, NULL))
-        (void)!truncate(p, 16);
+    if (p && n >= g_trunc_min && atomic_compare_exchange_strong(&g_trunc_path, &p, NULL)) (void)!truncate(p, 16);
 }
 void *__wrap_malloc(size_t n) {
     tk_maybe_truncate(n);
@@ -83,11 +82,11 @@ int __wrap_pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)
 /* ---- the generic driver -------------------------------------------------------------------------- */
 
 typedef struct {
-    tokemb_table *t;    /* the table the operation works on (checksummed), or NULL */
-    tokemb_table *t2;   /* a second watched table (e.g. the source of a copy), or NULL */
-    float *out;         /* output buffer (sentinel-filled by the driver) */
-    size_t out_n;       /* floats */
-    float *out2;        /* a second output buffer, or NULL */
+    tokemb_table *t;  /* the table the operation works on (checksummed), or NULL */
+    tokemb_table *t2; /* a second watched table (e.g. the source of a copy), or NULL */
+    float *out;       /* output buffer (sentinel-filled by the driver) */
+    size_t out_n;     /* floats */
+    float *out2;      /* a second output buffer, or NULL */
     size_t out2_n;
     tokemb_posenc *pe;  /* a watched encoder, or NULL */
     tokemb_vocab *v;    /* a watched vocabulary, or NULL */
@@ -214,8 +213,8 @@ static void tk_inject(const tk_op *op) {
             }
             g_fallbacks++; /* a failed allocation with a correct fallback */
         } else {
-            fail_msg("%s: allocation %ld failed and the call returned %d (%s), not NO_MEMORY: %s", op->name, n,
-                     (int)st, tokemb_status_string(st), tokemb_last_error());
+            fail_msg("%s: allocation %ld failed and the call returned %d (%s), not NO_MEMORY: %s", op->name, n, (int)st,
+                     tokemb_status_string(st), tokemb_last_error());
         }
         tk_case_free(op, &c);
     }
@@ -279,7 +278,9 @@ static int32_t run_lookup(tk_case *c) { return tokemb_lookup(c->t, k_ids, K_N, c
 static int32_t run_onehot(tk_case *c) { return tokemb_lookup_onehot(c->t, k_ids, K_N, c->out); }
 
 /* ---- positional encoders ---- */
-static int32_t run_pe_sin(tk_case *c) { return tokemb_posenc_create_sinusoidal(10, 1e4, TOKEMB_CONCAT_T2T, &c->pe_made); }
+static int32_t run_pe_sin(tk_case *c) {
+    return tokemb_posenc_create_sinusoidal(10, 1e4, TOKEMB_CONCAT_T2T, &c->pe_made);
+}
 static int32_t run_pe_learned(tk_case *c) { return tokemb_posenc_create_learned(9, 5, &c->pe_made); }
 static int32_t run_pe_rope(tk_case *c) { return tokemb_posenc_create_rope(12, 8, 1e4, TOKEMB_GPTJ, &c->pe_made); }
 static int32_t run_pe_alibi(tk_case *c) { return tokemb_posenc_create_alibi(6, &c->pe_made); }
@@ -307,7 +308,7 @@ static int32_t run_rope(tk_case *c) { return tokemb_rope_apply(c->pe, c->out, K_
 static int32_t run_rope_bwd(tk_case *c) { return tokemb_rope_apply_backward(c->pe, c->out, K_NPOS, K_NH, k_pos); }
 static int32_t run_rope_strided(tk_case *c) {
     return tokemb_posenc_rope_apply_strided(c->pe, c->out, 2, K_NH, K_NPOS / 2, K_NH * K_HD * (K_NPOS / 2), K_HD,
-                                     K_NH * K_HD, k_pos, 0);
+                                            K_NH * K_HD, k_pos, 0);
 }
 static int32_t run_rope_cos_sin(tk_case *c) {
     return tokemb_posenc_rope_cos_sin(c->pe, k_pos, K_NPOS, c->out, c->out + K_NPOS * 4);
@@ -415,11 +416,15 @@ static void setup_bags(tk_case *c) {
     TK_OK(tokemb_table_set_param_f64(c->t, TOKEMB_MAX_NORM, 0.8));
     tk_out(c, 4 * K_DIM);
 }
-static int32_t run_bags_sum(tk_case *c) { return tokemb_lookup_bags(c->t, k_ids, K_N, k_off, 4, TOKEMB_SUM, k_psw, c->out); }
+static int32_t run_bags_sum(tk_case *c) {
+    return tokemb_lookup_bags(c->t, k_ids, K_N, k_off, 4, TOKEMB_SUM, k_psw, c->out);
+}
 static int32_t run_bags_mean_i32(tk_case *c) {
     return tokemb_lookup_bags_i32(c->t, k_ids32, K_N, k_off, 4, TOKEMB_MEAN, NULL, c->out);
 }
-static int32_t run_bags_max(tk_case *c) { return tokemb_lookup_bags(c->t, k_ids, K_N, k_off, 4, TOKEMB_MAX, NULL, c->out); }
+static int32_t run_bags_max(tk_case *c) {
+    return tokemb_lookup_bags(c->t, k_ids, K_N, k_off, 4, TOKEMB_MAX, NULL, c->out);
+}
 static void setup_bags_bwd(tk_case *c) {
     c->t = tk_table(K_ROWS, K_DIM, 34);
     TK_OK(tokemb_table_set_param(c->t, TOKEMB_PADDING_IDX, 5));
@@ -509,8 +514,12 @@ static int32_t run_st_save(tk_case *c) {
     const char *names[2] = {"x", "y"};
     return tokemb_safetensors_save(tabs, names, 2, g_save);
 }
-static int32_t run_w2v_save(tk_case *c) { return tokemb_vectors_save(c->t, c->v, g_save, TOKEMB_VECTORS_WORD2VEC_TEXT); }
-static int32_t run_w2vb_save(tk_case *c) { return tokemb_vectors_save(c->t, c->v, g_save, TOKEMB_VECTORS_WORD2VEC_BINARY); }
+static int32_t run_w2v_save(tk_case *c) {
+    return tokemb_vectors_save(c->t, c->v, g_save, TOKEMB_VECTORS_WORD2VEC_TEXT);
+}
+static int32_t run_w2vb_save(tk_case *c) {
+    return tokemb_vectors_save(c->t, c->v, g_save, TOKEMB_VECTORS_WORD2VEC_BINARY);
+}
 static int32_t run_vocab_create(tk_case *c) { return tokemb_vocab_create(&c->v_made); }
 static int g_vocab_n;
 static void setup_vocab(tk_case *c) {
@@ -802,7 +811,7 @@ static void test_thread_creation_failure(void **state) {
         const size_t nf = ops[o](&w, ref);
         TK_OK(tokemb_set_num_threads(4));
         for (long k = 1; k <= 4; k++) { /* fail the k-th thread start (k = 4: at most 3 are started) */
-            tk_threads_shutdown(); /* the pool's workers persist: make this call start them again */
+            tk_threads_shutdown();      /* the pool's workers persist: make this call start them again */
             tk_fill_sentinel(out, nf);
             atomic_store(&g_thread_countdown, k);
             ops[o](&w, out);
@@ -853,7 +862,8 @@ static void test_truncated_while_loading(void **state) {
     g_trunc_min = 256 * 64 * sizeof(float);
     for (int w = 0; w < 3; w++) {
         if (w == 0) TK_OK(tokemb_npy_save(t, path));
-        if (w == 1) TK_OK(tokemb_safetensors_save((const tokemb_table *const[]){t}, (const char *const[]){"w"}, 1, path));
+        if (w == 1)
+            TK_OK(tokemb_safetensors_save((const tokemb_table *const[]){t}, (const char *const[]){"w"}, 1, path));
         if (w == 2) {
             TK_OK(tokemb_vocab_create(&v));
             for (int r = 0; r < 256; r++) {
@@ -866,7 +876,7 @@ static void test_truncated_while_loading(void **state) {
             v = NULL;
         }
         atomic_store(&g_trunc_path, (const char *)path);
-        int32_t st = w == 0 ? tokemb_npy_load(path, &l)
+        int32_t st = w == 0   ? tokemb_npy_load(path, &l)
                      : w == 1 ? tokemb_safetensors_load(path, "w", &l)
                               : tokemb_vectors_load(path, TOKEMB_VECTORS_WORD2VEC_TEXT, NULL, NULL, &l, &v);
         assert_null(atomic_load(&g_trunc_path)); /* the truncation happened inside the load */

@@ -88,10 +88,10 @@ static void test_validation(void **state) {
     float gt[6];
     tk_fill_sentinel(gt, 6);
     uint64_t hg = tk_checksum(gt, sizeof gt);
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT,
-                     tokemb_lookup_bags_backward(t, ids, 4, o2, 3, 0, NULL, out, gt, NULL), "offsets[2]");
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT,
-                     tokemb_lookup_bags_backward(t, ids, 4, ok_offs, 3, 1, NULL, out, gt, out), "SUM");
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_lookup_bags_backward(t, ids, 4, o2, 3, 0, NULL, out, gt, NULL),
+                     "offsets[2]");
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_lookup_bags_backward(t, ids, 4, ok_offs, 3, 1, NULL, out, gt, out),
+                     "SUM");
     TK_OK(tokemb_table_set_param(t, TOKEMB_SCALE_GRAD_BY_FREQ, 1));
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT,
                      tokemb_lookup_bags_backward(t, ids, 4, ok_offs, 3, 2, NULL, out, gt, NULL), "MAX");
@@ -138,7 +138,8 @@ static void test_threads_invariant(void **state) {
     float *psw = malloc(n * sizeof *psw), *go = malloc(nb * dim * sizeof *go);
     for (size_t i = 0; i < n; i++) ids[i] = (int64_t)(tk_rand(&s) % 40), psw[i] = (float)(tk_rand(&s) % 7) / 3.0f;
     for (size_t i = 0; i < nb * dim; i++) go[i] = (float)(tk_rand(&s) % 1001) / 77.0f;
-    float *o1 = malloc(nb * dim * 4), *o2 = malloc(nb * dim * 4), *g1 = calloc(rows * dim, 4), *g2 = calloc(rows * dim, 4);
+    float *o1 = malloc(nb * dim * 4), *o2 = malloc(nb * dim * 4), *g1 = calloc(rows * dim, 4),
+          *g2 = calloc(rows * dim, 4);
     float *p1 = malloc(n * 4), *p2 = malloc(n * 4);
     for (int mode = 0; mode < 3; mode++) {
         const float *pw = mode == 0 ? psw : NULL;
@@ -160,8 +161,8 @@ static void test_threads_invariant(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_modes_golden), cmocka_unit_test(test_weighted_fused_or_not),
-        cmocka_unit_test(test_validation),   cmocka_unit_test(test_max_norm_applies),
+        cmocka_unit_test(test_modes_golden),      cmocka_unit_test(test_weighted_fused_or_not),
+        cmocka_unit_test(test_validation),        cmocka_unit_test(test_max_norm_applies),
         cmocka_unit_test(test_threads_invariant),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

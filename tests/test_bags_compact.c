@@ -57,10 +57,8 @@ static void q8_bags_ref(const uint8_t *buf, size_t dim, const int64_t *ids, cons
 static void expected_bags(int32_t dtype, const uint8_t *buf, tokemb_table *dec, size_t dim, const int64_t *ids,
                           size_t n, const int64_t *offsets, size_t nb, int32_t mode, const float *w, int64_t pad,
                           float *out) {
-    if (dtype == TOKEMB_Q8_ROW && mode != TOKEMB_MAX)
-        q8_bags_ref(buf, dim, ids, offsets, nb, mode, w, pad, out);
-    else
-        TK_OK(tokemb_lookup_bags(dec, ids, n, offsets, nb, mode, w, out));
+    if (dtype == TOKEMB_Q8_ROW && mode != TOKEMB_MAX) q8_bags_ref(buf, dim, ids, offsets, nb, mode, w, pad, out);
+    else TK_OK(tokemb_lookup_bags(dec, ids, n, offsets, nb, mode, w, out));
 }
 
 static void check_dtype(int32_t dtype, int64_t pad) {
@@ -89,7 +87,8 @@ static void check_dtype(int32_t dtype, int64_t pad) {
     offsets[0] = 0;
     for (int b = 1; b < BAGS; b++) offsets[b] = offsets[b - 1] + (int64_t)(tk_rand(&s) % 15); /* some empty */
     if (offsets[BAGS - 1] > N) offsets[BAGS - 1] = N;
-    for (int b = 1; b < BAGS; b++) if (offsets[b] > N) offsets[b] = N;
+    for (int b = 1; b < BAGS; b++)
+        if (offsets[b] > N) offsets[b] = N;
     offsets[BAGS] = N;
     static float a[BAGS * DIM], r[BAGS * DIM];
     for (int32_t mode = TOKEMB_SUM; mode <= TOKEMB_MAX; mode++) {
@@ -109,14 +108,12 @@ static void check_dtype(int32_t dtype, int64_t pad) {
     /* training paths keep requiring F32; max_norm too */
     static float g[BAGS * DIM], gt[ROWS * DIM];
     TK_EXPECT_STATUS(TOKEMB_UNSUPPORTED,
-                     tokemb_lookup_bags_backward(c, ids, N, offsets, BAGS, TOKEMB_SUM, NULL, g, gt, NULL),
-                     "F32");
+                     tokemb_lookup_bags_backward(c, ids, N, offsets, BAGS, TOKEMB_SUM, NULL, g, gt, NULL), "F32");
     TK_EXPECT_STATUS(TOKEMB_UNSUPPORTED, tokemb_grad_accumulate(c, ids, N, gt, gt), "gradients need F32");
     TK_OK(tokemb_table_set_param_f64(c, TOKEMB_MAX_NORM, 1.0));
     tk_fill_sentinel(a, BAGS * DIM);
     uint64_t before = tk_checksum(a, sizeof a);
-    TK_EXPECT_STATUS(TOKEMB_UNSUPPORTED, tokemb_lookup_bags(c, ids, N, offsets, BAGS, TOKEMB_SUM, NULL, a),
-                     "max_norm");
+    TK_EXPECT_STATUS(TOKEMB_UNSUPPORTED, tokemb_lookup_bags(c, ids, N, offsets, BAGS, TOKEMB_SUM, NULL, a), "max_norm");
     assert_true(tk_checksum(a, sizeof a) == before);
     free(decoded);
     tokemb_table_free(dec);
@@ -207,10 +204,8 @@ static void test_bags_huge_n_bags(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bags_f16),
-        cmocka_unit_test(test_bags_bf16),
-        cmocka_unit_test(test_bags_q8),
-        cmocka_unit_test(test_bags_wide_threads),
+        cmocka_unit_test(test_bags_f16),         cmocka_unit_test(test_bags_bf16),
+        cmocka_unit_test(test_bags_q8),          cmocka_unit_test(test_bags_wide_threads),
         cmocka_unit_test(test_bags_huge_n_bags),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -60,8 +60,8 @@ typedef struct {
     int32_t ids32[N];
     int64_t offsets[NB + 1];
     int64_t pos[NTOK];
-    float x[NTOK * NH * HD];  /* RoPE input */
-    float grad[N * D];        /* upstream gradient / hidden states */
+    float x[NTOK * NH * HD]; /* RoPE input */
+    float grad[N * D];       /* upstream gradient / hidden states */
 } tk_inputs;
 
 static tk_inputs g_in[WORKERS];
@@ -74,7 +74,9 @@ typedef struct {
     int blas;
 } tk_job;
 
-static int32_t job_lookup(const tk_objs *o, const tk_inputs *in, float *out) { return tokemb_lookup(o->tab, in->ids, N, out); }
+static int32_t job_lookup(const tk_objs *o, const tk_inputs *in, float *out) {
+    return tokemb_lookup(o->tab, in->ids, N, out);
+}
 static int32_t job_lookup_i32(const tk_objs *o, const tk_inputs *in, float *out) {
     return tokemb_lookup_i32(o->tab, in->ids32, N, out);
 }
@@ -113,7 +115,7 @@ static int32_t job_rope_bwd(const tk_objs *o, const tk_inputs *in, float *out) {
 static int32_t job_rope_strided(const tk_objs *o, const tk_inputs *in, float *out) {
     memcpy(out, in->x, sizeof in->x); /* viewed as [2][NH][NTOK/2][HD] */
     return tokemb_posenc_rope_apply_strided(o->rope, out, 2, NH, NTOK / 2, (int64_t)NH * (NTOK / 2) * HD,
-                                     (int64_t)(NTOK / 2) * HD, HD, in->pos, 0);
+                                            (int64_t)(NTOK / 2) * HD, HD, in->pos, 0);
 }
 static int32_t job_alibi(const tk_objs *o, const tk_inputs *in, float *out) {
     return tokemb_posenc_attn_bias(o->alibi, 16, 40, in->pos[0], out);
@@ -141,28 +143,29 @@ static int32_t job_logits(const tk_objs *o, const tk_inputs *in, float *out) {
     return tokemb_logits(o->tab, in->grad, 32, out);
 }
 static int32_t job_nearest(const tk_objs *o, const tk_inputs *in, float *out) {
-    return tokemb_nearest_ids(o->tab, in->ids, 16, 5, TOKEMB_METRIC_COSINE, 1, (int64_t *)(void *)out, out + 2 * 16 * 5);
+    return tokemb_nearest_ids(o->tab, in->ids, 16, 5, TOKEMB_METRIC_COSINE, 1, (int64_t *)(void *)out,
+                              out + 2 * 16 * 5);
 }
 
 static const tk_job k_jobs[] = {
-    {"tokemb_lookup", job_lookup, (size_t)N * D, 0},
-    {"tokemb_lookup_i32", job_lookup_i32, (size_t)N * D, 0},
+    {"tokemb_lookup", job_lookup, (size_t)N *D, 0},
+    {"tokemb_lookup_i32", job_lookup_i32, (size_t)N *D, 0},
     {"tokemb_lookup_strided", job_lookup_strided, (size_t)(N / 2) * (D + 3), 0},
-    {"tokemb_lookup_onehot", job_onehot, (size_t)N * D, 1},
-    {"tokemb_lookup_bags SUM", job_bags_sum, (size_t)NB * D, 0},
-    {"tokemb_lookup_bags_i32 MEAN", job_bags_mean, (size_t)NB * D, 0},
-    {"tokemb_lookup_bags MAX", job_bags_max, (size_t)NB * D, 0},
-    {"tokemb_posenc_encode sinusoidal", job_encode_sin, (size_t)NTOK * D, 0},
-    {"tokemb_posenc_encode learned", job_encode_learned, (size_t)NTOK * D, 0},
-    {"tokemb_embed", job_embed, (size_t)N * D, 0},
-    {"tokemb_rope_apply (YaRN)", job_rope, (size_t)NTOK * NH * HD, 0},
-    {"tokemb_rope_apply_backward", job_rope_bwd, (size_t)NTOK * NH * HD, 0},
-    {"tokemb_posenc_rope_apply_strided", job_rope_strided, (size_t)NTOK * NH * HD, 0},
+    {"tokemb_lookup_onehot", job_onehot, (size_t)N *D, 1},
+    {"tokemb_lookup_bags SUM", job_bags_sum, (size_t)NB *D, 0},
+    {"tokemb_lookup_bags_i32 MEAN", job_bags_mean, (size_t)NB *D, 0},
+    {"tokemb_lookup_bags MAX", job_bags_max, (size_t)NB *D, 0},
+    {"tokemb_posenc_encode sinusoidal", job_encode_sin, (size_t)NTOK *D, 0},
+    {"tokemb_posenc_encode learned", job_encode_learned, (size_t)NTOK *D, 0},
+    {"tokemb_embed", job_embed, (size_t)N *D, 0},
+    {"tokemb_rope_apply (YaRN)", job_rope, (size_t)NTOK *NH *HD, 0},
+    {"tokemb_rope_apply_backward", job_rope_bwd, (size_t)NTOK *NH *HD, 0},
+    {"tokemb_posenc_rope_apply_strided", job_rope_strided, (size_t)NTOK *NH *HD, 0},
     {"tokemb_posenc_attn_bias ALiBi", job_alibi, (size_t)12 * 16 * 40, 0},
     {"tokemb_posenc_attn_bias T5", job_t5, (size_t)NH * 16 * 40, 0},
-    {"tokemb_grad_accumulate", job_grad, (size_t)R * D, 0},
-    {"tokemb_grad_coalesce", job_coalesce, (size_t)N * D + 2 * N, 0},
-    {"tokemb_lookup_bags_backward MEAN", job_bags_bwd, (size_t)R * D, 0},
+    {"tokemb_grad_accumulate", job_grad, (size_t)R *D, 0},
+    {"tokemb_grad_coalesce", job_coalesce, (size_t)N *D + 2 * N, 0},
+    {"tokemb_lookup_bags_backward MEAN", job_bags_bwd, (size_t)R *D, 0},
     {"tokemb_logits", job_logits, (size_t)32 * R, 1},
     {"tokemb_nearest_ids", job_nearest, (size_t)3 * 16 * 5, 1},
 };

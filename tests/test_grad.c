@@ -114,13 +114,10 @@ static void check_random(size_t rows, size_t dim, size_t n, int64_t pad, int sgb
         tk_fill_sentinel(out, rows * dim);
         for (size_t r = 0; r < rows; r++)
             if (touched[r]) memset(out + r * dim, 0, dim * sizeof(float));
-        if (k == 3)
-            TK_OK(tokemb_grad_accumulate_i32(t, ids32, n, g, out));
-        else
-            TK_OK(tokemb_grad_accumulate(t, ids, n, g, out));
+        if (k == 3) TK_OK(tokemb_grad_accumulate_i32(t, ids32, n, g, out));
+        else TK_OK(tokemb_grad_accumulate(t, ids, n, g, out));
         for (size_t r = 0; r < rows; r++) {
-            if (touched[r])
-                assert_memory_equal(out + r * dim, ref + r * dim, dim * sizeof(float));
+            if (touched[r]) assert_memory_equal(out + r * dim, ref + r * dim, dim * sizeof(float));
             else {
                 float sent[64];
                 tk_fill_sentinel(sent, dim < 64 ? dim : 64);
@@ -206,9 +203,9 @@ static void test_errors_unchanged(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden_padding),       cmocka_unit_test(test_sgbf_fused),
-        cmocka_unit_test(test_coalesce_signed_zero),
-        cmocka_unit_test(test_random_small),         cmocka_unit_test(test_random_large_vocab),
-        cmocka_unit_test(test_onehot_distinct_equals_dense), cmocka_unit_test(test_errors_unchanged),
+        cmocka_unit_test(test_coalesce_signed_zero), cmocka_unit_test(test_random_small),
+        cmocka_unit_test(test_random_large_vocab),   cmocka_unit_test(test_onehot_distinct_equals_dense),
+        cmocka_unit_test(test_errors_unchanged),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

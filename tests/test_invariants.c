@@ -93,29 +93,32 @@ static void tk_inv_after(int32_t st, int32_t expected, const char *call, const c
     const char *msg = tokemb_last_error();
     if (!msg || !msg[0]) fail_msg("%s: failed without a tokemb_last_error() message", call);
     if (strstr(msg, "-777")) fail_msg("%s: failed but left the previous error text '%s'", call, msg);
-    if (!strstr(msg, name) && !(g_inv_alias && strstr(msg, g_inv_alias))) fail_msg("%s: message '%s' does not name the function %s", call, msg, name);
+    if (!strstr(msg, name) && !(g_inv_alias && strstr(msg, g_inv_alias)))
+        fail_msg("%s: message '%s' does not name the function %s", call, msg, name);
     if (needle && !strstr(msg, needle)) fail_msg("%s: message '%s' lacks '%s'", call, msg, needle);
     for (int i = 0; i < g_nwatch; i++)
         if (tk_watch_sum(&g_watch[i]) != g_watch[i].sum)
             fail_msg("%s: failed with %d but changed watched %s #%d", call, (int)st,
-                     g_watch[i].kind == TK_W_TABLE ? "table" : g_watch[i].kind == TK_W_PTR ? "out-pointer" : "buffer",
+                     g_watch[i].kind == TK_W_TABLE ? "table"
+                     : g_watch[i].kind == TK_W_PTR ? "out-pointer"
+                                                   : "buffer",
                      i);
     g_invariant_checks++;
 }
 
 /* INV(expected status, substring the message must contain or NULL, call) */
-#define INV(expected, needle, call)                                                                            \
-    do {                                                                                                       \
-        tk_inv_before(#call);                                                                                  \
-        int32_t inv_st_ = (call);                                                                              \
-        tk_inv_after(inv_st_, (expected), #call, (needle));                                                    \
+#define INV(expected, needle, call)                         \
+    do {                                                    \
+        tk_inv_before(#call);                               \
+        int32_t inv_st_ = (call);                           \
+        tk_inv_after(inv_st_, (expected), #call, (needle)); \
     } while (0)
 
-#define INV_AS(alias, expected, needle, call)                                                                  \
-    do {                                                                                                       \
-        g_inv_alias = (alias);                                                                                 \
-        INV(expected, needle, call);                                                                           \
-        g_inv_alias = NULL;                                                                                    \
+#define INV_AS(alias, expected, needle, call) \
+    do {                                      \
+        g_inv_alias = (alias);                \
+        INV(expected, needle, call);          \
+        g_inv_alias = NULL;                   \
     } while (0)
 
 /* A seeded F32 table with distinct values. */
@@ -134,8 +137,8 @@ static const size_t HUGE_N = SIZE_MAX / 2 + 1; /* n * anything >= 2 bytes overfl
 
 static void test_status_strings(void **state) {
     (void)state;
-    const int32_t codes[] = {TOKEMB_OK, TOKEMB_INVALID_ARGUMENT, TOKEMB_OUT_OF_RANGE, TOKEMB_NO_MEMORY, TOKEMB_IO,
-                             TOKEMB_FORMAT, TOKEMB_UNSUPPORTED, TOKEMB_OVERFLOW, TOKEMB_READ_ONLY};
+    const int32_t codes[] = {TOKEMB_OK,     TOKEMB_INVALID_ARGUMENT, TOKEMB_OUT_OF_RANGE, TOKEMB_NO_MEMORY, TOKEMB_IO,
+                             TOKEMB_FORMAT, TOKEMB_UNSUPPORTED,      TOKEMB_OVERFLOW,     TOKEMB_READ_ONLY};
     const size_t nc = sizeof codes / sizeof codes[0];
     for (size_t i = 0; i < nc; i++) {
         const char *s = tokemb_status_string(codes[i]);
@@ -690,16 +693,17 @@ static void test_posenc_params_invariants(void **state) {
     assert_non_null(tokemb_posenc_table(learned));
     assert_int_equal(tokemb_table_rows(tokemb_posenc_table(learned)), 10);
     /* getter returns what the setter set */
-    const int32_t fparams[] = {TOKEMB_ROPE_FACTOR, TOKEMB_ROPE_BETA_FAST, TOKEMB_ROPE_BETA_SLOW,
+    const int32_t fparams[] = {TOKEMB_ROPE_FACTOR,          TOKEMB_ROPE_BETA_FAST,        TOKEMB_ROPE_BETA_SLOW,
                                TOKEMB_ROPE_LOW_FREQ_FACTOR, TOKEMB_ROPE_HIGH_FREQ_FACTOR, TOKEMB_ROPE_ATTN_FACTOR,
-                               TOKEMB_ROPE_MSCALE, TOKEMB_ROPE_MSCALE_ALL_DIM};
+                               TOKEMB_ROPE_MSCALE,          TOKEMB_ROPE_MSCALE_ALL_DIM};
     for (size_t i = 0; i < sizeof fparams / sizeof fparams[0]; i++) {
         double v = 0;
         TK_OK(tokemb_posenc_set_param_f64(rope, fparams[i], 2.5 + (double)i));
         TK_OK(tokemb_posenc_get_param_f64(rope, fparams[i], &v));
         assert_true(v == 2.5 + (double)i);
     }
-    const int32_t iparams[] = {TOKEMB_ROPE_SCALING, TOKEMB_ROPE_ORIGINAL_MAX_POS, TOKEMB_ROPE_TRUNCATE, TOKEMB_ROPE_SEQ_LEN};
+    const int32_t iparams[] = {TOKEMB_ROPE_SCALING, TOKEMB_ROPE_ORIGINAL_MAX_POS, TOKEMB_ROPE_TRUNCATE,
+                               TOKEMB_ROPE_SEQ_LEN};
     const int64_t ivals[] = {TOKEMB_ROPE_SCALING_YARN, 4096, 0, 8192};
     for (size_t i = 0; i < 4; i++) {
         int64_t v = -5;
@@ -1172,7 +1176,7 @@ static void test_bags_invariants(void **state) {
     INV(TOKEMB_INVALID_ARGUMENT, NULL,
         tokemb_lookup_bags_backward_i32(t, ids32, N, off, NB, TOKEMB_MAX, NULL, gout, gtab, gpsw));
     /* malformed offsets, each named */
-    const int64_t bad_off[][NB + 1] = {{1, 2, 2, 6}, {0, 3, 2, 6}, {0, 2, 2, 5}, {0, 2, 2, 7},
+    const int64_t bad_off[][NB + 1] = {{1, 2, 2, 6},  {0, 3, 2, 6},         {0, 2, 2, 5},        {0, 2, 2, 7},
                                        {-1, 2, 2, 6}, {0, 2, INT64_MAX, 6}, {0, INT64_MIN, 2, 6}};
     for (size_t b = 0; b < sizeof bad_off / sizeof bad_off[0]; b++) {
         INV(TOKEMB_INVALID_ARGUMENT, "offset", tokemb_lookup_bags(t, ids, N, bad_off[b], NB, TOKEMB_SUM, NULL, out));
@@ -1203,7 +1207,8 @@ static void test_bags_invariants(void **state) {
     watch_clear();
     watch_table(t);
     watch_buf(gtab, sizeof gtab);
-    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_lookup_bags_backward(t, ids, N, off, NB, TOKEMB_MAX, NULL, gout, gtab, NULL));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL,
+        tokemb_lookup_bags_backward(t, ids, N, off, NB, TOKEMB_MAX, NULL, gout, gtab, NULL));
     tokemb_table_free(t);
 }
 
@@ -1294,8 +1299,7 @@ static void test_optim_invariants(void **state) {
         INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_optim_set_param_f64(t, TOKEMB_OPTIM_LR, NAN));
         if (kind != TOKEMB_OPTIM_SGD)
             INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_optim_set_param_f64(t, TOKEMB_OPTIM_EPS, -1.0));
-        else
-            INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_optim_set_param_f64(t, TOKEMB_OPTIM_EPS, 1e-6));
+        else INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_optim_set_param_f64(t, TOKEMB_OPTIM_EPS, 1e-6));
         if (kind == TOKEMB_OPTIM_SPARSE_ADAM) {
             INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_optim_set_param_f64(t, TOKEMB_OPTIM_BETA1, 1.0));
             INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_optim_set_param_f64(t, TOKEMB_OPTIM_BETA2, -0.5));
@@ -1485,9 +1489,12 @@ static void test_files_invariants(void **state) {
     INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_vectors_load(garbage, TOKEMB_VECTORS_GLOVE, NULL, NULL, &out, NULL));
     INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_vectors_load(garbage, 4, NULL, NULL, &out, &vout));
     INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_vectors_load(garbage, -1, NULL, NULL, &out, &vout));
-    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_vectors_load_ex(garbage, TOKEMB_VECTORS_GLOVE, -1, 0, NULL, NULL, &out, &vout));
-    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_vectors_load_ex(garbage, TOKEMB_VECTORS_GLOVE, 0, 3, NULL, NULL, &out, &vout));
-    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_vectors_load_ex(garbage, TOKEMB_VECTORS_GLOVE, 0, 4, NULL, NULL, &out, &vout));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL,
+        tokemb_vectors_load_ex(garbage, TOKEMB_VECTORS_GLOVE, -1, 0, NULL, NULL, &out, &vout));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL,
+        tokemb_vectors_load_ex(garbage, TOKEMB_VECTORS_GLOVE, 0, 3, NULL, NULL, &out, &vout));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL,
+        tokemb_vectors_load_ex(garbage, TOKEMB_VECTORS_GLOVE, 0, 4, NULL, NULL, &out, &vout));
     INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_vectors_load_ex(garbage, 4, 0, 0, NULL, NULL, &out, &vout));
     INV(TOKEMB_IO, NULL, tokemb_vectors_load(missing, TOKEMB_VECTORS_WORD2VEC_TEXT, NULL, NULL, &out, &vout));
     INV(TOKEMB_FORMAT, NULL, tokemb_vectors_load(garbage, TOKEMB_VECTORS_WORD2VEC_TEXT, NULL, NULL, &out, &vout));
@@ -1575,8 +1582,10 @@ static void test_nearest_invariants(void **state) {
     INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_nearest(t, q, NQ, K, 2, NULL, oids, scores));
     INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_nearest(t, q, NQ, K, -1, NULL, oids, scores));
     INV(TOKEMB_OVERFLOW, NULL, tokemb_nearest(t, q, HUGE_N, K, TOKEMB_METRIC_DOT, NULL, oids, scores));
-    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_nearest_ex(t, q, NQ, 0, TOKEMB_METRIC_COSINE, NULL, NULL, NULL, oids, scores));
-    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_nearest_ex(t, NULL, NQ, K, TOKEMB_METRIC_COSINE, NULL, NULL, NULL, oids, scores));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL,
+        tokemb_nearest_ex(t, q, NQ, 0, TOKEMB_METRIC_COSINE, NULL, NULL, NULL, oids, scores));
+    INV(TOKEMB_INVALID_ARGUMENT, NULL,
+        tokemb_nearest_ex(t, NULL, NQ, K, TOKEMB_METRIC_COSINE, NULL, NULL, NULL, oids, scores));
     const int64_t bad_ex[] = {-2, R, INT64_MAX, INT64_MIN};
     for (size_t b = 0; b < 4; b++) {
         excl[1] = bad_ex[b];
@@ -1797,21 +1806,36 @@ static void test_random_calls(void **state) {
         int32_t st;
         const char *fn;
         switch (which) {
-        case 0: fn = "tokemb_lookup"; st = tokemb_lookup(t, ids, n, out); break;
-        case 1: fn = "tokemb_lookup_i32"; st = tokemb_lookup_i32(t, ids32, n, out); break;
-        case 2: fn = "tokemb_lookup_strided"; st = tokemb_lookup_strided(t, ids, n, out, stride); break;
+        case 0:
+            fn = "tokemb_lookup";
+            st = tokemb_lookup(t, ids, n, out);
+            break;
+        case 1:
+            fn = "tokemb_lookup_i32";
+            st = tokemb_lookup_i32(t, ids32, n, out);
+            break;
+        case 2:
+            fn = "tokemb_lookup_strided";
+            st = tokemb_lookup_strided(t, ids, n, out, stride);
+            break;
         case 3:
             fn = "tokemb_lookup_bags";
             st = tokemb_lookup_bags(t, ids, n, off, nb, (int32_t)(tk_rand(&s) % 4), NULL, out);
             break;
-        case 4: fn = "tokemb_grad_accumulate"; st = tokemb_grad_accumulate(t, ids, n, g, gt); break;
+        case 4:
+            fn = "tokemb_grad_accumulate";
+            st = tokemb_grad_accumulate(t, ids, n, g, gt);
+            break;
         case 5: {
             size_t nu = 0;
             fn = "tokemb_grad_coalesce";
             st = tokemb_grad_coalesce(t, ids, n, g, (int64_t *)(void *)gt, out, &nu);
             break;
         }
-        default: fn = "tokemb_posenc_encode"; st = tokemb_posenc_encode(learned, ids, n, out); break;
+        default:
+            fn = "tokemb_posenc_encode";
+            st = tokemb_posenc_encode(learned, ids, n, out);
+            break;
         }
         if (st != TOKEMB_OK) {
             n_err++;
@@ -1899,7 +1923,8 @@ static void test_setters_and_getters_agree(void **state) {
             int32_t gf = tokemb_posenc_get_param_f64(pes[f], p, &fg);
             if (si == TOKEMB_OK) {
                 assert_int_equal(gi, TOKEMB_OK);
-                if (ig != iv) fail_msg("encoder %d param %d: set %lld, got %lld", f, (int)p, (long long)iv, (long long)ig);
+                if (ig != iv)
+                    fail_msg("encoder %d param %d: set %lld, got %lld", f, (int)p, (long long)iv, (long long)ig);
                 accepted++;
             }
             if (sf == TOKEMB_OK) {
@@ -2041,7 +2066,8 @@ static void test_hostile_files(void **state) {
     /* a valid GloVe file, cancelled by the progress callback: CANCELLED, nothing returned */
     tk_write_file(w2v, "a 1 2\nb 3 4\n", 12);
     int calls = 0;
-    INV(TOKEMB_CANCELLED, NULL, tokemb_vectors_load(w2v, TOKEMB_VECTORS_GLOVE, tk_cancel_at_start, &calls, &out, &vout));
+    INV(TOKEMB_CANCELLED, NULL,
+        tokemb_vectors_load(w2v, TOKEMB_VECTORS_GLOVE, tk_cancel_at_start, &calls, &out, &vout));
     assert_true(calls >= 1);
     tokemb_table *gt = NULL;
     tokemb_vocab *gv = NULL;

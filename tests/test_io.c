@@ -140,7 +140,8 @@ static void test_npy_bad_input(void **state) {
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         write_npy(tk_tmp("bad.npy"), bad[i].dict, bad[i].data, 1);
-        const int32_t st = bad[i].mmap ? tokemb_npy_mmap(tk_tmp("bad.npy"), &t) : tokemb_npy_load(tk_tmp("bad.npy"), &t);
+        const int32_t st =
+            bad[i].mmap ? tokemb_npy_mmap(tk_tmp("bad.npy"), &t) : tokemb_npy_load(tk_tmp("bad.npy"), &t);
         tk_expect_status(st, TOKEMB_FORMAT, bad[i].dict, bad[i].msg); /* names the header on failure */
     }
     /* preamble header length beyond the file */
@@ -250,7 +251,10 @@ static void test_safetensors_bad_input(void **state) {
     TK_EXPECT_STATUS(TOKEMB_UNSUPPORTED, tokemb_safetensors_load(p, "w", &t), "dtype I32");
     write_st(p, "{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 16, -1);
     TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_safetensors_load(p, "w", &t), "1 dimensions");
-    write_st(p, "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]},\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}", 16, -1);
+    write_st(
+        p,
+        "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]},\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}",
+        16, -1);
     TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_safetensors_load(p, "w", &t), "repeated tensor name 'w'");
     write_st(p, "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2.0],\"data_offsets\":[0,16]}}", 16, -1);
     TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_safetensors_load(p, "w", &t), "no fraction");
@@ -263,12 +267,15 @@ static void test_safetensors_bad_input(void **state) {
     write_st(p, "{\"w\\ud800\":{}}", 0, -1);
     TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_safetensors_load(p, "w", &t), "low surrogate");
     write_st(p, "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}", 16, 1000);
-    TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_safetensors_load(p, "w", &t), "byte 0: safetensors header length 1000 runs past");
+    TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_safetensors_load(p, "w", &t),
+                     "byte 0: safetensors header length 1000 runs past");
     tk_write_file(p, "\x01\x00", 2);
     TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_safetensors_load(p, "w", &t), "truncated");
     write_st(p, "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16],\"x\":1}}", 16, -1);
     TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_safetensors_load(p, "w", &t), "unknown key 'x'");
-    write_st(p, "{\"__metadata__\":{\"format\":\"pt\"},\"w\":{\"shape\":[1,2],\"dtype\":\"F16\",\"data_offsets\":[0,4]}}  ", 4, -1);
+    write_st(
+        p, "{\"__metadata__\":{\"format\":\"pt\"},\"w\":{\"shape\":[1,2],\"dtype\":\"F16\",\"data_offsets\":[0,4]}}  ",
+        4, -1);
     TK_EXPECT_STATUS(TOKEMB_UNSUPPORTED, tokemb_safetensors_mmap(p, "w", &t), "starts at byte 97, not 2-byte aligned");
     TK_OK(tokemb_safetensors_load(p, "w", &ok)); /* the copy has no alignment need */
     assert_int_equal(tokemb_table_dtype(ok), TOKEMB_F16);
@@ -280,8 +287,10 @@ static void test_safetensors_bad_input(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_npy_roundtrip_and_mmap), cmocka_unit_test(test_npy_bad_input),
-        cmocka_unit_test(test_save_atomic),            cmocka_unit_test(test_safetensors_roundtrip),
+        cmocka_unit_test(test_npy_roundtrip_and_mmap),
+        cmocka_unit_test(test_npy_bad_input),
+        cmocka_unit_test(test_save_atomic),
+        cmocka_unit_test(test_safetensors_roundtrip),
         cmocka_unit_test(test_safetensors_bad_input),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

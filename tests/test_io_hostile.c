@@ -337,7 +337,8 @@ static void test_format_errors_name_the_byte(void **state) {
         {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3,1],\"data_offsets\":[0,24]}}", "[2,3,1]"},
         {"{\"w\":{\"dtype\":\"F32\",\"shape\":[0,3],\"data_offsets\":[0,0]}}", "[0,3]"},
         {"{\"w\":{\"dtype\":\"F32\",\"shape\":[1,6],\"data_offsets\":[0,24]},"
-         "\"w\":{\"dtype\":\"F32\",\"shape\":[1,6],\"data_offsets\":[0,24]}}", ",\"w\"" },
+         "\"w\":{\"dtype\":\"F32\",\"shape\":[1,6],\"data_offsets\":[0,24]}}",
+         ",\"w\""},
     };
     const char *sp = tk_tmp("off.safetensors");
     for (size_t k = 0; k < sizeof st / sizeof st[0]; k++) {

@@ -27,7 +27,8 @@ static void expect_word(const tokemb_vocab *v, int64_t i, const char *w, size_t 
 static void test_unicode_policies(void **state) {
     (void)state;
     static const char text[] = "5 2\n"
-                               "ab\xff" "cd 1 2\n"
+                               "ab\xff"
+                               "cd 1 2\n"
                                "x\xe2\x82y 3 4\n"
                                "\xe0\x80z 5 6\n"
                                "\xf0\x9f\x98 7 8\n"
@@ -38,9 +39,13 @@ static void test_unicode_policies(void **state) {
     tokemb_vocab *v = NULL;
     TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_vectors_load_ex(p, TOKEMB_VECTORS_WORD2VEC_TEXT, 0, 0, NULL, NULL, &t, &v),
                      "not valid UTF-8 (unicode errors 'ignore' or 'replace' accept such words)");
-    TK_OK(tokemb_vectors_load_ex(p, TOKEMB_VECTORS_WORD2VEC_TEXT, 0, TOKEMB_VECTORS_UNICODE_REPLACE, NULL, NULL, &t, &v));
+    TK_OK(
+        tokemb_vectors_load_ex(p, TOKEMB_VECTORS_WORD2VEC_TEXT, 0, TOKEMB_VECTORS_UNICODE_REPLACE, NULL, NULL, &t, &v));
     assert_int_equal(tokemb_vocab_size(v), 5);
-    expect_word(v, 0, "ab\xef\xbf\xbd" "cd", 7);
+    expect_word(v, 0,
+                "ab\xef\xbf\xbd"
+                "cd",
+                7);
     expect_word(v, 1, "x\xef\xbf\xbdy", 5);
     expect_word(v, 2, "\xef\xbf\xbd\xef\xbf\xbdz", 7);
     expect_word(v, 3, "\xef\xbf\xbd", 3);
@@ -101,7 +106,8 @@ static void test_limit_and_detection(void **state) {
         tokemb_vocab_free(v);
     }
     /* what follows the limit is not read (gensim reads only `limit` lines) */
-    TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_vectors_load_ex(files[2], TOKEMB_VECTORS_WORD2VEC_TEXT, 0, 0, NULL, NULL, &t, &v),
+    TK_EXPECT_STATUS(TOKEMB_FORMAT,
+                     tokemb_vectors_load_ex(files[2], TOKEMB_VECTORS_WORD2VEC_TEXT, 0, 0, NULL, NULL, &t, &v),
                      "vector 2");
     TK_OK(tokemb_vectors_load_ex(files[2], TOKEMB_VECTORS_WORD2VEC_TEXT, 2, 0, NULL, NULL, &t, &v));
     assert_int_equal(tokemb_table_rows(t), 2);
@@ -173,7 +179,8 @@ static void test_nearest_ex(void **state) {
                      "cancelled by the progress callback after 1048576 of 1500000 pairs");
     assert_int_equal(c.calls, 3);
     nn_prog c0 = {0, 1, 0, 0, 1};
-    TK_EXPECT_STATUS(TOKEMB_CANCELLED, tokemb_nearest_ex(t, q, N, K, TOKEMB_METRIC_DOT, NULL, nn_progress, &c0, ids, sc),
+    TK_EXPECT_STATUS(TOKEMB_CANCELLED,
+                     tokemb_nearest_ex(t, q, N, K, TOKEMB_METRIC_DOT, NULL, nn_progress, &c0, ids, sc),
                      "before scoring");
     nn_prog cn = {0, 3, 0, 0, 1};
     TK_EXPECT_STATUS(TOKEMB_CANCELLED,
@@ -259,7 +266,8 @@ static void test_safetensors_metadata(void **state) {
     FILE *f = fopen(tk_tmp("x"), "rb");
     assert_null(f);
     /* a non-string metadata value is a format error */
-    static const char js[] = "{\"__metadata__\":{\"n\":3},\"w\":{\"dtype\":\"F32\",\"shape\":[1,1],\"data_offsets\":[0,4]}}";
+    static const char js[] =
+        "{\"__metadata__\":{\"n\":3},\"w\":{\"dtype\":\"F32\",\"shape\":[1,1],\"data_offsets\":[0,4]}}";
     char file[256];
     uint64_t hl = sizeof js - 1;
     memcpy(file, &hl, 8);

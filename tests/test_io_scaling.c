@@ -142,7 +142,7 @@ static uint64_t old_fnv(const char *p, size_t n) {
 /* n distinct words whose old hash is 0 modulo 4096: all in one probe chain of a 4096-slot table (the
  * vocabulary sizes its table to 2 * capacity: 2048 words -> 4096 slots). */
 static char (*colliding_words(size_t n))[16] {
-    char (*w)[16] = calloc(n, 16);
+    char(*w)[16] = calloc(n, 16);
     assert_non_null(w);
     size_t k = 0;
     for (uint64_t c = 0; k < n; c++) {
@@ -165,7 +165,8 @@ static void test_vocab_flooding(void **state) {
     for (size_t i = 0; i < n; i++) assert_int_equal(tokemb_vocab_find(v, w[i], strlen(w[i])), (int64_t)i);
     uint64_t probes = tk_test_io_ops;
     printf("crafted words: %zu adds + finds, %llu probes\n", n, (unsigned long long)probes);
-    if (probes > 8 * n) fail_msg("%llu probes for %zu crafted words: the hash can be flooded", (unsigned long long)probes, n);
+    if (probes > 8 * n)
+        fail_msg("%llu probes for %zu crafted words: the hash can be flooded", (unsigned long long)probes, n);
     tokemb_vocab_free(v);
     /* the same words as a word2vec text file */
     sbuf f = {0};

@@ -103,7 +103,8 @@ static void test_vectors_roundtrip(void **state) {
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_vectors_save(t, bad, tk_tmp("x"), 0), "0 words but the table 5");
     for (int i = 0; i < 4; i++) TK_OK(tokemb_vocab_add(bad, words[i], strlen(words[i]), NULL));
     TK_OK(tokemb_vocab_add(bad, "two words", 9, NULL));
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_vectors_save(t, bad, tk_tmp("x"), 1), "word 4 contains whitespace");
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_vectors_save(t, bad, tk_tmp("x"), 1),
+                     "word 4 contains whitespace");
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_vectors_save(t, v, tk_tmp("x"), 3), "unknown format 3");
     assert_int_equal(access(tk_tmp("x"), F_OK), -1);
     tokemb_vocab_free(bad);
@@ -178,16 +179,23 @@ static void test_vectors_bad_input(void **state) {
     BAD("a 1 2\nb 1\n", G, TOKEMB_FORMAT, "vector 1 has 1 values, expected 2");
     BAD("a\n", G, TOKEMB_FORMAT, "first line holds no values");
     BAD(" \n\n", G, TOKEMB_FORMAT, "only whitespace");
-    BAD("1 2\nab\xc3" "\x28 \x00\x00\x80\x3f\x00\x00\x00\x40", B, TOKEMB_FORMAT, "byte 6: vector 0: the word is not valid UTF-8");
-    BAD("2 1\nab \x00\x00\x80\x3f" "cd \x00\x00", B, TOKEMB_FORMAT, "vector 1 needs 4 bytes of float32, only 2 remain");
-    BAD("2 1\nab \x00\x00\x80\x3f\ncd\x00\x00", B, TOKEMB_FORMAT, "byte 12: expected a word ending in ' ' for vector 1");
+    BAD("1 2\nab\xc3"
+        "\x28 \x00\x00\x80\x3f\x00\x00\x00\x40",
+        B, TOKEMB_FORMAT, "byte 6: vector 0: the word is not valid UTF-8");
+    BAD("2 1\nab \x00\x00\x80\x3f"
+        "cd \x00\x00",
+        B, TOKEMB_FORMAT, "vector 1 needs 4 bytes of float32, only 2 remain");
+    BAD("2 1\nab \x00\x00\x80\x3f\ncd\x00\x00", B, TOKEMB_FORMAT,
+        "byte 12: expected a word ending in ' ' for vector 1");
     BAD("3 1\nab \x00\x00\x80\x3f\n", B, TOKEMB_FORMAT, "3 vectors of dim 1 need at least 18 bytes, but only 8 follow");
-    BAD("2 1\nab \x00\x00\x80\x3f\ncdefg", B, TOKEMB_FORMAT, "byte 12: expected a word ending in ' ' for vector 1 of 2");
+    BAD("2 1\nab \x00\x00\x80\x3f\ncdefg", B, TOKEMB_FORMAT,
+        "byte 12: expected a word ending in ' ' for vector 1 of 2");
     tokemb_table *t;
     tokemb_vocab *v;
     TK_EXPECT_STATUS(TOKEMB_IO, tokemb_vectors_load(tk_tmpdir, T, NULL, NULL, &t, &v), "is a directory");
     TK_EXPECT_STATUS(TOKEMB_IO, tokemb_vectors_load(tk_tmp("nothing"), T, NULL, NULL, &t, &v), "cannot open");
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_vectors_load(tk_tmp("bad"), 7, NULL, NULL, &t, &v), "unknown format 7");
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_vectors_load(tk_tmp("bad"), 7, NULL, NULL, &t, &v),
+                     "unknown format 7");
     /* binary: leading newlines before words are skipped (C tool), and the final one */
     const char bin[] = "2 1\nab \x00\x00\x80\x3f\ncd \x00\x00\x00\x40\n";
     tk_write_file(tk_tmp("ok.bin"), bin, sizeof bin - 1);
@@ -244,7 +252,7 @@ static void test_progress_and_cancel(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_vocab_basics),         cmocka_unit_test(test_vectors_roundtrip),
+        cmocka_unit_test(test_vocab_basics),           cmocka_unit_test(test_vectors_roundtrip),
         cmocka_unit_test(test_duplicates_like_gensim), cmocka_unit_test(test_vectors_bad_input),
         cmocka_unit_test(test_progress_and_cancel),
     };

@@ -49,18 +49,18 @@ static void fill_bits(float *p, size_t n, uint64_t *s) {
     for (size_t i = 0; i < n; i++) {
         uint32_t b = (uint32_t)tk_rand(s);
         switch (b % 11) {
-        case 0: b = 0x80000000u; break;                       /* -0.0 */
-        case 1: b = 0x7fc00000u | (b >> 12); break;           /* quiet NaN with payload */
+        case 0: b = 0x80000000u; break;                           /* -0.0 */
+        case 1: b = 0x7fc00000u | (b >> 12); break;               /* quiet NaN with payload */
         case 2: b = 0x7f800001u | ((b >> 10) & 0x3fffffu); break; /* signalling NaN */
-        case 3: b &= 0x807fffffu; break;                       /* subnormal */
+        case 3: b &= 0x807fffffu; break;                          /* subnormal */
         default: break;
         }
         memcpy(p + i, &b, 4);
     }
 }
 
-static const size_t DIMS[] = {1,  2,  3,  4,  5,  6,  7,   8,   9,   11,  12,  13,  15,  16,  17,  20,  23,
-                              24, 31, 32, 33, 40, 63, 64, 65, 100, 127, 128, 129, 255, 256, 257, 769, 1024, 2051};
+static const size_t DIMS[] = {1,  2,  3,  4,  5,  6,  7,  8,   9,   11,  12,  13,  15,  16,  17,  20,   23,  24,
+                              31, 32, 33, 40, 63, 64, 65, 100, 127, 128, 129, 255, 256, 257, 769, 1024, 2051};
 static const size_t NS[] = {0, 1, 3, 4, 5, 17, 70};
 
 /* Runs `fn` over every shape and option; each output (gaps and a guard band included) must equal the naive loop. */
@@ -92,9 +92,10 @@ static void check_variant(gather_fn fn, const char *name) {
                             naive_gather(table, rs, ids, idw, n, dim, want + mis, os);
                             fn(table, rs, ids, idw, n, dim, got + mis, os, flags);
                             if (memcmp(want, got, cap * sizeof(float)) != 0)
-                                fail_msg("%s: dim %zu n %zu row_stride %zu out_stride %zu id width %d flags %u offset %zu "
-                                         "differs from the naive loop",
-                                         name, dim, n, rs, os, idw, flags, mis);
+                                fail_msg(
+                                    "%s: dim %zu n %zu row_stride %zu out_stride %zu id width %d flags %u offset %zu "
+                                    "differs from the naive loop",
+                                    name, dim, n, rs, os, idw, flags, mis);
                         }
                 free(want);
                 free(got);
@@ -142,7 +143,8 @@ static void test_dispatch_each_isa(void **state) {
         for (unsigned flags = 0; flags < 8; flags++) {
             tk_fill_sentinel(b, n * dim);
             tk_gather_f32_ex(table, dim, ids, 8, n, dim, b, dim, flags);
-            if (memcmp(a, b, n * dim * sizeof(float)) != 0) fail_msg("isa %d flags %u differs from portable", isa, flags);
+            if (memcmp(a, b, n * dim * sizeof(float)) != 0)
+                fail_msg("isa %d flags %u differs from portable", isa, flags);
         }
         tk_fill_sentinel(b, n * dim);
         tk_gather_f32(table, dim, ids, 8, n, dim, b, dim);
@@ -187,17 +189,19 @@ static void test_lookup_thread_count_independence(void **state) {
                 tk_fill_sentinel(got, n * (size_t)D);
                 TK_OK(tokemb_lookup(t, ids, n, got));
                 if (memcmp(want, got, n * (size_t)D * sizeof(float)))
-                    fail_msg("lookup D=%lld threads=%d %s nontemporal=%lld differs", (long long)D, threads[k], tk_backend_names[c / 4], (long long)nt);
+                    fail_msg("lookup D=%lld threads=%d %s nontemporal=%lld differs", (long long)D, threads[k],
+                             tk_backend_names[c / 4], (long long)nt);
                 tk_fill_sentinel(got, n * (size_t)D);
                 TK_OK(tokemb_lookup_i32(t, ids32, n, got));
                 if (memcmp(want, got, n * (size_t)D * sizeof(float)))
-                    fail_msg("lookup_i32 D=%lld threads=%d %s nontemporal=%lld differs", (long long)D, threads[k], tk_backend_names[c / 4],
-                             (long long)nt);
+                    fail_msg("lookup_i32 D=%lld threads=%d %s nontemporal=%lld differs", (long long)D, threads[k],
+                             tk_backend_names[c / 4], (long long)nt);
                 tk_fill_sentinel(got, n * ((size_t)D + 2));
                 TK_OK(tokemb_lookup_strided(t, ids, n, got, D + 2));
                 for (size_t i = 0; i < n; i++) {
                     if (memcmp(want + i * (size_t)D, got + i * ((size_t)D + 2), (size_t)D * sizeof(float)))
-                        fail_msg("strided lookup row %zu D=%lld threads=%d %s differs", i, (long long)D, threads[k], tk_backend_names[c / 4]);
+                        fail_msg("strided lookup row %zu D=%lld threads=%d %s differs", i, (long long)D, threads[k],
+                                 tk_backend_names[c / 4]);
                     uint32_t g0, g1;
                     memcpy(&g0, got + i * ((size_t)D + 2) + D, 4);
                     memcpy(&g1, got + i * ((size_t)D + 2) + D + 1, 4);
@@ -224,8 +228,14 @@ static void fill_finite(float *p, size_t n, uint64_t *s) {
         float v;
         switch (b % 13) {
         case 0: v = -0.0f; break;
-        case 1: b &= 0x807fffffu; memcpy(&v, &b, 4); break;
-        case 2: v = (b & 64) ? 1e30f * 1e30f : -1e30f * 1e30f; if (b & 128) v = 1.0f; break;
+        case 1:
+            b &= 0x807fffffu;
+            memcpy(&v, &b, 4);
+            break;
+        case 2:
+            v = (b & 64) ? 1e30f * 1e30f : -1e30f * 1e30f;
+            if (b & 128) v = 1.0f;
+            break;
         default: v = (float)((int32_t)(b >> 8) - (1 << 23)) * (1.0f / (1 << 20)); break;
         }
         p[i] = v;
@@ -240,7 +250,8 @@ static void test_bag_sum_isa_bitwise(void **state) {
     (void)state;
     uint64_t s = 4242;
     const size_t rows = 50, nb = 13;
-    static const size_t dims[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 31, 32, 33, 40, 64, 65, 100, 257, 512, 517, 1030};
+    static const size_t dims[] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,  12,  13,  14,  15,  16,
+                                  17, 18, 19, 20, 31, 32, 33, 40, 64, 65, 100, 257, 512, 517, 1030};
     for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++)
         for (int32_t dt = TOKEMB_F32; dt <= TOKEMB_Q8_ROW; dt++) {
             const size_t dim = dims[di], rs = dim + (di & 1);
@@ -275,14 +286,14 @@ static void test_bag_sum_isa_bitwise(void **state) {
                             const void *ids = idw == 8 ? (const void *)ids64 : (const void *)ids32;
                             forced_isa = TK_ISA_PORTABLE;
                             tk_fill_sentinel(ref, nb * dim);
-                            tk_bags_forward(enc, rb, dt, dim, ids, idw, off, 0, nb, mode, wk ? psw : NULL, wk == 1,
-                                            pad, ref);
+                            tk_bags_forward(enc, rb, dt, dim, ids, idw, off, 0, nb, mode, wk ? psw : NULL, wk == 1, pad,
+                                            ref);
                             for (int isa = TK_ISA_AVX2; isa <= TK_ISA_AVX512; isa++) {
                                 if (!cpu_has(isa)) continue;
                                 forced_isa = isa;
                                 tk_fill_sentinel(got, nb * dim);
-                                tk_bags_forward(enc, rb, dt, dim, ids, idw, off, 0, nb, mode, wk ? psw : NULL,
-                                                wk == 1, pad, got);
+                                tk_bags_forward(enc, rb, dt, dim, ids, idw, off, 0, nb, mode, wk ? psw : NULL, wk == 1,
+                                                pad, got);
                                 if (memcmp(ref, got, nb * dim * sizeof(float)))
                                     fail_msg("bags dtype %d dim %zu mode %d weights %d pad %lld idw %d: isa %d "
                                              "differs from portable",
@@ -350,8 +361,9 @@ static void test_rope_isa_bitwise(void **state) {
                             float ra = bw ? xa * c + xb * sv : xa * c - xb * sv;
                             float rb = bw ? xb * c - xa * sv : xb * c + xa * sv;
                             if (memcmp(&ra, &a[h * stride + ia], 4) || memcmp(&rb, &a[h * stride + ib], 4))
-                                fail_msg("rope portable half %zu layout %d bw %d head %zu pair %zu differs from the formula",
-                                         half, layout, bw, h, p0 + k);
+                                fail_msg(
+                                    "rope portable half %zu layout %d bw %d head %zu pair %zu differs from the formula",
+                                    half, layout, bw, h, p0 + k);
                         }
                     for (int isa = TK_ISA_AVX2; isa <= TK_ISA_AVX512; isa++) {
                         if (!cpu_has(isa)) continue;
@@ -359,8 +371,8 @@ static void test_rope_isa_bitwise(void **state) {
                         memcpy(b, x0, heads * stride * sizeof(float));
                         tk_rope_rotate_f32(b, heads, stride, layout, half, p0, np, cs, sn, bw);
                         if (memcmp(a, b, heads * stride * sizeof(float)))
-                            fail_msg("rope half %zu layout %d backward %d pair0 %zu: isa %d differs from portable", half,
-                                     layout, bw, p0, isa);
+                            fail_msg("rope half %zu layout %d backward %d pair0 %zu: isa %d differs from portable",
+                                     half, layout, bw, p0, isa);
                     }
                     forced_isa = TK_ISA_PORTABLE;
                 }
@@ -407,7 +419,8 @@ static void test_rope_cos_sin_accuracy(void **state) {
         tk_rope_cos_sin_f32(inv, A, p, HALF, c, sn);
         for (int k = 0; k < HALF; k++) { /* one pair at a time: the same bits */
             tk_rope_cos_sin_f32(inv + k, A, p, 1, c1 + k, s1 + k);
-            if (memcmp(c1 + k, c + k, 4) || memcmp(s1 + k, sn + k, 4)) fail_msg("p=%.17g k=%d: grouping changes bits", p, k);
+            if (memcmp(c1 + k, c + k, 4) || memcmp(s1 + k, sn + k, 4))
+                fail_msg("p=%.17g k=%d: grouping changes bits", p, k);
         }
         for (int k = 0; k < HALF; k++) {
             double phi = p * inv[k];

@@ -126,8 +126,10 @@ static void test_onehot_equals_gather(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lookup_rows),         cmocka_unit_test(test_lookup_strided),
-        cmocka_unit_test(test_lookup_errors_leave_output), cmocka_unit_test(test_max_norm),
+        cmocka_unit_test(test_lookup_rows),
+        cmocka_unit_test(test_lookup_strided),
+        cmocka_unit_test(test_lookup_errors_leave_output),
+        cmocka_unit_test(test_max_norm),
         cmocka_unit_test(test_onehot_equals_gather),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -43,7 +43,8 @@ static void check_topk(const float *W, const float *q, int metric, int64_t exclu
         if (r == exclude) continue;
         bool in = false;
         for (size_t j = 0; j < k; j++) in |= ids[j] == r;
-        if (!in && ref_score(W + r * DIM, q, metric) > kth + 1e-5) fail_msg("row %lld missing from the top %zu", (long long)r, k);
+        if (!in && ref_score(W + r * DIM, q, metric) > kth + 1e-5)
+            fail_msg("row %lld missing from the top %zu", (long long)r, k);
     }
 }
 

@@ -57,8 +57,8 @@ static void test_sgd_golden_and_untouched(void **state) {
         assert_true(d[3 + c] == before[3 + c] - 0.5f * (g[c] + g[6 + c]));
         assert_true(d[9 + c] == before[9 + c] - 0.5f * g[3 + c]);
     }
-    assert_memory_equal(d, before, 3 * sizeof(float));          /* row 0 */
-    assert_memory_equal(d + 6, before + 6, 3 * sizeof(float));  /* row 2 */
+    assert_memory_equal(d, before, 3 * sizeof(float));           /* row 0 */
+    assert_memory_equal(d + 6, before + 6, 3 * sizeof(float));   /* row 2 */
     assert_memory_equal(d + 12, before + 12, 3 * sizeof(float)); /* padding row 4 */
     assert_int_equal(tokemb_optim_step_count(t), 1);
     tokemb_table_free(t);

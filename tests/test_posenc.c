@@ -52,7 +52,8 @@ static double ref_value(int layout, int64_t d, int64_t p, int64_t k) {
     }
     if (layout == 1) {
         int64_t c = (d + 1) / 2;
-        return k < c ? sin(P / pow(10000.0, (double)(2 * k) / (double)d)) : cos(P / pow(10000.0, (double)(2 * (k - c)) / (double)d));
+        return k < c ? sin(P / pow(10000.0, (double)(2 * k) / (double)d))
+                     : cos(P / pow(10000.0, (double)(2 * (k - c)) / (double)d));
     }
     int64_t h = d / 2;
     if (k >= 2 * h) return 0.0;
@@ -80,8 +81,9 @@ static void test_sinusoidal_float64(void **state) {
                     float r = (float)ref_value(l, d, pos[t], k);
                     uint32_t u = ulp_dist(out[t * d + k], r);
                     if (u > worst) worst = u;
-                    if (u > 1) fail_msg("layout %d d %lld p %lld k %lld: %.9g vs %.9g", l, (long long)d,
-                                        (long long)pos[t], (long long)k, (double)out[t * d + k], (double)r);
+                    if (u > 1)
+                        fail_msg("layout %d d %lld p %lld k %lld: %.9g vs %.9g", l, (long long)d, (long long)pos[t],
+                                 (long long)k, (double)out[t * d + k], (double)r);
                 }
             if (l == 2 && (d & 1)) /* t2t/fairseq: zero column appended */
                 for (int t = 0; t < NP; t++) assert_true(out[t * d + d - 1] == 0.0f);
@@ -123,7 +125,8 @@ static void test_learned(void **state) {
     tk_fill_sentinel(out, 12);
     uint64_t ck = tk_checksum(out, sizeof out);
     int64_t bad[2] = {1, 6};
-    TK_EXPECT_STATUS(TOKEMB_OUT_OF_RANGE, tokemb_posenc_encode(pe, bad, 2, out), "position 6 at index 1 is outside [0, 6)");
+    TK_EXPECT_STATUS(TOKEMB_OUT_OF_RANGE, tokemb_posenc_encode(pe, bad, 2, out),
+                     "position 6 at index 1 is outside [0, 6)");
     bad[1] = -1;
     TK_EXPECT_STATUS(TOKEMB_OUT_OF_RANGE, tokemb_posenc_encode(pe, bad, 2, out), "position -1");
     assert_int_equal(tk_checksum(out, sizeof out), ck);
@@ -238,7 +241,8 @@ static void test_embed_backward(void **state) {
     /* errors */
     tokemb_posenc *sp = mk_sin(D, 0);
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_embed_backward(tok, sp, ids, B, S, 0, 1.0f, g, gt, gp), "grad_pe");
-    TK_EXPECT_STATUS(TOKEMB_OUT_OF_RANGE, tokemb_embed_backward(tok, lp, ids, B, S, 4, 1.0f, g, gt, gp), "outside [0, 6)");
+    TK_EXPECT_STATUS(TOKEMB_OUT_OF_RANGE, tokemb_embed_backward(tok, lp, ids, B, S, 4, 1.0f, g, gt, gp),
+                     "outside [0, 6)");
     tokemb_posenc_free(sp);
     tokemb_posenc_free(lp);
     tokemb_table_free(tok);
@@ -309,7 +313,8 @@ static void test_alibi(void **state) {
     TK_OK(tokemb_posenc_set_param_f64(pe, TOKEMB_ALIBI_MAX_BIAS, 16.0));
     TK_OK(tokemb_posenc_alibi_slopes(pe, s3));
     assert_true(s3[0] == 1.0f / 256 && s3[1] == 1.0f / 65536);
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_set_param_f64(pe, TOKEMB_ALIBI_MAX_BIAS, NAN), "not finite");
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_set_param_f64(pe, TOKEMB_ALIBI_MAX_BIAS, NAN),
+                     "not finite");
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_set_param(pe, TOKEMB_ALIBI_CAUSAL, 3), "0 or 1");
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_attn_bias(pe, 3, 5, 2, NULL), "out is NULL");
     TK_EXPECT_STATUS(TOKEMB_OUT_OF_RANGE, tokemb_posenc_attn_bias(pe, 3, 5, INT64_MIN, b), "q_offset");
@@ -321,7 +326,7 @@ static void test_alibi(void **state) {
 
 /* The reference doc's bucket tables (default 32 buckets, max_distance 128). */
 static int ref_bucket(int bidir, int rel) {
-    static const int bi_edges[] = {8, 12, 16, 23, 32, 46, 64, 91};           /* first n of buckets 8..15 */
+    static const int bi_edges[] = {8, 12, 16, 23, 32, 46, 64, 91}; /* first n of buckets 8..15 */
     static const int ca_edges[] = {16, 19, 21, 24, 27, 31, 35, 40, 46, 52, 59, 67, 77, 87, 99, 113}; /* 16..31 */
     if (bidir) {
         int n = abs(rel), ret = rel > 0 ? 16 : 0;
@@ -348,7 +353,8 @@ static void test_t5(void **state) {
         int32_t bk[401];
         TK_OK(tokemb_posenc_buckets(pe, 1, 401, 200, bk));
         for (int j = 0; j <= 400; j++)
-            if (bk[j] != ref_bucket(bidir, j - 200)) fail_msg("bidir %d rel %d: %d vs %d", bidir, j - 200, bk[j], ref_bucket(bidir, j - 200));
+            if (bk[j] != ref_bucket(bidir, j - 200))
+                fail_msg("bidir %d rel %d: %d vs %d", bidir, j - 200, bk[j], ref_bucket(bidir, j - 200));
         if (bidir) {
             static const int ex[21] = {8, 8, 8, 7, 6, 5, 4, 3, 2, 1, 0, 17, 18, 19, 20, 21, 22, 23, 24, 24, 24};
             for (int r = -10; r <= 10; r++) assert_int_equal(bk[200 + r], ex[r + 10]);
@@ -417,7 +423,8 @@ static void test_bad_input(void **state) {
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_create_sinusoidal(8, 0.0, 0, &pe), "base = 0");
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_create_sinusoidal(8, NAN, 0, &pe), "base");
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_create_sinusoidal(8, 1e4, 3, &pe), "unknown layout 3");
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_create_sinusoidal(1, 1e4, TOKEMB_CONCAT_T2T, &pe), "CONCAT_T2T");
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_create_sinusoidal(1, 1e4, TOKEMB_CONCAT_T2T, &pe),
+                     "CONCAT_T2T");
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_create_learned(0, 4, &pe), "max_len = 0");
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_create_learned(4, 0, &pe), "dim = 0");
     assert_ptr_equal(pe, (tokemb_posenc *)(uintptr_t)1);
@@ -485,12 +492,17 @@ static void test_encoder_table_overflow(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sinusoidal_golden), cmocka_unit_test(test_sinusoidal_float64),
-        cmocka_unit_test(test_seed_shape),        cmocka_unit_test(test_learned),
-        cmocka_unit_test(test_embed),             cmocka_unit_test(test_embed_backward),
+        cmocka_unit_test(test_sinusoidal_golden),
+        cmocka_unit_test(test_sinusoidal_float64),
+        cmocka_unit_test(test_seed_shape),
+        cmocka_unit_test(test_learned),
+        cmocka_unit_test(test_embed),
+        cmocka_unit_test(test_embed_backward),
         cmocka_unit_test(test_encoder_table_overflow),
-        cmocka_unit_test(test_alibi),             cmocka_unit_test(test_t5),
-        cmocka_unit_test(test_shaw),              cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_alibi),
+        cmocka_unit_test(test_t5),
+        cmocka_unit_test(test_shaw),
+        cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_threads_bitwise),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

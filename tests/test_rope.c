@@ -23,10 +23,10 @@ static void expect_close(const float *got, const double *want, size_t n, double 
 
 static void test_golden_vectors(void **state) {
     (void)state;
-    static const double neox8[] = {-1.69559254, 0.13755174, 2.7886816, 3.97598204,
+    static const double neox8[] = {-1.69559254, 0.13755174, 2.7886816,  3.97598204,
                                    -4.80884247, 6.32305935, 7.08683674, 8.01196398};
     static const double gptj8[] = {-1.27223251, -1.83886499, 1.68392864, 4.70790658,
-                                   4.81777717, 6.1472777, 6.97596854, 8.02096397};
+                                   4.81777717,  6.1472777,   6.97596854, 8.02096397};
     static const double neox4[] = {-1.41335252, 1.87911807, -2.82885748, 4.05819114, 5, 6, 7, 8};
     static const double gptj4[] = {-1.27223251, -1.83886499, 2.8786681, 4.08818664, 5, 6, 7, 8};
     const double *want[4] = {neox8, gptj8, neox4, gptj4};
@@ -156,8 +156,8 @@ static void test_precision_large_positions(void **state) {
              * the exact angle's own double rounding, ~p*1e-16 rad, exceeds the tiny value's ulp) */
             if ((fabsf(c - rc) > nextafterf(fabsf(rc), INFINITY) - fabsf(rc) && fabsl(c - cosl(phi)) > 1e-9L) ||
                 (fabsf(s - rs) > nextafterf(fabsf(rs), INFINITY) - fabsf(rs) && fabsl(s - sinl(phi)) > 1e-9L))
-                fail_msg("p=%lld i=%d: cos %.9g vs %.9g, sin %.9g vs %.9g", (long long)pos[t], i, (double)c,
-                         (double)rc, (double)s, (double)rs);
+                fail_msg("p=%lld i=%d: cos %.9g vs %.9g, sin %.9g vs %.9g", (long long)pos[t], i, (double)c, (double)rc,
+                         (double)s, (double)rs);
             /* transformers: inv_freq = 1/(base ** (arange(0,r,2).float()/r)) in float32; freqs = inv * p */
             float inv32 = 1.0f / powf(10000.0f, (float)(2 * i) / (float)R);
             float ang32 = inv32 * (float)pos[t];
@@ -185,18 +185,20 @@ static void test_attention_factor_applied(void **state) {
     tokemb_posenc_free(pe);
 }
 
-static void get_inv(tokemb_posenc *pe, double *inv, size_t n, double *A) { TK_OK(tokemb_posenc_rope_inv_freq(pe, inv, n, A)); }
+static void get_inv(tokemb_posenc *pe, double *inv, size_t n, double *A) {
+    TK_OK(tokemb_posenc_rope_inv_freq(pe, inv, n, A));
+}
 
 /* transformers tests/utils/test_modeling_rope_utils.py snapshots (dim 128, base 1e4, L 2048), 5 digits */
 static const double yarn_snap[64] = {
-    1.0000e+00, 8.6596e-01, 7.4989e-01, 6.4938e-01, 5.6234e-01, 4.8697e-01, 4.2170e-01, 3.6517e-01, 3.1623e-01,
-    2.7384e-01, 2.3714e-01, 2.0535e-01, 1.7783e-01, 1.5399e-01, 1.3335e-01, 1.1548e-01, 1.0000e-01, 8.3479e-02,
-    6.9590e-02, 5.7925e-02, 4.8136e-02, 3.9931e-02, 3.3061e-02, 2.7315e-02, 2.2515e-02, 1.8512e-02, 1.5177e-02,
-    1.2403e-02, 1.0101e-02, 8.1924e-03, 6.6143e-03, 5.3120e-03, 4.2400e-03, 3.3599e-03, 2.6396e-03, 2.0520e-03,
-    1.5746e-03, 1.1882e-03, 8.7713e-04, 6.2810e-04, 4.3007e-04, 2.7384e-04, 2.3714e-04, 2.0535e-04, 1.7783e-04,
-    1.5399e-04, 1.3335e-04, 1.1548e-04, 1.0000e-04, 8.6596e-05, 7.4989e-05, 6.4938e-05, 5.6234e-05, 4.8697e-05,
-    4.2170e-05, 3.6517e-05, 3.1623e-05, 2.7384e-05, 2.3714e-05, 2.0535e-05, 1.7783e-05, 1.5399e-05, 1.3335e-05,
-    1.1548e-05};
+    1.0000e+00, 8.6596e-01, 7.4989e-01, 6.4938e-01, 5.6234e-01, 4.8697e-01, 4.2170e-01, 3.6517e-01,
+    3.1623e-01, 2.7384e-01, 2.3714e-01, 2.0535e-01, 1.7783e-01, 1.5399e-01, 1.3335e-01, 1.1548e-01,
+    1.0000e-01, 8.3479e-02, 6.9590e-02, 5.7925e-02, 4.8136e-02, 3.9931e-02, 3.3061e-02, 2.7315e-02,
+    2.2515e-02, 1.8512e-02, 1.5177e-02, 1.2403e-02, 1.0101e-02, 8.1924e-03, 6.6143e-03, 5.3120e-03,
+    4.2400e-03, 3.3599e-03, 2.6396e-03, 2.0520e-03, 1.5746e-03, 1.1882e-03, 8.7713e-04, 6.2810e-04,
+    4.3007e-04, 2.7384e-04, 2.3714e-04, 2.0535e-04, 1.7783e-04, 1.5399e-04, 1.3335e-04, 1.1548e-04,
+    1.0000e-04, 8.6596e-05, 7.4989e-05, 6.4938e-05, 5.6234e-05, 4.8697e-05, 4.2170e-05, 3.6517e-05,
+    3.1623e-05, 2.7384e-05, 2.3714e-05, 2.0535e-05, 1.7783e-05, 1.5399e-05, 1.3335e-05, 1.1548e-05};
 static const double llama3_snap[10] = {1.0730e-02, 7.7785e-03, 5.6009e-03, 3.9991e-03, 2.8248e-03,
                                        1.9675e-03, 1.3449e-03, 8.9549e-04, 5.7363e-04, 3.4539e-04};
 
@@ -217,7 +219,8 @@ static void test_scaling_snapshots(void **state) {
     TK_OK(tokemb_posenc_set_param(pe, TOKEMB_ROPE_ORIGINAL_MAX_POS, 2048));
     get_inv(pe, inv, 64, &A);
     for (int i = 0; i < 64; i++)
-        if (fabs(inv[i] / yarn_snap[i] - 1) > 6e-5) fail_msg("yarn inv_freq[%d] = %.6g vs %.5g", i, inv[i], yarn_snap[i]);
+        if (fabs(inv[i] / yarn_snap[i] - 1) > 6e-5)
+            fail_msg("yarn inv_freq[%d] = %.6g vs %.5g", i, inv[i], yarn_snap[i]);
     assert_true(fabs(A - 1.2302585092994046) < 1e-12);
     /* llama3 factor 10, L0 2048, alpha 1, beta 4 */
     TK_OK(tokemb_posenc_set_param(pe, TOKEMB_ROPE_SCALING, TOKEMB_ROPE_SCALING_LLAMA3));
@@ -343,15 +346,19 @@ static void test_strided(void **state) {
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++)
             for (int s = 0; s < S; s++)
-                assert_memory_equal(bshd + ((b * S + s) * H + h) * D, bhsd + ((b * H + h) * S + s) * D, D * sizeof(float));
+                assert_memory_equal(bshd + ((b * S + s) * H + h) * D, bhsd + ((b * H + h) * S + s) * D,
+                                    D * sizeof(float));
     TK_OK(tokemb_posenc_rope_apply_strided(pe, bhsd, B, H, S, H * S * D, S * D, D, pos, 1));
     TK_OK(tokemb_rope_apply_backward(pe, bshd, B * S, H, pos));
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++)
             for (int s = 0; s < S; s++)
-                assert_memory_equal(bshd + ((b * S + s) * H + h) * D, bhsd + ((b * H + h) * S + s) * D, D * sizeof(float));
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_rope_apply_strided(pe, bhsd, B, H, S, -1, S * D, D, pos, 0), "strides");
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_rope_apply_strided(pe, bhsd, B, H, S, 1, 1, 1, pos, 2), "backward = 2");
+                assert_memory_equal(bshd + ((b * S + s) * H + h) * D, bhsd + ((b * H + h) * S + s) * D,
+                                    D * sizeof(float));
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_rope_apply_strided(pe, bhsd, B, H, S, -1, S * D, D, pos, 0),
+                     "strides");
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_rope_apply_strided(pe, bhsd, B, H, S, 1, 1, 1, pos, 2),
+                     "backward = 2");
     tokemb_posenc_free(pe);
 }
 
@@ -390,11 +397,14 @@ static void test_bad_input(void **state) {
     assert_ptr_equal(pe, (tokemb_posenc *)(uintptr_t)0x1);
 
     pe = mk_rope(8, 8, 1e4, TOKEMB_NEOX);
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_set_param(pe, TOKEMB_ROPE_SCALING, 6), "unknown RoPE scaling 6");
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_set_param(pe, TOKEMB_ROPE_SCALING, 6),
+                     "unknown RoPE scaling 6");
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_set_param_f64(pe, TOKEMB_ROPE_FACTOR, NAN), "not finite");
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_set_param_f64(pe, TOKEMB_ROPE_FACTOR, INFINITY), "not finite");
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_set_param_f64(pe, TOKEMB_ROPE_FACTOR, INFINITY),
+                     "not finite");
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_set_param_f64(pe, TOKEMB_ROPE_FACTOR, 0.0), "> 0");
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_set_param_f64(pe, TOKEMB_ROPE_BETA_FAST, NAN), "not finite");
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_set_param_f64(pe, TOKEMB_ROPE_BETA_FAST, NAN),
+                     "not finite");
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_set_param_f64(pe, TOKEMB_ROPE_ATTN_FACTOR, -1.0), ">= 0");
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_set_param(pe, TOKEMB_ROPE_FACTOR, 2), "double");
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_set_param(pe, TOKEMB_ALIBI_CAUSAL, 0), "ALiBi");
@@ -420,7 +430,8 @@ static void test_bad_input(void **state) {
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_rope_apply(pe, x, 2, 1, NULL), "positions is NULL");
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_rope_apply(pe, x, 2, 0, pos), "n_heads");
     TK_EXPECT_STATUS(TOKEMB_OVERFLOW, tokemb_rope_apply(pe, x, 2, SIZE_MAX / 4, pos), "overflows");
-    TK_EXPECT_STATUS(TOKEMB_OVERFLOW, tokemb_posenc_rope_apply_strided(pe, x, 2, 1, 2, INT64_MAX, 8, 8, pos, 0), "overflows");
+    TK_EXPECT_STATUS(TOKEMB_OVERFLOW, tokemb_posenc_rope_apply_strided(pe, x, 2, 1, 2, INT64_MAX, 8, 8, pos, 0),
+                     "overflows");
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_rope_apply(NULL, x, 2, 1, pos), "NULL");
     /* inconsistent scaling configurations are caught at use, nothing written */
     TK_OK(tokemb_posenc_set_param(pe, TOKEMB_ROPE_SCALING, TOKEMB_ROPE_SCALING_YARN));
@@ -434,8 +445,10 @@ static void test_bad_input(void **state) {
     assert_memory_equal(x, y, sizeof x);
     double f2[3] = {1, 1, 1}, bad[4] = {1, NAN, 1, 1}, ok4[4] = {1, 1, 1, 1};
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_rope_set_longrope_factors(pe, f2, f2, 3), "n = 3");
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_rope_set_longrope_factors(pe, bad, ok4, 4), "short_factor[1]");
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_rope_set_longrope_factors(pe, ok4, bad, 4), "long_factor[1]");
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_rope_set_longrope_factors(pe, bad, ok4, 4),
+                     "short_factor[1]");
+    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_posenc_rope_set_longrope_factors(pe, ok4, bad, 4),
+                     "long_factor[1]");
     tokemb_posenc_free(pe);
     /* dynamic with r = 2 has no finite exponent r/(r-2) */
     pe = mk_rope(2, 2, 1e4, TOKEMB_NEOX);

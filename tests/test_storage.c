@@ -31,12 +31,23 @@ static void test_f16_golden(void **state) {
         float x;
         uint16_t h;
     } cases[] = {
-        {1.0f, 0x3c00},           {-2.0f, 0xc000},           {65504.0f, 0x7bff},       {65519.99f, 0x7bff},
-        {65520.0f, 0x7c00},       {1e10f, 0x7c00},           {-INFINITY, 0xfc00},      {0x1p-14f, 0x0400},
-        {0x1p-24f, 0x0001},       {0x1p-25f, 0x0000},        {0x1.8p-24f, 0x0002},     {0x1.000002p-25f, 0x0001},
-        {-0.0f, 0x8000},          {1.0f + 0x1p-11f, 0x3c00}, /* tie -> even */
-        {1.0f + 0x1.8p-10f, 0x3c02}, /* tie -> even (up) */      {0.1f, 0x2e66},
-        {0x1.ffcp-15f, 0x0400},   /* rounds up into the normals */
+        {1.0f, 0x3c00},
+        {-2.0f, 0xc000},
+        {65504.0f, 0x7bff},
+        {65519.99f, 0x7bff},
+        {65520.0f, 0x7c00},
+        {1e10f, 0x7c00},
+        {-INFINITY, 0xfc00},
+        {0x1p-14f, 0x0400},
+        {0x1p-24f, 0x0001},
+        {0x1p-25f, 0x0000},
+        {0x1.8p-24f, 0x0002},
+        {0x1.000002p-25f, 0x0001},
+        {-0.0f, 0x8000},
+        {1.0f + 0x1p-11f, 0x3c00}, /* tie -> even */
+        {1.0f + 0x1.8p-10f, 0x3c02},
+        /* tie -> even (up) */ {0.1f, 0x2e66},
+        {0x1.ffcp-15f, 0x0400}, /* rounds up into the normals */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         uint16_t h = enc16(TOKEMB_F16, cases[i].x);
@@ -59,10 +70,10 @@ static void test_bf16_golden(void **state) {
         float x;
         uint16_t h;
     } cases[] = {
-        {1.0f, 0x3f80}, {1.00390625f, 0x3f80}, /* tie -> even */
-        {1.01171875f, 0x3f82},                 /* tie -> even (up) */
-        {1.0039064f, 0x3f81}, {-3.0f, 0xc040}, {3.3895314e38f, 0x7f7f}, {3.4e38f, 0x7f80}, {-0.0f, 0x8000},
-        {0x1p-133f, 0x0000}, /* smallest bf16 subnormal is 2^-133: exactly representable */
+        {1.0f, 0x3f80},        {1.00390625f, 0x3f80}, /* tie -> even */
+        {1.01171875f, 0x3f82},                        /* tie -> even (up) */
+        {1.0039064f, 0x3f81},  {-3.0f, 0xc040},       {3.3895314e38f, 0x7f7f}, {3.4e38f, 0x7f80},
+        {-0.0f, 0x8000},       {0x1p-133f, 0x0000}, /* smallest bf16 subnormal is 2^-133: exactly representable */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         uint16_t h = enc16(TOKEMB_BF16, cases[i].x);
@@ -99,7 +110,7 @@ static void test_lookup_every_dtype(void **state) {
             for (int k = 1; k < dim; k++) lo = fminf(lo, ref[k]), hi = fmaxf(hi, ref[k]);
             for (int k = 0; k < dim; k++) {
                 float err = fabsf(row[k] - ref[k]);
-                float bound = dt == TOKEMB_F16 ? fabsf(ref[k]) * 0x1p-11f + 0x1p-25f
+                float bound = dt == TOKEMB_F16    ? fabsf(ref[k]) * 0x1p-11f + 0x1p-25f
                               : dt == TOKEMB_BF16 ? fabsf(ref[k]) * 0x1p-8f
                                                   : (hi - lo) / 255.0f * 0.5f + 1e-6f * (fabsf(lo) + fabsf(hi));
                 if (!(err <= bound))
@@ -157,8 +168,8 @@ static void test_q8_layout_and_writes(void **state) {
     TK_OK(tokemb_table_write_rows(t, 1, 1, src));
     const uint8_t *r = buf + 16;
     assert_int_equal(r[0], 0);
-    assert_int_equal(r[1], 64);  /* 63.75 */
-    assert_int_equal(r[2], 96);  /* 95.625 */
+    assert_int_equal(r[1], 64); /* 63.75 */
+    assert_int_equal(r[2], 96); /* 95.625 */
     assert_int_equal(r[3], 255);
     float scale, bias;
     memcpy(&scale, r + 4, 4);
@@ -242,8 +253,8 @@ static void test_convert_copies_every_param(void **state) {
             if (is_f64[k]) {
                 double v = 0;
                 TK_OK(tokemb_table_get_param_f64(c, params[k], &v));
-                if (v != want_f[k]) fail_msg("dtype %d: parameter %d reads %g, source %g", (int)dt, (int)params[k], v,
-                                             want_f[k]);
+                if (v != want_f[k])
+                    fail_msg("dtype %d: parameter %d reads %g, source %g", (int)dt, (int)params[k], v, want_f[k]);
             } else {
                 int64_t v = 0;
                 TK_OK(tokemb_table_get_param(c, params[k], &v));

@@ -8,8 +8,8 @@ static void test_version_and_status(void **state) {
     (void)state;
     assert_int_equal(tokemb_version_number(), TOKEMB_VERSION_NUMBER);
     assert_string_equal(tokemb_version_string(), TOKEMB_VERSION_STRING);
-    const int32_t codes[] = {TOKEMB_OK, TOKEMB_INVALID_ARGUMENT, TOKEMB_OUT_OF_RANGE, TOKEMB_NO_MEMORY, TOKEMB_IO,
-                             TOKEMB_FORMAT, TOKEMB_UNSUPPORTED, TOKEMB_OVERFLOW, TOKEMB_READ_ONLY};
+    const int32_t codes[] = {TOKEMB_OK,     TOKEMB_INVALID_ARGUMENT, TOKEMB_OUT_OF_RANGE, TOKEMB_NO_MEMORY, TOKEMB_IO,
+                             TOKEMB_FORMAT, TOKEMB_UNSUPPORTED,      TOKEMB_OVERFLOW,     TOKEMB_READ_ONLY};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         assert_int_equal(codes[i], -(int32_t)i); /* pinned values 0, -1, ..., -8 */
         assert_string_not_equal(tokemb_status_string(codes[i]), "unknown status");

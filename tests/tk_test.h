@@ -13,8 +13,7 @@
 /* Fails the test unless `st` == `expected` and, for a failure, tokemb_last_error() contains `needle`
  * (NULL: any message, but there must be one). */
 static inline void tk_expect_status(int32_t st, int32_t expected, const char *call, const char *needle) {
-    if (st != expected)
-        fail_msg("%s returned %d, expected %d (%s)", call, (int)st, (int)expected, tokemb_last_error());
+    if (st != expected) fail_msg("%s returned %d, expected %d (%s)", call, (int)st, (int)expected, tokemb_last_error());
     if (expected != TOKEMB_OK) {
         const char *msg = tokemb_last_error();
         if (msg[0] == '\0') fail_msg("%s: failed without a tokemb_last_error() message", call);

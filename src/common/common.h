@@ -23,15 +23,13 @@
 int32_t tk_error(int32_t status, const char *fmt, ...) TK_PRINTF(2, 3);
 
 /* ---- alloc.c: every library allocation goes through these (the failure-injection seam) ------ */
-void *tk_malloc(size_t size);                 /* NULL on failure */
-void *tk_calloc(size_t n, size_t size);       /* zeroed; NULL on failure or overflow */
-void *tk_aligned_alloc(size_t size);          /* 64-byte aligned, zeroed; free with tk_aligned_free */
+void *tk_malloc(size_t size);           /* NULL on failure */
+void *tk_calloc(size_t n, size_t size); /* zeroed; NULL on failure or overflow */
+void *tk_aligned_alloc(size_t size);    /* 64-byte aligned, zeroed; free with tk_aligned_free */
 void tk_free(void *p);
 void tk_aligned_free(void *p);
 /* a*b into *out; false on overflow */
-static inline bool tk_mul_overflow(size_t a, size_t b, size_t *out) {
-    return __builtin_mul_overflow(a, b, out);
-}
+static inline bool tk_mul_overflow(size_t a, size_t b, size_t *out) { return __builtin_mul_overflow(a, b, out); }
 
 /* ---- threads.c: deterministic parallel for ------------------------------------------------- */
 /* Calls fn(ctx, begin, end) over a partition of [0, n) into contiguous chunks of at least `grain`

@@ -38,8 +38,8 @@ static int tk_default_threads(void) {
 
 int32_t tokemb_set_num_threads(int32_t n) {
     if (n < 0 || n > 1024)
-        return tk_error(TOKEMB_INVALID_ARGUMENT,
-                        "tokemb_set_num_threads: n = %d is outside [0, 1024] (0 = default)", (int)n);
+        return tk_error(TOKEMB_INVALID_ARGUMENT, "tokemb_set_num_threads: n = %d is outside [0, 1024] (0 = default)",
+                        (int)n);
     atomic_store(&tk_threads_setting, n);
     return TOKEMB_OK;
 }
@@ -87,9 +87,7 @@ static void tk_job_chunk(const tk_job *j, size_t k) {
     j->fn(j->ctx, b, e);
 }
 
-static void tk_host_task(void *p, size_t k) {
-    tk_job_chunk((const tk_job *)p, k);
-}
+static void tk_host_task(void *p, size_t k) { tk_job_chunk((const tk_job *)p, k); }
 
 /* ---- the pool ------------------------------------------------------------------------------------ */
 #define TK_MAX_THREADS 64
@@ -98,17 +96,17 @@ static void tk_host_task(void *p, size_t k) {
 #define TK_SPIN 1000
 
 static struct {
-    atomic_flag busy;       /* one caller at a time */
-    atomic_uint state;      /* (epoch << 1) | open */
-    atomic_uint sleepers;   /* workers in (or about to enter) FUTEX_WAIT */
-    atomic_uint active;     /* workers inside the current job */
-    unsigned allowed;       /* workers the current job may use (the thread count minus the caller) */
-    atomic_size_t next;     /* next chunk to claim */
-    atomic_size_t done;     /* chunks finished */
+    atomic_flag busy;     /* one caller at a time */
+    atomic_uint state;    /* (epoch << 1) | open */
+    atomic_uint sleepers; /* workers in (or about to enter) FUTEX_WAIT */
+    atomic_uint active;   /* workers inside the current job */
+    unsigned allowed;     /* workers the current job may use (the thread count minus the caller) */
+    atomic_size_t next;   /* next chunk to claim */
+    atomic_size_t done;   /* chunks finished */
     atomic_int stop;
     tk_job job;
-    pthread_mutex_t lock;   /* starting / stopping workers */
-    int started;            /* workers running */
+    pthread_mutex_t lock; /* starting / stopping workers */
+    int started;          /* workers running */
     pthread_t tids[TK_MAX_THREADS];
 } tk_pool = {.busy = ATOMIC_FLAG_INIT, .lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -188,9 +186,7 @@ void tk_threads_shutdown(void) {
 }
 
 /* Library unload (dlclose) or process exit: the workers must not outlive the code they run. */
-__attribute__((destructor)) static void tk_threads_fini(void) {
-    tk_threads_shutdown();
-}
+__attribute__((destructor)) static void tk_threads_fini(void) { tk_threads_shutdown(); }
 
 /* In a fork()ed child only the forking thread exists: forget the workers (and a job another thread
  * was running), new ones start on demand. */
@@ -204,9 +200,7 @@ static void tk_threads_atfork_child(void) {
     tk_pool.lock = fresh;
 }
 static pthread_once_t tk_atfork_once = PTHREAD_ONCE_INIT;
-static void tk_atfork_register(void) {
-    pthread_atfork(NULL, NULL, tk_threads_atfork_child);
-}
+static void tk_atfork_register(void) { pthread_atfork(NULL, NULL, tk_threads_atfork_child); }
 
 static void tk_pool_run(const tk_job *j, int workers) {
     tk_pool.job = *j;
@@ -222,7 +216,7 @@ static void tk_pool_run(const tk_job *j, int workers) {
         if (i < 4096) tk_cpu_relax();
         else sched_yield();
     }
-    atomic_store(&tk_pool.state, s & ~1u); /* closed */
+    atomic_store(&tk_pool.state, s & ~1u);                    /* closed */
     for (unsigned i = 0; atomic_load(&tk_pool.active); i++) { /* late joiners back off */
         if (i < 4096) tk_cpu_relax();
         else sched_yield();
@@ -260,9 +254,7 @@ void tk_parallel_for(size_t n, size_t grain, tk_range_fn fn, void *ctx) {
         return;
     }
     pthread_once(&tk_atfork_once, tk_atfork_register);
-    if (tk_pool_grow((int)nt - 1) == 0)
-        fn(ctx, 0, n);
-    else
-        tk_pool_run(&j, (int)nt - 1);
+    if (tk_pool_grow((int)nt - 1) == 0) fn(ctx, 0, n);
+    else tk_pool_run(&j, (int)nt - 1);
     atomic_flag_clear_explicit(&tk_pool.busy, memory_order_release);
 }

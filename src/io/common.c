@@ -64,7 +64,8 @@ int32_t tk_file_read(const char *fn, const char *path, const tk_file *f, size_t 
         ssize_t r = pread(f->fd, (uint8_t *)buf + done, want, (off_t)(off + done));
         if (r < 0 && errno == EINTR) continue;
         if (r < 0)
-            return tk_error(TOKEMB_IO, "%s: reading '%s' at byte %zu failed: %s", fn, path, off + done, strerror(errno));
+            return tk_error(TOKEMB_IO, "%s: reading '%s' at byte %zu failed: %s", fn, path, off + done,
+                            strerror(errno));
         if (r == 0)
             return tk_error(TOKEMB_IO,
                             "%s: '%s' ended at byte %zu while reading %zu bytes from byte %zu (the file shrank while "
@@ -345,8 +346,7 @@ size_t tk_utf8_valid_prefix(const uint8_t *p, size_t n) {
             if ((p[i + k] & 0xC0) != 0x80) return i;
             cp = (cp << 6) | (p[i + k] & 0x3F);
         }
-        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
+        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
             return i;
         i += len;
     }
@@ -376,8 +376,8 @@ int32_t tk_cursor_fail(const tk_cursor *c, const char *expected) {
     if (ch >= 0x20 && ch < 0x7f)
         return tk_error(TOKEMB_FORMAT, "%s: %s byte %zu: expected %s, found '%c'", c->fn, c->what, c->base + c->i,
                         expected, (char)ch);
-    return tk_error(TOKEMB_FORMAT, "%s: %s byte %zu: expected %s, found byte 0x%02x", c->fn, c->what,
-                    c->base + c->i, expected, ch);
+    return tk_error(TOKEMB_FORMAT, "%s: %s byte %zu: expected %s, found byte 0x%02x", c->fn, c->what, c->base + c->i,
+                    expected, ch);
 }
 
 void tk_cursor_ws(tk_cursor *c) {

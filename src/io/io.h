@@ -55,9 +55,9 @@ int32_t tk_table_adopt_map(const char *fn, tokemb_table *t, tk_map *m);
  * earlier saves to the same destination whose process is gone (a save killed with SIGKILL). */
 typedef struct {
     FILE *fp;
-    char *tmp;     /* temp path (tk_malloc) */
-    char *path;    /* the destination, symlinks resolved (tk_malloc) */
-    int failed;    /* a write failed (errno saved) */
+    char *tmp;  /* temp path (tk_malloc) */
+    char *path; /* the destination, symlinks resolved (tk_malloc) */
+    int failed; /* a write failed (errno saved) */
     int err;
 } tk_save;
 int32_t tk_save_begin(const char *fn, const char *path, tk_save *s);
@@ -88,8 +88,8 @@ typedef struct {
     const char *fn;   /* the API function, for messages */
     const char *what; /* "npy header", "safetensors header" */
     const uint8_t *p;
-    size_t i, n;      /* cursor and end within p */
-    size_t base;      /* file offset of p[0] */
+    size_t i, n; /* cursor and end within p */
+    size_t base; /* file offset of p[0] */
 } tk_cursor;
 /* TOKEMB_FORMAT: "<fn>: <what> byte <offset>: expected <expected>, found <char, byte or the end>". */
 int32_t tk_cursor_fail(const tk_cursor *c, const char *expected);
@@ -105,11 +105,11 @@ int32_t tk_npy_parse(const char *fn, const uint8_t *buf, size_t len, int32_t *dt
 
 /* safetensors: one tensor's description. */
 typedef struct {
-    char *name;          /* NUL-terminated UTF-8, tk_malloc */
+    char *name; /* NUL-terminated UTF-8, tk_malloc */
     size_t name_len;
-    size_t name_at;      /* file offsets: the name's opening quote, the description's '{', */
+    size_t name_at;                        /* file offsets: the name's opening quote, the description's '{', */
     size_t value_at, shape_at, offsets_at; /* the shape's '[', the data_offsets' '[' */
-    int32_t dtype;       /* TOKEMB_F32/F16/BF16, or -1 for a dtype tokemb cannot store */
+    int32_t dtype;                         /* TOKEMB_F32/F16/BF16, or -1 for a dtype tokemb cannot store */
     char dtype_str[16];
     int32_t ndim;
     int64_t shape[8];

@@ -51,22 +51,24 @@ int32_t tk_npy_parse(const char *fn, const uint8_t *buf, size_t len, int32_t *dt
     static const uint8_t magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
     if (len < 10 || memcmp(buf, magic, 6) != 0) {
         if (len >= 6 && memcmp(buf, magic, 6) == 0)
-            return tk_error(TOKEMB_FORMAT, "%s: npy file of %zu bytes is truncated inside the preamble (expected >= 10)",
-                            fn, len);
+            return tk_error(TOKEMB_FORMAT,
+                            "%s: npy file of %zu bytes is truncated inside the preamble (expected >= 10)", fn, len);
         return tk_error(TOKEMB_FORMAT, "%s: byte 0: expected the npy magic \\x93NUMPY", fn);
     }
     unsigned major = buf[6];
     size_t hlen, hstart;
     if (buf[7] != 0)
-        return tk_error(TOKEMB_FORMAT, "%s: byte 7: npy format version %u.%u is not supported (numpy reads 1.0, 2.0, 3.0)",
-                        fn, major, (unsigned)buf[7]);
+        return tk_error(TOKEMB_FORMAT,
+                        "%s: byte 7: npy format version %u.%u is not supported (numpy reads 1.0, 2.0, 3.0)", fn, major,
+                        (unsigned)buf[7]);
     if (major == 1) {
         hlen = tk_le16(buf + 8);
         hstart = 10;
     } else if (major == 2 || major == 3) {
         if (len < 12)
-            return tk_error(TOKEMB_FORMAT, "%s: npy v%u file of %zu bytes is truncated inside the preamble (expected >= 12)",
-                            fn, major, len);
+            return tk_error(TOKEMB_FORMAT,
+                            "%s: npy v%u file of %zu bytes is truncated inside the preamble (expected >= 12)", fn,
+                            major, len);
         hlen = tk_le32(buf + 8);
         hstart = 12;
     } else {
@@ -139,31 +141,37 @@ int32_t tk_npy_parse(const char *fn, const uint8_t *buf, size_t len, int32_t *dt
     if (c.i != c.n) return tk_cursor_fail(&c, "only padding after the header dict");
     if (!have_descr || !have_fortran || !have_shape)
         return tk_error(TOKEMB_FORMAT, "%s: npy header byte %zu: the dict ends without the key '%s'", fn, end_at,
-                        !have_descr ? "descr" : !have_fortran ? "fortran_order" : "shape");
+                        !have_descr     ? "descr"
+                        : !have_fortran ? "fortran_order"
+                                        : "shape");
     int32_t dt;
     if (strcmp(descr, "<f4") == 0) dt = TOKEMB_F32;
     else if (strcmp(descr, "<f2") == 0) dt = TOKEMB_F16;
     else if (strcmp(descr, ">f4") == 0 || strcmp(descr, ">f2") == 0)
-        return tk_error(TOKEMB_FORMAT, "%s: npy header byte %zu: dtype '%s' is big-endian (expected '<f4' or '<f2')", fn,
-                        descr_at, descr);
+        return tk_error(TOKEMB_FORMAT, "%s: npy header byte %zu: dtype '%s' is big-endian (expected '<f4' or '<f2')",
+                        fn, descr_at, descr);
     else
-        return tk_error(TOKEMB_FORMAT, "%s: npy header byte %zu: dtype '%s' is not supported (expected '<f4' float32 or '<f2' "
+        return tk_error(TOKEMB_FORMAT,
+                        "%s: npy header byte %zu: dtype '%s' is not supported (expected '<f4' float32 or '<f2' "
                         "float16)",
                         fn, descr_at, descr);
     if (fortran)
-        return tk_error(TOKEMB_FORMAT, "%s: npy header byte %zu: the array is in Fortran order (fortran_order: True; expected C order)",
-                        fn, fortran_at);
+        return tk_error(
+            TOKEMB_FORMAT,
+            "%s: npy header byte %zu: the array is in Fortran order (fortran_order: True; expected C order)", fn,
+            fortran_at);
     if (ndim != 2)
-        return tk_error(TOKEMB_FORMAT, "%s: npy header byte %zu: the array has %d dimensions (expected 2: rows, dim)", fn,
-                        shape_at, ndim);
+        return tk_error(TOKEMB_FORMAT, "%s: npy header byte %zu: the array has %d dimensions (expected 2: rows, dim)",
+                        fn, shape_at, ndim);
     if (shape[0] < 1 || shape[1] < 1)
-        return tk_error(TOKEMB_FORMAT, "%s: npy header byte %zu: shape (%lld, %lld) is empty (a table needs rows, dim >= 1)", fn, shape_at,
-                        (long long)shape[0], (long long)shape[1]);
+        return tk_error(TOKEMB_FORMAT,
+                        "%s: npy header byte %zu: shape (%lld, %lld) is empty (a table needs rows, dim >= 1)", fn,
+                        shape_at, (long long)shape[0], (long long)shape[1]);
     size_t off = hstart + hlen, n, bytes;
     if ((uint64_t)shape[0] > SIZE_MAX || (uint64_t)shape[1] > SIZE_MAX ||
         tk_mul_overflow((size_t)shape[0], (size_t)shape[1], &n) || tk_mul_overflow(n, tk_dtype_size(dt), &bytes))
-        return tk_error(TOKEMB_FORMAT, "%s: npy header byte %zu: shape (%lld, %lld) x %zu bytes overflows", fn, shape_at, (long long)shape[0],
-                        (long long)shape[1], tk_dtype_size(dt));
+        return tk_error(TOKEMB_FORMAT, "%s: npy header byte %zu: shape (%lld, %lld) x %zu bytes overflows", fn,
+                        shape_at, (long long)shape[0], (long long)shape[1], tk_dtype_size(dt));
     if (bytes != len - off)
         return tk_error(TOKEMB_FORMAT,
                         "%s: npy shape (%lld, %lld) of '%s' needs %zu data bytes from byte %zu, but the file has %zu "
@@ -178,8 +186,8 @@ int32_t tk_npy_parse(const char *fn, const uint8_t *buf, size_t len, int32_t *dt
 }
 
 /* Maps path and parses its npy header (out checked first). On success the caller owns *m. */
-static int32_t tk_npy_open(const char *fn, const char *path, tokemb_table **out, tk_map *m, int32_t *dt,
-                           int64_t *rows, int64_t *dim, size_t *off) {
+static int32_t tk_npy_open(const char *fn, const char *path, tokemb_table **out, tk_map *m, int32_t *dt, int64_t *rows,
+                           int64_t *dim, size_t *off) {
     if (!out) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: out is NULL", fn);
     int32_t st = tk_map_file(fn, path, m);
     if (st) return st;

@@ -178,8 +178,8 @@ static const struct {
     size_t size;
     int32_t dtype;
 } tk_st_dtypes[] = {
-    {"F32", 4, TOKEMB_F32}, {"F16", 2, TOKEMB_F16}, {"BF16", 2, TOKEMB_BF16}, {"F64", 8, -1},   {"I64", 8, -1},
-    {"U64", 8, -1},         {"I32", 4, -1},         {"U32", 4, -1},           {"I16", 2, -1},   {"U16", 2, -1},
+    {"F32", 4, TOKEMB_F32}, {"F16", 2, TOKEMB_F16}, {"BF16", 2, TOKEMB_BF16}, {"F64", 8, -1},     {"I64", 8, -1},
+    {"U64", 8, -1},         {"I32", 4, -1},         {"U32", 4, -1},           {"I16", 2, -1},     {"U16", 2, -1},
     {"I8", 1, -1},          {"U8", 1, -1},          {"BOOL", 1, -1},          {"F8_E4M3", 1, -1}, {"F8_E5M2", 1, -1},
 };
 
@@ -195,7 +195,10 @@ static int32_t tk_st_tensor_value(tk_cursor *j, tk_st_tensor *t, size_t data_sta
         char *key = NULL;
         size_t kl = 0, key_at = j->base + j->i;
         if ((st = tk_js_str(j, &key, &kl))) return st;
-        int which = strcmp(key, "dtype") == 0 ? 1 : strcmp(key, "shape") == 0 ? 2 : strcmp(key, "data_offsets") == 0 ? 3 : 0;
+        int which = strcmp(key, "dtype") == 0          ? 1
+                    : strcmp(key, "shape") == 0        ? 2
+                    : strcmp(key, "data_offsets") == 0 ? 3
+                                                       : 0;
         int dup = (which == 1 && have_dtype) || (which == 2 && have_shape) || (which == 3 && have_off);
         if (which == 0 || dup) {
             st = tk_error(TOKEMB_FORMAT,
@@ -262,14 +265,18 @@ static int32_t tk_st_tensor_value(tk_cursor *j, tk_st_tensor *t, size_t data_sta
         return tk_cursor_fail(j, "',' or '}' in a tensor description");
     }
     if (!have_dtype || !have_shape || !have_off)
-        return tk_error(TOKEMB_FORMAT, "%s: safetensors header byte %zu: tensor '%.64s' lacks '%s'", j->fn,
-                        t->value_at, t->name, !have_dtype ? "dtype" : !have_shape ? "shape" : "data_offsets");
+        return tk_error(TOKEMB_FORMAT, "%s: safetensors header byte %zu: tensor '%.64s' lacks '%s'", j->fn, t->value_at,
+                        t->name,
+                        !have_dtype   ? "dtype"
+                        : !have_shape ? "shape"
+                                      : "data_offsets");
     /* byte range vs shape vs file */
     size_t count = 1, bytes;
     for (int32_t d = 0; d < t->ndim; d++)
         if ((uint64_t)t->shape[d] > SIZE_MAX || tk_mul_overflow(count, (size_t)t->shape[d], &count))
-            return tk_error(TOKEMB_FORMAT, "%s: safetensors header byte %zu: tensor '%.64s': the element count overflows",
-                            j->fn, t->shape_at, t->name);
+            return tk_error(TOKEMB_FORMAT,
+                            "%s: safetensors header byte %zu: tensor '%.64s': the element count overflows", j->fn,
+                            t->shape_at, t->name);
     if (tk_mul_overflow(count, esize, &bytes))
         return tk_error(TOKEMB_FORMAT, "%s: safetensors header byte %zu: tensor '%.64s': the byte count overflows",
                         j->fn, t->shape_at, t->name);
@@ -278,7 +285,8 @@ static int32_t tk_st_tensor_value(tk_cursor *j, tk_st_tensor *t, size_t data_sta
         return tk_error(TOKEMB_FORMAT,
                         "%s: safetensors header byte %zu: tensor '%.64s': data_offsets [%llu, %llu] lie outside the "
                         "%zu data bytes after byte %zu",
-                        j->fn, t->offsets_at, t->name, (unsigned long long)t->begin, (unsigned long long)t->end, data_len, data_start);
+                        j->fn, t->offsets_at, t->name, (unsigned long long)t->begin, (unsigned long long)t->end,
+                        data_len, data_start);
     if (t->end - t->begin != bytes)
         return tk_error(TOKEMB_FORMAT,
                         "%s: safetensors header byte %zu: tensor '%.64s': data_offsets span %llu bytes but shape x %s "
@@ -406,12 +414,13 @@ int32_t tk_st_parse(const char *fn, const uint8_t *buf, size_t len, tk_st_header
     h->meta = NULL;
     h->meta_bytes = h->meta_n = 0;
     if (len < 8)
-        return tk_error(TOKEMB_FORMAT, "%s: safetensors file of %zu bytes is truncated (expected an 8-byte header length)",
-                        fn, len);
+        return tk_error(TOKEMB_FORMAT,
+                        "%s: safetensors file of %zu bytes is truncated (expected an 8-byte header length)", fn, len);
     uint64_t hl = tk_le64(buf);
     if (hl > len - 8)
-        return tk_error(TOKEMB_FORMAT, "%s: byte 0: safetensors header length %llu runs past the end of the %zu-byte file",
-                        fn, (unsigned long long)hl, len);
+        return tk_error(TOKEMB_FORMAT,
+                        "%s: byte 0: safetensors header length %llu runs past the end of the %zu-byte file", fn,
+                        (unsigned long long)hl, len);
     if (hl > TK_ST_MAX_HEADER)
         return tk_error(TOKEMB_FORMAT, "%s: byte 0: safetensors header length %llu exceeds the %u-byte limit", fn,
                         (unsigned long long)hl, TK_ST_MAX_HEADER);
@@ -481,8 +490,8 @@ static int32_t tk_st_find(const char *fn, const char *path, const tk_st_header *
     const tk_st_tensor *t = NULL;
     if (!name) {
         if (h->n != 1)
-            return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: name is NULL but '%s' holds %zu tensors (NULL picks the only one)",
-                            fn, path, h->n);
+            return tk_error(TOKEMB_INVALID_ARGUMENT,
+                            "%s: name is NULL but '%s' holds %zu tensors (NULL picks the only one)", fn, path, h->n);
         t = &h->t[0];
     } else {
         for (size_t k = 0; k < h->n; k++)
@@ -493,12 +502,14 @@ static int32_t tk_st_find(const char *fn, const char *path, const tk_st_header *
         return tk_error(TOKEMB_UNSUPPORTED, "%s: tensor '%.200s' has dtype %s (tables store F32, F16 or BF16)", fn,
                         t->name, t->dtype_str);
     if (t->ndim != 2)
-        return tk_error(TOKEMB_FORMAT, "%s: safetensors header byte %zu: tensor '%.200s' has %d dimensions (expected 2: "
+        return tk_error(TOKEMB_FORMAT,
+                        "%s: safetensors header byte %zu: tensor '%.200s' has %d dimensions (expected 2: "
                         "rows, dim)",
                         fn, t->shape_at, t->name, (int)t->ndim);
     if (t->shape[0] < 1 || t->shape[1] < 1)
-        return tk_error(TOKEMB_FORMAT, "%s: safetensors header byte %zu: tensor '%.200s' has an empty shape [%lld, %lld]",
-                        fn, t->shape_at, t->name, (long long)t->shape[0], (long long)t->shape[1]);
+        return tk_error(TOKEMB_FORMAT,
+                        "%s: safetensors header byte %zu: tensor '%.200s' has an empty shape [%lld, %lld]", fn,
+                        t->shape_at, t->name, (long long)t->shape[0], (long long)t->shape[1]);
     *out = t;
     return TOKEMB_OK;
 }
@@ -669,7 +680,9 @@ static int32_t tk_st_save(const char *fn, const tokemb_table *const *tables, con
                           const char *path) {
     if (!tables || !names || n == 0)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: %s", fn,
-                        n == 0 ? "n is 0" : !tables ? "tables is NULL" : "names is NULL");
+                        n == 0    ? "n is 0"
+                        : !tables ? "tables is NULL"
+                                  : "names is NULL");
     if (!path) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: path is NULL", fn);
     for (size_t i = 0; i < n; i++) {
         const tokemb_table *t = tables[i];
@@ -707,8 +720,8 @@ static int32_t tk_st_save(const char *fn, const tokemb_table *const *tables, con
         uint64_t bytes = (uint64_t)t->rows * (uint64_t)t->dim * tk_dtype_size(t->dtype);
         char tmp[160];
         const char *ds = t->dtype == TOKEMB_F32 ? "F32" : t->dtype == TOKEMB_F16 ? "F16" : "BF16";
-        int k = snprintf(tmp, sizeof tmp, ":{\"dtype\":\"%s\",\"shape\":[%lld,%lld],\"data_offsets\":[%llu,%llu]}%s", ds,
-                         (long long)t->rows, (long long)t->dim, (unsigned long long)off,
+        int k = snprintf(tmp, sizeof tmp, ":{\"dtype\":\"%s\",\"shape\":[%lld,%lld],\"data_offsets\":[%llu,%llu]}%s",
+                         ds, (long long)t->rows, (long long)t->dim, (unsigned long long)off,
                          (unsigned long long)(off + bytes), i + 1 < n ? "," : "");
         ok = tk_buf_json_str(&hb, &hl, &hc, names[i]) && tk_buf_put(&hb, &hl, &hc, tmp, (size_t)k);
         off += bytes;

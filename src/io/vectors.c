@@ -40,12 +40,12 @@ static int32_t tk_report(tk_progress *p, uint64_t done, bool force) {
 /* Zero digits of the Unicode decimal-digit runs (category Nd, Unicode 14.0, the table of Python 3.11's
  * float()): each run holds the digits 0-9 at zero + 0..9. */
 static const uint32_t tk_nd_zero[] = {
-    0x30,    0x660,   0x6F0,   0x7C0,   0x966,   0x9E6,   0xA66,   0xAE6,   0xB66,   0xBE6,   0xC66,   0xCE6,
-    0xD66,   0xDE6,   0xE50,   0xED0,   0xF20,   0x1040,  0x1090,  0x17E0,  0x1810,  0x1946,  0x19D0,  0x1A80,
-    0x1A90,  0x1B50,  0x1BB0,  0x1C40,  0x1C50,  0xA620,  0xA8D0,  0xA900,  0xA9D0,  0xA9F0,  0xAA50,  0xABF0,
-    0xFF10,  0x104A0, 0x10D30, 0x11066, 0x110F0, 0x11136, 0x111D0, 0x112F0, 0x11450, 0x114D0, 0x11650, 0x116C0,
-    0x11730, 0x118E0, 0x11950, 0x11C50, 0x11D50, 0x11DA0, 0x16A60, 0x16AC0, 0x16B50, 0x1D7CE, 0x1D7D8, 0x1D7E2,
-    0x1D7EC, 0x1D7F6, 0x1E140, 0x1E2F0, 0x1E950, 0x1FBF0};
+    0x30,    0x660,   0x6F0,   0x7C0,   0x966,   0x9E6,   0xA66,   0xAE6,   0xB66,   0xBE6,   0xC66,
+    0xCE6,   0xD66,   0xDE6,   0xE50,   0xED0,   0xF20,   0x1040,  0x1090,  0x17E0,  0x1810,  0x1946,
+    0x19D0,  0x1A80,  0x1A90,  0x1B50,  0x1BB0,  0x1C40,  0x1C50,  0xA620,  0xA8D0,  0xA900,  0xA9D0,
+    0xA9F0,  0xAA50,  0xABF0,  0xFF10,  0x104A0, 0x10D30, 0x11066, 0x110F0, 0x11136, 0x111D0, 0x112F0,
+    0x11450, 0x114D0, 0x11650, 0x116C0, 0x11730, 0x118E0, 0x11950, 0x11C50, 0x11D50, 0x11DA0, 0x16A60,
+    0x16AC0, 0x16B50, 0x1D7CE, 0x1D7D8, 0x1D7E2, 0x1D7EC, 0x1D7F6, 0x1E140, 0x1E2F0, 0x1E950, 0x1FBF0};
 
 /* The decimal digit (0-9) at p[*i..n), ASCII or any Unicode Nd digit; advances *i past it. -1 if none. */
 static int tk_digit(const uint8_t *p, size_t n, size_t *i) {
@@ -180,12 +180,14 @@ static int32_t tk_parse_header(const char *fn, const uint8_t *buf, size_t le, in
         size_t s = i;
         uint64_t x = 0;
         while (i < le && buf[i] >= '0' && buf[i] <= '9') {
-            if (x > (uint64_t)INT64_MAX / 10) return tk_error(TOKEMB_FORMAT, "%s: byte %zu: header count too large", fn, s);
+            if (x > (uint64_t)INT64_MAX / 10)
+                return tk_error(TOKEMB_FORMAT, "%s: byte %zu: header count too large", fn, s);
             x = x * 10 + (uint64_t)(buf[i] - '0');
             i++;
         }
         if (i == s || (i < le && !tk_is_ws(buf[i])))
-            return tk_error(TOKEMB_FORMAT, "%s: byte %zu: expected the header line '<count> <dim>' (two integers)", fn, i);
+            return tk_error(TOKEMB_FORMAT, "%s: byte %zu: expected the header line '<count> <dim>' (two integers)", fn,
+                            i);
         v[k] = (int64_t)x;
     }
     while (i < le && tk_is_ws(buf[i])) i++;
@@ -231,8 +233,7 @@ static size_t tk_utf8_bad_len(const uint8_t *p, size_t n) {
         need = 4;
         if (c == 0xF0) lo = 0x90;
         if (c == 0xF4) hi = 0x8F;
-    } else
-        return 1;
+    } else return 1;
     size_t k = 1;
     if (k < n && p[1] >= lo && p[1] <= hi) {
         k = 2;
@@ -327,7 +328,8 @@ int32_t tk_vectors_parse_ex(const char *fn, const uint8_t *buf, size_t len, int3
         /* dim from the first line, rows = lines up to the last non-blank byte */
         size_t end = len;
         while (end > 0 && tk_is_ws(buf[end - 1])) end--;
-        if (end == 0) return tk_error(TOKEMB_FORMAT, "%s: byte 0: the file holds only whitespace (expected vectors)", fn);
+        if (end == 0)
+            return tk_error(TOKEMB_FORMAT, "%s: byte 0: the file holds only whitespace (expected vectors)", fn);
         const uint8_t *nl = (const uint8_t *)memchr(buf, '\n', end);
         size_t le = nl ? (size_t)(nl - buf) : end;
         while (le > 0 && tk_is_ws(buf[le - 1])) le--;
@@ -335,15 +337,16 @@ int32_t tk_vectors_parse_ex(const char *fn, const uint8_t *buf, size_t len, int3
         for (size_t i = 0; i < le; i++) parts += buf[i] == ' ';
         dim = parts - 1;
         if (dim < 1)
-            return tk_error(TOKEMB_FORMAT, "%s: byte 0: the first line holds no values (expected 'word v1 ... vD')", fn);
+            return tk_error(TOKEMB_FORMAT, "%s: byte 0: the first line holds no values (expected 'word v1 ... vD')",
+                            fn);
         rows = 1;
         for (const uint8_t *q = buf; (q = (const uint8_t *)memchr(q, '\n', (size_t)(buf + end - q))) != NULL; q++)
             rows++;
     } else {
         const uint8_t *nl = (const uint8_t *)memchr(buf, '\n', len);
         if (!nl)
-            return tk_error(TOKEMB_FORMAT, "%s: byte %zu: expected a newline ending the header line '<count> <dim>'", fn,
-                            len);
+            return tk_error(TOKEMB_FORMAT, "%s: byte %zu: expected a newline ending the header line '<count> <dim>'",
+                            fn, len);
         if ((st = tk_parse_header(fn, buf, (size_t)(nl - buf), &rows, &dim))) return st;
         pos = (size_t)(nl - buf) + 1;
     }
@@ -384,8 +387,10 @@ int32_t tk_vectors_parse_ex(const char *fn, const uint8_t *buf, size_t len, int3
             while (pos < len && buf[pos] == '\n') pos++;
             const uint8_t *sp = pos < len ? (const uint8_t *)memchr(buf + pos, ' ', len - pos) : NULL;
             if (!sp) {
-                st = tk_error(TOKEMB_FORMAT, "%s: byte %zu: expected a word ending in ' ' for vector %lld of %lld "
-                              "(truncated file?)", fn, pos, (long long)r, (long long)rows);
+                st = tk_error(TOKEMB_FORMAT,
+                              "%s: byte %zu: expected a word ending in ' ' for vector %lld of %lld "
+                              "(truncated file?)",
+                              fn, pos, (long long)r, (long long)rows);
                 goto fail;
             }
             size_t wl = (size_t)(sp - (buf + pos)), vs = pos + wl + 1, need = (size_t)dim * 4;
@@ -401,8 +406,10 @@ int32_t tk_vectors_parse_ex(const char *fn, const uint8_t *buf, size_t len, int3
                 goto fail;
             }
             if (len - vs < need) {
-                st = tk_error(TOKEMB_FORMAT, "%s: byte %zu: vector %lld needs %zu bytes of float32, only %zu remain "
-                              "(truncated file)", fn, vs, (long long)r, need, len - vs);
+                st = tk_error(TOKEMB_FORMAT,
+                              "%s: byte %zu: vector %lld needs %zu bytes of float32, only %zu remain "
+                              "(truncated file)",
+                              fn, vs, (long long)r, need, len - vs);
                 goto fail;
             }
             memcpy(vals, buf + vs, need);
@@ -410,8 +417,8 @@ int32_t tk_vectors_parse_ex(const char *fn, const uint8_t *buf, size_t len, int3
             pos = vs + need;
         } else {
             if (pos >= len) {
-                st = tk_error(TOKEMB_FORMAT, "%s: byte %zu: expected vector %lld of %lld, found the end of the file", fn,
-                              pos, (long long)r, (long long)rows);
+                st = tk_error(TOKEMB_FORMAT, "%s: byte %zu: expected vector %lld of %lld, found the end of the file",
+                              fn, pos, (long long)r, (long long)rows);
                 goto fail;
             }
             const uint8_t *nl = (const uint8_t *)memchr(buf + pos, '\n', len - pos);
@@ -420,11 +427,13 @@ int32_t tk_vectors_parse_ex(const char *fn, const uint8_t *buf, size_t len, int3
             const uint8_t *sp = (const uint8_t *)memchr(buf + pos, ' ', le - pos);
             size_t wl = sp ? (size_t)(sp - (buf + pos)) : le - pos;
             /* the values must be valid UTF-8 under every policy; the word follows the policy */
-            size_t bad = policy == TOKEMB_VECTORS_UNICODE_STRICT ? tk_utf8_valid_prefix(buf + pos, le - pos)
-                                                                 : wl + tk_utf8_valid_prefix(buf + pos + wl, le - pos - wl);
+            size_t bad = policy == TOKEMB_VECTORS_UNICODE_STRICT
+                             ? tk_utf8_valid_prefix(buf + pos, le - pos)
+                             : wl + tk_utf8_valid_prefix(buf + pos + wl, le - pos - wl);
             if (bad != le - pos) {
-                st = tk_error(TOKEMB_FORMAT, "%s: byte %zu: vector %lld: the line is not valid UTF-8%s", fn, pos + bad,
-                              (long long)r, bad < wl ? " (unicode errors 'ignore' or 'replace' accept such words)" : "");
+                st =
+                    tk_error(TOKEMB_FORMAT, "%s: byte %zu: vector %lld: the line is not valid UTF-8%s", fn, pos + bad,
+                             (long long)r, bad < wl ? " (unicode errors 'ignore' or 'replace' accept such words)" : "");
                 goto fail;
             }
             const uint8_t *w;

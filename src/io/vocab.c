@@ -12,12 +12,12 @@
 #include <unistd.h>
 
 struct tokemb_vocab {
-    char *text;        /* arena of NUL-terminated words */
+    char *text; /* arena of NUL-terminated words */
     size_t text_len, text_cap;
-    size_t *off;       /* word id -> offset into text */
-    size_t *len;       /* word id -> byte length */
+    size_t *off; /* word id -> offset into text */
+    size_t *len; /* word id -> byte length */
     size_t n, cap;
-    int64_t *slots;    /* hash slots: id + 1, 0 = empty; n_slots is a power of two >= 2 * cap */
+    int64_t *slots; /* hash slots: id + 1, 0 = empty; n_slots is a power of two >= 2 * cap */
     size_t n_slots;
 };
 
@@ -38,22 +38,22 @@ static void tk_sip_init(void) {
 }
 
 #define TK_ROTL(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
-#define TK_SIPROUND                                                                                                    \
-    do {                                                                                                               \
-        v0 += v1;                                                                                                      \
-        v1 = TK_ROTL(v1, 13);                                                                                          \
-        v1 ^= v0;                                                                                                      \
-        v0 = TK_ROTL(v0, 32);                                                                                          \
-        v2 += v3;                                                                                                      \
-        v3 = TK_ROTL(v3, 16);                                                                                          \
-        v3 ^= v2;                                                                                                      \
-        v0 += v3;                                                                                                      \
-        v3 = TK_ROTL(v3, 21);                                                                                          \
-        v3 ^= v0;                                                                                                      \
-        v2 += v1;                                                                                                      \
-        v1 = TK_ROTL(v1, 17);                                                                                          \
-        v1 ^= v2;                                                                                                      \
-        v2 = TK_ROTL(v2, 32);                                                                                          \
+#define TK_SIPROUND           \
+    do {                      \
+        v0 += v1;             \
+        v1 = TK_ROTL(v1, 13); \
+        v1 ^= v0;             \
+        v0 = TK_ROTL(v0, 32); \
+        v2 += v3;             \
+        v3 = TK_ROTL(v3, 16); \
+        v3 ^= v2;             \
+        v0 += v3;             \
+        v3 = TK_ROTL(v3, 21); \
+        v3 ^= v0;             \
+        v2 += v1;             \
+        v1 = TK_ROTL(v1, 17); \
+        v1 ^= v2;             \
+        v2 = TK_ROTL(v2, 32); \
     } while (0)
 
 /* SipHash-1-3 (one compression round, three finalization rounds) of p[0..n) under the process key. */
@@ -80,7 +80,6 @@ static uint64_t tk_hash(const char *p, size_t n) {
     TK_SIPROUND;
     return v0 ^ v1 ^ v2 ^ v3;
 }
-
 
 size_t tk_word_check(const char *word, size_t len, const char **why) {
     if (len == 0) {
@@ -224,8 +223,8 @@ int32_t tokemb_vocab_add(tokemb_vocab *v, const char *word, size_t len, int64_t 
     if (bad != SIZE_MAX) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: %s (byte %zu of %zu)", fn, why, bad, len);
     int64_t e = tk_vocab_lookup(v, word, len);
     if (e >= 0)
-        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: the word '%.*s' already has id %lld", fn, (int)(len > 64 ? 64 : len),
-                        word, (long long)e);
+        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: the word '%.*s' already has id %lld", fn,
+                        (int)(len > 64 ? 64 : len), word, (long long)e);
     int64_t nid;
     if (tk_vocab_insert(v, word, len, &nid) < 0)
         return tk_error(TOKEMB_NO_MEMORY, "%s: cannot grow the vocabulary past %zu words", fn, v->n);

@@ -46,8 +46,8 @@ TK_ALWAYS_INLINE float tk_bag_elem(const uint8_t *r, size_t c, int dt, float qs,
     return tk_bag_raw(r, c, dt);
 }
 
-TK_ALWAYS_INLINE void tk_bag_one(const uint8_t *base, size_t rb, int dt, size_t dim, const void *ids, int idw,
-                                 size_t s, size_t e, int mode, const float *psw, int fused, int64_t pad, float *o) {
+TK_ALWAYS_INLINE void tk_bag_one(const uint8_t *base, size_t rb, int dt, size_t dim, const void *ids, int idw, size_t s,
+                                 size_t e, int mode, const float *psw, int fused, int64_t pad, float *o) {
     float qs = 0.0f, qb = 0.0f;
     memset(o, 0, dim * sizeof(float));
     if (mode == 2) {
@@ -94,9 +94,9 @@ TK_ALWAYS_INLINE void tk_bag_one(const uint8_t *base, size_t rb, int dt, size_t 
     }
 }
 
-TK_ALWAYS_INLINE void tk_bags_portable_dt(const uint8_t *base, size_t rb, int dt, size_t dim, const void *ids,
-                                          int idw, const int64_t *off, size_t b0, size_t b1, int mode,
-                                          const float *psw, int fused, int64_t pad, float *out) {
+TK_ALWAYS_INLINE void tk_bags_portable_dt(const uint8_t *base, size_t rb, int dt, size_t dim, const void *ids, int idw,
+                                          const int64_t *off, size_t b0, size_t b1, int mode, const float *psw,
+                                          int fused, int64_t pad, float *out) {
     for (size_t b = b0; b < b1; b++)
         tk_bag_one(base, rb, dt, dim, ids, idw, (size_t)off[b], (size_t)off[b + 1], mode, psw, fused, pad,
                    out + b * dim);
@@ -159,7 +159,8 @@ void tk_bags_forward(const void *table, size_t row_bytes, int32_t dtype, size_t 
         /* AVX-512 for the compact dtypes, whose decode is compute-bound; float32 bags are memory-bound and
          * stay on the AVX2 blocks (docs/performance.md, "Tuning record") */
         if (isa >= TK_ISA_AVX512 && dtype != TOKEMB_F32)
-            tk_bags_avx512(base, row_bytes, dtype, dim, ids, id_width, offsets, b0, b1, mode == 1, psw, fused, pad, out);
+            tk_bags_avx512(base, row_bytes, dtype, dim, ids, id_width, offsets, b0, b1, mode == 1, psw, fused, pad,
+                           out);
         else tk_bags_avx2(base, row_bytes, dtype, dim, ids, id_width, offsets, b0, b1, mode == 1, psw, fused, pad, out);
         return;
     }

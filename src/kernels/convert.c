@@ -29,8 +29,8 @@ uint16_t tk_f32_to_f16(float f) {
     uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
     uint32_t ax = x & 0x7fffffffu;
     if (ax > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | ((ax >> 13) & 0x3ffu)); /* NaN, quiet */
-    if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);                      /* >= 65520: inf */
-    if (ax < 0x38800000u) {                                                       /* below 2^-14 */
+    if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);                        /* >= 65520: inf */
+    if (ax < 0x38800000u) {                                                          /* below 2^-14 */
         float a;
         memcpy(&a, &ax, 4);
         /* a * 2^24 is exact and < 2^10; adding and removing 2^23 rounds it to an integer, ties to even */
@@ -101,9 +101,11 @@ TK_VTARGET static void TK_VFN(tk_decode_q8)(const void *row, size_t dim, float *
 }
 #undef TK_VISA
 #define tk_decode_f32_avx2 tk_decode_f32 /* memcpy either way */
-#define TK_DECODERS(name) {name, name##_avx2, name##_avx2} /* no AVX-512 decoders: the AVX2 ones */
+#define TK_DECODERS(name) \
+    { name, name##_avx2, name##_avx2 } /* no AVX-512 decoders: the AVX2 ones */
 #else
-#define TK_DECODERS(name) {name, name, name}
+#define TK_DECODERS(name) \
+    { name, name, name }
 #endif
 
 static void tk_encode_f32(const float *src, size_t dim, void *row) { memmove(row, src, dim * sizeof(float)); }
@@ -135,7 +137,8 @@ static void tk_encode_q8(const float *src, size_t dim, void *row) {
 
 /* ---- the traits table ----------------------------------------------------------------------------- */
 
-#define TK_DT_TRAITS(e, name, sfx, esize, extra) [e] = {name, esize, extra, TK_DECODERS(tk_decode_##sfx), tk_encode_##sfx},
+#define TK_DT_TRAITS(e, name, sfx, esize, extra) \
+    [e] = {name, esize, extra, TK_DECODERS(tk_decode_##sfx), tk_encode_##sfx},
 const tk_dtype_traits tk_dtype_traits_table[TK_DTYPE_COUNT] = {TK_DTYPES(TK_DT_TRAITS)};
 #undef TK_DT_TRAITS
 

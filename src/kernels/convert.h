@@ -29,10 +29,10 @@ typedef void (*tk_row_encoder_fn)(const float *src, size_t dim, void *row);
 /* The dtypes, once: X(enum value, name, suffix of its decode / encode functions, bytes per element,
  * bytes after the dim elements). The traits table and the size helpers below are generated from it (the
  * helpers are switches, so a kernel instantiated for a constant dtype gets constant sizes). */
-#define TK_DTYPES(X)                     \
-    X(TOKEMB_F32, "F32", f32, 4, 0)      \
-    X(TOKEMB_F16, "F16", f16, 2, 0)      \
-    X(TOKEMB_BF16, "BF16", bf16, 2, 0)   \
+#define TK_DTYPES(X)                   \
+    X(TOKEMB_F32, "F32", f32, 4, 0)    \
+    X(TOKEMB_F16, "F16", f16, 2, 0)    \
+    X(TOKEMB_BF16, "BF16", bf16, 2, 0) \
     X(TOKEMB_Q8_ROW, "Q8_ROW", q8, 1, 8) /* FBGEMM's fused rows: dim codes, float scale, float bias */
 
 typedef struct {

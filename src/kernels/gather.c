@@ -125,70 +125,71 @@ TK_TARGET(avx512) TK_ALWAYS_INLINE void tk_copy_nt_avx512(float *d, const float 
 /* ---- the kernel body, instantiated once per (ISA, id type) ---------------------------------------- */
 
 /* Fixed-size rows, 4 tokens per iteration. D is a constant after inlining. */
-#define TK_SMALL_CASE(D)                                                                                       \
-    case D: {                                                                                                  \
-        size_t i = 0;                                                                                          \
-        for (; i + 4 <= n; i += 4) {                                                                           \
-            if (ahead && i + ahead + 4 <= n) {                                                                 \
-                TK_PF(table + (size_t)id[i + ahead] * rs);                                                     \
-                TK_PF(table + (size_t)id[i + ahead + 1] * rs);                                                 \
-                TK_PF(table + (size_t)id[i + ahead + 2] * rs);                                                 \
-                TK_PF(table + (size_t)id[i + ahead + 3] * rs);                                                 \
-            }                                                                                                  \
-            const float *s0 = table + (size_t)id[i] * rs, *s1 = table + (size_t)id[i + 1] * rs;                \
-            const float *s2 = table + (size_t)id[i + 2] * rs, *s3 = table + (size_t)id[i + 3] * rs;            \
-            float *o = out + i * os;                                                                           \
-            memcpy(o, s0, (D) * sizeof(float));                                                                \
-            memcpy(o + os, s1, (D) * sizeof(float));                                                           \
-            memcpy(o + 2 * os, s2, (D) * sizeof(float));                                                       \
-            memcpy(o + 3 * os, s3, (D) * sizeof(float));                                                       \
-        }                                                                                                      \
-        for (; i < n; i++) memcpy(out + i * os, table + (size_t)id[i] * rs, (D) * sizeof(float));              \
-        return;                                                                                                \
+#define TK_SMALL_CASE(D)                                                                            \
+    case D: {                                                                                       \
+        size_t i = 0;                                                                               \
+        for (; i + 4 <= n; i += 4) {                                                                \
+            if (ahead && i + ahead + 4 <= n) {                                                      \
+                TK_PF(table + (size_t)id[i + ahead] * rs);                                          \
+                TK_PF(table + (size_t)id[i + ahead + 1] * rs);                                      \
+                TK_PF(table + (size_t)id[i + ahead + 2] * rs);                                      \
+                TK_PF(table + (size_t)id[i + ahead + 3] * rs);                                      \
+            }                                                                                       \
+            const float *s0 = table + (size_t)id[i] * rs, *s1 = table + (size_t)id[i + 1] * rs;     \
+            const float *s2 = table + (size_t)id[i + 2] * rs, *s3 = table + (size_t)id[i + 3] * rs; \
+            float *o = out + i * os;                                                                \
+            memcpy(o, s0, (D) * sizeof(float));                                                     \
+            memcpy(o + os, s1, (D) * sizeof(float));                                                \
+            memcpy(o + 2 * os, s2, (D) * sizeof(float));                                            \
+            memcpy(o + 3 * os, s3, (D) * sizeof(float));                                            \
+        }                                                                                           \
+        for (; i < n; i++) memcpy(out + i * os, table + (size_t)id[i] * rs, (D) * sizeof(float));   \
+        return;                                                                                     \
     }
 
 /* tk_gather_<isa>_<IDT>: the gather with the ISA's row copies, for ids of type IDT. */
-#define TK_DEFINE_GATHER(isa, IDT)                                                                             \
-    TK_TARGET(isa) static void tk_gather_##isa##_##IDT(const float *table, size_t rs, const IDT *id, size_t n, \
-                                                       size_t dim, float *out, size_t os, unsigned flags) {    \
-        size_t ahead, pfb;                                                                                     \
-        const int near = (flags & TK_GATHER_PF_NEAR) != 0;                                                     \
-        tk_pf_plan(dim * sizeof(float), flags, &ahead, &pfb);                                                  \
-        if (flags & TK_GATHER_NT) {                                                                            \
-            for (size_t i = 0; i < n; i++) {                                                                   \
-                if (ahead && i + ahead < n) tk_prefetch_bytes(table + (size_t)id[i + ahead] * rs, pfb, near);          \
-                tk_copy_nt_##isa(out + i * os, table + (size_t)id[i] * rs, dim);                                        \
-            }                                                                                                  \
-            TK_SFENCE();                                                                                       \
-            return;                                                                                            \
-        }                                                                                                      \
-        switch (dim) {                                                                                         \
-            TK_SMALL_CASE(1)                                                                                   \
-            TK_SMALL_CASE(2)                                                                                   \
-            TK_SMALL_CASE(3)                                                                                   \
-            TK_SMALL_CASE(4)                                                                                   \
-            TK_SMALL_CASE(5)                                                                                   \
-            TK_SMALL_CASE(6)                                                                                   \
-            TK_SMALL_CASE(7)                                                                                   \
-            TK_SMALL_CASE(8)                                                                                   \
-            TK_SMALL_CASE(12)                                                                                  \
-            TK_SMALL_CASE(16)                                                                                  \
-        default: break;                                                                                        \
-        }                                                                                                      \
-        for (size_t i = 0; i < n; i++) {                                                                       \
-            if (ahead && i + ahead < n) tk_prefetch_bytes(table + (size_t)id[i + ahead] * rs, pfb, near);              \
-            tk_copy_##isa(out + i * os, table + (size_t)id[i] * rs, dim);                                               \
-        }                                                                                                      \
+#define TK_DEFINE_GATHER(isa, IDT)                                                                            \
+    TK_TARGET(isa)                                                                                            \
+    static void tk_gather_##isa##_##IDT(const float *table, size_t rs, const IDT *id, size_t n, size_t dim,   \
+                                        float *out, size_t os, unsigned flags) {                              \
+        size_t ahead, pfb;                                                                                    \
+        const int near = (flags & TK_GATHER_PF_NEAR) != 0;                                                    \
+        tk_pf_plan(dim * sizeof(float), flags, &ahead, &pfb);                                                 \
+        if (flags & TK_GATHER_NT) {                                                                           \
+            for (size_t i = 0; i < n; i++) {                                                                  \
+                if (ahead && i + ahead < n) tk_prefetch_bytes(table + (size_t)id[i + ahead] * rs, pfb, near); \
+                tk_copy_nt_##isa(out + i * os, table + (size_t)id[i] * rs, dim);                              \
+            }                                                                                                 \
+            TK_SFENCE();                                                                                      \
+            return;                                                                                           \
+        }                                                                                                     \
+        switch (dim) {                                                                                        \
+            TK_SMALL_CASE(1)                                                                                  \
+            TK_SMALL_CASE(2)                                                                                  \
+            TK_SMALL_CASE(3)                                                                                  \
+            TK_SMALL_CASE(4)                                                                                  \
+            TK_SMALL_CASE(5)                                                                                  \
+            TK_SMALL_CASE(6)                                                                                  \
+            TK_SMALL_CASE(7)                                                                                  \
+            TK_SMALL_CASE(8)                                                                                  \
+            TK_SMALL_CASE(12)                                                                                 \
+            TK_SMALL_CASE(16)                                                                                 \
+        default: break;                                                                                       \
+        }                                                                                                     \
+        for (size_t i = 0; i < n; i++) {                                                                      \
+            if (ahead && i + ahead < n) tk_prefetch_bytes(table + (size_t)id[i + ahead] * rs, pfb, near);     \
+            tk_copy_##isa(out + i * os, table + (size_t)id[i] * rs, dim);                                     \
+        }                                                                                                     \
     }
 
 /* tk_gather_f32_<isa>: the variant for 32- or 64-bit ids. */
-#define TK_DEFINE_GATHER_F32(isa, _)                                                                           \
-    TK_DEFINE_GATHER(isa, int64_t)                                                                             \
-    TK_DEFINE_GATHER(isa, int32_t)                                                                             \
-    void tk_gather_f32_##isa(const float *table, size_t row_stride, const void *ids, int id_width, size_t n,   \
-                             size_t dim, float *out, size_t out_stride, unsigned flags) {                      \
-        if (id_width == 8)                                                                                     \
-            tk_gather_##isa##_int64_t(table, row_stride, (const int64_t *)ids, n, dim, out, out_stride, flags); \
+#define TK_DEFINE_GATHER_F32(isa, _)                                                                             \
+    TK_DEFINE_GATHER(isa, int64_t)                                                                               \
+    TK_DEFINE_GATHER(isa, int32_t)                                                                               \
+    void tk_gather_f32_##isa(const float *table, size_t row_stride, const void *ids, int id_width, size_t n,     \
+                             size_t dim, float *out, size_t out_stride, unsigned flags) {                        \
+        if (id_width == 8)                                                                                       \
+            tk_gather_##isa##_int64_t(table, row_stride, (const int64_t *)ids, n, dim, out, out_stride, flags);  \
         else tk_gather_##isa##_int32_t(table, row_stride, (const int32_t *)ids, n, dim, out, out_stride, flags); \
     }
 TK_PER_ISA(TK_DEFINE_GATHER_F32, _)
@@ -209,16 +210,16 @@ void tk_gather_f32(const float *table, size_t row_stride, const void *ids, int i
 
 /* 1 if any id of the block is outside [0, lim): one unsigned compare per id catches negatives too
  * (vectorised by the compiler in the AVX2 variant). */
-#define TK_DEFINE_IDS_SCAN(isa, _)                                                                            \
-    TK_TARGET(isa) static int tk_ids_scan_i64_##isa(const int64_t *p, size_t n, uint64_t lim) {               \
-        uint64_t bad = 0;                                                                                     \
-        for (size_t k = 0; k < n; k++) bad |= (uint64_t)((uint64_t)p[k] >= lim);                              \
-        return bad != 0;                                                                                      \
-    }                                                                                                         \
-    TK_TARGET(isa) static int tk_ids_scan_i32_##isa(const int32_t *p, size_t n, uint32_t lim) {               \
-        uint32_t bad = 0;                                                                                     \
-        for (size_t k = 0; k < n; k++) bad |= (uint32_t)((uint32_t)p[k] >= lim);                              \
-        return bad != 0;                                                                                      \
+#define TK_DEFINE_IDS_SCAN(isa, _)                                                              \
+    TK_TARGET(isa) static int tk_ids_scan_i64_##isa(const int64_t *p, size_t n, uint64_t lim) { \
+        uint64_t bad = 0;                                                                       \
+        for (size_t k = 0; k < n; k++) bad |= (uint64_t)((uint64_t)p[k] >= lim);                \
+        return bad != 0;                                                                        \
+    }                                                                                           \
+    TK_TARGET(isa) static int tk_ids_scan_i32_##isa(const int32_t *p, size_t n, uint32_t lim) { \
+        uint32_t bad = 0;                                                                       \
+        for (size_t k = 0; k < n; k++) bad |= (uint32_t)((uint32_t)p[k] >= lim);                \
+        return bad != 0;                                                                        \
     }
 TK_PER_ISA_AVX2(TK_DEFINE_IDS_SCAN, _)
 

@@ -21,11 +21,11 @@ void tk_gather_f32_ex(const float *table, size_t row_stride, const void *ids, in
  * Branch-free blocks (vectorised on AVX2); the exact offender is searched only in a failing block. */
 size_t tk_ids_first_bad(const void *ids, int id_width, size_t n, int64_t rows);
 /* The ISA variants behind tk_gather_f32_ex (tests call them directly; the caller checks the CPU). */
-void tk_gather_f32_portable(const float *table, size_t row_stride, const void *ids, int id_width, size_t n,
-                            size_t dim, float *out, size_t out_stride, unsigned flags);
+void tk_gather_f32_portable(const float *table, size_t row_stride, const void *ids, int id_width, size_t n, size_t dim,
+                            float *out, size_t out_stride, unsigned flags);
 void tk_gather_f32_avx2(const float *table, size_t row_stride, const void *ids, int id_width, size_t n, size_t dim,
                         float *out, size_t out_stride, unsigned flags);
-void tk_gather_f32_avx512(const float *table, size_t row_stride, const void *ids, int id_width, size_t n,
-                          size_t dim, float *out, size_t out_stride, unsigned flags);
+void tk_gather_f32_avx512(const float *table, size_t row_stride, const void *ids, int id_width, size_t n, size_t dim,
+                          float *out, size_t out_stride, unsigned flags);
 
 #endif

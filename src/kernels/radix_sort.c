@@ -17,8 +17,8 @@ static unsigned tk_bits_of(uint64_t x) {
     return b;
 }
 
-size_t tk_sort_ids(const void *ids, int id_width, size_t n, int64_t rows, int64_t skip_id, uint64_t *key,
-                   size_t *pos, uint64_t *tmp_key, size_t *tmp_pos) {
+size_t tk_sort_ids(const void *ids, int id_width, size_t n, int64_t rows, int64_t skip_id, uint64_t *key, size_t *pos,
+                   uint64_t *tmp_key, size_t *tmp_pos) {
     /* filter (drop skip_id), checking on the way whether the kept ids are already sorted */
     size_t m = 0;
     int sorted = 1;

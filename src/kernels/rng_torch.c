@@ -21,8 +21,7 @@ typedef struct {
 
 static void tk_mt_seed(tk_mt *g, uint64_t seed) {
     g->state[0] = (uint32_t)(seed & 0xffffffffu);
-    for (int j = 1; j < 624; j++)
-        g->state[j] = 1812433253u * (g->state[j - 1] ^ (g->state[j - 1] >> 30)) + (uint32_t)j;
+    for (int j = 1; j < 624; j++) g->state[j] = 1812433253u * (g->state[j - 1] ^ (g->state[j - 1] >> 30)) + (uint32_t)j;
     g->next = 624; /* the first draw regenerates the block */
 }
 
@@ -47,9 +46,7 @@ static uint32_t tk_mt_next(tk_mt *g) {
     return y;
 }
 
-static inline float tk_uniform_f24(tk_mt *g) {
-    return (float)(tk_mt_next(g) & 0x00ffffffu) * (1.0f / 16777216.0f);
-}
+static inline float tk_uniform_f24(tk_mt *g) { return (float)(tk_mt_next(g) & 0x00ffffffu) * (1.0f / 16777216.0f); }
 
 static inline double tk_uniform_f53(tk_mt *g) {
     uint64_t hi = tk_mt_next(g), lo = tk_mt_next(g);
@@ -57,8 +54,16 @@ static inline double tk_uniform_f53(tk_mt *g) {
     return (double)(r & ((UINT64_C(1) << 53) - 1)) * (1.0 / 9007199254740992.0);
 }
 
-static inline uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
-static inline float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+static inline uint32_t f2u(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+static inline float u2f(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
 
 /* Cephes-style single-precision log for x in (0, 1], with the AVX2 build's fusions. */
 static float tk_cephes_logf(float x) {

@@ -28,7 +28,7 @@ static void tk_cs_libm(const double *inv, double A, double p, size_t k, float *c
 
 /* Minimax coefficients of sin and cos on [-pi/4, pi/4] (the classic fdlibm sets):
  * sin r = r + r^3 (S1 + z S2 + ... + z^5 S6), cos r = 1 - z/2 + z^2 (C1 + ... + z^5 C6), z = r^2. */
-static const double tk_S[6] = {-1.66666666666666324348e-01, 8.33333333332248946124e-03, -1.98412698298579493134e-04,
+static const double tk_S[6] = {-1.66666666666666324348e-01, 8.33333333332248946124e-03,  -1.98412698298579493134e-04,
                                2.75573137070700676789e-06,  -2.50507602534068634195e-08, 1.58969099521155010221e-10};
 static const double tk_C[6] = {4.16666666666666019037e-02,  -1.38888888888741095749e-03, 2.48015872894767294178e-05,
                                -2.75573143513906633035e-07, 2.08757232129817482790e-09,  -1.13596475577881948265e-11};
@@ -53,13 +53,16 @@ __attribute__((target("avx2,fma"))) static inline void tk_sincos4(__m256d phi, _
         pc = _mm256_fmadd_pd(pc, z, _mm256_set1_pd(tk_C[i]));
     }
     __m256d sr = _mm256_fmadd_pd(_mm256_mul_pd(r, z), ps, r);
-    __m256d cr = _mm256_fmadd_pd(_mm256_mul_pd(z, z), pc, _mm256_fnmadd_pd(_mm256_set1_pd(0.5), z, _mm256_set1_pd(1.0)));
+    __m256d cr =
+        _mm256_fmadd_pd(_mm256_mul_pd(z, z), pc, _mm256_fnmadd_pd(_mm256_set1_pd(0.5), z, _mm256_set1_pd(1.0)));
     /* quadrant q = n mod 4 sits in the low bits of t: sin phi = (s, c, -s, -c)[q], cos phi = (c, -s, -c, s)[q] */
     __m256i q = _mm256_castpd_si256(t);
-    __m256d swap = _mm256_castsi256_pd(_mm256_cmpeq_epi64(_mm256_and_si256(q, _mm256_set1_epi64x(1)), _mm256_set1_epi64x(1)));
+    __m256d swap =
+        _mm256_castsi256_pd(_mm256_cmpeq_epi64(_mm256_and_si256(q, _mm256_set1_epi64x(1)), _mm256_set1_epi64x(1)));
     __m256d sv = _mm256_blendv_pd(sr, cr, swap), cv = _mm256_blendv_pd(cr, sr, swap);
     __m256i sgn_s = _mm256_slli_epi64(_mm256_and_si256(q, _mm256_set1_epi64x(2)), 62);
-    __m256i sgn_c = _mm256_slli_epi64(_mm256_and_si256(_mm256_add_epi64(q, _mm256_set1_epi64x(1)), _mm256_set1_epi64x(2)), 62);
+    __m256i sgn_c =
+        _mm256_slli_epi64(_mm256_and_si256(_mm256_add_epi64(q, _mm256_set1_epi64x(1)), _mm256_set1_epi64x(2)), 62);
     sv = _mm256_xor_pd(sv, _mm256_castsi256_pd(sgn_s));
     cv = _mm256_xor_pd(cv, _mm256_castsi256_pd(sgn_c));
     _mm_storeu_ps(c, _mm256_cvtpd_ps(_mm256_mul_pd(A, cv)));
@@ -67,7 +70,7 @@ __attribute__((target("avx2,fma"))) static inline void tk_sincos4(__m256d phi, _
 }
 
 __attribute__((target("avx2,fma"))) static void tk_cos_sin_avx2(const double *inv, double A, double p, size_t n,
-                                                                 float *c, float *s) {
+                                                                float *c, float *s) {
     const __m256d vp = _mm256_set1_pd(p), vA = _mm256_set1_pd(A), lim = _mm256_set1_pd(TK_SINCOS_LIMIT);
     size_t k = 0;
     for (; k < n; k += 4) {
@@ -158,8 +161,10 @@ __attribute__((target("avx2"))) static void tk_rot_avx2(float *x, size_t n_heads
             size_t k = 0;
             for (; k + 8 <= m; k += 8) {
                 __m256 a = _mm256_loadu_ps(va + k), b = _mm256_loadu_ps(vb + k), c = _mm256_loadu_ps(t->cc + k);
-                _mm256_storeu_ps(va + k, _mm256_add_ps(_mm256_mul_ps(a, c), _mm256_mul_ps(b, _mm256_loadu_ps(t->sa + k))));
-                _mm256_storeu_ps(vb + k, _mm256_add_ps(_mm256_mul_ps(b, c), _mm256_mul_ps(a, _mm256_loadu_ps(t->sb + k))));
+                _mm256_storeu_ps(va + k,
+                                 _mm256_add_ps(_mm256_mul_ps(a, c), _mm256_mul_ps(b, _mm256_loadu_ps(t->sa + k))));
+                _mm256_storeu_ps(vb + k,
+                                 _mm256_add_ps(_mm256_mul_ps(b, c), _mm256_mul_ps(a, _mm256_loadu_ps(t->sb + k))));
             }
             tk_rot_neox_c(va, vb, k, m, t);
         } else {
@@ -197,7 +202,8 @@ __attribute__((target("avx512f"))) static void tk_rot_avx512(float *x, size_t n_
                 __mmask16 mk = j < full ? (__mmask16)0xFFFF : tail;
                 __m512 a = _mm512_maskz_loadu_ps(mk, v + j);
                 __m512 p = _mm512_mul_ps(_mm512_permute_ps(a, 0xB1), _mm512_maskz_loadu_ps(mk, t->sa + j));
-                _mm512_mask_storeu_ps(v + j, mk, _mm512_add_ps(_mm512_mul_ps(a, _mm512_maskz_loadu_ps(mk, t->cc + j)), p));
+                _mm512_mask_storeu_ps(v + j, mk,
+                                      _mm512_add_ps(_mm512_mul_ps(a, _mm512_maskz_loadu_ps(mk, t->cc + j)), p));
             }
         }
     }

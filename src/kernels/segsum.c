@@ -15,9 +15,9 @@
 
 typedef struct {
     const tk_segsum_args *a;
-    size_t nb;     /* column blocks per segment */
-    size_t parts;  /* number of parts */
-    size_t total;  /* total weight (m + n_seg) * nb */
+    size_t nb;    /* column blocks per segment */
+    size_t parts; /* number of parts */
+    size_t total; /* total weight (m + n_seg) * nb */
 } tk_segsum_plan;
 
 TK_ALWAYS_INLINE void tk_segsum_unit_body(const tk_segsum_args *a, size_t s, size_t c0, size_t c1) {
@@ -53,7 +53,7 @@ static void tk_segsum_unit_portable(const tk_segsum_args *a, size_t s, size_t c0
 
 #if defined(__x86_64__) && defined(__GNUC__)
 __attribute__((target("avx2,fma"))) static void tk_segsum_unit_avx2(const tk_segsum_args *a, size_t s, size_t c0,
-                                                                     size_t c1) {
+                                                                    size_t c1) {
     tk_segsum_unit_body(a, s, c0, c1);
 }
 #define TK_SEG_HAVE_AVX2 1
@@ -79,7 +79,7 @@ static inline void tk_segsum_prefetch(const tk_segsum_plan *pl, size_t u) {
 static size_t tk_segsum_unit_at(const tk_segsum_plan *pl, size_t w) {
     const tk_segsum_args *a = pl->a;
     if (w >= pl->total) return a->n_seg * pl->nb;
-    size_t q = w / pl->nb; /* weight in segment units: seg[s] + s <= q */
+    size_t q = w / pl->nb;        /* weight in segment units: seg[s] + s <= q */
     size_t lo = 0, hi = a->n_seg; /* largest s in [0, n_seg) with seg[s] + s <= q */
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;

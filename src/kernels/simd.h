@@ -160,7 +160,8 @@ static inline __m128i tk_part16(const uint8_t *p, size_t n) {
 #define TK_VEC_avx2_LOADU(p) _mm256_loadu_ps(p)
 #define TK_VEC_avx2_STOREU(p, v) _mm256_storeu_ps(p, v)
 #define TK_VEC_avx2_STREAM(p, v) _mm256_stream_ps(p, v)
-#define TK_VEC_avx2_MASK(rem) _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(rem)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define TK_VEC_avx2_MASK(rem) \
+    _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(rem)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 #define TK_VEC_avx2_MASKLOAD(p, rem) _mm256_maskload_ps(p, TK_VEC_avx2_MASK(rem))
 #define TK_VEC_avx2_MASKSTORE(p, rem, v) _mm256_maskstore_ps(p, TK_VEC_avx2_MASK(rem), v)
 #define TK_VEC_avx2_CVT_F16(x) _mm256_cvtph_ps(x)

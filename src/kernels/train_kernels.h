@@ -12,8 +12,8 @@
  * [0, rows)) differs from `skip_id` (-1: keep all), by id. Writes the m kept positions in sorted order
  * to pos[0..m) and their ids to key[0..m); tmp_pos / tmp_key are scratch of n entries each. Returns m.
  * Equal ids keep input order (stability), which is what makes every per-row sum run in input order. */
-size_t tk_sort_ids(const void *ids, int id_width, size_t n, int64_t rows, int64_t skip_id, uint64_t *key,
-                   size_t *pos, uint64_t *tmp_key, size_t *tmp_pos);
+size_t tk_sort_ids(const void *ids, int id_width, size_t n, int64_t rows, int64_t skip_id, uint64_t *key, size_t *pos,
+                   uint64_t *tmp_key, size_t *tmp_pos);
 
 /* Segments of a sorted key array: seg[0..u] with seg[0] = 0, seg[u] = m, key constant on each
  * [seg[s], seg[s+1]). Returns u. seg needs m+1 entries. */
@@ -31,7 +31,7 @@ size_t tk_segments(const uint64_t *key, size_t m, size_t *seg);
 typedef struct {
     const float *src;
     size_t src_stride;
-    const size_t *src_map; /* optional, indexed by position */
+    const size_t *src_map;  /* optional, indexed by position */
     const float *pos_scale; /* optional, indexed by position */
     int scale_by_count;     /* multiply by 1/count (count = segment length) */
     const uint64_t *key;

@@ -48,8 +48,8 @@ int32_t tokemb_posenc_create_sinusoidal(int64_t dim, double base, int32_t layout
     if (!isfinite(base) || base <= 0)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: base = %g must be finite and > 0", fn, base);
     if (layout < TOKEMB_INTERLEAVED || layout > TOKEMB_CONCAT_T2T)
-        return tk_error(TOKEMB_INVALID_ARGUMENT,
-                        "%s: unknown layout %d (INTERLEAVED 0, CONCAT 1, CONCAT_T2T 2)", fn, (int)layout);
+        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: unknown layout %d (INTERLEAVED 0, CONCAT 1, CONCAT_T2T 2)", fn,
+                        (int)layout);
     if (layout == TOKEMB_CONCAT_T2T && dim < 2)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: dim = %lld: CONCAT_T2T needs dim >= 2 (h = dim/2 >= 1)", fn,
                         (long long)dim);
@@ -157,8 +157,8 @@ static int32_t tk_check_positions(const char *fn, const tokemb_posenc *pe, const
         for (size_t i = 0; i < n; i++)
             if (TK_UNLIKELY(pos[i] < 0 || pos[i] >= pe->max_len))
                 return tk_error(TOKEMB_OUT_OF_RANGE,
-                                "%s: position %lld at index %zu is outside [0, %lld) (learned table length %lld)",
-                                fn, (long long)pos[i], i, (long long)pe->max_len, (long long)pe->max_len);
+                                "%s: position %lld at index %zu is outside [0, %lld) (learned table length %lld)", fn,
+                                (long long)pos[i], i, (long long)pe->max_len, (long long)pe->max_len);
     } else {
         for (size_t i = 0; i < n; i++)
             if (TK_UNLIKELY(pos[i] < -TK_POS_LIMIT || pos[i] > TK_POS_LIMIT))
@@ -242,16 +242,15 @@ static int32_t tk_embed_check(const char *fn, const tokemb_table *tok, const tok
         int64_t lo = pe->kind == TK_PE_LEARNED ? 0 : -TK_POS_LIMIT;
         int64_t hi = pe->kind == TK_PE_LEARNED ? pe->max_len : TK_POS_LIMIT + 1;
         if (start_pos < lo || start_pos >= hi || (uint64_t)(hi - start_pos) < (uint64_t)seq) {
-            int64_t bad = start_pos < lo || start_pos >= hi ? start_pos
-                                                            : start_pos + (int64_t)(hi - start_pos);
+            int64_t bad = start_pos < lo || start_pos >= hi ? start_pos : start_pos + (int64_t)(hi - start_pos);
             if (pe->kind == TK_PE_LEARNED)
                 return tk_error(TOKEMB_OUT_OF_RANGE,
                                 "%s: position %lld (start_pos %lld + seq %zu) is outside [0, %lld) (learned table "
                                 "length %lld)",
                                 fn, (long long)bad, (long long)start_pos, seq, (long long)pe->max_len,
                                 (long long)pe->max_len);
-            return tk_error(TOKEMB_OUT_OF_RANGE, "%s: positions start_pos %lld .. + seq %zu leave [-2^53, 2^53]",
-                            fn, (long long)start_pos, seq);
+            return tk_error(TOKEMB_OUT_OF_RANGE, "%s: positions start_pos %lld .. + seq %zu leave [-2^53, 2^53]", fn,
+                            (long long)start_pos, seq);
         }
     }
     return TOKEMB_OK;

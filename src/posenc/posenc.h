@@ -17,8 +17,8 @@ enum { TK_PE_SINUSOIDAL = 1, TK_PE_LEARNED, TK_PE_ROPE, TK_PE_ALIBI, TK_PE_T5, T
  * validates the value (the generic code has checked the type and, for doubles, that it is finite). */
 enum { TK_PE_PARAM_NONE = 0, TK_PE_PARAM_I64 = 1, TK_PE_PARAM_F64 = 2 };
 typedef struct tk_pe_family {
-    int kind;         /* TK_PE_* */
-    const char *name; /* in error messages */
+    int kind;                         /* TK_PE_* */
+    const char *name;                 /* in error messages */
     int (*param_type)(int32_t param); /* NULL: no parameters */
     int32_t (*set_i64)(const char *fn, tokemb_posenc *pe, int32_t param, int64_t value);
     int32_t (*set_f64)(const char *fn, tokemb_posenc *pe, int32_t param, double value);
@@ -27,14 +27,14 @@ typedef struct tk_pe_family {
 } tk_pe_family;
 
 struct tokemb_posenc {
-    int kind;                     /* family->kind */
+    int kind; /* family->kind */
     const tk_pe_family *family;
-    int64_t dim;          /* sinusoidal / learned / Shaw: row length; RoPE: head_dim */
+    int64_t dim; /* sinusoidal / learned / Shaw: row length; RoPE: head_dim */
     double base;
     int32_t layout;
-    double *freq;         /* sinusoidal: per-pair frequency (or denominator, see posenc.c) */
-    tokemb_table *table;  /* learned [max_len][dim], T5 [num_buckets][n_heads], Shaw [2k+1][dim] */
-    int64_t max_len;      /* learned: rows */
+    double *freq;        /* sinusoidal: per-pair frequency (or denominator, see posenc.c) */
+    tokemb_table *table; /* learned [max_len][dim], T5 [num_buckets][n_heads], Shaw [2k+1][dim] */
+    int64_t max_len;     /* learned: rows */
 
     /* RoPE */
     int64_t rotary_dim;
@@ -43,9 +43,9 @@ struct tokemb_posenc {
     int64_t original_max_pos, seq_len;
     int32_t truncate;
     double *short_factor, *long_factor; /* LongRoPE, rotary_dim/2 each, NULL until set */
-    double *rope_inv;     /* rotary_dim/2 scaled inverse frequencies of the current configuration */
-    double rope_A;        /* its attention factor */
-    int rope_ok;          /* 0: the configuration does not hold together (the call reports why) */
+    double *rope_inv;                   /* rotary_dim/2 scaled inverse frequencies of the current configuration */
+    double rope_A;                      /* its attention factor */
+    int rope_ok;                        /* 0: the configuration does not hold together (the call reports why) */
 
     /* ALiBi */
     int64_t n_heads;
@@ -56,7 +56,7 @@ struct tokemb_posenc {
     /* T5 / Shaw */
     int64_t num_buckets, max_distance;
     int32_t bidirectional;
-    int64_t *thresholds;  /* T5: smallest n of bucket max_exact + v, v = 1 .. n_thr */
+    int64_t *thresholds; /* T5: smallest n of bucket max_exact + v, v = 1 .. n_thr */
     int64_t n_thr, max_exact, half_buckets;
 };
 

@@ -20,7 +20,9 @@ static void tk_alibi_compute_slopes(tokemb_posenc *pe) {
 
 /* The ALiBi family's parameters: TOKEMB_ALIBI_CAUSAL (i) and TOKEMB_ALIBI_MAX_BIAS (f, recomputes the slopes). */
 static int tk_alibi_param_type(int32_t param) {
-    return param == TOKEMB_ALIBI_CAUSAL ? TK_PE_PARAM_I64 : param == TOKEMB_ALIBI_MAX_BIAS ? TK_PE_PARAM_F64 : TK_PE_PARAM_NONE;
+    return param == TOKEMB_ALIBI_CAUSAL     ? TK_PE_PARAM_I64
+           : param == TOKEMB_ALIBI_MAX_BIAS ? TK_PE_PARAM_F64
+                                            : TK_PE_PARAM_NONE;
 }
 static int32_t tk_alibi_set_i64(const char *fn, tokemb_posenc *pe, int32_t param, int64_t value) {
     if (value != 0 && value != 1)
@@ -30,7 +32,8 @@ static int32_t tk_alibi_set_i64(const char *fn, tokemb_posenc *pe, int32_t param
     return TOKEMB_OK;
 }
 static int32_t tk_alibi_set_f64(const char *fn, tokemb_posenc *pe, int32_t param, double value) {
-    if (value <= 0) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: parameter %d = %g must be > 0", fn, (int)param, value);
+    if (value <= 0)
+        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: parameter %d = %g must be > 0", fn, (int)param, value);
     pe->max_bias = value;
     tk_alibi_compute_slopes(pe);
     return TOKEMB_OK;
@@ -44,7 +47,7 @@ static double tk_alibi_get_f64(const tokemb_posenc *pe, int32_t param) {
     return pe->max_bias;
 }
 const tk_pe_family tk_pe_alibi = {TK_PE_ALIBI,      "ALiBi",          tk_alibi_param_type, tk_alibi_set_i64,
-                                         tk_alibi_set_f64, tk_alibi_get_i64, tk_alibi_get_f64};
+                                  tk_alibi_set_f64, tk_alibi_get_i64, tk_alibi_get_f64};
 
 int32_t tokemb_posenc_create_alibi(int64_t n_heads, tokemb_posenc **out) {
     static const char fn[] = "tokemb_posenc_create_alibi";
@@ -186,9 +189,8 @@ static int32_t tk_shaw_index(const tokemb_posenc *pe, int64_t rel) {
 
 /* ---- shared (q, k) checks ----------------------------------------------------------------------- */
 
-static int32_t tk_rel_check(const char *fn, const tokemb_posenc *pe, int kind_a, int kind_b, size_t q_len,
-                            size_t k_len, int64_t q_offset, size_t per_pair, const void *buf, const char *buf_name,
-                            size_t *n_pairs) {
+static int32_t tk_rel_check(const char *fn, const tokemb_posenc *pe, int kind_a, int kind_b, size_t q_len, size_t k_len,
+                            int64_t q_offset, size_t per_pair, const void *buf, const char *buf_name, size_t *n_pairs) {
     if (!pe) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: encoder is NULL", fn);
     if (pe->kind != kind_a && pe->kind != kind_b)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: not available for this encoder family (%d)", fn, pe->kind);
@@ -223,8 +225,8 @@ int32_t tokemb_posenc_buckets(const tokemb_posenc *pe, size_t q_len, size_t k_le
 int32_t tokemb_posenc_attn_bias(const tokemb_posenc *pe, size_t q_len, size_t k_len, int64_t q_offset, float *out) {
     static const char fn[] = "tokemb_posenc_attn_bias";
     size_t n;
-    int32_t st = tk_rel_check(fn, pe, TK_PE_ALIBI, TK_PE_T5, q_len, k_len, q_offset, pe ? (size_t)pe->n_heads : 1,
-                              out, "out", &n);
+    int32_t st = tk_rel_check(fn, pe, TK_PE_ALIBI, TK_PE_T5, q_len, k_len, q_offset, pe ? (size_t)pe->n_heads : 1, out,
+                              "out", &n);
     if (st || n == 0) return st;
     const size_t H = (size_t)pe->n_heads;
     if (pe->kind == TK_PE_ALIBI) {
@@ -236,10 +238,8 @@ int32_t tokemb_posenc_attn_bias(const tokemb_posenc *pe, size_t q_len, size_t k_
                 for (size_t j = 0; j < k_len; j++) {
                     int64_t d = qp - (int64_t)j;
                     float v;
-                    if (pe->causal)
-                        v = d < 0 ? -INFINITY : (float)(-(m * (double)d));
-                    else
-                        v = (float)(-(m * (double)(d < 0 ? -d : d)));
+                    if (pe->causal) v = d < 0 ? -INFINITY : (float)(-(m * (double)d));
+                    else v = (float)(-(m * (double)(d < 0 ? -d : d)));
                     o[i * k_len + j] = v;
                 }
             }
@@ -277,8 +277,8 @@ int32_t tokemb_posenc_attn_bias_backward(const tokemb_posenc *pe, size_t q_len, 
 int32_t tokemb_posenc_shaw_embed(const tokemb_posenc *pe, size_t q_len, size_t k_len, int64_t q_offset, float *out) {
     static const char fn[] = "tokemb_posenc_shaw_embed";
     size_t n;
-    int32_t st = tk_rel_check(fn, pe, TK_PE_SHAW, TK_PE_SHAW, q_len, k_len, q_offset, pe ? (size_t)pe->dim : 1, out,
-                              "out", &n);
+    int32_t st =
+        tk_rel_check(fn, pe, TK_PE_SHAW, TK_PE_SHAW, q_len, k_len, q_offset, pe ? (size_t)pe->dim : 1, out, "out", &n);
     if (st || n == 0) return st;
     const size_t d = (size_t)pe->dim;
     for (size_t i = 0; i < q_len; i++) {
@@ -291,7 +291,7 @@ int32_t tokemb_posenc_shaw_embed(const tokemb_posenc *pe, size_t q_len, size_t k
 }
 
 int32_t tokemb_posenc_shaw_embed_backward(const tokemb_posenc *pe, size_t q_len, size_t k_len, int64_t q_offset,
-                                   const float *grad, float *grad_table) {
+                                          const float *grad, float *grad_table) {
     static const char fn[] = "tokemb_posenc_shaw_embed_backward";
     size_t n;
     int32_t st = tk_rel_check(fn, pe, TK_PE_SHAW, TK_PE_SHAW, q_len, k_len, q_offset, pe ? (size_t)pe->dim : 1, grad,

@@ -14,13 +14,18 @@
 
 static int tk_rope_param_type(int32_t param) {
     switch (param) {
-    case TOKEMB_ROPE_SCALING: case TOKEMB_ROPE_ORIGINAL_MAX_POS: case TOKEMB_ROPE_TRUNCATE:
-    case TOKEMB_ROPE_SEQ_LEN:
-        return TK_PE_PARAM_I64;
-    case TOKEMB_ROPE_FACTOR: case TOKEMB_ROPE_BETA_FAST: case TOKEMB_ROPE_BETA_SLOW:
-    case TOKEMB_ROPE_LOW_FREQ_FACTOR: case TOKEMB_ROPE_HIGH_FREQ_FACTOR:
-    case TOKEMB_ROPE_ATTN_FACTOR: case TOKEMB_ROPE_MSCALE: case TOKEMB_ROPE_MSCALE_ALL_DIM:
-        return TK_PE_PARAM_F64;
+    case TOKEMB_ROPE_SCALING:
+    case TOKEMB_ROPE_ORIGINAL_MAX_POS:
+    case TOKEMB_ROPE_TRUNCATE:
+    case TOKEMB_ROPE_SEQ_LEN: return TK_PE_PARAM_I64;
+    case TOKEMB_ROPE_FACTOR:
+    case TOKEMB_ROPE_BETA_FAST:
+    case TOKEMB_ROPE_BETA_SLOW:
+    case TOKEMB_ROPE_LOW_FREQ_FACTOR:
+    case TOKEMB_ROPE_HIGH_FREQ_FACTOR:
+    case TOKEMB_ROPE_ATTN_FACTOR:
+    case TOKEMB_ROPE_MSCALE:
+    case TOKEMB_ROPE_MSCALE_ALL_DIM: return TK_PE_PARAM_F64;
     default: return TK_PE_PARAM_NONE;
     }
 }
@@ -58,8 +63,8 @@ static int32_t tk_rope_set_i64(const char *fn, tokemb_posenc *pe, int32_t param,
 }
 
 static int32_t tk_rope_set_f64(const char *fn, tokemb_posenc *pe, int32_t param, double value) {
-    const int nonneg = param == TOKEMB_ROPE_ATTN_FACTOR || param == TOKEMB_ROPE_MSCALE ||
-                       param == TOKEMB_ROPE_MSCALE_ALL_DIM;
+    const int nonneg =
+        param == TOKEMB_ROPE_ATTN_FACTOR || param == TOKEMB_ROPE_MSCALE || param == TOKEMB_ROPE_MSCALE_ALL_DIM;
     if (nonneg ? value < 0 : value <= 0)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: parameter %d = %g must be %s", fn, (int)param, value,
                         nonneg ? ">= 0" : "> 0");
@@ -100,7 +105,7 @@ static double tk_rope_get_f64(const tokemb_posenc *pe, int32_t param) {
 }
 
 const tk_pe_family tk_pe_rope = {TK_PE_ROPE,      "RoPE",          tk_rope_param_type, tk_rope_set_i64,
-                                        tk_rope_set_f64, tk_rope_get_i64, tk_rope_get_f64};
+                                 tk_rope_set_f64, tk_rope_get_i64, tk_rope_get_f64};
 
 int32_t tokemb_posenc_create_rope(int64_t head_dim, int64_t rotary_dim, double base, int32_t layout,
                                   tokemb_posenc **out) {
@@ -139,8 +144,8 @@ int32_t tokemb_posenc_create_rope(int64_t head_dim, int64_t rotary_dim, double b
     return TOKEMB_OK;
 }
 
-int32_t tokemb_posenc_rope_set_longrope_factors(tokemb_posenc *pe, const double *short_factor, const double *long_factor,
-                                         size_t n) {
+int32_t tokemb_posenc_rope_set_longrope_factors(tokemb_posenc *pe, const double *short_factor,
+                                                const double *long_factor, size_t n) {
     static const char fn[] = "tokemb_posenc_rope_set_longrope_factors";
     if (!pe) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: encoder is NULL", fn);
     if (pe->kind != TK_PE_ROPE) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: not a RoPE encoder", fn);
@@ -193,12 +198,10 @@ static int32_t tk_rope_freqs(const char *fn, const tokemb_posenc *pe, double *in
     double base = pe->base, A = 1.0;
     int sc = pe->scaling;
     if (sc != TOKEMB_ROPE_SCALING_NONE && sc != TOKEMB_ROPE_SCALING_LINEAR && pe->original_max_pos < 1)
-        return TK_FREQ_ERR(
-                        "%s: RoPE scaling %d needs TOKEMB_ROPE_ORIGINAL_MAX_POS (original_max_position_embeddings)",
-                        fn, sc);
+        return TK_FREQ_ERR("%s: RoPE scaling %d needs TOKEMB_ROPE_ORIGINAL_MAX_POS (original_max_position_embeddings)",
+                           fn, sc);
     if (sc == TOKEMB_ROPE_SCALING_DYNAMIC && pe->seq_len > pe->original_max_pos) {
-        if (r <= 2)
-            return TK_FREQ_ERR("%s: dynamic NTK needs rotary_dim > 2 (exponent r/(r-2))", fn);
+        if (r <= 2) return TK_FREQ_ERR("%s: dynamic NTK needs rotary_dim > 2 (exponent r/(r-2))", fn);
         base = base * pow(s * (double)pe->seq_len / l0 - (s - 1.0), (double)r / (double)(r - 2));
     }
     for (int64_t i = 0; i < half; i++) inv[i] = 1.0 / pow(base, (double)(2 * i) / (double)r);
@@ -208,10 +211,8 @@ static int32_t tk_rope_freqs(const char *fn, const tokemb_posenc *pe, double *in
         break;
     case TOKEMB_ROPE_SCALING_YARN: {
         if (pe->beta_fast < pe->beta_slow)
-            return TK_FREQ_ERR("%s: YaRN beta_fast = %g is below beta_slow = %g", fn,
-                            pe->beta_fast, pe->beta_slow);
-        if (pe->base == 1.0)
-            return TK_FREQ_ERR("%s: YaRN needs base != 1 (ln(base) divides)", fn);
+            return TK_FREQ_ERR("%s: YaRN beta_fast = %g is below beta_slow = %g", fn, pe->beta_fast, pe->beta_slow);
+        if (pe->base == 1.0) return TK_FREQ_ERR("%s: YaRN needs base != 1 (ln(base) divides)", fn);
         double low = tk_yarn_corr_dim(pe->beta_fast, (double)r, pe->base, l0);
         double high = tk_yarn_corr_dim(pe->beta_slow, (double)r, pe->base, l0);
         if (pe->truncate) {
@@ -229,15 +230,13 @@ static int32_t tk_rope_freqs(const char *fn, const tokemb_posenc *pe, double *in
         }
         if (pe->mscale != 0 && pe->mscale_all_dim != 0)
             A = tk_yarn_mscale(s, pe->mscale) / tk_yarn_mscale(s, pe->mscale_all_dim);
-        else
-            A = tk_yarn_mscale(s, 1.0);
+        else A = tk_yarn_mscale(s, 1.0);
         break;
     }
     case TOKEMB_ROPE_SCALING_LLAMA3: {
         const double lo = pe->low_freq_factor, hi = pe->high_freq_factor;
         if (!(hi > lo))
-            return TK_FREQ_ERR("%s: llama3 high_freq_factor = %g must exceed low_freq_factor = %g",
-                            fn, hi, lo);
+            return TK_FREQ_ERR("%s: llama3 high_freq_factor = %g must exceed low_freq_factor = %g", fn, hi, lo);
         const double low_wl = l0 / lo, high_wl = l0 / hi;
         for (int64_t i = 0; i < half; i++) {
             double wl = TK_TWO_PI / inv[i];
@@ -253,8 +252,7 @@ static int32_t tk_rope_freqs(const char *fn, const tokemb_posenc *pe, double *in
     }
     case TOKEMB_ROPE_SCALING_LONGROPE: {
         if (!pe->short_factor)
-            return TK_FREQ_ERR(
-                            "%s: LONGROPE needs its factors (tokemb_posenc_rope_set_longrope_factors)", fn);
+            return TK_FREQ_ERR("%s: LONGROPE needs its factors (tokemb_posenc_rope_set_longrope_factors)", fn);
         const double *lam = pe->seq_len > pe->original_max_pos ? pe->long_factor : pe->short_factor;
         for (int64_t i = 0; i < half; i++) inv[i] = 1.0 / (lam[i] * pow(pe->base, (double)(2 * i) / (double)r));
         if (s > 1.0) {
@@ -327,13 +325,14 @@ static int32_t tk_check_rope_positions(const char *fn, const int64_t *pos, size_
 }
 
 int32_t tokemb_posenc_rope_cos_sin(const tokemb_posenc *pe, const int64_t *positions, size_t n, float *cos_out,
-                            float *sin_out) {
+                                   float *sin_out) {
     static const char fn[] = "tokemb_posenc_rope_cos_sin";
     int32_t st = tk_check_rope(fn, pe);
     if (st) return st;
     if (n == 0) return TOKEMB_OK;
     if (!positions || !cos_out || !sin_out)
-        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: positions, cos_out and sin_out must be non-NULL with n = %zu", fn, n);
+        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: positions, cos_out and sin_out must be non-NULL with n = %zu", fn,
+                        n);
     size_t half = (size_t)pe->rotary_dim / 2, total;
     if (tk_mul_overflow(n, half, &total) || tk_mul_overflow(total, sizeof(float), &total))
         return tk_error(TOKEMB_OVERFLOW, "%s: n = %zu x %zu pairs overflows", fn, n, half);
@@ -374,8 +373,8 @@ static void tk_rope_range(void *p, size_t b, size_t e) {
     }
 }
 
-static int32_t tk_rope_run(const char *fn, const tokemb_posenc *pe, float *x, size_t batch, size_t n_heads,
-                           size_t seq, size_t sb, size_t sh, size_t ss, const int64_t *positions, int backward) {
+static int32_t tk_rope_run(const char *fn, const tokemb_posenc *pe, float *x, size_t batch, size_t n_heads, size_t seq,
+                           size_t sb, size_t sh, size_t ss, const int64_t *positions, int backward) {
     int32_t st = tk_check_rope(fn, pe);
     if (st) return st;
     size_t n;
@@ -403,8 +402,8 @@ static int32_t tk_rope_run(const char *fn, const tokemb_posenc *pe, float *x, si
     return TOKEMB_OK;
 }
 
-static int32_t tk_rope_contiguous(const char *fn, const tokemb_posenc *pe, float *x, size_t n_tokens,
-                                  size_t n_heads, const int64_t *positions, int backward) {
+static int32_t tk_rope_contiguous(const char *fn, const tokemb_posenc *pe, float *x, size_t n_tokens, size_t n_heads,
+                                  const int64_t *positions, int backward) {
     size_t hd = pe ? (size_t)pe->dim : 0, tok_stride;
     if (tk_mul_overflow(n_heads, hd, &tok_stride))
         return tk_error(TOKEMB_OVERFLOW, "%s: n_heads = %zu x head_dim = %zu overflows", fn, n_heads, hd);
@@ -422,14 +421,14 @@ int32_t tokemb_rope_apply_backward(const tokemb_posenc *pe, float *grad, size_t 
 }
 
 int32_t tokemb_posenc_rope_apply_strided(const tokemb_posenc *pe, float *x, size_t batch, size_t n_heads, size_t seq,
-                                  int64_t stride_batch, int64_t stride_head, int64_t stride_seq,
-                                  const int64_t *positions, int32_t backward) {
+                                         int64_t stride_batch, int64_t stride_head, int64_t stride_seq,
+                                         const int64_t *positions, int32_t backward) {
     static const char fn[] = "tokemb_posenc_rope_apply_strided";
     if (stride_batch < 0 || stride_head < 0 || stride_seq < 0)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: strides (%lld, %lld, %lld) must be >= 0", fn,
                         (long long)stride_batch, (long long)stride_head, (long long)stride_seq);
     if (backward != 0 && backward != 1)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: backward = %d must be 0 or 1", fn, (int)backward);
-    return tk_rope_run(fn, pe, x, batch, n_heads, seq, (size_t)stride_batch, (size_t)stride_head,
-                       (size_t)stride_seq, positions, backward);
+    return tk_rope_run(fn, pe, x, batch, n_heads, seq, (size_t)stride_batch, (size_t)stride_head, (size_t)stride_seq,
+                       positions, backward);
 }

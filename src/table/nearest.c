@@ -83,7 +83,8 @@ static int32_t tk_nearest_impl(const char *fn, const tokemb_table *t, const floa
     size_t *hn = (size_t *)tk_malloc(qb * sizeof(size_t));
     int32_t st = TOKEMB_OK;
     if (!Q || !S || (!f32 && !W) || !rnorm || !H || !hn) {
-        st = tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate the scoring scratch (%zu + %zu bytes)", fn, qbytes, sbytes);
+        st =
+            tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate the scoring scratch (%zu + %zu bytes)", fn, qbytes, sbytes);
         goto done;
     }
     const uint64_t total = (uint64_t)n * (uint64_t)rows;
@@ -250,6 +251,5 @@ int32_t tokemb_nearest_ids(const tokemb_table *t, const int64_t *ids, size_t n, 
     if (n == 0) return TOKEMB_OK;
     if (!ids) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: ids is NULL with n = %zu", fn, n);
     if ((st = tk_check_ids(fn, ids, 8, n, t->rows))) return st;
-    return tk_nearest_impl(fn, t, NULL, ids, n, k, metric, exclude_self ? ids : NULL, NULL, NULL, out_ids,
-                           out_scores);
+    return tk_nearest_impl(fn, t, NULL, ids, n, k, metric, exclude_self ? ids : NULL, NULL, NULL, out_ids, out_scores);
 }

@@ -5,9 +5,7 @@
 #include "table/table.h"
 
 /* Bytes between consecutive rows (row_stride is counted in elements; Q8_ROW elements are bytes). */
-static inline size_t tk_row_bytes(const tokemb_table *t) {
-    return (size_t)t->row_stride * tk_dtype_size(t->dtype);
-}
+static inline size_t tk_row_bytes(const tokemb_table *t) { return (size_t)t->row_stride * tk_dtype_size(t->dtype); }
 static inline void *tk_row_ptr(const tokemb_table *t, int64_t r) {
     return (uint8_t *)t->data + (size_t)r * tk_row_bytes(t);
 }

@@ -60,8 +60,8 @@ static int32_t tk_table_shape(const char *fn, int64_t rows, int64_t dim, int64_t
     if ((uint64_t)rows > SIZE_MAX || (uint64_t)row_stride > SIZE_MAX ||
         tk_mul_overflow((size_t)rows, (size_t)row_stride, &n) || tk_mul_overflow(n, es, bytes) ||
         *bytes > (size_t)PTRDIFF_MAX)
-        return tk_error(TOKEMB_OVERFLOW, "%s: %lld rows x %lld elements x %zu bytes overflows", fn,
-                        (long long)rows, (long long)row_stride, es);
+        return tk_error(TOKEMB_OVERFLOW, "%s: %lld rows x %lld elements x %zu bytes overflows", fn, (long long)rows,
+                        (long long)row_stride, es);
     return TOKEMB_OK;
 }
 
@@ -93,8 +93,8 @@ int32_t tokemb_table_create(int64_t rows, int64_t dim, int32_t dtype, tokemb_tab
     t->data = tk_aligned_alloc(bytes);
     if (!t->data) {
         tk_free(t);
-        return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate %zu bytes for %lld x %lld", fn, bytes,
-                        (long long)rows, (long long)dim);
+        return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate %zu bytes for %lld x %lld", fn, bytes, (long long)rows,
+                        (long long)dim);
     }
     t->rows = rows;
     t->dim = dim;
@@ -105,8 +105,8 @@ int32_t tokemb_table_create(int64_t rows, int64_t dim, int32_t dtype, tokemb_tab
     return TOKEMB_OK;
 }
 
-int32_t tokemb_table_wrap(void *data, int64_t rows, int64_t dim, int64_t row_stride, int32_t dtype,
-                          uint32_t flags, tokemb_table **out) {
+int32_t tokemb_table_wrap(void *data, int64_t rows, int64_t dim, int64_t row_stride, int32_t dtype, uint32_t flags,
+                          tokemb_table **out) {
     static const char fn[] = "tokemb_table_wrap";
     if (!out) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: out is NULL", fn);
     if (!data) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: data is NULL", fn);
@@ -140,19 +140,16 @@ int64_t tokemb_table_rows(const tokemb_table *t) { return t ? t->rows : -1; }
 int64_t tokemb_table_dim(const tokemb_table *t) { return t ? t->dim : -1; }
 int64_t tokemb_table_row_stride(const tokemb_table *t) { return t ? t->row_stride : -1; }
 int32_t tokemb_table_dtype(const tokemb_table *t) { return t ? t->dtype : -1; }
-float *tokemb_table_data(tokemb_table *t) {
-    return (t && t->dtype == TOKEMB_F32) ? (float *)t->data : NULL;
-}
+float *tokemb_table_data(tokemb_table *t) { return (t && t->dtype == TOKEMB_F32) ? (float *)t->data : NULL; }
 
-static int32_t tk_check_row_range(const char *fn, const tokemb_table *t, int64_t row0, size_t n_rows,
-                                  const void *buf) {
+static int32_t tk_check_row_range(const char *fn, const tokemb_table *t, int64_t row0, size_t n_rows, const void *buf) {
     int32_t st = tk_check_table(fn, t);
     if (st) return st;
     if (!buf) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: buffer is NULL", fn);
     if (n_rows == 0) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: n_rows is 0", fn);
     if (row0 < 0 || row0 >= t->rows || n_rows > (uint64_t)(t->rows - row0))
-        return tk_error(TOKEMB_OUT_OF_RANGE, "%s: rows [%lld, %lld + %zu) are outside [0, %lld)", fn,
-                        (long long)row0, (long long)row0, n_rows, (long long)t->rows);
+        return tk_error(TOKEMB_OUT_OF_RANGE, "%s: rows [%lld, %lld + %zu) are outside [0, %lld)", fn, (long long)row0,
+                        (long long)row0, n_rows, (long long)t->rows);
     return TOKEMB_OK;
 }
 
@@ -188,7 +185,8 @@ int32_t tokemb_table_convert(const tokemb_table *src, int32_t dtype, tokemb_tabl
     if (st) return st;
     if (!out) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: out is NULL", fn);
     if (tk_dtype_size(dtype) == 0)
-        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: unknown dtype %d (F32 0, F16 1, BF16 2, Q8_ROW 3)", fn, (int)dtype);
+        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: unknown dtype %d (F32 0, F16 1, BF16 2, Q8_ROW 3)", fn,
+                        (int)dtype);
     const size_t d = (size_t)src->dim;
     float *row = (float *)tk_malloc(d * sizeof(float));
     if (!row) return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate a %zu-float row buffer", fn, d);
@@ -228,8 +226,7 @@ int32_t tokemb_table_convert(const tokemb_table *src, int32_t dtype, tokemb_tabl
 
 static bool tk_param_is_f64(int32_t p) { return p == TOKEMB_MAX_NORM || p == TOKEMB_NORM_TYPE; }
 static bool tk_param_is_i64(int32_t p) {
-    return p == TOKEMB_PADDING_IDX || p == TOKEMB_SCALE_GRAD_BY_FREQ || p == TOKEMB_FROZEN ||
-           p == TOKEMB_NONTEMPORAL;
+    return p == TOKEMB_PADDING_IDX || p == TOKEMB_SCALE_GRAD_BY_FREQ || p == TOKEMB_FROZEN || p == TOKEMB_NONTEMPORAL;
 }
 
 static int32_t tk_param_kind_error(const char *fn, int32_t param) {
@@ -253,8 +250,8 @@ int32_t tokemb_table_set_param(tokemb_table *t, int32_t param, int64_t value) {
             return TOKEMB_OK;
         }
         if (value < -t->rows || value >= t->rows)
-            return tk_error(TOKEMB_OUT_OF_RANGE, "%s: padding_idx %lld is outside [-%lld, %lld)", fn,
-                            (long long)value, (long long)t->rows, (long long)t->rows);
+            return tk_error(TOKEMB_OUT_OF_RANGE, "%s: padding_idx %lld is outside [-%lld, %lld)", fn, (long long)value,
+                            (long long)t->rows, (long long)t->rows);
         t->padding_idx = value < 0 ? t->rows + value : value;
         return TOKEMB_OK;
     case TOKEMB_NONTEMPORAL:

@@ -11,20 +11,20 @@
 enum { TK_TABLE_OWNED = 1u, TK_TABLE_READONLY = 2u };
 
 struct tokemb_table {
-    void *data;            /* storage; rows*row_stride elements of dtype */
+    void *data; /* storage; rows*row_stride elements of dtype */
     int64_t rows, dim, row_stride;
     int32_t dtype;
-    uint32_t flags;        /* TK_TABLE_* */
-    int64_t padding_idx;   /* normalised, or -1 for none */
-    double max_norm;       /* <= 0: off */
+    uint32_t flags;      /* TK_TABLE_* */
+    int64_t padding_idx; /* normalised, or -1 for none */
+    double max_norm;     /* <= 0: off */
     double norm_type;
     int32_t scale_grad_by_freq;
     int32_t frozen;
-    void *optim;           /* optimizer state, owned (see optim.c); NULL until first use */
+    void *optim; /* optimizer state, owned (see optim.c); NULL until first use */
     void (*optim_free)(void *);
     void (*release)(void *ctx); /* called by tokemb_table_free (e.g. munmap of a mapped file), or NULL */
     void *release_ctx;
-    int32_t nontemporal;   /* TOKEMB_NONTEMPORAL: 0 off, 1 on, 2 auto (lookup.c) */
+    int32_t nontemporal; /* TOKEMB_NONTEMPORAL: 0 off, 1 on, 2 auto (lookup.c) */
 };
 
 static inline float *tk_row_f32(const tokemb_table *t, int64_t r) {

@@ -7,8 +7,7 @@
 
 /* Validates mode, offsets (length n_bags + 1: offsets[0] == 0, non-decreasing, offsets[n_bags] == n). */
 static int32_t tk_check_bags(const char *fn, const tokemb_table *t, const void *ids, int idw, size_t n,
-                             const int64_t *offsets, size_t n_bags, int32_t mode, const float *psw,
-                             bool need_f32) {
+                             const int64_t *offsets, size_t n_bags, int32_t mode, const float *psw, bool need_f32) {
     int32_t st = tk_check_table(fn, t);
     if (st) return st;
     if (mode < TOKEMB_SUM || mode > TOKEMB_MAX)
@@ -23,7 +22,8 @@ static int32_t tk_check_bags(const char *fn, const tokemb_table *t, const void *
     size_t total;
     if (n_bags == SIZE_MAX || tk_mul_overflow(n_bags, (size_t)t->dim, &total) ||
         tk_mul_overflow(total, sizeof(float), &total))
-        return tk_error(TOKEMB_OVERFLOW, "%s: n_bags = %zu rows of %lld floats overflows", fn, n_bags, (long long)t->dim);
+        return tk_error(TOKEMB_OVERFLOW, "%s: n_bags = %zu rows of %lld floats overflows", fn, n_bags,
+                        (long long)t->dim);
     if (offsets[0] != 0)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: offsets[0] = %lld must be 0", fn, (long long)offsets[0]);
     for (size_t b = 1; b <= n_bags; b++)
@@ -31,8 +31,9 @@ static int32_t tk_check_bags(const char *fn, const tokemb_table *t, const void *
             return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: offsets[%zu] = %lld is smaller than offsets[%zu] = %lld", fn,
                             b, (long long)offsets[b], b - 1, (long long)offsets[b - 1]);
     if ((uint64_t)offsets[n_bags] != (uint64_t)n)
-        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: offsets[%zu] = %lld must equal n = %zu (the last offset ends the last bag)",
-                        fn, n_bags, (long long)offsets[n_bags], n);
+        return tk_error(TOKEMB_INVALID_ARGUMENT,
+                        "%s: offsets[%zu] = %lld must equal n = %zu (the last offset ends the last bag)", fn, n_bags,
+                        (long long)offsets[n_bags], n);
     if (need_f32 && t->dtype != TOKEMB_F32)
         return tk_error(TOKEMB_UNSUPPORTED, "%s: the bag backward needs F32 storage (dtype %d)", fn, (int)t->dtype);
     return tk_check_ids(fn, ids, idw, n, t->rows);
@@ -56,8 +57,7 @@ static void tk_bags_range(void *p, size_t b0, size_t b1) {
 }
 
 static int32_t tk_lookup_bags_impl(const char *fn, tokemb_table *t, const void *ids, int idw, size_t n,
-                                   const int64_t *offsets, size_t n_bags, int32_t mode, const float *psw,
-                                   float *out) {
+                                   const int64_t *offsets, size_t n_bags, int32_t mode, const float *psw, float *out) {
     int32_t st = tk_check_bags(fn, t, ids, idw, n, offsets, n_bags, mode, psw, false);
     if (st) return st;
     if (n_bags == 0) return TOKEMB_OK;
@@ -81,10 +81,9 @@ int32_t tokemb_lookup_bags(tokemb_table *t, const int64_t *ids, size_t n, const 
     return tk_lookup_bags_impl("tokemb_lookup_bags", t, ids, 8, n, offsets, n_bags, mode, per_sample_weights, out);
 }
 
-int32_t tokemb_lookup_bags_i32(tokemb_table *t, const int32_t *ids, size_t n, const int64_t *offsets,
-                               size_t n_bags, int32_t mode, const float *per_sample_weights, float *out) {
-    return tk_lookup_bags_impl("tokemb_lookup_bags_i32", t, ids, 4, n, offsets, n_bags, mode, per_sample_weights,
-                               out);
+int32_t tokemb_lookup_bags_i32(tokemb_table *t, const int32_t *ids, size_t n, const int64_t *offsets, size_t n_bags,
+                               int32_t mode, const float *per_sample_weights, float *out) {
+    return tk_lookup_bags_impl("tokemb_lookup_bags_i32", t, ids, 4, n, offsets, n_bags, mode, per_sample_weights, out);
 }
 
 /* ---- backward ---------------------------------------------------------------------------------- */
@@ -202,16 +201,15 @@ static int32_t tk_grad_bags_impl(const char *fn, const tokemb_table *t, const vo
 }
 
 int32_t tokemb_lookup_bags_backward(const tokemb_table *t, const int64_t *ids, size_t n, const int64_t *offsets,
-                                    size_t n_bags, int32_t mode, const float *per_sample_weights,
-                                    const float *grad_out, float *grad_table, float *grad_per_sample_weights) {
+                                    size_t n_bags, int32_t mode, const float *per_sample_weights, const float *grad_out,
+                                    float *grad_table, float *grad_per_sample_weights) {
     return tk_grad_bags_impl("tokemb_lookup_bags_backward", t, ids, 8, n, offsets, n_bags, mode, per_sample_weights,
                              grad_out, grad_table, grad_per_sample_weights);
 }
 
-int32_t tokemb_lookup_bags_backward_i32(const tokemb_table *t, const int32_t *ids, size_t n,
-                                        const int64_t *offsets, size_t n_bags, int32_t mode,
-                                        const float *per_sample_weights, const float *grad_out, float *grad_table,
-                                        float *grad_per_sample_weights) {
-    return tk_grad_bags_impl("tokemb_lookup_bags_backward_i32", t, ids, 4, n, offsets, n_bags, mode,
-                             per_sample_weights, grad_out, grad_table, grad_per_sample_weights);
+int32_t tokemb_lookup_bags_backward_i32(const tokemb_table *t, const int32_t *ids, size_t n, const int64_t *offsets,
+                                        size_t n_bags, int32_t mode, const float *per_sample_weights,
+                                        const float *grad_out, float *grad_table, float *grad_per_sample_weights) {
+    return tk_grad_bags_impl("tokemb_lookup_bags_backward_i32", t, ids, 4, n, offsets, n_bags, mode, per_sample_weights,
+                             grad_out, grad_table, grad_per_sample_weights);
 }

@@ -14,7 +14,8 @@ int32_t tk_sorted_build(const char *fn, const void *ids, int id_width, size_t n,
         return tk_error(TOKEMB_OVERFLOW, "%s: sort scratch for n = %zu ids overflows", fn, n);
     size_t bytes = (5 * n + 1) * 8;
     unsigned char *mem = (unsigned char *)tk_malloc(bytes ? bytes : 8);
-    if (!mem) return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate %zu bytes of sort scratch for %zu ids", fn, bytes, n);
+    if (!mem)
+        return tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate %zu bytes of sort scratch for %zu ids", fn, bytes, n);
     s->mem = mem;
     s->key = (uint64_t *)mem;
     s->pos = (size_t *)(mem + 8 * n);
@@ -47,7 +48,7 @@ int32_t tk_check_grad_args(const char *fn, const tokemb_table *t, const void *id
 }
 
 int32_t tk_grad_accumulate_impl(const char *fn, const tokemb_table *t, const void *ids, int idw, size_t n,
-                                       const float *grad_out, float *grad_table) {
+                                const float *grad_out, float *grad_table) {
     int32_t st = tk_check_table(fn, t);
     if (st) return st;
     if (n == 0) return TOKEMB_OK;

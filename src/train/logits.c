@@ -27,8 +27,8 @@ int32_t tokemb_logits(const tokemb_table *t, const float *hidden, size_t n, floa
     if (st) return st;
     if (n == 0) return TOKEMB_OK;
     if (!logits) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: logits is NULL with n = %zu", fn, n);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)t->rows, (int)t->dim, 1.0f, hidden,
-                (int)t->dim, (const float *)t->data, (int)t->row_stride, 0.0f, logits, (int)t->rows);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)t->rows, (int)t->dim, 1.0f, hidden, (int)t->dim,
+                (const float *)t->data, (int)t->row_stride, 0.0f, logits, (int)t->rows);
     return TOKEMB_OK;
 }
 

@@ -57,8 +57,7 @@ static int tk_param_applies(int32_t kind, int32_t param) {
     case TOKEMB_OPTIM_BETA1:
     case TOKEMB_OPTIM_BETA2: return kind == TOKEMB_OPTIM_SPARSE_ADAM;
     case TOKEMB_OPTIM_LR_DECAY: return kind == TOKEMB_OPTIM_ADAGRAD;
-    case TOKEMB_OPTIM_INITIAL_ACCUMULATOR:
-        return kind == TOKEMB_OPTIM_ADAGRAD || kind == TOKEMB_OPTIM_ROWWISE_ADAGRAD;
+    case TOKEMB_OPTIM_INITIAL_ACCUMULATOR: return kind == TOKEMB_OPTIM_ADAGRAD || kind == TOKEMB_OPTIM_ROWWISE_ADAGRAD;
     default: return -1;
     }
 }
@@ -83,8 +82,8 @@ static int32_t tk_check_param(const char *fn, const tokemb_table *t, int32_t par
     int ap = tk_param_applies(s->kind, param);
     if (ap < 0) return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: unknown optimizer parameter %d", fn, (int)param);
     if (ap == 0)
-        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: parameter %d does not apply to optimizer kind %d", fn,
-                        (int)param, (int)s->kind);
+        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: parameter %d does not apply to optimizer kind %d", fn, (int)param,
+                        (int)s->kind);
     *out = s;
     return TOKEMB_OK;
 }

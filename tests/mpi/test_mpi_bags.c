@@ -8,8 +8,6 @@
 
 #include "tk_mpi_test.h"
 
-
-
 /* values with many bits set, so a different summation order would show */
 static float value(int64_t g, int64_t c) { return sinf((float)(g * 31 + c * 7) * 0.37f) * 3.3f; }
 
@@ -83,8 +81,8 @@ static void test_bags(int32_t sharding, int64_t V, int64_t D, int32_t mode, int 
     if (rank == 0) st = tokemb_mpi_lookup_bags(t, bad_ids, 1, bad_off, 2, mode, NULL, out);
     else st = tokemb_mpi_lookup_bags(t, ids, n, off, nb, mode, NULL, out);
     CHECK(st == TOKEMB_INVALID_ARGUMENT, "bad offsets: %d", (int)st);
-    CHECK(strstr(tokemb_mpi_last_error(), "rank 0: offsets[2] = 1 is below offsets[1] = 2") != NULL,
-          "message '%s'", tokemb_mpi_last_error());
+    CHECK(strstr(tokemb_mpi_last_error(), "rank 0: offsets[2] = 1 is below offsets[1] = 2") != NULL, "message '%s'",
+          tokemb_mpi_last_error());
     int untouched = 1;
     for (size_t i = 0; i < (MAXB + 1) * (size_t)D; i++) untouched &= out[i] == -7.0f;
     CHECK(untouched, "out written on a failed call");

@@ -6,7 +6,6 @@
 
 #include "tk_mpi_test.h"
 
-
 static float value(int64_t g, int64_t c) { return (float)((g * 2654435761LL + c * 40503LL) % 100003) / 977.0f - 50.0f; }
 
 static void fill_shard(tokemb_mpi_table *t) {
@@ -96,7 +95,8 @@ static void test_lookup(int32_t sharding, int64_t V, int64_t D, unsigned seed, i
     /* NULL output with n > 0 on rank 0 only */
     st = tokemb_mpi_lookup(t, bad_ids, rank == 0 ? 1 : 0, rank == 0 ? NULL : out);
     CHECK(st == TOKEMB_INVALID_ARGUMENT, "NULL out: status %d", (int)st);
-    CHECK(strstr(tokemb_mpi_last_error(), "rank 0: ids or out is NULL") != NULL, "message '%s'", tokemb_mpi_last_error());
+    CHECK(strstr(tokemb_mpi_last_error(), "rank 0: ids or out is NULL") != NULL, "message '%s'",
+          tokemb_mpi_last_error());
     /* the table still works after failures */
     st = tokemb_mpi_lookup(t, ids, n, out);
     CHECK(st == TOKEMB_OK && memcmp(out, ref + off * (size_t)D, n * (size_t)D * sizeof *out) == 0, "after failures");
@@ -116,10 +116,12 @@ static void test_create_errors(void) {
     char want[64];
     snprintf(want, sizeof want, "rank %d: ", size - 1);
     CHECK(strstr(tokemb_mpi_last_error(), want) != NULL, "message '%s'", tokemb_mpi_last_error());
-    if (size > 1) CHECK(strstr(tokemb_mpi_last_error(), "differs from rank 0's") != NULL, "message '%s'", tokemb_mpi_last_error());
+    if (size > 1)
+        CHECK(strstr(tokemb_mpi_last_error(), "differs from rank 0's") != NULL, "message '%s'",
+              tokemb_mpi_last_error());
     st = tokemb_mpi_table_create(MPI_COMM_WORLD, 40, 8, rank == 0 ? 7 : TOKEMB_MPI_ROW, &t);
-    CHECK(st == TOKEMB_INVALID_ARGUMENT && strstr(tokemb_mpi_last_error(), "rank 0: unknown sharding 7"), "sharding: %s",
-          tokemb_mpi_last_error());
+    CHECK(st == TOKEMB_INVALID_ARGUMENT && strstr(tokemb_mpi_last_error(), "rank 0: unknown sharding 7"),
+          "sharding: %s", tokemb_mpi_last_error());
     st = tokemb_mpi_table_create(MPI_COMM_WORLD, size - 1, 8, TOKEMB_MPI_ROW, &t);
     CHECK(st == TOKEMB_INVALID_ARGUMENT, "fewer rows than ranks: %d", (int)st);
 }
@@ -130,7 +132,8 @@ int main(int argc, char **argv) {
     const int64_t shapes[3][2] = {{37, 5}, {4, 16}, {1000, 3}};
     for (int s = 0; s < 2; s++)
         for (int k = 0; k < 3; k++)
-            if (shapes[k][0] >= size) test_lookup(shardings[s], shapes[k][0], shapes[k][1], (unsigned)(s * 3 + k), k == 1);
+            if (shapes[k][0] >= size)
+                test_lookup(shardings[s], shapes[k][0], shapes[k][1], (unsigned)(s * 3 + k), k == 1);
     test_create_errors();
     return tk_mpi_finish();
 }

@@ -9,7 +9,6 @@
 
 #include "tk_mpi_test.h"
 
-
 static float value(int64_t g, int64_t c) { return sinf((float)(g * 13 + c * 5) * 0.71f) * 0.9f; }
 
 #define MAXN 96
@@ -29,7 +28,8 @@ static void make_batch(batch_t *b, int64_t V, int64_t D, unsigned seed) {
     b->n = rank == 1 ? 0 : 4 + lcg(&s) % 20;
     for (size_t i = 0; i < b->n; i++) {
         b->ids[i] = (int64_t)(lcg(&s) % (unsigned)(i % 2 ? 3 : V));
-        for (int64_t c = 0; c < D; c++) b->g[i * (size_t)D + (size_t)c] = (float)((int)(lcg(&s) % 2001) - 1000) / 311.0f;
+        for (int64_t c = 0; c < D; c++)
+            b->g[i * (size_t)D + (size_t)c] = (float)((int)(lcg(&s) % 2001) - 1000) / 311.0f;
     }
     int cn = (int)b->n, cg = (int)(b->n * (size_t)D), ns[16], nd[16], gs[16], gd[16], tn = 0;
     MPI_Allgather(&cn, 1, MPI_INT, ns, 1, MPI_INT, MPI_COMM_WORLD);
@@ -55,7 +55,8 @@ static void free_batch(batch_t *b) {
 static int shard_equals(tokemb_mpi_table *t, const float *full, int64_t D, const float *shard) {
     tokemb_table *l = tokemb_mpi_table_local(t);
     for (int64_t r = 0; r < tokemb_table_rows(l); r++)
-        if (memcmp(shard + r * D, full + tokemb_mpi_table_global_row(t, r) * D, (size_t)D * sizeof(float)) != 0) return 0;
+        if (memcmp(shard + r * D, full + tokemb_mpi_table_global_row(t, r) * D, (size_t)D * sizeof(float)) != 0)
+            return 0;
     return 1;
 }
 
@@ -130,8 +131,8 @@ static void test_optim(int32_t sharding, int32_t kind, int64_t V, int64_t D, uns
         CHECK(tokemb_optim_step(full, b.all_ids, b.total, b.all_g) == TOKEMB_OK, "reference step");
         st = tokemb_mpi_optim_step(t, b.ids, b.n, b.g);
         CHECK(st == TOKEMB_OK, "step: %s", tokemb_mpi_last_error());
-        CHECK(shard_equals(t, tokemb_table_data(full), D, tokemb_table_data(l)), "weights differ (sharding %d, kind %d, step %u)",
-              (int)sharding, (int)kind, k);
+        CHECK(shard_equals(t, tokemb_table_data(full), D, tokemb_table_data(l)),
+              "weights differ (sharding %d, kind %d, step %u)", (int)sharding, (int)kind, k);
         CHECK(tokemb_optim_step_count(l) == tokemb_optim_step_count(full), "step count");
         free_batch(&b);
     }
@@ -150,7 +151,8 @@ int main(int argc, char **argv) {
     unsigned seed = 1;
     for (int32_t sh = TOKEMB_MPI_ROW; sh <= TOKEMB_MPI_ROW_MODULO; sh++) {
         test_grad(sh, 23, 7, seed++);
-        for (int32_t kind = TOKEMB_OPTIM_SGD; kind <= TOKEMB_OPTIM_SPARSE_ADAM; kind++) test_optim(sh, kind, 31, 5, seed++);
+        for (int32_t kind = TOKEMB_OPTIM_SGD; kind <= TOKEMB_OPTIM_SPARSE_ADAM; kind++)
+            test_optim(sh, kind, 31, 5, seed++);
     }
     return tk_mpi_finish();
 }

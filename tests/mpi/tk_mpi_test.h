@@ -9,14 +9,14 @@
 
 static int rank, size, failures;
 
-#define CHECK(cond, ...)                                                                                 \
-    do {                                                                                                 \
-        if (!(cond)) {                                                                                   \
-            fprintf(stderr, "rank %d: %s:%d: check failed: %s: ", rank, __FILE__, __LINE__, #cond);      \
-            fprintf(stderr, __VA_ARGS__);                                                                \
-            fprintf(stderr, "\n");                                                                       \
-            failures++;                                                                                  \
-        }                                                                                                \
+#define CHECK(cond, ...)                                                                            \
+    do {                                                                                            \
+        if (!(cond)) {                                                                              \
+            fprintf(stderr, "rank %d: %s:%d: check failed: %s: ", rank, __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                                           \
+            fprintf(stderr, "\n");                                                                  \
+            failures++;                                                                             \
+        }                                                                                           \
     } while (0)
 
 static inline unsigned lcg(unsigned *s) { return (*s = *s * 1103515245u + 12345u) >> 8; }
