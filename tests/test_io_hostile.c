@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -281,6 +282,78 @@ static void test_killed_save_is_swept(void **state) {
     tokemb_table_free(small);
 }
 
+/* FNV-1a of a whole file's bytes (0 when it cannot be read). */
+static uint64_t file_sum(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    uint64_t h = 1469598103934665603ull;
+    int c;
+    while ((c = fgetc(f)) != EOF) h = (h ^ (uint64_t)(unsigned char)c) * 1099511628211ull;
+    fclose(f);
+    return h;
+}
+
+/* A full disk (RLIMIT_FSIZE below the file's size, SIGXFSZ ignored, so write() fails with EFBIG): every
+ * saver reports TOKEMB_IO naming the path, the previous file is untouched and no temporary file stays.
+ * Runs in a child so the limit never reaches the test runner. */
+static void test_full_disk_saves(void **state) {
+    (void)state;
+    tokemb_table *big = make_table(4096, 64, 5), *small = make_table(4, 4, 6); /* 1 MiB of data */
+    tokemb_vocab *v = NULL;
+    TK_OK(tokemb_vocab_create(&v));
+    for (int i = 0; i < 4096; i++) {
+        char w[16];
+        int n = snprintf(w, sizeof w, "w%d", i);
+        int64_t id;
+        TK_OK(tokemb_vocab_add(v, w, (size_t)n, &id));
+    }
+    const char *paths[3] = {tk_tmp("full.npy"), tk_tmp("full.safetensors"), tk_tmp("full.vec")};
+    const char *name = "weight";
+    const tokemb_table *one[1] = {small}, *bigs[1] = {big};
+    TK_OK(tokemb_npy_save(small, paths[0]));
+    TK_OK(tokemb_safetensors_save(one, &name, 1, paths[1]));
+    tokemb_vocab *v4 = NULL;
+    TK_OK(tokemb_vocab_create(&v4));
+    for (int i = 0; i < 4; i++) {
+        char w[8];
+        int n = snprintf(w, sizeof w, "s%d", i);
+        int64_t id;
+        TK_OK(tokemb_vocab_add(v4, w, (size_t)n, &id));
+    }
+    TK_OK(tokemb_vectors_save(small, v4, paths[2], TOKEMB_VECTORS_WORD2VEC_TEXT));
+    uint64_t before[3];
+    for (int k = 0; k < 3; k++) before[k] = file_sum(paths[k]);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl = {64 * 1024, 64 * 1024};
+        if (setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(10);
+        for (int k = 0; k < 3; k++) {
+            int32_t st = k == 0   ? tokemb_npy_save(big, paths[0])
+                         : k == 1 ? tokemb_safetensors_save(bigs, &name, 1, paths[1])
+                                  : tokemb_vectors_save(big, v, paths[2], TOKEMB_VECTORS_WORD2VEC_TEXT);
+            if (st != TOKEMB_IO) _exit(20 + k);
+            if (!strstr(tokemb_last_error(), paths[k])) {
+                fprintf(stderr, "saver %d: message '%s' does not name %s\n", k, tokemb_last_error(), paths[k]);
+                _exit(30 + k);
+            }
+        }
+        _exit(0);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    if (WEXITSTATUS(status) != 0) fail_msg("full-disk child failed with code %d", WEXITSTATUS(status));
+    for (int k = 0; k < 3; k++)
+        if (file_sum(paths[k]) != before[k]) fail_msg("%s changed after a failed save", paths[k]);
+    assert_int_equal((int)tk_tmp_count(".tokemb-"), 0);
+    tokemb_vocab_free(v);
+    tokemb_vocab_free(v4);
+    tokemb_table_free(big);
+    tokemb_table_free(small);
+}
+
 /* A v1 npy file with header dict `d` (padded to 64) and `data` bytes; returns the dict's file offset. */
 static size_t write_npy_dict(const char *path, const char *d, size_t data) {
     unsigned char buf[512] = {0};
@@ -363,6 +436,7 @@ int main(void) {
         cmocka_unit_test(test_overlap_refused),
         cmocka_unit_test(test_save_names_modes_links),
         cmocka_unit_test(test_killed_save_is_swept),
+        cmocka_unit_test(test_full_disk_saves),
         cmocka_unit_test(test_format_errors_name_the_byte),
     };
     return cmocka_run_group_tests(tests, tk_tmp_group_setup, tk_tmp_group_teardown);
