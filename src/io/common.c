@@ -287,7 +287,8 @@ int32_t tk_save_commit(const char *fn, tk_save *s) {
     int rc = fclose(s->fp);
     s->fp = NULL;
     if (rc != 0) {
-        int32_t st = tk_error(TOKEMB_IO, "%s: closing '%s' failed: %s", fn, s->tmp, strerror(errno));
+        int32_t st = tk_error(TOKEMB_IO, "%s: closing '%s' failed: %s (nothing was written to '%s')", fn, s->tmp,
+                              strerror(errno), s->path);
         tk_save_abort(s);
         return st;
     }
