@@ -282,46 +282,22 @@ static void test_killed_save_is_swept(void **state) {
     tokemb_table_free(small);
 }
 
-/* FNV-1a of a whole file's bytes (0 when it cannot be read). */
-static uint64_t file_sum(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    uint64_t h = 1469598103934665603ull;
-    int c;
-    while ((c = fgetc(f)) != EOF) h = (h ^ (uint64_t)(unsigned char)c) * 1099511628211ull;
-    fclose(f);
-    return h;
-}
-
-/* A vocabulary of n words "w0".."w<n-1>". */
-static tokemb_vocab *make_vocab(int n) {
-    tokemb_vocab *v = NULL;
-    TK_OK(tokemb_vocab_create(&v));
-    for (int i = 0; i < n; i++) {
-        char w[16];
-        int len = snprintf(w, sizeof w, "w%d", i);
-        int64_t id;
-        TK_OK(tokemb_vocab_add(v, w, (size_t)len, &id));
-    }
-    return v;
-}
-
 /* A full disk (RLIMIT_FSIZE below the file's size, SIGXFSZ ignored, so write() fails with EFBIG): every
  * saver reports TOKEMB_IO naming the path, the previous file is untouched and no temporary file stays.
  * Runs in a child so the limit never reaches the test runner. */
 static void test_full_disk_saves(void **state) {
     (void)state;
     tokemb_table *big = make_table(4096, 64, 5), *small = make_table(4, 4, 6); /* 1 MiB of data */
-    tokemb_vocab *v = make_vocab(4096);
+    tokemb_vocab *v = tk_make_vocab(4096);
     const char *paths[3] = {tk_tmp("full.npy"), tk_tmp("full.safetensors"), tk_tmp("full.vec")};
     const char *name = "weight";
     const tokemb_table *one[1] = {small}, *bigs[1] = {big};
     TK_OK(tokemb_npy_save(small, paths[0]));
     TK_OK(tokemb_safetensors_save(one, &name, 1, paths[1]));
-    tokemb_vocab *v4 = make_vocab(4);
+    tokemb_vocab *v4 = tk_make_vocab(4);
     TK_OK(tokemb_vectors_save(small, v4, paths[2], TOKEMB_VECTORS_WORD2VEC_TEXT));
     uint64_t before[3];
-    for (int k = 0; k < 3; k++) before[k] = file_sum(paths[k]);
+    for (int k = 0; k < 3; k++) before[k] = tk_file_checksum(paths[k]);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -345,7 +321,7 @@ static void test_full_disk_saves(void **state) {
     assert_true(WIFEXITED(status));
     if (WEXITSTATUS(status) != 0) fail_msg("full-disk child failed with code %d", WEXITSTATUS(status));
     for (int k = 0; k < 3; k++)
-        if (file_sum(paths[k]) != before[k]) fail_msg("%s changed after a failed save", paths[k]);
+        if (tk_file_checksum(paths[k]) != before[k]) fail_msg("%s changed after a failed save", paths[k]);
     assert_int_equal((int)tk_tmp_count(".tokemb-"), 0);
     tokemb_vocab_free(v);
     tokemb_vocab_free(v4);

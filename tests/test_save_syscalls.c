@@ -82,16 +82,6 @@ int __wrap_rename(const char *a, const char *b) {
     return __real_rename(a, b);
 }
 
-static uint64_t file_sum(const char *path) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    uint64_t h = 1469598103934665603ull;
-    int c;
-    while ((c = fgetc(f)) != EOF) h = (h ^ (uint64_t)(unsigned char)c) * 1099511628211ull;
-    fclose(f);
-    return h;
-}
-
 enum { SV_NPY, SV_SAFETENSORS, SV_W2V_TEXT, SV_W2V_BINARY, SV_N };
 
 static int32_t save(int which, const tokemb_table *t, const tokemb_vocab *v, const char *path) {
@@ -107,18 +97,11 @@ static int32_t save(int which, const tokemb_table *t, const tokemb_vocab *v, con
 static void failing_syscalls_leave_the_old_file(void **state) {
     (void)state;
     tokemb_table *old = NULL, *t = NULL;
-    tokemb_vocab *v = NULL;
+    tokemb_vocab *v = tk_make_vocab(300);
     TK_OK(tokemb_table_create(300, 16, TOKEMB_F32, &t));
     TK_OK(tokemb_table_init_normal(t, 1, 0.0, 1.0));
     TK_OK(tokemb_table_create(300, 16, TOKEMB_F32, &old));
     TK_OK(tokemb_table_init_normal(old, 2, 0.0, 1.0));
-    TK_OK(tokemb_vocab_create(&v));
-    for (int i = 0; i < 300; i++) {
-        char w[16];
-        int n = snprintf(w, sizeof w, "w%d", i);
-        int64_t id;
-        TK_OK(tokemb_vocab_add(v, w, (size_t)n, &id));
-    }
     int checked = 0;
     for (int sv = 0; sv < SV_N; sv++) {
         char fname[32];
@@ -130,9 +113,9 @@ static void failing_syscalls_leave_the_old_file(void **state) {
         char ref[600];
         snprintf(ref, sizeof ref, "%s", tk_tmp(rname));
         TK_OK(save(sv, t, v, ref));
-        const uint64_t after = file_sum(ref); /* what a successful save of t writes */
+        const uint64_t after = tk_file_checksum(ref); /* what a successful save of t writes */
         TK_OK(save(sv, old, v, path));
-        const uint64_t before = file_sum(path);
+        const uint64_t before = tk_file_checksum(path);
         for (int sc = 0; sc < SC_N; sc++) {
             /* fail the 1st, 2nd, ... call of this kind until a save makes fewer calls than that */
             for (long k = 1; k < 1000; k++) {
@@ -147,7 +130,7 @@ static void failing_syscalls_leave_the_old_file(void **state) {
                     TK_OK(save(sv, old, v, path)); /* restore the old file for the next case */
                     break;
                 }
-                if (st == TOKEMB_OK && sc == SC_FSYNC && file_sum(path) == after) {
+                if (st == TOKEMB_OK && sc == SC_FSYNC && tk_file_checksum(path) == after) {
                     /* the fsync of the folder after the rename: the new file is complete and in place */
                     TK_OK(save(sv, old, v, path));
                     continue;
@@ -158,7 +141,7 @@ static void failing_syscalls_leave_the_old_file(void **state) {
                 if (!strstr(tokemb_last_error(), path))
                     fail_msg("saver %d, %s call %ld: message '%s' does not name %s", sv, sc_name[sc], k,
                              tokemb_last_error(), path);
-                if (file_sum(path) != before)
+                if (tk_file_checksum(path) != before)
                     fail_msg("saver %d, %s call %ld failed but changed the destination", sv, sc_name[sc], k);
                 if (tk_tmp_count(".tokemb-") != 0)
                     fail_msg("saver %d, %s call %ld failed and left a temporary file", sv, sc_name[sc], k);

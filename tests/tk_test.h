@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <string.h>
 #include <tokemb.h>
 
@@ -44,6 +45,19 @@ static inline uint64_t tk_rand(uint64_t *s) {
     *s ^= *s >> 7;
     *s ^= *s << 17;
     return *s;
+}
+
+/* A new vocabulary of the n words "w0" .. "w<n-1>" (ids 0 .. n-1). */
+static inline tokemb_vocab *tk_make_vocab(int n) {
+    tokemb_vocab *v = NULL;
+    TK_OK(tokemb_vocab_create(&v));
+    for (int i = 0; i < n; i++) {
+        char w[16];
+        int len = snprintf(w, sizeof w, "w%d", i);
+        int64_t id;
+        TK_OK(tokemb_vocab_add(v, w, (size_t)len, &id));
+    }
+    return v;
 }
 
 #endif

@@ -65,6 +65,17 @@ static inline size_t tk_tmp_count(const char *prefix) {
     return k;
 }
 
+/* FNV-1a (tk_checksum's hash) of a whole file's bytes: proves a file did not change. */
+static inline uint64_t tk_file_checksum(const char *path) {
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    uint64_t h = 1469598103934665603ull;
+    int c;
+    while ((c = fgetc(f)) != EOF) h = (h ^ (uint64_t)(unsigned char)c) * 1099511628211ull;
+    fclose(f);
+    return h;
+}
+
 /* Writes data[n] as the whole content of path. */
 static inline void tk_write_file(const char *path, const void *data, size_t n) {
     FILE *f = fopen(path, "wb");
