@@ -6,7 +6,7 @@
  * returns the same status on every rank, writes nothing anywhere, and leaves no rank inside a
  * collective the others skipped. */
 #define _GNU_SOURCE
-#include "tokemb_mpi.h"
+#include "tm_internal.h"
 
 #include <limits.h>
 #include <stdarg.h>
@@ -14,23 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TM_MSG 512
-
-struct tokemb_mpi_table {
-    MPI_Comm comm; /* duplicate with MPI_ERRORS_RETURN */
-    int rank, size;
-    int64_t rows, dim;
-    int32_t sharding;
-    int64_t row0;       /* TOKEMB_MPI_ROW: first global row of this rank */
-    int64_t local_rows; /* rows of this rank's shard */
-    tokemb_table *local;
-};
-
-static _Thread_local char tm_err[TM_MSG];
+_Thread_local char tm_err[TM_MSG];
 
 const char *tokemb_mpi_last_error(void) { return tm_err; }
 
-static int32_t tm_fail(int32_t status, char *msg, const char *fmt, ...) {
+int32_t tm_fail(int32_t status, char *msg, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, TM_MSG, fmt, ap);
@@ -38,7 +26,7 @@ static int32_t tm_fail(int32_t status, char *msg, const char *fmt, ...) {
     return status;
 }
 
-static int32_t tm_mpi_status(int rc, const char *fn, const char *what, char *msg) {
+int32_t tm_mpi_status(int rc, const char *fn, const char *what, char *msg) {
     if (rc == MPI_SUCCESS) return TOKEMB_OK;
     char s[MPI_MAX_ERROR_STRING];
     int len = 0;
@@ -48,7 +36,7 @@ static int32_t tm_mpi_status(int rc, const char *fn, const char *what, char *msg
 
 /* Collective agreement. `status`/`msg` are this rank's outcome. Returns the status of the lowest
  * failing rank on every rank (TOKEMB_OK if none) and sets tm_err to that rank's message. */
-static int32_t tm_agree(MPI_Comm comm, int rank, int size, const char *fn, int32_t status, const char *msg) {
+int32_t tm_agree(MPI_Comm comm, int rank, int size, const char *fn, int32_t status, const char *msg) {
     (void)size;
     /* lowest failing rank (INT_MAX if none): no allocation, so a rank out of memory still agrees */
     int mine = status != TOKEMB_OK ? rank : INT_MAX, bad;
@@ -72,26 +60,10 @@ static int32_t tm_agree(MPI_Comm comm, int rank, int size, const char *fn, int32
 
 /* ---- placement -------------------------------------------------------------------------------- */
 
-static void tm_row_block(int64_t rows, int size, int r, int64_t *row0, int64_t *n) {
+void tm_row_block(int64_t rows, int size, int r, int64_t *row0, int64_t *n) {
     int64_t base = rows / size, rem = rows % size;
     *n = base + (r < rem ? 1 : 0);
     *row0 = r * base + (r < rem ? r : rem);
-}
-
-static inline void tm_owner(const tokemb_mpi_table *t, int64_t g, int *owner, int64_t *lrow) {
-    if (t->sharding == TOKEMB_MPI_ROW_MODULO) {
-        *owner = (int)(g % t->size);
-        *lrow = g / t->size;
-        return;
-    }
-    int64_t base = t->rows / t->size, rem = t->rows % t->size, big = rem * (base + 1);
-    if (g < big) {
-        *owner = (int)(g / (base + 1));
-        *lrow = g % (base + 1);
-    } else {
-        *owner = (int)(rem + (g - big) / base);
-        *lrow = (g - big) % base;
-    }
 }
 
 /* ---- create / free ---------------------------------------------------------------------------- */
@@ -191,18 +163,7 @@ static int tm_key_cmp(const void *a, const void *b) {
     return (x->i > y->i) - (x->i < y->i);
 }
 
-/* The exchange plan of one batch: distinct (owner, local row) pairs in owner order, per-owner counts
- * and displacements, and for every input position its slot in the distinct list. */
-typedef struct {
-    int64_t *send_ids; /* [n_uniq] local rows at their owners, grouped by owner */
-    size_t n_uniq;
-    size_t *slot; /* [n] */
-    int *scount, *sdispl, *rcount, *rdispl;
-    int64_t *recv_ids; /* [n_recv] local rows other ranks want from me */
-    size_t n_recv;
-} tm_plan;
-
-static void tm_plan_free(tm_plan *p) {
+void tm_plan_free(tm_plan *p) {
     free(p->send_ids);
     free(p->slot);
     free(p->scount);
@@ -210,14 +171,10 @@ static void tm_plan_free(tm_plan *p) {
     memset(p, 0, sizeof *p);
 }
 
-static int64_t tm_id_at(const void *ids, int is32, size_t i) {
-    return is32 ? (int64_t)((const int32_t *)ids)[i] : ((const int64_t *)ids)[i];
-}
-
 /* This rank's batch checks, shared by every collective taking ids[n] with an [n][dim] companion
  * buffer (`what`): NULL pointers, MPI's int counts, ids inside the global table. */
-static int32_t tm_check_batch(const tokemb_mpi_table *t, const void *ids, int is32, size_t n, const void *buf,
-                              const char *what, char *msg) {
+int32_t tm_check_batch(const tokemb_mpi_table *t, const void *ids, int is32, size_t n, const void *buf,
+                       const char *what, char *msg) {
     if (n > 0 && (!ids || !buf))
         return tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "ids or %s is NULL with n = %zu", what, n);
     if (n > (size_t)INT_MAX / (size_t)t->dim)
@@ -233,8 +190,8 @@ static int32_t tm_check_batch(const tokemb_mpi_table *t, const void *ids, int is
 
 /* Collective: validates the batch, agrees, de-duplicates per owner and exchanges the ids. On
  * success every rank holds its plan; on failure every rank returns the same status. */
-static int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const void *out,
-                            int32_t pre_st, const char *pre_msg, tm_plan *p) {
+int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const void *out,
+                     int32_t pre_st, const char *pre_msg, tm_plan *p) {
     char msg[TM_MSG] = "";
     int32_t st = pre_st;
     if (st != TOKEMB_OK) snprintf(msg, TM_MSG, "%s", pre_msg);
@@ -307,8 +264,8 @@ static int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids
 /* Collective: the distinct rows this rank's batch references, *rows[n_uniq][dim] in plan order
  * (plan.slot maps input position -> row). pre_st/pre_msg carry the caller's own validation, agreed
  * together with the batch's. */
-static int32_t tm_fetch(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const void *out,
-                        int32_t pre_st, const char *pre_msg, tm_plan *p, float **rows_out) {
+int32_t tm_fetch(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const void *out,
+                 int32_t pre_st, const char *pre_msg, tm_plan *p, float **rows_out) {
     int32_t st = tm_plan_make(t, fn, ids, is32, n, out, pre_st, pre_msg, p);
     if (st != TOKEMB_OK) return st;
     char msg[TM_MSG] = "";
@@ -436,14 +393,9 @@ int32_t tokemb_mpi_lookup_i32(tokemb_mpi_table *t, const int32_t *ids, size_t n,
  * recv_ids/recv_rows are the global batch's contributions to its rows in global input order (the
  * order the core sums in). Nothing is de-duplicated: summing on the sender would change the float
  * association. pre_st/pre_msg: the caller's own validation, agreed together with the batch's. */
-typedef struct {
-    int64_t *recv_ids; /* local rows */
-    float *recv_rows;
-    size_t n_recv;
-} tm_push;
 
-static int32_t tm_push_make(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n,
-                            const float *grad_out, int32_t pre_st, const char *pre_msg, tm_push *q) {
+int32_t tm_push_make(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const float *grad_out,
+                     int32_t pre_st, const char *pre_msg, tm_push *q) {
     char msg[TM_MSG] = "";
     int32_t st = pre_st;
     if (st != TOKEMB_OK) snprintf(msg, TM_MSG, "%s", pre_msg);
