@@ -24,12 +24,13 @@ the tables of docs/performance.md and the README.
 
     /usr/bin/python3 bench/compare_torch.py [--lib build/libtokemb.so] [--threads 1,2] [--quick]
         [--dims 4,16,64,256,1024,4096] [--vocab 128256] [--ops lookup,bags,bags-q8,grad,rope,call,backend]
-        [--regimes warm,cold] [--csv out.csv]
+        [--regimes warm,cold] [--backend openmp|pool] [--csv out.csv]
 
 Each row also prints the range [min-max] of the paired ratios. 'call' rows: ns per CALL of tiny lookups
 (N = 1, 16, 64, 1024 tokens, D = 768) against torch and against tokemb's own single-thread call (the plain
-loop). 'backend' rows: the built-in pool against 1 thread and against OpenMP through
-tokemb_set_parallel_for (build/bench/libtokemb-omp-hook.so), ratio = t_other / t_pool. The closing summary gives tokemb at the last thread count against the first, same process.
+loop). Lookups, bags, ... run on torch's OpenMP workers (tokemb_use_host_openmp, what `import tokemb`
+does after `import torch`) unless --backend pool. 'backend' rows: the built-in pool against 1 thread
+and against torch's OpenMP workers (tokemb_use_host_openmp), ratio = t_other / t_pool. The closing summary gives tokemb at the last thread count against the first, same process.
 Run it as users run torch: one process, default settings, no environment variables.
 """
 import argparse
@@ -65,6 +66,8 @@ def load_lib(path):
                                                        ctypes.POINTER(P)]),
         "tokemb_posenc_free": (None, [P]),
         "tokemb_rope_apply": (ctypes.c_int32, [P, P, ctypes.c_size_t, ctypes.c_size_t, P]),
+        "tokemb_use_host_openmp": (ctypes.c_int32, []),
+        "tokemb_set_parallel_for": (None, [P, P]),
     }
     for name, (res, args) in list(sigs.items()) + list(optional.items()):
         if not hasattr(lib, name):
@@ -159,8 +162,13 @@ def main():
     ap.add_argument("--reps", type=int, default=None)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--csv", default=None)
+    ap.add_argument("--backend", default="openmp", choices=("openmp", "pool"),
+                    help="tokemb's parallel loops: on torch's OpenMP workers (what the tokemb package does "
+                         "when torch is imported; the default) or on tokemb's own pool")
     a = ap.parse_args()
     lib = load_lib(a.lib)
+    if a.backend == "openmp" and hasattr(lib, "tokemb_use_host_openmp"):
+        ok(lib, lib.tokemb_use_host_openmp(), "tokemb_use_host_openmp")
     dims = [int(x) for x in (a.dims or ("4,16,64,256,1024" if a.quick else "3,4,8,16,32,64,128,256,1024,4096")).split(",")]
     threads = [int(x) for x in a.threads.split(",")]
     reps = a.reps or (7 if a.quick else 15)
@@ -259,7 +267,7 @@ def main():
     if "call" in ops:
         small_rows(lib, rows, threads, reps)
     if "backend" in ops and len(threads) > 1:
-        backend_rows(lib, a.lib, rows, threads, reps)
+        backend_rows(lib, a.backend, rows, threads, reps)
     summary(rows, threads)
     if a.csv:
         with open(a.csv, "w") as f:
@@ -320,18 +328,12 @@ def small_rows(lib, rows, threads, reps):
     lib.tokemb_table_free(h)
 
 
-def backend_rows(lib, lib_path, rows, threads, reps):
+def backend_rows(lib, backend, rows, threads, reps):
     """The parallel-for backends at the largest thread count, paired in this process: tokemb's built-in
-    pool against OpenMP run through tokemb_set_parallel_for (bench/omp_hook.c; with Debian's torch it
-    shares torch's libgomp workers) and against 1 thread. op 'backend': tokemb_s = pool, torch_s = the
-    other, ratio = t_other / t_pool (> 1: the pool is faster)."""
+    pool against torch's own OpenMP workers (tokemb_use_host_openmp) and against 1 thread. op 'backend':
+    tokemb_s = pool, torch_s = the other, ratio = t_other / t_pool (> 1: the pool is faster)."""
     th = threads[-1]
-    hook_path = os.path.join(os.path.dirname(os.path.abspath(lib_path)), "bench", "libtokemb-omp-hook.so")
-    hook = None
-    if os.path.exists(hook_path) and hasattr(lib, "tokemb_set_parallel_for"):
-        hook = ctypes.CDLL(hook_path).tokemb_omp_parallel_for
-        lib.tokemb_set_parallel_for.restype = None
-        lib.tokemb_set_parallel_for.argtypes = [P, P]
+    has_omp = hasattr(lib, "tokemb_use_host_openmp") and hasattr(lib, "tokemb_set_parallel_for")
     rng = np.random.default_rng(21)
     V = 128256
     for D in (64, 768):
@@ -344,24 +346,30 @@ def backend_rows(lib, lib_path, rows, threads, reps):
         pi, po = ptr(ids), ptr(out)
         torch.set_num_threads(th)
 
-        def with_(nt, hk):
+        def with_(nt, omp):
             def f():
                 lib.tokemb_set_num_threads(nt)
-                if hook is not None:
-                    lib.tokemb_set_parallel_for(hk, None)
+                if has_omp:
+                    if omp:
+                        lib.tokemb_use_host_openmp()
+                    else:
+                        lib.tokemb_set_parallel_for(None, None)
                 lib.tokemb_lookup(h, pi, n, po)
             return f
-        f_pool = with_(th, None)
-        others = [("1 thread", with_(1, None))]
-        if hook is not None:
-            others.append(("OpenMP hook", with_(th, ctypes.cast(hook, P))))
+        f_pool = with_(th, False)
+        others = [("1 thread", with_(1, False))]
+        if has_omp:
+            others.append(("torch's OpenMP", with_(th, True)))
         for name, f in others:
             r = pair(f_pool, f, reps, 1e-2)
             rows.append(("backend", name + " vs pool", D, n, "uniform", "warm", th) + r)
-        if hook is not None:
-            lib.tokemb_set_parallel_for(None, None)
         lib.tokemb_table_free(h)
         flush_rows(rows)
+    if has_omp:  # back to the run's backend
+        if backend == "openmp":
+            lib.tokemb_use_host_openmp()
+        else:
+            lib.tokemb_set_parallel_for(None, None)
 
 
 def summary(rows, threads):

@@ -122,6 +122,25 @@ typedef void (*tokemb_parallel_fn)(void *host_ctx, size_t n_tasks, tokemb_task_f
  * fail).
  */
 TOKEMB_API void tokemb_set_parallel_for(tokemb_parallel_fn fn, void *host_ctx);
+/**
+ * Runs the library's parallel loops on the OpenMP runtime already loaded in the process - GNU libgomp
+ * (the system's, or a Python wheel's renamed copy) or LLVM/Intel libomp, found among the loaded
+ * objects and called through its GOMP_parallel entry - instead of the built-in pool. In a process
+ * whose host runs on that runtime (torch's CPU ops, an OpenMP application) tokemb's chunks then run on
+ * the host's own, already spinning worker threads instead of a second pool competing with them for the
+ * cores. Each loop is one parallel region of min(tokemb_get_num_threads(), chunks) threads claiming the
+ * same fixed chunks as the pool, so results stay bitwise identical. A loop called from inside a
+ * parallel region, or while another thread's loop holds the team, runs on the calling thread alone; in
+ * a fork()ed child the built-in pool is used again (libgomp is not fork-safe).
+ * The library never loads or links a runtime itself. The runtime's own rules apply to its threads:
+ * libgomp terminates the process if it cannot start a thread it needs (as it would for the host's own
+ * parallel regions); the built-in pool never does. tokemb_set_parallel_for (a hook, or NULL for the
+ * pool) replaces this setting and this replaces a hook. Process-wide; thread-safe, but set it before
+ * the loops it should govern start.
+ * Errors: TOKEMB_UNSUPPORTED when no OpenMP runtime is loaded (or it lacks GOMP_parallel /
+ * omp_in_parallel); the current backend is then unchanged.
+ */
+TOKEMB_API int32_t tokemb_use_host_openmp(void);
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Progress callbacks                                                                             */

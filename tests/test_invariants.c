@@ -234,6 +234,17 @@ static void test_num_threads(void **state) {
     tokemb_set_parallel_for(tk_inv_hook, &g_inv_hook_calls);
     TK_OK(tokemb_lookup(t, &one, 1, row));
     assert_int_equal(atomic_load(&g_inv_hook_calls), 0);
+    /* no OpenMP runtime in this process: refused, and the hook stays in charge of split loops */
+    INV(TOKEMB_UNSUPPORTED, "no OpenMP runtime", tokemb_use_host_openmp());
+    enum { TK_BIG = 1 << 20 }; /* 4 MiB of output: more than lookup's grain */
+    int64_t *ids = calloc(TK_BIG, sizeof *ids);
+    float *out = malloc((size_t)TK_BIG * 4 * sizeof *out);
+    assert_non_null(ids);
+    assert_non_null(out);
+    TK_OK(tokemb_lookup(t, ids, TK_BIG, out));
+    assert_true(atomic_load(&g_inv_hook_calls) >= 1);
+    free(ids);
+    free(out);
     tokemb_set_parallel_for(NULL, NULL);
     TK_OK(tokemb_set_num_threads(0));
     tokemb_table_free(t);

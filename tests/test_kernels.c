@@ -486,6 +486,30 @@ static void test_ids_scan(void **state) {
     forced_isa = TK_ISA_PORTABLE;
 }
 
+/* tokemb_use_host_openmp in a process without an OpenMP runtime (this test links none): refused with
+ * a message saying what was looked for, and the pool keeps running the loops. */
+static void test_host_openmp_absent(void **state) {
+    (void)state;
+    TK_EXPECT_STATUS(TOKEMB_UNSUPPORTED, tokemb_use_host_openmp(), "no OpenMP runtime (libgomp*, libomp*, libiomp*)");
+    tokemb_table *t = NULL;
+    TK_OK(tokemb_table_create(1000, 512, TOKEMB_F32, &t));
+    const size_t n = 4096; /* 8 MiB of output: split across threads */
+    int64_t *ids = malloc(n * sizeof *ids);
+    float *out = malloc(n * 512 * sizeof *out);
+    assert_non_null(ids);
+    assert_non_null(out);
+    float *w = tokemb_table_data(t);
+    for (size_t i = 0; i < 1000 * 512; i++) w[i] = (float)i;
+    for (size_t i = 0; i < n; i++) ids[i] = (int64_t)((i * 7919) % 1000);
+    TK_OK(tokemb_set_num_threads(2));
+    TK_OK(tokemb_lookup(t, ids, n, out));
+    for (size_t i = 0; i < n; i++) assert_memory_equal(out + i * 512, w + ids[i] * 512, 512 * sizeof(float));
+    TK_OK(tokemb_set_num_threads(0));
+    free(ids);
+    free(out);
+    tokemb_table_free(t);
+}
+
 static void test_nontemporal_param(void **state) {
     (void)state;
     tokemb_table *t = NULL;
@@ -517,6 +541,7 @@ int main(void) {
         cmocka_unit_test(test_rope_cos_sin_accuracy),
         cmocka_unit_test(test_ids_scan),
         cmocka_unit_test(test_nontemporal_param),
+        cmocka_unit_test(test_host_openmp_absent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

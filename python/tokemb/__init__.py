@@ -21,13 +21,13 @@ from . import safetensors
 from .table import DType
 from .posenc import Alibi, Learned, PositionalEncoding, Rope, Shaw, Sinusoidal, T5, embed, embed_backward
 from . import _threads
-from ._threads import follow_host_threads, set_parallel_for
+from ._threads import backend as parallel_backend, follow_host_threads, set_parallel_for, use_host_openmp
 
 __all__ = ["Table", "Error", "InvalidArgument", "OutOfRange", "NoMemory", "IoError", "FormatError", "Unsupported",
            "Overflow", "ReadOnly", "Cancelled", "Vocab", "load_npy", "save_npy", "load_safetensors",
            "save_safetensors", "safetensors_names", "load_vectors", "save_vectors", "nearest", "nearest_ids", "convert", "PositionalEncoding", "Sinusoidal", "Learned", "Rope", "Alibi", "T5", "Shaw",
            "embed", "embed_backward", "F32", "F16", "BF16", "Q8_ROW", "NO_PADDING", "constants", "version",
-           "version_number", "set_num_threads", "get_num_threads", "follow_host_threads", "set_parallel_for", "last_error", "status_string", "library_path",
+           "version_number", "set_num_threads", "get_num_threads", "follow_host_threads", "set_parallel_for", "use_host_openmp", "parallel_backend", "last_error", "status_string", "library_path",
            "Vectors", "DType", "safetensors_metadata", "safetensors"]
 
 library_path = _lib.path

@@ -18,6 +18,7 @@ SIGS = {
     "tokemb_set_num_threads": (c_int32, [c_int32]),
     "tokemb_get_num_threads": (c_int32, []),
     "tokemb_set_parallel_for": (None, [tokemb_parallel_fn, c_void_p]),
+    "tokemb_use_host_openmp": (c_int32, []),
     "tokemb_table_convert": (c_int32, [c_void_p, c_int32, c_void_p]),
     "tokemb_table_create": (c_int32, [c_int64, c_int64, c_int32, c_void_p]),
     "tokemb_table_wrap": (c_int32, [c_void_p, c_int64, c_int64, c_int64, c_int32, c_uint32, c_void_p]),

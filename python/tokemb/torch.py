@@ -3,7 +3,8 @@
 Forward and backward run in the library through torch.autograd.Function, directly on the tensors'
 memory (tensor.numpy() views: no copies for contiguous float32 CPU tensors; the weight is wrapped as a
 borrowed table for the duration of each call). The library's thread count follows
-torch.get_num_threads() (tokemb/_threads.py). Anything the library does not handle (a CUDA tensor, a
+torch.get_num_threads(), and its parallel loops run on torch's own OpenMP workers
+(tokemb.use_host_openmp; tokemb.set_parallel_for(None) returns to tokemb's pool; tokemb/_threads.py). Anything the library does not handle (a CUDA tensor, a
 float64 / float16 / bfloat16 weight) and TorchScript (script, trace) run torch's own functional op, so the
 modules stay drop-in replacements. tokemb.torch.functional has F.embedding / F.embedding_bag's signatures.
 
@@ -23,6 +24,8 @@ from . import _threads
 from .posenc import Rope
 from ._errors import OutOfRange
 from .table import Table
+
+_threads.share_host_pool()  # tokemb's loops on torch's OpenMP workers (docs/threading.md)
 
 __all__ = ["Embedding", "EmbeddingBag", "RotaryEmbedding", "embedding", "embedding_bag", "functional", "supported"]
 

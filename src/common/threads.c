@@ -10,12 +10,18 @@
  *    caller alone by more than the wake-up it posted (the "2 threads never slower than 1" rule).
  *  - a host's parallel-for set with tokemb_set_parallel_for (an engine's own pool): it receives the
  *    chunks as tasks.
+ *  - the host process's OpenMP runtime (tokemb_use_host_openmp, e.g. torch's libgomp): the chunks are
+ *    claimed from a counter inside one GOMP_parallel region, found with dlsym in the runtime already
+ *    loaded; the library never loads or links one itself.
  * One caller uses the pool at a time; a concurrent caller runs its loop on its own thread (all cores
  * are busy anyway). A worker that cannot start (pthread_create fails) is simply not there: its chunks
  * are claimed by the caller. See docs/threading.md. */
 #include "common/common.h"
 
+#include <dlfcn.h>
 #include <limits.h>
+#include <link.h>
+#include <string.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
@@ -49,6 +55,16 @@ int32_t tokemb_get_num_threads(void) {
     return n > 0 ? n : tk_default_threads();
 }
 
+/* GOMP_parallel(fn, data, num_threads, flags) is the entry gcc emits for `#pragma omp parallel`; GNU
+ * libgomp (the system's or a wheel's renamed copy) and LLVM/Intel libomp export it. */
+typedef void (*tk_gomp_parallel_fn)(void (*fn)(void *), void *data, unsigned num_threads, unsigned flags);
+typedef int (*tk_omp_int_fn)(void);
+static struct {
+    _Atomic(tk_gomp_parallel_fn) parallel; /* NULL: not in use */
+    tk_omp_int_fn in_parallel;
+    atomic_flag busy; /* one caller at a time, as the pool */
+} tk_omp = {.busy = ATOMIC_FLAG_INIT};
+
 /* ---- host parallel-for ----------------------------------------------------------------------- */
 typedef struct {
     tokemb_parallel_fn fn;
@@ -60,6 +76,7 @@ static pthread_mutex_t tk_host_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void tokemb_set_parallel_for(tokemb_parallel_fn fn, void *ctx) {
     pthread_mutex_lock(&tk_host_lock);
+    atomic_store(&tk_omp.parallel, NULL); /* a hook, or NULL (the pool), replaces the OpenMP backend */
     if (!fn) {
         atomic_store(&tk_host_cur, NULL);
     } else {
@@ -72,6 +89,62 @@ void tokemb_set_parallel_for(tokemb_parallel_fn fn, void *ctx) {
         atomic_store(&tk_host_cur, s);
     }
     pthread_mutex_unlock(&tk_host_lock);
+}
+
+/* ---- the host's OpenMP runtime ------------------------------------------------------------------- */
+static int tk_omp_is_runtime(const char *path) {
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    return !strncmp(b, "libgomp", 7) || !strncmp(b, "libomp", 6) || !strncmp(b, "libiomp", 7);
+}
+
+typedef struct {
+    char path[4096];
+} tk_omp_found;
+
+static int tk_omp_find(struct dl_phdr_info *info, size_t size, void *data) {
+    (void)size;
+    tk_omp_found *f = data;
+    if (!info->dlpi_name || !*info->dlpi_name || !tk_omp_is_runtime(info->dlpi_name)) return 0;
+    if (strlen(info->dlpi_name) >= sizeof f->path) return 0;
+    strcpy(f->path, info->dlpi_name);
+    return 1;
+}
+
+static void tk_atfork_ensure(void);
+
+int32_t tokemb_use_host_openmp(void) {
+    /* the runtime found by an earlier call stays loaded (this library holds a reference to it) */
+    static _Atomic(tk_gomp_parallel_fn) found_par = NULL;
+    static _Atomic(tk_omp_int_fn) found_inpar = NULL;
+    tk_gomp_parallel_fn par = atomic_load(&found_par);
+    tk_omp_int_fn inpar = atomic_load(&found_inpar);
+    if (!par || !inpar) {
+        tk_omp_found f = {{0}};
+        if (!dl_iterate_phdr(tk_omp_find, &f))
+            return tk_error(TOKEMB_UNSUPPORTED,
+                            "tokemb_use_host_openmp: no OpenMP runtime (libgomp*, libomp*, libiomp*) is loaded in "
+                            "this process; the library does not load one (the current backend is unchanged)");
+        /* RTLD_NOLOAD: a reference to the loaded runtime, never a new load; kept for the process's life
+         * so the runtime cannot be unloaded while loops may call it */
+        void *h = dlopen(f.path, RTLD_LAZY | RTLD_NOLOAD);
+        par = h ? (tk_gomp_parallel_fn)(uintptr_t)dlsym(h, "GOMP_parallel") : NULL;
+        inpar = h ? (tk_omp_int_fn)(uintptr_t)dlsym(h, "omp_in_parallel") : NULL;
+        if (!par || !inpar) {
+            if (h) dlclose(h);
+            return tk_error(TOKEMB_UNSUPPORTED, "tokemb_use_host_openmp: the loaded runtime %s has no %s", f.path,
+                            par ? "omp_in_parallel" : "GOMP_parallel");
+        }
+        atomic_store(&found_inpar, inpar);
+        atomic_store(&found_par, par);
+    }
+    tk_atfork_ensure(); /* before any fork() that could copy the setting into a child */
+    pthread_mutex_lock(&tk_host_lock);
+    tk_omp.in_parallel = inpar;
+    atomic_store(&tk_omp.parallel, par);
+    atomic_store(&tk_host_cur, NULL); /* replaces a host hook, as a new hook replaces this */
+    pthread_mutex_unlock(&tk_host_lock);
+    return TOKEMB_OK;
 }
 
 /* ---- the job: fixed chunks claimed from a counter ---------------------------------------------- */
@@ -88,6 +161,35 @@ static void tk_job_chunk(const tk_job *j, size_t k) {
 }
 
 static void tk_host_task(void *p, size_t k) { tk_job_chunk((const tk_job *)p, k); }
+
+/* One GOMP_parallel region: every team thread claims chunks until none is left. */
+typedef struct {
+    const tk_job *job;
+    atomic_size_t next;
+} tk_omp_job;
+
+static void tk_omp_body(void *p) {
+    tk_omp_job *o = p;
+    for (size_t k; (k = atomic_fetch_add_explicit(&o->next, 1, memory_order_relaxed)) < o->job->nchunks;)
+        tk_job_chunk(o->job, k);
+}
+
+/* Runs j on the host's OpenMP team; 0 if the OpenMP backend is off or cannot take this call. */
+static int tk_omp_run(const tk_job *j, size_t nt) {
+    tk_gomp_parallel_fn par = atomic_load_explicit(&tk_omp.parallel, memory_order_acquire);
+    if (!par) return 0;
+    /* inside a parallel region (a nested team would oversubscribe) or another caller's loop: this
+     * thread runs it alone, as the pool does for a concurrent caller */
+    if (tk_omp.in_parallel() || atomic_flag_test_and_set_explicit(&tk_omp.busy, memory_order_acquire)) {
+        j->fn(j->ctx, 0, j->n);
+        return 1;
+    }
+    tk_omp_job o = {.job = j};
+    atomic_init(&o.next, 0);
+    par(tk_omp_body, &o, (unsigned)(nt < j->nchunks ? nt : j->nchunks), 0);
+    atomic_flag_clear_explicit(&tk_omp.busy, memory_order_release);
+    return 1;
+}
 
 /* ---- the pool ------------------------------------------------------------------------------------ */
 #define TK_MAX_THREADS 64
@@ -191,6 +293,9 @@ __attribute__((destructor)) static void tk_threads_fini(void) { tk_threads_shutd
 /* In a fork()ed child only the forking thread exists: forget the workers (and a job another thread
  * was running), new ones start on demand. */
 static void tk_threads_atfork_child(void) {
+    /* libgomp is not fork-safe (a child's first parallel region can hang): the child uses the pool */
+    atomic_store(&tk_omp.parallel, NULL);
+    atomic_flag_clear(&tk_omp.busy);
     tk_pool.started = 0;
     atomic_flag_clear(&tk_pool.busy);
     atomic_store(&tk_pool.active, 0);
@@ -201,6 +306,7 @@ static void tk_threads_atfork_child(void) {
 }
 static pthread_once_t tk_atfork_once = PTHREAD_ONCE_INIT;
 static void tk_atfork_register(void) { pthread_atfork(NULL, NULL, tk_threads_atfork_child); }
+static void tk_atfork_ensure(void) { pthread_once(&tk_atfork_once, tk_atfork_register); }
 
 static void tk_pool_run(const tk_job *j, int workers) {
     tk_pool.job = *j;
@@ -249,11 +355,12 @@ void tk_parallel_for(size_t n, size_t grain, tk_range_fn fn, void *ctx) {
         h->fn(h->ctx, j.nchunks, tk_host_task, &j);
         return;
     }
+    tk_atfork_ensure();
+    if (tk_omp_run(&j, nt)) return;
     if (atomic_flag_test_and_set_explicit(&tk_pool.busy, memory_order_acquire)) {
         fn(ctx, 0, n); /* another caller has the pool */
         return;
     }
-    pthread_once(&tk_atfork_once, tk_atfork_register);
     if (tk_pool_grow((int)nt - 1) == 0) fn(ctx, 0, n);
     else tk_pool_run(&j, (int)nt - 1);
     atomic_flag_clear_explicit(&tk_pool.busy, memory_order_release);

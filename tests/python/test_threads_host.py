@@ -9,9 +9,10 @@ import unittest
 import numpy as np
 
 
-def run(code):
+def run(code, **extra_env):
     env = dict(os.environ)
     env.pop("OMP_NUM_THREADS", None)
+    env.update(extra_env)
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     if r.returncode:
         raise AssertionError(r.stderr)
@@ -95,6 +96,64 @@ print(*seen)
         finally:
             tokemb.set_parallel_for(None)
             tokemb.follow_host_threads()
+
+
+    def test_shares_torchs_openmp_by_default(self):
+        """With torch (OpenMP backend) imported, tokemb's loops go to torch's OpenMP workers; without torch,
+        or after the user chose a backend, the built-in pool stays."""
+        self.assertEqual(run("import torch, tokemb; print(tokemb.parallel_backend())"), ["openmp"])
+        self.assertEqual(run("import tokemb.torch, tokemb; print(tokemb.parallel_backend())"), ["openmp"])
+        self.assertEqual(run("import tokemb, sys; assert 'torch' not in sys.modules; print(tokemb.parallel_backend())"),
+                         ["pool"])
+        self.assertEqual(run("import tokemb; tokemb.set_parallel_for(None); import tokemb.torch;"
+                             "print(tokemb.parallel_backend())"), ["pool"])
+
+    def test_loops_run_on_torchs_workers(self):
+        """Observed, not assumed: with passive waits torch's idle OpenMP workers sleep, so each region that
+        uses one is a voluntary context switch of that worker. tokemb's lookups wake them, start no thread
+        of their own, and give index_select's bits; after set_parallel_for(None) the pool's worker
+        appears and torch's stay asleep."""
+        out = run("""
+import os, time, torch, numpy as np
+torch.set_num_threads(2)
+w = torch.randn(4096, 256); ids = torch.randint(0, 4096, (40000,))
+ref = torch.index_select(w, 0, ids)                    # starts torch's worker
+import tokemb
+def tasks(): return set(os.listdir('/proc/self/task'))
+def switches(ts):
+    n = 0
+    for t in ts:
+        for line in open('/proc/self/task/%s/status' % t):
+            if line.startswith('voluntary_ctxt_switches'): n += int(line.split()[1])
+    return n
+t = tokemb.Table.wrap(w.numpy())
+torch_workers = tasks() - {str(os.getpid())}
+time.sleep(0.2); before_tasks = tasks(); s0 = switches(torch_workers)
+for _ in range(20): assert np.array_equal(t.lookup(ids.numpy()), ref.numpy())
+print(tokemb.parallel_backend(), len(tasks() - before_tasks), switches(torch_workers) - s0 >= 20)
+tokemb.set_parallel_for(None); time.sleep(0.2)  # the last region's worker back asleep
+s1 = switches(torch_workers)
+for _ in range(20): assert np.array_equal(t.lookup(ids.numpy()), ref.numpy())
+print(len(tasks() - before_tasks), switches(torch_workers) - s1)
+""", OMP_WAIT_POLICY="PASSIVE")
+        self.assertEqual(out, ["openmp", "0", "True", "1", "0"])
+
+    def test_forked_child_after_openmp(self):
+        """A fork()ed child (DataLoader workers) does not hang in libgomp: the library uses its pool there."""
+        out = run("""
+import os, signal, torch, numpy as np, tokemb
+torch.set_num_threads(2)
+w = torch.randn(2048, 512); ids = torch.randint(0, 2048, (20000,))
+t = tokemb.Table.wrap(w.numpy()); ref = torch.index_select(w, 0, ids).numpy()
+assert np.array_equal(t.lookup(ids.numpy()), ref)
+pid = os.fork()
+if pid == 0:
+    signal.alarm(60)
+    os._exit(0 if np.array_equal(t.lookup(ids.numpy()), ref) else 3)
+_, st = os.waitpid(pid, 0)
+print(tokemb.parallel_backend(), os.waitstatus_to_exitcode(st))
+""")
+        self.assertEqual(out, ["openmp", "0"])
 
 
 if __name__ == "__main__":

@@ -144,6 +144,7 @@ extern "C" {
     pub fn tokemb_set_num_threads(n: i32) -> i32;
     pub fn tokemb_get_num_threads() -> i32;
     pub fn tokemb_set_parallel_for(fn_: tokemb_parallel_fn, host_ctx: *mut std::os::raw::c_void);
+    pub fn tokemb_use_host_openmp() -> i32;
     pub fn tokemb_table_convert(src: *const tokemb_table, dtype: i32, out: *mut *mut tokemb_table) -> i32;
     pub fn tokemb_table_create(rows: i64, dim: i64, dtype: i32, out: *mut *mut tokemb_table) -> i32;
     pub fn tokemb_table_wrap(data: *mut std::os::raw::c_void, rows: i64, dim: i64, row_stride: i64, dtype: i32, flags: u32, out: *mut *mut tokemb_table) -> i32;
