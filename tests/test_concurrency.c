@@ -367,7 +367,7 @@ static void test_shared_and_own_objects(void **state) {
 /* The library's own parallel loops alone (one caller): every thread count gives the same bits. */
 static void test_internal_threads_bitwise(void **state) {
     (void)state;
-    enum { BN = 36000 }; /* >= 4 chunks of 2 MiB of lookup output at 4 threads */
+    enum { BN = 36000 }; /* >= 16 chunks of 512 KiB of lookup output at 4 threads */
     tokemb_table *t = NULL;
     TK_OK(tokemb_table_create(R, D, TOKEMB_F32, &t));
     TK_OK(tokemb_table_init_normal(t, 77, 0.0, 1.0));

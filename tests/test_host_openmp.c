@@ -94,7 +94,7 @@ static int setup(void **state) {
 
     f->D = 64;
     const int64_t V = 4096;
-    f->n = 4 * (((size_t)2 << 20) / ((size_t)f->D * 4)) + 5; /* more than 4 chunks of lookup's 2 MiB grain */
+    f->n = 4 * (((size_t)2 << 20) / ((size_t)f->D * 4)) + 5; /* 16 chunks of lookup's 512 KiB grain */
     TK_OK(tokemb_table_create(V, f->D, TOKEMB_F32, &f->t));
     float *w = tokemb_table_data(f->t);
     uint64_t s = 11;
@@ -223,7 +223,8 @@ static void test_forked_child_uses_the_pool(void **state) {
     int status = 0;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        fail_msg("forked child: %s %d", WIFSIGNALED(status) ? "signal" : "exit", WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+        fail_msg("forked child: %s %d", WIFSIGNALED(status) ? "signal" : "exit",
+                 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
     tk_lookup_check(f, "parent after fork");
 }
 

@@ -164,7 +164,7 @@ static void test_lookup_thread_count_independence(void **state) {
     static const int64_t dims[] = {3, 16, 64, 300};
     for (size_t di = 0; di < 4; di++) {
         const int64_t D = dims[di], V = 5000;
-        /* at least 3 thread chunks of lookup.c's 2 MiB grain */
+        /* at least 3 thread chunks of lookup.c's grain (512 KiB) */
         const size_t n = 3 * (((size_t)2 << 20) / ((size_t)D * 4)) + 17;
         tokemb_table *t = NULL;
         TK_OK(tokemb_table_create(V, D, TOKEMB_F32, &t));

@@ -8,7 +8,7 @@
  *  - dims 1..16 have fixed-size copies (the compiler emits 4..64-byte moves), four tokens per iteration
  *    so four independent index and row loads are in flight;
  *  - larger rows use 4x-unrolled vector loops with an overlapping last vector instead of a scalar tail,
- *    rows of 4 KiB and more glibc's memcpy (see TK_MEMCPY_MIN_DIM);
+ *    rows of 2 KiB and more glibc's memcpy (see TK_MEMCPY_MIN_DIM);
  *  - optional non-temporal stores (TK_GATHER_NT) bypass the cache for large outputs, then sfence;
  *  - 32-bit ids are read as 32-bit (half the index traffic), not widened in a copy.
  * The library is compiled for baseline x86-64; the SIMD bodies use __attribute__((target)). */
@@ -23,9 +23,13 @@
 #define TK_PF_ROW_CAP 1024u
 #define TK_PF_MAX_ROWS 16u
 
-/* Prefetch plan for a row of `bytes`: rows ahead and bytes prefetched per row (0: no prefetch). */
+/* Prefetch plan for a row of `bytes`: rows ahead and bytes prefetched per row (0: no prefetch). Rows of
+ * one cache line or less from a table that fits the LLC are not prefetched: out-of-order execution
+ * already overlaps those loads, and the extra id load + prefetch per token cost 15 % (lookup D = 16,
+ * 8 MiB table: 0.84-0.87x index_select with the prefetch, 1.01-1.03x without; from DRAM the prefetch
+ * still wins, 20.2 vs 21.7 ns/token; docs/performance.md, "Tuning record"). */
 TK_ALWAYS_INLINE void tk_pf_plan(size_t bytes, unsigned flags, size_t *ahead, size_t *pf_bytes) {
-    if (flags & TK_GATHER_NO_PREFETCH) {
+    if ((flags & TK_GATHER_NO_PREFETCH) || (bytes <= 64 && (flags & TK_GATHER_PF_NEAR))) {
         *ahead = 0;
         *pf_bytes = 0;
         return;
@@ -54,9 +58,11 @@ TK_ALWAYS_INLINE void tk_copy_nt_portable(float *d, const float *s, size_t dim) 
     for (; c < dim; c++) tk_stream_f32(d + c, s + c);
 }
 
-/* Rows of 4 KiB and more go to memcpy: glibc's `rep movsb` path (ERMS/FSRM) writes whole lines without
- * reading them first, which regular vector stores cannot (docs/performance.md, "Tuning record"). */
-#define TK_MEMCPY_MIN_DIM 1024u
+/* Rows of 2 KiB and more go to memcpy: glibc's `rep movsb` path (ERMS/FSRM, from its 2112-byte
+ * threshold with AVX-512) writes whole lines without reading them first, which regular vector stores
+ * cannot. 4 KiB before; 2 KiB took 16- and 64-token calls at D = 768 from 1.20x / 0.92x index_select to
+ * 1.40x / 1.08x, large lookups unchanged (docs/performance.md, "Tuning record"). */
+#define TK_MEMCPY_MIN_DIM 512u
 
 TK_TARGET(avx2) TK_ALWAYS_INLINE void tk_copy_avx2(float *d, const float *s, size_t dim) {
     if (dim < 8 || dim >= TK_MEMCPY_MIN_DIM) {

@@ -73,12 +73,14 @@ static void tk_gather_range(void *p, size_t b, size_t e) {
                         c->out + b * c->out_stride, c->out_stride);
 }
 
-/* Rows per thread chunk: each chunk writes >= 2 MiB of output, so handing a chunk to a worker stays a
- * small part of its work and small calls run on the calling thread (docs/performance.md, "Tuning
- * record"). */
+/* Rows per thread chunk: each chunk writes >= 512 KiB of output (~20 us), so handing a chunk to a
+ * persistent worker (a few us) stays a small part of its work and calls below 512 KiB (a 64-token
+ * decode step at D = 768 is 192 KiB) run on the calling thread. 2 MiB, sized for the old per-call
+ * thread start, kept D = 4 lookups of 65,536 tokens on one thread: 0.81x index_select at 2 threads,
+ * 1.56x with 512 KiB (docs/performance.md, "Tuning record"). */
 static size_t tk_gather_grain(size_t dim) {
     size_t row = dim * sizeof(float);
-    size_t g = ((size_t)2 << 20) / (row ? row : 1);
+    size_t g = ((size_t)512 << 10) / (row ? row : 1);
     return g ? g : 1;
 }
 
