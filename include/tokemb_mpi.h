@@ -38,13 +38,22 @@
 extern "C" {
 #endif
 
-/** How the global rows are placed on the ranks. Values are pinned. */
+/** How the global table is placed on the ranks. Values are pinned. */
 enum tokemb_mpi_sharding {
     /** Rank r owns one contiguous block of rows: with V rows on P ranks, ranks r < V % P own
      *  V / P + 1 rows and the others V / P, in rank order (rank 0 owns row 0). */
     TOKEMB_MPI_ROW = 0,
     /** Round-robin for skewed ids: global row g lives on rank g % P as local row g / P. */
-    TOKEMB_MPI_ROW_MODULO = 1
+    TOKEMB_MPI_ROW_MODULO = 1,
+    /** Column-wise (TorchRec's column-wise sharding): every rank holds every row, rank r owns one
+     *  contiguous slice of the dimensions: with D dims on P ranks, ranks r < D % P own D / P + 1
+     *  columns and the others D / P, in rank order (rank 0 owns column 0). Needs dim >= P (rows may
+     *  be fewer than P). The shard is an ordinary tokemb_table of rows x local columns (local row l
+     *  is global row l; local column c is global column tokemb_mpi_table_global_col(t, c)). Lookups
+     *  send each rank's distinct ids to every rank and get back every rank's column slices; bags are
+     *  pooled by each column owner on its slice (pooling is per element) and the pooled slices come
+     *  back; gradients and optimizer steps send every contribution's column slice to its owner. */
+    TOKEMB_MPI_COLUMN = 2
 };
 
 /** A table sharded over an MPI communicator. Opaque; create with tokemb_mpi_table_create. */
@@ -64,7 +73,8 @@ TOKEMB_MPI_API const char *tokemb_mpi_last_error(void);
  * caller's communicator is not modified and may be freed afterwards. *out is owned by the caller,
  * freed with tokemb_mpi_table_free (also collective).
  * Errors (the same on every rank): TOKEMB_INVALID_ARGUMENT (NULL out, rows/dim < 1, rows smaller than
- * the rank count, unknown sharding, ranks disagreeing on rows/dim/sharding - the message names the
+ * the rank count with a row sharding, dim smaller than the rank count with TOKEMB_MPI_COLUMN, unknown
+ * sharding, ranks disagreeing on rows/dim/sharding - the message names the
  * first disagreeing rank), TOKEMB_NO_MEMORY, TOKEMB_IO (an MPI call failed). *out is written only on
  * success. Thread-safe with respect to other tables only if the MPI library is MPI_THREAD_MULTIPLE.
  */
@@ -89,8 +99,9 @@ TOKEMB_MPI_API int64_t tokemb_mpi_table_dim(const tokemb_mpi_table *t);
 
 /**
  * This rank's shard: an ordinary tokemb_table owned by t (do not free it). Its local row l is the
- * global row tokemb_mpi_table_global_row(t, l). Use it to fill the shard (tokemb_table_write_rows)
- * or read it; NULL if t is NULL.
+ * global row tokemb_mpi_table_global_row(t, l) and its local column c the global column
+ * tokemb_mpi_table_global_col(t, c) (a TOKEMB_MPI_COLUMN shard has dim = this rank's column count).
+ * Use it to fill the shard (tokemb_table_write_rows) or read it; NULL if t is NULL.
  */
 TOKEMB_MPI_API tokemb_table *tokemb_mpi_table_local(tokemb_mpi_table *t);
 
@@ -99,6 +110,13 @@ TOKEMB_MPI_API tokemb_table *tokemb_mpi_table_local(tokemb_mpi_table *t);
  * outside [0, local rows).
  */
 TOKEMB_MPI_API int64_t tokemb_mpi_table_global_row(const tokemb_mpi_table *t, int64_t local_row);
+
+/**
+ * The global column of this rank's local column `local_col`: with TOKEMB_MPI_COLUMN this rank's first
+ * global column plus local_col, with the row shardings local_col itself (every rank holds whole rows).
+ * -1 if t is NULL or local_col is outside [0, the shard's dim). Thread-safe.
+ */
+TOKEMB_MPI_API int64_t tokemb_mpi_table_global_col(const tokemb_mpi_table *t, int64_t local_col);
 
 /**
  * Collective lookup: each rank passes its own batch ids[n] (n may differ between ranks, 0 allowed)
