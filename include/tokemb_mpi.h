@@ -136,9 +136,12 @@ TOKEMB_MPI_API int32_t tokemb_mpi_lookup_i32(tokemb_mpi_table *t, const int32_t 
 /**
  * Collective pooled lookup (torch's EmbeddingBag over the global table): each rank passes its own
  * CSR batch (ids[n], offsets[n_bags + 1], optional per_sample_weights[n] with TOKEMB_SUM) and gets
- * out[n_bags][dim]. The distinct rows are fetched as in tokemb_mpi_lookup, then pooled on the
- * requesting rank in input order by the core's own kernels, so out equals tokemb_lookup_bags on the
- * whole table (same mode and weights) bit for bit. The rules for offsets, modes and weights are
+ * out[n_bags][dim]. With the row shardings the distinct rows are fetched as in tokemb_mpi_lookup,
+ * then pooled on the requesting rank in input order by the core's own kernels; with TOKEMB_MPI_COLUMN
+ * every rank's bags (ids, offsets, weights, mode) go to every rank, each pools them over its own
+ * columns with the core's tokemb_lookup_bags (pooling is per element) and sends the pooled slices
+ * back. Either way out equals tokemb_lookup_bags on the whole table (same mode and weights) bit for
+ * bit. Ranks may use different modes. The rules for offsets, modes and weights are
  * tokemb_lookup_bags's.
  * Errors (agreed on every rank): as tokemb_mpi_lookup, plus TOKEMB_INVALID_ARGUMENT (NULL offsets,
  * NULL out with n_bags > 0, unknown mode, weights with a mode other than SUM, malformed offsets: the
@@ -156,7 +159,9 @@ TOKEMB_MPI_API int32_t tokemb_mpi_lookup_bags_i32(tokemb_mpi_table *t, const int
  * Collective gradient of tokemb_mpi_lookup, delivered to the owners: each rank passes its batch
  * ids[n] and grad_out[n][dim]; every contribution travels to its row's owner (contributions are not
  * pre-summed by the sender, which would change the float association), and each rank adds into its
- * own grad_shard[local rows][dim] (local row l = global row tokemb_mpi_table_global_row(t, l)) the
+ * own grad_shard[local rows][local dim] (the shard's shape: local row l = global row
+ * tokemb_mpi_table_global_row(t, l), local column c = global column tokemb_mpi_table_global_col(t, c);
+ * with TOKEMB_MPI_COLUMN every rank receives every contribution's slice of its columns) the
  * contributions to its rows in global input order (rank order, then each rank's order), starting
  * from the buffer's values, with the core's tokemb_grad_accumulate. grad_shard therefore equals the
  * rows this rank owns of tokemb_grad_accumulate on the whole table over the concatenated batch, bit
@@ -180,10 +185,19 @@ TOKEMB_MPI_API int32_t tokemb_mpi_grad_accumulate_i32(tokemb_mpi_table *t, const
  * the core's tokemb_optim_step on their shard, so weights and optimizer state after any number of
  * steps equal one process stepping the whole table with the concatenated batches, bit for bit (all
  * four optimizers; every shard's step counter advances once per call, as the single table's).
+ * TOKEMB_MPI_COLUMN: SGD, Adagrad and SparseAdam are per element and run as the core's step on each
+ * column slice. Row-wise Adagrad's row term mean_c(g'^2) spans every column: the core sums the
+ * squares in double from column 0 to D-1, so the running sums of the touched rows pass from rank to
+ * rank in column order (each continues the sum over its columns; the last broadcasts them), which is
+ * the core's sum exactly, and each rank then applies the core's update to its columns. Its per-row
+ * accumulator (one float per row) is kept by t, since the core's is not reachable through the public
+ * API: it starts afresh (initial accumulator) whenever the shard's step count is 0, i.e. after
+ * tokemb_optim_select; step such a shard only through this call (TOKEMB_INVALID_ARGUMENT otherwise).
  * Errors (agreed on every rank): as tokemb_mpi_grad_accumulate, plus TOKEMB_INVALID_ARGUMENT when a
- * rank's shard has no optimizer or its step count differs from rank 0's. Validation and every
- * exchange complete before any shard changes; a failure inside a shard's own step (only
- * TOKEMB_NO_MEMORY for the state arrays on the first step can occur) is reported on every rank.
+ * rank's shard has no optimizer, or its optimizer kind or step count differs from rank 0's, and
+ * TOKEMB_READ_ONLY for a frozen shard. Validation and every exchange complete before any shard
+ * changes; a failure inside a shard's own step (only TOKEMB_NO_MEMORY for the state arrays on the
+ * first step can occur) is reported on every rank.
  */
 TOKEMB_MPI_API int32_t tokemb_mpi_optim_step(tokemb_mpi_table *t, const int64_t *ids, size_t n, const float *grad_out);
 

@@ -214,7 +214,8 @@ int32_t tm_col_bags(tokemb_mpi_table *t, const char *fn, const void *ids, int is
             all_w = malloc((NW ? NW : 1) * sizeof *all_w);
             pooled = malloc((B ? B : 1) * dl * sizeof *pooled);
             recv = malloc((n_bags ? n_bags : 1) * D * sizeof *recv);
-            if (!all_ids || !all_off || !all_w || !pooled || !recv) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+            if (!all_ids || !all_off || !all_w || !pooled || !recv)
+                st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
         }
         st = tm_agree(t->comm, t->rank, P, fn, st, msg);
     }
@@ -222,8 +223,7 @@ int32_t tm_col_bags(tokemb_mpi_table *t, const char *fn, const void *ids, int is
         int rc = MPI_Allgatherv(my_ids, (int)n, MPI_INT64_T, all_ids, ic, id, MPI_INT64_T, t->comm);
         if (rc == MPI_SUCCESS)
             rc = MPI_Allgatherv(offsets, (int)n_bags + 1, MPI_INT64_T, all_off, oc, od, MPI_INT64_T, t->comm);
-        if (rc == MPI_SUCCESS)
-            rc = MPI_Allgatherv(w, w ? (int)n : 0, MPI_FLOAT, all_w, wc, wdp, MPI_FLOAT, t->comm);
+        if (rc == MPI_SUCCESS) rc = MPI_Allgatherv(w, w ? (int)n : 0, MPI_FLOAT, all_w, wc, wdp, MPI_FLOAT, t->comm);
         st = tm_agree(t->comm, t->rank, P, fn, tm_mpi_status(rc, fn, "MPI_Allgatherv", msg), msg);
     }
     if (st == TOKEMB_OK) {

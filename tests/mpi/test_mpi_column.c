@@ -27,7 +27,8 @@ static tokemb_mpi_table *make_tables(int64_t V, int64_t D, tokemb_table **full) 
     int64_t dl = tokemb_table_dim(l);
     for (int64_t r = 0; r < tokemb_table_rows(l); r++)
         for (int64_t c = 0; c < dl; c++)
-            tokemb_table_data(l)[r * dl + c] = value(tokemb_mpi_table_global_row(t, r), tokemb_mpi_table_global_col(t, c));
+            tokemb_table_data(l)[r * dl + c] =
+                value(tokemb_mpi_table_global_row(t, r), tokemb_mpi_table_global_col(t, c));
     tokemb_table_create(V, D, TOKEMB_F32, full);
     for (int64_t g = 0; g < V; g++)
         for (int64_t c = 0; c < D; c++) tokemb_table_data(*full)[g * D + c] = value(g, c);
@@ -278,8 +279,8 @@ static void test_optim(int32_t kind, int64_t V, int64_t D, unsigned seed) {
         CHECK(tokemb_optim_step(full, b.all_ids, b.total, b.all_g) == TOKEMB_OK, "reference step");
         st = k == 1 ? tokemb_mpi_optim_step_i32(t, b.ids32, b.n, b.g) : tokemb_mpi_optim_step(t, b.ids, b.n, b.g);
         CHECK(st == TOKEMB_OK, "step: %s", tokemb_mpi_last_error());
-        CHECK(shard_equals(t, tokemb_table_data(full), tokemb_table_data(l)), "weights differ (kind %d, %lldx%lld, step %u)",
-              (int)kind, (long long)V, (long long)D, k);
+        CHECK(shard_equals(t, tokemb_table_data(full), tokemb_table_data(l)),
+              "weights differ (kind %d, %lldx%lld, step %u)", (int)kind, (long long)V, (long long)D, k);
         CHECK(tokemb_optim_step_count(l) == tokemb_optim_step_count(full), "step count");
         free_batch(&b);
     }
@@ -357,8 +358,8 @@ static void test_create_errors(void) {
     tokemb_mpi_table_free(t);
     t = NULL;
     /* the last rank asks for another sharding */
-    st = tokemb_mpi_table_create(MPI_COMM_WORLD, 40, 8, rank == size - 1 && size > 1 ? TOKEMB_MPI_ROW : TOKEMB_MPI_COLUMN,
-                                 &t);
+    st = tokemb_mpi_table_create(MPI_COMM_WORLD, 40, 8,
+                                 rank == size - 1 && size > 1 ? TOKEMB_MPI_ROW : TOKEMB_MPI_COLUMN, &t);
     if (size > 1) {
         CHECK(st == TOKEMB_INVALID_ARGUMENT && t == NULL, "sharding mismatch: %d", (int)st);
         char want[96];
