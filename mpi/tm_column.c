@@ -43,6 +43,17 @@ static void tm_col_assemble(const tokemb_mpi_table *t, const int64_t *blk, const
     }
 }
 
+/* The start of every collective here: the caller's own validation (pre_st / pre_msg), then this rank's
+ * batch checks (tm_check_batch); the message lands in msg. */
+static int32_t tm_col_begin(const tokemb_mpi_table *t, const void *ids, int is32, size_t n, const void *buf,
+                            const char *what, int32_t pre_st, const char *pre_msg, char *msg) {
+    if (pre_st != TOKEMB_OK) {
+        snprintf(msg, TM_MSG, "%s", pre_msg);
+        return pre_st;
+    }
+    return tm_check_batch(t, ids, is32, n, buf, what, msg);
+}
+
 static int tm_i64_pair_cmp(const void *a, const void *b) {
     const int64_t *x = a, *y = b;
     if (x[0] != y[0]) return x[0] < y[0] ? -1 : 1;
@@ -56,12 +67,10 @@ static int tm_i64_pair_cmp(const void *a, const void *b) {
 int32_t tm_col_fetch(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const void *out,
                      int32_t pre_st, const char *pre_msg, tm_plan *p, float **rows_out) {
     char msg[TM_MSG] = "";
-    int32_t st = pre_st;
-    if (st != TOKEMB_OK) snprintf(msg, TM_MSG, "%s", pre_msg);
+    int32_t st = tm_col_begin(t, ids, is32, n, out, "out", pre_st, pre_msg, msg);
     memset(p, 0, sizeof *p);
     int P = t->size;
     size_t D = (size_t)t->dim, dl = (size_t)t->local_cols;
-    if (st == TOKEMB_OK) st = tm_check_batch(t, ids, is32, n, out, "out", msg);
     int64_t *keys = NULL, *blk = NULL;
     if (st == TOKEMB_OK) {
         keys = malloc((n ? n : 1) * 2 * sizeof *keys);
@@ -164,11 +173,9 @@ enum { TM_BAG_N, TM_BAG_NB, TM_BAG_MODE, TM_BAG_W, TM_BAG_META };
 int32_t tm_col_bags(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const int64_t *offsets,
                     size_t n_bags, int32_t mode, const float *w, float *out, int32_t pre_st, const char *pre_msg) {
     char msg[TM_MSG] = "";
-    int32_t st = pre_st;
-    if (st != TOKEMB_OK) snprintf(msg, TM_MSG, "%s", pre_msg);
+    int32_t st = tm_col_begin(t, ids, is32, n, n ? ids : (const void *)offsets, "out", pre_st, pre_msg, msg);
     int P = t->size;
     size_t D = (size_t)t->dim, dl = (size_t)t->local_cols;
-    if (st == TOKEMB_OK) st = tm_check_batch(t, ids, is32, n, n ? ids : (const void *)offsets, "out", msg);
     if (st == TOKEMB_OK && n_bags > (size_t)INT_MAX / D)
         st = tm_fail(TOKEMB_OVERFLOW, msg, "n_bags = %zu bags of dim %zu exceed MPI's int counts", n_bags, D);
     int64_t *meta = calloc((size_t)P * TM_BAG_META, sizeof *meta), *blk = malloc((size_t)P * 2 * sizeof *blk);
@@ -267,12 +274,10 @@ int32_t tm_col_bags(tokemb_mpi_table *t, const char *fn, const void *ids, int is
 int32_t tm_col_push(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const float *grad_out,
                     int32_t pre_st, const char *pre_msg, tm_push *q) {
     char msg[TM_MSG] = "";
-    int32_t st = pre_st;
-    if (st != TOKEMB_OK) snprintf(msg, TM_MSG, "%s", pre_msg);
+    int32_t st = tm_col_begin(t, ids, is32, n, grad_out, "grad_out", pre_st, pre_msg, msg);
     memset(q, 0, sizeof *q);
     int P = t->size;
     size_t D = (size_t)t->dim, dl = (size_t)t->local_cols;
-    if (st == TOKEMB_OK) st = tm_check_batch(t, ids, is32, n, grad_out, "grad_out", msg);
     int *cnt = calloc((size_t)P * 6, sizeof *cnt);
     int64_t *blk = malloc((size_t)P * 2 * sizeof *blk), *my_ids = malloc((n ? n : 1) * sizeof *my_ids);
     float *sbuf = malloc((n ? n : 1) * D * sizeof *sbuf);

@@ -15,8 +15,6 @@
 /* values with many bits set, so any other summation order or rounding would show */
 static float value(int64_t g, int64_t c) { return sinf((float)(g * 31 + c * 7) * 0.37f) * 3.3f; }
 
-#define MAXN 96
-
 /* A column-sharded table and the whole table holding the same values. */
 static tokemb_mpi_table *make_tables(int64_t V, int64_t D, tokemb_table **full) {
     tokemb_mpi_table *t = NULL;
@@ -43,47 +41,6 @@ static int shard_equals(tokemb_mpi_table *t, const float *full, const float *sha
         if (memcmp(shard + r * dl, full + tokemb_mpi_table_global_row(t, r) * D + c0, (size_t)dl * sizeof(float)))
             return 0;
     return 1;
-}
-
-/* This rank's ids (rank 1 brings none; hot ids repeat) and the rank-ordered concatenation. */
-typedef struct {
-    int64_t ids[MAXN];
-    int32_t ids32[MAXN];
-    float g[MAXN * 64];
-    size_t n, off;
-    int64_t *all_ids;
-    float *all_g;
-    size_t total;
-} batch_t;
-
-static void make_batch(batch_t *b, int64_t V, int64_t D, unsigned seed) {
-    unsigned s = seed * 7919u + (unsigned)rank * 104729u + 5u;
-    b->n = rank == 1 ? 0 : 4 + lcg(&s) % 20;
-    for (size_t i = 0; i < b->n; i++) {
-        b->ids[i] = (int64_t)(lcg(&s) % (unsigned)(i % 2 ? (V < 3 ? V : 3) : V));
-        b->ids32[i] = (int32_t)b->ids[i];
-        for (int64_t c = 0; c < D; c++)
-            b->g[i * (size_t)D + (size_t)c] = (float)((int)(lcg(&s) % 2001) - 1000) / 311.0f;
-    }
-    int cn = (int)b->n, cg = (int)(b->n * (size_t)D), ns[16], nd[16], gs[16], gd[16], tn = 0;
-    MPI_Allgather(&cn, 1, MPI_INT, ns, 1, MPI_INT, MPI_COMM_WORLD);
-    for (int r = 0; r < size; r++) {
-        nd[r] = tn;
-        gs[r] = ns[r] * (int)D;
-        gd[r] = tn * (int)D;
-        tn += ns[r];
-    }
-    b->off = (size_t)nd[rank];
-    b->total = (size_t)tn;
-    b->all_ids = malloc((size_t)(tn + 1) * sizeof *b->all_ids);
-    b->all_g = malloc((size_t)(tn + 1) * (size_t)D * sizeof *b->all_g);
-    MPI_Allgatherv(b->ids, cn, MPI_INT64_T, b->all_ids, ns, nd, MPI_INT64_T, MPI_COMM_WORLD);
-    MPI_Allgatherv(b->g, cg, MPI_FLOAT, b->all_g, gs, gd, MPI_FLOAT, MPI_COMM_WORLD);
-}
-
-static void free_batch(batch_t *b) {
-    free(b->all_ids);
-    free(b->all_g);
 }
 
 /* the bad-id case shared by every op: the last rank brings id V at index 2 */
@@ -120,15 +77,16 @@ static void test_layout(int64_t V, int64_t D) {
 static void test_lookup(int64_t V, int64_t D, unsigned seed) {
     tokemb_table *full;
     tokemb_mpi_table *t = make_tables(V, D, &full);
-    batch_t b;
-    make_batch(&b, V, D, seed);
-    float *ref = malloc((b.total + 1) * (size_t)D * sizeof *ref), *out = malloc((MAXN + 4) * (size_t)D * sizeof *out);
+    tk_mpi_batch b;
+    tk_mpi_batch_make(&b, V, D, seed);
+    float *ref = malloc((b.total + 1) * (size_t)D * sizeof *ref),
+          *out = malloc((TK_MPI_MAXN + 4) * (size_t)D * sizeof *out);
     CHECK(tokemb_lookup(full, b.all_ids, b.total, ref) == TOKEMB_OK, "reference");
     const float *mine = ref + b.off * (size_t)D;
     int32_t st = tokemb_mpi_lookup(t, b.ids, b.n, out);
     CHECK(st == TOKEMB_OK && !memcmp(out, mine, b.n * (size_t)D * sizeof *out), "lookup %lldx%lld: %s", (long long)V,
           (long long)D, tokemb_mpi_last_error());
-    memset(out, 0, (MAXN + 4) * (size_t)D * sizeof *out);
+    memset(out, 0, (TK_MPI_MAXN + 4) * (size_t)D * sizeof *out);
     st = tokemb_mpi_lookup_i32(t, b.ids32, b.n, out);
     CHECK(st == TOKEMB_OK && !memcmp(out, mine, b.n * (size_t)D * sizeof *out), "lookup_i32: %s",
           tokemb_mpi_last_error());
@@ -139,7 +97,7 @@ static void test_lookup(int64_t V, int64_t D, unsigned seed) {
     int untouched = 1;
     for (size_t i = 0; i < 4 * (size_t)D; i++) untouched &= out[i] == 12345.0f;
     CHECK(untouched, "out written by a failed lookup");
-    free_batch(&b);
+    tk_mpi_batch_free(&b);
     free(ref);
     free(out);
     tokemb_table_free(full);
@@ -149,74 +107,49 @@ static void test_lookup(int64_t V, int64_t D, unsigned seed) {
 static void test_bags(int64_t V, int64_t D, unsigned seed) {
     tokemb_table *full;
     tokemb_mpi_table *t = make_tables(V, D, &full);
-    /* this rank's bags: sizes 0..6, rank 2 brings no bag; every rank pools with its own mode */
-    for (int32_t mode = TOKEMB_SUM; mode <= TOKEMB_MAX; mode++)
+    float *ref = malloc((size_t)size * (TK_MPI_MAXB + 1) * (size_t)D * sizeof *ref);
+    float *out = malloc((TK_MPI_MAXB + 1) * (size_t)D * sizeof *out);
+    /* every mode on every rank (mixed = each rank its own mode: the column owners pool every rank's
+     * bags with that rank's mode; the reference is then this rank's bags on the whole table) */
+    for (int32_t mode = TOKEMB_SUM; mode <= TOKEMB_MAX + 1; mode++)
         for (int weighted = 0; weighted <= (mode == TOKEMB_SUM); weighted++) {
-            unsigned s = seed * 7919u + (unsigned)rank * 104729u + (unsigned)(mode * 2 + weighted);
-            size_t nb = rank == 2 ? 0 : 2 + lcg(&s) % 6, n = 0;
-            int64_t ids[MAXN], off[17] = {0}, mylens[16];
-            int32_t ids32[MAXN];
-            float w[MAXN];
-            for (size_t bg = 0; bg < nb; bg++) {
-                size_t len = lcg(&s) % 7;
-                for (size_t k = 0; k < len; k++, n++) {
-                    ids[n] = (int64_t)(lcg(&s) % (unsigned)(k % 2 ? (V < 5 ? V : 5) : V));
-                    ids32[n] = (int32_t)ids[n];
-                    w[n] = (float)(lcg(&s) % 1000) / 333.0f - 1.0f;
-                }
-                off[bg + 1] = (int64_t)n;
-                mylens[bg] = off[bg + 1] - off[bg];
+            tk_mpi_bags b;
+            tk_mpi_bags_make(&b, V, seed * 7919u + (unsigned)rank * 104729u + (unsigned)(mode * 2 + weighted));
+            int32_t my_mode = mode <= TOKEMB_MAX ? mode : (int32_t)(rank % 3);
+            const float *w = weighted ? b.w : NULL, *want = ref;
+            if (mode <= TOKEMB_MAX) {
+                CHECK(tokemb_lookup_bags(full, b.all, b.tn, b.aoff, b.tb, mode, weighted ? b.aw : NULL, ref) ==
+                          TOKEMB_OK,
+                      "reference: %s", tokemb_last_error());
+                want = ref + b.bd * (size_t)D;
+            } else {
+                CHECK(tokemb_lookup_bags(full, b.ids, b.n, b.off, b.nb, my_mode, NULL, ref) == TOKEMB_OK,
+                      "reference: %s", tokemb_last_error());
             }
-            int cn = (int)n, cb = (int)nb, ns[16], bs[16], nd[16], bd[16], tn = 0, tb = 0;
-            MPI_Allgather(&cn, 1, MPI_INT, ns, 1, MPI_INT, MPI_COMM_WORLD);
-            MPI_Allgather(&cb, 1, MPI_INT, bs, 1, MPI_INT, MPI_COMM_WORLD);
-            for (int r = 0; r < size; r++) {
-                nd[r] = tn;
-                bd[r] = tb;
-                tn += ns[r];
-                tb += bs[r];
-            }
-            int64_t *all = malloc((size_t)(tn + 1) * sizeof *all), *aoff = malloc((size_t)(tb + 1) * sizeof *aoff);
-            int64_t *lens = malloc((size_t)(tb + 1) * sizeof *lens);
-            float *aw = malloc((size_t)(tn + 1) * sizeof *aw);
-            MPI_Allgatherv(ids, cn, MPI_INT64_T, all, ns, nd, MPI_INT64_T, MPI_COMM_WORLD);
-            MPI_Allgatherv(w, cn, MPI_FLOAT, aw, ns, nd, MPI_FLOAT, MPI_COMM_WORLD);
-            MPI_Allgatherv(mylens, cb, MPI_INT64_T, lens, bs, bd, MPI_INT64_T, MPI_COMM_WORLD);
-            aoff[0] = 0;
-            for (int bg = 0; bg < tb; bg++) aoff[bg + 1] = aoff[bg] + lens[bg];
-            float *ref = malloc((size_t)(tb + 1) * (size_t)D * sizeof *ref);
-            float *out = malloc(17 * (size_t)D * sizeof *out);
-            CHECK(tokemb_lookup_bags(full, all, (size_t)tn, aoff, (size_t)tb, mode, weighted ? aw : NULL, ref) ==
-                      TOKEMB_OK,
-                  "reference: %s", tokemb_last_error());
-            const float *want = ref + (size_t)bd[rank] * (size_t)D;
-            int32_t st = tokemb_mpi_lookup_bags(t, ids, n, off, nb, mode, weighted ? w : NULL, out);
-            CHECK(st == TOKEMB_OK && !memcmp(out, want, nb * (size_t)D * sizeof *out),
-                  "bags %lldx%lld mode %d weighted %d: %s", (long long)V, (long long)D, (int)mode, weighted,
+            int32_t st = tokemb_mpi_lookup_bags(t, b.ids, b.n, b.off, b.nb, my_mode, w, out);
+            CHECK(st == TOKEMB_OK && !memcmp(out, want, b.nb * (size_t)D * sizeof *out),
+                  "bags %lldx%lld mode %d weighted %d: %s", (long long)V, (long long)D, (int)my_mode, weighted,
                   tokemb_mpi_last_error());
-            memset(out, 0, 17 * (size_t)D * sizeof *out);
-            st = tokemb_mpi_lookup_bags_i32(t, ids32, n, off, nb, mode, weighted ? w : NULL, out);
-            CHECK(st == TOKEMB_OK && !memcmp(out, want, nb * (size_t)D * sizeof *out), "bags_i32 mode %d: %s",
-                  (int)mode, tokemb_mpi_last_error());
-            /* an id outside the table on the last rank, then malformed offsets on rank 0: out untouched */
-            int64_t bad[3] = {0, 1, rank == size - 1 ? V : 1}, boff[3] = {0, 1, 3};
-            for (size_t i = 0; i < 2 * (size_t)D; i++) out[i] = -7.0f;
-            check_bad_id(tokemb_mpi_lookup_bags(t, bad, 3, boff, 2, mode, NULL, out), V, "bags");
-            int64_t good[3] = {0, 1, 1}, dec[3] = {0, 2, 1};
-            st = tokemb_mpi_lookup_bags(t, good, rank == 0 ? 1 : 3, rank == 0 ? dec : boff, 2, mode, NULL, out);
-            CHECK(st == TOKEMB_INVALID_ARGUMENT &&
-                      strstr(tokemb_mpi_last_error(), "rank 0: offsets[2] = 1 is below offsets[1] = 2") != NULL,
-                  "bad offsets: %d '%s'", (int)st, tokemb_mpi_last_error());
-            int untouched = 1;
-            for (size_t i = 0; i < 2 * (size_t)D; i++) untouched &= out[i] == -7.0f;
-            CHECK(untouched, "out written by a failed bags call");
-            free(all);
-            free(aoff);
-            free(lens);
-            free(aw);
-            free(ref);
-            free(out);
+            memset(out, 0, (TK_MPI_MAXB + 1) * (size_t)D * sizeof *out);
+            st = tokemb_mpi_lookup_bags_i32(t, b.ids32, b.n, b.off, b.nb, my_mode, w, out);
+            CHECK(st == TOKEMB_OK && !memcmp(out, want, b.nb * (size_t)D * sizeof *out), "bags_i32 mode %d: %s",
+                  (int)my_mode, tokemb_mpi_last_error());
+            tk_mpi_bags_free(&b);
         }
+    /* an id outside the table on the last rank, then malformed offsets on rank 0: out untouched */
+    int64_t bad[3] = {0, 1, rank == size - 1 ? V : 1}, boff[3] = {0, 1, 3};
+    for (size_t i = 0; i < 2 * (size_t)D; i++) out[i] = -7.0f;
+    check_bad_id(tokemb_mpi_lookup_bags(t, bad, 3, boff, 2, TOKEMB_SUM, NULL, out), V, "bags");
+    int64_t good[3] = {0, 1, 1}, dec[3] = {0, 2, 1};
+    int32_t st = tokemb_mpi_lookup_bags(t, good, rank == 0 ? 1 : 3, rank == 0 ? dec : boff, 2, TOKEMB_MAX, NULL, out);
+    CHECK(st == TOKEMB_INVALID_ARGUMENT &&
+              strstr(tokemb_mpi_last_error(), "rank 0: offsets[2] = 1 is below offsets[1] = 2") != NULL,
+          "bad offsets: %d '%s'", (int)st, tokemb_mpi_last_error());
+    int untouched = 1;
+    for (size_t i = 0; i < 2 * (size_t)D; i++) untouched &= out[i] == -7.0f;
+    CHECK(untouched, "out written by a failed bags call");
+    free(ref);
+    free(out);
     tokemb_table_free(full);
     tokemb_mpi_table_free(t);
 }
@@ -230,8 +163,8 @@ static void test_grad(int64_t V, int64_t D, unsigned seed) {
         for (int64_t c = 0; c < D; c++) ref[g * D + c] = value(g + 100, c);
     for (int64_t g = 0; g < V; g++)
         for (int64_t c = 0; c < dl; c++) shard[g * dl + c] = value(g + 100, c0 + c);
-    batch_t b;
-    make_batch(&b, V, D, seed);
+    tk_mpi_batch b;
+    tk_mpi_batch_make(&b, V, D, seed);
     CHECK(tokemb_grad_accumulate(full, b.all_ids, b.total, b.all_g, ref) == TOKEMB_OK, "reference");
     int32_t st = tokemb_mpi_grad_accumulate(t, b.ids, b.n, b.g, shard);
     CHECK(st == TOKEMB_OK && shard_equals(t, ref, shard), "grad %lldx%lld: %s", (long long)V, (long long)D,
@@ -242,7 +175,7 @@ static void test_grad(int64_t V, int64_t D, unsigned seed) {
     int64_t bad[3] = {0, 1, rank == size - 1 ? V : 0};
     check_bad_id(tokemb_mpi_grad_accumulate(t, bad, 3, b.g, shard), V, "grad");
     CHECK(shard_equals(t, ref, shard), "grad changed by a failed call");
-    free_batch(&b);
+    tk_mpi_batch_free(&b);
     free(ref);
     free(shard);
     tokemb_table_free(full);
@@ -274,15 +207,15 @@ static void test_optim(int32_t kind, int64_t V, int64_t D, unsigned seed) {
         set_both(l, full, TOKEMB_OPTIM_INITIAL_ACCUMULATOR, 0.125);
     if (kind == TOKEMB_OPTIM_ADAGRAD) set_both(l, full, TOKEMB_OPTIM_LR_DECAY, 0.02);
     for (unsigned k = 0; k < 3; k++) {
-        batch_t b;
-        make_batch(&b, V, D, seed * 10 + k);
+        tk_mpi_batch b;
+        tk_mpi_batch_make(&b, V, D, seed * 10 + k);
         CHECK(tokemb_optim_step(full, b.all_ids, b.total, b.all_g) == TOKEMB_OK, "reference step");
         st = k == 1 ? tokemb_mpi_optim_step_i32(t, b.ids32, b.n, b.g) : tokemb_mpi_optim_step(t, b.ids, b.n, b.g);
         CHECK(st == TOKEMB_OK, "step: %s", tokemb_mpi_last_error());
         CHECK(shard_equals(t, tokemb_table_data(full), tokemb_table_data(l)),
               "weights differ (kind %d, %lldx%lld, step %u)", (int)kind, (long long)V, (long long)D, k);
         CHECK(tokemb_optim_step_count(l) == tokemb_optim_step_count(full), "step count");
-        free_batch(&b);
+        tk_mpi_batch_free(&b);
     }
     /* a bad id on the last rank: weights, state and step count unchanged everywhere (the next good
      * step still matches the reference, so the row-wise accumulator did not move either) */
@@ -291,13 +224,13 @@ static void test_optim(int32_t kind, int64_t V, int64_t D, unsigned seed) {
     check_bad_id(tokemb_mpi_optim_step(t, bad, 3, g3), V, "step");
     CHECK(tokemb_optim_step_count(l) == steps, "a failed step moved the counter");
     CHECK(shard_equals(t, tokemb_table_data(full), tokemb_table_data(l)), "weights changed by a failed step");
-    batch_t b;
-    make_batch(&b, V, D, seed * 10 + 7);
+    tk_mpi_batch b;
+    tk_mpi_batch_make(&b, V, D, seed * 10 + 7);
     tokemb_optim_step(full, b.all_ids, b.total, b.all_g);
     st = tokemb_mpi_optim_step(t, b.ids, b.n, b.g);
     CHECK(st == TOKEMB_OK && shard_equals(t, tokemb_table_data(full), tokemb_table_data(l)),
           "step after a failure (kind %d): %s", (int)kind, tokemb_mpi_last_error());
-    free_batch(&b);
+    tk_mpi_batch_free(&b);
     if (kind == TOKEMB_OPTIM_ROWWISE_ADAGRAD) {
         /* the shard stepped behind the sharded table's back: its accumulator is out of step */
         tokemb_optim_step(l, NULL, 0, NULL);
@@ -308,12 +241,12 @@ static void test_optim(int32_t kind, int64_t V, int64_t D, unsigned seed) {
         tokemb_optim_select(l, kind);
         tokemb_optim_select(full, kind);
         set_both(l, full, TOKEMB_OPTIM_LR, 0.5);
-        make_batch(&b, V, D, seed * 10 + 8);
+        tk_mpi_batch_make(&b, V, D, seed * 10 + 8);
         tokemb_optim_step(full, b.all_ids, b.total, b.all_g);
         st = tokemb_mpi_optim_step(t, b.ids, b.n, b.g);
         CHECK(st == TOKEMB_OK && shard_equals(t, tokemb_table_data(full), tokemb_table_data(l)),
               "step after re-selecting: %s", tokemb_mpi_last_error());
-        free_batch(&b);
+        tk_mpi_batch_free(&b);
     }
     tokemb_table_free(full);
     tokemb_mpi_table_free(t);
