@@ -365,17 +365,15 @@ int32_t tm_col_rowwise_step(tokemb_mpi_table *t, const char *fn, const tm_push *
     size_t dl = (size_t)t->local_cols, R = q->n_recv, u = 0;
     tokemb_table *l = t->local;
     double lr = 0, wd = 0, eps = 0, init = 0;
-    int64_t steps = tokemb_optim_step_count(l), frozen = 0;
+    int64_t steps = tokemb_optim_step_count(l);
     tokemb_optim_get_param_f64(l, TOKEMB_OPTIM_LR, &lr);
     tokemb_optim_get_param_f64(l, TOKEMB_OPTIM_WEIGHT_DECAY, &wd);
     tokemb_optim_get_param_f64(l, TOKEMB_OPTIM_EPS, &eps);
     tokemb_optim_get_param_f64(l, TOKEMB_OPTIM_INITIAL_ACCUMULATOR, &init);
-    tokemb_table_get_param(l, TOKEMB_FROZEN, &frozen);
     /* the accumulator belongs to the shard's optimizer since its selection (step count 0); a shard
      * stepped outside tokemb_mpi_optim_step has lost track of it */
     float *acc = steps == 0 ? NULL : t->rw_acc;
-    if (frozen) st = tm_fail(TOKEMB_READ_ONLY, msg, "the shard is frozen (TOKEMB_FROZEN)");
-    else if (steps != 0 && (!t->rw_acc || steps != t->rw_steps))
+    if (steps != 0 && (!t->rw_acc || steps != t->rw_steps))
         st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg,
                      "the shard's row-wise Adagrad is at step %lld but its column-sharded accumulator at step %lld: "
                      "step a column-sharded table only through tokemb_mpi_optim_step",

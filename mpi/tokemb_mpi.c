@@ -559,7 +559,11 @@ static int32_t tm_step(tokemb_mpi_table *t, const char *fn, const void *ids, int
     char msg[TM_MSG] = "";
     int32_t st = TOKEMB_OK;
     int64_t steps = tokemb_optim_step_count(t->local), s0 = steps;
+    int64_t frozen = 0;
+    tokemb_table_get_param(t->local, TOKEMB_FROZEN, &frozen);
     if (steps < 0) st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "no optimizer selected on this rank's shard");
+    else if (frozen) /* found before any exchange, so no other shard steps either */
+        st = tm_fail(TOKEMB_READ_ONLY, msg, "the shard is frozen (TOKEMB_FROZEN)");
     /* every shard must be at the same step (SparseAdam's bias correction and Adagrad's decay use it)
      * and run the same optimizer (a column-sharded row-wise Adagrad step is itself collective) */
     int64_t kind = tm_optim_kind(t->local), root[2] = {steps, kind};

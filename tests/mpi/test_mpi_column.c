@@ -224,6 +224,14 @@ static void test_optim(int32_t kind, int64_t V, int64_t D, unsigned seed) {
     check_bad_id(tokemb_mpi_optim_step(t, bad, 3, g3), V, "step");
     CHECK(tokemb_optim_step_count(l) == steps, "a failed step moved the counter");
     CHECK(shard_equals(t, tokemb_table_data(full), tokemb_table_data(l)), "weights changed by a failed step");
+    /* a frozen shard on the last rank: TOKEMB_READ_ONLY everywhere, no shard steps */
+    if (rank == size - 1) tokemb_table_set_param(l, TOKEMB_FROZEN, 1);
+    st = tokemb_mpi_optim_step(t, bad, 2, g3);
+    CHECK(st == TOKEMB_READ_ONLY && strstr(tokemb_mpi_last_error(), "frozen") != NULL, "frozen: %d '%s'", (int)st,
+          tokemb_mpi_last_error());
+    CHECK(tokemb_optim_step_count(l) == steps, "a refused step moved the counter");
+    CHECK(shard_equals(t, tokemb_table_data(full), tokemb_table_data(l)), "weights changed by a refused step");
+    tokemb_table_set_param(l, TOKEMB_FROZEN, 0);
     tk_mpi_batch b;
     tk_mpi_batch_make(&b, V, D, seed * 10 + 7);
     tokemb_optim_step(full, b.all_ids, b.total, b.all_g);

@@ -100,6 +100,13 @@ static void test_optim(int32_t sharding, int32_t kind, int64_t V, int64_t D, uns
     st = tokemb_mpi_optim_step(t, bad, rank == 0 ? 2 : 0, g2);
     CHECK(st == TOKEMB_OUT_OF_RANGE && tokemb_optim_step_count(l) == steps, "bad id: %d", (int)st);
     CHECK(shard_equals(t, tokemb_table_data(full), D, tokemb_table_data(l)), "weights changed by a failed step");
+    /* a frozen shard on the last rank: TOKEMB_READ_ONLY everywhere before any exchange, so the rank
+     * owning row 0 does not step either */
+    if (rank == size - 1) tokemb_table_set_param(l, TOKEMB_FROZEN, 1);
+    for (int i = 0; i < 32; i++) g2[i] = 0.5f;
+    st = tokemb_mpi_optim_step(t, bad + 1, 1, g2);
+    CHECK(st == TOKEMB_READ_ONLY && tokemb_optim_step_count(l) == steps, "frozen: %d", (int)st);
+    CHECK(shard_equals(t, tokemb_table_data(full), D, tokemb_table_data(l)), "weights changed by a refused step");
     tokemb_table_free(full);
     tokemb_mpi_table_free(t);
 }
