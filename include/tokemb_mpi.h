@@ -194,7 +194,8 @@ TOKEMB_MPI_API int32_t tokemb_mpi_grad_accumulate_i32(tokemb_mpi_table *t, const
  * API: it starts afresh (initial accumulator) whenever the shard's step count is 0, i.e. after
  * tokemb_optim_select; step such a shard only through this call (TOKEMB_INVALID_ARGUMENT otherwise).
  * Errors (agreed on every rank): as tokemb_mpi_grad_accumulate, plus TOKEMB_INVALID_ARGUMENT when a
- * rank's shard has no optimizer, or its optimizer kind or step count differs from rank 0's, and
+ * rank's shard has no optimizer, or its optimizer kind, a hyper-parameter or its step count differs
+ * from rank 0's (the message names the parameter), and
  * TOKEMB_READ_ONLY for a frozen shard. Validation and every exchange complete before any shard
  * changes; a failure inside a shard's own step (only TOKEMB_NO_MEMORY for the state arrays on the
  * first step can occur) is reported on every rank.

@@ -334,15 +334,6 @@ int32_t tm_col_push(tokemb_mpi_table *t, const char *fn, const void *ids, int is
 
 /* ---- optimizer ---------------------------------------------------------------------------------- */
 
-int32_t tm_optim_kind(const tokemb_table *shard) {
-    double v;
-    if (tokemb_optim_step_count(shard) < 0) return -1;
-    if (tokemb_optim_get_param_f64(shard, TOKEMB_OPTIM_BETA1, &v) == TOKEMB_OK) return TOKEMB_OPTIM_SPARSE_ADAM;
-    if (tokemb_optim_get_param_f64(shard, TOKEMB_OPTIM_LR_DECAY, &v) == TOKEMB_OK) return TOKEMB_OPTIM_ADAGRAD;
-    if (tokemb_optim_get_param_f64(shard, TOKEMB_OPTIM_EPS, &v) == TOKEMB_OK) return TOKEMB_OPTIM_ROWWISE_ADAGRAD;
-    return TOKEMB_OPTIM_SGD;
-}
-
 /* Row-wise Adagrad (docs/training.md, src/kernels/optim_rows.c) over column shards. Per unique row
  * of the coalesced gradient g and weights w, the core computes
  *     g'_c = wd != 0 ? fmaf(wd, w_c, g_c) : g_c        (per element)

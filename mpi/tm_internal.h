@@ -92,6 +92,16 @@ typedef struct {
 int32_t tm_push_make(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const float *grad_out,
                      int32_t pre_st, const char *pre_msg, tm_push *q);
 
+/* ---- a shard's optimizer (tm_optim.c) ---------------------------------------------------------- */
+
+/* The optimizer kind selected on a shard (enum tokemb_optim_kind), -1 if none: the public API has no
+ * getter, so it is read from which hyper-parameters the kind accepts. */
+int32_t tm_optim_kind(const tokemb_table *shard);
+/* The shard's optimizer as numbers the ranks can compare: step count, kind, then the 7
+ * hyper-parameters TOKEMB_OPTIM_LR .. TOKEMB_OPTIM_INITIAL_ACCUMULATOR (0 where the kind has none). */
+#define TM_OPTIM_META 9
+void tm_optim_meta(const tokemb_table *shard, double meta[TM_OPTIM_META]);
+
 /* ---- TOKEMB_MPI_COLUMN (tm_column.c) ---------------------------------------------------------- */
 
 /* tm_fetch for a column-sharded table: the same contract (plan.slot, n_uniq, whole rows[n_uniq][dim]
@@ -107,9 +117,6 @@ int32_t tm_col_push(tokemb_mpi_table *t, const char *fn, const void *ids, int is
  * success on every rank. */
 int32_t tm_col_bags(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const int64_t *offsets,
                     size_t n_bags, int32_t mode, const float *w, float *out, int32_t pre_st, const char *pre_msg);
-/* The optimizer kind selected on a shard (enum tokemb_optim_kind), -1 if none: the public API has no
- * getter, so it is read from which hyper-parameters the kind accepts. */
-int32_t tm_optim_kind(const tokemb_table *shard);
 /* Collective: one row-wise Adagrad step of a column-sharded table from its push q (every rank's
  * column slice of the global batch). Returns the agreed status; nothing changes on failure. */
 int32_t tm_col_rowwise_step(tokemb_mpi_table *t, const char *fn, const tm_push *q);

@@ -565,16 +565,24 @@ static int32_t tm_step(tokemb_mpi_table *t, const char *fn, const void *ids, int
     else if (frozen) /* found before any exchange, so no other shard steps either */
         st = tm_fail(TOKEMB_READ_ONLY, msg, "the shard is frozen (TOKEMB_FROZEN)");
     /* every shard must be at the same step (SparseAdam's bias correction and Adagrad's decay use it)
-     * and run the same optimizer (a column-sharded row-wise Adagrad step is itself collective) */
-    int64_t kind = tm_optim_kind(t->local), root[2] = {steps, kind};
-    int rc = MPI_Bcast(root, 2, MPI_INT64_T, 0, t->comm);
+     * and run the same optimizer with the same hyper-parameters (a column-sharded row-wise Adagrad
+     * step is itself collective) */
+    double meta[TM_OPTIM_META], root[TM_OPTIM_META];
+    tm_optim_meta(t->local, meta);
+    memcpy(root, meta, sizeof root);
+    int64_t kind = (int64_t)meta[1];
+    int rc = MPI_Bcast(root, TM_OPTIM_META, MPI_DOUBLE, 0, t->comm);
     if (rc != MPI_SUCCESS && st == TOKEMB_OK) st = tm_mpi_status(rc, fn, "MPI_Bcast", msg);
-    if (st == TOKEMB_OK && root[0] != s0)
+    if (st == TOKEMB_OK && root[0] != meta[0])
         st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "optimizer step count %lld differs from rank 0's %lld",
                      (long long)s0, (long long)root[0]);
-    if (st == TOKEMB_OK && root[1] != kind)
+    if (st == TOKEMB_OK && root[1] != meta[1])
         st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "optimizer kind %lld differs from rank 0's %lld", (long long)kind,
                      (long long)root[1]);
+    for (int k = 2; st == TOKEMB_OK && k < TM_OPTIM_META; k++)
+        if (root[k] != meta[k])
+            st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "optimizer parameter %d = %.17g differs from rank 0's %.17g",
+                         TOKEMB_OPTIM_LR + k - 2, meta[k], root[k]);
     tm_push q;
     st = tm_push_make(t, fn, ids, is32, n, grad_out, st, msg, &q);
     if (st != TOKEMB_OK) return st;

@@ -206,6 +206,21 @@ static void test_optim(int32_t kind, int64_t V, int64_t D, unsigned seed) {
     if (kind == TOKEMB_OPTIM_ROWWISE_ADAGRAD || kind == TOKEMB_OPTIM_ADAGRAD)
         set_both(l, full, TOKEMB_OPTIM_INITIAL_ACCUMULATOR, 0.125);
     if (kind == TOKEMB_OPTIM_ADAGRAD) set_both(l, full, TOKEMB_OPTIM_LR_DECAY, 0.02);
+    if (size > 1) { /* another eps on the last rank */
+        double eps = 0;
+        tokemb_optim_get_param_f64(l, TOKEMB_OPTIM_EPS, &eps);
+        if (kind != TOKEMB_OPTIM_SGD && rank == size - 1) tokemb_optim_set_param_f64(l, TOKEMB_OPTIM_EPS, eps * 2);
+        if (kind == TOKEMB_OPTIM_SGD && rank == size - 1) tokemb_optim_set_param_f64(l, TOKEMB_OPTIM_LR, 0.25);
+        st = tokemb_mpi_optim_step(t, NULL, 0, NULL);
+        char want[64];
+        snprintf(want, sizeof want, "rank %d: optimizer parameter %d = ", size - 1,
+                 kind == TOKEMB_OPTIM_SGD ? TOKEMB_OPTIM_LR : TOKEMB_OPTIM_EPS);
+        CHECK(st == TOKEMB_INVALID_ARGUMENT && strstr(tokemb_mpi_last_error(), want) != NULL, "params: %d '%s'",
+              (int)st, tokemb_mpi_last_error());
+        CHECK(tokemb_optim_step_count(l) == 0, "a refused step moved the counter");
+        if (kind != TOKEMB_OPTIM_SGD) tokemb_optim_set_param_f64(l, TOKEMB_OPTIM_EPS, eps);
+        else tokemb_optim_set_param_f64(l, TOKEMB_OPTIM_LR, 0.05);
+    }
     for (unsigned k = 0; k < 3; k++) {
         tk_mpi_batch b;
         tk_mpi_batch_make(&b, V, D, seed * 10 + k);
