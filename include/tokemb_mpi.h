@@ -52,7 +52,9 @@ enum tokemb_mpi_sharding {
      *  is global row l; local column c is global column tokemb_mpi_table_global_col(t, c)). Lookups
      *  send each rank's distinct ids to every rank and get back every rank's column slices; bags are
      *  pooled by each column owner on its slice (pooling is per element) and the pooled slices come
-     *  back; gradients and optimizer steps send every contribution's column slice to its owner. */
+     *  back; gradients and optimizer steps send every contribution's column slice to its owner.
+     *  Lookups and bags refuse a shard with max_norm set (TOKEMB_UNSUPPORTED): renormalising needs
+     *  the whole row's norm. */
     TOKEMB_MPI_COLUMN = 2
 };
 
@@ -125,8 +127,9 @@ TOKEMB_MPI_API int64_t tokemb_mpi_table_global_col(const tokemb_mpi_table *t, in
  * Bitwise equal to tokemb_lookup on the whole table.
  * Errors (agreed on every rank): TOKEMB_INVALID_ARGUMENT (NULL t, NULL ids/out with n > 0),
  * TOKEMB_OUT_OF_RANGE (an id outside [0, rows) on any rank; the message names the lowest such rank,
- * the index and the id), TOKEMB_OVERFLOW (a message larger than MPI's int counts), TOKEMB_NO_MEMORY,
- * TOKEMB_IO (MPI failure). out is untouched on every rank on error.
+ * the index and the id), TOKEMB_OVERFLOW (a message larger than MPI's int counts), TOKEMB_UNSUPPORTED
+ * (a TOKEMB_MPI_COLUMN shard with max_norm set), TOKEMB_NO_MEMORY, TOKEMB_IO (MPI failure). out is
+ * untouched on every rank on error.
  */
 TOKEMB_MPI_API int32_t tokemb_mpi_lookup(tokemb_mpi_table *t, const int64_t *ids, size_t n, float *out);
 

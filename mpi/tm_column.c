@@ -54,6 +54,18 @@ static int32_t tm_col_begin(const tokemb_mpi_table *t, const void *ids, int is32
     return tm_check_batch(t, ids, is32, n, buf, what, msg);
 }
 
+/* Lookups and bags read the shard through the core, which would renormalise rows by the norm of this
+ * rank's slice only: max_norm (a whole-row norm) is refused on a column shard. */
+static int32_t tm_col_check_reads(const tokemb_mpi_table *t, int32_t st, char *msg) {
+    double max_norm = 0.0;
+    if (st != TOKEMB_OK || tokemb_table_get_param_f64(t->local, TOKEMB_MAX_NORM, &max_norm) != TOKEMB_OK ||
+        !(max_norm > 0.0))
+        return st;
+    return tm_fail(TOKEMB_UNSUPPORTED, msg,
+                   "the shard has max_norm %g, which renormalises whole rows: a column shard holds a slice of each",
+                   max_norm);
+}
+
 static int tm_i64_pair_cmp(const void *a, const void *b) {
     const int64_t *x = a, *y = b;
     if (x[0] != y[0]) return x[0] < y[0] ? -1 : 1;
@@ -67,7 +79,7 @@ static int tm_i64_pair_cmp(const void *a, const void *b) {
 int32_t tm_col_fetch(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const void *out,
                      int32_t pre_st, const char *pre_msg, tm_plan *p, float **rows_out) {
     char msg[TM_MSG] = "";
-    int32_t st = tm_col_begin(t, ids, is32, n, out, "out", pre_st, pre_msg, msg);
+    int32_t st = tm_col_check_reads(t, tm_col_begin(t, ids, is32, n, out, "out", pre_st, pre_msg, msg), msg);
     memset(p, 0, sizeof *p);
     int P = t->size;
     size_t D = (size_t)t->dim, dl = (size_t)t->local_cols;
@@ -174,6 +186,7 @@ int32_t tm_col_bags(tokemb_mpi_table *t, const char *fn, const void *ids, int is
                     size_t n_bags, int32_t mode, const float *w, float *out, int32_t pre_st, const char *pre_msg) {
     char msg[TM_MSG] = "";
     int32_t st = tm_col_begin(t, ids, is32, n, n ? ids : (const void *)offsets, "out", pre_st, pre_msg, msg);
+    st = tm_col_check_reads(t, st, msg);
     int P = t->size;
     size_t D = (size_t)t->dim, dl = (size_t)t->local_cols;
     if (st == TOKEMB_OK && n_bags > (size_t)INT_MAX / D)

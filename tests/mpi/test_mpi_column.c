@@ -97,6 +97,21 @@ static void test_lookup(int64_t V, int64_t D, unsigned seed) {
     int untouched = 1;
     for (size_t i = 0; i < 4 * (size_t)D; i++) untouched &= out[i] == 12345.0f;
     CHECK(untouched, "out written by a failed lookup");
+    /* max_norm on one rank's shard: renormalising a slice is not torch's whole-row renorm, refused */
+    if (rank == size - 1) tokemb_table_set_param_f64(tokemb_mpi_table_local(t), TOKEMB_MAX_NORM, 1.0);
+    for (size_t i = 0; i < (TK_MPI_MAXN + 4) * (size_t)D; i++) out[i] = 12345.0f;
+    st = tokemb_mpi_lookup(t, b.ids, b.n, out);
+    CHECK(st == TOKEMB_UNSUPPORTED && strstr(tokemb_mpi_last_error(), "max_norm") != NULL, "max_norm: %d '%s'", (int)st,
+          tokemb_mpi_last_error());
+    int64_t one_bag[2] = {0, (int64_t)b.n};
+    st = tokemb_mpi_lookup_bags(t, b.ids, b.n, one_bag, 1, TOKEMB_SUM, NULL, out);
+    CHECK(st == TOKEMB_UNSUPPORTED, "max_norm bags: %d", (int)st);
+    for (size_t i = 0; i < (TK_MPI_MAXN + 4) * (size_t)D; i++) untouched &= out[i] == 12345.0f;
+    CHECK(untouched, "out written by a refused call");
+    tokemb_table_set_param_f64(tokemb_mpi_table_local(t), TOKEMB_MAX_NORM, 0.0);
+    st = tokemb_mpi_lookup(t, b.ids, b.n, out); /* no shard row was renormalised */
+    CHECK(st == TOKEMB_OK && !memcmp(out, mine, b.n * (size_t)D * sizeof *out), "after max_norm: %s",
+          tokemb_mpi_last_error());
     tk_mpi_batch_free(&b);
     free(ref);
     free(out);
