@@ -38,13 +38,24 @@
 extern "C" {
 #endif
 
-/** How the global rows are placed on the ranks. Values are pinned. */
+/** How the global table is placed on the ranks. Values are pinned. */
 enum tokemb_mpi_sharding {
     /** Rank r owns one contiguous block of rows: with V rows on P ranks, ranks r < V % P own
      *  V / P + 1 rows and the others V / P, in rank order (rank 0 owns row 0). */
     TOKEMB_MPI_ROW = 0,
     /** Round-robin for skewed ids: global row g lives on rank g % P as local row g / P. */
-    TOKEMB_MPI_ROW_MODULO = 1
+    TOKEMB_MPI_ROW_MODULO = 1,
+    /** Column-wise (TorchRec's column-wise sharding): every rank holds every row, rank r owns one
+     *  contiguous slice of the dimensions: with D dims on P ranks, ranks r < D % P own D / P + 1
+     *  columns and the others D / P, in rank order (rank 0 owns column 0). Needs dim >= P (rows may
+     *  be fewer than P). The shard is an ordinary tokemb_table of rows x local columns (local row l
+     *  is global row l; local column c is global column tokemb_mpi_table_global_col(t, c)). Lookups
+     *  send each rank's distinct ids to every rank and get back every rank's column slices; bags are
+     *  pooled by each column owner on its slice (pooling is per element) and the pooled slices come
+     *  back; gradients and optimizer steps send every contribution's column slice to its owner.
+     *  Lookups and bags refuse a shard with max_norm set (TOKEMB_UNSUPPORTED): renormalising needs
+     *  the whole row's norm. */
+    TOKEMB_MPI_COLUMN = 2
 };
 
 /** A table sharded over an MPI communicator. Opaque; create with tokemb_mpi_table_create. */
@@ -64,7 +75,8 @@ TOKEMB_MPI_API const char *tokemb_mpi_last_error(void);
  * caller's communicator is not modified and may be freed afterwards. *out is owned by the caller,
  * freed with tokemb_mpi_table_free (also collective).
  * Errors (the same on every rank): TOKEMB_INVALID_ARGUMENT (NULL out, rows/dim < 1, rows smaller than
- * the rank count, unknown sharding, ranks disagreeing on rows/dim/sharding - the message names the
+ * the rank count with a row sharding, dim smaller than the rank count with TOKEMB_MPI_COLUMN, unknown
+ * sharding, ranks disagreeing on rows/dim/sharding - the message names the
  * first disagreeing rank), TOKEMB_NO_MEMORY, TOKEMB_IO (an MPI call failed). *out is written only on
  * success. Thread-safe with respect to other tables only if the MPI library is MPI_THREAD_MULTIPLE.
  */
@@ -89,8 +101,9 @@ TOKEMB_MPI_API int64_t tokemb_mpi_table_dim(const tokemb_mpi_table *t);
 
 /**
  * This rank's shard: an ordinary tokemb_table owned by t (do not free it). Its local row l is the
- * global row tokemb_mpi_table_global_row(t, l). Use it to fill the shard (tokemb_table_write_rows)
- * or read it; NULL if t is NULL.
+ * global row tokemb_mpi_table_global_row(t, l) and its local column c the global column
+ * tokemb_mpi_table_global_col(t, c) (a TOKEMB_MPI_COLUMN shard has dim = this rank's column count).
+ * Use it to fill the shard (tokemb_table_write_rows) or read it; NULL if t is NULL.
  */
 TOKEMB_MPI_API tokemb_table *tokemb_mpi_table_local(tokemb_mpi_table *t);
 
@@ -101,14 +114,22 @@ TOKEMB_MPI_API tokemb_table *tokemb_mpi_table_local(tokemb_mpi_table *t);
 TOKEMB_MPI_API int64_t tokemb_mpi_table_global_row(const tokemb_mpi_table *t, int64_t local_row);
 
 /**
+ * The global column of this rank's local column `local_col`: with TOKEMB_MPI_COLUMN this rank's first
+ * global column plus local_col, with the row shardings local_col itself (every rank holds whole rows).
+ * -1 if t is NULL or local_col is outside [0, the shard's dim). Thread-safe.
+ */
+TOKEMB_MPI_API int64_t tokemb_mpi_table_global_col(const tokemb_mpi_table *t, int64_t local_col);
+
+/**
  * Collective lookup: each rank passes its own batch ids[n] (n may differ between ranks, 0 allowed)
  * and gets out[n][dim] = global_table[ids[i]]. Ids are de-duplicated per owning rank before the
  * exchange (each distinct (id, requesting rank) row travels once) and exchanged with MPI_Alltoallv.
  * Bitwise equal to tokemb_lookup on the whole table.
  * Errors (agreed on every rank): TOKEMB_INVALID_ARGUMENT (NULL t, NULL ids/out with n > 0),
  * TOKEMB_OUT_OF_RANGE (an id outside [0, rows) on any rank; the message names the lowest such rank,
- * the index and the id), TOKEMB_OVERFLOW (a message larger than MPI's int counts), TOKEMB_NO_MEMORY,
- * TOKEMB_IO (MPI failure). out is untouched on every rank on error.
+ * the index and the id), TOKEMB_OVERFLOW (a message larger than MPI's int counts), TOKEMB_UNSUPPORTED
+ * (a TOKEMB_MPI_COLUMN shard with max_norm set), TOKEMB_NO_MEMORY, TOKEMB_IO (MPI failure). out is
+ * untouched on every rank on error.
  */
 TOKEMB_MPI_API int32_t tokemb_mpi_lookup(tokemb_mpi_table *t, const int64_t *ids, size_t n, float *out);
 
@@ -118,9 +139,12 @@ TOKEMB_MPI_API int32_t tokemb_mpi_lookup_i32(tokemb_mpi_table *t, const int32_t 
 /**
  * Collective pooled lookup (torch's EmbeddingBag over the global table): each rank passes its own
  * CSR batch (ids[n], offsets[n_bags + 1], optional per_sample_weights[n] with TOKEMB_SUM) and gets
- * out[n_bags][dim]. The distinct rows are fetched as in tokemb_mpi_lookup, then pooled on the
- * requesting rank in input order by the core's own kernels, so out equals tokemb_lookup_bags on the
- * whole table (same mode and weights) bit for bit. The rules for offsets, modes and weights are
+ * out[n_bags][dim]. With the row shardings the distinct rows are fetched as in tokemb_mpi_lookup,
+ * then pooled on the requesting rank in input order by the core's own kernels; with TOKEMB_MPI_COLUMN
+ * every rank's bags (ids, offsets, weights, mode) go to every rank, each pools them over its own
+ * columns with the core's tokemb_lookup_bags (pooling is per element) and sends the pooled slices
+ * back. Either way out equals tokemb_lookup_bags on the whole table (same mode and weights) bit for
+ * bit. Ranks may use different modes. The rules for offsets, modes and weights are
  * tokemb_lookup_bags's.
  * Errors (agreed on every rank): as tokemb_mpi_lookup, plus TOKEMB_INVALID_ARGUMENT (NULL offsets,
  * NULL out with n_bags > 0, unknown mode, weights with a mode other than SUM, malformed offsets: the
@@ -138,7 +162,9 @@ TOKEMB_MPI_API int32_t tokemb_mpi_lookup_bags_i32(tokemb_mpi_table *t, const int
  * Collective gradient of tokemb_mpi_lookup, delivered to the owners: each rank passes its batch
  * ids[n] and grad_out[n][dim]; every contribution travels to its row's owner (contributions are not
  * pre-summed by the sender, which would change the float association), and each rank adds into its
- * own grad_shard[local rows][dim] (local row l = global row tokemb_mpi_table_global_row(t, l)) the
+ * own grad_shard[local rows][local dim] (the shard's shape: local row l = global row
+ * tokemb_mpi_table_global_row(t, l), local column c = global column tokemb_mpi_table_global_col(t, c);
+ * with TOKEMB_MPI_COLUMN every rank receives every contribution's slice of its columns) the
  * contributions to its rows in global input order (rank order, then each rank's order), starting
  * from the buffer's values, with the core's tokemb_grad_accumulate. grad_shard therefore equals the
  * rows this rank owns of tokemb_grad_accumulate on the whole table over the concatenated batch, bit
@@ -162,10 +188,20 @@ TOKEMB_MPI_API int32_t tokemb_mpi_grad_accumulate_i32(tokemb_mpi_table *t, const
  * the core's tokemb_optim_step on their shard, so weights and optimizer state after any number of
  * steps equal one process stepping the whole table with the concatenated batches, bit for bit (all
  * four optimizers; every shard's step counter advances once per call, as the single table's).
+ * TOKEMB_MPI_COLUMN: SGD, Adagrad and SparseAdam are per element and run as the core's step on each
+ * column slice. Row-wise Adagrad's row term mean_c(g'^2) spans every column: the core sums the
+ * squares in double from column 0 to D-1, so the running sums of the touched rows pass from rank to
+ * rank in column order (each continues the sum over its columns; the last broadcasts them), which is
+ * the core's sum exactly, and each rank then applies the core's update to its columns. Its per-row
+ * accumulator (one float per row) is kept by t, since the core's is not reachable through the public
+ * API: it starts afresh (initial accumulator) whenever the shard's step count is 0, i.e. after
+ * tokemb_optim_select; step such a shard only through this call (TOKEMB_INVALID_ARGUMENT otherwise).
  * Errors (agreed on every rank): as tokemb_mpi_grad_accumulate, plus TOKEMB_INVALID_ARGUMENT when a
- * rank's shard has no optimizer or its step count differs from rank 0's. Validation and every
- * exchange complete before any shard changes; a failure inside a shard's own step (only
- * TOKEMB_NO_MEMORY for the state arrays on the first step can occur) is reported on every rank.
+ * rank's shard has no optimizer, or its optimizer kind, a hyper-parameter or its step count differs
+ * from rank 0's (the message names the parameter), and
+ * TOKEMB_READ_ONLY for a frozen shard. Validation and every exchange complete before any shard
+ * changes; a failure inside a shard's own step (only TOKEMB_NO_MEMORY for the state arrays on the
+ * first step can occur) is reported on every rank.
  */
 TOKEMB_MPI_API int32_t tokemb_mpi_optim_step(tokemb_mpi_table *t, const int64_t *ids, size_t n, const float *grad_out);
 

@@ -1,9 +1,12 @@
-/* example_sharded: a 100000 x 32 table row-sharded over every rank of MPI_COMM_WORLD; each rank pools
- * its own bags, pushes a gradient and takes row-wise Adagrad steps at the owners. Run:
- *   mpirun -np 4 build/mpi/example_sharded
- * Rank 0 prints a checksum of the pooled output of every step: the same numbers for any -np. */
+/* example_sharded: a 100000 x 32 table sharded over every rank of MPI_COMM_WORLD (row-wise, or as the
+ * first argument says: row, row_modulo, column); each rank pools its own bags, pushes a gradient and
+ * takes row-wise Adagrad steps at the owners. Run:
+ *   mpirun -np 4 build/mpi/example_sharded [column]
+ * Rank 0 prints a checksum of the pooled output of every step: the same numbers for any -np and any
+ * sharding. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "tokemb_mpi.h"
 
@@ -17,15 +20,21 @@ int main(int argc, char **argv) {
     int rank, size;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
+    int32_t sharding = TOKEMB_MPI_ROW;
+    if (argc > 1 && !strcmp(argv[1], "row_modulo")) sharding = TOKEMB_MPI_ROW_MODULO;
+    if (argc > 1 && !strcmp(argv[1], "column")) sharding = TOKEMB_MPI_COLUMN;
     tokemb_mpi_table *t = NULL;
-    if (tokemb_mpi_table_create(MPI_COMM_WORLD, V, D, TOKEMB_MPI_ROW, &t) != TOKEMB_OK) {
+    if (tokemb_mpi_table_create(MPI_COMM_WORLD, V, D, sharding, &t) != TOKEMB_OK) {
         fprintf(stderr, "rank %d: %s\n", rank, tokemb_mpi_last_error());
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
     tokemb_table *local = tokemb_mpi_table_local(t);
     float *w = tokemb_table_data(local);
-    for (int64_t r = 0; r < tokemb_table_rows(local); r++) /* a value of the global row, any -np */
-        for (int c = 0; c < D; c++) w[r * D + c] = (float)((tokemb_mpi_table_global_row(t, r) * 37 + c) % 101) / 101.0f;
+    int64_t dl = tokemb_table_dim(local);                  /* D, or this rank's columns with the column sharding */
+    for (int64_t r = 0; r < tokemb_table_rows(local); r++) /* a value of the global row and column, any -np */
+        for (int64_t c = 0; c < dl; c++)
+            w[r * dl + c] =
+                (float)((tokemb_mpi_table_global_row(t, r) * 37 + tokemb_mpi_table_global_col(t, c)) % 101) / 101.0f;
     tokemb_optim_select(local, TOKEMB_OPTIM_ROWWISE_ADAGRAD);
     tokemb_optim_set_param_f64(local, TOKEMB_OPTIM_LR, 0.1);
 

@@ -16,8 +16,14 @@ struct tokemb_mpi_table {
     int64_t rows, dim;
     int32_t sharding;
     int64_t row0;       /* TOKEMB_MPI_ROW: first global row of this rank */
-    int64_t local_rows; /* rows of this rank's shard */
+    int64_t local_rows; /* rows of this rank's shard (all rows with TOKEMB_MPI_COLUMN) */
+    int64_t col0;       /* TOKEMB_MPI_COLUMN: first global column of this rank (else 0) */
+    int64_t local_cols; /* columns of this rank's shard (dim with the row shardings) */
     tokemb_table *local;
+    /* TOKEMB_MPI_COLUMN with row-wise Adagrad: the per-row accumulator (local_rows floats, NULL until
+     * the first step) and the shard's step count it belongs to (tm_column.c) */
+    float *rw_acc;
+    int64_t rw_steps;
 };
 
 /* The message of the last failure on this thread (tokemb_mpi_last_error). */
@@ -30,7 +36,8 @@ int32_t tm_mpi_status(int rc, const char *fn, const char *what, char *msg);
 /* Collective agreement: every rank returns the status of the lowest failing rank (TOKEMB_OK if
  * none), and tm_err holds that rank's message prefixed by fn and the rank. */
 int32_t tm_agree(MPI_Comm comm, int rank, int size, const char *fn, int32_t status, const char *msg);
-/* TOKEMB_MPI_ROW placement: rank r's first global row and row count. */
+/* TOKEMB_MPI_ROW placement: rank r's first global row and row count (TOKEMB_MPI_COLUMN splits the
+ * columns the same way: tm_row_block(dim, ...)). */
 void tm_row_block(int64_t rows, int size, int r, int64_t *row0, int64_t *n);
 
 /* The owning rank and its local row of global row g. */
@@ -84,5 +91,34 @@ typedef struct {
 } tm_push;
 int32_t tm_push_make(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const float *grad_out,
                      int32_t pre_st, const char *pre_msg, tm_push *q);
+
+/* ---- a shard's optimizer (tm_optim.c) ---------------------------------------------------------- */
+
+/* The optimizer kind selected on a shard (enum tokemb_optim_kind), -1 if none: the public API has no
+ * getter, so it is read from which hyper-parameters the kind accepts. */
+int32_t tm_optim_kind(const tokemb_table *shard);
+/* The shard's optimizer as numbers the ranks can compare: step count, kind, then the 7
+ * hyper-parameters TOKEMB_OPTIM_LR .. TOKEMB_OPTIM_INITIAL_ACCUMULATOR (0 where the kind has none). */
+#define TM_OPTIM_META 9
+void tm_optim_meta(const tokemb_table *shard, double meta[TM_OPTIM_META]);
+
+/* ---- TOKEMB_MPI_COLUMN (tm_column.c) ---------------------------------------------------------- */
+
+/* tm_fetch for a column-sharded table: the same contract (plan.slot, n_uniq, whole rows[n_uniq][dim]
+ * in plan order); every rank's distinct ids go to every rank, every rank's column slices come back. */
+int32_t tm_col_fetch(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const void *out,
+                     int32_t pre_st, const char *pre_msg, tm_plan *p, float **rows_out);
+/* tm_push_make for a column-sharded table: every rank receives the whole global batch's ids (global =
+ * local rows) in global input order and its own column slice of every grad_out row. */
+int32_t tm_col_push(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const float *grad_out,
+                    int32_t pre_st, const char *pre_msg, tm_push *q);
+/* Pooled bags of a column-sharded table, pooled by each column owner on its slice with the core's
+ * tokemb_lookup_bags; the arguments were checked by the caller (pre_st/pre_msg). Writes out only on
+ * success on every rank. */
+int32_t tm_col_bags(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const int64_t *offsets,
+                    size_t n_bags, int32_t mode, const float *w, float *out, int32_t pre_st, const char *pre_msg);
+/* Collective: one row-wise Adagrad step of a column-sharded table from its push q (every rank's
+ * column slice of the global batch). Returns the agreed status; nothing changes on failure. */
+int32_t tm_col_rowwise_step(tokemb_mpi_table *t, const char *fn, const tm_push *q);
 
 #endif

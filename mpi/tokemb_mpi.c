@@ -86,10 +86,13 @@ int32_t tokemb_mpi_table_create(MPI_Comm comm, int64_t rows, int64_t dim, int32_
     else if (rows < 1 || dim < 1)
         st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "rows %lld and dim %lld must be >= 1", (long long)rows,
                      (long long)dim);
-    else if (rows < size)
-        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "rows %lld is smaller than the %d ranks", (long long)rows, size);
-    else if (sharding != TOKEMB_MPI_ROW && sharding != TOKEMB_MPI_ROW_MODULO)
+    else if (sharding != TOKEMB_MPI_ROW && sharding != TOKEMB_MPI_ROW_MODULO && sharding != TOKEMB_MPI_COLUMN)
         st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "unknown sharding %d", (int)sharding);
+    else if (sharding != TOKEMB_MPI_COLUMN && rows < size)
+        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "rows %lld is smaller than the %d ranks", (long long)rows, size);
+    else if (sharding == TOKEMB_MPI_COLUMN && dim < size)
+        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "dim %lld is smaller than the %d ranks (column sharding)",
+                     (long long)dim, size);
     /* metadata: every rank compares its own with rank 0's (the broadcast is made even by a rank that
      * failed above, so every rank takes part in the same collectives) */
     rc = MPI_Bcast(root, 3, MPI_INT64_T, 0, dup);
@@ -112,9 +115,12 @@ int32_t tokemb_mpi_table_create(MPI_Comm comm, int64_t rows, int64_t dim, int32_
         t->rows = rows;
         t->dim = dim;
         t->sharding = sharding;
+        t->local_rows = rows;
+        t->local_cols = dim;
         if (sharding == TOKEMB_MPI_ROW) tm_row_block(rows, size, rank, &t->row0, &t->local_rows);
-        else t->local_rows = (rows - rank + size - 1) / size;
-        int32_t cs = tokemb_table_create(t->local_rows, dim, TOKEMB_F32, &t->local);
+        else if (sharding == TOKEMB_MPI_ROW_MODULO) t->local_rows = (rows - rank + size - 1) / size;
+        else tm_row_block(dim, size, rank, &t->col0, &t->local_cols);
+        int32_t cs = tokemb_table_create(t->local_rows, t->local_cols, TOKEMB_F32, &t->local);
         if (cs != TOKEMB_OK) st = tm_fail(cs, msg, "local shard: %s", tokemb_last_error());
     }
     st = tm_agree(dup, rank, size, fn, st, msg);
@@ -136,6 +142,7 @@ void tokemb_mpi_table_free(tokemb_mpi_table *t) {
     if (!t) return;
     tokemb_table_free(t->local);
     MPI_Comm_free(&t->comm);
+    free(t->rw_acc);
     free(t);
 }
 
@@ -146,6 +153,11 @@ tokemb_table *tokemb_mpi_table_local(tokemb_mpi_table *t) { return t ? t->local 
 int64_t tokemb_mpi_table_global_row(const tokemb_mpi_table *t, int64_t local_row) {
     if (!t || local_row < 0 || local_row >= t->local_rows) return -1;
     return t->sharding == TOKEMB_MPI_ROW_MODULO ? local_row * t->size + t->rank : t->row0 + local_row;
+}
+
+int64_t tokemb_mpi_table_global_col(const tokemb_mpi_table *t, int64_t local_col) {
+    if (!t || local_col < 0 || local_col >= t->local_cols) return -1;
+    return t->col0 + local_col;
 }
 
 /* ---- lookup ----------------------------------------------------------------------------------- */
@@ -266,6 +278,7 @@ int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids, int i
  * together with the batch's. */
 int32_t tm_fetch(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const void *out,
                  int32_t pre_st, const char *pre_msg, tm_plan *p, float **rows_out) {
+    if (t->sharding == TOKEMB_MPI_COLUMN) return tm_col_fetch(t, fn, ids, is32, n, out, pre_st, pre_msg, p, rows_out);
     int32_t st = tm_plan_make(t, fn, ids, is32, n, out, pre_st, pre_msg, p);
     if (st != TOKEMB_OK) return st;
     char msg[TM_MSG] = "";
@@ -339,6 +352,8 @@ static int32_t tm_bags(tokemb_mpi_table *t, const char *fn, const void *ids, int
         if (offsets[b + 1] < offsets[b])
             st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "offsets[%zu] = %lld is below offsets[%zu] = %lld", b + 1,
                          (long long)offsets[b + 1], b, (long long)offsets[b]);
+    if (t->sharding == TOKEMB_MPI_COLUMN) /* pooled at the column owners */
+        return tm_col_bags(t, fn, ids, is32, n, offsets, n_bags, mode, w, out, st, msg);
     tm_plan p;
     float *rows = NULL;
     st = tm_fetch(t, fn, ids, is32, n, n ? (const void *)ids : (const void *)offsets, st, msg, &p, &rows);
@@ -396,6 +411,7 @@ int32_t tokemb_mpi_lookup_i32(tokemb_mpi_table *t, const int32_t *ids, size_t n,
 
 int32_t tm_push_make(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const float *grad_out,
                      int32_t pre_st, const char *pre_msg, tm_push *q) {
+    if (t->sharding == TOKEMB_MPI_COLUMN) return tm_col_push(t, fn, ids, is32, n, grad_out, pre_st, pre_msg, q);
     char msg[TM_MSG] = "";
     int32_t st = pre_st;
     if (st != TOKEMB_OK) snprintf(msg, TM_MSG, "%s", pre_msg);
@@ -489,7 +505,7 @@ static int32_t tm_grad(tokemb_mpi_table *t, const char *fn, const void *ids, int
     if (st != TOKEMB_OK) return st;
     /* the touched rows are copied into a compact buffer, accumulated there by the core (its summation
      * order, starting from the buffer's values), and copied back only once every rank succeeded */
-    size_t D = (size_t)t->dim, R = q.n_recv, u = 0;
+    size_t D = (size_t)t->local_cols, R = q.n_recv, u = 0;
     int64_t *uniq = malloc((R ? R : 1) * sizeof *uniq), *slot = malloc((R ? R : 1) * sizeof *slot);
     float *compact = NULL;
     tokemb_table *shape = NULL;
@@ -508,7 +524,8 @@ static int32_t tm_grad(tokemb_mpi_table *t, const char *fn, const void *ids, int
         else {
             for (size_t k = 0; k < u; k++)
                 memcpy(compact + k * D, grad_shard + (size_t)uniq[k] * D, D * sizeof *compact);
-            st = tokemb_table_wrap(compact, (int64_t)u, t->dim, t->dim, TOKEMB_F32, TOKEMB_WRAP_READONLY, &shape);
+            st = tokemb_table_wrap(compact, (int64_t)u, (int64_t)D, (int64_t)D, TOKEMB_F32, TOKEMB_WRAP_READONLY,
+                                   &shape);
             if (st == TOKEMB_OK) st = tokemb_grad_accumulate(shape, slot, R, q.recv_rows, compact);
             if (st != TOKEMB_OK) snprintf(msg, TM_MSG, "owner: %s", tokemb_last_error());
         }
@@ -542,20 +559,40 @@ static int32_t tm_step(tokemb_mpi_table *t, const char *fn, const void *ids, int
     char msg[TM_MSG] = "";
     int32_t st = TOKEMB_OK;
     int64_t steps = tokemb_optim_step_count(t->local), s0 = steps;
+    int64_t frozen = 0;
+    tokemb_table_get_param(t->local, TOKEMB_FROZEN, &frozen);
     if (steps < 0) st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "no optimizer selected on this rank's shard");
-    /* every shard must be at the same step (SparseAdam's bias correction and Adagrad's decay use it) */
-    int64_t root = steps;
-    int rc = MPI_Bcast(&root, 1, MPI_INT64_T, 0, t->comm);
+    else if (frozen) /* found before any exchange, so no other shard steps either */
+        st = tm_fail(TOKEMB_READ_ONLY, msg, "the shard is frozen (TOKEMB_FROZEN)");
+    /* every shard must be at the same step (SparseAdam's bias correction and Adagrad's decay use it)
+     * and run the same optimizer with the same hyper-parameters (a column-sharded row-wise Adagrad
+     * step is itself collective) */
+    double meta[TM_OPTIM_META], root[TM_OPTIM_META];
+    tm_optim_meta(t->local, meta);
+    memcpy(root, meta, sizeof root);
+    int64_t kind = (int64_t)meta[1];
+    int rc = MPI_Bcast(root, TM_OPTIM_META, MPI_DOUBLE, 0, t->comm);
     if (rc != MPI_SUCCESS && st == TOKEMB_OK) st = tm_mpi_status(rc, fn, "MPI_Bcast", msg);
-    if (st == TOKEMB_OK && root != s0)
+    if (st == TOKEMB_OK && root[0] != meta[0])
         st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "optimizer step count %lld differs from rank 0's %lld",
-                     (long long)s0, (long long)root);
+                     (long long)s0, (long long)root[0]);
+    if (st == TOKEMB_OK && root[1] != meta[1])
+        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "optimizer kind %lld differs from rank 0's %lld", (long long)kind,
+                     (long long)root[1]);
+    for (int k = 2; st == TOKEMB_OK && k < TM_OPTIM_META; k++)
+        if (root[k] != meta[k])
+            st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "optimizer parameter %d = %.17g differs from rank 0's %.17g",
+                         TOKEMB_OPTIM_LR + k - 2, meta[k], root[k]);
     tm_push q;
     st = tm_push_make(t, fn, ids, is32, n, grad_out, st, msg, &q);
     if (st != TOKEMB_OK) return st;
-    st = tokemb_optim_step(t->local, q.recv_ids, q.n_recv, q.recv_rows);
-    if (st != TOKEMB_OK) snprintf(msg, TM_MSG, "owner: %s", tokemb_last_error());
-    st = tm_agree(t->comm, t->rank, t->size, fn, st, msg);
+    if (t->sharding == TOKEMB_MPI_COLUMN && kind == TOKEMB_OPTIM_ROWWISE_ADAGRAD) {
+        st = tm_col_rowwise_step(t, fn, &q); /* agreed inside */
+    } else {
+        st = tokemb_optim_step(t->local, q.recv_ids, q.n_recv, q.recv_rows);
+        if (st != TOKEMB_OK) snprintf(msg, TM_MSG, "owner: %s", tokemb_last_error());
+        st = tm_agree(t->comm, t->rank, t->size, fn, st, msg);
+    }
     free(q.recv_ids);
     free(q.recv_rows);
     return st;

@@ -74,7 +74,7 @@ class LocalBag(nn.Module):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--sharding", default="row", choices=("row", "row_modulo"))
+    ap.add_argument("--sharding", default="row", choices=("row", "row_modulo", "column"))
     ap.add_argument("--out", help="rank 0 writes losses and final weights here (.npz)")
     ap.add_argument("--no-mpi", action="store_true", help="reference run on one tokemb.Table without MPI")
     args = ap.parse_args()
@@ -98,7 +98,8 @@ def main():
         comm = MPI.COMM_WORLD
         rank, size = comm.Get_rank(), comm.Get_size()
         emb = tokemb.mpi.ShardedEmbeddingBag(comm, ROWS, DIM, mode="sum", sharding=args.sharding)
-        emb.table.local.write_rows(0, init[emb.table.global_rows])  # every rank fills its own rows
+        mine = np.ix_(emb.table.global_rows, emb.table.global_cols)
+        emb.table.local.write_rows(0, np.ascontiguousarray(init[mine]))  # every rank fills its own block
         emb.optimizer("rowwise_adagrad", lr=0.05, eps=1e-8)
 
         def gather_rows(x):

@@ -51,7 +51,7 @@ class ShardedEmbeddingBag(nn.Module):
     tokemb.mpi.ShardedTable: forward(ids, offsets) is the collective bag lookup of this rank's batch
     (every rank calls it, once per batch, in the same order); backward (collective too) hands the
     per-id gradients to the owners: with owner_grad=True they are summed into `grad_shard`
-    [local_rows, dim] (the owner-side gradient, in global input order). The weights are updated by
+    [local_rows, local_dim] (the owner-side gradient, in global input order). The weights are updated by
     step() (collective), a fused optimizer step at the owners over every backward since the last step
     (like TorchRec's fused optimizer): select it with optimizer(). The table has no torch Parameter.
 
@@ -67,7 +67,7 @@ class ShardedEmbeddingBag(nn.Module):
         self.table = ShardedTable(comm, num_embeddings, embedding_dim, sharding)
         self.mode = mode
         self.grad_shard: Optional[np.ndarray] = (
-            np.zeros((self.table.local_rows, embedding_dim), dtype=np.float32) if owner_grad else None)
+            np.zeros((self.table.local_rows, self.table.local_dim), dtype=np.float32) if owner_grad else None)
         self._pending = []
         self._anchor = torch.zeros((), requires_grad=True)  # makes the output part of the autograd graph
 

@@ -28,11 +28,12 @@ from ._errors import error_for
 from ._handle import Handle, Lifetime
 from .table import Table, bag_args, bag_mode
 
-__all__ = ["ShardedTable", "ShardedEmbeddingBag", "ROW", "ROW_MODULO", "library_path", "last_error"]
+__all__ = ["ShardedTable", "ShardedEmbeddingBag", "ROW", "ROW_MODULO", "COLUMN", "library_path", "last_error"]
 
 #: enum tokemb_mpi_sharding (values pinned by include/tokemb_mpi.h)
 ROW = 0
 ROW_MODULO = 1
+COLUMN = 2
 
 _c = ctypes
 _P = _c.c_void_p
@@ -45,6 +46,7 @@ _SIGS = {
     "tokemb_mpi_table_dim": (_c.c_int64, [_P]),
     "tokemb_mpi_table_local": (_P, [_P]),
     "tokemb_mpi_table_global_row": (_c.c_int64, [_P, _c.c_int64]),
+    "tokemb_mpi_table_global_col": (_c.c_int64, [_P, _c.c_int64]),
     "tokemb_mpi_lookup": (_c.c_int32, [_P, _P, _c.c_size_t, _P]),
     "tokemb_mpi_lookup_i32": (_c.c_int32, [_P, _P, _c.c_size_t, _P]),
     "tokemb_mpi_lookup_bags": (_c.c_int32, [_P, _P, _c.c_size_t, _P, _c.c_size_t, _c.c_int32, _P, _P]),
@@ -101,9 +103,9 @@ def _check(status: int, name: str) -> None:
 def _sharding(s: Union[str, int]) -> int:
     if isinstance(s, str):
         try:
-            return {"row": ROW, "row_modulo": ROW_MODULO}[s.lower()]
+            return {"row": ROW, "row_modulo": ROW_MODULO, "column": COLUMN}[s.lower()]
         except KeyError:
-            raise ValueError("unknown sharding %r (row, row_modulo)" % s) from None
+            raise ValueError("unknown sharding %r (row, row_modulo, column)" % s) from None
     return int(s)
 
 
@@ -111,7 +113,10 @@ class ShardedTable(Lifetime):
     """A float32 table of `rows` x `dim` sharded over the ranks of an mpi4py communicator.
 
     ShardedTable(comm, rows, dim, sharding="row")   collective; "row" = contiguous blocks in rank order,
-                                                    "row_modulo" = global row g on rank g % P
+                                                    "row_modulo" = global row g on rank g % P,
+                                                    "column" = every row on every rank, each rank owning a
+                                                    contiguous slice of the dims (local shape
+                                                    [rows, local_dim], columns global_cols)
     The table keeps its own duplicate of the communicator. close() (or the last reference going away)
     frees it collectively: close it at the same point on every rank (use `with` or an explicit close())."""
 
@@ -148,6 +153,17 @@ class ShardedTable(Lifetime):
         return self.local.rows
 
     @property
+    def local_dim(self) -> int:
+        """Number of columns this rank owns (dim unless the sharding is "column")."""
+        return self.local.dim
+
+    @property
+    def global_cols(self) -> np.ndarray:
+        """int64 [local_dim]: the global column of each of this rank's local columns."""
+        p = self._p
+        return np.array([lib.tokemb_mpi_table_global_col(p, i) for i in range(self.local_dim)], dtype=np.int64)
+
+    @property
     def global_rows(self) -> np.ndarray:
         """int64 [local_rows]: the global row of each of this rank's local rows."""
         p = self._p
@@ -178,11 +194,11 @@ class ShardedTable(Lifetime):
 
     def grad_accumulate(self, ids: Any, grad_out: Any, grad_shard: Optional[np.ndarray] = None) -> np.ndarray:
         """Collective gradient of lookup, delivered to the owners: adds every rank's grad_out[..., dim]
-        rows to this rank's grad_shard [local_rows, dim] (zeros when None) in global input order."""
+        rows to this rank's grad_shard [local_rows, local_dim] (zeros when None) in global input order."""
         ids, g = self._grad_rows(ids, grad_out)
         if grad_shard is None:
-            grad_shard = np.zeros((self.local_rows, self.dim), dtype=np.float32)
-        gs = out_array(grad_shard, "grad_shard", (self.local_rows, self.dim))
+            grad_shard = np.zeros((self.local_rows, self.local_dim), dtype=np.float32)
+        gs = out_array(grad_shard, "grad_shard", (self.local_rows, self.local_dim))
         name = "tokemb_mpi_grad_accumulate_i32" if ids.dtype == np.int32 else "tokemb_mpi_grad_accumulate"
         _check(getattr(lib, name)(self._p, ptr(ids), ids.size, ptr(g), ptr(gs)), name)
         return gs
@@ -202,12 +218,12 @@ class ShardedTable(Lifetime):
     def gather(self, root: int = 0) -> Optional[np.ndarray]:
         """Collective: the whole table [rows, dim] on `root` (None on the other ranks), assembled from the
         shards with comm.gather."""
-        parts = self.comm.gather((self.global_rows, self.local.to_numpy()), root=root)
+        parts = self.comm.gather((self.global_rows, self.global_cols, self.local.to_numpy()), root=root)
         if parts is None:
             return None
         full = np.empty((self.rows, self.dim), dtype=np.float32)
-        for g, w in parts:
-            full[g] = w
+        for g, c, w in parts:
+            full[np.ix_(g, c)] = w
         return full
 
 

@@ -11,9 +11,6 @@
 /* values with many bits set, so a different summation order would show */
 static float value(int64_t g, int64_t c) { return sinf((float)(g * 31 + c * 7) * 0.37f) * 3.3f; }
 
-#define MAXN 256
-#define MAXB 64
-
 static void test_bags(int32_t sharding, int64_t V, int64_t D, int32_t mode, int weighted, int is32, unsigned seed) {
     tokemb_mpi_table *t = NULL;
     int32_t st = tokemb_mpi_table_create(MPI_COMM_WORLD, V, D, sharding, &t);
@@ -29,68 +26,34 @@ static void test_bags(int32_t sharding, int64_t V, int64_t D, int32_t mode, int 
     for (int64_t g = 0; g < V; g++)
         for (int64_t c = 0; c < D; c++) tokemb_table_data(f)[g * D + c] = value(g, c);
 
-    /* this rank's bags: sizes 0..6, rank 2 brings no bag at all */
-    unsigned s = seed * 7919u + (unsigned)rank * 104729u + 3u;
-    size_t nb = rank == 2 ? 0 : 2 + lcg(&s) % 6, n = 0;
-    int64_t ids[MAXN], off[MAXB + 1] = {0};
-    int32_t ids32[MAXN];
-    float w[MAXN];
-    for (size_t b = 0; b < nb; b++) {
-        size_t len = lcg(&s) % 7;
-        for (size_t k = 0; k < len; k++, n++) {
-            ids[n] = (int64_t)(lcg(&s) % (unsigned)(k % 2 ? 5 : V));
-            ids32[n] = (int32_t)ids[n];
-            w[n] = (float)(lcg(&s) % 1000) / 333.0f - 1.0f;
-        }
-        off[b + 1] = (int64_t)n;
-    }
-    /* the reference batch: every rank's bags concatenated in rank order */
-    int cn = (int)n, cb = (int)nb, ns[16], bs[16], nd[16], bd[16];
-    MPI_Allgather(&cn, 1, MPI_INT, ns, 1, MPI_INT, MPI_COMM_WORLD);
-    MPI_Allgather(&cb, 1, MPI_INT, bs, 1, MPI_INT, MPI_COMM_WORLD);
-    int tn = 0, tb = 0;
-    for (int r = 0; r < size; r++) {
-        nd[r] = tn;
-        bd[r] = tb;
-        tn += ns[r];
-        tb += bs[r];
-    }
-    int64_t *all = malloc((size_t)(tn + 1) * sizeof *all), *aoff = malloc((size_t)(tb + 1) * sizeof *aoff);
-    int64_t *lens = malloc((size_t)(tb + 1) * sizeof *lens), mylens[MAXB];
-    float *aw = malloc((size_t)(tn + 1) * sizeof *aw);
-    for (size_t b = 0; b < nb; b++) mylens[b] = off[b + 1] - off[b];
-    MPI_Allgatherv(ids, cn, MPI_INT64_T, all, ns, nd, MPI_INT64_T, MPI_COMM_WORLD);
-    MPI_Allgatherv(w, cn, MPI_FLOAT, aw, ns, nd, MPI_FLOAT, MPI_COMM_WORLD);
-    MPI_Allgatherv(mylens, cb, MPI_INT64_T, lens, bs, bd, MPI_INT64_T, MPI_COMM_WORLD);
-    aoff[0] = 0;
-    for (int b = 0; b < tb; b++) aoff[b + 1] = aoff[b] + lens[b];
-    float *ref = malloc((size_t)(tb + 1) * (size_t)D * sizeof *ref);
-    float *out = malloc((MAXB + 1) * (size_t)D * sizeof *out);
-    CHECK(tokemb_lookup_bags(f, all, (size_t)tn, aoff, (size_t)tb, mode, weighted ? aw : NULL, ref) == TOKEMB_OK,
+    /* this rank's bags (sizes 0..6, rank 2 brings no bag at all) and the reference batch: every rank's
+     * bags concatenated in rank order */
+    tk_mpi_bags b;
+    tk_mpi_bags_make(&b, V, seed * 7919u + (unsigned)rank * 104729u + 3u);
+    float *ref = malloc((b.tb + 1) * (size_t)D * sizeof *ref);
+    float *out = malloc((TK_MPI_MAXB + 1) * (size_t)D * sizeof *out);
+    CHECK(tokemb_lookup_bags(f, b.all, b.tn, b.aoff, b.tb, mode, weighted ? b.aw : NULL, ref) == TOKEMB_OK,
           "reference: %s", tokemb_last_error());
 
-    st = is32 ? tokemb_mpi_lookup_bags_i32(t, ids32, n, off, nb, mode, weighted ? w : NULL, out)
-              : tokemb_mpi_lookup_bags(t, ids, n, off, nb, mode, weighted ? w : NULL, out);
+    st = is32 ? tokemb_mpi_lookup_bags_i32(t, b.ids32, b.n, b.off, b.nb, mode, weighted ? b.w : NULL, out)
+              : tokemb_mpi_lookup_bags(t, b.ids, b.n, b.off, b.nb, mode, weighted ? b.w : NULL, out);
     CHECK(st == TOKEMB_OK, "bags: %s", tokemb_mpi_last_error());
-    CHECK(memcmp(out, ref + (size_t)bd[rank] * (size_t)D, nb * (size_t)D * sizeof *out) == 0,
+    CHECK(memcmp(out, ref + b.bd * (size_t)D, b.nb * (size_t)D * sizeof *out) == 0,
           "bags differ (sharding %d, mode %d, weighted %d)", (int)sharding, (int)mode, weighted);
 
     /* a decreasing offset on rank 0 only: every rank fails, out untouched everywhere */
-    for (size_t i = 0; i < (MAXB + 1) * (size_t)D; i++) out[i] = -7.0f;
+    for (size_t i = 0; i < (TK_MPI_MAXB + 1) * (size_t)D; i++) out[i] = -7.0f;
     int64_t bad_off[3] = {0, 2, 1}, bad_ids[2] = {0, 1};
     if (rank == 0) st = tokemb_mpi_lookup_bags(t, bad_ids, 1, bad_off, 2, mode, NULL, out);
-    else st = tokemb_mpi_lookup_bags(t, ids, n, off, nb, mode, NULL, out);
+    else st = tokemb_mpi_lookup_bags(t, b.ids, b.n, b.off, b.nb, mode, NULL, out);
     CHECK(st == TOKEMB_INVALID_ARGUMENT, "bad offsets: %d", (int)st);
     CHECK(strstr(tokemb_mpi_last_error(), "rank 0: offsets[2] = 1 is below offsets[1] = 2") != NULL, "message '%s'",
           tokemb_mpi_last_error());
     int untouched = 1;
-    for (size_t i = 0; i < (MAXB + 1) * (size_t)D; i++) untouched &= out[i] == -7.0f;
+    for (size_t i = 0; i < (TK_MPI_MAXB + 1) * (size_t)D; i++) untouched &= out[i] == -7.0f;
     CHECK(untouched, "out written on a failed call");
 
-    free(all);
-    free(aoff);
-    free(lens);
-    free(aw);
+    tk_mpi_bags_free(&b);
     free(ref);
     free(out);
     tokemb_table_free(f);

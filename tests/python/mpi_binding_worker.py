@@ -28,10 +28,17 @@ full = np.random.default_rng(3).standard_normal((ROWS, DIM)).astype(np.float32)
 ref = tokemb.Table.from_numpy(full)
 t = tokemb.mpi.ShardedTable(comm, ROWS, DIM, sharding)
 same("rows/dim", (t.rows, t.dim), (ROWS, DIM))
-g = t.global_rows
+g, cols = t.global_rows, t.global_cols
+mine = np.ix_(g, cols)  # this rank's block of the whole table
 same("global rows", g, np.arange(ROWS)[rank::size] if sharding == "row_modulo" else g)
-same("rows owned", comm.allreduce(t.local_rows), ROWS)
-t.local.write_rows(0, full[g])
+if sharding == "column":  # every row everywhere, the dims split in rank order (ranks r < DIM % size one wider)
+    same("column blocks", np.concatenate(comm.allgather(cols)), np.arange(DIM))
+    same("local dim", t.local_dim, DIM // size + (rank < DIM % size))
+    same("rows held", t.local_rows, ROWS)
+else:
+    same("rows owned", comm.allreduce(t.local_rows), ROWS)
+    same("all columns", cols, np.arange(DIM))
+t.local.write_rows(0, np.ascontiguousarray(full[mine]))
 gathered = t.gather(root=0)  # collective
 same("gather", gathered if rank == 0 else full, full)
 
@@ -48,11 +55,11 @@ for mode, psw in (("sum", None), ("mean", None), ("max", None), ("sum", w)):
 
 go = rng.standard_normal((ids.size, DIM)).astype(np.float32)
 all_go = np.concatenate(comm.allgather(go))
-same("grad_accumulate", t.grad_accumulate(ids, go), ref.grad_accumulate(all_ids, all_go)[g])
+same("grad_accumulate", t.grad_accumulate(ids, go), ref.grad_accumulate(all_ids, all_go)[mine])
 
 # the module's bag gradient reaches the owners as the core's bag backward over the whole batch
 bag = tokemb.mpi.ShardedEmbeddingBag(comm, ROWS, DIM, mode="mean", sharding=sharding, owner_grad=True)
-bag.table.local.write_rows(0, full[g])
+bag.table.local.write_rows(0, np.ascontiguousarray(full[mine]))
 out = bag(torch.from_numpy(ids), torch.from_numpy(offs))
 gb = rng.standard_normal((offs.size - 1, DIM)).astype(np.float32)
 out.backward(torch.from_numpy(gb))
@@ -61,17 +68,18 @@ want = ref.lookup_bags_backward(all_ids, all_offs, np.concatenate(comm.allgather
 # bitwise: the per-id rows (float32 products) summed by the core's grad_accumulate over the whole batch;
 # the core's bag backward fuses the 1/size scale into its sum, so it agrees to rounding only
 exact = ref.grad_accumulate(all_ids, expand_bag_grad(np.concatenate(comm.allgather(gb)), all_offs, "mean"))
-same("ShardedEmbeddingBag mean backward", bag.grad_shard, exact[g])
+same("ShardedEmbeddingBag mean backward", bag.grad_shard, exact[mine])
 if not np.allclose(exact, want, rtol=1e-5, atol=1e-6):
     failures.append("rank %d: mean bag gradient far from tokemb_lookup_bags_backward" % rank)
 
 # fused optimizer at the owners == the core table's step over the concatenated batch
-t.optimizer("sparse_adam", lr=0.01)
-ref.optimizer("sparse_adam", lr=0.01)
-for _ in range(2):
-    t.step(ids, go)
-    ref.step(all_ids, all_go)
-same("sparse_adam weights", t.local.to_numpy(), ref.to_numpy()[g])
+for kind, hp in (("sparse_adam", dict(lr=0.01)), ("rowwise_adagrad", dict(lr=0.1, weight_decay=0.01))):
+    t.optimizer(kind, **hp)
+    ref.optimizer(kind, **hp)
+    for _ in range(2):
+        t.step(ids, go)
+        ref.step(all_ids, all_go)
+    same("%s weights" % kind, t.local.to_numpy(), ref.to_numpy()[mine])
 
 # errors are agreed: every rank raises OutOfRange naming the offending rank
 bad = ids.copy()

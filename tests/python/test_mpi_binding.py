@@ -1,4 +1,4 @@
-"""tokemb.mpi under mpirun (1 and 3 ranks, both shardings): tests/python/mpi_binding_worker.py checks
+"""tokemb.mpi under mpirun (1 and 3 ranks, every sharding): tests/python/mpi_binding_worker.py checks
 lookups, bags, owner gradients, fused steps and agreed errors against one core tokemb.Table over the
 concatenated batch, bit for bit."""
 import os
@@ -15,7 +15,7 @@ class MpiBinding(unittest.TestCase):
         env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMP_NUM_THREADS="1",
                    TOKEMB_MPI_LIBRARY=_mpi_library(), PYTHONPATH=os.path.join(REPO, "python"))
         for np_ in (1, 3):
-            for sharding in ("row", "row_modulo"):
+            for sharding in ("row", "row_modulo", "column"):
                 cmd = ["mpirun", "-np", str(np_), "--oversubscribe", sys.executable,
                        os.path.join(HERE, "mpi_binding_worker.py"), sharding]
                 r = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
