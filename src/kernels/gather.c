@@ -8,7 +8,7 @@
  *  - dims 1..16 have fixed-size copies (the compiler emits 4..64-byte moves), four tokens per iteration
  *    so four independent index and row loads are in flight;
  *  - larger rows use 4x-unrolled vector loops with an overlapping last vector instead of a scalar tail,
- *    rows of 2 KiB and more glibc's memcpy (see TK_MEMCPY_MIN_DIM);
+ *    rows of 2 KiB (Intel) or 4 KiB and more glibc's memcpy (see tk_copy_avx2);
  *  - optional non-temporal stores (TK_GATHER_NT) bypass the cache for large outputs, then sfence;
  *  - 32-bit ids are read as 32-bit (half the index traffic), not widened in a copy.
  * The library is compiled for baseline x86-64; the SIMD bodies use __attribute__((target)). */
@@ -47,7 +47,10 @@ TK_ALWAYS_INLINE void tk_pf_plan(size_t bytes, unsigned flags, size_t *ahead, si
 
 /* ---- row copies ---------------------------------------------------------------------------------- */
 
-TK_ALWAYS_INLINE void tk_copy_portable(float *d, const float *s, size_t dim) { memcpy(d, s, dim * sizeof(float)); }
+TK_ALWAYS_INLINE void tk_copy_portable(float *d, const float *s, size_t dim, size_t mc) {
+    (void)mc;
+    memcpy(d, s, dim * sizeof(float));
+}
 
 #if TK_X86
 /* Non-temporal copy, SSE2 (baseline): 4-byte movnti up to a 16-byte boundary, movntps, movnti tail. */
@@ -58,14 +61,13 @@ TK_ALWAYS_INLINE void tk_copy_nt_portable(float *d, const float *s, size_t dim) 
     for (; c < dim; c++) tk_stream_f32(d + c, s + c);
 }
 
-/* Rows of 2 KiB and more go to memcpy: glibc's `rep movsb` path (ERMS/FSRM, from its 2112-byte
- * threshold with AVX-512) writes whole lines without reading them first, which regular vector stores
- * cannot. 4 KiB before; 2 KiB took 16- and 64-token calls at D = 768 from 1.20x / 0.92x index_select to
- * 1.40x / 1.08x, large lookups unchanged (docs/performance.md, "Tuning record"). */
-#define TK_MEMCPY_MIN_DIM 512u
-
-TK_TARGET(avx2) TK_ALWAYS_INLINE void tk_copy_avx2(float *d, const float *s, size_t dim) {
-    if (dim < 8 || dim >= TK_MEMCPY_MIN_DIM) {
+/* Rows of `mc` floats and more go to memcpy: glibc's `rep movsb` path (ERMS/FSRM) writes whole lines
+ * without reading them first, which regular vector stores cannot. mc = tk_cpu_memcpy_min_bytes() / 4:
+ * 2 KiB rows on Intel (16- and 64-token calls at D = 768 went from 1.20x / 0.92x index_select with the
+ * vector loop to 1.40x / 1.08x, large lookups unchanged), 4 KiB elsewhere (docs/performance.md,
+ * "Tuning record"). */
+TK_TARGET(avx2) TK_ALWAYS_INLINE void tk_copy_avx2(float *d, const float *s, size_t dim, size_t mc) {
+    if (dim < 8 || dim >= mc) {
         memcpy(d, s, dim * sizeof(float));
         return;
     }
@@ -97,8 +99,8 @@ TK_TARGET(avx2) TK_ALWAYS_INLINE void tk_copy_nt_avx2(float *d, const float *s, 
     for (; c < dim; c++) tk_stream_f32(d + c, s + c);
 }
 
-TK_TARGET(avx512) TK_ALWAYS_INLINE void tk_copy_avx512(float *d, const float *s, size_t dim) {
-    if (dim >= TK_MEMCPY_MIN_DIM) {
+TK_TARGET(avx512) TK_ALWAYS_INLINE void tk_copy_avx512(float *d, const float *s, size_t dim, size_t mc) {
+    if (dim >= mc) {
         memcpy(d, s, dim * sizeof(float));
         return;
     }
@@ -182,9 +184,10 @@ TK_TARGET(avx512) TK_ALWAYS_INLINE void tk_copy_nt_avx512(float *d, const float 
             TK_SMALL_CASE(16)                                                                                 \
         default: break;                                                                                       \
         }                                                                                                     \
+        const size_t mc = tk_cpu_memcpy_min_bytes() / sizeof(float);                                          \
         for (size_t i = 0; i < n; i++) {                                                                      \
             if (ahead && i + ahead < n) tk_prefetch_bytes(table + (size_t)id[i + ahead] * rs, pfb, near);     \
-            tk_copy_##isa(out + i * os, table + (size_t)id[i] * rs, dim);                                     \
+            tk_copy_##isa(out + i * os, table + (size_t)id[i] * rs, dim, mc);                                 \
         }                                                                                                     \
     }
 
