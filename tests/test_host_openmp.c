@@ -142,7 +142,9 @@ static void test_loops_run_on_the_host_team(void **state) {
         for (int k = 0; k < 20; k++) tk_lookup_check(f, "host OpenMP");
         long woke = tk_worker_switches(f->workers, f->n_workers) - before;
         if (nt == 1) assert_int_equal(woke, 0); /* one thread: the caller alone, no region */
-        else if (woke < 20) fail_msg("%d threads: libgomp's workers woke %ld times for 20 loops", nt, woke);
+        /* each region wakes every team worker once; a worker that had not gone back to sleep before
+         * the next region (a busy machine) is woken once for both, so at least half is required */
+        else if (woke < 10) fail_msg("%d threads: libgomp's workers woke %ld times for 20 loops", nt, woke);
     }
     long tids[TK_MAX_TASKS];
     assert_int_equal(tk_tasks(tids, TK_MAX_TASKS), f->n_tasks); /* no pool worker was started */

@@ -130,7 +130,7 @@ t = tokemb.Table.wrap(w.numpy())
 torch_workers = tasks() - {str(os.getpid())}
 time.sleep(0.2); before_tasks = tasks(); s0 = switches(torch_workers)
 for _ in range(20): assert np.array_equal(t.lookup(ids.numpy()), ref.numpy())
-print(tokemb.parallel_backend(), len(tasks() - before_tasks), switches(torch_workers) - s0 >= 20)
+print(tokemb.parallel_backend(), len(tasks() - before_tasks), switches(torch_workers) - s0 >= 10)
 tokemb.set_parallel_for(None); time.sleep(0.2)  # the last region's worker back asleep
 s1 = switches(torch_workers)
 for _ in range(20): assert np.array_equal(t.lookup(ids.numpy()), ref.numpy())
