@@ -40,7 +40,10 @@ int32_t tm_agree(MPI_Comm comm, int rank, int size, const char *fn, int32_t stat
     (void)size;
     /* lowest failing rank (INT_MAX if none): no allocation, so a rank out of memory still agrees */
     int mine = status != TOKEMB_OK ? rank : INT_MAX, bad;
+    double t0 = MPI_Wtime();
     int rc = MPI_Allreduce(&mine, &bad, 1, MPI_INT, MPI_MIN, comm);
+    tm_agree_seconds += MPI_Wtime() - t0;
+    tm_agree_count++;
     if (rc != MPI_SUCCESS) return tm_mpi_status(rc, fn, "MPI_Allreduce", tm_err);
     if (bad == INT_MAX) return TOKEMB_OK;
     struct {
@@ -228,6 +231,7 @@ int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids, int i
     }
     free(keys);
     st = tm_agree(t->comm, t->rank, P, fn, st, msg);
+    tm_phase(t, TM_PH_PLAN);
     if (st != TOKEMB_OK) {
         tm_plan_free(p);
         return st;
@@ -257,7 +261,9 @@ int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids, int i
     rc = MPI_Alltoallv(p->send_ids, p->scount, p->sdispl, MPI_INT64_T, p->recv_ids, p->rcount, p->rdispl, MPI_INT64_T,
                        t->comm);
     st = tm_agree(t->comm, t->rank, P, fn, tm_mpi_status(rc, fn, "MPI_Alltoallv", msg), msg);
+    tm_phase(t, TM_PH_IDS);
     if (st != TOKEMB_OK) tm_plan_free(p);
+    else tm_sent(t, 0, p->n_uniq, p->n_uniq - (size_t)p->scount[t->rank]);
     return st;
 }
 
@@ -280,6 +286,7 @@ int32_t tm_fetch(tokemb_mpi_table *t, const char *fn, const void *ids, int is32,
         if (ls != TOKEMB_OK) st = tm_fail(ls, msg, "local shard: %s", tokemb_last_error());
     }
     st = tm_agree(t->comm, t->rank, P, fn, st, msg);
+    tm_phase(t, TM_PH_LOCAL);
     if (st == TOKEMB_OK) {
         for (int r = 0; r < P; r++) {
             cnt[r] = p->rcount[r] * (int)D;
@@ -289,6 +296,8 @@ int32_t tm_fetch(tokemb_mpi_table *t, const char *fn, const void *ids, int is32,
         }
         int rc = MPI_Alltoallv(reply, cnt, cnt + P, MPI_FLOAT, rows, cnt + 2 * P, cnt + 3 * P, MPI_FLOAT, t->comm);
         st = tm_agree(t->comm, t->rank, P, fn, tm_mpi_status(rc, fn, "MPI_Alltoallv", msg), msg);
+        tm_phase(t, TM_PH_ROWS);
+        if (st == TOKEMB_OK) tm_sent(t, 1, p->n_recv, p->n_recv - (size_t)p->rcount[t->rank]);
     }
     free(reply);
     free(cnt);
@@ -304,14 +313,20 @@ int32_t tm_fetch(tokemb_mpi_table *t, const char *fn, const void *ids, int is32,
 static int32_t tm_lookup(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, float *out) {
     tm_err[0] = 0;
     if (!t) return tm_fail(TOKEMB_INVALID_ARGUMENT, tm_err, "%s: t is NULL", fn);
+    tm_span_begin(t);
     tm_plan p;
     float *rows = NULL;
     int32_t st = tm_fetch(t, fn, ids, is32, n, out, TOKEMB_OK, "", &p, &rows);
-    if (st != TOKEMB_OK) return st;
+    if (st != TOKEMB_OK) {
+        tm_span_end(t);
+        return st;
+    }
     size_t D = (size_t)t->dim;
     for (size_t i = 0; i < n; i++) memcpy(out + i * D, rows + p.slot[i] * D, D * sizeof *out);
     free(rows);
     tm_plan_free(&p);
+    tm_phase(t, TM_PH_OUTPUT);
+    tm_span_end(t);
     return TOKEMB_OK;
 }
 
@@ -322,6 +337,7 @@ static int32_t tm_bags(tokemb_mpi_table *t, const char *fn, const void *ids, int
                        size_t n_bags, int32_t mode, const float *w, float *out) {
     tm_err[0] = 0;
     if (!t) return tm_fail(TOKEMB_INVALID_ARGUMENT, tm_err, "%s: t is NULL", fn);
+    tm_span_begin(t);
     char msg[TM_MSG] = "";
     int32_t st = TOKEMB_OK;
     if (!offsets) st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "offsets is NULL");
@@ -342,7 +358,10 @@ static int32_t tm_bags(tokemb_mpi_table *t, const char *fn, const void *ids, int
     tm_plan p;
     float *rows = NULL;
     st = tm_fetch(t, fn, ids, is32, n, n ? (const void *)ids : (const void *)offsets, st, msg, &p, &rows);
-    if (st != TOKEMB_OK) return st;
+    if (st != TOKEMB_OK) {
+        tm_span_end(t);
+        return st;
+    }
     size_t D = (size_t)t->dim;
     tokemb_table *sub = NULL;
     int64_t *slot_ids = malloc((n ? n : 1) * sizeof *slot_ids);
@@ -365,6 +384,8 @@ static int32_t tm_bags(tokemb_mpi_table *t, const char *fn, const void *ids, int
     free(tmp);
     free(rows);
     tm_plan_free(&p);
+    tm_phase(t, TM_PH_OUTPUT);
+    tm_span_end(t);
     return st;
 }
 
@@ -430,6 +451,7 @@ int32_t tm_push_make(tokemb_mpi_table *t, const char *fn, const void *ids, int i
         }
     }
     st = tm_agree(t->comm, t->rank, P, fn, st, msg);
+    tm_phase(t, TM_PH_PLAN);
     if (st == TOKEMB_OK) {
         int rc = MPI_Alltoall(sc, 1, MPI_INT, rc_, 1, MPI_INT, t->comm);
         st = tm_mpi_status(rc, fn, "MPI_Alltoall", msg);
@@ -450,6 +472,7 @@ int32_t tm_push_make(tokemb_mpi_table *t, const char *fn, const void *ids, int i
     }
     if (st == TOKEMB_OK) {
         int rc = MPI_Alltoallv(sids, sc, sd, MPI_INT64_T, q->recv_ids, rc_, rd, MPI_INT64_T, t->comm);
+        tm_phase(t, TM_PH_IDS);
         for (int r = 0; r < P; r++) {
             cnt[4 * P + r] = sc[r] * (int)D;
             cnt[5 * P + r] = sd[r] * (int)D;
@@ -460,6 +483,11 @@ int32_t tm_push_make(tokemb_mpi_table *t, const char *fn, const void *ids, int i
             rc = MPI_Alltoallv(srows, cnt + 4 * P, cnt + 5 * P, MPI_FLOAT, q->recv_rows, cnt + 6 * P, cnt + 7 * P,
                                MPI_FLOAT, t->comm);
         st = tm_agree(t->comm, t->rank, P, fn, tm_mpi_status(rc, fn, "MPI_Alltoallv", msg), msg);
+        tm_phase(t, TM_PH_ROWS);
+        if (st == TOKEMB_OK) {
+            tm_sent(t, 0, n, n - (size_t)sc[t->rank]);
+            tm_sent(t, 1, n, n - (size_t)sc[t->rank]);
+        }
     }
     free(cnt);
     free(sids);
@@ -483,10 +511,14 @@ static int32_t tm_grad(tokemb_mpi_table *t, const char *fn, const void *ids, int
     tm_err[0] = 0;
     if (!t) return tm_fail(TOKEMB_INVALID_ARGUMENT, tm_err, "%s: t is NULL", fn);
     char msg[TM_MSG] = "";
+    tm_span_begin(t);
     int32_t st = grad_shard ? TOKEMB_OK : tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "grad_shard is NULL");
     tm_push q;
     st = tm_push_make(t, fn, ids, is32, n, grad_out, st, msg, &q);
-    if (st != TOKEMB_OK) return st;
+    if (st != TOKEMB_OK) {
+        tm_span_end(t);
+        return st;
+    }
     /* the touched rows are copied into a compact buffer, accumulated there by the core (its summation
      * order, starting from the buffer's values), and copied back only once every rank succeeded */
     size_t D = (size_t)t->dim, R = q.n_recv, u = 0;
@@ -514,6 +546,7 @@ static int32_t tm_grad(tokemb_mpi_table *t, const char *fn, const void *ids, int
         }
     }
     st = tm_agree(t->comm, t->rank, t->size, fn, st, msg);
+    tm_phase(t, TM_PH_LOCAL);
     if (st == TOKEMB_OK)
         for (size_t k = 0; k < u; k++) memcpy(grad_shard + (size_t)uniq[k] * D, compact + k * D, D * sizeof *compact);
     tokemb_table_free(shape);
@@ -522,6 +555,8 @@ static int32_t tm_grad(tokemb_mpi_table *t, const char *fn, const void *ids, int
     free(slot);
     free(q.recv_ids);
     free(q.recv_rows);
+    tm_phase(t, TM_PH_OUTPUT);
+    tm_span_end(t);
     return st;
 }
 
@@ -539,6 +574,7 @@ static int32_t tm_step(tokemb_mpi_table *t, const char *fn, const void *ids, int
                        const float *grad_out) {
     tm_err[0] = 0;
     if (!t) return tm_fail(TOKEMB_INVALID_ARGUMENT, tm_err, "%s: t is NULL", fn);
+    tm_span_begin(t);
     char msg[TM_MSG] = "";
     int32_t st = TOKEMB_OK;
     int64_t steps = tokemb_optim_step_count(t->local), s0 = steps;
@@ -552,12 +588,17 @@ static int32_t tm_step(tokemb_mpi_table *t, const char *fn, const void *ids, int
                      (long long)s0, (long long)root);
     tm_push q;
     st = tm_push_make(t, fn, ids, is32, n, grad_out, st, msg, &q);
-    if (st != TOKEMB_OK) return st;
+    if (st != TOKEMB_OK) {
+        tm_span_end(t);
+        return st;
+    }
     st = tokemb_optim_step(t->local, q.recv_ids, q.n_recv, q.recv_rows);
     if (st != TOKEMB_OK) snprintf(msg, TM_MSG, "owner: %s", tokemb_last_error());
     st = tm_agree(t->comm, t->rank, t->size, fn, st, msg);
     free(q.recv_ids);
     free(q.recv_rows);
+    tm_phase(t, TM_PH_LOCAL);
+    tm_span_end(t);
     return st;
 }
 
