@@ -109,8 +109,7 @@ static void run(int32_t sharding) {
             CHECK(stat(t, q) == 0, "stat %d after reset", (int)q);
 
     expect_t p = expected(owner, all, counts, 0);
-    CHECK(tokemb_mpi_grad_accumulate(t, ids, (size_t)n, grad, shard) == TOKEMB_OK, "grad: %s",
-          tokemb_mpi_last_error());
+    CHECK(tokemb_mpi_grad_accumulate(t, ids, (size_t)n, grad, shard) == TOKEMB_OK, "grad: %s", tokemb_mpi_last_error());
     check_counts(t, p, 1, "grad_accumulate");
     tokemb_mpi_table_stats_reset(t);
     tokemb_optim_select(l, TOKEMB_OPTIM_ROWWISE_ADAGRAD);
