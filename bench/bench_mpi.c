@@ -144,8 +144,7 @@ static void bare_plan(mctx *c, int32_t sharding, const int64_t *row0, int64_t D)
         int r;
         if (sharding == TOKEMB_MPI_ROW_MODULO) r = (int)(g % P), lrow[i] = g / P;
         else {
-            for (r = P - 1; row0[r] > g; r--) {
-            }
+            for (r = P - 1; row0[r] > g; r--) {}
             lrow[i] = g - row0[r];
         }
         own[i] = r;
@@ -214,8 +213,8 @@ static void run_case(int32_t sharding, int64_t rows_pr, int64_t D, size_t n, con
 
     int64_t *row0 = malloc((size_t)P * sizeof *row0), my0 = tokemb_mpi_table_global_row(t, 0);
     MPI_Allgather(&my0, 1, MPI_INT64_T, row0, 1, MPI_INT64_T, MPI_COMM_WORLD);
-    mctx c = {t, 0, ids, offs, n, nb, grad, out, gshard, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-              NULL, NULL, NULL, NULL, NULL, 0, 0};
+    mctx c = {t,    0,    ids,  offs, n,    nb,   grad, out,  gshard, NULL, NULL, NULL,
+              NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,   0,    0};
     bare_plan(&c, sharding, row0, D);
 
     for (int op = 0; op < 4; op++) {
@@ -266,13 +265,14 @@ static void run_case(int32_t sharding, int64_t rows_pr, int64_t D, size_t n, con
             printf("\n");
             fflush(stdout);
             if (csv) {
-                fprintf(csv,
-                        "mpi,%s,%s,%d,%lld,%lld,%zu,%s,%.4f,%d,%d,%.1f,%.1f,%.1f,%.1f,%.1f,%.4f,%.0f,%.0f,%.4f,%.0f,%.2f,"
-                        "%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.1f,%.4f,%.4f,%.4f\n",
-                        OPS[op], sh, P, (long long)rows_pr, (long long)D, n, dist, uq, R, k, med * 1e9, p10 * 1e9,
-                        p90 * 1e9, lo * 1e9, hi * 1e9, n_all / med * 1e-6, bytes, min_bytes, bytes / min_bytes, remote,
-                        agrees, frac[0], frac[1], frac[2], frac[3], frac[4], frac[5], op == 0 ? bare_s * 1e9 : NAN,
-                        rmed, rlo, rhi);
+                fprintf(
+                    csv,
+                    "mpi,%s,%s,%d,%lld,%lld,%zu,%s,%.4f,%d,%d,%.1f,%.1f,%.1f,%.1f,%.1f,%.4f,%.0f,%.0f,%.4f,%.0f,%.2f,"
+                    "%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.1f,%.4f,%.4f,%.4f\n",
+                    OPS[op], sh, P, (long long)rows_pr, (long long)D, n, dist, uq, R, k, med * 1e9, p10 * 1e9,
+                    p90 * 1e9, lo * 1e9, hi * 1e9, n_all / med * 1e-6, bytes, min_bytes, bytes / min_bytes, remote,
+                    agrees, frac[0], frac[1], frac[2], frac[3], frac[4], frac[5], op == 0 ? bare_s * 1e9 : NAN, rmed,
+                    rlo, rhi);
                 fflush(csv);
             }
         }
@@ -340,11 +340,12 @@ int bench_mpi_main(int argc, char **argv) {
         csv = fopen(o.csv, "w");
         if (!csv) fprintf(stderr, "tokemb-bench: cannot open %s, no CSV\n", o.csv);
         else
-            fprintf(csv, "suite,op,sharding,np,rows_per_rank,dim,tokens_per_rank,ids,unique_frac,rounds,calls_per_round,"
-                         "ns_per_call,p10_ns,p90_ns,min_ns,max_ns,mids_per_s,bytes_per_call,min_bytes_per_call,"
-                         "bytes_over_min,remote_bytes_per_call,agreements_per_call,frac_plan,frac_id_exchange,"
-                         "frac_local,frac_row_exchange,frac_output,frac_agree,bare_ns,bare_over_sharded,"
-                         "bare_over_sharded_min,bare_over_sharded_max\n");
+            fprintf(csv,
+                    "suite,op,sharding,np,rows_per_rank,dim,tokens_per_rank,ids,unique_frac,rounds,calls_per_round,"
+                    "ns_per_call,p10_ns,p90_ns,min_ns,max_ns,mids_per_s,bytes_per_call,min_bytes_per_call,"
+                    "bytes_over_min,remote_bytes_per_call,agreements_per_call,frac_plan,frac_id_exchange,"
+                    "frac_local,frac_row_exchange,frac_output,frac_agree,bare_ns,bare_over_sharded,"
+                    "bare_over_sharded_min,bare_over_sharded_max\n");
         printf("# tokemb %s, mpi suite: %d ranks (weak scaling: rows and tokens per rank), %d rounds, median over "
                "rounds of the slowest rank's time per call; 1 tokemb thread per rank\n",
                tokemb_version_string(), o.size, o.reps);
@@ -362,7 +363,8 @@ int bench_mpi_main(int argc, char **argv) {
         static const char *dists[] = {"uniform", "zipf1.0", "zipf1.1"};
         for (int s = 0; s < 2; s++)
             for (int d = 0; d < 3; d++)
-                if (in_list(o.ids, dists[d])) run_case(s == 0 ? TOKEMB_MPI_ROW : TOKEMB_MPI_ROW_MODULO, R, D, n, dists[d]);
+                if (in_list(o.ids, dists[d]))
+                    run_case(s == 0 ? TOKEMB_MPI_ROW : TOKEMB_MPI_ROW_MODULO, R, D, n, dists[d]);
     }
     if (o.rank == 0) {
         printf("# %.1f s; CSV written to %s\n", MPI_Wtime() - t0, o.csv);

@@ -93,8 +93,9 @@ static inline int64_t tm_id_at(const void *ids, int is32, size_t i) {
 int32_t tm_check_batch(const tokemb_mpi_table *t, const void *ids, int is32, size_t n, const void *buf,
                        const char *what, char *msg);
 
-/* The exchange plan of one batch: distinct (owner, local row) pairs in owner order, per-owner counts
- * and displacements, and for every input position its slot in the distinct list. */
+/* The exchange plan of one batch: distinct (owner, local row) pairs grouped by owner (first-occurrence
+ * order within an owner), per-owner counts and displacements, and for every input position its slot
+ * in the distinct list. */
 typedef struct {
     int64_t *send_ids; /* [n_uniq] local rows at their owners, grouped by owner */
     size_t n_uniq;

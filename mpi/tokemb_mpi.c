@@ -153,18 +153,11 @@ int64_t tokemb_mpi_table_global_row(const tokemb_mpi_table *t, int64_t local_row
 
 /* ---- lookup ----------------------------------------------------------------------------------- */
 
+/* One entry of the de-duplication hash: a global id (-1: empty) and its index among the distinct ids. */
 typedef struct {
-    int owner;
-    int64_t lrow;
-    size_t i;
-} tm_key;
-
-static int tm_key_cmp(const void *a, const void *b) {
-    const tm_key *x = a, *y = b;
-    if (x->owner != y->owner) return x->owner < y->owner ? -1 : 1;
-    if (x->lrow != y->lrow) return x->lrow < y->lrow ? -1 : 1;
-    return (x->i > y->i) - (x->i < y->i);
-}
+    int64_t g;
+    size_t u;
+} tm_hslot;
 
 void tm_plan_free(tm_plan *p) {
     free(p->send_ids);
@@ -201,35 +194,58 @@ int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids, int i
     memset(p, 0, sizeof *p);
     int P = t->size;
     if (st == TOKEMB_OK) st = tm_check_batch(t, ids, is32, n, out, "out", msg);
-    tm_key *keys = NULL;
+    /* de-duplication in linear time: an open-addressing hash of the global ids (load <= 1/2) numbers
+     * the distinct ids in first-occurrence order; a counting pass then groups them by owner, keeping
+     * that order within each owner */
+    size_t cap = 16;
+    unsigned bits = 4;
+    while (cap < 2 * n) cap <<= 1, bits++;
+    tm_hslot *h = NULL;
+    int *uowner = NULL;
+    int64_t *ulrow = NULL;
     if (st == TOKEMB_OK) {
-        keys = malloc((n ? n : 1) * sizeof *keys);
+        h = malloc(cap * sizeof *h);
+        uowner = malloc((n ? n : 1) * sizeof *uowner);
+        ulrow = malloc((n ? n : 1) * sizeof *ulrow);
         p->slot = malloc((n ? n : 1) * sizeof *p->slot);
         p->send_ids = malloc((n ? n : 1) * sizeof *p->send_ids);
-        p->scount = calloc((size_t)P * 4, sizeof(int));
-        if (!keys || !p->slot || !p->send_ids || !p->scount) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+        p->scount = calloc((size_t)P * 5, sizeof(int));
+        if (!h || !uowner || !ulrow || !p->slot || !p->send_ids || !p->scount)
+            st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
     }
     if (st == TOKEMB_OK) {
         p->sdispl = p->scount + P;
         p->rcount = p->scount + 2 * P;
         p->rdispl = p->scount + 3 * P;
-        for (size_t i = 0; i < n; i++) {
-            tm_owner(t, tm_id_at(ids, is32, i), &keys[i].owner, &keys[i].lrow);
-            keys[i].i = i;
-        }
-        qsort(keys, n, sizeof *keys, tm_key_cmp);
+        int *fill = p->scount + 4 * P;
+        for (size_t k = 0; k < cap; k++) h[k].g = -1;
         size_t u = 0;
-        for (size_t k = 0; k < n; k++) {
-            if (k == 0 || keys[k].owner != keys[k - 1].owner || keys[k].lrow != keys[k - 1].lrow) {
-                p->send_ids[u++] = keys[k].lrow;
-                p->scount[keys[k].owner]++;
+        for (size_t i = 0; i < n; i++) {
+            int64_t g = tm_id_at(ids, is32, i);
+            size_t k = (size_t)(((uint64_t)g * 0x9E3779B97F4A7C15ull) >> (64 - bits));
+            while (h[k].g != -1 && h[k].g != g) k = (k + 1) & (cap - 1);
+            if (h[k].g == -1) {
+                h[k].g = g;
+                h[k].u = u;
+                tm_owner(t, g, &uowner[u], &ulrow[u]);
+                p->scount[uowner[u]]++;
+                u++;
             }
-            p->slot[keys[k].i] = u - 1;
+            p->slot[i] = h[k].u;
         }
         p->n_uniq = u;
         for (int r = 1; r < P; r++) p->sdispl[r] = p->sdispl[r - 1] + p->scount[r - 1];
+        memcpy(fill, p->sdispl, (size_t)P * sizeof *fill);
+        for (size_t v = 0; v < u; v++) { /* ulrow[v] becomes distinct id v's position in send_ids */
+            size_t at = (size_t)fill[uowner[v]]++;
+            p->send_ids[at] = ulrow[v];
+            ulrow[v] = (int64_t)at;
+        }
+        for (size_t i = 0; i < n; i++) p->slot[i] = (size_t)ulrow[p->slot[i]];
     }
-    free(keys);
+    free(h);
+    free(uowner);
+    free(ulrow);
     st = tm_agree(t->comm, t->rank, P, fn, st, msg);
     tm_phase(t, TM_PH_PLAN);
     if (st != TOKEMB_OK) {
