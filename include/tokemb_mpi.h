@@ -193,7 +193,7 @@ enum tokemb_mpi_stat {
     TOKEMB_MPI_STAT_ROWS_SENT = 2,
     /** Payload bytes sent: 8 * IDS_SENT + 4 * dim * ROWS_SENT. */
     TOKEMB_MPI_STAT_BYTES_SENT = 3,
-    /** The part of BYTES_SENT addressed to other ranks (the rest MPI copies within this rank). */
+    /** The part of BYTES_SENT addressed to other ranks (the rest stays within this rank). */
     TOKEMB_MPI_STAT_BYTES_REMOTE = 4,
     /** Error agreements made (each one MPI_Allreduce of one int; a broadcast follows only on error). */
     TOKEMB_MPI_STAT_AGREEMENTS = 5,

@@ -297,8 +297,15 @@ int32_t tm_fetch(tokemb_mpi_table *t, const char *fn, const void *ids, int is32,
     float *rows = malloc((p->n_uniq ? p->n_uniq : 1) * D * sizeof *rows);
     int *cnt = malloc((size_t)P * 4 * sizeof *cnt);
     if (!reply || !rows || !cnt) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
-    else if (p->n_recv) {
-        int32_t ls = tokemb_lookup(t->local, p->recv_ids, p->n_recv, reply);
+    else {
+        /* this rank's own share needs no message: it is gathered straight into `rows`; the other ranks'
+         * requests (before and after it in recv_ids) into `reply` */
+        size_t a = (size_t)p->rdispl[t->rank], m = (size_t)p->rcount[t->rank], z = p->n_recv - a - m;
+        int32_t ls = TOKEMB_OK;
+        if (a) ls = tokemb_lookup(t->local, p->recv_ids, a, reply);
+        if (ls == TOKEMB_OK && m)
+            ls = tokemb_lookup(t->local, p->recv_ids + a, m, rows + (size_t)p->sdispl[t->rank] * D);
+        if (ls == TOKEMB_OK && z) ls = tokemb_lookup(t->local, p->recv_ids + a + m, z, reply + (a + m) * D);
         if (ls != TOKEMB_OK) st = tm_fail(ls, msg, "local shard: %s", tokemb_last_error());
     }
     st = tm_agree(t->comm, t->rank, P, fn, st, msg);
@@ -310,6 +317,7 @@ int32_t tm_fetch(tokemb_mpi_table *t, const char *fn, const void *ids, int is32,
             cnt[2 * P + r] = p->scount[r] * (int)D;
             cnt[3 * P + r] = p->sdispl[r] * (int)D;
         }
+        cnt[t->rank] = cnt[2 * P + t->rank] = 0; /* the own share is in place already */
         int rc = MPI_Alltoallv(reply, cnt, cnt + P, MPI_FLOAT, rows, cnt + 2 * P, cnt + 3 * P, MPI_FLOAT, t->comm);
         st = tm_agree(t->comm, t->rank, P, fn, tm_mpi_status(rc, fn, "MPI_Alltoallv", msg), msg);
         tm_phase(t, TM_PH_ROWS);
