@@ -345,8 +345,22 @@ static int32_t tm_lookup(tokemb_mpi_table *t, const char *fn, const void *ids, i
         tm_span_end(t);
         return st;
     }
+    /* each input position gets its fetched row: the core's gather over a table wrapping the fetched
+     * rows (prefetching, streaming stores for large outputs); a plain copy per row if the wrapper
+     * cannot be allocated (nothing can fail after the agreement) */
     size_t D = (size_t)t->dim;
-    for (size_t i = 0; i < n; i++) memcpy(out + i * D, rows + p.slot[i] * D, D * sizeof *out);
+    tokemb_table *sub = NULL;
+    int64_t *sid = malloc((n ? n : 1) * sizeof *sid);
+    int done = 0;
+    if (sid && tokemb_table_wrap(rows, p.n_uniq ? (int64_t)p.n_uniq : 1, t->dim, t->dim, TOKEMB_F32,
+                                 TOKEMB_WRAP_READONLY, &sub) == TOKEMB_OK) {
+        for (size_t i = 0; i < n; i++) sid[i] = (int64_t)p.slot[i];
+        done = tokemb_lookup(sub, sid, n, out) == TOKEMB_OK;
+    }
+    if (!done)
+        for (size_t i = 0; i < n; i++) memcpy(out + i * D, rows + p.slot[i] * D, D * sizeof *out);
+    tokemb_table_free(sub);
+    free(sid);
     free(rows);
     tm_plan_free(&p);
     tm_phase(t, TM_PH_OUTPUT);
