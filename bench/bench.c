@@ -66,14 +66,7 @@ static void check(int32_t st, const char *what) {
 
 static list_t parse_list(const char *s) {
     list_t l = {0, {0}};
-    char *buf = strdup(s), *save = NULL;
-    for (char *tok = strtok_r(buf, ",", &save); tok && l.n < MAXL; tok = strtok_r(NULL, ",", &save)) {
-        char *end;
-        double v = strtod(tok, &end);
-        if (*end == 'k' || *end == 'K') v *= 1000;
-        l.v[l.n++] = (long long)v;
-    }
-    free(buf);
+    l.n = parse_numbers(s, l.v, MAXL);
     return l;
 }
 
@@ -83,24 +76,9 @@ static list_t mk_list(int n, const long long *v) {
     return l;
 }
 
-static int suite_on(const char *name) {
-    if (!opt.suites[0]) return 1;
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", opt.suites);
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
-        if (strcmp(tok, name) == 0) return 1;
-    return 0;
-}
+static int suite_on(const char *name) { return !opt.suites[0] || in_list(opt.suites, name); }
 
-static int ids_on(const char *name) {
-    char buf[128];
-    snprintf(buf, sizeof buf, "%s", opt.ids);
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
-        if (strcmp(tok, name) == 0) return 1;
-    return 0;
-}
+static int ids_on(const char *name) { return in_list(opt.ids, name); }
 
 static void read_cache_sizes(void) {
     for (int idx = 0; idx < 8; idx++) {

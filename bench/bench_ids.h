@@ -1,5 +1,5 @@
-/* bench_ids.h - the benchmark programs' id streams (uniform, Zipf), unique fraction and quantiles
- * (one copy for bench.c and bench_mpi.c). */
+/* bench_ids.h - the benchmark programs' id streams (uniform, Zipf), unique fraction, quantiles and
+ * option lists (one copy for bench.c and bench_mpi.c). */
 #ifndef TOKEMB_BENCH_IDS_H
 #define TOKEMB_BENCH_IDS_H
 
@@ -14,6 +14,34 @@
 static inline void bench_oom(void) {
     fprintf(stderr, "tokemb-bench: out of memory for ids\n");
     exit(2);
+}
+
+/* The numbers of a comma-separated list ("1k" = 1000, "2m" = 2000000) into v[max]; returns the count. */
+static inline int parse_numbers(const char *s, long long *v, int max) {
+    int n = 0;
+    char *buf = strdup(s), *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok && n < max; tok = strtok_r(NULL, ",", &save)) {
+        char *end;
+        double x = strtod(tok, &end);
+        if (*end == 'k' || *end == 'K') x *= 1000;
+        if (*end == 'm' || *end == 'M') x *= 1000000;
+        v[n++] = (long long)x;
+    }
+    free(buf);
+    return n;
+}
+
+/* 1 if `name` is one of the comma-separated words of `list`. */
+static inline int in_list(const char *list, const char *name) {
+    size_t len = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, ',');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (l == len && strncmp(p, name, len) == 0) return 1;
+        if (!e) break;
+        p = e + 1;
+    }
+    return 0;
 }
 
 static inline double quantile(double *v, int n, double q) {

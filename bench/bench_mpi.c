@@ -50,29 +50,6 @@ static void fail(const char *what, int32_t st) {
         if (st_ != TOKEMB_OK) fail(#call, st_); \
     } while (0)
 
-static int parse(const char *s, long long *v) {
-    int n = 0;
-    char *buf = strdup(s), *save = NULL;
-    for (char *tok = strtok_r(buf, ",", &save); tok && n < MAXL; tok = strtok_r(NULL, ",", &save)) {
-        char *end;
-        double x = strtod(tok, &end);
-        if (*end == 'k' || *end == 'K') x *= 1000;
-        if (*end == 'm' || *end == 'M') x *= 1000000;
-        v[n++] = (long long)x;
-    }
-    free(buf);
-    return n;
-}
-
-static int in_list(const char *list, const char *name) {
-    char buf[128];
-    snprintf(buf, sizeof buf, "%s", list);
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
-        if (strcmp(tok, name) == 0) return 1;
-    return 0;
-}
-
 /* ---- one case --------------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -333,9 +310,9 @@ int bench_mpi_main(int argc, char **argv) {
         if (strcmp(a, "--suite") == 0) continue; /* "mpi", checked by main */
         else if (strcmp(a, "--reps") == 0) o.reps = atoi(v);
         else if (strcmp(a, "--csv") == 0) o.csv = v;
-        else if (strcmp(a, "--rows") == 0 || strcmp(a, "--vocab") == 0) o.n_rows = parse(v, o.rows);
-        else if (strcmp(a, "--dim") == 0) o.n_dims = parse(v, o.dims);
-        else if (strcmp(a, "--tokens") == 0) o.n_tokens = parse(v, o.tokens);
+        else if (strcmp(a, "--rows") == 0 || strcmp(a, "--vocab") == 0) o.n_rows = parse_numbers(v, o.rows, MAXL);
+        else if (strcmp(a, "--dim") == 0) o.n_dims = parse_numbers(v, o.dims, MAXL);
+        else if (strcmp(a, "--tokens") == 0) o.n_tokens = parse_numbers(v, o.tokens, MAXL);
         else if (strcmp(a, "--ids") == 0) snprintf(o.ids, sizeof o.ids, "%s", v);
         else if (strcmp(a, "--ops") == 0) snprintf(o.ops, sizeof o.ops, "%s", v);
         else {
