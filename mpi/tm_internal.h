@@ -93,6 +93,11 @@ static inline int64_t tm_id_at(const void *ids, int is32, size_t i) {
 int32_t tm_check_batch(const tokemb_mpi_table *t, const void *ids, int is32, size_t n, const void *buf,
                        const char *what, char *msg);
 
+/* The distinct values of ids[0..n) (int32 if is32, else int64; each >= 0), numbered in first-occurrence
+ * order in linear time (an open-addressing hash): slot[i] = the number of ids[i]'s value, first[v] = the
+ * index of value v's first occurrence. Returns the count, or SIZE_MAX if out of memory. */
+size_t tm_distinct(const void *ids, int is32, size_t n, size_t *slot, size_t *first);
+
 /* The exchange plan of one batch: distinct (owner, local row) pairs grouped by owner (first-occurrence
  * order within an owner), per-owner counts and displacements, and for every input position its slot
  * in the distinct list. */

@@ -153,11 +153,34 @@ int64_t tokemb_mpi_table_global_row(const tokemb_mpi_table *t, int64_t local_row
 
 /* ---- lookup ----------------------------------------------------------------------------------- */
 
-/* One entry of the de-duplication hash: a global id (-1: empty) and its index among the distinct ids. */
+/* One entry of the de-duplication hash: a value (-1: empty) and its number among the distinct values. */
 typedef struct {
     int64_t g;
     size_t u;
 } tm_hslot;
+
+size_t tm_distinct(const void *ids, int is32, size_t n, size_t *slot, size_t *first) {
+    size_t cap = 16;
+    unsigned bits = 4;
+    while (cap < 2 * n) cap <<= 1, bits++; /* load <= 1/2 */
+    tm_hslot *h = malloc(cap * sizeof *h);
+    if (!h) return SIZE_MAX;
+    for (size_t k = 0; k < cap; k++) h[k].g = -1;
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t g = tm_id_at(ids, is32, i);
+        size_t k = (size_t)(((uint64_t)g * 0x9E3779B97F4A7C15ull) >> (64 - bits));
+        while (h[k].g != -1 && h[k].g != g) k = (k + 1) & (cap - 1);
+        if (h[k].g == -1) {
+            h[k].g = g;
+            h[k].u = u;
+            first[u++] = i;
+        }
+        slot[i] = h[k].u;
+    }
+    free(h);
+    return u;
+}
 
 void tm_plan_free(tm_plan *p) {
     free(p->send_ids);
@@ -194,44 +217,32 @@ int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids, int i
     memset(p, 0, sizeof *p);
     int P = t->size;
     if (st == TOKEMB_OK) st = tm_check_batch(t, ids, is32, n, out, "out", msg);
-    /* de-duplication in linear time: an open-addressing hash of the global ids (load <= 1/2) numbers
-     * the distinct ids in first-occurrence order; a counting pass then groups them by owner, keeping
-     * that order within each owner */
-    size_t cap = 16;
-    unsigned bits = 4;
-    while (cap < 2 * n) cap <<= 1, bits++;
-    tm_hslot *h = NULL;
+    /* de-duplication in linear time (tm_distinct numbers the distinct ids in first-occurrence order);
+     * a counting pass then groups them by owner, keeping that order within each owner */
+    size_t *first = NULL;
     int *uowner = NULL;
     int64_t *ulrow = NULL;
     if (st == TOKEMB_OK) {
-        h = malloc(cap * sizeof *h);
+        first = malloc((n ? n : 1) * sizeof *first);
         uowner = malloc((n ? n : 1) * sizeof *uowner);
         ulrow = malloc((n ? n : 1) * sizeof *ulrow);
         p->slot = malloc((n ? n : 1) * sizeof *p->slot);
         p->send_ids = malloc((n ? n : 1) * sizeof *p->send_ids);
         p->scount = calloc((size_t)P * 5, sizeof(int));
-        if (!h || !uowner || !ulrow || !p->slot || !p->send_ids || !p->scount)
+        if (!first || !uowner || !ulrow || !p->slot || !p->send_ids || !p->scount)
             st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
     }
+    size_t u = 0;
+    if (st == TOKEMB_OK && (u = tm_distinct(ids, is32, n, p->slot, first)) == SIZE_MAX)
+        st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
     if (st == TOKEMB_OK) {
         p->sdispl = p->scount + P;
         p->rcount = p->scount + 2 * P;
         p->rdispl = p->scount + 3 * P;
         int *fill = p->scount + 4 * P;
-        for (size_t k = 0; k < cap; k++) h[k].g = -1;
-        size_t u = 0;
-        for (size_t i = 0; i < n; i++) {
-            int64_t g = tm_id_at(ids, is32, i);
-            size_t k = (size_t)(((uint64_t)g * 0x9E3779B97F4A7C15ull) >> (64 - bits));
-            while (h[k].g != -1 && h[k].g != g) k = (k + 1) & (cap - 1);
-            if (h[k].g == -1) {
-                h[k].g = g;
-                h[k].u = u;
-                tm_owner(t, g, &uowner[u], &ulrow[u]);
-                p->scount[uowner[u]]++;
-                u++;
-            }
-            p->slot[i] = h[k].u;
+        for (size_t v = 0; v < u; v++) {
+            tm_owner(t, tm_id_at(ids, is32, first[v]), &uowner[v], &ulrow[v]);
+            p->scount[uowner[v]]++;
         }
         p->n_uniq = u;
         for (int r = 1; r < P; r++) p->sdispl[r] = p->sdispl[r - 1] + p->scount[r - 1];
@@ -243,7 +254,7 @@ int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids, int i
         }
         for (size_t i = 0; i < n; i++) p->slot[i] = (size_t)ulrow[p->slot[i]];
     }
-    free(h);
+    free(first);
     free(uowner);
     free(ulrow);
     st = tm_agree(t->comm, t->rank, P, fn, st, msg);
@@ -539,11 +550,6 @@ int32_t tm_push_make(tokemb_mpi_table *t, const char *fn, const void *ids, int i
     return st;
 }
 
-static int tm_i64_cmp(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
 static int32_t tm_grad(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const float *grad_out,
                        float *grad_shard) {
     tm_err[0] = 0;
@@ -560,19 +566,20 @@ static int32_t tm_grad(tokemb_mpi_table *t, const char *fn, const void *ids, int
     /* the touched rows are copied into a compact buffer, accumulated there by the core (its summation
      * order, starting from the buffer's values), and copied back only once every rank succeeded */
     size_t D = (size_t)t->dim, R = q.n_recv, u = 0;
+    size_t *first = malloc((R ? R : 1) * sizeof *first), *us = malloc((R ? R : 1) * sizeof *us);
     int64_t *uniq = malloc((R ? R : 1) * sizeof *uniq), *slot = malloc((R ? R : 1) * sizeof *slot);
     float *compact = NULL;
     tokemb_table *shape = NULL;
-    if (!uniq || !slot) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+    if (!first || !us || !uniq || !slot) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+    if (st == TOKEMB_OK && R && (u = tm_distinct(q.recv_ids, 0, R, us, first)) == SIZE_MAX) {
+        u = 0;
+        st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+    }
     if (st == TOKEMB_OK && R) {
-        memcpy(uniq, q.recv_ids, R * sizeof *uniq);
-        qsort(uniq, R, sizeof *uniq, tm_i64_cmp);
-        for (size_t k = 0; k < R; k++)
-            if (k == 0 || uniq[k] != uniq[u - 1]) uniq[u++] = uniq[k];
-        for (size_t k = 0; k < R; k++) {
-            const int64_t *f = bsearch(&q.recv_ids[k], uniq, u, sizeof *uniq, tm_i64_cmp);
-            slot[k] = f - uniq;
-        }
+        /* the touched rows in first-occurrence order: the core sums each row's contributions in input
+         * order whatever the rows' numbering */
+        for (size_t v = 0; v < u; v++) uniq[v] = q.recv_ids[first[v]];
+        for (size_t k = 0; k < R; k++) slot[k] = (int64_t)us[k];
         compact = malloc(u * D * sizeof *compact);
         if (!compact) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
         else {
@@ -589,6 +596,8 @@ static int32_t tm_grad(tokemb_mpi_table *t, const char *fn, const void *ids, int
         for (size_t k = 0; k < u; k++) memcpy(grad_shard + (size_t)uniq[k] * D, compact + k * D, D * sizeof *compact);
     tokemb_table_free(shape);
     free(compact);
+    free(first);
+    free(us);
     free(uniq);
     free(slot);
     free(q.recv_ids);
