@@ -31,6 +31,8 @@ struct tokemb_mpi_table {
     int64_t row0;       /* TOKEMB_MPI_ROW: first global row of this rank */
     int64_t local_rows; /* rows of this rank's shard */
     tokemb_table *local;
+    int *xcount; /* [2 P]: the counts a rank that failed before the counts exchange still sends (zeros)
+                  * and receives, so that one agreement covers the batch and the receive side */
     tm_stats stats;
 };
 
@@ -92,6 +94,11 @@ static inline int64_t tm_id_at(const void *ids, int is32, size_t i) {
 /* This rank's batch checks (NULL pointers, MPI's int counts, ids inside the global table). */
 int32_t tm_check_batch(const tokemb_mpi_table *t, const void *ids, int is32, size_t n, const void *buf,
                        const char *what, char *msg);
+
+/* Collective: send[P] counts to the peers, recv[P] from them (MPI_Alltoall); with send or recv NULL
+ * (a rank that failed before knowing its counts) zeros are sent and the table's scratch receives.
+ * Returns MPI's code. */
+int tm_counts_exchange(tokemb_mpi_table *t, const int *send, int *recv);
 
 /* The distinct values of ids[0..n) (int32 if is32, else int64; each >= 0), numbered in first-occurrence
  * order in linear time (an open-addressing hash): slot[i] = the number of ids[i]'s value, first[v] = the

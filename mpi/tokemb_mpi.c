@@ -119,10 +119,15 @@ int32_t tokemb_mpi_table_create(MPI_Comm comm, int64_t rows, int64_t dim, int32_
         else t->local_rows = (rows - rank + size - 1) / size;
         int32_t cs = tokemb_table_create(t->local_rows, dim, TOKEMB_F32, &t->local);
         if (cs != TOKEMB_OK) st = tm_fail(cs, msg, "local shard: %s", tokemb_last_error());
+        else if (!(t->xcount = calloc((size_t)size * 2, sizeof *t->xcount)))
+            st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
     }
     st = tm_agree(dup, rank, size, fn, st, msg);
     if (st != TOKEMB_OK) {
-        if (t) tokemb_table_free(t->local);
+        if (t) {
+            tokemb_table_free(t->local);
+            free(t->xcount);
+        }
         free(t);
         MPI_Comm_free(&dup);
         return st;
@@ -138,6 +143,7 @@ int32_t tokemb_mpi_table_create_f(MPI_Fint comm, int64_t rows, int64_t dim, int3
 void tokemb_mpi_table_free(tokemb_mpi_table *t) {
     if (!t) return;
     tokemb_table_free(t->local);
+    free(t->xcount);
     MPI_Comm_free(&t->comm);
     free(t);
 }
@@ -207,6 +213,17 @@ int32_t tm_check_batch(const tokemb_mpi_table *t, const void *ids, int is32, siz
     return TOKEMB_OK;
 }
 
+/* Collective: every rank's send counts[P] to its peers, received into recv[P] (MPI_Alltoall); a rank
+ * whose send is NULL (it failed before knowing its counts) sends zeros and receives into scratch. */
+int tm_counts_exchange(tokemb_mpi_table *t, const int *send, int *recv) {
+    if (!send || !recv) {
+        memset(t->xcount, 0, (size_t)t->size * sizeof *t->xcount);
+        send = t->xcount;
+        recv = t->xcount + t->size;
+    }
+    return MPI_Alltoall(send, 1, MPI_INT, recv, 1, MPI_INT, t->comm);
+}
+
 /* Collective: validates the batch, agrees, de-duplicates per owner and exchanges the ids. On
  * success every rank holds its plan; on failure every rank returns the same status. */
 int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const void *out,
@@ -257,16 +274,12 @@ int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids, int i
     free(first);
     free(uowner);
     free(ulrow);
-    st = tm_agree(t->comm, t->rank, P, fn, st, msg);
     tm_phase(t, TM_PH_PLAN);
-    if (st != TOKEMB_OK) {
-        tm_plan_free(p);
-        return st;
-    }
 
-    /* counts, then a second agreement on the receive side (size limits, memory) */
-    int rc = MPI_Alltoall(p->scount, 1, MPI_INT, p->rcount, 1, MPI_INT, t->comm);
-    if (rc != MPI_SUCCESS) st = tm_mpi_status(rc, fn, "MPI_Alltoall", msg);
+    /* the counts, exchanged also by a rank that failed above (it sends zeros), then one agreement on
+     * the batch and the receive side (size limits, memory) */
+    int rc = tm_counts_exchange(t, st == TOKEMB_OK ? p->scount : NULL, st == TOKEMB_OK ? p->rcount : NULL);
+    if (st == TOKEMB_OK && rc != MPI_SUCCESS) st = tm_mpi_status(rc, fn, "MPI_Alltoall", msg);
     size_t total = 0;
     for (int r = 0; st == TOKEMB_OK && r < P; r++) {
         p->rdispl[r] = (int)total;
@@ -499,11 +512,10 @@ int32_t tm_push_make(tokemb_mpi_table *t, const char *fn, const void *ids, int i
             memcpy(srows + at * D, grad_out + i * D, D * sizeof *srows);
         }
     }
-    st = tm_agree(t->comm, t->rank, P, fn, st, msg);
     tm_phase(t, TM_PH_PLAN);
-    if (st == TOKEMB_OK) {
-        int rc = MPI_Alltoall(sc, 1, MPI_INT, rc_, 1, MPI_INT, t->comm);
-        st = tm_mpi_status(rc, fn, "MPI_Alltoall", msg);
+    { /* the counts (also from a rank that failed above: zeros), then one agreement on both sides */
+        int rc = tm_counts_exchange(t, st == TOKEMB_OK ? sc : NULL, st == TOKEMB_OK ? rc_ : NULL);
+        if (st == TOKEMB_OK) st = tm_mpi_status(rc, fn, "MPI_Alltoall", msg);
         size_t total = 0;
         for (int r = 0; st == TOKEMB_OK && r < P; r++) {
             rd[r] = (int)total;
