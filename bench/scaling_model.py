@@ -3,11 +3,11 @@
 
 Fed with the local costs measured by `tokemb-bench --suite mpi` at np = 1 (its CSV: the lookup row of the
 given dim; per distinct id: plan + local gather, per id: output), and the message structure of
-tokemb_mpi_lookup (tokemb_mpi_table_stat counts it: 5 error agreements, one MPI_Alltoall of the counts, one
+tokemb_mpi_lookup (tokemb_mpi_table_stat counts it: 4 error agreements, one MPI_Alltoall of the counts, one
 MPI_Alltoallv of the ids, one of the rows).
 
   time(P) = n * (c_plan + c_out) + n * u * c_local                      local work (measured)
-          + 5 * ceil(log2 P) * alpha                                    agreements (MPI_Allreduce of one int)
+          + 4 * ceil(log2 P) * alpha                                    agreements (MPI_Allreduce of one int)
           + 3 * (P - 1) * alpha + 4 * P * beta                          counts, ids and rows: P - 1 messages each
           + n * u * (8 + 4 D) * (P - 1) / P * beta                      payload leaving the rank (full duplex)
 
@@ -43,7 +43,7 @@ def local_costs(path, dim, ids, best):
 
 def model(P, n, u, D, c_id, c_uniq, alpha, beta):
     local = n * c_id + n * u * c_uniq
-    lat = 5 * math.ceil(math.log2(P)) * alpha + 3 * (P - 1) * alpha
+    lat = 4 * math.ceil(math.log2(P)) * alpha + 3 * (P - 1) * alpha
     bw = 4 * P * beta + n * u * (8 + 4 * D) * (P - 1) / P * beta
     return local, lat, bw
 
