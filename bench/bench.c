@@ -15,7 +15,8 @@
  *   tokemb-bench [--quick] [--suite a,b,...] [--csv FILE] [--threads 1,2] [--reps N]
  *                [--vocab LIST] [--dim LIST] [--tokens LIST] [--ids uniform,zipf1.0,zipf1.1]
  *
- * Suites: lookup, gather-vs-matmul, bags, grad, optim, logits, rope, sinusoidal (--help lists them). */
+ * Suites: lookup, gather-vs-matmul, bags, grad, optim, logits, rope, sinusoidal (--help lists them), and
+ * mpi (bench_mpi.c: run alone under mpirun; only in builds with libtokemb_mpi). */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@
 #define TOKEMB_EXPERIMENTAL /* TOKEMB_NONTEMPORAL */
 #include <tokemb.h>
 
+#include "bench_ids.h"
 #include "bench_time.h"
 
 /* ---- options ------------------------------------------------------------------------------------- */
@@ -64,14 +66,7 @@ static void check(int32_t st, const char *what) {
 
 static list_t parse_list(const char *s) {
     list_t l = {0, {0}};
-    char *buf = strdup(s), *save = NULL;
-    for (char *tok = strtok_r(buf, ",", &save); tok && l.n < MAXL; tok = strtok_r(NULL, ",", &save)) {
-        char *end;
-        double v = strtod(tok, &end);
-        if (*end == 'k' || *end == 'K') v *= 1000;
-        l.v[l.n++] = (long long)v;
-    }
-    free(buf);
+    l.n = parse_numbers(s, l.v, MAXL);
     return l;
 }
 
@@ -81,24 +76,9 @@ static list_t mk_list(int n, const long long *v) {
     return l;
 }
 
-static int suite_on(const char *name) {
-    if (!opt.suites[0]) return 1;
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", opt.suites);
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
-        if (strcmp(tok, name) == 0) return 1;
-    return 0;
-}
+static int suite_on(const char *name) { return !opt.suites[0] || in_list(opt.suites, name); }
 
-static int ids_on(const char *name) {
-    char buf[128];
-    snprintf(buf, sizeof buf, "%s", opt.ids);
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
-        if (strcmp(tok, name) == 0) return 1;
-    return 0;
-}
+static int ids_on(const char *name) { return in_list(opt.ids, name); }
 
 static void read_cache_sizes(void) {
     for (int idx = 0; idx < 8; idx++) {
@@ -124,12 +104,6 @@ static void read_cache_sizes(void) {
 }
 
 /* ---- timing --------------------------------------------------------------------------------------- */
-
-static double quantile(double *v, int n, double q) {
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    int i = (int)(q * (n - 1) + 0.5);
-    return v[i];
-}
 
 typedef void (*run_fn)(void *ctx);
 
@@ -291,61 +265,6 @@ static void header(void) {
 }
 
 /* ---- data ----------------------------------------------------------------------------------------- */
-
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static uint64_t rnd(void) {
-    uint64_t x = rng_state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return rng_state = x;
-}
-static double rnd01(void) { return (double)(rnd() >> 11) * (1.0 / 9007199254740992.0); }
-
-/* ids: "uniform", or "zipf<s>" (rank k has weight 1/(k+1)^s, ranks randomly permuted to ids). */
-static void make_ids(int64_t *ids, size_t n, int64_t V, const char *dist) {
-    if (strcmp(dist, "uniform") == 0) {
-        for (size_t i = 0; i < n; i++) ids[i] = (int64_t)(rnd() % (uint64_t)V);
-        return;
-    }
-    double s = atof(dist + 4);
-    double *cdf = malloc((size_t)V * sizeof *cdf);
-    int64_t *perm = malloc((size_t)V * sizeof *perm);
-    if (!cdf || !perm) die("out of memory for ids");
-    double acc = 0;
-    for (int64_t k = 0; k < V; k++) cdf[k] = (acc += pow((double)(k + 1), -s));
-    for (int64_t k = 0; k < V; k++) perm[k] = k;
-    for (int64_t k = V - 1; k > 0; k--) {
-        int64_t j = (int64_t)(rnd() % (uint64_t)(k + 1)), tmp = perm[k];
-        perm[k] = perm[j];
-        perm[j] = tmp;
-    }
-    for (size_t i = 0; i < n; i++) {
-        double u = rnd01() * acc;
-        int64_t lo = 0, hi = V - 1;
-        while (lo < hi) {
-            int64_t mid = (lo + hi) / 2;
-            if (cdf[mid] < u) lo = mid + 1;
-            else hi = mid;
-        }
-        ids[i] = perm[lo];
-    }
-    free(cdf);
-    free(perm);
-}
-
-static double unique_frac(const int64_t *ids, size_t n, int64_t V) {
-    unsigned char *seen = calloc((size_t)V, 1);
-    if (!seen) die("out of memory");
-    size_t u = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!seen[ids[i]]) {
-            seen[ids[i]] = 1;
-            u++;
-        }
-    free(seen);
-    return (double)u / (double)n;
-}
 
 static const char *fits(double bytes) {
     if (bytes <= (double)l2_bytes) return "L2";
@@ -1051,9 +970,49 @@ static void usage(void) {
            "suites:\n");
     for (size_t i = 0; i < sizeof SUITES / sizeof SUITES[0]; i++)
         printf("  %-18s %s\n", SUITES[i].name, SUITES[i].what);
+    printf("  %-18s %s\n", "mpi",
+           "libtokemb_mpi's sharded lookup/bags/grad/optim under mpirun, alone: mpirun -np P --oversubscribe\n"
+           "                     tokemb-bench --suite mpi [--quick] [--reps N] [--rows L --dim L --tokens L] [--ops ..]"
+#ifndef TOKEMB_BENCH_MPI
+           " (not in this build: no MPI)"
+#endif
+    );
+}
+
+#ifdef TOKEMB_BENCH_MPI
+int bench_mpi_main(int argc, char **argv); /* bench_mpi.c */
+#endif
+
+/* The mpi suite runs alone, under mpirun, in its own module (bench_mpi.c, linked only when
+ * libtokemb_mpi is built): 0 if `--suite` does not name it, else the exit status. */
+static int mpi_suite(int argc, char **argv) {
+    int named = 0, alone = 1;
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--suite") == 0) {
+            char buf[256];
+            snprintf(buf, sizeof buf, "%s", argv[i + 1]);
+            char *save = NULL;
+            for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+                if (strcmp(tok, "mpi") == 0) named = 1;
+                else alone = 0;
+        }
+    if (!named) return -1;
+    if (!alone) {
+        fprintf(stderr, "tokemb-bench: the mpi suite runs alone, under mpirun: tokemb-bench --suite mpi\n");
+        return 2;
+    }
+#ifdef TOKEMB_BENCH_MPI
+    return bench_mpi_main(argc, argv);
+#else
+    fprintf(stderr, "tokemb-bench: this build has no MPI (libtokemb_mpi was not built): configure with "
+                    "-DTOKEMB_MPI=ON and an MPI installed (Debian: libopenmpi-dev openmpi-bin) for --suite mpi\n");
+    return 2;
+#endif
 }
 
 int main(int argc, char **argv) {
+    int mpi_status = mpi_suite(argc, argv);
+    if (mpi_status >= 0) return mpi_status;
     opt.reps = 0;
     opt.csv = "tokemb-bench.csv";
     opt.threads = mk_list(2, (long long[]){1, 2});

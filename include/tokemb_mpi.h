@@ -209,6 +209,59 @@ TOKEMB_MPI_API int32_t tokemb_mpi_optim_step(tokemb_mpi_table *t, const int64_t 
 TOKEMB_MPI_API int32_t tokemb_mpi_optim_step_i32(tokemb_mpi_table *t, const int32_t *ids, size_t n,
                                                  const float *grad_out);
 
+/**
+ * Statistics of one table on the calling rank (pinned values), read with tokemb_mpi_table_stat.
+ * They are cumulative since tokemb_mpi_table_create or the last tokemb_mpi_table_stats_reset, and
+ * cover tokemb_mpi_lookup, tokemb_mpi_lookup_bags, tokemb_mpi_grad_accumulate and
+ * tokemb_mpi_optim_step (all id widths; failed calls included). Bytes count the payload this rank
+ * hands to MPI: 8 per id and 4 * dim per row, its own share (sent to itself) included; the counts
+ * exchange and the error agreements (one int each) are not payload. The time of a call is split into
+ * consecutive phases that add up to TOKEMB_MPI_STAT_SECONDS; each phase includes the error agreement
+ * that closes it (also reported alone as TOKEMB_MPI_STAT_SECONDS_AGREE).
+ */
+enum tokemb_mpi_stat {
+    /** Collective calls counted. */
+    TOKEMB_MPI_STAT_CALLS = 0,
+    /** Ids sent: lookups and bags send each distinct (id, owner) once; gradients and optimizer steps
+     *  send one per contribution. */
+    TOKEMB_MPI_STAT_IDS_SENT = 1,
+    /** Rows of dim floats sent (rows served to requesters, or gradient rows pushed to owners). */
+    TOKEMB_MPI_STAT_ROWS_SENT = 2,
+    /** Payload bytes sent: 8 * IDS_SENT + 4 * dim * ROWS_SENT. */
+    TOKEMB_MPI_STAT_BYTES_SENT = 3,
+    /** The part of BYTES_SENT addressed to other ranks (the rest stays within this rank). */
+    TOKEMB_MPI_STAT_BYTES_REMOTE = 4,
+    /** Error agreements made (each one MPI_Allreduce of one int; a broadcast follows only on error). */
+    TOKEMB_MPI_STAT_AGREEMENTS = 5,
+    /** Wall seconds inside the counted calls. */
+    TOKEMB_MPI_STAT_SECONDS = 10,
+    /** ... validating the batch and de-duplicating (or, for gradients, grouping) ids by owner. */
+    TOKEMB_MPI_STAT_SECONDS_PLAN = 11,
+    /** ... exchanging the per-rank counts and the ids (MPI_Alltoall + MPI_Alltoallv). */
+    TOKEMB_MPI_STAT_SECONDS_ID_EXCHANGE = 12,
+    /** ... local work on this rank's shard: gathering the requested rows, or accumulating /
+     *  stepping the received gradient rows. */
+    TOKEMB_MPI_STAT_SECONDS_LOCAL = 13,
+    /** ... exchanging the rows (MPI_Alltoallv). */
+    TOKEMB_MPI_STAT_SECONDS_ROW_EXCHANGE = 14,
+    /** ... writing the output: rows to their input positions (lookup), pooling (bags), copying the
+     *  accumulated rows back (gradients). */
+    TOKEMB_MPI_STAT_SECONDS_OUTPUT = 15,
+    /** ... inside the error agreements (already included in the phases above). */
+    TOKEMB_MPI_STAT_SECONDS_AGREE = 16
+};
+
+/**
+ * Reads statistic `stat` (enum tokemb_mpi_stat) of this rank into *value (counts are exact below
+ * 2^53). Local, not collective; not thread-safe with a concurrent call on the same table.
+ * Errors: TOKEMB_INVALID_ARGUMENT (NULL t or value, unknown stat); *value is untouched on error.
+ */
+TOKEMB_MPI_API int32_t tokemb_mpi_table_stat(const tokemb_mpi_table *t, int32_t stat, double *value);
+
+/** Sets every statistic of this rank to zero. Local, not collective. Errors: TOKEMB_INVALID_ARGUMENT
+ *  (NULL t). */
+TOKEMB_MPI_API int32_t tokemb_mpi_table_stats_reset(tokemb_mpi_table *t);
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,6 +10,19 @@
 
 #define TM_MSG 512
 
+/* The phases of a collective call timed by the table's statistics (tokemb_mpi_table_stat). */
+enum { TM_PH_PLAN, TM_PH_IDS, TM_PH_LOCAL, TM_PH_ROWS, TM_PH_OUTPUT, TM_PH_N };
+
+/* Per-table counters of this rank (tm_stats.c): cumulative since create or the last reset. */
+typedef struct {
+    int64_t calls, ids_sent, rows_sent, remote_bytes, agreements;
+    double sec[TM_PH_N], sec_agree, sec_total;
+    double t0, mark;  /* the current call's start and its last phase boundary */
+    double agree_s0;  /* tm_agree_seconds at the call's start */
+    int64_t agree_n0; /* tm_agree_count at the call's start */
+    int open;         /* inside a counted call (phases are timed only then) */
+} tm_stats;
+
 struct tokemb_mpi_table {
     MPI_Comm comm; /* duplicate with MPI_ERRORS_RETURN */
     int rank, size;
@@ -24,6 +37,9 @@ struct tokemb_mpi_table {
      * the first step) and the shard's step count it belongs to (tm_column.c) */
     float *rw_acc;
     int64_t rw_steps;
+    int *xcount; /* [2 P]: the counts a rank that failed before the counts exchange still sends (zeros)
+                  * and receives, so that one agreement covers the batch and the receive side */
+    tm_stats stats;
 };
 
 /* The message of the last failure on this thread (tokemb_mpi_last_error). */
@@ -36,6 +52,27 @@ int32_t tm_mpi_status(int rc, const char *fn, const char *what, char *msg);
 /* Collective agreement: every rank returns the status of the lowest failing rank (TOKEMB_OK if
  * none), and tm_err holds that rank's message prefixed by fn and the rank. */
 int32_t tm_agree(MPI_Comm comm, int rank, int size, const char *fn, int32_t status, const char *msg);
+/* Seconds spent in, and number of, tm_agree calls on this thread (read by the statistics). */
+extern _Thread_local double tm_agree_seconds;
+extern _Thread_local int64_t tm_agree_count;
+
+/* Statistics: a collective call starts with tm_span_begin and ends with tm_span_end; tm_phase adds the
+ * time since the last boundary to phase ph; tm_sent counts k items (ids or rows of `item_bytes`) of
+ * which k_remote go to other ranks. Each costs one clock read or less. */
+void tm_span_begin(tokemb_mpi_table *t);
+void tm_span_end(tokemb_mpi_table *t);
+static inline void tm_phase(tokemb_mpi_table *t, int ph) {
+    if (!t->stats.open) return;
+    double n = MPI_Wtime();
+    t->stats.sec[ph] += n - t->stats.mark;
+    t->stats.mark = n;
+}
+static inline void tm_sent(tokemb_mpi_table *t, int rows, size_t k, size_t k_remote) {
+    if (rows) t->stats.rows_sent += (int64_t)k;
+    else t->stats.ids_sent += (int64_t)k;
+    t->stats.remote_bytes += (int64_t)k_remote * (rows ? 4 * t->dim : 8);
+}
+
 /* TOKEMB_MPI_ROW placement: rank r's first global row and row count (TOKEMB_MPI_COLUMN splits the
  * columns the same way: tm_row_block(dim, ...)). */
 void tm_row_block(int64_t rows, int size, int r, int64_t *row0, int64_t *n);
@@ -65,8 +102,19 @@ static inline int64_t tm_id_at(const void *ids, int is32, size_t i) {
 int32_t tm_check_batch(const tokemb_mpi_table *t, const void *ids, int is32, size_t n, const void *buf,
                        const char *what, char *msg);
 
-/* The exchange plan of one batch: distinct (owner, local row) pairs in owner order, per-owner counts
- * and displacements, and for every input position its slot in the distinct list. */
+/* Collective: send[P] counts to the peers, recv[P] from them (MPI_Alltoall); with send or recv NULL
+ * (a rank that failed before knowing its counts) zeros are sent and the table's scratch receives.
+ * Returns MPI's code. */
+int tm_counts_exchange(tokemb_mpi_table *t, const int *send, int *recv);
+
+/* The distinct values of ids[0..n) (int32 if is32, else int64; each >= 0), numbered in first-occurrence
+ * order in linear time (an open-addressing hash): slot[i] = the number of ids[i]'s value, first[v] = the
+ * index of value v's first occurrence. Returns the count, or SIZE_MAX if out of memory. */
+size_t tm_distinct(const void *ids, int is32, size_t n, size_t *slot, size_t *first);
+
+/* The exchange plan of one batch: distinct (owner, local row) pairs grouped by owner (first-occurrence
+ * order within an owner), per-owner counts and displacements, and for every input position its slot
+ * in the distinct list. */
 typedef struct {
     int64_t *send_ids; /* [n_uniq] local rows at their owners, grouped by owner */
     size_t n_uniq;

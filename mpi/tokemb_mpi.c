@@ -40,7 +40,10 @@ int32_t tm_agree(MPI_Comm comm, int rank, int size, const char *fn, int32_t stat
     (void)size;
     /* lowest failing rank (INT_MAX if none): no allocation, so a rank out of memory still agrees */
     int mine = status != TOKEMB_OK ? rank : INT_MAX, bad;
+    double t0 = MPI_Wtime();
     int rc = MPI_Allreduce(&mine, &bad, 1, MPI_INT, MPI_MIN, comm);
+    tm_agree_seconds += MPI_Wtime() - t0;
+    tm_agree_count++;
     if (rc != MPI_SUCCESS) return tm_mpi_status(rc, fn, "MPI_Allreduce", tm_err);
     if (bad == INT_MAX) return TOKEMB_OK;
     struct {
@@ -122,10 +125,15 @@ int32_t tokemb_mpi_table_create(MPI_Comm comm, int64_t rows, int64_t dim, int32_
         else tm_row_block(dim, size, rank, &t->col0, &t->local_cols);
         int32_t cs = tokemb_table_create(t->local_rows, t->local_cols, TOKEMB_F32, &t->local);
         if (cs != TOKEMB_OK) st = tm_fail(cs, msg, "local shard: %s", tokemb_last_error());
+        else if (!(t->xcount = calloc((size_t)size * 2, sizeof *t->xcount)))
+            st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
     }
     st = tm_agree(dup, rank, size, fn, st, msg);
     if (st != TOKEMB_OK) {
-        if (t) tokemb_table_free(t->local);
+        if (t) {
+            tokemb_table_free(t->local);
+            free(t->xcount);
+        }
         free(t);
         MPI_Comm_free(&dup);
         return st;
@@ -141,6 +149,7 @@ int32_t tokemb_mpi_table_create_f(MPI_Fint comm, int64_t rows, int64_t dim, int3
 void tokemb_mpi_table_free(tokemb_mpi_table *t) {
     if (!t) return;
     tokemb_table_free(t->local);
+    free(t->xcount);
     MPI_Comm_free(&t->comm);
     free(t->rw_acc);
     free(t);
@@ -162,17 +171,33 @@ int64_t tokemb_mpi_table_global_col(const tokemb_mpi_table *t, int64_t local_col
 
 /* ---- lookup ----------------------------------------------------------------------------------- */
 
+/* One entry of the de-duplication hash: a value (-1: empty) and its number among the distinct values. */
 typedef struct {
-    int owner;
-    int64_t lrow;
-    size_t i;
-} tm_key;
+    int64_t g;
+    size_t u;
+} tm_hslot;
 
-static int tm_key_cmp(const void *a, const void *b) {
-    const tm_key *x = a, *y = b;
-    if (x->owner != y->owner) return x->owner < y->owner ? -1 : 1;
-    if (x->lrow != y->lrow) return x->lrow < y->lrow ? -1 : 1;
-    return (x->i > y->i) - (x->i < y->i);
+size_t tm_distinct(const void *ids, int is32, size_t n, size_t *slot, size_t *first) {
+    size_t cap = 16;
+    unsigned bits = 4;
+    while (cap < 2 * n) cap <<= 1, bits++; /* load <= 1/2 */
+    tm_hslot *h = malloc(cap * sizeof *h);
+    if (!h) return SIZE_MAX;
+    for (size_t k = 0; k < cap; k++) h[k].g = -1;
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t g = tm_id_at(ids, is32, i);
+        size_t k = (size_t)(((uint64_t)g * 0x9E3779B97F4A7C15ull) >> (64 - bits));
+        while (h[k].g != -1 && h[k].g != g) k = (k + 1) & (cap - 1);
+        if (h[k].g == -1) {
+            h[k].g = g;
+            h[k].u = u;
+            first[u++] = i;
+        }
+        slot[i] = h[k].u;
+    }
+    free(h);
+    return u;
 }
 
 void tm_plan_free(tm_plan *p) {
@@ -200,6 +225,17 @@ int32_t tm_check_batch(const tokemb_mpi_table *t, const void *ids, int is32, siz
     return TOKEMB_OK;
 }
 
+/* Collective: every rank's send counts[P] to its peers, received into recv[P] (MPI_Alltoall); a rank
+ * whose send is NULL (it failed before knowing its counts) sends zeros and receives into scratch. */
+int tm_counts_exchange(tokemb_mpi_table *t, const int *send, int *recv) {
+    if (!send || !recv) {
+        memset(t->xcount, 0, (size_t)t->size * sizeof *t->xcount);
+        send = t->xcount;
+        recv = t->xcount + t->size;
+    }
+    return MPI_Alltoall(send, 1, MPI_INT, recv, 1, MPI_INT, t->comm);
+}
+
 /* Collective: validates the batch, agrees, de-duplicates per owner and exchanges the ids. On
  * success every rank holds its plan; on failure every rank returns the same status. */
 int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const void *out,
@@ -210,44 +246,52 @@ int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids, int i
     memset(p, 0, sizeof *p);
     int P = t->size;
     if (st == TOKEMB_OK) st = tm_check_batch(t, ids, is32, n, out, "out", msg);
-    tm_key *keys = NULL;
+    /* de-duplication in linear time (tm_distinct numbers the distinct ids in first-occurrence order);
+     * a counting pass then groups them by owner, keeping that order within each owner */
+    size_t *first = NULL;
+    int *uowner = NULL;
+    int64_t *ulrow = NULL;
     if (st == TOKEMB_OK) {
-        keys = malloc((n ? n : 1) * sizeof *keys);
+        first = malloc((n ? n : 1) * sizeof *first);
+        uowner = malloc((n ? n : 1) * sizeof *uowner);
+        ulrow = malloc((n ? n : 1) * sizeof *ulrow);
         p->slot = malloc((n ? n : 1) * sizeof *p->slot);
         p->send_ids = malloc((n ? n : 1) * sizeof *p->send_ids);
-        p->scount = calloc((size_t)P * 4, sizeof(int));
-        if (!keys || !p->slot || !p->send_ids || !p->scount) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+        p->scount = calloc((size_t)P * 5, sizeof(int));
+        if (!first || !uowner || !ulrow || !p->slot || !p->send_ids || !p->scount)
+            st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
     }
+    size_t u = 0;
+    if (st == TOKEMB_OK && (u = tm_distinct(ids, is32, n, p->slot, first)) == SIZE_MAX)
+        st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
     if (st == TOKEMB_OK) {
         p->sdispl = p->scount + P;
         p->rcount = p->scount + 2 * P;
         p->rdispl = p->scount + 3 * P;
-        for (size_t i = 0; i < n; i++) {
-            tm_owner(t, tm_id_at(ids, is32, i), &keys[i].owner, &keys[i].lrow);
-            keys[i].i = i;
-        }
-        qsort(keys, n, sizeof *keys, tm_key_cmp);
-        size_t u = 0;
-        for (size_t k = 0; k < n; k++) {
-            if (k == 0 || keys[k].owner != keys[k - 1].owner || keys[k].lrow != keys[k - 1].lrow) {
-                p->send_ids[u++] = keys[k].lrow;
-                p->scount[keys[k].owner]++;
-            }
-            p->slot[keys[k].i] = u - 1;
+        int *fill = p->scount + 4 * P;
+        for (size_t v = 0; v < u; v++) {
+            tm_owner(t, tm_id_at(ids, is32, first[v]), &uowner[v], &ulrow[v]);
+            p->scount[uowner[v]]++;
         }
         p->n_uniq = u;
         for (int r = 1; r < P; r++) p->sdispl[r] = p->sdispl[r - 1] + p->scount[r - 1];
+        memcpy(fill, p->sdispl, (size_t)P * sizeof *fill);
+        for (size_t v = 0; v < u; v++) { /* ulrow[v] becomes distinct id v's position in send_ids */
+            size_t at = (size_t)fill[uowner[v]]++;
+            p->send_ids[at] = ulrow[v];
+            ulrow[v] = (int64_t)at;
+        }
+        for (size_t i = 0; i < n; i++) p->slot[i] = (size_t)ulrow[p->slot[i]];
     }
-    free(keys);
-    st = tm_agree(t->comm, t->rank, P, fn, st, msg);
-    if (st != TOKEMB_OK) {
-        tm_plan_free(p);
-        return st;
-    }
+    free(first);
+    free(uowner);
+    free(ulrow);
+    tm_phase(t, TM_PH_PLAN);
 
-    /* counts, then a second agreement on the receive side (size limits, memory) */
-    int rc = MPI_Alltoall(p->scount, 1, MPI_INT, p->rcount, 1, MPI_INT, t->comm);
-    if (rc != MPI_SUCCESS) st = tm_mpi_status(rc, fn, "MPI_Alltoall", msg);
+    /* the counts, exchanged also by a rank that failed above (it sends zeros), then one agreement on
+     * the batch and the receive side (size limits, memory) */
+    int rc = tm_counts_exchange(t, st == TOKEMB_OK ? p->scount : NULL, st == TOKEMB_OK ? p->rcount : NULL);
+    if (st == TOKEMB_OK && rc != MPI_SUCCESS) st = tm_mpi_status(rc, fn, "MPI_Alltoall", msg);
     size_t total = 0;
     for (int r = 0; st == TOKEMB_OK && r < P; r++) {
         p->rdispl[r] = (int)total;
@@ -269,7 +313,9 @@ int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids, int i
     rc = MPI_Alltoallv(p->send_ids, p->scount, p->sdispl, MPI_INT64_T, p->recv_ids, p->rcount, p->rdispl, MPI_INT64_T,
                        t->comm);
     st = tm_agree(t->comm, t->rank, P, fn, tm_mpi_status(rc, fn, "MPI_Alltoallv", msg), msg);
+    tm_phase(t, TM_PH_IDS);
     if (st != TOKEMB_OK) tm_plan_free(p);
+    else tm_sent(t, 0, p->n_uniq, p->n_uniq - (size_t)p->scount[t->rank]);
     return st;
 }
 
@@ -288,11 +334,19 @@ int32_t tm_fetch(tokemb_mpi_table *t, const char *fn, const void *ids, int is32,
     float *rows = malloc((p->n_uniq ? p->n_uniq : 1) * D * sizeof *rows);
     int *cnt = malloc((size_t)P * 4 * sizeof *cnt);
     if (!reply || !rows || !cnt) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
-    else if (p->n_recv) {
-        int32_t ls = tokemb_lookup(t->local, p->recv_ids, p->n_recv, reply);
+    else {
+        /* this rank's own share needs no message: it is gathered straight into `rows`; the other ranks'
+         * requests (before and after it in recv_ids) into `reply` */
+        size_t a = (size_t)p->rdispl[t->rank], m = (size_t)p->rcount[t->rank], z = p->n_recv - a - m;
+        int32_t ls = TOKEMB_OK;
+        if (a) ls = tokemb_lookup(t->local, p->recv_ids, a, reply);
+        if (ls == TOKEMB_OK && m)
+            ls = tokemb_lookup(t->local, p->recv_ids + a, m, rows + (size_t)p->sdispl[t->rank] * D);
+        if (ls == TOKEMB_OK && z) ls = tokemb_lookup(t->local, p->recv_ids + a + m, z, reply + (a + m) * D);
         if (ls != TOKEMB_OK) st = tm_fail(ls, msg, "local shard: %s", tokemb_last_error());
     }
     st = tm_agree(t->comm, t->rank, P, fn, st, msg);
+    tm_phase(t, TM_PH_LOCAL);
     if (st == TOKEMB_OK) {
         for (int r = 0; r < P; r++) {
             cnt[r] = p->rcount[r] * (int)D;
@@ -300,8 +354,11 @@ int32_t tm_fetch(tokemb_mpi_table *t, const char *fn, const void *ids, int is32,
             cnt[2 * P + r] = p->scount[r] * (int)D;
             cnt[3 * P + r] = p->sdispl[r] * (int)D;
         }
+        cnt[t->rank] = cnt[2 * P + t->rank] = 0; /* the own share is in place already */
         int rc = MPI_Alltoallv(reply, cnt, cnt + P, MPI_FLOAT, rows, cnt + 2 * P, cnt + 3 * P, MPI_FLOAT, t->comm);
         st = tm_agree(t->comm, t->rank, P, fn, tm_mpi_status(rc, fn, "MPI_Alltoallv", msg), msg);
+        tm_phase(t, TM_PH_ROWS);
+        if (st == TOKEMB_OK) tm_sent(t, 1, p->n_recv, p->n_recv - (size_t)p->rcount[t->rank]);
     }
     free(reply);
     free(cnt);
@@ -317,14 +374,34 @@ int32_t tm_fetch(tokemb_mpi_table *t, const char *fn, const void *ids, int is32,
 static int32_t tm_lookup(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, float *out) {
     tm_err[0] = 0;
     if (!t) return tm_fail(TOKEMB_INVALID_ARGUMENT, tm_err, "%s: t is NULL", fn);
+    tm_span_begin(t);
     tm_plan p;
     float *rows = NULL;
     int32_t st = tm_fetch(t, fn, ids, is32, n, out, TOKEMB_OK, "", &p, &rows);
-    if (st != TOKEMB_OK) return st;
+    if (st != TOKEMB_OK) {
+        tm_span_end(t);
+        return st;
+    }
+    /* each input position gets its fetched row: the core's gather over a table wrapping the fetched
+     * rows (prefetching, streaming stores for large outputs); a plain copy per row if the wrapper
+     * cannot be allocated (nothing can fail after the agreement) */
     size_t D = (size_t)t->dim;
-    for (size_t i = 0; i < n; i++) memcpy(out + i * D, rows + p.slot[i] * D, D * sizeof *out);
+    tokemb_table *sub = NULL;
+    int64_t *sid = malloc((n ? n : 1) * sizeof *sid);
+    int done = 0;
+    if (sid && tokemb_table_wrap(rows, p.n_uniq ? (int64_t)p.n_uniq : 1, t->dim, t->dim, TOKEMB_F32,
+                                 TOKEMB_WRAP_READONLY, &sub) == TOKEMB_OK) {
+        for (size_t i = 0; i < n; i++) sid[i] = (int64_t)p.slot[i];
+        done = tokemb_lookup(sub, sid, n, out) == TOKEMB_OK;
+    }
+    if (!done)
+        for (size_t i = 0; i < n; i++) memcpy(out + i * D, rows + p.slot[i] * D, D * sizeof *out);
+    tokemb_table_free(sub);
+    free(sid);
     free(rows);
     tm_plan_free(&p);
+    tm_phase(t, TM_PH_OUTPUT);
+    tm_span_end(t);
     return TOKEMB_OK;
 }
 
@@ -335,6 +412,7 @@ static int32_t tm_bags(tokemb_mpi_table *t, const char *fn, const void *ids, int
                        size_t n_bags, int32_t mode, const float *w, float *out) {
     tm_err[0] = 0;
     if (!t) return tm_fail(TOKEMB_INVALID_ARGUMENT, tm_err, "%s: t is NULL", fn);
+    tm_span_begin(t);
     char msg[TM_MSG] = "";
     int32_t st = TOKEMB_OK;
     if (!offsets) st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "offsets is NULL");
@@ -357,7 +435,10 @@ static int32_t tm_bags(tokemb_mpi_table *t, const char *fn, const void *ids, int
     tm_plan p;
     float *rows = NULL;
     st = tm_fetch(t, fn, ids, is32, n, n ? (const void *)ids : (const void *)offsets, st, msg, &p, &rows);
-    if (st != TOKEMB_OK) return st;
+    if (st != TOKEMB_OK) {
+        tm_span_end(t);
+        return st;
+    }
     size_t D = (size_t)t->dim;
     tokemb_table *sub = NULL;
     int64_t *slot_ids = malloc((n ? n : 1) * sizeof *slot_ids);
@@ -380,6 +461,8 @@ static int32_t tm_bags(tokemb_mpi_table *t, const char *fn, const void *ids, int
     free(tmp);
     free(rows);
     tm_plan_free(&p);
+    tm_phase(t, TM_PH_OUTPUT);
+    tm_span_end(t);
     return st;
 }
 
@@ -445,10 +528,10 @@ int32_t tm_push_make(tokemb_mpi_table *t, const char *fn, const void *ids, int i
             memcpy(srows + at * D, grad_out + i * D, D * sizeof *srows);
         }
     }
-    st = tm_agree(t->comm, t->rank, P, fn, st, msg);
-    if (st == TOKEMB_OK) {
-        int rc = MPI_Alltoall(sc, 1, MPI_INT, rc_, 1, MPI_INT, t->comm);
-        st = tm_mpi_status(rc, fn, "MPI_Alltoall", msg);
+    tm_phase(t, TM_PH_PLAN);
+    { /* the counts (also from a rank that failed above: zeros), then one agreement on both sides */
+        int rc = tm_counts_exchange(t, st == TOKEMB_OK ? sc : NULL, st == TOKEMB_OK ? rc_ : NULL);
+        if (st == TOKEMB_OK) st = tm_mpi_status(rc, fn, "MPI_Alltoall", msg);
         size_t total = 0;
         for (int r = 0; st == TOKEMB_OK && r < P; r++) {
             rd[r] = (int)total;
@@ -466,6 +549,7 @@ int32_t tm_push_make(tokemb_mpi_table *t, const char *fn, const void *ids, int i
     }
     if (st == TOKEMB_OK) {
         int rc = MPI_Alltoallv(sids, sc, sd, MPI_INT64_T, q->recv_ids, rc_, rd, MPI_INT64_T, t->comm);
+        tm_phase(t, TM_PH_IDS);
         for (int r = 0; r < P; r++) {
             cnt[4 * P + r] = sc[r] * (int)D;
             cnt[5 * P + r] = sd[r] * (int)D;
@@ -476,6 +560,11 @@ int32_t tm_push_make(tokemb_mpi_table *t, const char *fn, const void *ids, int i
             rc = MPI_Alltoallv(srows, cnt + 4 * P, cnt + 5 * P, MPI_FLOAT, q->recv_rows, cnt + 6 * P, cnt + 7 * P,
                                MPI_FLOAT, t->comm);
         st = tm_agree(t->comm, t->rank, P, fn, tm_mpi_status(rc, fn, "MPI_Alltoallv", msg), msg);
+        tm_phase(t, TM_PH_ROWS);
+        if (st == TOKEMB_OK) {
+            tm_sent(t, 0, n, n - (size_t)sc[t->rank]);
+            tm_sent(t, 1, n, n - (size_t)sc[t->rank]);
+        }
     }
     free(cnt);
     free(sids);
@@ -489,36 +578,36 @@ int32_t tm_push_make(tokemb_mpi_table *t, const char *fn, const void *ids, int i
     return st;
 }
 
-static int tm_i64_cmp(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
 static int32_t tm_grad(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const float *grad_out,
                        float *grad_shard) {
     tm_err[0] = 0;
     if (!t) return tm_fail(TOKEMB_INVALID_ARGUMENT, tm_err, "%s: t is NULL", fn);
     char msg[TM_MSG] = "";
+    tm_span_begin(t);
     int32_t st = grad_shard ? TOKEMB_OK : tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "grad_shard is NULL");
     tm_push q;
     st = tm_push_make(t, fn, ids, is32, n, grad_out, st, msg, &q);
-    if (st != TOKEMB_OK) return st;
+    if (st != TOKEMB_OK) {
+        tm_span_end(t);
+        return st;
+    }
     /* the touched rows are copied into a compact buffer, accumulated there by the core (its summation
      * order, starting from the buffer's values), and copied back only once every rank succeeded */
     size_t D = (size_t)t->local_cols, R = q.n_recv, u = 0;
+    size_t *first = malloc((R ? R : 1) * sizeof *first), *us = malloc((R ? R : 1) * sizeof *us);
     int64_t *uniq = malloc((R ? R : 1) * sizeof *uniq), *slot = malloc((R ? R : 1) * sizeof *slot);
     float *compact = NULL;
     tokemb_table *shape = NULL;
-    if (!uniq || !slot) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+    if (!first || !us || !uniq || !slot) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+    if (st == TOKEMB_OK && R && (u = tm_distinct(q.recv_ids, 0, R, us, first)) == SIZE_MAX) {
+        u = 0;
+        st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+    }
     if (st == TOKEMB_OK && R) {
-        memcpy(uniq, q.recv_ids, R * sizeof *uniq);
-        qsort(uniq, R, sizeof *uniq, tm_i64_cmp);
-        for (size_t k = 0; k < R; k++)
-            if (k == 0 || uniq[k] != uniq[u - 1]) uniq[u++] = uniq[k];
-        for (size_t k = 0; k < R; k++) {
-            const int64_t *f = bsearch(&q.recv_ids[k], uniq, u, sizeof *uniq, tm_i64_cmp);
-            slot[k] = f - uniq;
-        }
+        /* the touched rows in first-occurrence order: the core sums each row's contributions in input
+         * order whatever the rows' numbering */
+        for (size_t v = 0; v < u; v++) uniq[v] = q.recv_ids[first[v]];
+        for (size_t k = 0; k < R; k++) slot[k] = (int64_t)us[k];
         compact = malloc(u * D * sizeof *compact);
         if (!compact) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
         else {
@@ -531,14 +620,19 @@ static int32_t tm_grad(tokemb_mpi_table *t, const char *fn, const void *ids, int
         }
     }
     st = tm_agree(t->comm, t->rank, t->size, fn, st, msg);
+    tm_phase(t, TM_PH_LOCAL);
     if (st == TOKEMB_OK)
         for (size_t k = 0; k < u; k++) memcpy(grad_shard + (size_t)uniq[k] * D, compact + k * D, D * sizeof *compact);
     tokemb_table_free(shape);
     free(compact);
+    free(first);
+    free(us);
     free(uniq);
     free(slot);
     free(q.recv_ids);
     free(q.recv_rows);
+    tm_phase(t, TM_PH_OUTPUT);
+    tm_span_end(t);
     return st;
 }
 
@@ -556,6 +650,7 @@ static int32_t tm_step(tokemb_mpi_table *t, const char *fn, const void *ids, int
                        const float *grad_out) {
     tm_err[0] = 0;
     if (!t) return tm_fail(TOKEMB_INVALID_ARGUMENT, tm_err, "%s: t is NULL", fn);
+    tm_span_begin(t);
     char msg[TM_MSG] = "";
     int32_t st = TOKEMB_OK;
     int64_t steps = tokemb_optim_step_count(t->local), s0 = steps;
@@ -585,7 +680,10 @@ static int32_t tm_step(tokemb_mpi_table *t, const char *fn, const void *ids, int
                          TOKEMB_OPTIM_LR + k - 2, meta[k], root[k]);
     tm_push q;
     st = tm_push_make(t, fn, ids, is32, n, grad_out, st, msg, &q);
-    if (st != TOKEMB_OK) return st;
+    if (st != TOKEMB_OK) {
+        tm_span_end(t);
+        return st;
+    }
     if (t->sharding == TOKEMB_MPI_COLUMN && kind == TOKEMB_OPTIM_ROWWISE_ADAGRAD) {
         st = tm_col_rowwise_step(t, fn, &q); /* agreed inside */
     } else {
@@ -595,6 +693,8 @@ static int32_t tm_step(tokemb_mpi_table *t, const char *fn, const void *ids, int
     }
     free(q.recv_ids);
     free(q.recv_rows);
+    tm_phase(t, TM_PH_LOCAL);
+    tm_span_end(t);
     return st;
 }
 

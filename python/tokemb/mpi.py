@@ -30,6 +30,11 @@ from .table import Table, bag_args, bag_mode
 
 __all__ = ["ShardedTable", "ShardedEmbeddingBag", "ROW", "ROW_MODULO", "COLUMN", "library_path", "last_error"]
 
+#: enum tokemb_mpi_stat (values pinned by include/tokemb_mpi.h), as ShardedTable.stats() names them
+STATS = {"calls": 0, "ids_sent": 1, "rows_sent": 2, "bytes_sent": 3, "bytes_remote": 4, "agreements": 5,
+         "seconds": 10, "seconds_plan": 11, "seconds_id_exchange": 12, "seconds_local": 13,
+         "seconds_row_exchange": 14, "seconds_output": 15, "seconds_agree": 16}
+
 #: enum tokemb_mpi_sharding (values pinned by include/tokemb_mpi.h)
 ROW = 0
 ROW_MODULO = 1
@@ -55,6 +60,8 @@ _SIGS = {
     "tokemb_mpi_grad_accumulate_i32": (_c.c_int32, [_P, _P, _c.c_size_t, _P, _P]),
     "tokemb_mpi_optim_step": (_c.c_int32, [_P, _P, _c.c_size_t, _P]),
     "tokemb_mpi_optim_step_i32": (_c.c_int32, [_P, _P, _c.c_size_t, _P]),
+    "tokemb_mpi_table_stat": (_c.c_int32, [_P, _c.c_int32, _c.POINTER(_c.c_double)]),
+    "tokemb_mpi_table_stats_reset": (_c.c_int32, [_P]),
 }
 
 
@@ -214,6 +221,22 @@ class ShardedTable(Lifetime):
         ids, g = self._grad_rows(ids, grad_out)
         name = "tokemb_mpi_optim_step_i32" if ids.dtype == np.int32 else "tokemb_mpi_optim_step"
         _check(getattr(lib, name)(self._p, ptr(ids), ids.size, ptr(g)), name)
+
+    def stats(self) -> dict:
+        """This rank's statistics since creation or reset_stats() (tokemb_mpi_table_stat): "calls",
+        "ids_sent", "rows_sent", "bytes_sent", "bytes_remote", "agreements", and the seconds "seconds",
+        "seconds_plan", "seconds_id_exchange", "seconds_local", "seconds_row_exchange",
+        "seconds_output", "seconds_agree". Local, not collective."""
+        v = ctypes.c_double()
+        out = {}
+        for name, code in STATS.items():
+            _check(lib.tokemb_mpi_table_stat(self._p, code, ctypes.byref(v)), "tokemb_mpi_table_stat")
+            out[name] = int(v.value) if code < 10 else v.value
+        return out
+
+    def reset_stats(self) -> None:
+        """Sets this rank's statistics to zero (tokemb_mpi_table_stats_reset). Local, not collective."""
+        _check(lib.tokemb_mpi_table_stats_reset(self._p), "tokemb_mpi_table_stats_reset")
 
     def gather(self, root: int = 0) -> Optional[np.ndarray]:
         """Collective: the whole table [rows, dim] on `root` (None on the other ranks), assembled from the

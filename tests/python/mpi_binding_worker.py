@@ -48,6 +48,16 @@ all_ids = np.concatenate(comm.allgather(ids))
 same("lookup", t.lookup(ids), ref.lookup(ids))
 same("lookup i32", t.lookup(ids.astype(np.int32)), ref.lookup(ids))
 
+# statistics: one lookup sends each distinct id once (8 bytes) and serves each requested row once
+t.reset_stats()
+t.lookup(ids)
+st = t.stats()
+served = sum(int(np.sum(np.isin(np.unique(b), g))) for b in comm.allgather(ids))
+same("stats", (st["calls"], st["ids_sent"], st["rows_sent"], st["bytes_sent"]),
+     (1, np.unique(ids).size, served, 8 * np.unique(ids).size + 4 * DIM * served))
+if not st["seconds"] >= st["seconds_plan"] >= 0:
+    failures.append("rank %d: stats seconds %r" % (rank, st))
+
 offs = np.array([0, 3, 3, 7, ids.size], dtype=np.int64)
 w = rng.standard_normal(ids.size).astype(np.float32)
 for mode, psw in (("sum", None), ("mean", None), ("max", None), ("sum", w)):
