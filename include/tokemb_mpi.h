@@ -222,12 +222,13 @@ TOKEMB_MPI_API int32_t tokemb_mpi_optim_step_i32(tokemb_mpi_table *t, const int3
 enum tokemb_mpi_stat {
     /** Collective calls counted. */
     TOKEMB_MPI_STAT_CALLS = 0,
-    /** Ids sent: lookups and bags send each distinct (id, owner) once; gradients and optimizer steps
-     *  send one per contribution. */
+    /** Ids sent: lookups and bags send each distinct (id, owner) once (with TOKEMB_MPI_COLUMN each
+     *  distinct id to every rank); gradients and optimizer steps send one per contribution. */
     TOKEMB_MPI_STAT_IDS_SENT = 1,
-    /** Rows of dim floats sent (rows served to requesters, or gradient rows pushed to owners). */
+    /** Rows sent (rows served to requesters, or gradient rows pushed to owners): rows of dim floats,
+     *  with TOKEMB_MPI_COLUMN slices of this rank's columns. */
     TOKEMB_MPI_STAT_ROWS_SENT = 2,
-    /** Payload bytes sent: 8 * IDS_SENT + 4 * dim * ROWS_SENT. */
+    /** Payload bytes sent: 8 * IDS_SENT + 4 * (this rank's columns) * ROWS_SENT. */
     TOKEMB_MPI_STAT_BYTES_SENT = 3,
     /** The part of BYTES_SENT addressed to other ranks (the rest stays within this rank). */
     TOKEMB_MPI_STAT_BYTES_REMOTE = 4,

@@ -143,6 +143,8 @@ int32_t tm_col_fetch(tokemb_mpi_table *t, const char *fn, const void *ids, int i
     if (st == TOKEMB_OK) {
         rc = MPI_Allgatherv(p->send_ids, mine, MPI_INT64_T, p->recv_ids, p->rcount, p->rdispl, MPI_INT64_T, t->comm);
         st = tm_agree(t->comm, t->rank, P, fn, tm_mpi_status(rc, fn, "MPI_Allgatherv", msg), msg);
+        /* every distinct id goes to every rank (each owns a slice of every row) */
+        if (st == TOKEMB_OK) tm_sent(t, 0, p->n_uniq * (size_t)P, p->n_uniq * (size_t)(P - 1));
     }
     if (st == TOKEMB_OK) {
         int32_t ls = total ? tokemb_lookup(t->local, p->recv_ids, total, reply) : TOKEMB_OK;
@@ -159,6 +161,8 @@ int32_t tm_col_fetch(tokemb_mpi_table *t, const char *fn, const void *ids, int i
         }
         rc = MPI_Alltoallv(reply, cnt, cnt + P, MPI_FLOAT, recv, rcnt, rdsp, MPI_FLOAT, t->comm);
         st = tm_agree(t->comm, t->rank, P, fn, tm_mpi_status(rc, fn, "MPI_Alltoallv", msg), msg);
+        /* one slice of this rank's columns per requested (rank, id) */
+        if (st == TOKEMB_OK) tm_sent(t, 1, total, total - (size_t)p->rcount[t->rank]);
     }
     if (st == TOKEMB_OK) tm_col_assemble(t, blk, recv, p->n_uniq, rows);
     free(reply);

@@ -70,7 +70,7 @@ static inline void tm_phase(tokemb_mpi_table *t, int ph) {
 static inline void tm_sent(tokemb_mpi_table *t, int rows, size_t k, size_t k_remote) {
     if (rows) t->stats.rows_sent += (int64_t)k;
     else t->stats.ids_sent += (int64_t)k;
-    t->stats.remote_bytes += (int64_t)k_remote * (rows ? 4 * t->dim : 8);
+    t->stats.remote_bytes += (int64_t)k_remote * (rows ? 4 * t->local_cols : 8);
 }
 
 /* TOKEMB_MPI_ROW placement: rank r's first global row and row count (TOKEMB_MPI_COLUMN splits the

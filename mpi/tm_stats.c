@@ -32,7 +32,9 @@ int32_t tokemb_mpi_table_stat(const tokemb_mpi_table *t, int32_t stat, double *v
     case TOKEMB_MPI_STAT_CALLS: v = (double)s->calls; break;
     case TOKEMB_MPI_STAT_IDS_SENT: v = (double)s->ids_sent; break;
     case TOKEMB_MPI_STAT_ROWS_SENT: v = (double)s->rows_sent; break;
-    case TOKEMB_MPI_STAT_BYTES_SENT: v = 8.0 * (double)s->ids_sent + 4.0 * (double)t->dim * (double)s->rows_sent; break;
+    case TOKEMB_MPI_STAT_BYTES_SENT:
+        v = 8.0 * (double)s->ids_sent + 4.0 * (double)t->local_cols * (double)s->rows_sent;
+        break;
     case TOKEMB_MPI_STAT_BYTES_REMOTE: v = (double)s->remote_bytes; break;
     case TOKEMB_MPI_STAT_AGREEMENTS: v = (double)s->agreements; break;
     case TOKEMB_MPI_STAT_SECONDS: v = s->sec_total; break;
