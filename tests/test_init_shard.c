@@ -46,8 +46,8 @@ static void expect_same_stream(tk_mt *a, tk_mt *b, const char *what, uint64_t k)
 static void test_jump_equals_advance(void **state) {
     (void)state;
     ensure_poly();
-    const uint64_t ks[] = {0, 1, 2, 396, 397, 623, 624, 625, 1247, 1248, 19936, 19937, 19938, 100003, 1234567,
-                           (UINT64_C(1) << 26) + 12345};
+    const uint64_t ks[] = {0,    1,    2,     396,   397,   623,    624,     625,
+                           1247, 1248, 19936, 19937, 19938, 100003, 1234567, (UINT64_C(1) << 26) + 12345};
     const uint64_t seeds[] = {0, 123, 0xffffffffu};
     for (size_t si = 0; si < 3; si++)
         for (size_t ki = 0; ki < sizeof ks / sizeof *ks; ki++) {
@@ -107,15 +107,15 @@ static void check_parts(uint64_t V, uint64_t D, uint64_t seed) {
             for (uint64_t c0 = 0; c0 < D; c0 += 1 + D / 3) {
                 uint64_t dim = D - c0 > 5 && c0 > 0 ? D - c0 - 3 : D - c0;
                 tk_fill_sentinel(part, (size_t)(V * (D + 2)));
-                tk_torch_normal_f32_part(part, (size_t)dim + 2, (size_t)max_rows, (size_t)dim, V, D, r0, step, c0,
-                                         seed, 0.25, 1.5);
+                tk_torch_normal_f32_part(part, (size_t)dim + 2, (size_t)max_rows, (size_t)dim, V, D, r0, step, c0, seed,
+                                         0.25, 1.5);
                 for (uint64_t l = 0; l < max_rows; l++) {
                     const float *want = full + (r0 + l * step) * D + c0, *got = part + l * (dim + 2);
                     if (memcmp(want, got, (size_t)dim * sizeof(float)) != 0)
                         fail_msg("[%llu, %llu] seed %llu: row %llu (row0 %llu step %llu col0 %llu dim %llu) differs",
                                  (unsigned long long)V, (unsigned long long)D, (unsigned long long)seed,
-                                 (unsigned long long)(r0 + l * step), (unsigned long long)r0,
-                                 (unsigned long long)step, (unsigned long long)c0, (unsigned long long)dim);
+                                 (unsigned long long)(r0 + l * step), (unsigned long long)r0, (unsigned long long)step,
+                                 (unsigned long long)c0, (unsigned long long)dim);
                 }
             }
         }
@@ -126,9 +126,9 @@ static void check_parts(uint64_t V, uint64_t D, uint64_t seed) {
 static void test_parts_equal_full_fill(void **state) {
     (void)state;
     ensure_poly();
-    const uint64_t shapes[][2] = {{1, 1},  {1, 5},  {3, 5},   {2, 7},    {6, 3},   {1, 16},  {16, 1},  {17, 1},
-                                  {4, 9},  {2, 8},  {5, 16},  {10, 10},  {100, 37}, {33, 64}, {7, 130}, {250, 17},
-                                  {1, 100}, {2, 33}, {1000, 3}, {129, 31}};
+    const uint64_t shapes[][2] = {{1, 1},   {1, 5},    {3, 5},   {2, 7},  {6, 3},    {1, 16},   {16, 1},
+                                  {17, 1},  {4, 9},    {2, 8},   {5, 16}, {10, 10},  {100, 37}, {33, 64},
+                                  {7, 130}, {250, 17}, {1, 100}, {2, 33}, {1000, 3}, {129, 31}};
     const uint64_t policies[] = {1, UINT64_C(1) << 22, UINT64_MAX};
     for (size_t p = 0; p < 3; p++) {
         tk_mt_jump_min = policies[p];
@@ -266,10 +266,10 @@ static void test_api_errors_leave_table(void **state) {
     float *d = tokemb_table_data(t);
     tk_fill_sentinel(d, 24);
     uint64_t sum = tk_checksum(d, 24 * sizeof(float));
-#define BAD(st, call, needle)                                       \
-    do {                                                            \
-        TK_EXPECT_STATUS(st, call, needle);                         \
-        assert_true(tk_checksum(d, 24 * sizeof(float)) == sum);     \
+#define BAD(st, call, needle)                                   \
+    do {                                                        \
+        TK_EXPECT_STATUS(st, call, needle);                     \
+        assert_true(tk_checksum(d, 24 * sizeof(float)) == sum); \
     } while (0)
     BAD(TOKEMB_INVALID_ARGUMENT, tokemb_table_init_normal_shard(NULL, 1, 0, 1, 10, 6, 0, 1, 0), "NULL");
     BAD(TOKEMB_INVALID_ARGUMENT, tokemb_table_init_normal_shard(t, 1, 0, -1, 10, 6, 0, 1, 0), "std = -1");
@@ -301,10 +301,14 @@ static void test_api_errors_leave_table(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_characteristic_polynomial), cmocka_unit_test(test_jump_equals_advance),
-        cmocka_unit_test(test_jumps_compose),             cmocka_unit_test(test_parts_equal_full_fill),
-        cmocka_unit_test(test_far_rows_match_torch),      cmocka_unit_test(test_very_far_rows_compose),
-        cmocka_unit_test(test_api_equals_full_init),      cmocka_unit_test(test_api_errors_leave_table),
+        cmocka_unit_test(test_characteristic_polynomial),
+        cmocka_unit_test(test_jump_equals_advance),
+        cmocka_unit_test(test_jumps_compose),
+        cmocka_unit_test(test_parts_equal_full_fill),
+        cmocka_unit_test(test_far_rows_match_torch),
+        cmocka_unit_test(test_very_far_rows_compose),
+        cmocka_unit_test(test_api_equals_full_init),
+        cmocka_unit_test(test_api_errors_leave_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

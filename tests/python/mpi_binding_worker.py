@@ -35,6 +35,12 @@ t.local.write_rows(0, full[g])
 gathered = t.gather(root=0)  # collective
 same("gather", gathered if rank == 0 else full, full)
 
+# init from a seed: this rank's rows of torch.manual_seed(5); nn.Embedding(ROWS, DIM), computed here
+torch.manual_seed(5)
+emb = torch.nn.Embedding(ROWS, DIM).weight.detach().numpy()
+with tokemb.mpi.ShardedTable(comm, ROWS, DIM, sharding) as ti:
+    same("init_torch", ti.init_torch(5).local.to_numpy(), emb[ti.global_rows])
+
 rng = np.random.default_rng(10 + rank)  # each rank its own batch
 ids = rng.integers(0, ROWS, size=11 + rank)
 all_ids = np.concatenate(comm.allgather(ids))
