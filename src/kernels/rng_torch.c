@@ -26,14 +26,19 @@ static void tk_mt_seed(tk_mt *g, uint64_t seed) {
     g->next = 624; /* the first draw regenerates the block */
 }
 
+static inline uint32_t tk_mt_mix(uint32_t a, uint32_t b, uint32_t m) {
+    uint32_t y = (a & 0x80000000u) | (b & 0x7fffffffu);
+    return m ^ (y >> 1) ^ ((0u - (y & 1u)) & 0x9908b0dfu);
+}
+
+/* s[i] = s[i + 397] ^ twist(s[i], s[i + 1]) for i = 0..623 in order, indices mod 624 (split into
+ * three loops without the modulo: the plain advancing of tk_mt_skip runs on this alone). */
 static void tk_mt_twist(tk_mt *g) {
     uint32_t *s = g->state;
-    for (int i = 0; i < 624; i++) {
-        uint32_t y = (s[i] & 0x80000000u) | (s[(i + 1) % 624] & 0x7fffffffu);
-        uint32_t v = s[(i + 397) % 624] ^ (y >> 1);
-        if (y & 1u) v ^= 0x9908b0dfu;
-        s[i] = v;
-    }
+    int i = 0;
+    for (; i < 624 - 397; i++) s[i] = tk_mt_mix(s[i], s[i + 1], s[i + 397]);
+    for (; i < 623; i++) s[i] = tk_mt_mix(s[i], s[i + 1], s[i + 397 - 624]);
+    s[623] = tk_mt_mix(s[623], s[0], s[396]);
     g->next = 0;
 }
 
