@@ -36,8 +36,8 @@ int32_t tokemb_mpi_table_init_torch(tokemb_mpi_table *t, uint64_t seed) {
     else if (root != seed)
         st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "seed %" PRIu64 " differs from rank 0's %" PRIu64, seed, root);
     else if (t->rows > (INT64_C(1) << 62) / t->dim)
-        st = tm_fail(TOKEMB_OVERFLOW, msg, "the global table [%lld, %lld] has more than 2^62 values", (long long)t->rows,
-                     (long long)t->dim);
+        st = tm_fail(TOKEMB_OVERFLOW, msg, "the global table [%lld, %lld] has more than 2^62 values",
+                     (long long)t->rows, (long long)t->dim);
     st = tm_agree(t->comm, t->rank, t->size, fn, st, msg);
     if (st != TOKEMB_OK) return st;
     int64_t row0, step, col0;

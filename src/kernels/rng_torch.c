@@ -6,7 +6,9 @@
  *    first 8, angles from the last 8, cos to the first half), the last 16 positions refilled and
  *    redone when n % 16 != 0, with torch's AVX2 kernel numerics (Cephes-style log and sincos, with the
  *    fused multiply-adds GCC forms when compiling it) emulated portably with fmaf;
- *  - normal_ on < 16 values: the double Box-Muller with the generator's one-value cache.
+ *  - normal_ on < 16 values: the double Box-Muller with the generator's one-value cache;
+ *  - any part of a normal_ fill (rows, round-robin rows, column slices) without drawing the stream
+ *    before it: MT19937 jump-ahead (below).
  * The library is compiled with -ffp-contract=off, so every fusion here is the explicit fmaf. */
 #include "kernels/rng_torch.h"
 
@@ -181,9 +183,9 @@ static void tk_torch_normal_f32_small(float *x, size_t n, uint64_t seed, double 
  * the state by Horner's rule over F (<= 19937 single-word steps and about 10^4 state additions). */
 #define TK_MT_DEG 19937
 #define TK_PW 312 /* 64-bit words of a polynomial of degree <= 19937 */
-/* Below this many draws plain advancing (one twist per 624 draws, no tempering) is cheaper than a
- * jump (docs/performance.md: about 2 ns per draw against tens of ms per jump). Speed only: the
- * result is the same either way. */
+/* Below this many draws plain advancing (one twist per 624 draws, no tempering: about 5 instructions
+ * per draw) is cheaper than a jump (73 M instructions for 2^23 draws, docs/performance.md). Speed
+ * only: the result is the same either way. */
 static uint64_t tk_mt_jump_min = UINT64_C(1) << 22; /* a variable so the tests can force either way */
 
 static uint64_t tk_mt_poly[TK_PW + 1];         /* p(x): bit i = coefficient of x^i; one zero word of padding */
