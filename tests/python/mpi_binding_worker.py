@@ -40,6 +40,11 @@ torch.manual_seed(5)
 emb = torch.nn.Embedding(ROWS, DIM).weight.detach().numpy()
 with tokemb.mpi.ShardedTable(comm, ROWS, DIM, sharding) as ti:
     same("init_torch", ti.init_torch(5).local.to_numpy(), emb[ti.global_rows])
+torch.manual_seed(6)
+emb_bag = torch.nn.EmbeddingBag(ROWS, DIM).weight.detach().numpy()
+seeded = tokemb.mpi.ShardedEmbeddingBag(comm, ROWS, DIM, sharding=sharding, seed=6)
+same("ShardedEmbeddingBag(seed=6)", seeded.table.local.to_numpy(), emb_bag[seeded.table.global_rows])
+seeded.table.close()
 
 rng = np.random.default_rng(10 + rank)  # each rank its own batch
 ids = rng.integers(0, ROWS, size=11 + rank)
