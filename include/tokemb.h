@@ -299,6 +299,28 @@ TOKEMB_API int32_t tokemb_table_get_param_f64(const tokemb_table *t, int32_t par
  */
 TOKEMB_API int32_t tokemb_table_init_normal(tokemb_table *t, uint64_t seed, double mean, double std);
 /**
+ * Fills the table with its part of a larger table's tokemb_table_init_normal: the values that
+ * `torch.manual_seed(seed); torch.nn.init.normal_(w, mean, std)` puts into a contiguous float32
+ * w[global_rows, global_dim] at global rows row0 + l * row_step (l < the table's rows) and columns
+ * [col0, col0 + the table's dim), bit for bit, for sharded tables where each process owns only its
+ * part. The random stream is not drawn in full: MT19937 jumps ahead over gaps of 2^22 values or more
+ * (tens of ms per jump, plus about 60 ms once per process for the generator's characteristic
+ * polynomial) and advances without the normal transform over shorter ones (about 5 instructions per
+ * skipped value against about 156 per produced one, docs/performance.md), so a contiguous block costs
+ * about one jump plus its own values, and a round-robin shard (row_step > 1) its own values plus
+ * skipping the rest. Thread-safe for distinct tables (the polynomial is computed under a once-lock).
+ * Row l of the table is written with its row stride. Then the table's own padding row (a local
+ * index), if set, is zeroed. Single-threaded.
+ * Errors: TOKEMB_INVALID_ARGUMENT (NULL t, std < 0, non-finite mean or std, global_rows or global_dim
+ * < 1, row0 outside [0, global_rows), row_step < 1), TOKEMB_OUT_OF_RANGE (the last row passes global
+ * row global_rows - 1, col0 < 0 or col0 + dim > global_dim), TOKEMB_OVERFLOW (global_rows * global_dim
+ * >= 2^62), TOKEMB_READ_ONLY, TOKEMB_UNSUPPORTED (non-F32 storage). The table is untouched on error.
+ * Needs exclusive access.
+ */
+TOKEMB_API int32_t tokemb_table_init_normal_shard(tokemb_table *t, uint64_t seed, double mean, double std,
+                                                  int64_t global_rows, int64_t global_dim, int64_t row0,
+                                                  int64_t row_step, int64_t col0);
+/**
  * Fills the table with U[lo, hi) values bit-identical to `torch.manual_seed(seed)` followed by
  * `torch.nn.init.uniform_(w, lo, hi)` on a contiguous float32 [rows, dim] tensor (AVX2 build:
  * fmaf(u, (float)hi - (float)lo, (float)lo) with 24-bit uniforms), then zeroes the padding row.

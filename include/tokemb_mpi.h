@@ -121,6 +121,24 @@ TOKEMB_MPI_API int64_t tokemb_mpi_table_global_row(const tokemb_mpi_table *t, in
 TOKEMB_MPI_API int64_t tokemb_mpi_table_global_col(const tokemb_mpi_table *t, int64_t local_col);
 
 /**
+ * Collective initialisation: the global table becomes `torch.manual_seed(seed);
+ * torch.nn.Embedding(rows, dim).weight` (N(0, 1), tokemb_table_init_normal's bits), each rank
+ * producing only the rows it owns with tokemb_table_init_normal_shard: no rank draws the whole random
+ * stream's normals. TOKEMB_MPI_ROW: one MT19937 jump to the rank's block (tens of ms) plus its own
+ * rows, so P ranks take about 1/P of the single-process time. TOKEMB_MPI_ROW_MODULO: a rank's rows
+ * are interleaved with the others', so each rank still advances the engine through the whole stream
+ * (a few ns per skipped value, without the normal transform; gaps of 2^22 values or more are jumped)
+ * and transforms only its own rows; TOKEMB_MPI_COLUMN likewise, every row's slice of the rank's columns
+ * (docs/performance.md has the measured costs). The padding row of a
+ * shard, if the caller set one on tokemb_mpi_table_local, is zeroed (a local index). Every rank passes
+ * the same seed (torch's rules: only its low 32 bits seed the engine).
+ * Errors (agreed on every rank): TOKEMB_INVALID_ARGUMENT (NULL t - local, not collective; a seed that
+ * differs from rank 0's, the message names the rank), TOKEMB_OVERFLOW (rows * dim >= 2^62), TOKEMB_IO
+ * (MPI failure). No shard is modified on error.
+ */
+TOKEMB_MPI_API int32_t tokemb_mpi_table_init_torch(tokemb_mpi_table *t, uint64_t seed);
+
+/**
  * Collective lookup: each rank passes its own batch ids[n] (n may differ between ranks, 0 allowed)
  * and gets out[n][dim] = global_table[ids[i]]. Ids are de-duplicated per owning rank before the
  * exchange (each distinct (id, requesting rank) row travels once) and exchanged with MPI_Alltoallv.

@@ -498,6 +498,24 @@ static void test_init_invariants(void **state) {
     INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_table_init_uniform(t, 1, -INFINITY, 1.0));
     INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_table_init_uniform(t, 1, 0.0, INFINITY));
     INV(TOKEMB_READ_ONLY, NULL, tokemb_table_init_uniform(ro, 1, -1.0, 1.0));
+    /* a part of a larger [10, 7] table: t is 4 rows x 5 columns */
+    INV(TOKEMB_INVALID_ARGUMENT, NULL, tokemb_table_init_normal_shard(NULL, 1, 0.0, 1.0, 10, 7, 0, 1, 0));
+    INV(TOKEMB_INVALID_ARGUMENT, "std = -1", tokemb_table_init_normal_shard(t, 1, 0.0, -1.0, 10, 7, 0, 1, 0));
+    INV(TOKEMB_INVALID_ARGUMENT, "mean = nan", tokemb_table_init_normal_shard(t, 1, NAN, 1.0, 10, 7, 0, 1, 0));
+    INV(TOKEMB_INVALID_ARGUMENT, "std = inf", tokemb_table_init_normal_shard(t, 1, 0.0, INFINITY, 10, 7, 0, 1, 0));
+    INV(TOKEMB_INVALID_ARGUMENT, "[0, 7]", tokemb_table_init_normal_shard(t, 1, 0.0, 1.0, 0, 7, 0, 1, 0));
+    INV(TOKEMB_INVALID_ARGUMENT, "[10, -3]", tokemb_table_init_normal_shard(t, 1, 0.0, 1.0, 10, -3, 0, 1, 0));
+    INV(TOKEMB_OVERFLOW, "2^62", tokemb_table_init_normal_shard(t, 1, 0.0, 1.0, INT64_MAX, 7, 0, 1, 0));
+    INV(TOKEMB_INVALID_ARGUMENT, "row0 = -1", tokemb_table_init_normal_shard(t, 1, 0.0, 1.0, 10, 7, -1, 1, 0));
+    INV(TOKEMB_INVALID_ARGUMENT, "row0 = 10", tokemb_table_init_normal_shard(t, 1, 0.0, 1.0, 10, 7, 10, 1, 0));
+    INV(TOKEMB_INVALID_ARGUMENT, "row_step = -2", tokemb_table_init_normal_shard(t, 1, 0.0, 1.0, 10, 7, 0, -2, 0));
+    INV(TOKEMB_OUT_OF_RANGE, "last global row 9", tokemb_table_init_normal_shard(t, 1, 0.0, 1.0, 10, 7, 7, 1, 0));
+    INV(TOKEMB_OUT_OF_RANGE, "l * 4", tokemb_table_init_normal_shard(t, 1, 0.0, 1.0, 10, 7, 0, 4, 0));
+    INV(TOKEMB_OUT_OF_RANGE, "l * 3", tokemb_table_init_normal_shard(t, 1, 0.0, 1.0, 10, 7, 0, INT64_MAX / 3, 0));
+    INV(TOKEMB_OUT_OF_RANGE, "columns [3, 3 + 5)", tokemb_table_init_normal_shard(t, 1, 0.0, 1.0, 10, 7, 0, 1, 3));
+    INV(TOKEMB_OUT_OF_RANGE, "columns [-1", tokemb_table_init_normal_shard(t, 1, 0.0, 1.0, 10, 7, 0, 1, -1));
+    INV(TOKEMB_OUT_OF_RANGE, "global dim 4", tokemb_table_init_normal_shard(t, 1, 0.0, 1.0, 10, 4, 0, 1, 0));
+    INV(TOKEMB_READ_ONLY, NULL, tokemb_table_init_normal_shard(ro, 1, 0.0, 1.0, 10, 7, 0, 1, 0));
     tokemb_table_free(ro);
     tokemb_table_free(t);
 }

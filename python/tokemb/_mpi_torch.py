@@ -57,14 +57,17 @@ class ShardedEmbeddingBag(nn.Module):
 
     offsets follow torch's include_last_offset=True layout: n_bags + 1 entries, 0 first, len(ids) last.
     Results (forward, grad_shard, weights after step) are bitwise equal for any rank count to one process
-    running the whole batch."""
+    running the whole batch. seed=s initialises the table as torch.manual_seed(s); nn.EmbeddingBag(V, D)
+    does (each rank producing only its rows); without it the table starts at zero."""
 
     def __init__(self, comm: Any, num_embeddings: int, embedding_dim: int, mode: str = "sum",
-                 sharding: Union[str, int] = "row", owner_grad: bool = False) -> None:
+                 sharding: Union[str, int] = "row", owner_grad: bool = False, seed: Optional[int] = None) -> None:
         super().__init__()
         if mode not in ("sum", "mean"):
             raise ValueError("ShardedEmbeddingBag: mode must be 'sum' or 'mean', got %r" % (mode,))
         self.table = ShardedTable(comm, num_embeddings, embedding_dim, sharding)
+        if seed is not None:
+            self.table.init_torch(seed)
         self.mode = mode
         self.grad_shard: Optional[np.ndarray] = (
             np.zeros((self.table.local_rows, self.table.local_dim), dtype=np.float32) if owner_grad else None)

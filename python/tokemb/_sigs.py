@@ -35,6 +35,7 @@ SIGS = {
     "tokemb_table_get_param": (c_int32, [c_void_p, c_int32, c_void_p]),
     "tokemb_table_get_param_f64": (c_int32, [c_void_p, c_int32, c_void_p]),
     "tokemb_table_init_normal": (c_int32, [c_void_p, c_uint64, c_double, c_double]),
+    "tokemb_table_init_normal_shard": (c_int32, [c_void_p, c_uint64, c_double, c_double, c_int64, c_int64, c_int64, c_int64, c_int64]),
     "tokemb_table_init_uniform": (c_int32, [c_void_p, c_uint64, c_double, c_double]),
     "tokemb_lookup": (c_int32, [c_void_p, c_void_p, c_size_t, c_void_p]),
     "tokemb_lookup_i32": (c_int32, [c_void_p, c_void_p, c_size_t, c_void_p]),

@@ -4,6 +4,7 @@
     import tokemb.mpi
     t = tokemb.mpi.ShardedTable(MPI.COMM_WORLD, rows=1000, dim=16, sharding="row")
     t.local.write_rows(0, init[t.global_rows])       # fill this rank's shard (an ordinary tokemb.Table)
+    t.init_torch(seed)                                # or: = torch.manual_seed(seed); nn.Embedding(1000, 16)
     out = t.lookup_bags(ids, offsets)                 # collective: every rank calls, with its own batch
 
 Every method marked collective must be called by every rank of the communicator in the same order;
@@ -52,6 +53,7 @@ _SIGS = {
     "tokemb_mpi_table_local": (_P, [_P]),
     "tokemb_mpi_table_global_row": (_c.c_int64, [_P, _c.c_int64]),
     "tokemb_mpi_table_global_col": (_c.c_int64, [_P, _c.c_int64]),
+    "tokemb_mpi_table_init_torch": (_c.c_int32, [_P, _c.c_uint64]),
     "tokemb_mpi_lookup": (_c.c_int32, [_P, _P, _c.c_size_t, _P]),
     "tokemb_mpi_lookup_i32": (_c.c_int32, [_P, _P, _c.c_size_t, _P]),
     "tokemb_mpi_lookup_bags": (_c.c_int32, [_P, _P, _c.c_size_t, _P, _c.c_size_t, _c.c_int32, _P, _P]),
@@ -175,6 +177,12 @@ class ShardedTable(Lifetime):
         """int64 [local_rows]: the global row of each of this rank's local rows."""
         p = self._p
         return np.array([lib.tokemb_mpi_table_global_row(p, i) for i in range(self.local_rows)], dtype=np.int64)
+
+    def init_torch(self, seed: int) -> "ShardedTable":
+        """Collective: the global table becomes torch.manual_seed(seed); nn.Embedding(rows, dim).weight, bit
+        for bit, each rank producing only its own rows (MT19937 jump-ahead; same seed on every rank)."""
+        _check(lib.tokemb_mpi_table_init_torch(self._p, int(seed) % 2 ** 64), "tokemb_mpi_table_init_torch")
+        return self
 
     def lookup(self, ids: Any, out: Optional[np.ndarray] = None) -> np.ndarray:
         """Collective lookup of this rank's ids (any shape, int64 or int32): out[..., dim] = table[ids]."""

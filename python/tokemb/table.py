@@ -315,6 +315,17 @@ class Table(Lifetime):
                    "tokemb_table_init_normal")
         return self
 
+    def init_normal_shard(self, seed: int, global_shape: Tuple[int, int], row0: int = 0, row_step: int = 1,
+                          col0: int = 0, mean: float = 0.0, std: float = 1.0) -> "Table":
+        """This table's part of torch.manual_seed(seed); nn.init.normal_(w, mean, std) on a larger
+        w[global_shape]: row l = global row row0 + l * row_step, columns [col0, col0 + dim), bit for bit,
+        without drawing the whole random stream (MT19937 jump-ahead). The table's own padding row is zeroed."""
+        _lib.check(_lib.lib.tokemb_table_init_normal_shard(self._p, int(seed) % 2 ** 64, float(mean), float(std),
+                                                           int(global_shape[0]), int(global_shape[1]), int(row0),
+                                                           int(row_step), int(col0)),
+                   "tokemb_table_init_normal_shard")
+        return self
+
     def init_uniform(self, seed: int, lo: float = 0.0, hi: float = 1.0) -> "Table":
         """torch.manual_seed(seed); nn.init.uniform_(w, lo, hi), bit for bit; padding row zeroed."""
         _lib.check(_lib.lib.tokemb_table_init_uniform(self._p, int(seed) % 2 ** 64, float(lo), float(hi)),

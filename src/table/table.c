@@ -351,6 +351,40 @@ int32_t tokemb_table_init_normal(tokemb_table *t, uint64_t seed, double mean, do
     return tk_table_fill(fn, t, tk_torch_normal_f32, seed, mean, std);
 }
 
+int32_t tokemb_table_init_normal_shard(tokemb_table *t, uint64_t seed, double mean, double std, int64_t global_rows,
+                                       int64_t global_dim, int64_t row0, int64_t row_step, int64_t col0) {
+    static const char fn[] = "tokemb_table_init_normal_shard";
+    int32_t st;
+    if ((st = tk_check_table(fn, t)) || (st = tk_check_writable(fn, t))) return st;
+    if (t->dtype != TOKEMB_F32)
+        return tk_error(TOKEMB_UNSUPPORTED, "%s: initialisation needs F32 storage (dtype %d)", fn, (int)t->dtype);
+    if (!isfinite(mean) || !isfinite(std) || std < 0)
+        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: mean = %g and std = %g must be finite with std >= 0", fn, mean,
+                        std);
+    if (global_rows < 1 || global_dim < 1)
+        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: global shape [%lld, %lld] must have rows, dim >= 1", fn,
+                        (long long)global_rows, (long long)global_dim);
+    /* the stream reaches n + 16 draws: keep n below 2^62 */
+    if (global_rows > (INT64_C(1) << 62) / global_dim)
+        return tk_error(TOKEMB_OVERFLOW, "%s: global shape [%lld, %lld] has more than 2^62 elements", fn,
+                        (long long)global_rows, (long long)global_dim);
+    if (row0 < 0 || row0 >= global_rows || row_step < 1)
+        return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: row0 = %lld must lie in [0, %lld) and row_step = %lld be >= 1",
+                        fn, (long long)row0, (long long)global_rows, (long long)row_step);
+    if ((global_rows - 1 - row0) / row_step < t->rows - 1)
+        return tk_error(TOKEMB_OUT_OF_RANGE,
+                        "%s: the table's %lld rows at global rows %lld + l * %lld pass the last global row %lld", fn,
+                        (long long)t->rows, (long long)row0, (long long)row_step, (long long)(global_rows - 1));
+    if (col0 < 0 || col0 > global_dim - t->dim)
+        return tk_error(TOKEMB_OUT_OF_RANGE, "%s: columns [%lld, %lld + %lld) are outside the global dim %lld", fn,
+                        (long long)col0, (long long)col0, (long long)t->dim, (long long)global_dim);
+    tk_torch_normal_f32_part((float *)t->data, (size_t)t->row_stride, (size_t)t->rows, (size_t)t->dim,
+                             (uint64_t)global_rows, (uint64_t)global_dim, (uint64_t)row0, (uint64_t)row_step,
+                             (uint64_t)col0, seed, mean, std);
+    if (t->padding_idx >= 0) memset(tk_row_f32(t, t->padding_idx), 0, (size_t)t->dim * sizeof(float));
+    return TOKEMB_OK;
+}
+
 int32_t tokemb_table_init_uniform(tokemb_table *t, uint64_t seed, double lo, double hi) {
     static const char fn[] = "tokemb_table_init_uniform";
     int32_t st = tk_check_table(fn, t);

@@ -42,6 +42,18 @@ t.local.write_rows(0, np.ascontiguousarray(full[mine]))
 gathered = t.gather(root=0)  # collective
 same("gather", gathered if rank == 0 else full, full)
 
+# init from a seed: this rank's rows of torch.manual_seed(5); nn.Embedding(ROWS, DIM), computed here
+torch.manual_seed(5)
+emb = torch.nn.Embedding(ROWS, DIM).weight.detach().numpy()
+with tokemb.mpi.ShardedTable(comm, ROWS, DIM, sharding) as ti:
+    same("init_torch", ti.init_torch(5).local.to_numpy(), emb[np.ix_(ti.global_rows, ti.global_cols)])
+torch.manual_seed(6)
+emb_bag = torch.nn.EmbeddingBag(ROWS, DIM).weight.detach().numpy()
+seeded = tokemb.mpi.ShardedEmbeddingBag(comm, ROWS, DIM, sharding=sharding, seed=6)
+same("ShardedEmbeddingBag(seed=6)", seeded.table.local.to_numpy(),
+     emb_bag[np.ix_(seeded.table.global_rows, seeded.table.global_cols)])
+seeded.table.close()
+
 rng = np.random.default_rng(10 + rank)  # each rank its own batch
 ids = rng.integers(0, ROWS, size=11 + rank)
 all_ids = np.concatenate(comm.allgather(ids))

@@ -161,6 +161,7 @@ extern "C" {
     pub fn tokemb_table_get_param(t: *const tokemb_table, param: i32, value: *mut i64) -> i32;
     pub fn tokemb_table_get_param_f64(t: *const tokemb_table, param: i32, value: *mut f64) -> i32;
     pub fn tokemb_table_init_normal(t: *mut tokemb_table, seed: u64, mean: f64, std: f64) -> i32;
+    pub fn tokemb_table_init_normal_shard(t: *mut tokemb_table, seed: u64, mean: f64, std: f64, global_rows: i64, global_dim: i64, row0: i64, row_step: i64, col0: i64) -> i32;
     pub fn tokemb_table_init_uniform(t: *mut tokemb_table, seed: u64, lo: f64, hi: f64) -> i32;
     pub fn tokemb_lookup(t: *mut tokemb_table, ids: *const i64, n: usize, out: *mut f32) -> i32;
     pub fn tokemb_lookup_i32(t: *mut tokemb_table, ids: *const i32, n: usize, out: *mut f32) -> i32;

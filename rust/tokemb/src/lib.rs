@@ -419,6 +419,36 @@ impl<'a> Table<'a> {
         // SAFETY: exclusive access.
         check(unsafe { sys::tokemb_table_init_normal(self.raw.as_ptr(), seed, mean, std) })
     }
+    /// This table's part of torch.manual_seed(seed); nn.init.normal_(w, mean, std) on a larger
+    /// w[global_rows, global_dim]: row l = global row row0 + l * row_step, columns [col0, col0 + dim),
+    /// bit for bit, without drawing the whole random stream (MT19937 jump-ahead); own padding row zeroed.
+    #[allow(clippy::too_many_arguments)]
+    pub fn init_normal_shard(
+        &mut self,
+        seed: u64,
+        mean: f64,
+        std: f64,
+        global_rows: i64,
+        global_dim: i64,
+        row0: i64,
+        row_step: i64,
+        col0: i64,
+    ) -> Result<()> {
+        // SAFETY: exclusive access; the library checks every range.
+        check(unsafe {
+            sys::tokemb_table_init_normal_shard(
+                self.raw.as_ptr(),
+                seed,
+                mean,
+                std,
+                global_rows,
+                global_dim,
+                row0,
+                row_step,
+                col0,
+            )
+        })
+    }
     /// torch.manual_seed(seed); nn.init.uniform_(w, lo, hi), bit for bit; padding row zeroed.
     pub fn init_uniform(&mut self, seed: u64, lo: f64, hi: f64) -> Result<()> {
         // SAFETY: exclusive access.

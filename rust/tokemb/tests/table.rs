@@ -130,3 +130,33 @@ fn shared_reads_from_threads() {
     .unwrap();
     assert!(msg.contains("token id 5"));
 }
+
+#[test]
+fn normal_shard_equals_rows_of_the_full_init() {
+    // round-robin rows 1, 4, 7, ... and a column slice of a [37, 21] table: the full init's values
+    let mut full = Table::new(37, 21, Dtype::F32).unwrap();
+    full.init_normal(2024, 0.0, 1.0).unwrap();
+    let f = full.to_vec().unwrap();
+    let mut s = Table::new(12, 21, Dtype::F32).unwrap();
+    s.init_normal_shard(2024, 0.0, 1.0, 37, 21, 1, 3, 0).unwrap();
+    let v = s.to_vec().unwrap();
+    for l in 0..12 {
+        let g = 1 + 3 * l;
+        assert_eq!(bits(&v[l * 21..l * 21 + 21]), bits(&f[g * 21..g * 21 + 21]));
+    }
+    let mut c = Table::new(37, 5, Dtype::F32).unwrap();
+    c.init_normal_shard(2024, 0.0, 1.0, 37, 21, 0, 1, 16).unwrap();
+    let v = c.to_vec().unwrap();
+    for g in 0..37 {
+        assert_eq!(bits(&v[g * 5..g * 5 + 5]), bits(&f[g * 21 + 16..g * 21 + 21]));
+    }
+    // the last row passes the global table: an error naming it, the table untouched
+    assert!(s.init_normal_shard(2024, 0.0, 1.0, 37, 21, 4, 3, 0).is_err());
+    assert_eq!(bits(&s.to_vec().unwrap()), bits(&{
+        let mut w = vec![0f32; 12 * 21];
+        for l in 0..12 {
+            w[l * 21..l * 21 + 21].copy_from_slice(&f[(1 + 3 * l) * 21..(1 + 3 * l) * 21 + 21]);
+        }
+        w
+    }));
+}
