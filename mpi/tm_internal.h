@@ -82,7 +82,7 @@ typedef struct {
     float *recv_rows;
     size_t n_recv;
 } tm_push;
-int32_t tm_push_make(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n,
-                     const float *grad_out, int32_t pre_st, const char *pre_msg, tm_push *q);
+int32_t tm_push_make(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const float *grad_out,
+                     int32_t pre_st, const char *pre_msg, tm_push *q);
 
 #endif
