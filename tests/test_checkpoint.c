@@ -214,7 +214,8 @@ static void test_corrupt_index(void **state) {
              HEAD "\"shape\": [%d, %d], \"files\": [{\"file\": \"s.safetensors\", \"tensor\": \"weight\", \"rows\": "
                   "[0, 1, %d], \"cols\": [0, %d]}]}",
              V + 1, D, V, D);
-    TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_checkpoint_load(index_text(bad), &t), "byte 107: the row blocks of cols [0, 6] end at row 37, not 38");
+    TK_EXPECT_STATUS(TOKEMB_FORMAT, tokemb_checkpoint_load(index_text(bad), &t),
+                     "byte 107: the row blocks of cols [0, 6] end at row 37, not 38");
     snprintf(bad, sizeof bad,
              HEAD "\"shape\": [%d, %d], \"files\": [{\"file\": \"s.safetensors\", \"rows\": [0, 1, %d], \"cols\": "
                   "[0, %d]}]}",

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TK_CK_MAX_INDEX 100000000u /* as the safetensors header */
+#define TK_CK_MAX_INDEX 100000000u    /* as the safetensors header */
 #define TK_CK_CHUNK ((size_t)4 << 20) /* scratch bytes per read when columns must be picked */
 
 typedef struct {
@@ -92,8 +92,8 @@ static int32_t tk_ck_validate(const char *fn, tk_ck_index *x, int32_t bad) {
         const tk_ck_entry *e = &x->e[k];
         tk_ck_where(x, e, w, sizeof w);
         if (e->rn < 1 || e->rstep < 1 || e->cn < 1)
-            return tk_error(bad, "%s: %s: rows [%lld, %lld, %lld] / cols [%lld, %lld] need step and counts >= 1", fn,
-                            w, (long long)e->r0, (long long)e->rstep, (long long)e->rn, (long long)e->c0,
+            return tk_error(bad, "%s: %s: rows [%lld, %lld, %lld] / cols [%lld, %lld] need step and counts >= 1", fn, w,
+                            (long long)e->r0, (long long)e->rstep, (long long)e->rn, (long long)e->c0,
                             (long long)e->cn);
         if (e->r0 < 0 || e->r0 >= V || (e->rn - 1) > (V - 1 - e->r0) / e->rstep)
             return tk_error(bad, "%s: %s: rows [%lld, %lld, %lld] run outside the table's %lld rows", fn, w,
@@ -169,7 +169,10 @@ int32_t tokemb_checkpoint_save_index(const char *path, int64_t rows, int64_t dim
     static const char fn[] = "tokemb_checkpoint_save_index";
     if (!path || !files || !layout || n_files == 0)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: %s", fn,
-                        !path ? "path is NULL" : !files ? "files is NULL" : !layout ? "layout is NULL" : "n_files is 0");
+                        !path     ? "path is NULL"
+                        : !files  ? "files is NULL"
+                        : !layout ? "layout is NULL"
+                                  : "n_files is 0");
     if (rows < 1 || dim < 1 || generation < 0)
         return tk_error(TOKEMB_INVALID_ARGUMENT, "%s: rows %lld and dim %lld must be >= 1, generation %lld >= 0", fn,
                         (long long)rows, (long long)dim, (long long)generation);
@@ -312,7 +315,10 @@ static int32_t tk_ck_entry_parse(tk_cursor *j, tk_ck_entry *e) {
     }
     if (seen != 15u)
         return tk_error(TOKEMB_FORMAT, "%s: %s byte %zu: the file entry lacks '%s'", j->fn, j->what, e->at,
-                        keys[!(seen & 1u) ? 0 : !(seen & 2u) ? 1 : !(seen & 4u) ? 2 : 3]);
+                        keys[!(seen & 1u)   ? 0
+                             : !(seen & 2u) ? 1
+                             : !(seen & 4u) ? 2
+                                            : 3]);
     return TOKEMB_OK;
 }
 
@@ -362,8 +368,8 @@ static int32_t tk_ck_parse(const char *fn, const char *path, tk_ck_index *x) {
             int64_t v[2];
             st = tk_ck_ints(&j, v, 2, "'[' opening shape [rows, dim]");
             if (!st && (v[0] < 1 || v[1] < 1))
-                st = tk_error(TOKEMB_FORMAT, "%s: %s byte %zu: empty shape [%lld, %lld]", fn, what, at,
-                              (long long)v[0], (long long)v[1]);
+                st = tk_error(TOKEMB_FORMAT, "%s: %s byte %zu: empty shape [%lld, %lld]", fn, what, at, (long long)v[0],
+                              (long long)v[1]);
             x->rows = v[0];
             x->dim = v[1];
         } else {
@@ -467,8 +473,8 @@ static int32_t tk_ck_open(const char *fn, const tk_ck_index *x, const tk_ck_entr
     for (size_t k = 0; k < h.n; k++)
         if (strcmp(h.t[k].name, e->tensor) == 0) t = &h.t[k];
     if (!t)
-        st = tk_error(TOKEMB_FORMAT, "%s: shard '%s' holds no tensor '%.64s' (the shard of %s)", fn, s->path,
-                      e->tensor, tk_ck_where(x, e, w, sizeof w));
+        st = tk_error(TOKEMB_FORMAT, "%s: shard '%s' holds no tensor '%.64s' (the shard of %s)", fn, s->path, e->tensor,
+                      tk_ck_where(x, e, w, sizeof w));
     else if (t->dtype != TOKEMB_F32 || t->ndim != 2 || t->shape[0] != e->rn || t->shape[1] != e->cn)
         st = tk_error(TOKEMB_FORMAT,
                       "%s: shard '%s' header byte %zu: tensor '%.64s' is %s of %d dimensions [%lld, %lld], but %s "
@@ -499,14 +505,15 @@ static const tk_ck_entry *tk_ck_find(const tk_ck_index *x, const tk_ck_band *b, 
 }
 
 /* Reads a region of the parsed index x (tokemb_checkpoint_read). */
-static int32_t tk_ck_read(const char *fn, const tk_ck_index *x_, int64_t row_start, int64_t row_step,
-                          int64_t row_count, int64_t col_start, int64_t col_count, float *out) {
+static int32_t tk_ck_read(const char *fn, const tk_ck_index *x_, int64_t row_start, int64_t row_step, int64_t row_count,
+                          int64_t col_start, int64_t col_count, float *out) {
     const tk_ck_index x = *x_;
     const char *path = x.path;
     int32_t st = TOKEMB_OK;
     if (row_count < 0 || row_step < 1 || col_count < 1 || col_start < 0 || col_start >= x.dim ||
-        col_count > x.dim - col_start || (row_count > 0 && (row_start < 0 || row_start >= x.rows ||
-                                                            (row_count - 1) > (x.rows - 1 - row_start) / row_step)))
+        col_count > x.dim - col_start ||
+        (row_count > 0 &&
+         (row_start < 0 || row_start >= x.rows || (row_count - 1) > (x.rows - 1 - row_start) / row_step)))
         st = tk_error(TOKEMB_INVALID_ARGUMENT,
                       "%s: rows [%lld, step %lld, count %lld] x cols [%lld, count %lld] is not a region of the %lld x "
                       "%lld table of '%s'",
