@@ -114,7 +114,8 @@ int32_t tokemb_mpi_table_save(tokemb_mpi_table *t, const char *path) {
         char gs[32], rule[96];
         snprintf(gs, sizeof gs, "%lld", (long long)gen);
         snprintf(rule, sizeof rule, "[%lld, %lld, %lld]", (long long)l[0], (long long)l[1], (long long)l[2]);
-        const char *keys[3] = {"format", "tokemb.generation", "tokemb.rows"}, *vals[3] = {"tokemb.checkpoint", gs, rule};
+        const char *keys[3] = {"format", "tokemb.generation", "tokemb.rows"},
+                   *vals[3] = {"tokemb.checkpoint", gs, rule};
         const char *names[1] = {"weight"};
         const tokemb_table *tabs[1] = {t->local};
         int32_t ss = tokemb_safetensors_save_ex(tabs, names, 1, keys, vals, 3, mine);
@@ -174,10 +175,10 @@ int32_t tokemb_mpi_table_load(tokemb_mpi_table *t, const char *path) {
     int32_t cs = tokemb_checkpoint_info(path, &V, &D, NULL, NULL);
     if (cs != TOKEMB_OK) st = tm_fail(cs, msg, "%s", tokemb_last_error());
     else if (V != t->rows || D != t->dim)
-        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "checkpoint '%.200s' holds a %lld x %lld table, this one is %lld x %lld",
-                     path, (long long)V, (long long)D, (long long)t->rows, (long long)t->dim);
-    else if (!(buf = malloc((size_t)(l[2] * D) * sizeof *buf)))
-        st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg,
+                     "checkpoint '%.200s' holds a %lld x %lld table, this one is %lld x %lld", path, (long long)V,
+                     (long long)D, (long long)t->rows, (long long)t->dim);
+    else if (!(buf = malloc((size_t)(l[2] * D) * sizeof *buf))) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
     else if ((cs = tokemb_checkpoint_read(path, l[0], l[1], l[2], 0, D, buf)) != TOKEMB_OK)
         st = tm_fail(cs, msg, "%s", tokemb_last_error());
     st = tm_agree(t->comm, t->rank, t->size, fn, st, msg);

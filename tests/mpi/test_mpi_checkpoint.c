@@ -145,8 +145,8 @@ static void test_overwrite(void) {
 /* A failing call: the same status on every rank, the message contains `needle`, shard unchanged. */
 static void expect_fail(int32_t st, int32_t want, const char *needle, tokemb_mpi_table *t, int salt, const char *what) {
     CHECK(st == want, "%s: status %d, expected %d (%s)", what, (int)st, (int)want, tokemb_mpi_last_error());
-    CHECK(strstr(tokemb_mpi_last_error(), needle) != NULL, "%s: message '%s' lacks '%s'", what,
-          tokemb_mpi_last_error(), needle);
+    CHECK(strstr(tokemb_mpi_last_error(), needle) != NULL, "%s: message '%s' lacks '%s'", what, tokemb_mpi_last_error(),
+          needle);
     int all = 0, mine = st;
     MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     CHECK(all == mine, "%s: ranks disagree on the status", what);
@@ -169,7 +169,9 @@ static void test_faults(void) {
     expect_fail(tokemb_mpi_table_load(other, path), TOKEMB_INVALID_ARGUMENT, "holds a 29 x 3 table, this one is 30 x 3",
                 NULL, 0, "shape");
     /* different paths on different ranks (with one rank: a NULL path) */
-    expect_fail(tokemb_mpi_table_load(t, size > 1 && rank == size - 1 ? p("g.index.json") : size > 1 ? path : NULL),
+    expect_fail(tokemb_mpi_table_load(t, size > 1 && rank == size - 1 ? p("g.index.json")
+                                         : size > 1                   ? path
+                                                                      : NULL),
                 TOKEMB_INVALID_ARGUMENT, size > 1 ? "differs from rank 0's" : "path is NULL", t, 6, "paths");
     /* the last rank's shard is missing: every rank fails, even those that do not read it */
     char last[128];
