@@ -128,27 +128,22 @@ static void test_bad_layouts(void **state) {
     (void)state;
     const char *p = tk_tmp("bad.index.json");
     const char *f2[] = {"x1", "x2"};
-    const int64_t overlap[] = {0, 1, 20, 0, D, 19, 1, 18, 0, D};
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_checkpoint_save_index(p, V, D, 0, 2, f2, overlap),
-                     "files[1]: rows from 19 overlap at row 19");
-    const int64_t gap[] = {0, 1, 20, 0, D, 21, 1, 16, 0, D};
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_checkpoint_save_index(p, V, D, 0, 2, f2, gap),
-                     "leave a gap at row 20");
-    const int64_t shortb[] = {0, 1, 20, 0, D, 20, 1, 16, 0, D};
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_checkpoint_save_index(p, V, D, 0, 2, f2, shortb),
-                     "end at row 36, not 37");
-    const int64_t outside[] = {0, 1, 20, 0, D, 20, 1, 18, 0, D};
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_checkpoint_save_index(p, V, D, 0, 2, f2, outside),
-                     "files[1]: rows [20, 1, 18] run outside");
-    const int64_t rr[] = {0, 2, 19, 0, D, 1, 2, 17, 0, D};
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_checkpoint_save_index(p, V, D, 0, 2, f2, rr),
-                     "break the round-robin over 2 files");
-    const int64_t cols[] = {0, 1, V, 0, 3, 0, 1, V, 2, 4};
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_checkpoint_save_index(p, V, D, 0, 2, f2, cols),
-                     "overlap at column 2");
-    const int64_t cgap[] = {0, 1, V, 0, 2, 0, 1, V, 3, 3};
-    TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_checkpoint_save_index(p, V, D, 0, 2, f2, cgap),
-                     "leave a gap at column 2");
+    static const struct {
+        int64_t l[10];
+        const char *needle;
+    } bad[] = {
+        {{0, 1, 20, 0, D, 19, 1, 18, 0, D}, "files[1]: rows from 19 overlap at row 19"},
+        {{0, 1, 20, 0, D, 21, 1, 16, 0, D}, "leave a gap at row 20"},
+        {{0, 1, 20, 0, D, 20, 1, 16, 0, D}, "end at row 36, not 37"},
+        {{0, 1, 20, 0, D, 20, 1, 18, 0, D}, "files[1]: rows [20, 1, 18] run outside"},
+        {{0, 2, 19, 0, D, 1, 2, 17, 0, D}, "break the round-robin over 2 files"},
+        {{0, 1, V, 0, 3, 0, 1, V, 2, 4}, "overlap at column 2"},
+        {{0, 1, V, 0, 2, 0, 1, V, 3, 3}, "leave a gap at column 2"},
+        {{0, 3, 13, 0, D, 1, 1, 24, 0, D}, "a strided file needs every file"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_checkpoint_save_index(p, V, D, 0, 2, f2, bad[i].l),
+                         bad[i].needle);
     const int64_t one[] = {0, 1, V, 0, D};
     const char *slash[] = {"sub/x"}, *dot[] = {".x"}, *quote[] = {"a\"b"};
     TK_EXPECT_STATUS(TOKEMB_INVALID_ARGUMENT, tokemb_checkpoint_save_index(p, V, D, 0, 1, slash, one), "no '/'");

@@ -238,12 +238,18 @@ static int32_t tk_ck_ints(tk_cursor *j, int64_t *v, int n, const char *what) {
 }
 
 /* The key at the cursor among names[n] (each once: *seen bit k); reports unknown or repeated keys. */
+/* A JSON string (tk_malloc'ed into *s) and the file offset of its opening quote. */
+static int32_t tk_ck_str_at(tk_cursor *j, char **s, size_t *at) {
+    size_t l = 0;
+    tk_cursor_ws(j);
+    *at = j->base + j->i;
+    return tk_json_str(j, s, &l);
+}
+
 static int32_t tk_ck_key(tk_cursor *j, const char *const *names, int n, unsigned *seen, int *which, const char *in) {
     char *key = NULL;
-    size_t kl = 0;
-    tk_cursor_ws(j);
-    size_t at = j->base + j->i;
-    int32_t st = tk_json_str(j, &key, &kl);
+    size_t at;
+    int32_t st = tk_ck_str_at(j, &key, &at);
     if (st) return st;
     *which = -1;
     for (int k = 0; k < n; k++)
@@ -262,10 +268,8 @@ static int32_t tk_ck_key(tk_cursor *j, const char *const *names, int n, unsigned
 
 static int32_t tk_ck_expect_str(tk_cursor *j, const char *want, int32_t status_if_other) {
     char *s = NULL;
-    size_t l = 0;
-    tk_cursor_ws(j);
-    size_t at = j->base + j->i;
-    int32_t st = tk_json_str(j, &s, &l);
+    size_t at;
+    int32_t st = tk_ck_str_at(j, &s, &at);
     if (st) return st;
     if (strcmp(s, want) != 0)
         st = tk_error(status_if_other, "%s: %s byte %zu: '%.64s' where tokemb reads only '%s'", j->fn, j->what, at, s,
