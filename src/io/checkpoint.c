@@ -15,7 +15,8 @@
 #include <string.h>
 
 #define TK_CK_MAX_INDEX 100000000u    /* as the safetensors header */
-#define TK_CK_CHUNK ((size_t)4 << 20) /* scratch bytes per read when columns must be picked */
+#define TK_CK_CHUNK ((size_t)4 << 20) /* scratch bytes per read when rows or columns must be picked */
+#define TK_CK_GAP ((size_t)4096)      /* unwanted bytes read through between two wanted rows */
 
 typedef struct {
     char *file, *tensor; /* tk_malloc */
@@ -543,24 +544,30 @@ static int32_t tk_ck_read(const char *fn, const tk_ck_index *x_, int64_t row_sta
         const bool direct = b->c0 == col_start && bw == oc; /* the band is the region's width: read into out */
         const int64_t chunk_rows = (int64_t)(TK_CK_CHUNK / rb > 0 ? TK_CK_CHUNK / rb : 1);
         for (int64_t i = 0; !st && i < row_count;) {
-            int64_t l0;
+            /* a run: the next wanted rows in the same file at a constant stride d of its rows, the gaps
+             * between them at most TK_CK_GAP bytes (read through: the kernel reads whole pages anyway) */
+            int64_t l0, l, d = 0, run = 1;
             const tk_ck_entry *e = tk_ck_find(&x, b, row_start + i * row_step, &l0);
-            int64_t run = 1, l;
-            while (i + run < row_count && run < (direct ? INT64_MAX : chunk_rows) &&
-                   tk_ck_find(&x, b, row_start + (i + run) * row_step, &l) == e && l == l0 + run)
+            if (i + 1 < row_count && tk_ck_find(&x, b, row_start + (i + 1) * row_step, &l) == e && l > l0 &&
+                (size_t)(l - l0 - 1) * rb <= TK_CK_GAP)
+                d = l - l0;
+            const int64_t span_max = direct && d == 1 ? INT64_MAX : chunk_rows; /* rows read per pread */
+            while (d && i + run < row_count && run * d + 1 <= span_max &&
+                   tk_ck_find(&x, b, row_start + (i + run) * row_step, &l) == e && l == l0 + run * d)
                 run++;
             tk_ck_shard *s = &sh[e - x.e];
             if ((st = tk_ck_open(fn, &x, e, s))) break;
             const size_t off = s->begin + (size_t)l0 * rb;
-            if (direct) {
+            if (direct && (d == 1 || run == 1)) {
                 st = tk_file_read(fn, s->path, &s->f, off, out + (size_t)i * oc, (size_t)run * rb);
             } else if (rb > TK_CK_CHUNK) { /* one wide row at a time: read just the wanted columns */
                 st = tk_file_read(fn, s->path, &s->f, off + skip * sizeof(float), out + (size_t)i * oc + at,
                                   take * sizeof(float));
             } else {
-                st = tk_file_read(fn, s->path, &s->f, off, scratch, (size_t)run * rb);
+                st = tk_file_read(fn, s->path, &s->f, off, scratch, (size_t)((run - 1) * d + 1) * rb);
                 for (int64_t r = 0; !st && r < run; r++)
-                    memcpy(out + (size_t)(i + r) * oc + at, scratch + (size_t)r * bw + skip, take * sizeof(float));
+                    memcpy(out + (size_t)(i + r) * oc + at, scratch + (size_t)(r * d) * bw + skip,
+                           take * sizeof(float));
             }
             i += run;
         }
