@@ -35,20 +35,26 @@ static void tm_split(const char *path, size_t *dir_len, char *stem, size_t stem_
     snprintf(stem, stem_size, "%.*s", (int)n, base);
 }
 
-/* Rank r's file name and layout row (row_start, row_step, row_count, col_start, col_count). */
-static void tm_shard(const tokemb_mpi_table *t, int r, const char *stem, int64_t gen, char *name, size_t size,
-                     int64_t *l) {
+/* Rank r's file name and layout row (row_start, row_step, row_count, col_start, col_count): the part of
+ * the global table rank r's shard holds. Returns 0, or -1 for a sharding without a layout here (a new
+ * sharding adds its case: a column slice is {0, 1, rows, first column, columns}). */
+static int tm_shard(const tokemb_mpi_table *t, int r, const char *stem, int64_t gen, char *name, size_t size,
+                    int64_t *l) {
     snprintf(name, size, "%s-%05d-of-%05d.g%lld.safetensors", stem, r + 1, t->size, (long long)gen);
-    if (t->sharding == TOKEMB_MPI_ROW_MODULO) {
+    l[3] = 0;
+    l[4] = t->dim;
+    switch (t->sharding) {
+    case TOKEMB_MPI_ROW:
+        tm_row_block(t->rows, t->size, r, &l[0], &l[2]);
+        l[1] = 1;
+        return 0;
+    case TOKEMB_MPI_ROW_MODULO:
         l[0] = r;
         l[1] = t->size;
         l[2] = (t->rows - r + t->size - 1) / t->size;
-    } else {
-        tm_row_block(t->rows, t->size, r, &l[0], &l[2]);
-        l[1] = 1;
+        return 0;
+    default: return -1;
     }
-    l[3] = 0;
-    l[4] = t->dim;
 }
 
 /* This rank's checks of the path, then rank 0's (hash, length, extra) broadcast and compared, so ranks
@@ -84,8 +90,12 @@ int32_t tokemb_mpi_table_save(tokemb_mpi_table *t, const char *path) {
         else if (strlen(path) + 64 > 4096)
             st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "path '%.200s...' is too long", path);
     }
+    char name[320];
+    int64_t l[5];
     if (st == TOKEMB_OK && tokemb_table_dtype(t->local) != TOKEMB_F32)
         st = tm_fail(TOKEMB_UNSUPPORTED, msg, "the shard is not F32");
+    else if (st == TOKEMB_OK && tm_shard(t, t->rank, stem, 0, name, sizeof name, l) != 0)
+        st = tm_fail(TOKEMB_UNSUPPORTED, msg, "sharding %d has no checkpoint layout", (int)t->sharding);
     /* rank 0 picks the generation (the current index's + 1) and remembers that index's files */
     int64_t gen = 1;
     char *old = NULL;
@@ -105,9 +115,8 @@ int32_t tokemb_mpi_table_save(tokemb_mpi_table *t, const char *path) {
         return st;
     }
     /* every rank's shard, through the core's atomic saver */
-    char name[320], *mine = malloc(dl + 320);
-    int64_t l[5];
-    tm_shard(t, t->rank, stem, gen, name, sizeof name, l);
+    char *mine = malloc(dl + 320);
+    (void)tm_shard(t, t->rank, stem, gen, name, sizeof name, l);
     if (!mine) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
     else {
         snprintf(mine, dl + 320, "%.*s%s", (int)dl, path, name);
@@ -131,7 +140,7 @@ int32_t tokemb_mpi_table_save(tokemb_mpi_table *t, const char *path) {
         if (!files || !fp || !layout) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
         for (int r = 0; st == TOKEMB_OK && r < t->size; r++) {
             fp[r] = files + (size_t)r * 320;
-            tm_shard(t, r, stem, gen, files + (size_t)r * 320, 320, layout + 5 * r);
+            (void)tm_shard(t, r, stem, gen, files + (size_t)r * 320, 320, layout + 5 * r);
         }
         if (st == TOKEMB_OK) {
             int32_t is = tokemb_checkpoint_save_index(path, t->rows, t->dim, gen, (size_t)t->size, fp, layout);
@@ -170,20 +179,22 @@ int32_t tokemb_mpi_table_load(tokemb_mpi_table *t, const char *path) {
     if (st != TOKEMB_OK) return st;
     int64_t V = 0, D = 0, l[5];
     char name[320];
-    tm_shard(t, t->rank, "", 0, name, sizeof name, l); /* the rows this rank owns, as a layout row */
     float *buf = NULL;
-    int32_t cs = tokemb_checkpoint_info(path, &V, &D, NULL, NULL);
-    if (cs != TOKEMB_OK) st = tm_fail(cs, msg, "%s", tokemb_last_error());
+    int32_t cs = TOKEMB_OK;
+    if (tm_shard(t, t->rank, "", 0, name, sizeof name, l) != 0) /* the part this rank owns, as a layout row */
+        st = tm_fail(TOKEMB_UNSUPPORTED, msg, "sharding %d has no checkpoint layout", (int)t->sharding);
+    else if ((cs = tokemb_checkpoint_info(path, &V, &D, NULL, NULL)) != TOKEMB_OK)
+        st = tm_fail(cs, msg, "%s", tokemb_last_error());
     else if (V != t->rows || D != t->dim)
         st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg,
                      "checkpoint '%.200s' holds a %lld x %lld table, this one is %lld x %lld", path, (long long)V,
                      (long long)D, (long long)t->rows, (long long)t->dim);
-    else if (!(buf = malloc((size_t)(l[2] * D) * sizeof *buf))) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
-    else if ((cs = tokemb_checkpoint_read(path, l[0], l[1], l[2], 0, D, buf)) != TOKEMB_OK)
+    else if (!(buf = malloc((size_t)(l[2] * l[4]) * sizeof *buf))) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+    else if ((cs = tokemb_checkpoint_read(path, l[0], l[1], l[2], l[3], l[4], buf)) != TOKEMB_OK)
         st = tm_fail(cs, msg, "%s", tokemb_last_error());
     st = tm_agree(t->comm, t->rank, t->size, fn, st, msg);
-    if (st == TOKEMB_OK) { /* the shard is an owned, writable table of local_rows x dim: cannot fail */
-        cs = tokemb_table_write_rows(t->local, 0, t->local_rows, buf);
+    if (st == TOKEMB_OK) { /* the shard is an owned, writable table of exactly these l[2] x l[4]: cannot fail */
+        cs = tokemb_table_write_rows(t->local, 0, l[2], buf);
         if (cs != TOKEMB_OK) st = tm_fail(cs, msg, "writing the shard: %s", tokemb_last_error());
         st = tm_agree(t->comm, t->rank, t->size, fn, st, msg);
     }
