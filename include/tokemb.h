@@ -943,8 +943,10 @@ TOKEMB_API int32_t tokemb_checkpoint_files(const char *path, char *buf, size_t b
  * row_start + i * row_step (i < row_count) and the columns [col_start, col_start + col_count), from
  * whichever shard files hold them. Only the shards holding wanted rows are opened (their safetensors
  * header is validated as tokemb_safetensors_load does, and their tensor must be F32 of the index's
- * [row_count, col_count]); rows are read with pread, one read per run of rows stored consecutively in
- * one file, never a whole foreign shard. row_count == 0 reads nothing (the index is still validated).
+ * [row_count, col_count]); rows are read with pread, one read per run of wanted rows of one file at a
+ * constant stride whose gaps are at most 4 KiB (read through: the kernel reads whole pages anyway), so
+ * a whole foreign shard is read only when its rows are that dense among the wanted ones. row_count == 0
+ * reads nothing (the index is still validated).
  * Errors: TOKEMB_INVALID_ARGUMENT (NULL out with row_count > 0, row_step < 1, a region outside the
  * table), those of tokemb_checkpoint_info, and for a shard: TOKEMB_IO (missing, unreadable or
  * shrinking file), TOKEMB_FORMAT (malformed header, missing tensor, a shape or dtype differing from the

@@ -197,8 +197,8 @@ TOKEMB_MPI_API int32_t tokemb_mpi_table_save(tokemb_mpi_table *t, const char *pa
 /**
  * Collective load of a checkpoint written by tokemb_mpi_table_save (any rank count and sharding) or
  * any index tokemb_checkpoint_save_index accepts, into this table of the same global shape: each rank
- * reads only the rows it owns, with one pread per run of rows stored consecutively in one shard file
- * (tokemb_checkpoint_read), into a scratch buffer; the shards are written only once every rank has
+ * reads only the rows it owns (tokemb_checkpoint_read: one pread per run of its rows in one shard file,
+ * gaps of at most 4 KiB between them read through), into a scratch buffer; the shards are written only once every rank has
  * read its rows. Optimizer state is untouched. With a table on MPI_COMM_SELF this is the single-process
  * load of the whole table (also tokemb_checkpoint_load, without MPI).
  * Errors (agreed on every rank; the message names the rank and the file): TOKEMB_INVALID_ARGUMENT

@@ -7,8 +7,9 @@
  *
  * The index is parsed by the strict JSON primitives of the safetensors header (every key once, no
  * unknown key, integers only), its layout checked to cover the table exactly once (one validator for
- * the writer and the reader, n log n), and a region is read with one pread per run of rows stored
- * consecutively in one shard, so a rank re-sharding a checkpoint reads only the rows it owns. */
+ * the writer and the reader, n log n), and a region is read with one pread per run of wanted rows of
+ * one shard at a constant stride (gaps of at most 4 KiB read through), so a rank re-sharding a
+ * checkpoint reads only the rows it owns, up to page-sized gaps. */
 #include "io/io.h"
 
 #include <stdlib.h>
