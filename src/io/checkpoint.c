@@ -133,7 +133,7 @@ static int32_t tk_ck_validate(const char *fn, tk_ck_index *x, int32_t bad) {
             const tk_ck_entry *e = x->sorted[i];
             tk_ck_where(x, e, w, sizeof w);
             if (b->modulo) {
-                int64_t r = (int64_t)(i - k), want = (V - r + S - 1) / S;
+                int64_t r = (int64_t)(i - k), want = r < V ? (V - r - 1) / S + 1 : 0;
                 if (e->r0 != r || e->rn != want)
                     return tk_error(bad,
                                     "%s: %s: rows [%lld, %lld, %lld] break the round-robin over %lld files of cols "
@@ -328,31 +328,17 @@ static int32_t tk_ck_entry_parse(tk_cursor *j, tk_ck_entry *e) {
     return TOKEMB_OK;
 }
 
-static int32_t tk_ck_parse(const char *fn, const char *path, tk_ck_index *x) {
+/* Parses and validates the index held in buf[0..len) (path names it in messages; the fuzz entry). */
+static int32_t tk_ck_parse_buf(const char *fn, const char *path, const uint8_t *buf, size_t len, tk_ck_index *x) {
     memset(x, 0, sizeof *x);
     x->path = path;
-    tk_file f;
-    int32_t st = tk_file_open(fn, path, &f);
-    if (st) return st;
-    if (f.size > TK_CK_MAX_INDEX) {
-        tk_file_close(&f);
-        return tk_error(TOKEMB_FORMAT, "%s: index '%s' has %zu bytes, above the %u-byte limit", fn, path, f.size,
-                        TK_CK_MAX_INDEX);
-    }
-    uint8_t *buf = (uint8_t *)tk_malloc(f.size);
-    if (!buf) st = tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate %zu bytes to read '%s'", fn, f.size, path);
-    else st = tk_file_read(fn, path, &f, 0, buf, f.size);
-    tk_file_close(&f);
-    if (st) {
-        tk_free(buf);
-        return st;
-    }
+    int32_t st = TOKEMB_OK;
     static const char *const keys[] = {"format", "version", "generation", "dtype", "shape", "files"};
     char what[240];
     snprintf(what, sizeof what, "checkpoint index '%.200s'", path);
-    tk_cursor j = {fn, what, buf, 0, f.size, 0};
+    tk_cursor j = {fn, what, buf, 0, len, 0};
     unsigned seen = 0;
-    size_t cap = f.size / 40 + 1; /* every file entry takes more than 40 bytes */
+    size_t cap = len / 40 + 1; /* every file entry takes more than 40 bytes */
     x->e = (tk_ck_entry *)tk_calloc(cap, sizeof *x->e);
     if (!x->e) st = tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate %zu index entries", fn, cap);
     if (!st && !tk_cursor_eat(&j, '{')) st = tk_cursor_fail(&j, "'{' opening the index");
@@ -406,10 +392,40 @@ static int32_t tk_ck_parse(const char *fn, const char *path, tk_ck_index *x) {
         while ((seen >> k) & 1u) k++;
         st = tk_error(TOKEMB_FORMAT, "%s: checkpoint index '%s' lacks the key '%s'", fn, path, keys[k]);
     }
-    tk_free(buf);
     if (!st) st = tk_ck_validate(fn, x, TOKEMB_FORMAT);
     if (st) tk_ck_free(x);
     return st;
+}
+
+static int32_t tk_ck_parse(const char *fn, const char *path, tk_ck_index *x) {
+    memset(x, 0, sizeof *x);
+    tk_file f;
+    int32_t st = tk_file_open(fn, path, &f);
+    if (st) return st;
+    if (f.size > TK_CK_MAX_INDEX) {
+        tk_file_close(&f);
+        return tk_error(TOKEMB_FORMAT, "%s: index '%s' has %zu bytes, above the %u-byte limit", fn, path, f.size,
+                        TK_CK_MAX_INDEX);
+    }
+    uint8_t *buf = (uint8_t *)tk_malloc(f.size);
+    if (!buf) st = tk_error(TOKEMB_NO_MEMORY, "%s: cannot allocate %zu bytes to read '%s'", fn, f.size, path);
+    else st = tk_file_read(fn, path, &f, 0, buf, f.size);
+    tk_file_close(&f);
+    if (!st) st = tk_ck_parse_buf(fn, path, buf, f.size, x);
+    tk_free(buf);
+    return st;
+}
+
+int32_t tk_checkpoint_parse(const char *fn, const uint8_t *buf, size_t len, int64_t *rows, int64_t *dim,
+                            size_t *n_files) {
+    tk_ck_index x;
+    int32_t st = tk_ck_parse_buf(fn, "fuzz.index.json", buf, len, &x);
+    if (st) return st;
+    *rows = x.rows;
+    *dim = x.dim;
+    *n_files = x.n;
+    tk_ck_free(&x);
+    return TOKEMB_OK;
 }
 
 int32_t tokemb_checkpoint_info(const char *path, int64_t *rows, int64_t *dim, int64_t *generation, size_t *n_files) {

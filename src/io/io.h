@@ -134,6 +134,11 @@ int32_t tk_st_parse(const char *fn, const uint8_t *buf, size_t len, tk_st_header
 int32_t tk_st_read_header(const char *fn, const char *path, tk_file *f, tk_st_header *h);
 void tk_st_header_free(tk_st_header *h);
 
+/* A sharded checkpoint's JSON index in buf[0..len): parsed strictly and its layout validated (checkpoint.c;
+ * the fuzz entry). */
+int32_t tk_checkpoint_parse(const char *fn, const uint8_t *buf, size_t len, int64_t *rows, int64_t *dim,
+                            size_t *n_files);
+
 /* word2vec binary/text and GloVe over memory (format = enum tokemb_vectors_format, AUTO included). */
 int32_t tk_vectors_parse(const char *fn, const uint8_t *buf, size_t len, int32_t format, tokemb_progress_fn cb,
                          void *user, tokemb_table **out_t, tokemb_vocab **out_v);
