@@ -51,7 +51,7 @@ static int tm_shard(const tokemb_mpi_table *t, int r, const char *stem, int64_t 
     case TOKEMB_MPI_ROW_MODULO:
         l[0] = r;
         l[1] = t->size;
-        l[2] = (t->rows - r + t->size - 1) / t->size;
+        l[2] = (t->rows - r - 1) / t->size + 1; /* rows >= ranks: every rank owns a row */
         return 0;
     default: return -1;
     }
