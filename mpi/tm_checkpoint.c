@@ -104,7 +104,7 @@ int32_t tokemb_mpi_table_save(tokemb_mpi_table *t, const char *path) {
         int64_t g;
         if (tokemb_checkpoint_info(path, NULL, NULL, &g, NULL) == TOKEMB_OK &&
             tokemb_checkpoint_files(path, NULL, 0, &n_old, &old_bytes) == TOKEMB_OK) {
-            gen = g + 1;
+            gen = g < INT64_MAX ? g + 1 : 1;
             old = malloc(old_bytes);
             if (!old || tokemb_checkpoint_files(path, old, old_bytes, &n_old, &old_bytes) != TOKEMB_OK) n_old = 0;
         }
