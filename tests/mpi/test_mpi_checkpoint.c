@@ -139,6 +139,22 @@ static void test_overwrite(void) {
     CHECK(count_files("ow-") == size, "%d shard files after two saves, expected %d", count_files("ow-"), size);
     CHECK(count_files(".tokemb-") == 0, "temp files left");
     check_load(MPI_COMM_WORLD, p("ow.index.json"), V, D, 2, "after overwrite");
+    /* a save killed before its index: generation 3's files exist, the index still names generation 2,
+     * which loads whole; the next save (generation 3 again) replaces the leftovers */
+    char stray[128];
+    snprintf(stray, sizeof stray, "ow-00001-of-%05d.g3.safetensors", size);
+    if (rank == 0) {
+        FILE *f = fopen(p(stray), "w");
+        fputs("partial", f);
+        fclose(f);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    check_load(MPI_COMM_WORLD, p("ow.index.json"), V, D, 2, "after a killed save");
+    fill_shard(t, 3);
+    CHECK(tokemb_mpi_table_save(t, p("ow.index.json")) == TOKEMB_OK, "save 3: %s", tokemb_mpi_last_error());
+    MPI_Barrier(MPI_COMM_WORLD);
+    CHECK(count_files("ow-") == size, "%d shard files after the third save, expected %d", count_files("ow-"), size);
+    check_load(MPI_COMM_WORLD, p("ow.index.json"), V, D, 3, "after the third save");
     tokemb_mpi_table_free(t);
 }
 
