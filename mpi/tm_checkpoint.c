@@ -36,8 +36,7 @@ static void tm_split(const char *path, size_t *dir_len, char *stem, size_t stem_
 }
 
 /* Rank r's file name and layout row (row_start, row_step, row_count, col_start, col_count): the part of
- * the global table rank r's shard holds. Returns 0, or -1 for a sharding without a layout here (a new
- * sharding adds its case: a column slice is {0, 1, rows, first column, columns}). */
+ * the global table rank r's shard holds. Returns 0, or -1 for a sharding without a layout here. */
 static int tm_shard(const tokemb_mpi_table *t, int r, const char *stem, int64_t gen, char *name, size_t size,
                     int64_t *l) {
     snprintf(name, size, "%s-%05d-of-%05d.g%lld.safetensors", stem, r + 1, t->size, (long long)gen);
@@ -52,6 +51,12 @@ static int tm_shard(const tokemb_mpi_table *t, int r, const char *stem, int64_t 
         l[0] = r;
         l[1] = t->size;
         l[2] = (t->rows - r - 1) / t->size + 1; /* rows >= ranks: every rank owns a row */
+        return 0;
+    case 2: /* TOKEMB_MPI_COLUMN (pinned value; every row, a block of the columns split as ROW splits rows) */
+        l[0] = 0;
+        l[1] = 1;
+        l[2] = t->rows;
+        tm_row_block(t->dim, t->size, r, &l[3], &l[4]);
         return 0;
     default: return -1;
     }
