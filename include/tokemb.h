@@ -938,6 +938,74 @@ TOKEMB_API int32_t tokemb_safetensors_metadata(const char *path, char *buf, size
                                                size_t *bytes_needed);
 
 /* ---------------------------------------------------------------------------------------------- */
+/* Sharded checkpoints: one table split over several safetensors files plus a JSON index          */
+/* (docs/formats.md; written by libtokemb_mpi's tokemb_mpi_table_save, readable here without MPI)  */
+/* ---------------------------------------------------------------------------------------------- */
+
+/**
+ * Writes the JSON index of a sharded checkpoint of a float32 table of rows x dim to `path` (e.g.
+ * "ckpt/emb.index.json"), atomically as tokemb_npy_save. File k (files[k], a plain file name in the
+ * index's folder: no '/', not starting with '.', UTF-8 without '"', '\\' or control characters) holds
+ * the tensor "weight", float32 [row_count, col_count], with the global rows row_start + i * row_step
+ * (i < row_count) and the columns [col_start, col_start + col_count): layout[5 * k + 0..4] = row_start,
+ * row_step, row_count, col_start, col_count. The files must cover the table exactly once in one of the
+ * two forms tokemb reads: column bands that tile [0, dim), each band's files either contiguous row
+ * blocks tiling [0, rows) (row_step 1, or row_count 1) or a round-robin over S files (row_step S for
+ * each, row_start 0..S-1, row_count ceil((rows - row_start) / S)). `generation` (>= 0) is recorded for
+ * the writer's own use (tokemb_mpi_table_save numbers its saves). The shard files themselves are not
+ * opened: write them first (tokemb_safetensors_save), the index last.
+ * Errors: TOKEMB_INVALID_ARGUMENT (NULL path/files/layout, n_files == 0, rows/dim < 1, generation < 0,
+ * a bad file name, a rule outside the table, files overlapping or leaving a gap: the message names the
+ * file index), TOKEMB_IO, TOKEMB_NO_MEMORY. Nothing is written on error. Thread-safe.
+ */
+TOKEMB_API int32_t tokemb_checkpoint_save_index(const char *path, int64_t rows, int64_t dim, int64_t generation,
+                                                size_t n_files, const char *const *files, const int64_t *layout);
+/**
+ * Reads and validates the index `path` (the strict JSON reader of the safetensors header: each key
+ * once, no unknown key, integers only, the coverage rules of tokemb_checkpoint_save_index) and returns
+ * the table's shape, the generation and the file count (any output pointer may be NULL). The shard
+ * files are not opened. Errors: TOKEMB_INVALID_ARGUMENT (NULL or empty path), TOKEMB_IO (missing or
+ * unreadable index), TOKEMB_FORMAT (malformed index or layout; the message names the index byte
+ * offset), TOKEMB_UNSUPPORTED (a dtype other than F32, a version other than 1), TOKEMB_NO_MEMORY.
+ * Thread-safe.
+ */
+TOKEMB_API int32_t tokemb_checkpoint_info(const char *path, int64_t *rows, int64_t *dim, int64_t *generation,
+                                          size_t *n_files);
+/**
+ * The shard file names of the index `path` in index order, each NUL-terminated and packed one after
+ * another (as tokemb_safetensors_names: pass buf = NULL first to size it); names are relative to the
+ * index's folder. Errors: TOKEMB_INVALID_ARGUMENT (NULL n_files/bytes_needed, buf_size smaller than
+ * needed: nothing written) and those of tokemb_checkpoint_info. Thread-safe.
+ */
+TOKEMB_API int32_t tokemb_checkpoint_files(const char *path, char *buf, size_t buf_size, size_t *n_files,
+                                           size_t *bytes_needed);
+/**
+ * Reads a region of the checkpoint's table into out[row_count][col_count]: the global rows
+ * row_start + i * row_step (i < row_count) and the columns [col_start, col_start + col_count), from
+ * whichever shard files hold them. Only the shards holding wanted rows are opened (their safetensors
+ * header is validated as tokemb_safetensors_load does, and their tensor must be F32 of the index's
+ * [row_count, col_count]); rows are read with pread, one read per run of wanted rows of one file at a
+ * constant stride whose gaps are at most 4 KiB (read through: the kernel reads whole pages anyway), so
+ * a whole foreign shard is read only when its rows are that dense among the wanted ones. row_count == 0
+ * reads nothing (the index is still validated).
+ * Errors: TOKEMB_INVALID_ARGUMENT (NULL out with row_count > 0, row_step < 1, a region outside the
+ * table), those of tokemb_checkpoint_info, and for a shard: TOKEMB_IO (missing, unreadable or
+ * shrinking file), TOKEMB_FORMAT (malformed header, missing tensor, a shape or dtype differing from the
+ * index); every message names the shard file, its byte offset where it applies and the index byte of
+ * its entry. out may be partly written on error (load into a scratch buffer when that matters).
+ * Thread-safe.
+ */
+TOKEMB_API int32_t tokemb_checkpoint_read(const char *path, int64_t row_start, int64_t row_step, int64_t row_count,
+                                          int64_t col_start, int64_t col_count, float *out);
+/**
+ * The whole table of the checkpoint indexed by `path` as a new F32 table (rows x dim), assembled from
+ * every shard whatever the rank count and sharding it was saved with. *out is owned by the caller
+ * (tokemb_table_free) and written only on success. Errors: those of tokemb_checkpoint_read, and
+ * TOKEMB_INVALID_ARGUMENT (NULL out). Thread-safe.
+ */
+TOKEMB_API int32_t tokemb_checkpoint_load(const char *path, tokemb_table **out);
+
+/* ---------------------------------------------------------------------------------------------- */
 /* Vocabulary                                                                                     */
 /* ---------------------------------------------------------------------------------------------- */
 

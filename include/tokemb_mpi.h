@@ -281,6 +281,43 @@ TOKEMB_MPI_API int32_t tokemb_mpi_table_stat(const tokemb_mpi_table *t, int32_t 
  *  (NULL t). */
 TOKEMB_MPI_API int32_t tokemb_mpi_table_stats_reset(tokemb_mpi_table *t);
 
+/**
+ * Collective sharded checkpoint of the table's weights. `path` names the index, e.g.
+ * "ckpt/emb.index.json" (the same path on every rank, on a file system every rank sees): rank r saves
+ * its shard as "ckpt/emb-<r+1>-of-<P>.g<G>.safetensors" (tensor "weight", F32 [local rows, dim],
+ * through tokemb_safetensors_save_ex: atomic), and once every rank's file is durable rank 0 writes
+ * the JSON index with tokemb_checkpoint_save_index (global shape, and per file the rows it holds as
+ * [start, step, count] and its columns; docs/formats.md), also atomically. G is the generation: the
+ * current index's + 1 (1 for a new checkpoint), so a save never overwrites a file the current index
+ * names and a crash at any point leaves the previous checkpoint whole; after the new index is in
+ * place rank 0 removes the files the replaced index named. Only the weights are saved: optimizer
+ * state and hyper-parameters are not (select the optimizer again after a load; its state restarts).
+ * The checkpoint loads with tokemb_mpi_table_load at any rank count and sharding, and in one process
+ * without MPI with tokemb_checkpoint_load.
+ * Errors (agreed on every rank): TOKEMB_INVALID_ARGUMENT (NULL t, NULL or empty path, a path naming a
+ * folder or an index name the shard names cannot be made from, ranks passing different paths),
+ * TOKEMB_UNSUPPORTED (a shard that is not F32), TOKEMB_IO (a shard or the index cannot be written;
+ * the message names the rank and the file), TOKEMB_NO_MEMORY. On error no index is written and every
+ * shard file this call wrote is removed: the previous checkpoint at path, if any, is untouched.
+ */
+TOKEMB_MPI_API int32_t tokemb_mpi_table_save(tokemb_mpi_table *t, const char *path);
+
+/**
+ * Collective load of a checkpoint written by tokemb_mpi_table_save (any rank count and sharding) or
+ * any index tokemb_checkpoint_save_index accepts, into this table of the same global shape: each rank
+ * reads only the rows it owns (tokemb_checkpoint_read: one pread per run of its rows in one shard file,
+ * gaps of at most 4 KiB between them read through), into a scratch buffer; the shards are written only once every rank has
+ * read its rows. Optimizer state is untouched. With a table on MPI_COMM_SELF this is the single-process
+ * load of the whole table (also tokemb_checkpoint_load, without MPI).
+ * Errors (agreed on every rank; the message names the rank and the file): TOKEMB_INVALID_ARGUMENT
+ * (NULL t, NULL or empty path, ranks passing different paths, a checkpoint of another shape),
+ * TOKEMB_IO (missing or unreadable index or shard), TOKEMB_FORMAT (malformed index, a shard whose
+ * header, tensor, dtype or shape disagrees with the index; the message names the byte offset),
+ * TOKEMB_UNSUPPORTED (an index of another version or dtype), TOKEMB_NO_MEMORY. No shard is modified on
+ * any rank on error.
+ */
+TOKEMB_MPI_API int32_t tokemb_mpi_table_load(tokemb_mpi_table *t, const char *path);
+
 #ifdef __cplusplus
 }
 #endif

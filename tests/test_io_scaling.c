@@ -90,8 +90,29 @@ static sbuf make_vectors(int format, size_t n) {
     return f;
 }
 
+/* A sharded checkpoint index over n round-robin files of a 10n x 4 table, listed in a scrambled order. */
+static sbuf make_checkpoint(size_t n) {
+    sbuf f = {0};
+    sb_printf(&f,
+              "{\"format\": \"tokemb.checkpoint\", \"version\": 1, \"generation\": 1, \"dtype\": \"F32\", "
+              "\"shape\": [%zu, 4], \"files\": [",
+              10 * n);
+    for (size_t i = 0; i < n; i++) {
+        size_t r = (i * 7919) % n; /* n is 200 * 10^k: 7919 is coprime, a permutation */
+        sb_printf(&f,
+                  "%s{\"file\": \"s%zu.safetensors\", \"tensor\": \"weight\", \"rows\": [%zu, %zu, 10], "
+                  "\"cols\": [0, 4]}",
+                  i ? ", " : "", r, r, n);
+    }
+    sb_printf(&f, "]}");
+    return f;
+}
+
 static uint64_t parse_ops(int which, size_t n) {
-    sbuf f = which == 0 ? make_npy(64 * n) : which == 1 ? make_safetensors(n) : make_vectors(which - 2, n);
+    sbuf f = which == 0   ? make_npy(64 * n)
+             : which == 1 ? make_safetensors(n)
+             : which == 5 ? make_checkpoint(n)
+                          : make_vectors(which - 2, n);
     tk_test_io_ops = 0;
     if (which == 0) {
         int32_t dt;
@@ -103,6 +124,11 @@ static uint64_t parse_ops(int which, size_t n) {
         TK_OK(tk_st_parse("t", (const uint8_t *)f.p, f.n, &h));
         assert_int_equal(h.n, n);
         tk_st_header_free(&h);
+    } else if (which == 5) {
+        int64_t rows, dim;
+        size_t files;
+        TK_OK(tk_checkpoint_parse("t", (const uint8_t *)f.p, f.n, &rows, &dim, &files));
+        assert_int_equal(files, n);
     } else {
         tokemb_table *t = NULL;
         tokemb_vocab *v = NULL;
@@ -119,8 +145,9 @@ static uint64_t parse_ops(int which, size_t n) {
  * scan gives about 1.1x here; a quadratic step gives 10x-100x) and is not constant. */
 static void test_parsers_scale_linearly(void **state) {
     (void)state;
-    static const char *names[] = {"npy header", "safetensors header", "word2vec binary", "word2vec text", "GloVe"};
-    for (int w = 0; w < 5; w++) {
+    static const char *names[] = {"npy header", "safetensors header", "word2vec binary", "word2vec text",
+                                  "GloVe",      "checkpoint index"};
+    for (int w = 0; w < 6; w++) {
         const size_t base = 200;
         uint64_t o1 = parse_ops(w, base), o10 = parse_ops(w, 10 * base), o100 = parse_ops(w, 100 * base);
         printf("%-20s ops: %llu  %llu (x%.2f)  %llu (x%.2f)\n", names[w], (unsigned long long)o1,

@@ -82,7 +82,7 @@ int __wrap_rename(const char *a, const char *b) {
     return __real_rename(a, b);
 }
 
-enum { SV_NPY, SV_SAFETENSORS, SV_W2V_TEXT, SV_W2V_BINARY, SV_N };
+enum { SV_NPY, SV_SAFETENSORS, SV_W2V_TEXT, SV_W2V_BINARY, SV_CHECKPOINT_INDEX, SV_N };
 
 static int32_t save(int which, const tokemb_table *t, const tokemb_vocab *v, const char *path) {
     const char *name = "weight";
@@ -90,6 +90,13 @@ static int32_t save(int which, const tokemb_table *t, const tokemb_vocab *v, con
     case SV_NPY: return tokemb_npy_save(t, path);
     case SV_SAFETENSORS: return tokemb_safetensors_save(&t, &name, 1, path);
     case SV_W2V_TEXT: return tokemb_vectors_save(t, v, path, TOKEMB_VECTORS_WORD2VEC_TEXT);
+    case SV_CHECKPOINT_INDEX: { /* an index over one shard; the generation tells the two tables apart */
+        const int64_t layout[5] = {0, 1, tokemb_table_rows(t), 0, tokemb_table_dim(t)};
+        uint32_t bits;
+        memcpy(&bits, tokemb_table_data((tokemb_table *)(uintptr_t)t), sizeof bits);
+        const char *files[1] = {"shard.safetensors"};
+        return tokemb_checkpoint_save_index(path, tokemb_table_rows(t), tokemb_table_dim(t), bits, 1, files, layout);
+    }
     default: return tokemb_vectors_save(t, v, path, TOKEMB_VECTORS_WORD2VEC_BINARY);
     }
 }

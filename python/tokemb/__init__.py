@@ -4,6 +4,7 @@
     with tokemb.Table(6, 3) as t:
         t.init_normal(123)                 # == torch.manual_seed(123); nn.Embedding(6, 3)
         t.lookup([2, 3, 5, 1])             # float32 [4, 3]
+    tokemb.load_sharded("ckpt/emb.index.json")   # a sharded checkpoint (tokemb.mpi) as one Table
 
 The library is found through TOKEMB_LIBRARY, this package's folder, the repository's build*/ trees, or
 the system loader path (see tokemb._lib). torch modules live in tokemb.torch (imported on demand).
@@ -18,6 +19,8 @@ from .io import (Vocab, convert, load_npy, load_safetensors, load_vectors, neare
 from .vectors import Vectors
 from .io import safetensors_metadata
 from . import safetensors
+from . import checkpoint
+from .checkpoint import load_sharded
 from .table import DType
 from .posenc import Alibi, Learned, PositionalEncoding, Rope, Shaw, Sinusoidal, T5, embed, embed_backward
 from . import _threads
@@ -28,7 +31,7 @@ __all__ = ["Table", "Error", "InvalidArgument", "OutOfRange", "NoMemory", "IoErr
            "save_safetensors", "safetensors_names", "load_vectors", "save_vectors", "nearest", "nearest_ids", "convert", "PositionalEncoding", "Sinusoidal", "Learned", "Rope", "Alibi", "T5", "Shaw",
            "embed", "embed_backward", "F32", "F16", "BF16", "Q8_ROW", "NO_PADDING", "constants", "version",
            "version_number", "set_num_threads", "get_num_threads", "follow_host_threads", "set_parallel_for", "use_host_openmp", "parallel_backend", "last_error", "status_string", "library_path",
-           "Vectors", "DType", "safetensors_metadata", "safetensors"]
+           "Vectors", "DType", "safetensors_metadata", "safetensors", "checkpoint", "load_sharded"]
 
 library_path = _lib.path
 follow_host_threads()  # torch imported first: use torch.get_num_threads() (tokemb._threads)

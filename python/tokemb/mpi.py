@@ -64,6 +64,8 @@ _SIGS = {
     "tokemb_mpi_optim_step_i32": (_c.c_int32, [_P, _P, _c.c_size_t, _P]),
     "tokemb_mpi_table_stat": (_c.c_int32, [_P, _c.c_int32, _c.POINTER(_c.c_double)]),
     "tokemb_mpi_table_stats_reset": (_c.c_int32, [_P]),
+    "tokemb_mpi_table_save": (_c.c_int32, [_P, _c.c_char_p]),
+    "tokemb_mpi_table_load": (_c.c_int32, [_P, _c.c_char_p]),
 }
 
 
@@ -222,6 +224,18 @@ class ShardedTable(Lifetime):
         """Selects the fused optimizer on this rank's shard (tokemb.Table.optimizer's names: "sgd",
         "rowwise_adagrad", "adagrad", "sparse_adam"; lr=, eps=, ...). Call it the same on every rank."""
         self.local.optimizer(kind, **hparams)
+        return self
+
+    def save(self, path: Any) -> None:
+        """Collective sharded checkpoint of the weights (tokemb_mpi_table_save): one .safetensors file per
+        rank next to the JSON index `path` (e.g. "ckpt/emb.index.json"), the index written last, atomically.
+        Loads at any rank count and sharding (load) and without MPI (tokemb.load_sharded)."""
+        _check(lib.tokemb_mpi_table_save(self._p, os.fsencode(path)), "tokemb_mpi_table_save")
+
+    def load(self, path: Any) -> "ShardedTable":
+        """Collective load of a sharded checkpoint of the same global shape (any rank count / sharding
+        saved it); each rank reads only its own rows. Nothing changes on any rank if it fails."""
+        _check(lib.tokemb_mpi_table_load(self._p, os.fsencode(path)), "tokemb_mpi_table_load")
         return self
 
     def step(self, ids: Any, grad_out: Any) -> None:

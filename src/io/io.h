@@ -98,6 +98,12 @@ void tk_cursor_ws(tk_cursor *c);
 /* Skips white space, then consumes ch if it is next. */
 bool tk_cursor_eat(tk_cursor *c, char ch);
 
+/* JSON over a cursor (strict, as the safetensors header): a string - validated UTF-8 and escapes, no
+ * raw control character, no NUL - stored as a tk_malloc'ed NUL-terminated copy when out != NULL; a
+ * non-negative integer below 2^63 without sign, fraction, exponent or leading zeros. */
+int32_t tk_json_str(tk_cursor *j, char **out, size_t *out_len);
+int32_t tk_json_uint(tk_cursor *j, uint64_t *v);
+
 /* npy: parses the header of buf[0..len). On success: dtype (F32/F16), rows, dim and the data offset;
  * rows*dim*size is checked to equal len - offset. */
 int32_t tk_npy_parse(const char *fn, const uint8_t *buf, size_t len, int32_t *dtype, int64_t *rows, int64_t *dim,
@@ -123,7 +129,15 @@ typedef struct {
     size_t meta_n;     /* number of pairs */
 } tk_st_header;
 int32_t tk_st_parse(const char *fn, const uint8_t *buf, size_t len, tk_st_header *h);
+/* Opens `path`, reads the 8-byte length and the JSON header with pread and parses them against the
+ * file size (nothing past the header is read). On success the caller owns *f and *h. */
+int32_t tk_st_read_header(const char *fn, const char *path, tk_file *f, tk_st_header *h);
 void tk_st_header_free(tk_st_header *h);
+
+/* A sharded checkpoint's JSON index in buf[0..len): parsed strictly and its layout validated (checkpoint.c;
+ * the fuzz entry). */
+int32_t tk_checkpoint_parse(const char *fn, const uint8_t *buf, size_t len, int64_t *rows, int64_t *dim,
+                            size_t *n_files);
 
 /* word2vec binary/text and GloVe over memory (format = enum tokemb_vectors_format, AUTO included). */
 int32_t tk_vectors_parse(const char *fn, const uint8_t *buf, size_t len, int32_t format, tokemb_progress_fn cb,

@@ -30,9 +30,9 @@ static int32_t tk_js_u4(tk_cursor *j, uint32_t *v) {
     return TOKEMB_OK;
 }
 
-/* Parses a JSON string. If out != NULL, stores a tk_malloc'ed NUL-terminated UTF-8 copy (the decoded
- * length is <= the encoded length, so the buffer is sized from the raw span). */
-static int32_t tk_js_str(tk_cursor *j, char **out, size_t *out_len) {
+/* A JSON string (io.h). The decoded length is <= the encoded length, so the copy is sized from the
+ * raw span. */
+int32_t tk_json_str(tk_cursor *j, char **out, size_t *out_len) {
     tk_cursor_ws(j);
     if (j->i >= j->n || j->p[j->i] != '"') return tk_cursor_fail(j, "a '\"' starting a string");
     j->i++;
@@ -155,8 +155,8 @@ fail:
     return st;
 }
 
-/* A non-negative JSON integer (no sign, fraction, exponent or leading zeros) below 2^63. */
-static int32_t tk_js_uint(tk_cursor *j, uint64_t *v) {
+/* A non-negative JSON integer (io.h). */
+int32_t tk_json_uint(tk_cursor *j, uint64_t *v) {
     tk_cursor_ws(j);
     size_t start = j->i;
     uint64_t x = 0;
@@ -194,7 +194,7 @@ static int32_t tk_st_tensor_value(tk_cursor *j, tk_st_tensor *t, size_t data_sta
     for (;;) {
         char *key = NULL;
         size_t kl = 0, key_at = j->base + j->i;
-        if ((st = tk_js_str(j, &key, &kl))) return st;
+        if ((st = tk_json_str(j, &key, &kl))) return st;
         int which = strcmp(key, "dtype") == 0          ? 1
                     : strcmp(key, "shape") == 0        ? 2
                     : strcmp(key, "data_offsets") == 0 ? 3
@@ -215,7 +215,7 @@ static int32_t tk_st_tensor_value(tk_cursor *j, tk_st_tensor *t, size_t data_sta
             size_t dl = 0, d_at;
             tk_cursor_ws(j);
             d_at = j->base + j->i;
-            if ((st = tk_js_str(j, &d, &dl))) return st;
+            if ((st = tk_json_str(j, &d, &dl))) return st;
             size_t k;
             for (k = 0; k < sizeof tk_st_dtypes / sizeof tk_st_dtypes[0]; k++)
                 if (strcmp(d, tk_st_dtypes[k].name) == 0) break;
@@ -239,7 +239,7 @@ static int32_t tk_st_tensor_value(tk_cursor *j, tk_st_tensor *t, size_t data_sta
                 for (;;) {
                     uint64_t v;
                     if (t->ndim == 8) return tk_cursor_fail(j, "at most 8 dimensions");
-                    if ((st = tk_js_uint(j, &v))) return st;
+                    if ((st = tk_json_uint(j, &v))) return st;
                     t->shape[t->ndim++] = (int64_t)v;
                     if (tk_cursor_eat(j, ',')) continue;
                     if (tk_cursor_eat(j, ']')) break;
@@ -252,9 +252,9 @@ static int32_t tk_st_tensor_value(tk_cursor *j, tk_st_tensor *t, size_t data_sta
             tk_cursor_ws(j);
             t->offsets_at = j->base + j->i;
             if (!tk_cursor_eat(j, '[')) return tk_cursor_fail(j, "'[' opening data_offsets");
-            if ((st = tk_js_uint(j, &b))) return st;
+            if ((st = tk_json_uint(j, &b))) return st;
             if (!tk_cursor_eat(j, ',')) return tk_cursor_fail(j, "',' between the two data offsets");
-            if ((st = tk_js_uint(j, &e))) return st;
+            if ((st = tk_json_uint(j, &e))) return st;
             if (!tk_cursor_eat(j, ']')) return tk_cursor_fail(j, "']' closing data_offsets (exactly two values)");
             t->begin = b;
             t->end = e;
@@ -342,7 +342,7 @@ static int32_t tk_st_metadata(tk_cursor *j, tk_st_header *h) {
     for (;;) {
         char *kv[2] = {NULL, NULL};
         size_t kl[2] = {0, 0};
-        if ((st = tk_js_str(j, &kv[0], &kl[0]))) return st;
+        if ((st = tk_json_str(j, &kv[0], &kl[0]))) return st;
         if (!tk_cursor_eat(j, ':')) {
             tk_free(kv[0]);
             return tk_cursor_fail(j, "':' after a metadata key");
@@ -352,7 +352,7 @@ static int32_t tk_st_metadata(tk_cursor *j, tk_st_header *h) {
             tk_free(kv[0]);
             return tk_cursor_fail(j, "a string value in __metadata__ (safetensors metadata maps strings to strings)");
         }
-        if ((st = tk_js_str(j, &kv[1], &kl[1]))) {
+        if ((st = tk_json_str(j, &kv[1], &kl[1]))) {
             tk_free(kv[0]);
             return st;
         }
@@ -439,7 +439,7 @@ int32_t tk_st_parse(const char *fn, const uint8_t *buf, size_t len, tk_st_header
             size_t nl = 0, name_at;
             tk_cursor_ws(&j);
             name_at = j.base + j.i;
-            if ((st = tk_js_str(&j, &name, &nl))) goto fail;
+            if ((st = tk_json_str(&j, &name, &nl))) goto fail;
             if (!tk_cursor_eat(&j, ':')) {
                 tk_free(name);
                 st = tk_cursor_fail(&j, "':' after a tensor name");
@@ -514,9 +514,8 @@ static int32_t tk_st_find(const char *fn, const char *path, const tk_st_header *
     return TOKEMB_OK;
 }
 
-/* Reads the 8-byte length and the JSON header with pread and parses them against the file size.
- * Nothing past the header is read. On success the caller owns *f and *h. */
-static int32_t tk_st_read_header(const char *fn, const char *path, tk_file *f, tk_st_header *h) {
+/* The header of a file, read with pread (io.h). */
+int32_t tk_st_read_header(const char *fn, const char *path, tk_file *f, tk_st_header *h) {
     int32_t st = tk_file_open(fn, path, f);
     if (st) return st;
     uint8_t pre[8];

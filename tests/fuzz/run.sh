@@ -24,7 +24,7 @@ for s in $srcs; do
 done
 wait
 status=0
-for tgt in npy safetensors vectors; do
+for tgt in npy safetensors vectors checkpoint; do
   "$cc" "${flags[@]}" "$here/fuzz_$tgt.c" "$objdir"/*.o $blas -lm -lpthread -o "$out/fuzz_$tgt"
   work="$out/corpus_$tgt"; rm -rf "$work"; mkdir -p "$work"
   cp "$here/corpus/$tgt"/* "$work"/ 2>/dev/null || true

@@ -222,6 +222,11 @@ extern "C" {
     pub fn tokemb_safetensors_save(tables: *const *const tokemb_table, names: *const *const std::os::raw::c_char, n: usize, path: *const std::os::raw::c_char) -> i32;
     pub fn tokemb_safetensors_save_ex(tables: *const *const tokemb_table, names: *const *const std::os::raw::c_char, n: usize, meta_keys: *const *const std::os::raw::c_char, meta_values: *const *const std::os::raw::c_char, n_meta: usize, path: *const std::os::raw::c_char) -> i32;
     pub fn tokemb_safetensors_metadata(path: *const std::os::raw::c_char, buf: *mut std::os::raw::c_char, buf_size: usize, n_pairs: *mut usize, bytes_needed: *mut usize) -> i32;
+    pub fn tokemb_checkpoint_save_index(path: *const std::os::raw::c_char, rows: i64, dim: i64, generation: i64, n_files: usize, files: *const *const std::os::raw::c_char, layout: *const i64) -> i32;
+    pub fn tokemb_checkpoint_info(path: *const std::os::raw::c_char, rows: *mut i64, dim: *mut i64, generation: *mut i64, n_files: *mut usize) -> i32;
+    pub fn tokemb_checkpoint_files(path: *const std::os::raw::c_char, buf: *mut std::os::raw::c_char, buf_size: usize, n_files: *mut usize, bytes_needed: *mut usize) -> i32;
+    pub fn tokemb_checkpoint_read(path: *const std::os::raw::c_char, row_start: i64, row_step: i64, row_count: i64, col_start: i64, col_count: i64, out: *mut f32) -> i32;
+    pub fn tokemb_checkpoint_load(path: *const std::os::raw::c_char, out: *mut *mut tokemb_table) -> i32;
     pub fn tokemb_vocab_create(out: *mut *mut tokemb_vocab) -> i32;
     pub fn tokemb_vocab_free(v: *mut tokemb_vocab);
     pub fn tokemb_vocab_size(v: *const tokemb_vocab) -> i64;
