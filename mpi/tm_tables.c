@@ -29,15 +29,16 @@ struct tokemb_mpi_tables {
 
 /* ---- placement ------------------------------------------------------------------------------- */
 
+/* (id, position) pairs sorted by id, then position: the ids of a batch, and the tables by cost */
 typedef struct {
-    int64_t cost;
-    size_t k;
-} tt_cost;
+    int64_t id;
+    size_t i;
+} tt_key;
 
-static int tt_cost_cmp(const void *a, const void *b) {
-    const tt_cost *x = a, *y = b;
-    if (x->cost != y->cost) return x->cost > y->cost ? -1 : 1; /* larger first */
-    return (x->k > y->k) - (x->k < y->k);                      /* then lower index */
+static int tt_key_cmp(const void *a, const void *b) {
+    const tt_key *x = a, *y = b;
+    if (x->id != y->id) return x->id < y->id ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i);
 }
 
 /* Shape checks shared by plan and create: rows/dims >= 1 and the total size in bytes fits int64. */
@@ -58,21 +59,22 @@ static int32_t tt_check_shapes(size_t n, const int64_t *rows, const int64_t *dim
 
 /* The greedy rule of tokemb_mpi_tables_plan over already checked shapes. */
 static int32_t tt_place(size_t n, const int64_t *rows, const int64_t *dims, int P, int32_t *owner, char *msg) {
-    tt_cost *c = malloc(n * sizeof *c);
+    tt_key *c = malloc(n * sizeof *c);
     int64_t *load = calloc((size_t)P, sizeof *load);
     if (!c || !load) {
         free(c);
         free(load);
         return tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
     }
-    for (size_t k = 0; k < n; k++) c[k] = (tt_cost){rows[k] * dims[k] * 4, k};
-    qsort(c, n, sizeof *c, tt_cost_cmp);
+    /* decreasing cost, equal costs by increasing index: increasing (-cost, index) */
+    for (size_t k = 0; k < n; k++) c[k] = (tt_key){-(rows[k] * dims[k] * 4), k};
+    qsort(c, n, sizeof *c, tt_key_cmp);
     for (size_t j = 0; j < n; j++) {
         int best = 0;
         for (int r = 1; r < P; r++)
             if (load[r] < load[best]) best = r;
-        owner[c[j].k] = best;
-        load[best] += c[j].cost;
+        owner[c[j].i] = best;
+        load[best] -= c[j].id;
     }
     free(c);
     free(load);
@@ -164,12 +166,8 @@ int32_t tokemb_mpi_tables_create(MPI_Comm comm, size_t n_tables, const int64_t *
     static const char fn[] = "tokemb_mpi_tables_create";
     tm_err[0] = 0;
     MPI_Comm dup;
-    int rc = MPI_Comm_dup(comm, &dup);
-    if (rc != MPI_SUCCESS) return tm_mpi_status(rc, fn, "MPI_Comm_dup", tm_err);
-    MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN);
-    int rank, size;
-    MPI_Comm_rank(dup, &rank);
-    MPI_Comm_size(dup, &size);
+    int rank, size, rc;
+    if (tm_comm_dup(comm, fn, &dup, &rank, &size) != TOKEMB_OK) return TOKEMB_IO;
 
     char msg[TM_MSG] = "";
     int32_t st = TOKEMB_OK;
@@ -277,6 +275,10 @@ typedef struct {
     int64_t *rcnt; /* [P * mine] */
     int64_t *recv_ids;
     size_t n_recv, n_recv_f;
+    /* tt_fetch's result: the distinct rows (table k's r->cnt[k] rows at rows + row_at[k]) and, for
+     * ids[k][i], its row among table k's at slot[slot_at[k] + i] */
+    float *rows;
+    size_t *slot, *slot_at;
 } tt_route;
 
 static void tt_route_free(tt_route *r) {
@@ -285,6 +287,9 @@ static void tt_route_free(tt_route *r) {
     free(r->ic);
     free(r->rcnt);
     free(r->recv_ids);
+    free(r->rows);
+    free(r->slot);
+    free(r->slot_at);
     memset(r, 0, sizeof *r);
 }
 
@@ -409,23 +414,11 @@ static tt_seg tt_seg_at(const tokemb_mpi_tables *t, const tt_route *r, int s, si
 
 /* ---- lookups and bags ------------------------------------------------------------------------------ */
 
-typedef struct {
-    int64_t id;
-    size_t i;
-} tt_key;
-
-static int tt_key_cmp(const void *a, const void *b) {
-    const tt_key *x = a, *y = b;
-    if (x->id != y->id) return x->id < y->id ? -1 : 1;
-    return (x->i > y->i) - (x->i < y->i);
-}
-
-/* Collective fetch of the distinct rows of every table's batch. On success *rows holds, for table k,
- * r->cnt[k] distinct rows of dims[k] floats at r->row_at[k], and slot[slot_at[k] + i] is the distinct
- * row of ids[k][i]. pre_st/pre_msg: the caller's own validation, agreed together with the batch's. */
+/* Collective fetch of the distinct rows of every table's batch into r->rows / r->slot (tt_route).
+ * pre_st/pre_msg: the caller's own validation, agreed together with the batch's. On failure r holds
+ * nothing. */
 static int32_t tt_fetch(tokemb_mpi_tables *t, const char *fn, const void *const *ids, int is32, const size_t *n,
-                        const void *const *out, int32_t pre_st, const char *pre_msg, tt_route *r, size_t **slot_out,
-                        size_t **slot_at_out, float **rows_out) {
+                        const void *const *out, int32_t pre_st, const char *pre_msg, tt_route *r) {
     char msg[TM_MSG] = "";
     int32_t st = pre_st;
     if (st != TOKEMB_OK) snprintf(msg, TM_MSG, "%s", pre_msg);
@@ -440,8 +433,8 @@ static int32_t tt_fetch(tokemb_mpi_tables *t, const char *fn, const void *const 
         for (size_t k = 0; k < t->n; k++) total += n[k];
         keys = malloc((total ? total : 1) * sizeof *keys);
         uniq = malloc((total ? total : 1) * sizeof *uniq);
-        slot = malloc((total ? total : 1) * sizeof *slot);
-        slot_at = malloc(t->n * sizeof *slot_at);
+        slot = r->slot = malloc((total ? total : 1) * sizeof *slot);
+        slot_at = r->slot_at = malloc(t->n * sizeof *slot_at);
         if (!keys || !uniq || !slot || !slot_at) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
     }
     if (st == TOKEMB_OK) {
@@ -468,11 +461,11 @@ static int32_t tt_fetch(tokemb_mpi_tables *t, const char *fn, const void *const 
     free(uniq);
     st = tm_agree(t->comm, t->rank, P, fn, st, msg);
     if (st == TOKEMB_OK) st = tt_route_ids(t, fn, r);
-    float *reply = NULL, *rows = NULL;
+    float *reply = NULL;
     if (st == TOKEMB_OK) {
         reply = malloc((r->n_recv_f ? r->n_recv_f : 1) * sizeof *reply);
-        rows = malloc((r->n_send_f ? r->n_send_f : 1) * sizeof *rows);
-        if (!reply || !rows) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+        r->rows = malloc((r->n_send_f ? r->n_send_f : 1) * sizeof *r->rows);
+        if (!reply || !r->rows) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
         size_t id = 0, f = 0;
         for (int s = 0; st == TOKEMB_OK && s < P; s++)
             for (size_t j = 0; st == TOKEMB_OK && j < tt_mine(t); j++) {
@@ -485,22 +478,13 @@ static int32_t tt_fetch(tokemb_mpi_tables *t, const char *fn, const void *const 
         if (st == TOKEMB_OK) {
             /* the rows travel back: the receive layout of the ids is the send layout of the rows */
             int *f_ = r->rc_;
-            int rc = MPI_Alltoallv(reply, f_ + 2 * P, f_ + 3 * P, MPI_FLOAT, rows, f_, f_ + P, MPI_FLOAT, t->comm);
+            int rc = MPI_Alltoallv(reply, f_ + 2 * P, f_ + 3 * P, MPI_FLOAT, r->rows, f_, f_ + P, MPI_FLOAT, t->comm);
             st = tm_agree(t->comm, t->rank, P, fn, tm_mpi_status(rc, fn, "MPI_Alltoallv", msg), msg);
         }
     }
     free(reply);
-    if (st != TOKEMB_OK) {
-        free(rows);
-        free(slot);
-        free(slot_at);
-        tt_route_free(r);
-        return st;
-    }
-    *rows_out = rows;
-    *slot_out = slot;
-    *slot_at_out = slot_at;
-    return TOKEMB_OK;
+    if (st != TOKEMB_OK) tt_route_free(r);
+    return st;
 }
 
 static int32_t tt_lookup(tokemb_mpi_tables *t, const char *fn, const void *const *ids, int is32, const size_t *n,
@@ -508,18 +492,14 @@ static int32_t tt_lookup(tokemb_mpi_tables *t, const char *fn, const void *const
     tm_err[0] = 0;
     if (!t) return tm_fail(TOKEMB_INVALID_ARGUMENT, tm_err, "%s: t is NULL", fn);
     tt_route r;
-    size_t *slot, *slot_at;
-    float *rows;
-    int32_t st = tt_fetch(t, fn, ids, is32, n, (const void *const *)out, TOKEMB_OK, "", &r, &slot, &slot_at, &rows);
+    int32_t st = tt_fetch(t, fn, ids, is32, n, (const void *const *)out, TOKEMB_OK, "", &r);
     if (st != TOKEMB_OK) return st;
     for (size_t k = 0; k < t->n; k++) {
         size_t D = (size_t)t->dims[k];
-        const float *base = rows + r.row_at[k];
-        for (size_t i = 0; i < n[k]; i++) memcpy(out[k] + i * D, base + slot[slot_at[k] + i] * D, D * sizeof(float));
+        const float *base = r.rows + r.row_at[k];
+        const size_t *slot = r.slot + r.slot_at[k];
+        for (size_t i = 0; i < n[k]; i++) memcpy(out[k] + i * D, base + slot[i] * D, D * sizeof(float));
     }
-    free(rows);
-    free(slot);
-    free(slot_at);
     tt_route_free(&r);
     return TOKEMB_OK;
 }
@@ -536,31 +516,18 @@ int32_t tokemb_mpi_tables_lookup_i32(tokemb_mpi_tables *t, const int32_t *const 
 /* The bag arguments of every table (tm_bags's checks, per table). */
 static int32_t tt_check_bags(const tokemb_mpi_tables *t, const size_t *n, const int64_t *const *offsets,
                              const size_t *n_bags, int32_t mode, const float *const *w, float *const *out, char *msg) {
-    if (mode != TOKEMB_SUM && mode != TOKEMB_MEAN && mode != TOKEMB_MAX)
-        return tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "unknown bag mode %d", (int)mode);
     if (!n || !offsets || !n_bags || !out)
         return tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "n, offsets, n_bags or out (the per-table arrays) is NULL");
     for (size_t k = 0; k < t->n; k++) {
-        const int64_t *o = offsets[k];
-        if (!o) return tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "table %zu: offsets is NULL", k);
+        if (!offsets[k]) return tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "table %zu: offsets is NULL", k);
         if (n_bags[k] > 0 && !out[k])
             return tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "table %zu: out is NULL with n_bags = %zu", k, n_bags[k]);
-        if (w && w[k] && mode != TOKEMB_SUM)
-            return tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "table %zu: per_sample_weights need mode SUM, got %d", k,
-                           (int)mode);
         if (n_bags[k] > (size_t)INT_MAX / (size_t)t->dims[k])
             return tm_fail(TOKEMB_OVERFLOW, msg, "table %zu: %zu bags of dim %lld are too many", k, n_bags[k],
                            (long long)t->dims[k]);
-        if (o[0] != 0)
-            return tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "table %zu: offsets[0] = %lld, not 0", k, (long long)o[0]);
-        if ((uint64_t)o[n_bags[k]] != (uint64_t)n[k])
-            return tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "table %zu: offsets[%zu] = %lld, not n = %zu", k, n_bags[k],
-                           (long long)o[n_bags[k]], n[k]);
-        for (size_t b = 0; b < n_bags[k]; b++)
-            if (o[b + 1] < o[b])
-                return tm_fail(TOKEMB_INVALID_ARGUMENT, msg,
-                               "table %zu: offsets[%zu] = %lld is below offsets[%zu] = %lld", k, b + 1,
-                               (long long)o[b + 1], b, (long long)o[b]);
+        char one[TM_MSG];
+        int32_t st = tm_check_bags(offsets[k], n[k], n_bags[k], mode, w ? w[k] : NULL, one);
+        if (st != TOKEMB_OK) return tm_fail(st, msg, "table %zu: %.480s", k, one);
     }
     return TOKEMB_OK;
 }
@@ -577,9 +544,7 @@ static int32_t tt_bags(tokemb_mpi_tables *t, const char *fn, const void *const *
     int32_t st = tt_check_bags(t, n, offsets, n_bags, mode, w, out, msg);
     /* out was checked against n_bags above; the batch check's companion buffer is the ids themselves */
     tt_route r;
-    size_t *slot, *slot_at;
-    float *rows;
-    st = tt_fetch(t, fn, ids, is32, n, (const void *const *)ids, st, msg, &r, &slot, &slot_at, &rows);
+    st = tt_fetch(t, fn, ids, is32, n, (const void *const *)ids, st, msg, &r);
     if (st != TOKEMB_OK) return st;
     size_t tmp_n = 0, nmax = 0;
     for (size_t k = 0; k < t->n; k++) {
@@ -593,10 +558,10 @@ static int32_t tt_bags(tokemb_mpi_tables *t, const char *fn, const void *const *
     for (size_t k = 0; st == TOKEMB_OK && k < t->n; k++) {
         tokemb_table *sub = NULL;
         int64_t u = r.cnt[k];
-        st = tokemb_table_wrap(rows + r.row_at[k], u ? u : 1, t->dims[k], t->dims[k], TOKEMB_F32, TOKEMB_WRAP_READONLY,
-                               &sub);
+        st = tokemb_table_wrap(r.rows + r.row_at[k], u ? u : 1, t->dims[k], t->dims[k], TOKEMB_F32,
+                               TOKEMB_WRAP_READONLY, &sub);
         if (st == TOKEMB_OK) {
-            for (size_t i = 0; i < n[k]; i++) slot_ids[i] = (int64_t)slot[slot_at[k] + i];
+            for (size_t i = 0; i < n[k]; i++) slot_ids[i] = (int64_t)r.slot[r.slot_at[k] + i];
             st = tokemb_lookup_bags(sub, slot_ids, n[k], offsets[k], n_bags[k], mode, w ? w[k] : NULL, tmp + at);
         }
         if (st != TOKEMB_OK) snprintf(msg, TM_MSG, "table %zu: pooling: %.400s", k, tokemb_last_error());
@@ -614,9 +579,6 @@ static int32_t tt_bags(tokemb_mpi_tables *t, const char *fn, const void *const *
     }
     free(tmp);
     free(slot_ids);
-    free(rows);
-    free(slot);
-    free(slot_at);
     tt_route_free(&r);
     return st;
 }
@@ -730,48 +692,6 @@ static int32_t tt_push(tokemb_mpi_tables *t, const char *fn, const void *const *
     return st;
 }
 
-static int tt_i64_cmp(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* One owned table's accumulation into a compact copy of its touched gradient rows: *uniq_out[*u_out]
- * the touched rows (sorted), *compact_out[u][dim] their gradient after the core's accumulation. */
-static int32_t tt_accumulate_compact(const int64_t *ids, size_t R, const float *rows, int64_t dim, const float *grad,
-                                     int64_t **uniq_out, size_t *u_out, float **compact_out) {
-    size_t D = (size_t)dim, u = 0;
-    int64_t *uniq = malloc((R ? R : 1) * sizeof *uniq), *slot = malloc((R ? R : 1) * sizeof *slot);
-    float *compact = NULL;
-    tokemb_table *shape = NULL;
-    int32_t st = uniq && slot ? TOKEMB_OK : TOKEMB_NO_MEMORY;
-    if (st == TOKEMB_OK && R) {
-        memcpy(uniq, ids, R * sizeof *uniq);
-        qsort(uniq, R, sizeof *uniq, tt_i64_cmp);
-        for (size_t k = 0; k < R; k++)
-            if (k == 0 || uniq[k] != uniq[u - 1]) uniq[u++] = uniq[k];
-        for (size_t k = 0; k < R; k++)
-            slot[k] = (const int64_t *)bsearch(&ids[k], uniq, u, sizeof *uniq, tt_i64_cmp) - uniq;
-        compact = malloc(u * D * sizeof *compact);
-        if (!compact) st = TOKEMB_NO_MEMORY;
-        else {
-            for (size_t k = 0; k < u; k++) memcpy(compact + k * D, grad + (size_t)uniq[k] * D, D * sizeof *compact);
-            st = tokemb_table_wrap(compact, (int64_t)u, dim, dim, TOKEMB_F32, TOKEMB_WRAP_READONLY, &shape);
-            if (st == TOKEMB_OK) st = tokemb_grad_accumulate(shape, slot, R, rows, compact);
-        }
-    }
-    tokemb_table_free(shape);
-    free(slot);
-    if (st != TOKEMB_OK) {
-        free(uniq);
-        free(compact);
-        return st;
-    }
-    *uniq_out = uniq;
-    *u_out = u;
-    *compact_out = compact;
-    return TOKEMB_OK;
-}
-
 static int32_t tt_grad(tokemb_mpi_tables *t, const char *fn, const void *const *ids, int is32, const size_t *n,
                        const float *const *grad_out, float *const *grads) {
     tm_err[0] = 0;
@@ -788,30 +708,21 @@ static int32_t tt_grad(tokemb_mpi_tables *t, const char *fn, const void *const *
     if (st != TOKEMB_OK) return st;
     /* every owned table accumulates into a compact copy of its touched rows; copied back only once every
      * rank succeeded */
-    int64_t **uniq = calloc(mine ? mine : 1, sizeof *uniq);
-    float **compact = calloc(mine ? mine : 1, sizeof *compact);
-    size_t *u = calloc(mine ? mine : 1, sizeof *u);
-    if (!uniq || !compact || !u) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+    tm_compact *c = calloc(mine ? mine : 1, sizeof *c);
+    if (!c) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
     for (size_t j = 0; st == TOKEMB_OK && j < mine; j++) {
         size_t k = t->order[j0 + j];
-        st = tt_accumulate_compact(o.ids + o.at[j], o.cnt[j], o.rows + o.fat[j], t->dims[k], grads[k], &uniq[j], &u[j],
-                                   &compact[j]);
-        if (st != TOKEMB_OK)
-            tm_fail(st, msg, "table %zu at its owner: %s", k,
-                    st == TOKEMB_NO_MEMORY ? "out of memory" : tokemb_last_error());
+        char one[TM_MSG];
+        st = tm_accumulate_compact(o.ids + o.at[j], o.cnt[j], o.rows + o.fat[j], t->dims[k], grads[k], &c[j], one);
+        if (st != TOKEMB_OK) tm_fail(st, msg, "table %zu: %.480s", k, one);
     }
     st = tm_agree(t->comm, t->rank, t->size, fn, st, msg);
-    for (size_t j = 0; j < mine && uniq && compact && u; j++) {
-        size_t k = t->order[j0 + j], D = (size_t)t->dims[k];
-        if (st == TOKEMB_OK)
-            for (size_t q = 0; q < u[j]; q++)
-                memcpy(grads[k] + (size_t)uniq[j][q] * D, compact[j] + q * D, D * sizeof(float));
-        free(uniq[j]);
-        free(compact[j]);
+    for (size_t j = 0; c && j < mine; j++) {
+        size_t k = t->order[j0 + j];
+        if (st == TOKEMB_OK) tm_compact_commit(&c[j], t->dims[k], grads[k]);
+        tm_compact_free(&c[j]);
     }
-    free(uniq);
-    free(compact);
-    free(u);
+    free(c);
     tt_owned_free(&o);
     return st;
 }
