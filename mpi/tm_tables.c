@@ -172,6 +172,8 @@ int32_t tokemb_mpi_tables_create(MPI_Comm comm, size_t n_tables, const int64_t *
     char msg[TM_MSG] = "";
     int32_t st = TOKEMB_OK;
     if (!out) st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "out is NULL");
+    else if (n_tables > (size_t)INT_MAX / 2) /* the shapes travel in one message of 2 * n_tables */
+        st = tm_fail(TOKEMB_OVERFLOW, msg, "n_tables = %zu exceeds MPI's int counts", n_tables);
     else st = tt_check_shapes(n_tables, rows, dims, msg);
     /* the count first (every rank takes part, also one that failed above), agreed before the shapes
      * travel, so every rank broadcasts arrays of the same length */
@@ -193,13 +195,8 @@ int32_t tokemb_mpi_tables_create(MPI_Comm comm, size_t n_tables, const int64_t *
         st = tm_agree(dup, rank, size, fn, st, msg);
     }
     if (st == TOKEMB_OK) {
-        /* n_tables < INT_MAX / 2 is implied by the allocation above on any real machine; check anyway */
-        if (n_tables > (size_t)INT_MAX / 2)
-            st = tm_fail(TOKEMB_OVERFLOW, msg, "n_tables = %zu exceeds MPI's int counts", n_tables);
-        else {
-            rc = MPI_Bcast(root, (int)(2 * n_tables), MPI_INT64_T, 0, dup);
-            st = tm_mpi_status(rc, fn, "MPI_Bcast", msg);
-        }
+        rc = MPI_Bcast(root, (int)(2 * n_tables), MPI_INT64_T, 0, dup);
+        st = tm_mpi_status(rc, fn, "MPI_Bcast", msg);
         for (size_t k = 0; st == TOKEMB_OK && k < n_tables; k++)
             if (root[k] != rows[k] || root[n_tables + k] != dims[k])
                 st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg,
@@ -266,13 +263,13 @@ static int32_t tt_check_batch(const tokemb_mpi_tables *t, const void *const *ids
  * each table k, table k's starting at id_at[k] and its rows (dims[k] floats each) at row_at[k]. Receive
  * side: from rank s, for my j-th table (order[first[rank] + j]), rcnt[s * mine + j] ids. */
 typedef struct {
-    int64_t *cnt;   /* [n] */
-    size_t *id_at;  /* [n] */
-    size_t *row_at; /* [n] */
+    int64_t *cnt, *scnt;    /* [n] per table; scnt: the same in exchange order */
+    size_t *id_at, *row_at; /* [n] */
     int64_t *send_ids;
     size_t n_send, n_send_f;
-    int *ic, *rc_; /* [4P] ids: scount, sdispl, rcount, rdispl; rows: the same in floats */
-    int64_t *rcnt; /* [P * mine] */
+    int *ic, *rc_, *cc; /* [4P] each: scount, sdispl, rcount, rdispl of the ids, the rows (in floats) and
+                         * the per-table counts */
+    int64_t *rcnt;      /* [P * mine] */
     int64_t *recv_ids;
     size_t n_recv, n_recv_f;
     /* tt_fetch's result: the distinct rows (table k's r->cnt[k] rows at rows + row_at[k]) and, for
@@ -283,6 +280,9 @@ typedef struct {
 
 static void tt_route_free(tt_route *r) {
     free(r->cnt);
+    free(r->scnt);
+    free(r->id_at);
+    free(r->row_at);
     free(r->send_ids);
     free(r->ic);
     free(r->rcnt);
@@ -300,13 +300,16 @@ static size_t tt_mine(const tokemb_mpi_tables *t) { return t->first[t->rank + 1]
 static int32_t tt_route_alloc(const tokemb_mpi_tables *t, tt_route *r, char *msg) {
     memset(r, 0, sizeof *r);
     size_t P = (size_t)t->size;
-    r->cnt = calloc(3 * t->n, sizeof *r->cnt);
-    r->ic = calloc(8 * P, sizeof *r->ic);
+    r->cnt = calloc(t->n, sizeof *r->cnt);
+    r->scnt = calloc(t->n, sizeof *r->scnt);
+    r->id_at = calloc(t->n, sizeof *r->id_at);
+    r->row_at = calloc(t->n, sizeof *r->row_at);
+    r->ic = calloc(12 * P, sizeof *r->ic);
     r->rcnt = calloc(P * (tt_mine(t) ? tt_mine(t) : 1), sizeof *r->rcnt);
-    if (!r->cnt || !r->ic || !r->rcnt) return tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
-    r->id_at = (size_t *)(r->cnt + t->n);
-    r->row_at = (size_t *)(r->cnt + 2 * t->n);
+    if (!r->cnt || !r->scnt || !r->id_at || !r->row_at || !r->ic || !r->rcnt)
+        return tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
     r->rc_ = r->ic + 4 * P;
+    r->cc = r->ic + 8 * P;
     return TOKEMB_OK;
 }
 
@@ -345,22 +348,16 @@ static int32_t tt_route_ids(tokemb_mpi_tables *t, const char *fn, tt_route *r) {
     char msg[TM_MSG] = "";
     int P = t->size;
     size_t mine = tt_mine(t);
-    int32_t st = TOKEMB_OK;
-    int *cc = malloc(4 * (size_t)P * sizeof *cc);
-    int64_t *scnt = malloc((t->n ? t->n : 1) * sizeof *scnt);
-    if (!cc || !scnt) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
-    st = tm_agree(t->comm, t->rank, P, fn, st, msg);
-    if (st == TOKEMB_OK) {
-        for (int d = 0; d < P; d++) {
-            cc[d] = (int)(t->first[d + 1] - t->first[d]);
-            cc[P + d] = (int)t->first[d];
-            cc[2 * P + d] = (int)mine;
-            cc[3 * P + d] = (int)((size_t)d * mine);
-        }
-        for (size_t j = 0; j < t->n; j++) scnt[j] = r->cnt[t->order[j]];
-        int rc = MPI_Alltoallv(scnt, cc, cc + P, MPI_INT64_T, r->rcnt, cc + 2 * P, cc + 3 * P, MPI_INT64_T, t->comm);
-        st = tm_mpi_status(rc, fn, "MPI_Alltoallv", msg);
+    int *cc = r->cc;
+    for (int d = 0; d < P; d++) {
+        cc[d] = (int)(t->first[d + 1] - t->first[d]);
+        cc[P + d] = (int)t->first[d];
+        cc[2 * P + d] = (int)mine;
+        cc[3 * P + d] = (int)((size_t)d * mine);
     }
+    for (size_t j = 0; j < t->n; j++) r->scnt[j] = r->cnt[t->order[j]];
+    int rc = MPI_Alltoallv(r->scnt, cc, cc + P, MPI_INT64_T, r->rcnt, cc + 2 * P, cc + 3 * P, MPI_INT64_T, t->comm);
+    int32_t st = tm_mpi_status(rc, fn, "MPI_Alltoallv", msg);
     size_t ids = 0, fl = 0;
     int *ic = r->ic, *fc = r->rc_;
     for (int s = 0; st == TOKEMB_OK && s < P; s++) {
@@ -385,12 +382,9 @@ static int32_t tt_route_ids(tokemb_mpi_tables *t, const char *fn, tt_route *r) {
         r->recv_ids = malloc((ids ? ids : 1) * sizeof *r->recv_ids);
         if (!r->recv_ids) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
     }
-    free(cc);
-    free(scnt);
     st = tm_agree(t->comm, t->rank, P, fn, st, msg);
     if (st != TOKEMB_OK) return st;
-    int rc =
-        MPI_Alltoallv(r->send_ids, ic, ic + P, MPI_INT64_T, r->recv_ids, ic + 2 * P, ic + 3 * P, MPI_INT64_T, t->comm);
+    rc = MPI_Alltoallv(r->send_ids, ic, ic + P, MPI_INT64_T, r->recv_ids, ic + 2 * P, ic + 3 * P, MPI_INT64_T, t->comm);
     return tm_agree(t->comm, t->rank, P, fn, tm_mpi_status(rc, fn, "MPI_Alltoallv", msg), msg);
 }
 
