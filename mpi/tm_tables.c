@@ -409,16 +409,16 @@ static tt_seg tt_seg_at(const tokemb_mpi_tables *t, const tt_route *r, int s, si
 /* ---- lookups and bags ------------------------------------------------------------------------------ */
 
 /* Collective fetch of the distinct rows of every table's batch into r->rows / r->slot (tt_route).
- * pre_st/pre_msg: the caller's own validation, agreed together with the batch's. On failure r holds
+ * out (named `what` in messages) is the caller's per-table output, checked against n. pre_st/pre_msg: the caller's own validation, agreed together with the batch's. On failure r holds
  * nothing. */
 static int32_t tt_fetch(tokemb_mpi_tables *t, const char *fn, const void *const *ids, int is32, const size_t *n,
-                        const void *const *out, int32_t pre_st, const char *pre_msg, tt_route *r) {
+                        const void *const *out, const char *what, int32_t pre_st, const char *pre_msg, tt_route *r) {
     char msg[TM_MSG] = "";
     int32_t st = pre_st;
     if (st != TOKEMB_OK) snprintf(msg, TM_MSG, "%s", pre_msg);
     memset(r, 0, sizeof *r);
     int P = t->size;
-    if (st == TOKEMB_OK) st = tt_check_batch(t, ids, is32, n, out, "out", msg);
+    if (st == TOKEMB_OK) st = tt_check_batch(t, ids, is32, n, out, what, msg);
     size_t total = 0, *slot = NULL, *slot_at = NULL;
     tt_key *keys = NULL;
     int64_t *uniq = NULL;
@@ -486,7 +486,7 @@ static int32_t tt_lookup(tokemb_mpi_tables *t, const char *fn, const void *const
     tm_err[0] = 0;
     if (!t) return tm_fail(TOKEMB_INVALID_ARGUMENT, tm_err, "%s: t is NULL", fn);
     tt_route r;
-    int32_t st = tt_fetch(t, fn, ids, is32, n, (const void *const *)out, TOKEMB_OK, "", &r);
+    int32_t st = tt_fetch(t, fn, ids, is32, n, (const void *const *)out, "out", TOKEMB_OK, "", &r);
     if (st != TOKEMB_OK) return st;
     for (size_t k = 0; k < t->n; k++) {
         size_t D = (size_t)t->dims[k];
@@ -538,7 +538,7 @@ static int32_t tt_bags(tokemb_mpi_tables *t, const char *fn, const void *const *
     int32_t st = tt_check_bags(t, n, offsets, n_bags, mode, w, out, msg);
     /* out was checked against n_bags above; the batch check's companion buffer is the ids themselves */
     tt_route r;
-    st = tt_fetch(t, fn, ids, is32, n, (const void *const *)ids, st, msg, &r);
+    st = tt_fetch(t, fn, ids, is32, n, (const void *const *)ids, "ids", st, msg, &r);
     if (st != TOKEMB_OK) return st;
     size_t tmp_n = 0, nmax = 0;
     for (size_t k = 0; k < t->n; k++) {

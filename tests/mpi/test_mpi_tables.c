@@ -254,6 +254,41 @@ static void test_lookups(coll_t *c, unsigned seed) {
     p.off[0] = keep;
     b.nb[0] = nb_keep;
     b.n[0] = n_keep;
+    /* argument faults on one rank each (the lowest failing rank is named): NULL length array on the last
+     * rank, a NULL out entry with ids on rank 0, an unknown mode / weights with MEAN everywhere */
+    st = tokemb_mpi_tables_lookup(c->t, p.ids, rank == size - 1 ? NULL : b.n, p.out);
+    snprintf(want, sizeof want, "rank %d: n, ids or out (the per-table arrays) is NULL", size - 1);
+    CHECK(st == TOKEMB_INVALID_ARGUMENT && strstr(tokemb_mpi_last_error(), want), "NULL n: %d '%s'", (int)st,
+          tokemb_mpi_last_error());
+    /* rank 0 drops the out entry of its first table with ids (if it has any): every rank fails */
+    size_t kn = 0;
+    while (kn + 1 < c->T && b.n[kn] == 0) kn++;
+    int has = rank == 0 && b.n[kn] > 0;
+    MPI_Bcast(&has, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    unsigned long long kn0 = kn, n0 = b.n[kn];
+    MPI_Bcast(&kn0, 1, MPI_UNSIGNED_LONG_LONG, 0, MPI_COMM_WORLD);
+    MPI_Bcast(&n0, 1, MPI_UNSIGNED_LONG_LONG, 0, MPI_COMM_WORLD);
+    float *hold = p.out[kn];
+    if (rank == 0 && has) p.out[kn] = NULL;
+    st = tokemb_mpi_tables_lookup(c->t, p.ids, b.n, p.out);
+    p.out[kn] = hold;
+    if (has) {
+        snprintf(want, sizeof want, "rank 0: table %llu: ids or out is NULL with n = %llu", kn0, n0);
+        CHECK(st == TOKEMB_INVALID_ARGUMENT && strstr(tokemb_mpi_last_error(), want), "NULL out: %d '%s'", (int)st,
+              tokemb_mpi_last_error());
+    } else {
+        for (size_t i = 0; i < MAXT * STRIDE; i++) out[i] = -7.0f; /* it succeeded: nothing to drop */
+    }
+    st = tokemb_mpi_tables_lookup_bags(c->t, p.ids, b.n, p.off, b.nb, 7, NULL, p.out);
+    CHECK(st == TOKEMB_INVALID_ARGUMENT && strstr(tokemb_mpi_last_error(), "rank 0: table 0: unknown bag mode 7"),
+          "mode: %d '%s'", (int)st, tokemb_mpi_last_error());
+    if (c->T > 1) { /* weights on table 1 (odd tables only) */
+        st = tokemb_mpi_tables_lookup_bags(c->t, p.ids, b.n, p.off, b.nb, TOKEMB_MEAN, p.w, p.out);
+        CHECK(st == TOKEMB_INVALID_ARGUMENT &&
+                  strstr(tokemb_mpi_last_error(), "rank 0: table 1: per_sample_weights need mode SUM, got 1"),
+              "weights with MEAN: %d '%s'", (int)st, tokemb_mpi_last_error());
+    }
+    CHECK(all_equal(out, -7.0f, MAXT * STRIDE), "out written by a failed call");
     free(out);
     free(ref);
     free_batch(&b, c->T);
@@ -277,8 +312,11 @@ static void test_grad(coll_t *c, unsigned seed) {
         make_batch(&b, c, seed * 3 + q);
         ptrs_t p;
         make_ptrs(&p, &b, c->T, NULL, 0);
-        int32_t st = q ? tokemb_mpi_tables_grad_accumulate_i32(c->t, p.ids32, b.n, p.g, grads)
-                       : tokemb_mpi_tables_grad_accumulate(c->t, p.ids, b.n, p.g, grads);
+        /* a rank that owns no table passes no gradient array at all */
+        int owns = 0;
+        for (size_t k = 0; k < c->T; k++) owns |= tokemb_mpi_tables_owner(c->t, k) == rank;
+        int32_t st = q ? tokemb_mpi_tables_grad_accumulate_i32(c->t, p.ids32, b.n, p.g, owns ? grads : NULL)
+                       : tokemb_mpi_tables_grad_accumulate(c->t, p.ids, b.n, p.g, owns ? grads : NULL);
         CHECK(st == TOKEMB_OK, "grad: %s", tokemb_mpi_last_error());
         for (size_t k = 0; k < c->T; k++) {
             tokemb_grad_accumulate(c->full[k], b.all_ids[k], b.total[k], b.all_g[k], refs[k]);
@@ -364,6 +402,20 @@ static void test_optim(coll_t *c, unsigned seed) {
         }
         free_batch(&b, c->T);
     }
+    /* the last table FROZEN on its owner: every rank fails with READ_ONLY, naming it */
+    size_t kl = c->T - 1;
+    tokemb_table *ll = tokemb_mpi_tables_local(c->t, kl);
+    if (ll) tokemb_table_set_param(ll, TOKEMB_FROZEN, 1);
+    make_batch(&b, c, seed + 98);
+    make_ptrs(&p, &b, c->T, NULL, 0);
+    st = tokemb_mpi_tables_optim_step(c->t, p.ids, b.n, p.g);
+    char want[96];
+    snprintf(want, sizeof want, "rank %d: table %zu is FROZEN on its owner", (int)tokemb_mpi_tables_owner(c->t, kl),
+             kl);
+    CHECK(st == TOKEMB_READ_ONLY && strstr(tokemb_mpi_last_error(), want), "frozen: %d '%s'", (int)st,
+          tokemb_mpi_last_error());
+    if (ll) tokemb_table_set_param(ll, TOKEMB_FROZEN, 0);
+    free_batch(&b, c->T);
     /* a bad id on the last rank: no table changes anywhere */
     make_batch(&b, c, seed + 99);
     make_ptrs(&p, &b, c->T, NULL, 0);
