@@ -240,6 +240,16 @@ TOKEMB_MPI_API int32_t tokemb_mpi_tables_owner(const tokemb_mpi_tables *t, size_
 TOKEMB_MPI_API tokemb_table *tokemb_mpi_tables_local(tokemb_mpi_tables *t, size_t k);
 
 /**
+ * What this rank sent in the last collective lookup, bags, gradient or step call on t (0 and 0 after a
+ * failed call): *ids = the ids it sent to the owners (for lookups and bags the distinct ids of each
+ * table: each distinct (table, id, requesting rank) travels once), *floats = the row floats it sent
+ * (for lookups and bags the rows it served as an owner; for gradients and steps its grad_out rows).
+ * Lets a caller check the traffic against its minimum. Not collective. Errors: TOKEMB_INVALID_ARGUMENT
+ * (NULL t, ids or floats).
+ */
+TOKEMB_MPI_API int32_t tokemb_mpi_tables_traffic(const tokemb_mpi_tables *t, uint64_t *ids, uint64_t *floats);
+
+/**
  * Collective lookup over every table at once: each rank passes, for every table k, its own ids[k][n[k]]
  * and gets out[k][n[k]][dims[k]] = table_k[ids[k][i]]. Each rank de-duplicates its ids per table; the
  * distinct ids of every table travel to their owners in one MPI_Alltoallv and the rows come back in one

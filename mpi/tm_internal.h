@@ -105,5 +105,14 @@ int32_t tm_accumulate_compact(const int64_t *ids, size_t R, const float *rows, i
                               tm_compact *c, char *msg);
 void tm_compact_commit(const tm_compact *c, int64_t dim, float *grad);
 void tm_compact_free(tm_compact *c);
+/* (id, position) pairs ordered by id, then position. tm_sort_idpos sorts a[n] whose positions increase
+ * on entry and whose ids lie in [0, bound): a stable LSD radix sort over the bits of bound - 1 (linear in
+ * n; tmp[n] is scratch), qsort with tm_idpos_cmp below 256 pairs. */
+typedef struct {
+    int64_t id;
+    size_t i;
+} tm_idpos;
+int tm_idpos_cmp(const void *a, const void *b);
+void tm_sort_idpos(tm_idpos *a, size_t n, int64_t bound, tm_idpos *tmp);
 
 #endif

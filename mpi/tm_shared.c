@@ -1,6 +1,7 @@
 /* Small pieces shared by the collectives of tokemb_mpi.c and the tm_<topic>.c files: the communicator
- * every collection keeps, one CSR batch's bag checks, and an owner's gradient accumulation into a
- * compact copy of the rows it touches (declared in tm_internal.h). */
+ * every collection keeps, one CSR batch's bag checks, an owner's gradient accumulation into a compact
+ * copy of the rows it touches, and the (id, position) sort that de-duplicates a batch (declared in
+ * tm_internal.h). */
 #define _GNU_SOURCE
 #include "tm_internal.h"
 
@@ -79,4 +80,30 @@ void tm_compact_free(tm_compact *c) {
     free(c->uniq);
     free(c->rows);
     memset(c, 0, sizeof *c);
+}
+
+int tm_idpos_cmp(const void *a, const void *b) {
+    const tm_idpos *x = a, *y = b;
+    if (x->id != y->id) return x->id < y->id ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+void tm_sort_idpos(tm_idpos *a, size_t n, int64_t bound, tm_idpos *tmp) {
+    if (n < 256) {
+        qsort(a, n, sizeof *a, tm_idpos_cmp);
+        return;
+    }
+    uint64_t top = bound > 1 ? (uint64_t)(bound - 1) : 0;
+    tm_idpos *src = a, *dst = tmp;
+    for (unsigned shift = 0; shift < 64 && (top >> shift) != 0; shift += 8) {
+        size_t count[257] = {0};
+        for (size_t k = 0; k < n; k++) count[(((uint64_t)src[k].id >> shift) & 255) + 1]++;
+        if (count[(((uint64_t)src[0].id >> shift) & 255) + 1] == n) continue; /* one digit: nothing moves */
+        for (int d = 0; d < 256; d++) count[d + 1] += count[d];
+        for (size_t k = 0; k < n; k++) dst[count[((uint64_t)src[k].id >> shift) & 255]++] = src[k];
+        tm_idpos *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != a) memcpy(a, src, n * sizeof *a);
 }

@@ -22,24 +22,13 @@ struct tokemb_mpi_tables {
     size_t n;
     int64_t *rows, *dims;
     int32_t *owner;
-    size_t *order;        /* [n] tables sorted by (owner, index): the layout of every exchange */
-    size_t *first;        /* [size + 1] rank r's tables are order[first[r] .. first[r + 1]) */
-    tokemb_table **local; /* [n] NULL where another rank owns the table */
+    size_t *order;                  /* [n] tables sorted by (owner, index): the layout of every exchange */
+    size_t *first;                  /* [size + 1] rank r's tables are order[first[r] .. first[r + 1]) */
+    tokemb_table **local;           /* [n] NULL where another rank owns the table */
+    uint64_t sent_ids, sent_floats; /* tokemb_mpi_tables_traffic */
 };
 
 /* ---- placement ------------------------------------------------------------------------------- */
-
-/* (id, position) pairs sorted by id, then position: the ids of a batch, and the tables by cost */
-typedef struct {
-    int64_t id;
-    size_t i;
-} tt_key;
-
-static int tt_key_cmp(const void *a, const void *b) {
-    const tt_key *x = a, *y = b;
-    if (x->id != y->id) return x->id < y->id ? -1 : 1;
-    return (x->i > y->i) - (x->i < y->i);
-}
 
 /* Shape checks shared by plan and create: rows/dims >= 1 and the total size in bytes fits int64. */
 static int32_t tt_check_shapes(size_t n, const int64_t *rows, const int64_t *dims, char *msg) {
@@ -59,7 +48,7 @@ static int32_t tt_check_shapes(size_t n, const int64_t *rows, const int64_t *dim
 
 /* The greedy rule of tokemb_mpi_tables_plan over already checked shapes. */
 static int32_t tt_place(size_t n, const int64_t *rows, const int64_t *dims, int P, int32_t *owner, char *msg) {
-    tt_key *c = malloc(n * sizeof *c);
+    tm_idpos *c = malloc(n * sizeof *c);
     int64_t *load = calloc((size_t)P, sizeof *load);
     if (!c || !load) {
         free(c);
@@ -67,8 +56,8 @@ static int32_t tt_place(size_t n, const int64_t *rows, const int64_t *dims, int 
         return tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
     }
     /* decreasing cost, equal costs by increasing index: increasing (-cost, index) */
-    for (size_t k = 0; k < n; k++) c[k] = (tt_key){-(rows[k] * dims[k] * 4), k};
-    qsort(c, n, sizeof *c, tt_key_cmp);
+    for (size_t k = 0; k < n; k++) c[k] = (tm_idpos){-(rows[k] * dims[k] * 4), k};
+    qsort(c, n, sizeof *c, tm_idpos_cmp);
     for (size_t j = 0; j < n; j++) {
         int best = 0;
         for (int r = 1; r < P; r++)
@@ -234,6 +223,14 @@ int64_t tokemb_mpi_tables_dim(const tokemb_mpi_tables *t, size_t k) { return t &
 int32_t tokemb_mpi_tables_owner(const tokemb_mpi_tables *t, size_t k) { return t && k < t->n ? t->owner[k] : -1; }
 tokemb_table *tokemb_mpi_tables_local(tokemb_mpi_tables *t, size_t k) { return t && k < t->n ? t->local[k] : NULL; }
 
+int32_t tokemb_mpi_tables_traffic(const tokemb_mpi_tables *t, uint64_t *ids, uint64_t *floats) {
+    if (!t || !ids || !floats)
+        return tm_fail(TOKEMB_INVALID_ARGUMENT, tm_err, "tokemb_mpi_tables_traffic: t, ids or floats is NULL");
+    *ids = t->sent_ids;
+    *floats = t->sent_floats;
+    return TOKEMB_OK;
+}
+
 /* ---- batch checks ---------------------------------------------------------------------------------- */
 
 /* This rank's per-table batches: the arrays, NULL pointers, ids inside each table. */
@@ -255,6 +252,12 @@ static int32_t tt_check_batch(const tokemb_mpi_tables *t, const void *const *ids
         }
     }
     return TOKEMB_OK;
+}
+
+/* A call's final status; a failed call reports no traffic (tokemb_mpi_tables_traffic). */
+static int32_t tt_done(tokemb_mpi_tables *t, int32_t st) {
+    if (st != TOKEMB_OK) t->sent_ids = t->sent_floats = 0;
+    return st;
 }
 
 /* ---- the exchange ------------------------------------------------------------------------------- */
@@ -417,15 +420,16 @@ static int32_t tt_fetch(tokemb_mpi_tables *t, const char *fn, const void *const 
     int32_t st = pre_st;
     if (st != TOKEMB_OK) snprintf(msg, TM_MSG, "%s", pre_msg);
     memset(r, 0, sizeof *r);
+    t->sent_ids = t->sent_floats = 0;
     int P = t->size;
     if (st == TOKEMB_OK) st = tt_check_batch(t, ids, is32, n, out, what, msg);
     size_t total = 0, *slot = NULL, *slot_at = NULL;
-    tt_key *keys = NULL;
+    tm_idpos *keys = NULL;
     int64_t *uniq = NULL;
     if (st == TOKEMB_OK) st = tt_route_alloc(t, r, msg);
     if (st == TOKEMB_OK) {
         for (size_t k = 0; k < t->n; k++) total += n[k];
-        keys = malloc((total ? total : 1) * sizeof *keys);
+        keys = malloc(2 * (total ? total : 1) * sizeof *keys); /* pairs, then the sort's scratch */
         uniq = malloc((total ? total : 1) * sizeof *uniq);
         slot = r->slot = malloc((total ? total : 1) * sizeof *slot);
         slot_at = r->slot_at = malloc(t->n * sizeof *slot_at);
@@ -436,9 +440,9 @@ static int32_t tt_fetch(tokemb_mpi_tables *t, const char *fn, const void *const 
         size_t at = 0;
         for (size_t k = 0; k < t->n; k++) {
             slot_at[k] = at;
-            tt_key *kk = keys + at;
-            for (size_t i = 0; i < n[k]; i++) kk[i] = (tt_key){tm_id_at(ids[k], is32, i), i};
-            qsort(kk, n[k], sizeof *kk, tt_key_cmp);
+            tm_idpos *kk = keys + at;
+            for (size_t i = 0; i < n[k]; i++) kk[i] = (tm_idpos){tm_id_at(ids[k], is32, i), i};
+            tm_sort_idpos(kk, n[k], t->rows[k], keys + total + at);
             size_t u = 0;
             for (size_t i = 0; i < n[k]; i++) {
                 if (i == 0 || kk[i].id != kk[i - 1].id) uniq[at + u++] = kk[i].id;
@@ -478,6 +482,10 @@ static int32_t tt_fetch(tokemb_mpi_tables *t, const char *fn, const void *const 
     }
     free(reply);
     if (st != TOKEMB_OK) tt_route_free(r);
+    else {
+        t->sent_ids = r->n_send;
+        t->sent_floats = r->n_recv_f;
+    }
     return st;
 }
 
@@ -574,7 +582,7 @@ static int32_t tt_bags(tokemb_mpi_tables *t, const char *fn, const void *const *
     free(tmp);
     free(slot_ids);
     tt_route_free(&r);
-    return st;
+    return tt_done(t, st);
 }
 
 int32_t tokemb_mpi_tables_lookup_bags(tokemb_mpi_tables *t, const int64_t *const *ids, const size_t *n,
@@ -617,6 +625,7 @@ static int32_t tt_push(tokemb_mpi_tables *t, const char *fn, const void *const *
     int32_t st = pre_st;
     if (st != TOKEMB_OK) snprintf(msg, TM_MSG, "%s", pre_msg);
     memset(o, 0, sizeof *o);
+    t->sent_ids = t->sent_floats = 0;
     int P = t->size;
     tt_route r;
     memset(&r, 0, sizeof r);
@@ -681,6 +690,10 @@ static int32_t tt_push(tokemb_mpi_tables *t, const char *fn, const void *const *
     }
     free(srows);
     free(rrows);
+    if (st == TOKEMB_OK) {
+        t->sent_ids = r.n_send;
+        t->sent_floats = r.n_send_f;
+    }
     tt_route_free(&r);
     if (st != TOKEMB_OK) tt_owned_free(o);
     return st;
@@ -718,7 +731,7 @@ static int32_t tt_grad(tokemb_mpi_tables *t, const char *fn, const void *const *
     }
     free(c);
     tt_owned_free(&o);
-    return st;
+    return tt_done(t, st);
 }
 
 int32_t tokemb_mpi_tables_grad_accumulate(tokemb_mpi_tables *t, const int64_t *const *ids, const size_t *n,
@@ -756,7 +769,7 @@ static int32_t tt_step(tokemb_mpi_tables *t, const char *fn, const void *const *
     }
     st = tm_agree(t->comm, t->rank, t->size, fn, st, msg);
     tt_owned_free(&o);
-    return st;
+    return tt_done(t, st);
 }
 
 int32_t tokemb_mpi_tables_optim_step(tokemb_mpi_tables *t, const int64_t *const *ids, const size_t *n,

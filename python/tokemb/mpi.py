@@ -66,6 +66,7 @@ _SIGS = {
     "tokemb_mpi_tables_dim": (_c.c_int64, [_P, _c.c_size_t]),
     "tokemb_mpi_tables_owner": (_c.c_int32, [_P, _c.c_size_t]),
     "tokemb_mpi_tables_local": (_P, [_P, _c.c_size_t]),
+    "tokemb_mpi_tables_traffic": (_c.c_int32, [_P, _c.POINTER(_c.c_uint64), _c.POINTER(_c.c_uint64)]),
     "tokemb_mpi_tables_lookup": (_c.c_int32, [_P, _P, _P, _P]),
     "tokemb_mpi_tables_lookup_i32": (_c.c_int32, [_P, _P, _P, _P]),
     "tokemb_mpi_tables_lookup_bags": (_c.c_int32, [_P, _P, _P, _P, _P, _c.c_int32, _P, _P]),
@@ -310,6 +311,13 @@ class ShardedTables(Lifetime):
         """Table k as a tokemb.Table borrowed from the collection if this rank owns it, else None."""
         p = lib.tokemb_mpi_tables_local(self._p, self._k(k))
         return Table._borrow(p, self._h) if p else None
+
+    def traffic(self) -> tuple:
+        """(ids, floats) this rank sent in the last collective call (tokemb_mpi_tables_traffic): for lookups
+        and bags its distinct ids per table and the row floats it served as an owner."""
+        i, f = ctypes.c_uint64(), ctypes.c_uint64()
+        _check(lib.tokemb_mpi_tables_traffic(self._p, ctypes.byref(i), ctypes.byref(f)), "tokemb_mpi_tables_traffic")
+        return i.value, f.value
 
     def _k(self, k: int) -> int:
         if not 0 <= int(k) < len(self.shapes):

@@ -222,7 +222,7 @@ static void test_lookups(coll_t *c, unsigned seed) {
     /* an id outside its table on the last rank (last table, index 2): every rank fails, naming it */
     size_t kb = c->T - 1;
     for (size_t i = 0; i < MAXT * STRIDE; i++) out[i] = -7.0f;
-    int64_t bad[3] = {0, 1, c->R[kb]};
+    int64_t bad[3] = {0, 0, c->R[kb]};
     size_t nbad[MAXT];
     memcpy(nbad, b.n, sizeof nbad);
     if (rank == size - 1) {
@@ -294,6 +294,68 @@ static void test_lookups(coll_t *c, unsigned seed) {
     free_batch(&b, c->T);
 }
 
+/* Batches of 256 ids and more per table (the de-duplication's radix sort; below 256 it compares):
+ * lookups and pooled bags against the core, ids skewed to a few hot rows and spread over all. */
+static void test_large(coll_t *c, unsigned seed) {
+    unsigned s = seed * 7919u + (unsigned)rank * 104729u + 17u;
+    int64_t *ids[MAXT], *off[MAXT];
+    float *out[MAXT], *ref;
+    size_t n[MAXT], nb[MAXT], most = 0;
+    for (size_t k = 0; k < c->T; k++) {
+        n[k] = 256 + (size_t)rank * 37 + k * 101;
+        nb[k] = n[k] / 8;
+        ids[k] = malloc(n[k] * sizeof(int64_t));
+        off[k] = malloc((nb[k] + 1) * sizeof(int64_t));
+        out[k] = malloc(n[k] * (size_t)c->D[k] * sizeof(float));
+        for (size_t i = 0; i < n[k]; i++) {
+            unsigned v = lcg(&s) ^ (lcg(&s) << 12);
+            ids[k][i] = (int64_t)(i % 3 ? v % (uint64_t)c->R[k] : v % 5 % (uint64_t)c->R[k]);
+        }
+        for (size_t b = 0; b <= nb[k]; b++) off[k][b] = (int64_t)(b * 8);
+        off[k][nb[k]] = (int64_t)n[k];
+        if (n[k] * (size_t)c->D[k] > most) most = n[k] * (size_t)c->D[k];
+    }
+    ref = malloc(most * sizeof *ref);
+    const int64_t *ci[MAXT], *co[MAXT];
+    memcpy(ci, ids, sizeof ci);
+    memcpy(co, off, sizeof co);
+    CHECK(tokemb_mpi_tables_lookup(c->t, ci, n, out) == TOKEMB_OK, "large lookup: %s", tokemb_mpi_last_error());
+    /* traffic: this rank sent each distinct id of each table once; the row floats all owners served
+     * add up to every rank's distinct ids times the table's dim */
+    uint64_t distinct = 0, want_f = 0, sent_i = 0, sent_f = 0, sums[2], all[2];
+    for (size_t k = 0; k < c->T; k++) {
+        char *seen = calloc((size_t)c->R[k], 1);
+        for (size_t i = 0; i < n[k]; i++)
+            if (!seen[ids[k][i]]) {
+                seen[ids[k][i]] = 1;
+                distinct++;
+                want_f += (uint64_t)c->D[k];
+            }
+        free(seen);
+    }
+    CHECK(tokemb_mpi_tables_traffic(c->t, &sent_i, &sent_f) == TOKEMB_OK && sent_i == distinct,
+          "sent %llu ids, %llu distinct", (unsigned long long)sent_i, (unsigned long long)distinct);
+    sums[0] = want_f;
+    sums[1] = sent_f;
+    MPI_Allreduce(sums, all, 2, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+    CHECK(all[0] == all[1], "owners served %llu floats, %llu requested", (unsigned long long)all[1],
+          (unsigned long long)all[0]);
+    for (size_t k = 0; k < c->T; k++) {
+        tokemb_lookup(c->full[k], ids[k], n[k], ref);
+        CHECK(memcmp(out[k], ref, n[k] * (size_t)c->D[k] * sizeof *ref) == 0, "large lookup of table %zu", k);
+    }
+    CHECK(tokemb_mpi_tables_lookup_bags(c->t, ci, n, co, nb, TOKEMB_MEAN, NULL, out) == TOKEMB_OK, "large bags: %s",
+          tokemb_mpi_last_error());
+    for (size_t k = 0; k < c->T; k++) {
+        tokemb_lookup_bags(c->full[k], ids[k], n[k], off[k], nb[k], TOKEMB_MEAN, NULL, ref);
+        CHECK(memcmp(out[k], ref, nb[k] * (size_t)c->D[k] * sizeof *ref) == 0, "large bags of table %zu", k);
+        free(ids[k]);
+        free(off[k]);
+        free(out[k]);
+    }
+    free(ref);
+}
+
 /* Each owner's gradient buffer (non-zero start) vs the core's accumulation over the concatenated batch. */
 static void test_grad(coll_t *c, unsigned seed) {
     float *grads[MAXT] = {0}, *refs[MAXT] = {0};
@@ -318,6 +380,13 @@ static void test_grad(coll_t *c, unsigned seed) {
         int32_t st = q ? tokemb_mpi_tables_grad_accumulate_i32(c->t, p.ids32, b.n, p.g, owns ? grads : NULL)
                        : tokemb_mpi_tables_grad_accumulate(c->t, p.ids, b.n, p.g, owns ? grads : NULL);
         CHECK(st == TOKEMB_OK, "grad: %s", tokemb_mpi_last_error());
+        uint64_t ti = 0, tf = 0, wi = 0, wf = 0; /* every contribution travels, none pre-summed */
+        for (size_t k = 0; k < c->T; k++) {
+            wi += b.n[k];
+            wf += b.n[k] * (uint64_t)c->D[k];
+        }
+        CHECK(tokemb_mpi_tables_traffic(c->t, &ti, &tf) == TOKEMB_OK && ti == wi && tf == wf, "grad traffic %llu %llu",
+              (unsigned long long)ti, (unsigned long long)tf);
         for (size_t k = 0; k < c->T; k++) {
             tokemb_grad_accumulate(c->full[k], b.all_ids[k], b.total[k], b.all_g[k], refs[k]);
             if (grads[k])
@@ -426,6 +495,9 @@ static void test_optim(coll_t *c, unsigned seed) {
     }
     st = tokemb_mpi_tables_optim_step(c->t, p.ids, b.n, p.g);
     CHECK(st == TOKEMB_OUT_OF_RANGE, "bad id in step: %d", (int)st);
+    uint64_t ti = 1, tf = 1;
+    CHECK(tokemb_mpi_tables_traffic(c->t, &ti, &tf) == TOKEMB_OK && ti == 0 && tf == 0, "traffic after a failure");
+    CHECK(tokemb_mpi_tables_traffic(NULL, &ti, &tf) == TOKEMB_INVALID_ARGUMENT, "traffic of NULL");
     for (size_t k = 0; k < c->T; k++) {
         tokemb_table *l = tokemb_mpi_tables_local(c->t, k);
         if (!l) continue;
@@ -472,15 +544,17 @@ int main(int argc, char **argv) {
     test_create_faults();
     static const int64_t R2[2] = {40, 9}, D2[2] = {3, 6};
     static const int64_t R1[1] = {13}, D1[1] = {5};
+    static const int64_t R3[3] = {70000, 300, 1}, D3[3] = {2, 3, 4}; /* ids of 17, 9 and 0 bits */
     struct {
         size_t T;
         const int64_t *R, *D;
-    } sets[3] = {{7, R7, D7}, {2, R2, D2}, {1, R1, D1}};
+    } sets[4] = {{7, R7, D7}, {2, R2, D2}, {1, R1, D1}, {3, R3, D3}};
     unsigned seed = 1;
-    for (int s = 0; s < 3; s++) {
+    for (int s = 0; s < 4; s++) {
         coll_t c;
         if (!make_coll(&c, sets[s].T, sets[s].R, sets[s].D)) continue;
         test_lookups(&c, seed++);
+        test_large(&c, seed++);
         test_grad(&c, seed++);
         test_optim(&c, seed++);
         free_coll(&c);

@@ -52,6 +52,10 @@ for k, o in enumerate(ts.lookup(ids)):
     same("lookup %d" % k, o, refs[k].lookup(ids[k]))
 for k, o in enumerate(ts.lookup([i.astype(np.int32) for i in ids])):
     same("lookup i32 %d" % k, o, refs[k].lookup(ids[k]))
+sent_ids, sent_floats = ts.traffic()  # each distinct id of each table once; owners serve every rank's
+same("ids sent", sent_ids, sum(np.unique(i).size for i in ids))
+same("row floats served", comm.allreduce(sent_floats), comm.allreduce(sum(np.unique(i).size * d for i, (_, d) in
+                                                                          zip(ids, SHAPES))))
 offs = [np.array([0, i.size // 2, i.size], dtype=np.int64) for i in ids]
 w = [rng.standard_normal(i.size).astype(np.float32) if k % 2 else None for k, i in enumerate(ids)]
 for mode, psw in (("sum", None), ("mean", None), ("max", None), ("sum", w)):
