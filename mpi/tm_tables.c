@@ -16,6 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Scratch buffers a collection keeps between calls (fresh large buffers would cost a page fault per 4 KiB
+ * on every call): each grows to the largest batch seen and is freed with the collection. Lookups and bags
+ * use all of them; gradients and steps reuse ROWS for the rows they send, REPLY for those they receive,
+ * UNIQ and TMP for an owner's regrouped ids and rows. */
+enum { TW_KEYS, TW_UNIQ, TW_SLOT, TW_SEND_IDS, TW_RECV_IDS, TW_REPLY, TW_ROWS, TW_TMP, TW_SLOT_IDS, TW_N };
+
 struct tokemb_mpi_tables {
     MPI_Comm comm; /* duplicate with MPI_ERRORS_RETURN */
     int rank, size;
@@ -26,7 +32,22 @@ struct tokemb_mpi_tables {
     size_t *first;                  /* [size + 1] rank r's tables are order[first[r] .. first[r + 1]) */
     tokemb_table **local;           /* [n] NULL where another rank owns the table */
     uint64_t sent_ids, sent_floats; /* tokemb_mpi_tables_traffic */
+    struct {
+        void *p;
+        size_t cap;
+    } ws[TW_N];
 };
+
+/* Workspace buffer w with room for n elements of `size` bytes (its contents are not kept), or NULL. */
+static void *tt_ws(tokemb_mpi_tables *t, int w, size_t n, size_t size) {
+    size_t bytes = (n ? n : 1) * size;
+    if (t->ws[w].cap < bytes) {
+        free(t->ws[w].p);
+        t->ws[w].p = malloc(bytes);
+        t->ws[w].cap = t->ws[w].p ? bytes : 0;
+    }
+    return t->ws[w].p;
+}
 
 /* ---- placement ------------------------------------------------------------------------------- */
 
@@ -93,6 +114,7 @@ int32_t tokemb_mpi_tables_plan(size_t n_tables, const int64_t *rows, const int64
 static void tt_free(tokemb_mpi_tables *t) {
     if (!t) return;
     for (size_t k = 0; t->local && k < t->n; k++) tokemb_table_free(t->local[k]);
+    for (int w = 0; w < TW_N; w++) free(t->ws[w].p);
     free(t->local);
     free(t->rows);
     free(t->owner);
@@ -286,12 +308,8 @@ static void tt_route_free(tt_route *r) {
     free(r->scnt);
     free(r->id_at);
     free(r->row_at);
-    free(r->send_ids);
     free(r->ic);
     free(r->rcnt);
-    free(r->recv_ids);
-    free(r->rows);
-    free(r->slot);
     free(r->slot_at);
     memset(r, 0, sizeof *r);
 }
@@ -318,7 +336,7 @@ static int32_t tt_route_alloc(const tokemb_mpi_tables *t, tt_route *r, char *msg
 
 /* With r->cnt set: the exchange-order offsets, per-rank send counts (ids and floats, MPI int limits)
  * and the send id buffer. */
-static int32_t tt_route_layout(const tokemb_mpi_tables *t, tt_route *r, char *msg) {
+static int32_t tt_route_layout(tokemb_mpi_tables *t, tt_route *r, char *msg) {
     int P = t->size;
     size_t ids = 0, fl = 0;
     for (int d = 0; d < P; d++) {
@@ -340,15 +358,16 @@ static int32_t tt_route_layout(const tokemb_mpi_tables *t, tt_route *r, char *ms
     }
     r->n_send = ids;
     r->n_send_f = fl;
-    r->send_ids = malloc((ids ? ids : 1) * sizeof *r->send_ids);
+    r->send_ids = tt_ws(t, TW_SEND_IDS, ids, sizeof *r->send_ids);
     if (!r->send_ids) return tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
     return TOKEMB_OK;
 }
 
 /* Collective, after the send side is agreed: per-table counts to the owners (known-size exchange), the
- * receive side laid out and agreed, then the ids of every table in one MPI_Alltoallv. */
-static int32_t tt_route_ids(tokemb_mpi_tables *t, const char *fn, tt_route *r) {
-    char msg[TM_MSG] = "";
+ * receive side laid out and agreed, then the ids of every table in one MPI_Alltoallv. Returns with
+ * *pending = 0 an agreed failure, or with *pending = 1 this rank's own status of the id exchange (message
+ * in msg), which the caller agrees on together with its next step. */
+static int32_t tt_route_ids(tokemb_mpi_tables *t, const char *fn, tt_route *r, char *msg, int *pending) {
     int P = t->size;
     size_t mine = tt_mine(t);
     int *cc = r->cc;
@@ -382,13 +401,14 @@ static int32_t tt_route_ids(tokemb_mpi_tables *t, const char *fn, tt_route *r) {
     if (st == TOKEMB_OK) {
         r->n_recv = ids;
         r->n_recv_f = fl;
-        r->recv_ids = malloc((ids ? ids : 1) * sizeof *r->recv_ids);
+        r->recv_ids = tt_ws(t, TW_RECV_IDS, ids, sizeof *r->recv_ids);
         if (!r->recv_ids) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
     }
     st = tm_agree(t->comm, t->rank, P, fn, st, msg);
     if (st != TOKEMB_OK) return st;
     rc = MPI_Alltoallv(r->send_ids, ic, ic + P, MPI_INT64_T, r->recv_ids, ic + 2 * P, ic + 3 * P, MPI_INT64_T, t->comm);
-    return tm_agree(t->comm, t->rank, P, fn, tm_mpi_status(rc, fn, "MPI_Alltoallv", msg), msg);
+    *pending = 1;
+    return tm_mpi_status(rc, fn, "MPI_Alltoallv", msg);
 }
 
 /* Walks the received segments of my tables: for rank s and my j-th table k, the segment's first id in
@@ -411,14 +431,14 @@ static tt_seg tt_seg_at(const tokemb_mpi_tables *t, const tt_route *r, int s, si
 
 /* ---- lookups and bags ------------------------------------------------------------------------------ */
 
-/* Collective fetch of the distinct rows of every table's batch into r->rows / r->slot (tt_route).
- * out (named `what` in messages) is the caller's per-table output, checked against n. pre_st/pre_msg: the caller's own validation, agreed together with the batch's. On failure r holds
- * nothing. */
+/* Collective fetch of the distinct rows of every table's batch into r->rows / r->slot (tt_route). out
+ * (named `what` in messages) is the caller's per-table output, checked against n. st/msg: the caller's
+ * own validation, agreed together with the batch's; msg then carries the failure. Returns with
+ * *pending = 0 an agreed failure, or with *pending = 1 this rank's own outcome of the last exchange, which
+ * the caller agrees on (after its own local work when it is TOKEMB_OK). The caller frees r. */
 static int32_t tt_fetch(tokemb_mpi_tables *t, const char *fn, const void *const *ids, int is32, const size_t *n,
-                        const void *const *out, const char *what, int32_t pre_st, const char *pre_msg, tt_route *r) {
-    char msg[TM_MSG] = "";
-    int32_t st = pre_st;
-    if (st != TOKEMB_OK) snprintf(msg, TM_MSG, "%s", pre_msg);
+                        const void *const *out, const char *what, int32_t st, char *msg, tt_route *r, int *pending) {
+    *pending = 0;
     memset(r, 0, sizeof *r);
     t->sent_ids = t->sent_floats = 0;
     int P = t->size;
@@ -429,9 +449,9 @@ static int32_t tt_fetch(tokemb_mpi_tables *t, const char *fn, const void *const 
     if (st == TOKEMB_OK) st = tt_route_alloc(t, r, msg);
     if (st == TOKEMB_OK) {
         for (size_t k = 0; k < t->n; k++) total += n[k];
-        keys = malloc(2 * (total ? total : 1) * sizeof *keys); /* pairs, then the sort's scratch */
-        uniq = malloc((total ? total : 1) * sizeof *uniq);
-        slot = r->slot = malloc((total ? total : 1) * sizeof *slot);
+        keys = tt_ws(t, TW_KEYS, 2 * total, sizeof *keys); /* pairs, then the sort's scratch */
+        uniq = tt_ws(t, TW_UNIQ, total, sizeof *uniq);
+        slot = r->slot = tt_ws(t, TW_SLOT, total, sizeof *slot);
         slot_at = r->slot_at = malloc(t->n * sizeof *slot_at);
         if (!keys || !uniq || !slot || !slot_at) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
     }
@@ -455,34 +475,31 @@ static int32_t tt_fetch(tokemb_mpi_tables *t, const char *fn, const void *const 
         for (size_t k = 0; st == TOKEMB_OK && k < t->n; k++)
             memcpy(r->send_ids + r->id_at[k], uniq + slot_at[k], (size_t)r->cnt[k] * sizeof *uniq);
     }
-    free(keys);
-    free(uniq);
     st = tm_agree(t->comm, t->rank, P, fn, st, msg);
-    if (st == TOKEMB_OK) st = tt_route_ids(t, fn, r);
-    float *reply = NULL;
-    if (st == TOKEMB_OK) {
-        reply = malloc((r->n_recv_f ? r->n_recv_f : 1) * sizeof *reply);
-        r->rows = malloc((r->n_send_f ? r->n_send_f : 1) * sizeof *r->rows);
-        if (!reply || !r->rows) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
-        size_t id = 0, f = 0;
-        for (int s = 0; st == TOKEMB_OK && s < P; s++)
-            for (size_t j = 0; st == TOKEMB_OK && j < tt_mine(t); j++) {
-                tt_seg g = tt_seg_at(t, r, s, j, &id, &f);
-                if (!g.count) continue;
-                int32_t ls = tokemb_lookup(t->local[g.k], r->recv_ids + g.id0, g.count, reply + g.f0);
-                if (ls != TOKEMB_OK) st = tm_fail(ls, msg, "table %zu at its owner: %s", g.k, tokemb_last_error());
-            }
-        st = tm_agree(t->comm, t->rank, P, fn, st, msg);
-        if (st == TOKEMB_OK) {
-            /* the rows travel back: the receive layout of the ids is the send layout of the rows */
-            int *f_ = r->rc_;
-            int rc = MPI_Alltoallv(reply, f_ + 2 * P, f_ + 3 * P, MPI_FLOAT, r->rows, f_, f_ + P, MPI_FLOAT, t->comm);
-            st = tm_agree(t->comm, t->rank, P, fn, tm_mpi_status(rc, fn, "MPI_Alltoallv", msg), msg);
+    if (st == TOKEMB_OK) st = tt_route_ids(t, fn, r, msg, pending);
+    if (!*pending) return st;
+    /* the owners serve the rows (agreed together with the id exchange) */
+    float *reply = tt_ws(t, TW_REPLY, r->n_recv_f, sizeof *reply);
+    r->rows = tt_ws(t, TW_ROWS, r->n_send_f, sizeof *r->rows);
+    if (st == TOKEMB_OK && (!reply || !r->rows)) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+    size_t id = 0, f = 0;
+    for (int s = 0; st == TOKEMB_OK && s < P; s++)
+        for (size_t j = 0; st == TOKEMB_OK && j < tt_mine(t); j++) {
+            tt_seg g = tt_seg_at(t, r, s, j, &id, &f);
+            if (!g.count) continue;
+            int32_t ls = tokemb_lookup(t->local[g.k], r->recv_ids + g.id0, g.count, reply + g.f0);
+            if (ls != TOKEMB_OK) st = tm_fail(ls, msg, "table %zu at its owner: %s", g.k, tokemb_last_error());
         }
+    st = tm_agree(t->comm, t->rank, P, fn, st, msg);
+    if (st != TOKEMB_OK) {
+        *pending = 0;
+        return st;
     }
-    free(reply);
-    if (st != TOKEMB_OK) tt_route_free(r);
-    else {
+    /* the rows travel back: the receive layout of the ids is the send layout of the rows */
+    int *f_ = r->rc_;
+    int rc = MPI_Alltoallv(reply, f_ + 2 * P, f_ + 3 * P, MPI_FLOAT, r->rows, f_, f_ + P, MPI_FLOAT, t->comm);
+    st = tm_mpi_status(rc, fn, "MPI_Alltoallv", msg);
+    if (st == TOKEMB_OK) {
         t->sent_ids = r->n_send;
         t->sent_floats = r->n_recv_f;
     }
@@ -493,17 +510,19 @@ static int32_t tt_lookup(tokemb_mpi_tables *t, const char *fn, const void *const
                          float *const *out) {
     tm_err[0] = 0;
     if (!t) return tm_fail(TOKEMB_INVALID_ARGUMENT, tm_err, "%s: t is NULL", fn);
+    char msg[TM_MSG] = "";
     tt_route r;
-    int32_t st = tt_fetch(t, fn, ids, is32, n, (const void *const *)out, "out", TOKEMB_OK, "", &r);
-    if (st != TOKEMB_OK) return st;
-    for (size_t k = 0; k < t->n; k++) {
+    int pending;
+    int32_t st = tt_fetch(t, fn, ids, is32, n, (const void *const *)out, "out", TOKEMB_OK, msg, &r, &pending);
+    if (pending) st = tm_agree(t->comm, t->rank, t->size, fn, st, msg);
+    for (size_t k = 0; st == TOKEMB_OK && k < t->n; k++) {
         size_t D = (size_t)t->dims[k];
         const float *base = r.rows + r.row_at[k];
         const size_t *slot = r.slot + r.slot_at[k];
         for (size_t i = 0; i < n[k]; i++) memcpy(out[k] + i * D, base + slot[i] * D, D * sizeof(float));
     }
     tt_route_free(&r);
-    return TOKEMB_OK;
+    return tt_done(t, st);
 }
 
 int32_t tokemb_mpi_tables_lookup(tokemb_mpi_tables *t, const int64_t *const *ids, const size_t *n, float *const *out) {
@@ -546,16 +565,21 @@ static int32_t tt_bags(tokemb_mpi_tables *t, const char *fn, const void *const *
     int32_t st = tt_check_bags(t, n, offsets, n_bags, mode, w, out, msg);
     /* out was checked against n_bags above; the batch check's companion buffer is the ids themselves */
     tt_route r;
-    st = tt_fetch(t, fn, ids, is32, n, (const void *const *)ids, "ids", st, msg, &r);
-    if (st != TOKEMB_OK) return st;
+    int pending;
+    st = tt_fetch(t, fn, ids, is32, n, (const void *const *)ids, "ids", st, msg, &r, &pending);
+    if (!pending) {
+        tt_route_free(&r);
+        return tt_done(t, st);
+    }
+    /* pooled locally, agreed together with the row exchange */
     size_t tmp_n = 0, nmax = 0;
     for (size_t k = 0; k < t->n; k++) {
         tmp_n += n_bags[k] * (size_t)t->dims[k];
         if (n[k] > nmax) nmax = n[k];
     }
-    float *tmp = malloc((tmp_n ? tmp_n : 1) * sizeof *tmp);
-    int64_t *slot_ids = malloc((nmax ? nmax : 1) * sizeof *slot_ids);
-    if (!tmp || !slot_ids) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+    float *tmp = tt_ws(t, TW_TMP, tmp_n, sizeof *tmp);
+    int64_t *slot_ids = tt_ws(t, TW_SLOT_IDS, nmax, sizeof *slot_ids);
+    if (st == TOKEMB_OK && (!tmp || !slot_ids)) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
     size_t at = 0;
     for (size_t k = 0; st == TOKEMB_OK && k < t->n; k++) {
         tokemb_table *sub = NULL;
@@ -579,8 +603,6 @@ static int32_t tt_bags(tokemb_mpi_tables *t, const char *fn, const void *const *
             at += len;
         }
     }
-    free(tmp);
-    free(slot_ids);
     tt_route_free(&r);
     return tt_done(t, st);
 }
@@ -609,9 +631,7 @@ typedef struct {
     size_t *cnt, *at, *fat;
 } tt_owned;
 
-static void tt_owned_free(tt_owned *o) {
-    free(o->ids);
-    free(o->rows);
+static void tt_owned_free(tt_owned *o) { /* ids and rows are workspace buffers */
     free(o->cnt);
     memset(o, 0, sizeof *o);
 }
@@ -637,7 +657,7 @@ static int32_t tt_push(tokemb_mpi_tables *t, const char *fn, const void *const *
         st = tt_route_layout(t, &r, msg);
     }
     if (st == TOKEMB_OK) {
-        srows = malloc((r.n_send_f ? r.n_send_f : 1) * sizeof *srows);
+        srows = tt_ws(t, TW_ROWS, r.n_send_f, sizeof *srows);
         if (!srows) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
         for (size_t k = 0; st == TOKEMB_OK && k < t->n; k++) {
             for (size_t i = 0; i < n[k]; i++) r.send_ids[r.id_at[k] + i] = tm_id_at(ids[k], is32, i);
@@ -645,23 +665,24 @@ static int32_t tt_push(tokemb_mpi_tables *t, const char *fn, const void *const *
         }
     }
     st = tm_agree(t->comm, t->rank, P, fn, st, msg);
-    if (st == TOKEMB_OK) st = tt_route_ids(t, fn, &r);
+    int pending = 0;
+    if (st == TOKEMB_OK) st = tt_route_ids(t, fn, &r, msg, &pending);
     size_t mine = tt_mine(t);
-    if (st == TOKEMB_OK) {
-        rrows = malloc((r.n_recv_f ? r.n_recv_f : 1) * sizeof *rrows);
-        o->ids = malloc((r.n_recv ? r.n_recv : 1) * sizeof *o->ids);
-        o->rows = malloc((r.n_recv_f ? r.n_recv_f : 1) * sizeof *o->rows);
-        o->cnt = calloc(3 * (mine ? mine : 1), sizeof *o->cnt);
-        if (!rrows || !o->ids || !o->rows || !o->cnt) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+    if (pending) { /* the receive buffers, agreed together with the id exchange */
+        if (st == TOKEMB_OK) {
+            rrows = tt_ws(t, TW_REPLY, r.n_recv_f, sizeof *rrows);
+            o->ids = tt_ws(t, TW_UNIQ, r.n_recv, sizeof *o->ids);
+            o->rows = tt_ws(t, TW_TMP, r.n_recv_f, sizeof *o->rows);
+            o->cnt = calloc(3 * (mine ? mine : 1), sizeof *o->cnt);
+            if (!rrows || !o->ids || !o->rows || !o->cnt) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+        }
         st = tm_agree(t->comm, t->rank, P, fn, st, msg);
     }
     if (st == TOKEMB_OK) {
         int *f_ = r.rc_;
         int rc = MPI_Alltoallv(srows, f_, f_ + P, MPI_FLOAT, rrows, f_ + 2 * P, f_ + 3 * P, MPI_FLOAT, t->comm);
-        st = tm_agree(t->comm, t->rank, P, fn, tm_mpi_status(rc, fn, "MPI_Alltoallv", msg), msg);
-    }
-    if (st == TOKEMB_OK) {
-        /* regroup: table-major, ranks in order within each table */
+        st = tm_mpi_status(rc, fn, "MPI_Alltoallv", msg);
+        /* regroup: table-major, ranks in order within each table (agreed together with the row exchange) */
         o->at = o->cnt + mine;
         o->fat = o->cnt + 2 * mine;
         for (int s = 0; s < P; s++)
@@ -674,7 +695,7 @@ static int32_t tt_push(tokemb_mpi_tables *t, const char *fn, const void *const *
             fa += o->cnt[j] * (size_t)t->dims[t->order[t->first[t->rank] + j]];
         }
         size_t *fill = calloc(2 * (mine ? mine : 1), sizeof *fill);
-        if (!fill) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+        if (st == TOKEMB_OK && !fill) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
         size_t id = 0, f = 0;
         for (int s = 0; st == TOKEMB_OK && s < P; s++)
             for (size_t j = 0; j < mine; j++) {
@@ -688,8 +709,6 @@ static int32_t tt_push(tokemb_mpi_tables *t, const char *fn, const void *const *
         free(fill);
         st = tm_agree(t->comm, t->rank, P, fn, st, msg);
     }
-    free(srows);
-    free(rrows);
     if (st == TOKEMB_OK) {
         t->sent_ids = r.n_send;
         t->sent_floats = r.n_send_f;
