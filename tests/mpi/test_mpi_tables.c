@@ -135,19 +135,7 @@ static void make_batch(batch_t *b, const coll_t *c, unsigned seed) {
         size_t D = (size_t)c->D[k];
         b->g[k] = malloc((b->n[k] + 1) * D * sizeof(float));
         for (size_t i = 0; i < b->n[k] * D; i++) b->g[k][i] = (float)((int)(lcg(&s) % 2001) - 1000) / 311.0f;
-        int cn = (int)b->n[k], ns[16], nd[16], gs[16], gd[16], tn = 0;
-        MPI_Allgather(&cn, 1, MPI_INT, ns, 1, MPI_INT, MPI_COMM_WORLD);
-        for (int r = 0; r < size; r++) {
-            nd[r] = tn;
-            gs[r] = ns[r] * (int)D;
-            gd[r] = tn * (int)D;
-            tn += ns[r];
-        }
-        b->total[k] = (size_t)tn;
-        b->all_ids[k] = malloc((size_t)(tn + 1) * sizeof(int64_t));
-        b->all_g[k] = malloc((size_t)(tn + 1) * D * sizeof(float));
-        MPI_Allgatherv(b->ids[k], cn, MPI_INT64_T, b->all_ids[k], ns, nd, MPI_INT64_T, MPI_COMM_WORLD);
-        MPI_Allgatherv(b->g[k], cn * (int)D, MPI_FLOAT, b->all_g[k], gs, gd, MPI_FLOAT, MPI_COMM_WORLD);
+        b->total[k] = tk_mpi_concat(b->ids[k], b->g[k], b->n[k], c->D[k], &b->all_ids[k], &b->all_g[k]);
     }
 }
 

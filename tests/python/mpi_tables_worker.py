@@ -9,6 +9,8 @@ from mpi4py import MPI
 import tokemb
 import tokemb.mpi
 
+import mpi_worker_checks
+
 comm = MPI.COMM_WORLD
 rank, size = comm.Get_rank(), comm.Get_size()
 SHAPES = [(100, 8), (50, 64), (1000, 4), (7, 3), (64, 16), (10, 80), (300, 2)][:int(sys.argv[1])]
@@ -17,9 +19,7 @@ failures = []
 
 
 def same(what, a, b):
-    a, b = np.asarray(a), np.asarray(b)
-    if a.shape != b.shape or a.dtype != b.dtype or a.tobytes() != b.tobytes():
-        failures.append("rank %d: %s differs" % (rank, what))
+    mpi_worker_checks.same(failures, rank, what, a, b)
 
 
 # placement: golden owners derived by hand from the rule in include/tokemb_mpi.h (7 tables: costs 800,
@@ -104,9 +104,4 @@ except tokemb.InvalidArgument as e:
         failures.append("rank %d: message %r" % (rank, str(e)))
 
 ts.close()
-all_failures = comm.allgather(failures)
-if rank == 0:
-    for f in sum(all_failures, []):
-        print(f)
-    print("checked %d ranks, %d failures" % (size, sum(len(f) for f in all_failures)))
-sys.exit(1 if any(all_failures) else 0)
+mpi_worker_checks.finish(comm, failures)
