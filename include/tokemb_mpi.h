@@ -193,8 +193,8 @@ TOKEMB_MPI_API int32_t tokemb_mpi_optim_step_i32(tokemb_mpi_table *t, const int3
  * nothing is kept. A table a rank has no ids for has n[k] = 0 and may have NULL pointers.
  *
  * The collection keeps its exchange buffers between calls (each grows to the largest batch seen: about
- * 64 bytes per id of the batch plus the rows exchanged), so calls on one collection must not run concurrently; they
- * are freed by tokemb_mpi_tables_free.
+ * 64 bytes per id of the batch plus the rows exchanged), so calls on one collection must not run
+ * concurrently; tokemb_mpi_tables_free frees them.
  */
 typedef struct tokemb_mpi_tables tokemb_mpi_tables;
 

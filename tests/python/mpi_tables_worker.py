@@ -46,7 +46,8 @@ for k in range(T):
         same("gather %d" % k, g, full[k])
 
 rng = np.random.default_rng(100 + rank)
-ids = [rng.integers(0, r, size=(0 if (rank == 1 and k == 0) else 3 + (k + rank) % 5)) for k, (r, _) in enumerate(SHAPES)]
+ids = [rng.integers(0, r, size=(0 if (rank == 1 and k == 0) else 3 + (k + rank) % 5))
+       for k, (r, _) in enumerate(SHAPES)]  # rank 1 brings nothing for table 0
 all_ids = [np.concatenate(comm.allgather(i)) for i in ids]
 for k, o in enumerate(ts.lookup(ids)):
     same("lookup %d" % k, o, refs[k].lookup(ids[k]))
@@ -61,7 +62,8 @@ w = [rng.standard_normal(i.size).astype(np.float32) if k % 2 else None for k, i 
 for mode, psw in (("sum", None), ("mean", None), ("max", None), ("sum", w)):
     got = ts.lookup_bags(ids, offs, mode, psw)
     for k in range(T):
-        same("bags %s %d" % (mode, k), got[k], refs[k].lookup_bags(ids[k], offs[k], mode, None if psw is None else psw[k]))
+        want = refs[k].lookup_bags(ids[k], offs[k], mode, None if psw is None else psw[k])
+        same("bags %s %d" % (mode, k), got[k], want)
 
 go = [rng.standard_normal((i.size, d)).astype(np.float32) for i, (_, d) in zip(ids, SHAPES)]
 all_go = [np.concatenate(comm.allgather(g)) for g in go]
