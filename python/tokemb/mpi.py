@@ -324,9 +324,13 @@ class ShardedTables(Lifetime):
             raise IndexError("table index %d outside [0, %d)" % (k, len(self.shapes)))
         return int(k)
 
+    def _per_table(self, what, seq):
+        if len(seq) != len(self.shapes):
+            raise ValueError("one %s entry per table: got %d for %d tables" % (what, len(seq), len(self.shapes)))
+        return seq
+
     def _ids(self, ids_list):
-        if len(ids_list) != len(self.shapes):
-            raise ValueError("one ids array per table: got %d for %d tables" % (len(ids_list), len(self.shapes)))
+        self._per_table("ids", ids_list)
         ids = [ids_array(i) for i in ids_list]
         is32 = all(i.dtype == np.int32 for i in ids)
         ids = [i if is32 or i.dtype == np.int64 else i.astype(np.int64) for i in ids]
@@ -345,16 +349,14 @@ class ShardedTables(Lifetime):
         """Collective pooled lookup over every table (KeyedJaggedTensor -> pooled embeddings): ids[k] [n_k],
         offsets[k] CSR [n_bags_k + 1], one mode for all tables, per_sample_weights None or a list with an
         array (sum only) or None per table. Returns [out_k[n_bags_k, dim_k]] per table."""
-        if len(offsets) != len(self.shapes):
-            raise ValueError("one offsets array per table: got %d for %d tables" % (len(offsets), len(self.shapes)))
-        args = [bag_args(i, o) for i, o in zip(ids, offsets)]
+        args = [bag_args(i, o) for i, o in zip(self._per_table("ids", ids), self._per_table("offsets", offsets))]
         ids, n, sfx = self._ids([a[0] for a in args])
         offs = [a[1] for a in args]
         nb = np.ascontiguousarray([a[2] for a in args], dtype=np.uintp)
         psw = None
         if per_sample_weights is not None:
             psw = [None if w is None else f32_array(w, "per_sample_weights[%d]" % k, (i.size,))
-                   for k, (w, i) in enumerate(zip(per_sample_weights, ids))]
+                   for k, (w, i) in enumerate(zip(self._per_table("per_sample_weights", per_sample_weights), ids))]
         out = [np.empty((b, d), dtype=np.float32) for b, (_, d) in zip(nb, self.shapes)]
         name = "tokemb_mpi_tables_lookup_bags" + sfx
         _check(getattr(lib, name)(self._p, _ptrs(ids), ptr(n), _ptrs(offs), ptr(nb), bag_mode(mode),
@@ -364,7 +366,7 @@ class ShardedTables(Lifetime):
     def _grads(self, ids, grad_out):
         ids, n, sfx = self._ids(ids)
         g = [f32_array(x, "grad_out[%d]" % k, tuple(i.shape) + (d,))
-             for k, (x, i, (_, d)) in enumerate(zip(grad_out, ids, self.shapes))]
+             for k, (x, i, (_, d)) in enumerate(zip(self._per_table("grad_out", grad_out), ids, self.shapes))]
         return ids, n, sfx, g
 
     def grad_accumulate(self, ids: Any, grad_out: Any, grads: Optional[list] = None) -> list:
@@ -372,7 +374,7 @@ class ShardedTables(Lifetime):
         grads[k] [rows_k, dim_k] on table k's owner (zeros when grads is None or grads[k] is None), in
         global input order. Returns the list with an array for each owned table and None elsewhere."""
         ids, n, sfx, g = self._grads(ids, grad_out)
-        grads = list(grads) if grads is not None else [None] * len(self.shapes)
+        grads = list(self._per_table("grads", grads)) if grads is not None else [None] * len(self.shapes)
         for k, (r, d) in enumerate(self.shapes):
             if self.owner(k) != self.comm.Get_rank():
                 grads[k] = None

@@ -86,6 +86,16 @@ for k in range(T):
     if ts.local(k) is not None:
         same("%s weights %d" % (kinds[k % 4], k), ts.local(k).to_numpy(), refs[k].to_numpy())
 
+# a list with one entry too few is refused before anything is called (the same on every rank)
+for call in (lambda: ts.lookup(ids[:-1]), lambda: ts.step(ids, go[:-1]),
+             lambda: ts.lookup_bags(ids, offs, "sum", w[:-1]), lambda: ts.grad_accumulate(ids, go, [None] * (T - 1))):
+    try:
+        call()
+        failures.append("rank %d: a short per-table list was accepted" % rank)
+    except ValueError as e:
+        if "entry per table" not in str(e):
+            failures.append("rank %d: message %r" % (rank, str(e)))
+
 # errors are agreed: every rank raises OutOfRange naming the rank and the table
 bad = [i.copy() for i in ids]
 if rank == size - 1:
