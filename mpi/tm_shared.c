@@ -1,9 +1,9 @@
 /* Small pieces shared by the collectives of tokemb_mpi.c and the tm_<topic>.c files: the communicator
  * every collection keeps, one CSR batch's bag checks, an owner's gradient accumulation into a compact
  * copy of the rows it touches, and the (id, position) sort that de-duplicates a batch (declared in
- * tm_internal.h). */
+ * tm_shared.h). */
 #define _GNU_SOURCE
-#include "tm_internal.h"
+#include "tm_shared.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -9,7 +9,7 @@
  * the ids of every table and one the rows. As in tokemb_mpi.c, each step validates locally, agrees on
  * the outcome (tm_agree) and only then exchanges or writes. */
 #define _GNU_SOURCE
-#include "tm_internal.h"
+#include "tm_shared.h"
 
 #include <limits.h>
 #include <stdio.h>

@@ -72,8 +72,12 @@ int32_t tokemb_mpi_table_create(MPI_Comm comm, int64_t rows, int64_t dim, int32_
     static const char fn[] = "tokemb_mpi_table_create";
     tm_err[0] = 0;
     MPI_Comm dup;
-    int rank, size, rc;
-    if (tm_comm_dup(comm, fn, &dup, &rank, &size) != TOKEMB_OK) return TOKEMB_IO;
+    int rc = MPI_Comm_dup(comm, &dup);
+    if (rc != MPI_SUCCESS) return tm_mpi_status(rc, fn, "MPI_Comm_dup", tm_err);
+    MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN);
+    int rank, size;
+    MPI_Comm_rank(dup, &rank);
+    MPI_Comm_size(dup, &size);
 
     char msg[TM_MSG] = "";
     int32_t st = TOKEMB_OK;
@@ -322,7 +326,19 @@ static int32_t tm_bags(tokemb_mpi_table *t, const char *fn, const void *ids, int
     int32_t st = TOKEMB_OK;
     if (!offsets) st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "offsets is NULL");
     else if (n_bags > 0 && !out) st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "out is NULL with n_bags = %zu", n_bags);
-    else st = tm_check_bags(offsets, n, n_bags, mode, w, msg);
+    else if (mode != TOKEMB_SUM && mode != TOKEMB_MEAN && mode != TOKEMB_MAX)
+        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "unknown bag mode %d", (int)mode);
+    else if (w && mode != TOKEMB_SUM)
+        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "per_sample_weights need mode SUM, got %d", (int)mode);
+    else if (offsets[0] != 0)
+        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "offsets[0] = %lld, not 0", (long long)offsets[0]);
+    else if ((uint64_t)offsets[n_bags] != (uint64_t)n)
+        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "offsets[%zu] = %lld, not n = %zu", n_bags,
+                     (long long)offsets[n_bags], n);
+    for (size_t b = 0; st == TOKEMB_OK && b < n_bags; b++)
+        if (offsets[b + 1] < offsets[b])
+            st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "offsets[%zu] = %lld is below offsets[%zu] = %lld", b + 1,
+                         (long long)offsets[b + 1], b, (long long)offsets[b]);
     tm_plan p;
     float *rows = NULL;
     st = tm_fetch(t, fn, ids, is32, n, n ? (const void *)ids : (const void *)offsets, st, msg, &p, &rows);
@@ -457,6 +473,11 @@ int32_t tm_push_make(tokemb_mpi_table *t, const char *fn, const void *ids, int i
     return st;
 }
 
+static int tm_i64_cmp(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
 static int32_t tm_grad(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const float *grad_out,
                        float *grad_shard) {
     tm_err[0] = 0;
@@ -466,13 +487,39 @@ static int32_t tm_grad(tokemb_mpi_table *t, const char *fn, const void *ids, int
     tm_push q;
     st = tm_push_make(t, fn, ids, is32, n, grad_out, st, msg, &q);
     if (st != TOKEMB_OK) return st;
-    /* the touched rows are accumulated by the core in a compact copy (its summation order, starting
-     * from the buffer's values) and copied back only once every rank succeeded */
-    tm_compact c;
-    st = tm_accumulate_compact(q.recv_ids, q.n_recv, q.recv_rows, t->dim, grad_shard, &c, msg);
+    /* the touched rows are copied into a compact buffer, accumulated there by the core (its summation
+     * order, starting from the buffer's values), and copied back only once every rank succeeded */
+    size_t D = (size_t)t->dim, R = q.n_recv, u = 0;
+    int64_t *uniq = malloc((R ? R : 1) * sizeof *uniq), *slot = malloc((R ? R : 1) * sizeof *slot);
+    float *compact = NULL;
+    tokemb_table *shape = NULL;
+    if (!uniq || !slot) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+    if (st == TOKEMB_OK && R) {
+        memcpy(uniq, q.recv_ids, R * sizeof *uniq);
+        qsort(uniq, R, sizeof *uniq, tm_i64_cmp);
+        for (size_t k = 0; k < R; k++)
+            if (k == 0 || uniq[k] != uniq[u - 1]) uniq[u++] = uniq[k];
+        for (size_t k = 0; k < R; k++) {
+            const int64_t *f = bsearch(&q.recv_ids[k], uniq, u, sizeof *uniq, tm_i64_cmp);
+            slot[k] = f - uniq;
+        }
+        compact = malloc(u * D * sizeof *compact);
+        if (!compact) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+        else {
+            for (size_t k = 0; k < u; k++)
+                memcpy(compact + k * D, grad_shard + (size_t)uniq[k] * D, D * sizeof *compact);
+            st = tokemb_table_wrap(compact, (int64_t)u, t->dim, t->dim, TOKEMB_F32, TOKEMB_WRAP_READONLY, &shape);
+            if (st == TOKEMB_OK) st = tokemb_grad_accumulate(shape, slot, R, q.recv_rows, compact);
+            if (st != TOKEMB_OK) snprintf(msg, TM_MSG, "owner: %s", tokemb_last_error());
+        }
+    }
     st = tm_agree(t->comm, t->rank, t->size, fn, st, msg);
-    if (st == TOKEMB_OK) tm_compact_commit(&c, t->dim, grad_shard);
-    tm_compact_free(&c);
+    if (st == TOKEMB_OK)
+        for (size_t k = 0; k < u; k++) memcpy(grad_shard + (size_t)uniq[k] * D, compact + k * D, D * sizeof *compact);
+    tokemb_table_free(shape);
+    free(compact);
+    free(uniq);
+    free(slot);
     free(q.recv_ids);
     free(q.recv_rows);
     return st;

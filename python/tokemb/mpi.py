@@ -32,8 +32,7 @@ from ._errors import error_for
 from ._handle import Handle, Lifetime
 from .table import Table, bag_args, bag_mode
 
-__all__ = ["ShardedTable", "ShardedTables", "ShardedEmbeddingBag", "plan_tables", "ROW", "ROW_MODULO", "library_path",
-           "last_error"]
+__all__ = ["ShardedTable", "ShardedEmbeddingBag", "ROW", "ROW_MODULO", "library_path", "last_error"]
 
 #: enum tokemb_mpi_sharding (values pinned by include/tokemb_mpi.h)
 ROW = 0
@@ -58,23 +57,6 @@ _SIGS = {
     "tokemb_mpi_grad_accumulate_i32": (_c.c_int32, [_P, _P, _c.c_size_t, _P, _P]),
     "tokemb_mpi_optim_step": (_c.c_int32, [_P, _P, _c.c_size_t, _P]),
     "tokemb_mpi_optim_step_i32": (_c.c_int32, [_P, _P, _c.c_size_t, _P]),
-    "tokemb_mpi_tables_plan": (_c.c_int32, [_c.c_size_t, _P, _P, _c.c_int32, _P]),
-    "tokemb_mpi_tables_create_f": (_c.c_int32, [_c.c_int, _c.c_size_t, _P, _P, _c.POINTER(_P)]),
-    "tokemb_mpi_tables_free": (None, [_P]),
-    "tokemb_mpi_tables_count": (_c.c_int64, [_P]),
-    "tokemb_mpi_tables_rows": (_c.c_int64, [_P, _c.c_size_t]),
-    "tokemb_mpi_tables_dim": (_c.c_int64, [_P, _c.c_size_t]),
-    "tokemb_mpi_tables_owner": (_c.c_int32, [_P, _c.c_size_t]),
-    "tokemb_mpi_tables_local": (_P, [_P, _c.c_size_t]),
-    "tokemb_mpi_tables_traffic": (_c.c_int32, [_P, _c.POINTER(_c.c_uint64), _c.POINTER(_c.c_uint64)]),
-    "tokemb_mpi_tables_lookup": (_c.c_int32, [_P, _P, _P, _P]),
-    "tokemb_mpi_tables_lookup_i32": (_c.c_int32, [_P, _P, _P, _P]),
-    "tokemb_mpi_tables_lookup_bags": (_c.c_int32, [_P, _P, _P, _P, _P, _c.c_int32, _P, _P]),
-    "tokemb_mpi_tables_lookup_bags_i32": (_c.c_int32, [_P, _P, _P, _P, _P, _c.c_int32, _P, _P]),
-    "tokemb_mpi_tables_grad_accumulate": (_c.c_int32, [_P, _P, _P, _P, _P]),
-    "tokemb_mpi_tables_grad_accumulate_i32": (_c.c_int32, [_P, _P, _P, _P, _P]),
-    "tokemb_mpi_tables_optim_step": (_c.c_int32, [_P, _P, _P, _P]),
-    "tokemb_mpi_tables_optim_step_i32": (_c.c_int32, [_P, _P, _P, _P]),
 }
 
 
@@ -106,6 +88,28 @@ def _load():
                       "finds MPI). Tried: " + ("; ".join(tried) or "nothing found next to %s" % _lib.path) +
                       ". Set TOKEMB_MPI_LIBRARY to the library file.")
 
+
+# TABLE sharding (ShardedTables below)
+__all__ += ["ShardedTables", "plan_tables"]
+_SIGS.update({
+    "tokemb_mpi_tables_plan": (_c.c_int32, [_c.c_size_t, _P, _P, _c.c_int32, _P]),
+    "tokemb_mpi_tables_create_f": (_c.c_int32, [_c.c_int, _c.c_size_t, _P, _P, _c.POINTER(_P)]),
+    "tokemb_mpi_tables_free": (None, [_P]),
+    "tokemb_mpi_tables_count": (_c.c_int64, [_P]),
+    "tokemb_mpi_tables_rows": (_c.c_int64, [_P, _c.c_size_t]),
+    "tokemb_mpi_tables_dim": (_c.c_int64, [_P, _c.c_size_t]),
+    "tokemb_mpi_tables_owner": (_c.c_int32, [_P, _c.c_size_t]),
+    "tokemb_mpi_tables_local": (_P, [_P, _c.c_size_t]),
+    "tokemb_mpi_tables_traffic": (_c.c_int32, [_P, _c.POINTER(_c.c_uint64), _c.POINTER(_c.c_uint64)]),
+    "tokemb_mpi_tables_lookup": (_c.c_int32, [_P, _P, _P, _P]),
+    "tokemb_mpi_tables_lookup_i32": (_c.c_int32, [_P, _P, _P, _P]),
+    "tokemb_mpi_tables_lookup_bags": (_c.c_int32, [_P, _P, _P, _P, _P, _c.c_int32, _P, _P]),
+    "tokemb_mpi_tables_lookup_bags_i32": (_c.c_int32, [_P, _P, _P, _P, _P, _c.c_int32, _P, _P]),
+    "tokemb_mpi_tables_grad_accumulate": (_c.c_int32, [_P, _P, _P, _P, _P]),
+    "tokemb_mpi_tables_grad_accumulate_i32": (_c.c_int32, [_P, _P, _P, _P, _P]),
+    "tokemb_mpi_tables_optim_step": (_c.c_int32, [_P, _P, _P, _P]),
+    "tokemb_mpi_tables_optim_step_i32": (_c.c_int32, [_P, _P, _P, _P]),
+})
 
 lib, library_path = _load()
 

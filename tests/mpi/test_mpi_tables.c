@@ -115,6 +115,24 @@ typedef struct {
     size_t total[MAXT];
 } batch_t;
 
+/* The rank-order concatenation of every rank's ids[n] and rows[n][D]: *all_ids[total], *all_rows[total][D]
+ * (malloc'ed). Returns total. */
+static size_t concat(const int64_t *ids, const float *rows, size_t n, int64_t D, int64_t **all_ids, float **all_rows) {
+    int cn = (int)n, ns[16], nd[16], gs[16], gd[16], tn = 0;
+    MPI_Allgather(&cn, 1, MPI_INT, ns, 1, MPI_INT, MPI_COMM_WORLD);
+    for (int r = 0; r < size; r++) {
+        nd[r] = tn;
+        gs[r] = ns[r] * (int)D;
+        gd[r] = tn * (int)D;
+        tn += ns[r];
+    }
+    *all_ids = malloc((size_t)(tn + 1) * sizeof **all_ids);
+    *all_rows = malloc((size_t)(tn + 1) * (size_t)D * sizeof **all_rows);
+    MPI_Allgatherv(ids, cn, MPI_INT64_T, *all_ids, ns, nd, MPI_INT64_T, MPI_COMM_WORLD);
+    MPI_Allgatherv(rows, cn * (int)D, MPI_FLOAT, *all_rows, gs, gd, MPI_FLOAT, MPI_COMM_WORLD);
+    return (size_t)tn;
+}
+
 static void make_batch(batch_t *b, const coll_t *c, unsigned seed) {
     unsigned s = seed * 7919u + (unsigned)rank * 104729u + 11u;
     for (size_t k = 0; k < c->T; k++) {
@@ -135,7 +153,7 @@ static void make_batch(batch_t *b, const coll_t *c, unsigned seed) {
         size_t D = (size_t)c->D[k];
         b->g[k] = malloc((b->n[k] + 1) * D * sizeof(float));
         for (size_t i = 0; i < b->n[k] * D; i++) b->g[k][i] = (float)((int)(lcg(&s) % 2001) - 1000) / 311.0f;
-        b->total[k] = tk_mpi_concat(b->ids[k], b->g[k], b->n[k], c->D[k], &b->all_ids[k], &b->all_g[k]);
+        b->total[k] = concat(b->ids[k], b->g[k], b->n[k], c->D[k], &b->all_ids[k], &b->all_g[k]);
     }
 }
 

@@ -31,7 +31,19 @@ static void make_batch(batch_t *b, int64_t V, int64_t D, unsigned seed) {
         for (int64_t c = 0; c < D; c++)
             b->g[i * (size_t)D + (size_t)c] = (float)((int)(lcg(&s) % 2001) - 1000) / 311.0f;
     }
-    b->total = tk_mpi_concat(b->ids, b->g, b->n, D, &b->all_ids, &b->all_g);
+    int cn = (int)b->n, cg = (int)(b->n * (size_t)D), ns[16], nd[16], gs[16], gd[16], tn = 0;
+    MPI_Allgather(&cn, 1, MPI_INT, ns, 1, MPI_INT, MPI_COMM_WORLD);
+    for (int r = 0; r < size; r++) {
+        nd[r] = tn;
+        gs[r] = ns[r] * (int)D;
+        gd[r] = tn * (int)D;
+        tn += ns[r];
+    }
+    b->total = (size_t)tn;
+    b->all_ids = malloc((size_t)(tn + 1) * sizeof *b->all_ids);
+    b->all_g = malloc((size_t)(tn + 1) * (size_t)D * sizeof *b->all_g);
+    MPI_Allgatherv(b->ids, cn, MPI_INT64_T, b->all_ids, ns, nd, MPI_INT64_T, MPI_COMM_WORLD);
+    MPI_Allgatherv(b->g, cg, MPI_FLOAT, b->all_g, gs, gd, MPI_FLOAT, MPI_COMM_WORLD);
 }
 
 static void free_batch(batch_t *b) {
