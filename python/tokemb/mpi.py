@@ -415,6 +415,9 @@ class ShardedTables(Lifetime):
 
 
 def __getattr__(name):
+    if name == "ShardedEmbeddingBagCollection":
+        from ._mpi_torch import ShardedEmbeddingBagCollection
+        return ShardedEmbeddingBagCollection
     if name == "ShardedEmbeddingBag":
         from ._mpi_torch import ShardedEmbeddingBag
         return ShardedEmbeddingBag

@@ -4,10 +4,12 @@ agreed errors. argv[1]: the number of tables. Exits 1 on a mismatch (printing it
 import sys
 
 import numpy as np
+import torch
 from mpi4py import MPI
 
 import tokemb
 import tokemb.mpi
+from tokemb._mpi_torch import expand_bag_grad
 
 import mpi_worker_checks
 
@@ -85,6 +87,31 @@ for _ in range(2):
 for k in range(T):
     if ts.local(k) is not None:
         same("%s weights %d" % (kinds[k % 4], k), ts.local(k).to_numpy(), refs[k].to_numpy())
+
+# the torch collection: forward = pooled bags per table, backward + step = each table's fused step over the
+# concatenated per-id bag gradients (sum with weights on odd tables, then mean)
+for mode in ("sum", "mean"):
+    ebc = tokemb.mpi.ShardedEmbeddingBagCollection(comm, SHAPES, mode=mode)
+    crefs = [tokemb.Table.from_numpy(f) for f in full]
+    for k in range(T):
+        if ebc.tables.local(k) is not None:
+            ebc.tables.local(k).write_rows(0, full[k])
+        ebc.optimizer(k, kinds[k % 4], lr=0.03)
+        crefs[k].optimizer(kinds[k % 4], lr=0.03)
+    psw = [None if x is None else torch.from_numpy(x) for x in w] if mode == "sum" else None
+    outs = ebc([torch.from_numpy(i) for i in ids], [torch.from_numpy(o) for o in offs], psw)
+    for k in range(T):
+        want = crefs[k].lookup_bags(ids[k], offs[k], mode, None if psw is None else w[k])
+        same("collection forward %s %d" % (mode, k), outs[k].detach().numpy(), want)
+    gb = [rng.standard_normal((o.size - 1, d)).astype(np.float32) for o, (_, d) in zip(offs, SHAPES)]
+    torch.autograd.backward(list(outs), [torch.from_numpy(g) for g in gb])
+    ebc.step()
+    for k in range(T):
+        rows = expand_bag_grad(gb[k], offs[k], mode, None if psw is None else w[k])
+        crefs[k].step(all_ids[k], np.concatenate(comm.allgather(rows)))
+        if ebc.tables.local(k) is not None:
+            same("collection step %s %d" % (mode, k), ebc.tables.local(k).to_numpy(), crefs[k].to_numpy())
+    ebc.tables.close()
 
 # a list with one entry too few is refused before anything is called (the same on every rank)
 for call in (lambda: ts.lookup(ids[:-1]), lambda: ts.step(ids, go[:-1]),

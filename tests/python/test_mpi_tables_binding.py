@@ -1,5 +1,6 @@
 """tokemb.mpi.ShardedTables under mpirun: tests/python/mpi_tables_worker.py checks TABLE sharding (placement,
-lookups, bags, owner gradients, fused steps with a different optimizer per table, agreed errors) against one
+lookups, bags, owner gradients, fused steps with a different optimizer per table, the torch
+ShardedEmbeddingBagCollection's forward and backward + step, agreed errors) against one
 core tokemb.Table per whole table over the concatenated batches, bit for bit: 7 tables on 1 and 3 ranks
 (more tables than ranks) and 2 tables on 3 ranks (an idle rank)."""
 import os
