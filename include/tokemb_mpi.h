@@ -318,6 +318,173 @@ TOKEMB_MPI_API int32_t tokemb_mpi_table_save(tokemb_mpi_table *t, const char *pa
  */
 TOKEMB_MPI_API int32_t tokemb_mpi_table_load(tokemb_mpi_table *t, const char *path);
 
+/* ---- TABLE sharding: a collection of tables, each placed whole on one rank ---------------------- */
+
+/**
+ * A collection of float32 tables (TorchRec's EmbeddingBagCollection sharded TABLE_WISE): table k of
+ * rows[k] x dims[k] lives whole on one rank, its owner, as an ordinary tokemb_table; the other ranks
+ * hold nothing of it. Opaque; create with tokemb_mpi_tables_create.
+ *
+ * Placement (tokemb_mpi_tables_plan; deterministic, the same on every rank): each table's cost is its
+ * size in bytes, rows[k] * dims[k] * 4. Tables are taken in decreasing cost, equal costs in increasing
+ * table index; each goes to the rank with the smallest total cost placed so far, equal totals to the
+ * lowest rank. This is TorchRec's greedy partitioner (GreedyPerfPartitioner: largest shard first onto
+ * the least-loaded device) with storage as the cost and an explicit tie rule. With fewer tables than
+ * ranks, the ranks past the number of tables own nothing (and still take part in every collective).
+ *
+ * Batches are passed per table as arrays of n_tables pointers and lengths (the layout of a
+ * KeyedJaggedTensor split by key): ids[k] with n[k] ids for table k, and so on. The arrays and the
+ * buffers they point to are the caller's and are only read (outputs only written) during the call;
+ * nothing is kept. A table a rank has no ids for has n[k] = 0 and may have NULL pointers.
+ *
+ * The collection keeps its exchange buffers between calls (each grows to the largest batch seen: about
+ * 64 bytes per id of the batch plus the rows exchanged), so calls on one collection must not run
+ * concurrently; tokemb_mpi_tables_free frees them.
+ */
+typedef struct tokemb_mpi_tables tokemb_mpi_tables;
+
+/**
+ * The placement tokemb_mpi_tables_create makes (see tokemb_mpi_tables above), computed without MPI:
+ * owner[k] = the rank of n_ranks that owns table k. Not collective; deterministic.
+ * Errors: TOKEMB_INVALID_ARGUMENT (NULL rows/dims/owner, n_tables < 1, n_ranks < 1, rows or dim < 1:
+ * the message names the table), TOKEMB_OVERFLOW (the tables' total size in bytes exceeds int64).
+ * owner is written only on success.
+ */
+TOKEMB_MPI_API int32_t tokemb_mpi_tables_plan(size_t n_tables, const int64_t *rows, const int64_t *dims,
+                                              int32_t n_ranks, int32_t *owner);
+
+/**
+ * Collective: creates n_tables float32 tables, table k of rows[k] x dims[k], each placed whole on one
+ * rank of comm by tokemb_mpi_tables_plan; each owner allocates its tables (zero-filled). Every rank
+ * passes the same n_tables, rows and dims. The collection keeps a duplicate of comm
+ * (MPI_ERRORS_RETURN). *out is owned by the caller, freed with tokemb_mpi_tables_free (collective).
+ * Errors (the same on every rank): TOKEMB_INVALID_ARGUMENT (NULL out/rows/dims, n_tables < 1, a table
+ * with rows or dim < 1, ranks disagreeing on n_tables or on a table's shape - the message names the
+ * first disagreeing rank and table), TOKEMB_OVERFLOW, TOKEMB_NO_MEMORY (on any owner), TOKEMB_IO (an
+ * MPI call failed). *out is written only on success.
+ */
+TOKEMB_MPI_API int32_t tokemb_mpi_tables_create(MPI_Comm comm, size_t n_tables, const int64_t *rows,
+                                                const int64_t *dims, tokemb_mpi_tables **out);
+
+/** tokemb_mpi_tables_create taking the Fortran handle of the communicator (MPI_Comm_c2f(comm),
+ *  mpi4py's comm.py2f()). Same rules and errors. */
+TOKEMB_MPI_API int32_t tokemb_mpi_tables_create_f(MPI_Fint comm, size_t n_tables, const int64_t *rows,
+                                                  const int64_t *dims, tokemb_mpi_tables **out);
+
+/** Collective: frees every owned table and the duplicated communicator. NULL is a no-op (on every rank). */
+TOKEMB_MPI_API void tokemb_mpi_tables_free(tokemb_mpi_tables *t);
+
+/** Number of tables, or -1 if t is NULL. */
+TOKEMB_MPI_API int64_t tokemb_mpi_tables_count(const tokemb_mpi_tables *t);
+/** Rows of table k, or -1 if t is NULL or k >= the number of tables. */
+TOKEMB_MPI_API int64_t tokemb_mpi_tables_rows(const tokemb_mpi_tables *t, size_t k);
+/** Dim of table k, or -1 if t is NULL or k >= the number of tables. */
+TOKEMB_MPI_API int64_t tokemb_mpi_tables_dim(const tokemb_mpi_tables *t, size_t k);
+/** The rank (in the creating communicator) that owns table k, or -1 if t is NULL or k is out of range. */
+TOKEMB_MPI_API int32_t tokemb_mpi_tables_owner(const tokemb_mpi_tables *t, size_t k);
+/**
+ * Table k as an ordinary tokemb_table owned by t (do not free it) if this rank owns it, else NULL (also
+ * for NULL t or k out of range). Fill it, read it, select its optimizer on it.
+ */
+TOKEMB_MPI_API tokemb_table *tokemb_mpi_tables_local(tokemb_mpi_tables *t, size_t k);
+
+/**
+ * What this rank sent in the last collective lookup, bags, gradient or step call on t (0 and 0 after a
+ * failed call): *ids = the ids it sent to the owners (for lookups and bags the distinct ids of each
+ * table: each distinct (table, id, requesting rank) travels once), *floats = the row floats it sent
+ * (for lookups and bags the rows it served as an owner; for gradients and steps its grad_out rows).
+ * Lets a caller check the traffic against its minimum. Not collective. Errors: TOKEMB_INVALID_ARGUMENT
+ * (NULL t, ids or floats).
+ */
+TOKEMB_MPI_API int32_t tokemb_mpi_tables_traffic(const tokemb_mpi_tables *t, uint64_t *ids, uint64_t *floats);
+
+/**
+ * Collective lookup over every table at once: each rank passes, for every table k, its own ids[k][n[k]]
+ * and gets out[k][n[k]][dims[k]] = table_k[ids[k][i]]. Each rank de-duplicates its ids per table; the
+ * distinct ids of every table travel to their owners in one MPI_Alltoallv and the rows come back in one
+ * more (plus a small exchange of per-table counts). Bitwise equal to tokemb_lookup on each whole table.
+ * Errors (agreed on every rank): TOKEMB_INVALID_ARGUMENT (NULL t, NULL n/ids/out array, NULL ids[k] or
+ * out[k] with n[k] > 0), TOKEMB_OUT_OF_RANGE (an id outside [0, rows[k]); the message names the lowest
+ * such rank, the table, the index and the id), TOKEMB_OVERFLOW (a message larger than MPI's int counts),
+ * TOKEMB_NO_MEMORY, TOKEMB_IO (MPI failure). No out[k] is written on any rank on error.
+ */
+TOKEMB_MPI_API int32_t tokemb_mpi_tables_lookup(tokemb_mpi_tables *t, const int64_t *const *ids, const size_t *n,
+                                                float *const *out);
+
+/** tokemb_mpi_tables_lookup with int32 ids. Same rules and errors. */
+TOKEMB_MPI_API int32_t tokemb_mpi_tables_lookup_i32(tokemb_mpi_tables *t, const int32_t *const *ids, const size_t *n,
+                                                    float *const *out);
+
+/**
+ * Collective pooled lookup over every table at once (TorchRec's KeyedJaggedTensor to pooled
+ * embeddings): each rank passes, for every table k, its CSR batch ids[k][n[k]], offsets[k][n_bags[k] + 1]
+ * and optionally per_sample_weights[k][n[k]] (the outer array may be NULL for no weights anywhere, an
+ * entry NULL for none on that table; weights need TOKEMB_SUM), and gets out[k][n_bags[k]][dims[k]].
+ * mode (TOKEMB_SUM / MEAN / MAX) applies to every table. The distinct rows are fetched as in
+ * tokemb_mpi_tables_lookup and pooled on the requesting rank in input order by the core's kernels, so
+ * out[k] equals tokemb_lookup_bags on whole table k bit for bit. Offsets follow tokemb_lookup_bags's rules.
+ * The tables' padding_idx / max_norm parameters are not applied (leave them unset).
+ * Errors (agreed on every rank): as tokemb_mpi_tables_lookup, plus TOKEMB_INVALID_ARGUMENT (NULL
+ * offsets/n_bags array or offsets[k], NULL out[k] with n_bags[k] > 0, unknown mode, weights with a mode
+ * other than SUM, malformed offsets: the message names the rank, the table and the offset). No out[k] is
+ * written on any rank on error.
+ */
+TOKEMB_MPI_API int32_t tokemb_mpi_tables_lookup_bags(tokemb_mpi_tables *t, const int64_t *const *ids, const size_t *n,
+                                                     const int64_t *const *offsets, const size_t *n_bags, int32_t mode,
+                                                     const float *const *per_sample_weights, float *const *out);
+
+/** tokemb_mpi_tables_lookup_bags with int32 ids (offsets stay int64). Same rules and errors. */
+TOKEMB_MPI_API int32_t tokemb_mpi_tables_lookup_bags_i32(tokemb_mpi_tables *t, const int32_t *const *ids,
+                                                         const size_t *n, const int64_t *const *offsets,
+                                                         const size_t *n_bags, int32_t mode,
+                                                         const float *const *per_sample_weights, float *const *out);
+
+/**
+ * Collective gradient of tokemb_mpi_tables_lookup, delivered to the owners: each rank passes, for every
+ * table k, ids[k][n[k]] and grad_out[k][n[k]][dims[k]]; every contribution travels to table k's owner
+ * (one MPI_Alltoallv for the ids and one for the rows, all tables together; contributions are not
+ * pre-summed by the sender), and the owner adds into grad_tables[k][rows[k]][dims[k]] the contributions
+ * in global input order (rank order, then each rank's order), starting from the buffer's values, with
+ * the core's tokemb_grad_accumulate: equal to tokemb_grad_accumulate on whole table k over the
+ * concatenated batch, bit for bit. Untouched rows are never read or written. grad_tables[k] is used only
+ * on table k's owner (other ranks may pass NULL entries; a rank owning no table may pass a NULL array).
+ * The tables' padding_idx / scale_grad_by_freq parameters are not applied (leave them unset).
+ * Errors (agreed on every rank): as tokemb_mpi_tables_lookup (grad_out in place of out), plus
+ * TOKEMB_INVALID_ARGUMENT for a NULL grad_tables array or entry on an owner. No grad_tables[k] is
+ * written on any rank on error.
+ */
+TOKEMB_MPI_API int32_t tokemb_mpi_tables_grad_accumulate(tokemb_mpi_tables *t, const int64_t *const *ids,
+                                                         const size_t *n, const float *const *grad_out,
+                                                         float *const *grad_tables);
+
+/** tokemb_mpi_tables_grad_accumulate with int32 ids. Same rules and errors. */
+TOKEMB_MPI_API int32_t tokemb_mpi_tables_grad_accumulate_i32(tokemb_mpi_tables *t, const int32_t *const *ids,
+                                                             const size_t *n, const float *const *grad_out,
+                                                             float *const *grad_tables);
+
+/**
+ * Collective fused optimizer step of every table at its owner: select each table's optimizer and
+ * hyper-parameters on its owner first (tokemb_optim_select / tokemb_optim_set_param_f64 on
+ * tokemb_mpi_tables_local(t, k); tables may use different optimizers). Each rank passes, for every
+ * table k, ids[k][n[k]] and grad_out[k][n[k]][dims[k]]; the contributions travel to the owners as in
+ * tokemb_mpi_tables_grad_accumulate and each owner runs the core's tokemb_optim_step once on each of its
+ * tables (in increasing table index) with that table's concatenated batch in global input order, so the
+ * weights, optimizer state and step count of every table equal one process calling tokemb_optim_step on
+ * each whole table with the concatenated batches, bit for bit (every table's step counter advances once
+ * per call, even with no ids; the table's own padding_idx and scale_grad_by_freq apply as in the core).
+ * Errors (agreed on every rank): as tokemb_mpi_tables_lookup (grad_out in place of out), plus
+ * TOKEMB_INVALID_ARGUMENT when an owned table has no optimizer selected and TOKEMB_READ_ONLY when it is
+ * FROZEN (the message names the table). Validation and every exchange complete before any table changes;
+ * a failure inside an owner's own step (only TOKEMB_NO_MEMORY for the state arrays on a table's first
+ * step can occur) is reported on every rank, and the owner's tables of lower index keep that step.
+ */
+TOKEMB_MPI_API int32_t tokemb_mpi_tables_optim_step(tokemb_mpi_tables *t, const int64_t *const *ids, const size_t *n,
+                                                    const float *const *grad_out);
+
+/** tokemb_mpi_tables_optim_step with int32 ids. Same rules and errors. */
+TOKEMB_MPI_API int32_t tokemb_mpi_tables_optim_step_i32(tokemb_mpi_tables *t, const int32_t *const *ids,
+                                                        const size_t *n, const float *const *grad_out);
+
 #ifdef __cplusplus
 }
 #endif

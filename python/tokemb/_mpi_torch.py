@@ -7,7 +7,7 @@ from torch import nn
 
 from .mpi import ShardedTable
 
-__all__ = ["ShardedEmbeddingBag", "AllGatherRows"]
+__all__ = ["ShardedEmbeddingBag", "ShardedEmbeddingBagCollection", "AllGatherRows"]
 
 
 def _bag_counts(offsets: np.ndarray) -> np.ndarray:
@@ -120,3 +120,65 @@ class AllGatherRows(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         return g[ctx.start:ctx.start + ctx.n].contiguous(), None
+
+
+class _CollectionBagsFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, anchor, module, ids, offsets, psw):
+        outs = module.tables.lookup_bags(ids, offsets, module.mode, psw)
+        ctx.module, ctx.ids, ctx.offsets, ctx.psw = module, ids, offsets, psw
+        return tuple(torch.from_numpy(o) for o in outs)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        m = ctx.module
+        for k, g in enumerate(grads):
+            w = None if ctx.psw is None else ctx.psw[k]
+            m._pending[k].append((ctx.ids[k], expand_bag_grad(g.contiguous().numpy(), ctx.offsets[k], m.mode, w)))
+        return None, None, None, None, None
+
+
+class ShardedEmbeddingBagCollection(nn.Module):
+    """TorchRec's EmbeddingBagCollection sharded TABLE-wise: one torch EmbeddingBag (mode "sum" or
+    "mean") per table of shapes[k] = (num_embeddings, embedding_dim), each table whole on one rank
+    (tokemb.mpi.ShardedTables). forward(ids, offsets[, per_sample_weights]) takes one batch per table
+    (lists, offsets with n_bags + 1 entries) and returns one pooled tensor per table, from one collective
+    call for all tables; backward keeps every table's per-id gradients, and step() (collective) runs
+    every table's fused optimizer at its owner over all backward passes since the last step. Select the
+    optimizers with optimizer(k, kind, ...). Results are bitwise equal for any rank count to one process
+    running every table over the whole batch."""
+
+    def __init__(self, comm: Any, shapes: Any, mode: str = "sum") -> None:
+        super().__init__()
+        if mode not in ("sum", "mean"):
+            raise ValueError("ShardedEmbeddingBagCollection: mode must be 'sum' or 'mean', got %r" % (mode,))
+        from .mpi import ShardedTables
+        self.tables = ShardedTables(comm, shapes)
+        self.mode = mode
+        self._pending = [[] for _ in self.tables.shapes]
+        self._anchor = torch.zeros((), requires_grad=True)  # makes the outputs part of the autograd graph
+
+    def optimizer(self, k: int, kind: str, **hparams: Any) -> "ShardedEmbeddingBagCollection":
+        """Selects table k's fused optimizer at its owner (call it alike on every rank)."""
+        self.tables.optimizer(k, kind, **hparams)
+        return self
+
+    def forward(self, ids: Any, offsets: Any, per_sample_weights: Any = None) -> tuple:
+        if per_sample_weights is not None and self.mode != "sum":
+            raise ValueError("ShardedEmbeddingBagCollection: per_sample_weights needs mode 'sum'")
+        ids_np = [i.contiguous().numpy() for i in ids]
+        offs_np = [o.contiguous().numpy() for o in offsets]
+        psw = None if per_sample_weights is None else [
+            None if w is None else w.detach().contiguous().numpy() for w in per_sample_weights]
+        return _CollectionBagsFunction.apply(self._anchor, self, ids_np, offs_np, psw)
+
+    def step(self) -> None:
+        """Collective: one fused step of every table at its owner with every rank's gradients since the last
+        step (each table's pending backward batches concatenated in order), then clears them."""
+        ids, rows = [], []
+        for k, (_, d) in enumerate(self.tables.shapes):
+            p = self._pending[k]
+            ids.append(np.concatenate([i.astype(np.int64) for i, _ in p]) if p else np.zeros(0, np.int64))
+            rows.append(np.concatenate([r for _, r in p]) if p else np.zeros((0, d), np.float32))
+        self._pending = [[] for _ in self.tables.shapes]
+        self.tables.step(ids, rows)

@@ -7,6 +7,10 @@
     t.init_torch(seed)                                # or: = torch.manual_seed(seed); nn.Embedding(1000, 16)
     out = t.lookup_bags(ids, offsets)                 # collective: every rank calls, with its own batch
 
+    ts = tokemb.mpi.ShardedTables(MPI.COMM_WORLD, [(1000, 16), (50, 64)])   # each table whole on one rank
+    if ts.local(0) is not None: ts.local(0).write_rows(0, init0)               # filled by its owner
+    pooled = ts.lookup_bags([ids0, ids1], [offs0, offs1])                      # one array per table
+
 Every method marked collective must be called by every rank of the communicator in the same order;
 errors are agreed by the library, so every rank raises the same exception (tokemb.Error subclasses
 carrying tokemb_mpi_last_error()'s text). Results are bitwise equal to one process holding the whole
@@ -97,6 +101,28 @@ def _load():
                       "finds MPI). Tried: " + ("; ".join(tried) or "nothing found next to %s" % _lib.path) +
                       ". Set TOKEMB_MPI_LIBRARY to the library file.")
 
+
+# TABLE sharding (ShardedTables below)
+__all__ += ["ShardedTables", "plan_tables"]
+_SIGS.update({
+    "tokemb_mpi_tables_plan": (_c.c_int32, [_c.c_size_t, _P, _P, _c.c_int32, _P]),
+    "tokemb_mpi_tables_create_f": (_c.c_int32, [_c.c_int, _c.c_size_t, _P, _P, _c.POINTER(_P)]),
+    "tokemb_mpi_tables_free": (None, [_P]),
+    "tokemb_mpi_tables_count": (_c.c_int64, [_P]),
+    "tokemb_mpi_tables_rows": (_c.c_int64, [_P, _c.c_size_t]),
+    "tokemb_mpi_tables_dim": (_c.c_int64, [_P, _c.c_size_t]),
+    "tokemb_mpi_tables_owner": (_c.c_int32, [_P, _c.c_size_t]),
+    "tokemb_mpi_tables_local": (_P, [_P, _c.c_size_t]),
+    "tokemb_mpi_tables_traffic": (_c.c_int32, [_P, _c.POINTER(_c.c_uint64), _c.POINTER(_c.c_uint64)]),
+    "tokemb_mpi_tables_lookup": (_c.c_int32, [_P, _P, _P, _P]),
+    "tokemb_mpi_tables_lookup_i32": (_c.c_int32, [_P, _P, _P, _P]),
+    "tokemb_mpi_tables_lookup_bags": (_c.c_int32, [_P, _P, _P, _P, _P, _c.c_int32, _P, _P]),
+    "tokemb_mpi_tables_lookup_bags_i32": (_c.c_int32, [_P, _P, _P, _P, _P, _c.c_int32, _P, _P]),
+    "tokemb_mpi_tables_grad_accumulate": (_c.c_int32, [_P, _P, _P, _P, _P]),
+    "tokemb_mpi_tables_grad_accumulate_i32": (_c.c_int32, [_P, _P, _P, _P, _P]),
+    "tokemb_mpi_tables_optim_step": (_c.c_int32, [_P, _P, _P, _P]),
+    "tokemb_mpi_tables_optim_step_i32": (_c.c_int32, [_P, _P, _P, _P]),
+})
 
 lib, library_path = _load()
 
@@ -277,6 +303,7 @@ class _MpiHandle(Handle):
     (the ShardedTable or a borrowed local shard) goes."""
 
     __slots__ = ()
+    _free_name = "tokemb_mpi_table_free"
 
     def __init__(self, p):
         super().__init__(p, None)
@@ -284,10 +311,174 @@ class _MpiHandle(Handle):
     def __del__(self):
         p, self.ptr = self.ptr, None
         if p and lib is not None:
-            lib.tokemb_mpi_table_free(p)
+            getattr(lib, self._free_name)(p)
+
+
+class _MpiTablesHandle(_MpiHandle):
+    """The table collection's pointer; freed with tokemb_mpi_tables_free (collective)."""
+
+    __slots__ = ()
+    _free_name = "tokemb_mpi_tables_free"
+
+
+def _shapes(shapes: Any):
+    shapes = [tuple(int(v) for v in s) for s in shapes]
+    if any(len(s) != 2 for s in shapes):
+        raise ValueError("shapes must be (rows, dim) pairs, got %r" % (shapes,))
+    rows = np.ascontiguousarray([s[0] for s in shapes], dtype=np.int64)
+    dims = np.ascontiguousarray([s[1] for s in shapes], dtype=np.int64)
+    return rows, dims
+
+
+def plan_tables(shapes: Any, n_ranks: int) -> np.ndarray:
+    """The owner rank of each table that ShardedTables(comm, shapes) places on n_ranks ranks
+    (tokemb_mpi_tables_plan, no MPI needed): tables by decreasing rows * dim * 4 bytes, equal sizes by
+    lower index, each to the least-loaded rank, equal loads to the lower rank. int32 [n_tables]."""
+    rows, dims = _shapes(shapes)
+    owner = np.empty(rows.size, dtype=np.int32)
+    _check(lib.tokemb_mpi_tables_plan(rows.size, ptr(rows), ptr(dims), int(n_ranks), ptr(owner)),
+           "tokemb_mpi_tables_plan")
+    return owner
+
+
+def _ptrs(arrays):
+    """A C array of the arrays' data pointers (NULL for None)."""
+    return (_P * max(len(arrays), 1))(*[None if a is None else a.ctypes.data for a in arrays])
+
+
+class ShardedTables(Lifetime):
+    """A collection of float32 tables sharded TABLE-wise over an mpi4py communicator (TorchRec's
+    table-wise sharding): table k of shapes[k] = (rows, dim) lives whole on one rank, owner(k), chosen
+    by plan_tables. Collective methods take one batch per table (lists of arrays, one entry per table,
+    empty arrays for tables without ids) and return one array per table; every rank calls them in the
+    same order. close() (or the last reference going away) frees the collection collectively."""
+
+    _what = "sharded table collection"
+    _where = "tokemb.mpi.ShardedTables"
+
+    def __init__(self, comm: Any, shapes: Any) -> None:
+        rows, dims = _shapes(shapes)
+        h = _P()
+        _check(lib.tokemb_mpi_tables_create_f(int(comm.py2f()), rows.size, ptr(rows), ptr(dims), ctypes.byref(h)),
+               "tokemb_mpi_tables_create_f")
+        self._h = _MpiTablesHandle(h.value)
+        self.comm = comm
+        self.shapes = [(int(r), int(d)) for r, d in zip(rows, dims)]
+
+    def __len__(self) -> int:
+        return len(self.shapes)
+
+    def owner(self, k: int) -> int:
+        """The rank owning table k."""
+        return lib.tokemb_mpi_tables_owner(self._p, self._k(k))
+
+    def local(self, k: int) -> Optional[Table]:
+        """Table k as a tokemb.Table borrowed from the collection if this rank owns it, else None."""
+        p = lib.tokemb_mpi_tables_local(self._p, self._k(k))
+        return Table._borrow(p, self._h) if p else None
+
+    def traffic(self) -> tuple:
+        """(ids, floats) this rank sent in the last collective call (tokemb_mpi_tables_traffic): for lookups
+        and bags its distinct ids per table and the row floats it served as an owner."""
+        i, f = ctypes.c_uint64(), ctypes.c_uint64()
+        _check(lib.tokemb_mpi_tables_traffic(self._p, ctypes.byref(i), ctypes.byref(f)), "tokemb_mpi_tables_traffic")
+        return i.value, f.value
+
+    def _k(self, k: int) -> int:
+        if not 0 <= int(k) < len(self.shapes):
+            raise IndexError("table index %d outside [0, %d)" % (k, len(self.shapes)))
+        return int(k)
+
+    def _per_table(self, what, seq):
+        if len(seq) != len(self.shapes):
+            raise ValueError("one %s entry per table: got %d for %d tables" % (what, len(seq), len(self.shapes)))
+        return seq
+
+    def _ids(self, ids_list):
+        self._per_table("ids", ids_list)
+        ids = [ids_array(i) for i in ids_list]
+        is32 = all(i.dtype == np.int32 for i in ids)
+        ids = [i if is32 or i.dtype == np.int64 else i.astype(np.int64) for i in ids]
+        return ids, np.ascontiguousarray([i.size for i in ids], dtype=np.uintp), "_i32" if is32 else ""
+
+    def lookup(self, ids: Any) -> list:
+        """Collective lookup: ids[k] (any shape) for table k; returns [out_k[..., dim_k]] per table."""
+        ids, n, sfx = self._ids(ids)
+        out = [np.empty(tuple(i.shape) + (d,), dtype=np.float32) for i, (_, d) in zip(ids, self.shapes)]
+        name = "tokemb_mpi_tables_lookup" + sfx
+        _check(getattr(lib, name)(self._p, _ptrs(ids), ptr(n), _ptrs(out)), name)
+        return out
+
+    def lookup_bags(self, ids: Any, offsets: Any, mode: Union[str, int] = "sum",
+                    per_sample_weights: Any = None) -> list:
+        """Collective pooled lookup over every table (KeyedJaggedTensor -> pooled embeddings): ids[k] [n_k],
+        offsets[k] CSR [n_bags_k + 1], one mode for all tables, per_sample_weights None or a list with an
+        array (sum only) or None per table. Returns [out_k[n_bags_k, dim_k]] per table."""
+        args = [bag_args(i, o) for i, o in zip(self._per_table("ids", ids), self._per_table("offsets", offsets))]
+        ids, n, sfx = self._ids([a[0] for a in args])
+        offs = [a[1] for a in args]
+        nb = np.ascontiguousarray([a[2] for a in args], dtype=np.uintp)
+        psw = None
+        if per_sample_weights is not None:
+            psw = [None if w is None else f32_array(w, "per_sample_weights[%d]" % k, (i.size,))
+                   for k, (w, i) in enumerate(zip(self._per_table("per_sample_weights", per_sample_weights), ids))]
+        out = [np.empty((b, d), dtype=np.float32) for b, (_, d) in zip(nb, self.shapes)]
+        name = "tokemb_mpi_tables_lookup_bags" + sfx
+        _check(getattr(lib, name)(self._p, _ptrs(ids), ptr(n), _ptrs(offs), ptr(nb), bag_mode(mode),
+                                  None if psw is None else _ptrs(psw), _ptrs(out)), name)
+        return out
+
+    def _grads(self, ids, grad_out):
+        ids, n, sfx = self._ids(ids)
+        g = [f32_array(x, "grad_out[%d]" % k, tuple(i.shape) + (d,))
+             for k, (x, i, (_, d)) in enumerate(zip(self._per_table("grad_out", grad_out), ids, self.shapes))]
+        return ids, n, sfx, g
+
+    def grad_accumulate(self, ids: Any, grad_out: Any, grads: Optional[list] = None) -> list:
+        """Collective gradient of lookup delivered to the owners: adds every rank's grad_out[k] rows into
+        grads[k] [rows_k, dim_k] on table k's owner (zeros when grads is None or grads[k] is None), in
+        global input order. Returns the list with an array for each owned table and None elsewhere."""
+        ids, n, sfx, g = self._grads(ids, grad_out)
+        grads = list(self._per_table("grads", grads)) if grads is not None else [None] * len(self.shapes)
+        for k, (r, d) in enumerate(self.shapes):
+            if self.owner(k) != self.comm.Get_rank():
+                grads[k] = None
+            elif grads[k] is None:
+                grads[k] = np.zeros((r, d), dtype=np.float32)
+            else:
+                grads[k] = out_array(grads[k], "grads[%d]" % k, (r, d))
+        name = "tokemb_mpi_tables_grad_accumulate" + sfx
+        _check(getattr(lib, name)(self._p, _ptrs(ids), ptr(n), _ptrs(g), _ptrs(grads)), name)
+        return grads
+
+    def optimizer(self, k: int, kind: Union[str, int], **hparams: Any) -> "ShardedTables":
+        """Selects table k's fused optimizer on its owner (tokemb.Table.optimizer's names and
+        hyper-parameters); a no-op on the other ranks, so every rank may call it alike."""
+        t = self.local(k)
+        if t is not None:
+            t.optimizer(kind, **hparams)
+        return self
+
+    def step(self, ids: Any, grad_out: Any) -> None:
+        """Collective fused optimizer step of every table at its owner from every rank's
+        (ids[k], grad_out[k][..., dim_k]); every table's step counter advances once."""
+        ids, n, sfx, g = self._grads(ids, grad_out)
+        name = "tokemb_mpi_tables_optim_step" + sfx
+        _check(getattr(lib, name)(self._p, _ptrs(ids), ptr(n), _ptrs(g)), name)
+
+    def gather(self, k: int, root: int = 0) -> Optional[np.ndarray]:
+        """Collective: table k [rows, dim] on `root` (None elsewhere), sent by its owner."""
+        t = self.local(k)
+        parts = self.comm.gather(None if t is None else t.to_numpy(), root=root)
+        if parts is None:
+            return None
+        return parts[self.owner(k)]
 
 
 def __getattr__(name):
+    if name == "ShardedEmbeddingBagCollection":
+        from ._mpi_torch import ShardedEmbeddingBagCollection
+        return ShardedEmbeddingBagCollection
     if name == "ShardedEmbeddingBag":
         from ._mpi_torch import ShardedEmbeddingBag
         return ShardedEmbeddingBag
