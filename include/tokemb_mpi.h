@@ -116,6 +116,28 @@ TOKEMB_MPI_API int32_t tokemb_mpi_lookup(tokemb_mpi_table *t, const int64_t *ids
 TOKEMB_MPI_API int32_t tokemb_mpi_lookup_i32(tokemb_mpi_table *t, const int32_t *ids, size_t n, float *out);
 
 /**
+ * Collective pipelined lookup of k batches: every rank passes the same k, and for each b < k its own
+ * batch ids[b][n[b]] (n[b] may differ between ranks and batches, 0 allowed; ids[b]/out[b] may be NULL
+ * when n[b] == 0) and gets out[b][n[b]][dim] = global_table[ids[b][i]], exactly what k separate
+ * tokemb_mpi_lookup calls give (bitwise equal to tokemb_lookup on the whole table over each batch
+ * concatenated in rank order). Every batch is validated and de-duplicated per owner up front, then
+ * the exchanges overlap the local work: batch b+1's ids and batch b-1's rows travel (MPI_Ialltoallv)
+ * while the rows other ranks asked of batch b are gathered from this rank's shard. Memory: every
+ * batch's distinct rows are held until the end (about the size of the outputs).
+ * Errors (agreed on every rank): TOKEMB_INVALID_ARGUMENT (NULL t; NULL ids, n or out with k > 0; k
+ * different from rank 0's; NULL ids[b] or out[b] with n[b] > 0), TOKEMB_OUT_OF_RANGE (the message
+ * names the lowest failing rank, the batch, the index and the id), TOKEMB_OVERFLOW (a message larger
+ * than MPI's int counts), TOKEMB_NO_MEMORY, TOKEMB_IO (MPI failure). Nothing is written to any out[b]
+ * on any rank unless the whole call succeeds on every rank.
+ */
+TOKEMB_MPI_API int32_t tokemb_mpi_lookup_batches(tokemb_mpi_table *t, size_t k, const int64_t *const *ids,
+                                                 const size_t *n, float *const *out);
+
+/** tokemb_mpi_lookup_batches with int32 ids. Same rules and errors. */
+TOKEMB_MPI_API int32_t tokemb_mpi_lookup_batches_i32(tokemb_mpi_table *t, size_t k, const int32_t *const *ids,
+                                                     const size_t *n, float *const *out);
+
+/**
  * Collective pooled lookup (torch's EmbeddingBag over the global table): each rank passes its own
  * CSR batch (ids[n], offsets[n_bags + 1], optional per_sample_weights[n] with TOKEMB_SUM) and gets
  * out[n_bags][dim]. The distinct rows are fetched as in tokemb_mpi_lookup, then pooled on the

@@ -69,6 +69,9 @@ typedef struct {
     size_t n_recv;
 } tm_plan;
 void tm_plan_free(tm_plan *p);
+/* Local, no communication: de-duplicates an already validated batch per owner (send side of the
+ * plan; the receive side stays empty). TOKEMB_NO_MEMORY (message in msg) is the only failure. */
+int32_t tm_plan_local(const tokemb_mpi_table *t, const void *ids, int is32, size_t n, tm_plan *p, char *msg);
 /* Collective: validates the batch, agrees, de-duplicates per owner and exchanges the ids. */
 int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const void *out,
                      int32_t pre_st, const char *pre_msg, tm_plan *p);
@@ -82,7 +85,7 @@ typedef struct {
     float *recv_rows;
     size_t n_recv;
 } tm_push;
-int32_t tm_push_make(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n,
-                     const float *grad_out, int32_t pre_st, const char *pre_msg, tm_push *q);
+int32_t tm_push_make(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const float *grad_out,
+                     int32_t pre_st, const char *pre_msg, tm_push *q);
 
 #endif

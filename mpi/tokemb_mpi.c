@@ -188,6 +188,43 @@ int32_t tm_check_batch(const tokemb_mpi_table *t, const void *ids, int is32, siz
     return TOKEMB_OK;
 }
 
+/* Local, no communication: the distinct (owner, local row) pairs of an already validated batch in
+ * owner order, the per-owner send counts/displacements and every position's slot (p is zeroed
+ * first; the receive side stays empty). TOKEMB_NO_MEMORY is the only failure. */
+int32_t tm_plan_local(const tokemb_mpi_table *t, const void *ids, int is32, size_t n, tm_plan *p, char *msg) {
+    memset(p, 0, sizeof *p);
+    int P = t->size;
+    tm_key *keys = malloc((n ? n : 1) * sizeof *keys);
+    p->slot = malloc((n ? n : 1) * sizeof *p->slot);
+    p->send_ids = malloc((n ? n : 1) * sizeof *p->send_ids);
+    p->scount = calloc((size_t)P * 4, sizeof(int));
+    if (!keys || !p->slot || !p->send_ids || !p->scount) {
+        free(keys);
+        tm_plan_free(p);
+        return tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+    }
+    p->sdispl = p->scount + P;
+    p->rcount = p->scount + 2 * P;
+    p->rdispl = p->scount + 3 * P;
+    for (size_t i = 0; i < n; i++) {
+        tm_owner(t, tm_id_at(ids, is32, i), &keys[i].owner, &keys[i].lrow);
+        keys[i].i = i;
+    }
+    qsort(keys, n, sizeof *keys, tm_key_cmp);
+    size_t u = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (k == 0 || keys[k].owner != keys[k - 1].owner || keys[k].lrow != keys[k - 1].lrow) {
+            p->send_ids[u++] = keys[k].lrow;
+            p->scount[keys[k].owner]++;
+        }
+        p->slot[keys[k].i] = u - 1;
+    }
+    p->n_uniq = u;
+    for (int r = 1; r < P; r++) p->sdispl[r] = p->sdispl[r - 1] + p->scount[r - 1];
+    free(keys);
+    return TOKEMB_OK;
+}
+
 /* Collective: validates the batch, agrees, de-duplicates per owner and exchanges the ids. On
  * success every rank holds its plan; on failure every rank returns the same status. */
 int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const void *out,
@@ -198,35 +235,7 @@ int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids, int i
     memset(p, 0, sizeof *p);
     int P = t->size;
     if (st == TOKEMB_OK) st = tm_check_batch(t, ids, is32, n, out, "out", msg);
-    tm_key *keys = NULL;
-    if (st == TOKEMB_OK) {
-        keys = malloc((n ? n : 1) * sizeof *keys);
-        p->slot = malloc((n ? n : 1) * sizeof *p->slot);
-        p->send_ids = malloc((n ? n : 1) * sizeof *p->send_ids);
-        p->scount = calloc((size_t)P * 4, sizeof(int));
-        if (!keys || !p->slot || !p->send_ids || !p->scount) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
-    }
-    if (st == TOKEMB_OK) {
-        p->sdispl = p->scount + P;
-        p->rcount = p->scount + 2 * P;
-        p->rdispl = p->scount + 3 * P;
-        for (size_t i = 0; i < n; i++) {
-            tm_owner(t, tm_id_at(ids, is32, i), &keys[i].owner, &keys[i].lrow);
-            keys[i].i = i;
-        }
-        qsort(keys, n, sizeof *keys, tm_key_cmp);
-        size_t u = 0;
-        for (size_t k = 0; k < n; k++) {
-            if (k == 0 || keys[k].owner != keys[k - 1].owner || keys[k].lrow != keys[k - 1].lrow) {
-                p->send_ids[u++] = keys[k].lrow;
-                p->scount[keys[k].owner]++;
-            }
-            p->slot[keys[k].i] = u - 1;
-        }
-        p->n_uniq = u;
-        for (int r = 1; r < P; r++) p->sdispl[r] = p->sdispl[r - 1] + p->scount[r - 1];
-    }
-    free(keys);
+    if (st == TOKEMB_OK) st = tm_plan_local(t, ids, is32, n, p, msg);
     st = tm_agree(t->comm, t->rank, P, fn, st, msg);
     if (st != TOKEMB_OK) {
         tm_plan_free(p);
