@@ -177,6 +177,36 @@ TOKEMB_MPI_API int32_t tokemb_mpi_grad_accumulate_i32(tokemb_mpi_table *t, const
                                                       const float *grad_out, float *grad_shard);
 
 /**
+ * Collective coalesced (sparse) gradient at the owners, the sharded form of tokemb_grad_coalesce:
+ * each rank passes its batch ids[n] and grad_out[n][dim]; every contribution travels to its row's
+ * owner (not pre-summed by the sender), and each rank gets the distinct rows of its own shard that the
+ * global batch touched, as LOCAL row ids in ascending order in out_ids[0..u) (global row =
+ * tokemb_mpi_table_global_row(t, out_ids[j]); ascending local order is ascending global order for
+ * both shardings) and their summed gradient rows in out_rows[u][dim], *n_unique = u. Each row is
+ * summed in global input order (rank order, then each rank's order) by the core's tokemb_grad_coalesce,
+ * so it has exactly the bits of the row of the same global id in tokemb_grad_coalesce on the whole
+ * table over the concatenated batch. out_ids/out_rows feed tokemb_optim_step_coalesced on
+ * tokemb_mpi_table_local(t) directly. The shard's padding_idx and scale_grad_by_freq parameters are
+ * not used (leave them unset).
+ * Output size: the caller's buffers hold `capacity` rows (out_ids[capacity], out_rows[capacity][dim]).
+ * u never exceeds the shard's row count (tokemb_table_rows(tokemb_mpi_table_local(t))) nor the global
+ * batch size (the sum of n over the ranks), so either bound as capacity always suffices; a smaller
+ * capacity is allowed and fails collectively with TOKEMB_OVERFLOW (message: the rank, the rows it
+ * needed and its capacity) if the touched rows do not fit.
+ * Errors (agreed on every rank): as tokemb_mpi_grad_accumulate, plus TOKEMB_INVALID_ARGUMENT for NULL
+ * n_unique or NULL out_ids/out_rows with capacity > 0, TOKEMB_OVERFLOW for capacity as above. Nothing
+ * (out_ids, out_rows, *n_unique) is written on any rank on error.
+ */
+TOKEMB_MPI_API int32_t tokemb_mpi_grad_coalesce(tokemb_mpi_table *t, const int64_t *ids, size_t n,
+                                                const float *grad_out, int64_t *out_ids, float *out_rows,
+                                                size_t capacity, size_t *n_unique);
+
+/** tokemb_mpi_grad_coalesce with int32 ids (out_ids stay int64). Same rules and errors. */
+TOKEMB_MPI_API int32_t tokemb_mpi_grad_coalesce_i32(tokemb_mpi_table *t, const int32_t *ids, size_t n,
+                                                    const float *grad_out, int64_t *out_ids, float *out_rows,
+                                                    size_t capacity, size_t *n_unique);
+
+/**
  * Collective fused optimizer step at the owners: select the optimizer and its hyper-parameters on
  * every rank's shard first (tokemb_optim_select / tokemb_optim_set_param_f64 on
  * tokemb_mpi_table_local(t), the same on every rank). Each rank passes its batch ids[n] and

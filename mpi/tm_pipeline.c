@@ -124,9 +124,9 @@ static int32_t tm_lookup_batches(tokemb_mpi_table *t, const char *fn, size_t k, 
         int32_t first = TOKEMB_OK;
         char scratch[TM_MSG]; /* messages after the first failure */
         MPI_Request req[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
-#define TM_PIPE_MPI(call, what)                                                \
-    do {                                                                       \
-        int rc_ = (call);                                                      \
+#define TM_PIPE_MPI(call, what)                                                                  \
+    do {                                                                                         \
+        int rc_ = (call);                                                                        \
         if (rc_ != MPI_SUCCESS && first == TOKEMB_OK) first = tm_mpi_status(rc_, fn, what, msg); \
     } while (0)
         tm_plan *p0 = &s[0].p;

@@ -52,8 +52,8 @@ static void test_batches(int32_t sharding, int64_t V, int64_t D, size_t K, unsig
     CHECK(st == TOKEMB_OK, "lookup_batches_i32: %s", tokemb_mpi_last_error());
     for (size_t b = 0; b < K; b++) {
         size_t bytes = n[b] * (size_t)D * sizeof(float);
-        CHECK(memcmp(out[b], ref[b] + off[b] * (size_t)D, bytes) == 0, "batch %zu differs from the core (sharding %d, K %zu)",
-              b, (int)sharding, K);
+        CHECK(memcmp(out[b], ref[b] + off[b] * (size_t)D, bytes) == 0,
+              "batch %zu differs from the core (sharding %d, K %zu)", b, (int)sharding, K);
         CHECK(memcmp(out32[b], ref[b] + off[b] * (size_t)D, bytes) == 0, "i32 batch %zu differs", b);
         CHECK(tokemb_mpi_lookup(t, ids[b], n[b], one) == TOKEMB_OK, "lookup: %s", tokemb_mpi_last_error());
         CHECK(memcmp(out[b], one, bytes) == 0, "batch %zu differs from tokemb_mpi_lookup", b);
@@ -73,8 +73,7 @@ static void test_batches(int32_t sharding, int64_t V, int64_t D, size_t K, unsig
         CHECK(st == TOKEMB_OUT_OF_RANGE, "bad id: status %d", (int)st);
         char want[128];
         snprintf(want, sizeof want, "rank %d: batch 2: token id %lld at index 1", size - 1, (long long)bad);
-        CHECK(strstr(tokemb_mpi_last_error(), want) != NULL, "message '%s' lacks '%s'", tokemb_mpi_last_error(),
-              want);
+        CHECK(strstr(tokemb_mpi_last_error(), want) != NULL, "message '%s' lacks '%s'", tokemb_mpi_last_error(), want);
         int untouched = 1;
         for (size_t b = 0; b < K; b++)
             for (size_t i = 0; i < n[b] * (size_t)D; i++) untouched &= out[b][i] == 777.0f;
@@ -88,15 +87,15 @@ static void test_batches(int32_t sharding, int64_t V, int64_t D, size_t K, unsig
         st = tokemb_mpi_lookup_batches(t, rank == size - 1 && size > 1 ? K - 1 : K, idp, n, out);
         out[0] = saved;
         CHECK(st == TOKEMB_INVALID_ARGUMENT, "k mismatch: status %d", (int)st);
-        snprintf(want, sizeof want, size > 1 ? "rank %d: k = %zu batches differs from rank 0's %zu"
-                                             : "rank %d: batch 0: ids or out is NULL",
+        snprintf(want, sizeof want,
+                 size > 1 ? "rank %d: k = %zu batches differs from rank 0's %zu"
+                          : "rank %d: batch 0: ids or out is NULL",
                  size - 1, K - 1, K);
-        CHECK(strstr(tokemb_mpi_last_error(), want) != NULL, "message '%s' lacks '%s'", tokemb_mpi_last_error(),
-              want);
+        CHECK(strstr(tokemb_mpi_last_error(), want) != NULL, "message '%s' lacks '%s'", tokemb_mpi_last_error(), want);
         /* still usable */
         st = tokemb_mpi_lookup_batches(t, K, idp, n, out);
-        CHECK(st == TOKEMB_OK && memcmp(out[K - 1], ref[K - 1] + off[K - 1] * (size_t)D,
-                                        n[K - 1] * (size_t)D * sizeof(float)) == 0,
+        CHECK(st == TOKEMB_OK &&
+                  memcmp(out[K - 1], ref[K - 1] + off[K - 1] * (size_t)D, n[K - 1] * (size_t)D * sizeof(float)) == 0,
               "after failures: %s", tokemb_mpi_last_error());
     }
     for (size_t b = 0; b < K; b++) {
