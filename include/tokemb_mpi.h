@@ -225,6 +225,50 @@ TOKEMB_MPI_API int32_t tokemb_mpi_optim_step(tokemb_mpi_table *t, const int64_t 
 TOKEMB_MPI_API int32_t tokemb_mpi_optim_step_i32(tokemb_mpi_table *t, const int32_t *ids, size_t n,
                                                  const float *grad_out);
 
+/**
+ * Collective tied output head over the row-sharded table (GPT-2 weight tying, the vocabulary rows
+ * spread over the ranks): each rank passes its own hidden[n][dim] (n may differ between ranks, 0
+ * allowed) and gets its own logits[n][rows] = hidden x W^T over the GLOBAL table W. Every rank's
+ * hidden rows are all-gathered (rank order), each rank computes the logits columns of its own rows for
+ * all of them, and an MPI_Alltoallv returns every rank's rows of every owner's columns.
+ * Each logit is one dim-long dot product in a fixed order (8 float lanes, element c in lane c % 8,
+ * then a fixed tree), so the result is bitwise identical for every rank count, sharding and thread
+ * count, and equal to this call on one rank holding the whole table. It is NOT bitwise equal to the
+ * core's tokemb_logits: that is OpenBLAS sgemm, whose bits for one output element depend on its place
+ * in the M x N tiling (on this build, splitting the rows over two ranks changed 67 of 14,000 logits by
+ * an ulp), so no sharded sgemm could match it. The error is within the float dot-product bound
+ * dim * 2^-24 * sum |h w| (tests compare with a float64 reference).
+ * Memory per rank: every rank's hidden rows, a [total n][shard rows] block and n x rows staging.
+ * Errors (agreed on every rank): TOKEMB_INVALID_ARGUMENT (NULL t, NULL hidden or logits with n > 0),
+ * TOKEMB_OVERFLOW (the gathered rows or n x rows logits exceed MPI's int counts), TOKEMB_NO_MEMORY,
+ * TOKEMB_IO (MPI failure). logits is untouched on every rank on error.
+ */
+TOKEMB_MPI_API int32_t tokemb_mpi_logits(tokemb_mpi_table *t, const float *hidden, size_t n, float *logits);
+
+/**
+ * Collective backward of tokemb_mpi_logits for each rank's grad_logits[n][rows]:
+ *  - grad_shard[local rows][dim]: for each of this rank's rows v, the sum over every rank's batch rows
+ *    i in global order (rank order, then each rank's order) of grad_logits[i][v] * hidden[i], summed
+ *    from zero in float and then added to the buffer's row. The grad_logits columns travel to their
+ *    owners, which have every rank's hidden rows.
+ *  - grad_hidden[n][dim] = grad_logits x W (overwritten): a sum over ALL vocabulary rows, which are
+ *    spread over the ranks. It is summed exactly, independently of how the rows are split: every
+ *    product is exact in double and is split on a grid fixed by a global bound (max |grad_logits| of
+ *    the row x max |W| of the column), two folds (Demmel-Nguyen pre-rounding) whose parts add exactly
+ *    in any order on any rank; the owners' partial sums travel to the requester and the sum is rounded
+ *    once to float (error about 2^-24 relative plus 2^-40 of rows x the bound).
+ * Both are bitwise identical for every rank count, sharding and thread count (equal to this call on
+ * one rank holding the whole table over the concatenated batch); not bitwise equal to the core's
+ * sgemm-based tokemb_logits_backward (see tokemb_mpi_logits). Non-finite inputs give non-finite
+ * (possibly NaN) gradients. Either output may be NULL (not both); every rank must pass the same
+ * choice.
+ * Errors (agreed on every rank): as tokemb_mpi_logits, plus TOKEMB_INVALID_ARGUMENT for both outputs
+ * NULL, NULL hidden or grad_logits with n > 0, or ranks disagreeing on which outputs are given (the
+ * message names the rank). Neither output is written on any rank on error.
+ */
+TOKEMB_MPI_API int32_t tokemb_mpi_logits_backward(tokemb_mpi_table *t, const float *hidden, size_t n,
+                                                  const float *grad_logits, float *grad_hidden, float *grad_shard);
+
 #ifdef __cplusplus
 }
 #endif

@@ -53,8 +53,7 @@ static int32_t tm_grad_coalesce(tokemb_mpi_table *t, const char *fn, const void 
 
 int32_t tokemb_mpi_grad_coalesce(tokemb_mpi_table *t, const int64_t *ids, size_t n, const float *grad_out,
                                  int64_t *out_ids, float *out_rows, size_t capacity, size_t *n_unique) {
-    return tm_grad_coalesce(t, "tokemb_mpi_grad_coalesce", ids, 0, n, grad_out, out_ids, out_rows, capacity,
-                            n_unique);
+    return tm_grad_coalesce(t, "tokemb_mpi_grad_coalesce", ids, 0, n, grad_out, out_ids, out_rows, capacity, n_unique);
 }
 
 int32_t tokemb_mpi_grad_coalesce_i32(tokemb_mpi_table *t, const int32_t *ids, size_t n, const float *grad_out,

@@ -67,7 +67,8 @@ static void test_coalesce(int32_t sharding, int64_t V, int64_t D, unsigned seed,
     /* fed to the shard's coalesced SGD step: shard rows equal the whole table's after the core's step */
     tk_fill_shard(t, value);
     tokemb_table *l = tokemb_mpi_table_local(t);
-    CHECK(tokemb_optim_select(l, TOKEMB_OPTIM_SGD) == TOKEMB_OK && tokemb_optim_select(f, TOKEMB_OPTIM_SGD) == TOKEMB_OK,
+    CHECK(tokemb_optim_select(l, TOKEMB_OPTIM_SGD) == TOKEMB_OK &&
+              tokemb_optim_select(f, TOKEMB_OPTIM_SGD) == TOKEMB_OK,
           "select");
     tokemb_optim_set_param_f64(l, TOKEMB_OPTIM_LR, 0.03);
     tokemb_optim_set_param_f64(f, TOKEMB_OPTIM_LR, 0.03);
