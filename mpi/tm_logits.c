@@ -74,9 +74,10 @@ static int32_t tm_geom_make(tokemb_mpi_table *t, const char *fn, size_t n, int32
         }
         size_t D = (size_t)t->dim, L = (size_t)t->local_rows, V = (size_t)t->rows;
         if (N > (uint64_t)INT_MAX / D || N > (uint64_t)INT_MAX / L || (n > 0 && V > (size_t)INT_MAX / n))
-            st = tm_fail(TOKEMB_OVERFLOW, msg,
-                         "%llu gathered rows of dim %zu, %zu shard rows, or n = %zu x %zu logits exceed MPI's int counts",
-                         (unsigned long long)N, D, L, n, V);
+            st = tm_fail(
+                TOKEMB_OVERFLOW, msg,
+                "%llu gathered rows of dim %zu, %zu shard rows, or n = %zu x %zu logits exceed MPI's int counts",
+                (unsigned long long)N, D, L, n, V);
         g->N = (size_t)N;
     }
     free(all);
@@ -105,8 +106,7 @@ static void tm_logits_block(const float *H, size_t N, const float *W, size_t L, 
 }
 
 /* acc[L][D] = grad[L][D] + sum over i < N in order of G[i][l] * H[i] (each sum starts from zero). */
-static void tm_table_grad(const float *G, size_t N, const float *H, size_t L, size_t D, const float *grad,
-                          float *acc) {
+static void tm_table_grad(const float *G, size_t N, const float *H, size_t L, size_t D, const float *grad, float *acc) {
     memset(acc, 0, L * D * sizeof *acc);
     for (size_t l0 = 0; l0 < L; l0 += 64) {
         size_t l1 = l0 + 64 < L ? l0 + 64 : L;

@@ -15,7 +15,7 @@
 
 /* Rows gathered between two MPI_Test calls on the outstanding exchanges (Open MPI's shared-memory
  * transport progresses a non-blocking collective only inside MPI calls). */
-#define TM_PIPE_CHUNK 256
+#define TM_PIPE_CHUNK 1024
 
 typedef struct {
     tm_plan p;
