@@ -26,7 +26,7 @@ from . import _lib
 from ._arrays import f32_array, ids_array, out_array, ptr
 from ._errors import error_for
 from ._handle import Handle, Lifetime
-from .table import Table, bag_args, bag_mode
+from .table import Table, bag_args, bag_mode, grad_outputs, logits_hidden
 
 __all__ = ["ShardedTable", "ShardedEmbeddingBag", "ROW", "ROW_MODULO", "library_path", "last_error"]
 
@@ -53,6 +53,12 @@ _SIGS = {
     "tokemb_mpi_grad_accumulate_i32": (_c.c_int32, [_P, _P, _c.c_size_t, _P, _P]),
     "tokemb_mpi_optim_step": (_c.c_int32, [_P, _P, _c.c_size_t, _P]),
     "tokemb_mpi_optim_step_i32": (_c.c_int32, [_P, _P, _c.c_size_t, _P]),
+    "tokemb_mpi_lookup_batches": (_c.c_int32, [_P, _c.c_size_t, _P, _P, _P]),
+    "tokemb_mpi_lookup_batches_i32": (_c.c_int32, [_P, _c.c_size_t, _P, _P, _P]),
+    "tokemb_mpi_grad_coalesce": (_c.c_int32, [_P, _P, _c.c_size_t, _P, _P, _P, _c.c_size_t, _P]),
+    "tokemb_mpi_grad_coalesce_i32": (_c.c_int32, [_P, _P, _c.c_size_t, _P, _P, _P, _c.c_size_t, _P]),
+    "tokemb_mpi_logits": (_c.c_int32, [_P, _P, _c.c_size_t, _P]),
+    "tokemb_mpi_logits_backward": (_c.c_int32, [_P, _P, _c.c_size_t, _P, _P, _P]),
 }
 
 
@@ -171,6 +177,57 @@ class ShardedTable(Lifetime):
         name = "tokemb_mpi_lookup_bags_i32" if ids.dtype == np.int32 else "tokemb_mpi_lookup_bags"
         _check(getattr(lib, name)(self._p, ptr(ids), ids.size, ptr(offs), nb, bag_mode(mode), ptr(psw), ptr(out)), name)
         return out
+
+    def lookup_batches(self, batches: Any) -> list:
+        """Collective pipelined lookup of K batches (every rank passes the same K, each its own batches):
+        returns [table[ids] for ids in batches], bitwise what K lookup() calls give, with batch b+1's
+        exchange overlapping batch b's local gather. Batches of mixed int32/int64 are all passed as int64."""
+        ids = [ids_array(b) for b in batches]
+        if any(a.dtype != ids[0].dtype for a in ids):
+            ids = [np.ascontiguousarray(a, dtype=np.int64) for a in ids]
+        outs = [np.empty(tuple(a.shape) + (self.dim,), dtype=np.float32) for a in ids]
+        k = len(ids)
+        idp = (_P * max(k, 1))(*[a.ctypes.data for a in ids])
+        outp = (_P * max(k, 1))(*[o.ctypes.data for o in outs])
+        ns = (_c.c_size_t * max(k, 1))(*[a.size for a in ids])
+        name = "tokemb_mpi_lookup_batches_i32" if k and ids[0].dtype == np.int32 else "tokemb_mpi_lookup_batches"
+        _check(getattr(lib, name)(self._p, k, idp, ns, outp), name)
+        return outs
+
+    def grad_coalesce(self, ids: Any, grad_out: Any):
+        """Collective coalesced gradient at the owners: returns (local_ids int64 [u], rows [u, dim]), this
+        rank's touched rows ascending (global row = global_rows[local_ids]) with every rank's contributions
+        summed in global input order, bitwise the rows of the core's grad_coalesce over the whole batch."""
+        ids, g = self._grad_rows(ids, grad_out)
+        cap = min(self.local_rows, int(self.comm.allreduce(int(ids.size))))
+        out_ids = np.empty(max(cap, 1), dtype=np.int64)
+        rows = np.empty((max(cap, 1), self.dim), dtype=np.float32)
+        u = _c.c_size_t(0)
+        name = "tokemb_mpi_grad_coalesce_i32" if ids.dtype == np.int32 else "tokemb_mpi_grad_coalesce"
+        _check(getattr(lib, name)(self._p, ptr(ids), ids.size, ptr(g), ptr(out_ids), ptr(rows), cap, ctypes.byref(u)),
+               name)
+        return out_ids[:u.value].copy(), rows[:u.value].copy()
+
+    def logits(self, hidden: Any, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """Collective tied output head: this rank's hidden [..., dim] -> logits [..., rows] over the global
+        table (fixed-order dot products: bitwise the same for every rank count; not the core's sgemm bits)."""
+        h, n = logits_hidden(hidden, self.dim)
+        out = out_array(out, "out", h.shape[:-1] + (self.rows,))
+        _check(lib.tokemb_mpi_logits(self._p, ptr(h), n, ptr(out)), "tokemb_mpi_logits")
+        return out
+
+    def logits_backward(self, hidden: Any, grad_logits: Any, grad_hidden: Any = True, grad_shard: Any = None):
+        """Collective backward of logits: returns (grad_hidden or None, grad_shard or None), as
+        tokemb.Table.logits_backward with the table gradient restricted to this rank's shard
+        [local_rows, dim] (an array to accumulate into, True for a new zeroed one, None/False to skip).
+        Every rank must ask for the same outputs."""
+        h, n = logits_hidden(hidden, self.dim)
+        gl = f32_array(grad_logits, "grad_logits", h.shape[:-1] + (self.rows,))
+        gh, gs = grad_outputs(grad_hidden, h.shape, "grad_hidden", grad_shard, (self.local_rows, self.dim),
+                              "grad_shard")
+        _check(lib.tokemb_mpi_logits_backward(self._p, ptr(h), n, ptr(gl), ptr(gh), ptr(gs)),
+               "tokemb_mpi_logits_backward")
+        return gh, gs
 
     def _grad_rows(self, ids, grad_out):
         ids = ids_array(ids)
