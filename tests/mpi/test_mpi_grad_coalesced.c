@@ -116,11 +116,10 @@ static void test_coalesce(int32_t sharding, int64_t V, int64_t D, unsigned seed,
 
 int main(int argc, char **argv) {
     tk_mpi_start(&argc, &argv);
-    const int32_t shardings[2] = {TOKEMB_MPI_ROW, TOKEMB_MPI_ROW_MODULO};
     for (int s = 0; s < 2; s++) {
-        test_coalesce(shardings[s], 37, 5, (unsigned)s, 0);
-        test_coalesce(shardings[s], 1000, 16, (unsigned)s + 2, 1);
-        test_coalesce(shardings[s], 6, 3, (unsigned)s + 4, 0);
+        test_coalesce(tk_shardings[s], 37, 5, (unsigned)s, 0);
+        test_coalesce(tk_shardings[s], 1000, 16, (unsigned)s + 2, 1);
+        test_coalesce(tk_shardings[s], 6, 3, (unsigned)s + 4, 0);
     }
     return tk_mpi_finish();
 }

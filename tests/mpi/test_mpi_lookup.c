@@ -94,12 +94,11 @@ static void test_create_errors(void) {
 
 int main(int argc, char **argv) {
     tk_mpi_start(&argc, &argv);
-    const int32_t shardings[2] = {TOKEMB_MPI_ROW, TOKEMB_MPI_ROW_MODULO};
     const int64_t shapes[3][2] = {{37, 5}, {4, 16}, {1000, 3}};
     for (int s = 0; s < 2; s++)
         for (int k = 0; k < 3; k++)
             if (shapes[k][0] >= size)
-                test_lookup(shardings[s], shapes[k][0], shapes[k][1], (unsigned)(s * 3 + k), k == 1);
+                test_lookup(tk_shardings[s], shapes[k][0], shapes[k][1], (unsigned)(s * 3 + k), k == 1);
     test_create_errors();
     return tk_mpi_finish();
 }

@@ -110,13 +110,12 @@ static void test_batches(int32_t sharding, int64_t V, int64_t D, size_t K, unsig
 
 int main(int argc, char **argv) {
     tk_mpi_start(&argc, &argv);
-    const int32_t shardings[2] = {TOKEMB_MPI_ROW, TOKEMB_MPI_ROW_MODULO};
     for (int s = 0; s < 2; s++) {
-        test_batches(shardings[s], 37, 5, 4, (unsigned)s, 0);
-        test_batches(shardings[s], 1000, 3, 6, (unsigned)s + 2, 0);
-        test_batches(shardings[s], 5, 16, 1, (unsigned)s + 4, 0);
-        test_batches(shardings[s], 37, 5, 0, (unsigned)s, 0); /* K = 0: a collective no-op */
-        test_batches(shardings[s], 5000, 8, 3, (unsigned)s + 5, 1);
+        test_batches(tk_shardings[s], 37, 5, 4, (unsigned)s, 0);
+        test_batches(tk_shardings[s], 1000, 3, 6, (unsigned)s + 2, 0);
+        test_batches(tk_shardings[s], 5, 16, 1, (unsigned)s + 4, 0);
+        test_batches(tk_shardings[s], 37, 5, 0, (unsigned)s, 0); /* K = 0: a collective no-op */
+        test_batches(tk_shardings[s], 5000, 8, 3, (unsigned)s + 5, 1);
     }
     int32_t st = tokemb_mpi_lookup_batches(NULL, 1, NULL, NULL, NULL);
     CHECK(st == TOKEMB_INVALID_ARGUMENT && strstr(tokemb_mpi_last_error(), "t is NULL"), "NULL t: %d", (int)st);

@@ -10,6 +10,9 @@
 
 typedef float (*tk_value_fn)(int64_t g, int64_t c);
 
+/* every sharding, for the suites' loops */
+static const int32_t tk_shardings[2] = {TOKEMB_MPI_ROW, TOKEMB_MPI_ROW_MODULO};
+
 /* this rank's shard: local row r holds value(global row of r, c) */
 static inline void tk_fill_shard(tokemb_mpi_table *t, tk_value_fn value) {
     tokemb_table *l = tokemb_mpi_table_local(t);

@@ -10,17 +10,10 @@ from mpi4py import MPI
 import tokemb
 import tokemb.mpi
 
-comm = MPI.COMM_WORLD
-rank, size = comm.Get_rank(), comm.Get_size()
+from mpi_worker_common import comm, failures, finish, rank, same, size
+
 ROWS, DIM = 41, 6
 sharding = sys.argv[1]
-failures = []
-
-
-def same(what, a, b):
-    a, b = np.asarray(a), np.asarray(b)
-    if a.shape != b.shape or a.dtype != b.dtype or a.tobytes() != b.tobytes():
-        failures.append("rank %d: %s differs" % (rank, what))
 
 
 full = np.random.default_rng(5).standard_normal((ROWS, DIM)).astype(np.float32)
@@ -87,9 +80,4 @@ except tokemb.OutOfRange as e:
 
 for x in (one, head, t):
     x.close()
-all_failures = comm.allgather(failures)
-if rank == 0:
-    for f in sum(all_failures, []):
-        print(f)
-    print("checked %d ranks, %d failures" % (size, sum(len(f) for f in all_failures)))
-sys.exit(1 if any(all_failures) else 0)
+finish()
