@@ -79,6 +79,14 @@ int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids, int i
 int32_t tm_fetch(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const void *out,
                  int32_t pre_st, const char *pre_msg, tm_plan *p, float **rows_out);
 
+/* Local checks of one CSR bag batch (offsets, mode, weights, out), the rules of tokemb_lookup_bags. */
+int32_t tm_check_bags(size_t n, const int64_t *offsets, size_t n_bags, int32_t mode, const float *w, const float *out,
+                      char *msg);
+/* Local: pools a batch's fetched distinct rows rows[n_uniq][dim] (slot[i]: input i's row) into
+ * pooled[n_bags][dim] with the core's tokemb_lookup_bags, in input order. */
+int32_t tm_pool(const tokemb_mpi_table *t, float *rows, size_t n_uniq, const size_t *slot, size_t n,
+                const int64_t *offsets, size_t n_bags, int32_t mode, const float *w, float *pooled, char *msg);
+
 /* Every (id, row) contribution of the global batch moved to its owner, in global input order. */
 typedef struct {
     int64_t *recv_ids; /* local rows */

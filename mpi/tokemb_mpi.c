@@ -327,50 +327,62 @@ static int32_t tm_lookup(tokemb_mpi_table *t, const char *fn, const void *ids, i
 /* Pooled bags: the distinct rows come back, then the core pools them in input order over a table
  * wrapping exactly those rows (ids remapped to their slots), so every float operation is the core's
  * own and the result equals tokemb_lookup_bags on the whole table bit for bit. */
+int32_t tm_check_bags(size_t n, const int64_t *offsets, size_t n_bags, int32_t mode, const float *w, const float *out,
+                      char *msg) {
+    if (!offsets) return tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "offsets is NULL");
+    if (n_bags > 0 && !out) return tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "out is NULL with n_bags = %zu", n_bags);
+    if (mode != TOKEMB_SUM && mode != TOKEMB_MEAN && mode != TOKEMB_MAX)
+        return tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "unknown bag mode %d", (int)mode);
+    if (w && mode != TOKEMB_SUM)
+        return tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "per_sample_weights need mode SUM, got %d", (int)mode);
+    if (offsets[0] != 0) return tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "offsets[0] = %lld, not 0", (long long)offsets[0]);
+    if ((uint64_t)offsets[n_bags] != (uint64_t)n)
+        return tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "offsets[%zu] = %lld, not n = %zu", n_bags,
+                       (long long)offsets[n_bags], n);
+    for (size_t b = 0; b < n_bags; b++)
+        if (offsets[b + 1] < offsets[b])
+            return tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "offsets[%zu] = %lld is below offsets[%zu] = %lld", b + 1,
+                           (long long)offsets[b + 1], b, (long long)offsets[b]);
+    return TOKEMB_OK;
+}
+
+int32_t tm_pool(const tokemb_mpi_table *t, float *rows, size_t n_uniq, const size_t *slot, size_t n,
+                const int64_t *offsets, size_t n_bags, int32_t mode, const float *w, float *pooled, char *msg) {
+    tokemb_table *sub = NULL;
+    int64_t *slot_ids = malloc((n ? n : 1) * sizeof *slot_ids);
+    int32_t st = TOKEMB_OK;
+    if (!slot_ids) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+    else
+        st = tokemb_table_wrap(rows, n_uniq ? (int64_t)n_uniq : 1, t->dim, t->dim, TOKEMB_F32, TOKEMB_WRAP_READONLY,
+                               &sub);
+    if (st == TOKEMB_OK) {
+        for (size_t i = 0; i < n; i++) slot_ids[i] = (int64_t)slot[i];
+        st = tokemb_lookup_bags(sub, slot_ids, n, offsets, n_bags, mode, w, pooled);
+        if (st != TOKEMB_OK) snprintf(msg, TM_MSG, "pooling: %s", tokemb_last_error());
+    } else if (st != TOKEMB_NO_MEMORY) {
+        snprintf(msg, TM_MSG, "wrapping the fetched rows: %s", tokemb_last_error());
+    }
+    tokemb_table_free(sub);
+    free(slot_ids);
+    return st;
+}
+
 static int32_t tm_bags(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const int64_t *offsets,
                        size_t n_bags, int32_t mode, const float *w, float *out) {
     tm_err[0] = 0;
     if (!t) return tm_fail(TOKEMB_INVALID_ARGUMENT, tm_err, "%s: t is NULL", fn);
     char msg[TM_MSG] = "";
-    int32_t st = TOKEMB_OK;
-    if (!offsets) st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "offsets is NULL");
-    else if (n_bags > 0 && !out) st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "out is NULL with n_bags = %zu", n_bags);
-    else if (mode != TOKEMB_SUM && mode != TOKEMB_MEAN && mode != TOKEMB_MAX)
-        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "unknown bag mode %d", (int)mode);
-    else if (w && mode != TOKEMB_SUM)
-        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "per_sample_weights need mode SUM, got %d", (int)mode);
-    else if (offsets[0] != 0)
-        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "offsets[0] = %lld, not 0", (long long)offsets[0]);
-    else if ((uint64_t)offsets[n_bags] != (uint64_t)n)
-        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "offsets[%zu] = %lld, not n = %zu", n_bags,
-                     (long long)offsets[n_bags], n);
-    for (size_t b = 0; st == TOKEMB_OK && b < n_bags; b++)
-        if (offsets[b + 1] < offsets[b])
-            st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "offsets[%zu] = %lld is below offsets[%zu] = %lld", b + 1,
-                         (long long)offsets[b + 1], b, (long long)offsets[b]);
+    int32_t st = tm_check_bags(n, offsets, n_bags, mode, w, out, msg);
     tm_plan p;
     float *rows = NULL;
     st = tm_fetch(t, fn, ids, is32, n, n ? (const void *)ids : (const void *)offsets, st, msg, &p, &rows);
     if (st != TOKEMB_OK) return st;
     size_t D = (size_t)t->dim;
-    tokemb_table *sub = NULL;
-    int64_t *slot_ids = malloc((n ? n : 1) * sizeof *slot_ids);
     float *tmp = malloc((n_bags ? n_bags : 1) * D * sizeof *tmp);
-    if (!slot_ids || !tmp) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
-    else
-        st = tokemb_table_wrap(rows, p.n_uniq ? (int64_t)p.n_uniq : 1, t->dim, t->dim, TOKEMB_F32, TOKEMB_WRAP_READONLY,
-                               &sub);
-    if (st == TOKEMB_OK) {
-        for (size_t i = 0; i < n; i++) slot_ids[i] = (int64_t)p.slot[i];
-        st = tokemb_lookup_bags(sub, slot_ids, n, offsets, n_bags, mode, w, tmp);
-        if (st != TOKEMB_OK) snprintf(msg, TM_MSG, "pooling: %s", tokemb_last_error());
-    } else if (st != TOKEMB_NO_MEMORY) {
-        snprintf(msg, TM_MSG, "wrapping the fetched rows: %s", tokemb_last_error());
-    }
+    if (!tmp) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+    else st = tm_pool(t, rows, p.n_uniq, p.slot, n, offsets, n_bags, mode, w, tmp, msg);
     st = tm_agree(t->comm, t->rank, t->size, fn, st, msg);
     if (st == TOKEMB_OK && n_bags) memcpy(out, tmp, n_bags * D * sizeof *out);
-    tokemb_table_free(sub);
-    free(slot_ids);
     free(tmp);
     free(rows);
     tm_plan_free(&p);
