@@ -157,6 +157,29 @@ TOKEMB_MPI_API int32_t tokemb_mpi_lookup_bags_i32(tokemb_mpi_table *t, const int
                                                   const float *per_sample_weights, float *out);
 
 /**
+ * Collective pipelined pooled lookup of k batches, the tokemb_mpi_lookup_batches form of
+ * tokemb_mpi_lookup_bags: every rank passes the same k, and for each b < k its own CSR batch ids[b][n[b]],
+ * offsets[b][n_bags[b] + 1] and out[b][n_bags[b]][dim]; per_sample_weights is NULL (no weights) or k
+ * pointers, each NULL or per_sample_weights[b][n[b]] (mode SUM only). mode applies to every batch. Each
+ * out[b] equals tokemb_mpi_lookup_bags on that batch (so tokemb_lookup_bags on the whole table) bit for
+ * bit. Every batch is pooled by the core's kernels, in input order, as soon as its rows have arrived,
+ * while the later batches' ids and rows travel.
+ * Errors (agreed on every rank): those of tokemb_mpi_lookup_batches (NULL ids, n, offsets, n_bags or
+ * out with k > 0) and of tokemb_mpi_lookup_bags for each batch, the message naming the rank and the
+ * batch. Nothing is written to any out[b] on any rank unless the whole call succeeds on every rank.
+ */
+TOKEMB_MPI_API int32_t tokemb_mpi_lookup_bags_batches(tokemb_mpi_table *t, size_t k, const int64_t *const *ids,
+                                                      const size_t *n, const int64_t *const *offsets,
+                                                      const size_t *n_bags, int32_t mode,
+                                                      const float *const *per_sample_weights, float *const *out);
+
+/** tokemb_mpi_lookup_bags_batches with int32 ids (offsets stay int64). Same rules and errors. */
+TOKEMB_MPI_API int32_t tokemb_mpi_lookup_bags_batches_i32(tokemb_mpi_table *t, size_t k, const int32_t *const *ids,
+                                                          const size_t *n, const int64_t *const *offsets,
+                                                          const size_t *n_bags, int32_t mode,
+                                                          const float *const *per_sample_weights, float *const *out);
+
+/**
  * Collective gradient of tokemb_mpi_lookup, delivered to the owners: each rank passes its batch
  * ids[n] and grad_out[n][dim]; every contribution travels to its row's owner (contributions are not
  * pre-summed by the sender, which would change the float association), and each rank adds into its

@@ -335,7 +335,8 @@ int32_t tm_check_bags(size_t n, const int64_t *offsets, size_t n_bags, int32_t m
         return tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "unknown bag mode %d", (int)mode);
     if (w && mode != TOKEMB_SUM)
         return tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "per_sample_weights need mode SUM, got %d", (int)mode);
-    if (offsets[0] != 0) return tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "offsets[0] = %lld, not 0", (long long)offsets[0]);
+    if (offsets[0] != 0)
+        return tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "offsets[0] = %lld, not 0", (long long)offsets[0]);
     if ((uint64_t)offsets[n_bags] != (uint64_t)n)
         return tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "offsets[%zu] = %lld, not n = %zu", n_bags,
                        (long long)offsets[n_bags], n);

@@ -55,6 +55,8 @@ _SIGS = {
     "tokemb_mpi_optim_step_i32": (_c.c_int32, [_P, _P, _c.c_size_t, _P]),
     "tokemb_mpi_lookup_batches": (_c.c_int32, [_P, _c.c_size_t, _P, _P, _P]),
     "tokemb_mpi_lookup_batches_i32": (_c.c_int32, [_P, _c.c_size_t, _P, _P, _P]),
+    "tokemb_mpi_lookup_bags_batches": (_c.c_int32, [_P, _c.c_size_t, _P, _P, _P, _P, _c.c_int32, _P, _P]),
+    "tokemb_mpi_lookup_bags_batches_i32": (_c.c_int32, [_P, _c.c_size_t, _P, _P, _P, _P, _c.c_int32, _P, _P]),
     "tokemb_mpi_grad_coalesce": (_c.c_int32, [_P, _P, _c.c_size_t, _P, _P, _P, _c.c_size_t, _P]),
     "tokemb_mpi_grad_coalesce_i32": (_c.c_int32, [_P, _P, _c.c_size_t, _P, _P, _P, _c.c_size_t, _P]),
     "tokemb_mpi_logits": (_c.c_int32, [_P, _P, _c.c_size_t, _P]),
@@ -111,6 +113,24 @@ def _sharding(s: Union[str, int]) -> int:
         except KeyError:
             raise ValueError("unknown sharding %r (row, row_modulo)" % s) from None
     return int(s)
+
+
+def _same_width(ids):
+    """Id arrays of one width for a batched call: all int32 stay, a mix is passed as int64."""
+    if any(a.dtype != ids[0].dtype for a in ids):
+        return [np.ascontiguousarray(a, dtype=np.int64) for a in ids]
+    return ids
+
+
+def _ptrs(arrays):
+    """A C array of the data addresses of arrays (None entries are NULL)."""
+    return (_P * max(len(arrays), 1))(*[None if a is None else a.ctypes.data for a in arrays])
+
+
+def _sizes(values):
+    """A C array of size_t."""
+    v = list(values)
+    return (_c.c_size_t * max(len(v), 1))(*v)
 
 
 class ShardedTable(Lifetime):
@@ -182,16 +202,29 @@ class ShardedTable(Lifetime):
         """Collective pipelined lookup of K batches (every rank passes the same K, each its own batches):
         returns [table[ids] for ids in batches], bitwise what K lookup() calls give, with batch b+1's
         exchange overlapping batch b's local gather. Batches of mixed int32/int64 are all passed as int64."""
-        ids = [ids_array(b) for b in batches]
-        if any(a.dtype != ids[0].dtype for a in ids):
-            ids = [np.ascontiguousarray(a, dtype=np.int64) for a in ids]
+        ids = _same_width([ids_array(b) for b in batches])
         outs = [np.empty(tuple(a.shape) + (self.dim,), dtype=np.float32) for a in ids]
-        k = len(ids)
-        idp = (_P * max(k, 1))(*[a.ctypes.data for a in ids])
-        outp = (_P * max(k, 1))(*[o.ctypes.data for o in outs])
-        ns = (_c.c_size_t * max(k, 1))(*[a.size for a in ids])
-        name = "tokemb_mpi_lookup_batches_i32" if k and ids[0].dtype == np.int32 else "tokemb_mpi_lookup_batches"
-        _check(getattr(lib, name)(self._p, k, idp, ns, outp), name)
+        name = "tokemb_mpi_lookup_batches_i32" if ids and ids[0].dtype == np.int32 else "tokemb_mpi_lookup_batches"
+        _check(getattr(lib, name)(self._p, len(ids), _ptrs(ids), _sizes(a.size for a in ids), _ptrs(outs)), name)
+        return outs
+
+    def lookup_bags_batches(self, batches: Any, mode: Union[str, int] = "sum", per_sample_weights: Any = None) -> list:
+        """Collective pipelined EmbeddingBag of K batches: batches is a list of (ids, offsets) pairs (CSR, as
+        lookup_bags), per_sample_weights None or a list of K arrays/None (sum only). Returns the K [n_bags, dim]
+        outputs, bitwise what K lookup_bags() calls give; each batch is pooled while later ones travel."""
+        args = [bag_args(i, o) for i, o in batches]
+        ids = _same_width([a[0] for a in args])
+        offs, nbs = [a[1] for a in args], [a[2] for a in args]
+        psw = None
+        if per_sample_weights is not None:
+            w = [None if x is None else f32_array(x, "per_sample_weights", (i.size,))
+                 for x, i in zip(per_sample_weights, ids)]
+            psw = _ptrs(w)
+        outs = [np.empty((nb, self.dim), dtype=np.float32) for nb in nbs]
+        name = ("tokemb_mpi_lookup_bags_batches_i32" if ids and ids[0].dtype == np.int32
+                else "tokemb_mpi_lookup_bags_batches")
+        _check(getattr(lib, name)(self._p, len(ids), _ptrs(ids), _sizes(i.size for i in ids), _ptrs(offs), _sizes(nbs),
+                                  bag_mode(mode), psw, _ptrs(outs)), name)
         return outs
 
     def grad_coalesce(self, ids: Any, grad_out: Any):

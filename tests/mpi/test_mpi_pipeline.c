@@ -1,7 +1,8 @@
 /* mpirun -np 1..4: the pipelined lookup of K batches equals, batch by batch, one process holding the
  * whole table and seeing that batch of every rank concatenated in rank order (and K separate sharded
- * lookups), bit for bit; bad input in any batch on any rank fails identically everywhere, writing
- * nothing. */
+ * lookups), bit for bit; so do the pipelined pooled bags (SUM with and without weights, MEAN, MAX) with
+ * the core's tokemb_lookup_bags; bad input in any batch on any rank fails identically everywhere,
+ * writing nothing. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,84 @@ static void test_batches(int32_t sharding, int64_t V, int64_t D, size_t K, unsig
     tokemb_mpi_table_free(t);
 }
 
+/* pooled bags of K batches: each batch's bags equal the core's tokemb_lookup_bags on the whole table
+ * (a bag never spans ranks, so the concatenated batch pools this rank's bags exactly as its own) */
+static void test_bag_batches(int32_t sharding, int64_t V, int64_t D, size_t K, int32_t mode, int weighted, int is32,
+                             unsigned seed) {
+    tokemb_mpi_table *t = NULL;
+    int32_t st = tokemb_mpi_table_create(MPI_COMM_WORLD, V, D, sharding, &t);
+    CHECK(st == TOKEMB_OK, "create: %s", tokemb_mpi_last_error());
+    if (st != TOKEMB_OK) return;
+    tk_fill_shard(t, value);
+    tokemb_table *f = tk_full_table(V, D, value);
+    static int64_t ids[KMAX][NMAX], offs[KMAX][NMAX + 1];
+    static int32_t ids32[KMAX][NMAX];
+    static float w[KMAX][NMAX];
+    size_t n[KMAX], nb[KMAX];
+    float *out[KMAX], *ref[KMAX];
+    const int64_t *idp[KMAX], *offp[KMAX];
+    const int32_t *idp32[KMAX];
+    const float *wp[KMAX];
+    for (size_t b = 0; b < K; b++) {
+        n[b] = batch(V, ids[b], seed, b, 0);
+        unsigned s = seed * 31u + (unsigned)b * 17u + (unsigned)rank;
+        nb[b] = 0;
+        offs[b][0] = 0;
+        for (size_t i = 0; i < n[b];) { /* bags of 0..4 ids (empty bags included) */
+            i += lcg(&s) % 5;
+            if (i > n[b]) i = n[b];
+            offs[b][++nb[b]] = (int64_t)i;
+        }
+        if (nb[b] == 0 || offs[b][nb[b]] != (int64_t)n[b]) offs[b][++nb[b]] = (int64_t)n[b];
+        for (size_t i = 0; i < n[b]; i++) {
+            ids32[b][i] = (int32_t)ids[b][i];
+            w[b][i] = (float)((int)(lcg(&s) % 2001) - 1000) / 333.0f;
+        }
+        idp[b] = ids[b];
+        idp32[b] = ids32[b];
+        offp[b] = offs[b];
+        wp[b] = weighted && b != 1 ? w[b] : NULL; /* batch 1 unweighted among weighted ones */
+        out[b] = malloc((nb[b] + 1) * (size_t)D * sizeof(float));
+        ref[b] = malloc((nb[b] + 1) * (size_t)D * sizeof(float));
+        CHECK(tokemb_lookup_bags(f, ids[b], n[b], offs[b], nb[b], mode, wp[b], ref[b]) == TOKEMB_OK, "core bags: %s",
+              tokemb_last_error());
+    }
+    st = is32 ? tokemb_mpi_lookup_bags_batches_i32(t, K, idp32, n, offp, nb, mode, weighted ? wp : NULL, out)
+              : tokemb_mpi_lookup_bags_batches(t, K, idp, n, offp, nb, mode, weighted ? wp : NULL, out);
+    CHECK(st == TOKEMB_OK, "bags_batches: %s", tokemb_mpi_last_error());
+    for (size_t b = 0; b < K; b++)
+        CHECK(memcmp(out[b], ref[b], nb[b] * (size_t)D * sizeof(float)) == 0,
+              "bags batch %zu differs from the core (mode %d, weighted %d, sharding %d)", b, (int)mode, weighted,
+              (int)sharding);
+
+    /* malformed offsets in batch 1 of the last rank: every rank fails, nothing written */
+    if (K >= 2 && nb[1] >= 1) {
+        int64_t keep = offs[1][nb[1]];
+        if (rank == size - 1) offs[1][nb[1]] = (int64_t)n[1] + 1;
+        for (size_t b = 0; b < K; b++)
+            for (size_t i = 0; i < nb[b] * (size_t)D; i++) out[b][i] = 4.5f;
+        st = tokemb_mpi_lookup_bags_batches(t, K, idp, n, offp, nb, mode, weighted ? wp : NULL, out);
+        unsigned long long last[2] = {nb[1], n[1]}; /* the failing rank's batch 1 */
+        MPI_Bcast(last, 2, MPI_UNSIGNED_LONG_LONG, size - 1, MPI_COMM_WORLD);
+        char want[96];
+        snprintf(want, sizeof want, "rank %d: batch 1: offsets[%llu] = %llu, not n = %llu", size - 1, last[0],
+                 last[1] + 1, last[1]);
+        CHECK(st == TOKEMB_INVALID_ARGUMENT && strstr(tokemb_mpi_last_error(), want), "'%s' lacks '%s'",
+              tokemb_mpi_last_error(), want);
+        int untouched = 1;
+        for (size_t b = 0; b < K; b++)
+            for (size_t i = 0; i < nb[b] * (size_t)D; i++) untouched &= out[b][i] == 4.5f;
+        CHECK(untouched, "a bag output was written by a failed call");
+        offs[1][nb[1]] = keep;
+    }
+    for (size_t b = 0; b < K; b++) {
+        free(out[b]);
+        free(ref[b]);
+    }
+    tokemb_table_free(f);
+    tokemb_mpi_table_free(t);
+}
+
 int main(int argc, char **argv) {
     tk_mpi_start(&argc, &argv);
     for (int s = 0; s < 2; s++) {
@@ -116,6 +195,10 @@ int main(int argc, char **argv) {
         test_batches(tk_shardings[s], 5, 16, 1, (unsigned)s + 4, 0);
         test_batches(tk_shardings[s], 37, 5, 0, (unsigned)s, 0); /* K = 0: a collective no-op */
         test_batches(tk_shardings[s], 5000, 8, 3, (unsigned)s + 5, 1);
+        test_bag_batches(tk_shardings[s], 37, 5, 4, TOKEMB_SUM, 1, 0, (unsigned)s);
+        test_bag_batches(tk_shardings[s], 1000, 7, 3, TOKEMB_MEAN, 0, 1, (unsigned)s + 1);
+        test_bag_batches(tk_shardings[s], 37, 4, 2, TOKEMB_MAX, 0, 0, (unsigned)s + 2);
+        test_bag_batches(tk_shardings[s], 37, 4, 3, TOKEMB_SUM, 0, 1, (unsigned)s + 3);
     }
     int32_t st = tokemb_mpi_lookup_batches(NULL, 1, NULL, NULL, NULL);
     CHECK(st == TOKEMB_INVALID_ARGUMENT && strstr(tokemb_mpi_last_error(), "t is NULL"), "NULL t: %d", (int)st);

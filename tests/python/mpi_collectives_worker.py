@@ -1,4 +1,4 @@
-"""Run by test_mpi_collectives.py under mpirun: tokemb.mpi's pipelined lookup and coalesced gradient
+"""Run by test_mpi_binding.py under mpirun: tokemb.mpi's pipelined lookup and bags, coalesced gradient
 against one core tokemb.Table holding the whole table (bit for bit), its tied logits and backward
 against the same calls on one rank holding the whole table (bitwise: equality across rank counts) and
 numpy float64 (within the float bounds). Exits 1 on a mismatch (printing it), 0 when all passed."""
@@ -30,6 +30,14 @@ outs32 = t.lookup_batches([b.astype(np.int32) for b in batches])
 for b, ids in enumerate(batches):
     same("lookup_batches %d" % b, outs[b], ref.lookup(ids))
     same("lookup_batches i32 %d" % b, outs32[b], ref.lookup(ids))
+
+# pipelined bags: the core's pooling of each batch (a bag never spans ranks)
+bags = [(b, np.array([0, min(2, b.size), b.size], dtype=np.int64)) for b in batches]
+wts = [rng.standard_normal(b.size).astype(np.float32) if i != 1 else None for i, b in enumerate(batches)]
+for mode, psw in (("sum", wts), ("mean", None), ("max", None)):
+    got = t.lookup_bags_batches(bags, mode, psw)
+    for b, (i, o) in enumerate(bags):
+        same("lookup_bags_batches %s %d" % (mode, b), got[b], ref.lookup_bags(i, o, mode, None if psw is None else psw[b]))
 
 # coalesced gradient at the owners: this rank's share of the core's coalesce over the whole batch
 ids = rng.integers(0, ROWS, size=30 + 4 * rank)
