@@ -124,6 +124,8 @@ TOKEMB_MPI_API int32_t tokemb_mpi_lookup_i32(tokemb_mpi_table *t, const int32_t 
  * the exchanges overlap the local work: batch b+1's ids and batch b-1's rows travel (MPI_Ialltoallv)
  * while the rows other ranks asked of batch b are gathered from this rank's shard. Memory: every
  * batch's distinct rows are held until the end (about the size of the outputs).
+ * Row shardings only (TOKEMB_MPI_ROW, TOKEMB_MPI_ROW_MODULO): any other sharding returns
+ * TOKEMB_UNSUPPORTED on every rank before any exchange.
  * Errors (agreed on every rank): TOKEMB_INVALID_ARGUMENT (NULL t; NULL ids, n or out with k > 0; k
  * different from rank 0's; NULL ids[b] or out[b] with n[b] > 0), TOKEMB_OUT_OF_RANGE (the message
  * names the lowest failing rank, the batch, the index and the id), TOKEMB_OVERFLOW (a message larger
@@ -164,6 +166,8 @@ TOKEMB_MPI_API int32_t tokemb_mpi_lookup_bags_i32(tokemb_mpi_table *t, const int
  * out[b] equals tokemb_mpi_lookup_bags on that batch (so tokemb_lookup_bags on the whole table) bit for
  * bit. Every batch is pooled by the core's kernels, in input order, as soon as its rows have arrived,
  * while the later batches' ids and rows travel.
+ * Row shardings only (TOKEMB_MPI_ROW, TOKEMB_MPI_ROW_MODULO): any other sharding returns
+ * TOKEMB_UNSUPPORTED on every rank before any exchange.
  * Errors (agreed on every rank): those of tokemb_mpi_lookup_batches (NULL ids, n, offsets, n_bags or
  * out with k > 0) and of tokemb_mpi_lookup_bags for each batch, the message naming the rank and the
  * batch. Nothing is written to any out[b] on any rank unless the whole call succeeds on every rank.
@@ -216,6 +220,8 @@ TOKEMB_MPI_API int32_t tokemb_mpi_grad_accumulate_i32(tokemb_mpi_table *t, const
  * batch size (the sum of n over the ranks), so either bound as capacity always suffices; a smaller
  * capacity is allowed and fails collectively with TOKEMB_OVERFLOW (message: the rank, the rows it
  * needed and its capacity) if the touched rows do not fit.
+ * Row shardings only (TOKEMB_MPI_ROW, TOKEMB_MPI_ROW_MODULO): any other sharding returns
+ * TOKEMB_UNSUPPORTED on every rank before any exchange.
  * Errors (agreed on every rank): as tokemb_mpi_grad_accumulate, plus TOKEMB_INVALID_ARGUMENT for NULL
  * n_unique or NULL out_ids/out_rows with capacity > 0, TOKEMB_OVERFLOW for capacity as above. Nothing
  * (out_ids, out_rows, *n_unique) is written on any rank on error.
@@ -262,6 +268,8 @@ TOKEMB_MPI_API int32_t tokemb_mpi_optim_step_i32(tokemb_mpi_table *t, const int3
  * an ulp), so no sharded sgemm could match it. The error is within the float dot-product bound
  * dim * 2^-24 * sum |h w| (tests compare with a float64 reference).
  * Memory per rank: every rank's hidden rows, a [total n][shard rows] block and n x rows staging.
+ * Row shardings only (TOKEMB_MPI_ROW, TOKEMB_MPI_ROW_MODULO): any other sharding returns
+ * TOKEMB_UNSUPPORTED on every rank before any exchange.
  * Errors (agreed on every rank): TOKEMB_INVALID_ARGUMENT (NULL t, NULL hidden or logits with n > 0),
  * TOKEMB_OVERFLOW (the gathered rows or n x rows logits exceed MPI's int counts), TOKEMB_NO_MEMORY,
  * TOKEMB_IO (MPI failure). logits is untouched on every rank on error.
@@ -285,6 +293,8 @@ TOKEMB_MPI_API int32_t tokemb_mpi_logits(tokemb_mpi_table *t, const float *hidde
  * sgemm-based tokemb_logits_backward (see tokemb_mpi_logits). Non-finite inputs give non-finite
  * (possibly NaN) gradients. Either output may be NULL (not both); every rank must pass the same
  * choice.
+ * Row shardings only (TOKEMB_MPI_ROW, TOKEMB_MPI_ROW_MODULO): any other sharding returns
+ * TOKEMB_UNSUPPORTED on every rank before any exchange.
  * Errors (agreed on every rank): as tokemb_mpi_logits, plus TOKEMB_INVALID_ARGUMENT for both outputs
  * NULL, NULL hidden or grad_logits with n > 0, or ranks disagreeing on which outputs are given (the
  * message names the rank). Neither output is written on any rank on error.

@@ -14,6 +14,7 @@ static int32_t tm_grad_coalesce(tokemb_mpi_table *t, const char *fn, const void 
                                 size_t *n_unique) {
     tm_err[0] = 0;
     if (!t) return tm_fail(TOKEMB_INVALID_ARGUMENT, tm_err, "%s: t is NULL", fn);
+    if (tm_need_row_sharding(t, fn) != TOKEMB_OK) return TOKEMB_UNSUPPORTED;
     char msg[TM_MSG] = "";
     int32_t st = TOKEMB_OK;
     if (!n_unique) st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "n_unique is NULL");

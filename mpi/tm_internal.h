@@ -50,6 +50,14 @@ static inline void tm_owner(const tokemb_mpi_table *t, int64_t g, int *owner, in
     }
 }
 
+/* The collectives placing rows with tm_owner serve the row shardings only: TOKEMB_UNSUPPORTED (with
+ * tm_err set) for any other, the same on every rank since the sharding was agreed at creation. */
+static inline int32_t tm_need_row_sharding(const tokemb_mpi_table *t, const char *fn) {
+    if (t->sharding == TOKEMB_MPI_ROW || t->sharding == TOKEMB_MPI_ROW_MODULO) return TOKEMB_OK;
+    return tm_fail(TOKEMB_UNSUPPORTED, tm_err, "%s: sharding %d is not supported (TOKEMB_MPI_ROW or ROW_MODULO only)",
+                   fn, (int)t->sharding);
+}
+
 static inline int64_t tm_id_at(const void *ids, int is32, size_t i) {
     return is32 ? (int64_t)((const int32_t *)ids)[i] : ((const int64_t *)ids)[i];
 }

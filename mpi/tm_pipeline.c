@@ -203,6 +203,7 @@ static int32_t tm_lookup_batches(tokemb_mpi_table *t, const char *fn, size_t k, 
                                  const size_t *n, float *const *out) {
     tm_err[0] = 0;
     if (!t) return tm_fail(TOKEMB_INVALID_ARGUMENT, tm_err, "%s: t is NULL", fn);
+    if (tm_need_row_sharding(t, fn) != TOKEMB_OK) return TOKEMB_UNSUPPORTED;
     char msg[TM_MSG] = "";
     int32_t st = TOKEMB_OK;
     if (k > 0 && (!ids || !n || !out))
@@ -260,6 +261,7 @@ static int32_t tm_bags_batches(tokemb_mpi_table *t, const char *fn, size_t k, co
                                const float *const *w, float *const *out) {
     tm_err[0] = 0;
     if (!t) return tm_fail(TOKEMB_INVALID_ARGUMENT, tm_err, "%s: t is NULL", fn);
+    if (tm_need_row_sharding(t, fn) != TOKEMB_OK) return TOKEMB_UNSUPPORTED;
     char msg[TM_MSG] = "";
     int32_t st = TOKEMB_OK;
     tm_bags_ctx c = {n, n_bags, offsets, mode, w, out, NULL};
