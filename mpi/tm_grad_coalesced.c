@@ -12,9 +12,8 @@
 static int32_t tm_grad_coalesce(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n,
                                 const float *grad_out, int64_t *out_ids, float *out_rows, size_t capacity,
                                 size_t *n_unique) {
-    tm_err[0] = 0;
-    if (!t) return tm_fail(TOKEMB_INVALID_ARGUMENT, tm_err, "%s: t is NULL", fn);
-    if (tm_need_row_sharding(t, fn) != TOKEMB_OK) return TOKEMB_UNSUPPORTED;
+    int32_t entry = tm_enter_rows(t, fn);
+    if (entry != TOKEMB_OK) return entry;
     char msg[TM_MSG] = "";
     int32_t st = TOKEMB_OK;
     if (!n_unique) st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "n_unique is NULL");

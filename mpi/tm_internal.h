@@ -50,9 +50,12 @@ static inline void tm_owner(const tokemb_mpi_table *t, int64_t g, int *owner, in
     }
 }
 
-/* The collectives placing rows with tm_owner serve the row shardings only: TOKEMB_UNSUPPORTED (with
- * tm_err set) for any other, the same on every rank since the sharding was agreed at creation. */
-static inline int32_t tm_need_row_sharding(const tokemb_mpi_table *t, const char *fn) {
+/* The entry of a collective that places rows with tm_owner: clears tm_err, then TOKEMB_INVALID_ARGUMENT
+ * for a NULL t and TOKEMB_UNSUPPORTED for a sharding other than ROW/ROW_MODULO (tm_err set; the same on
+ * every rank, since the sharding was agreed at creation). */
+static inline int32_t tm_enter_rows(const tokemb_mpi_table *t, const char *fn) {
+    tm_err[0] = 0;
+    if (!t) return tm_fail(TOKEMB_INVALID_ARGUMENT, tm_err, "%s: t is NULL", fn);
     if (t->sharding == TOKEMB_MPI_ROW || t->sharding == TOKEMB_MPI_ROW_MODULO) return TOKEMB_OK;
     return tm_fail(TOKEMB_UNSUPPORTED, tm_err, "%s: sharding %d is not supported (TOKEMB_MPI_ROW or ROW_MODULO only)",
                    fn, (int)t->sharding);

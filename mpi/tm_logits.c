@@ -188,9 +188,8 @@ static int32_t tm_gather_hidden(tokemb_mpi_table *t, const char *fn, const float
 }
 
 static int32_t tm_logits(tokemb_mpi_table *t, const char *fn, const float *hidden, size_t n, float *logits) {
-    tm_err[0] = 0;
-    if (!t) return tm_fail(TOKEMB_INVALID_ARGUMENT, tm_err, "%s: t is NULL", fn);
-    if (tm_need_row_sharding(t, fn) != TOKEMB_OK) return TOKEMB_UNSUPPORTED;
+    int32_t entry = tm_enter_rows(t, fn);
+    if (entry != TOKEMB_OK) return entry;
     char msg[TM_MSG] = "";
     int32_t st = TOKEMB_OK;
     int P = t->size;
@@ -246,9 +245,8 @@ int32_t tokemb_mpi_logits(tokemb_mpi_table *t, const float *hidden, size_t n, fl
 int32_t tokemb_mpi_logits_backward(tokemb_mpi_table *t, const float *hidden, size_t n, const float *grad_logits,
                                    float *grad_hidden, float *grad_shard) {
     static const char fn[] = "tokemb_mpi_logits_backward";
-    tm_err[0] = 0;
-    if (!t) return tm_fail(TOKEMB_INVALID_ARGUMENT, tm_err, "%s: t is NULL", fn);
-    if (tm_need_row_sharding(t, fn) != TOKEMB_OK) return TOKEMB_UNSUPPORTED;
+    int32_t entry = tm_enter_rows(t, fn);
+    if (entry != TOKEMB_OK) return entry;
     char msg[TM_MSG] = "";
     int32_t st = TOKEMB_OK;
     int P = t->size;

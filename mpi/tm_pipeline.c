@@ -201,9 +201,8 @@ static void tm_lookup_commit(void *ctx, const tokemb_mpi_table *t, size_t b, con
 
 static int32_t tm_lookup_batches(tokemb_mpi_table *t, const char *fn, size_t k, const void *const *ids, int is32,
                                  const size_t *n, float *const *out) {
-    tm_err[0] = 0;
-    if (!t) return tm_fail(TOKEMB_INVALID_ARGUMENT, tm_err, "%s: t is NULL", fn);
-    if (tm_need_row_sharding(t, fn) != TOKEMB_OK) return TOKEMB_UNSUPPORTED;
+    int32_t entry = tm_enter_rows(t, fn);
+    if (entry != TOKEMB_OK) return entry;
     char msg[TM_MSG] = "";
     int32_t st = TOKEMB_OK;
     if (k > 0 && (!ids || !n || !out))
@@ -259,9 +258,8 @@ static void tm_bags_commit(void *ctx, const tokemb_mpi_table *t, size_t b, const
 static int32_t tm_bags_batches(tokemb_mpi_table *t, const char *fn, size_t k, const void *const *ids, int is32,
                                const size_t *n, const int64_t *const *offsets, const size_t *n_bags, int32_t mode,
                                const float *const *w, float *const *out) {
-    tm_err[0] = 0;
-    if (!t) return tm_fail(TOKEMB_INVALID_ARGUMENT, tm_err, "%s: t is NULL", fn);
-    if (tm_need_row_sharding(t, fn) != TOKEMB_OK) return TOKEMB_UNSUPPORTED;
+    int32_t entry = tm_enter_rows(t, fn);
+    if (entry != TOKEMB_OK) return entry;
     char msg[TM_MSG] = "";
     int32_t st = TOKEMB_OK;
     tm_bags_ctx c = {n, n_bags, offsets, mode, w, out, NULL};

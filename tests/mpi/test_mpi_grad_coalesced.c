@@ -14,11 +14,10 @@
 static float value(int64_t g, int64_t c) { return (float)((g * 7 + c * 3) % 19) * 0.125f - 1.0f; }
 
 static void test_coalesce(int32_t sharding, int64_t V, int64_t D, unsigned seed, int is32) {
-    tokemb_mpi_table *t = NULL;
-    int32_t st = tokemb_mpi_table_create(MPI_COMM_WORLD, V, D, sharding, &t);
-    CHECK(st == TOKEMB_OK, "create: %s", tokemb_mpi_last_error());
-    if (st != TOKEMB_OK) return;
-    tokemb_table *f = tk_full_table(V, D, value); /* shape only for the core's coalesce */
+    tokemb_table *f = NULL;
+    tokemb_mpi_table *t = tk_make_tables(sharding, V, D, value, &f);
+    if (!t) return;
+    int32_t st;
     static int64_t ids[MAXN], all_ids[4 * MAXN];
     static int32_t ids32[MAXN];
     static float g[MAXN * 16], all_g[4 * MAXN * 16];
@@ -65,7 +64,6 @@ static void test_coalesce(int32_t sharding, int64_t V, int64_t D, unsigned seed,
     CHECK(all_mine == (int)ref_u, "the ranks return %d rows, the core %zu", all_mine, ref_u);
 
     /* fed to the shard's coalesced SGD step: shard rows equal the whole table's after the core's step */
-    tk_fill_shard(t, value);
     tokemb_table *l = tokemb_mpi_table_local(t);
     CHECK(tokemb_optim_select(l, TOKEMB_OPTIM_SGD) == TOKEMB_OK &&
               tokemb_optim_select(f, TOKEMB_OPTIM_SGD) == TOKEMB_OK,

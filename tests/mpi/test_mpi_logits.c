@@ -40,12 +40,10 @@ static int close_dot(float got, double ref, double mag, double K) {
 }
 
 static void test_logits(int32_t sharding, int64_t V, int64_t D, unsigned seed) {
-    tokemb_mpi_table *t = NULL;
-    int32_t st = tokemb_mpi_table_create(MPI_COMM_WORLD, V, D, sharding, &t);
-    CHECK(st == TOKEMB_OK, "create: %s", tokemb_mpi_last_error());
-    if (st != TOKEMB_OK) return;
-    tk_fill_shard(t, value);
-    tokemb_table *f = tk_full_table(V, D, value);
+    tokemb_table *f = NULL;
+    tokemb_mpi_table *t = tk_make_tables(sharding, V, D, value, &f);
+    if (!t) return;
+    int32_t st;
     const float *W = tokemb_table_data(f);
     size_t n = rank == 1 ? 0 : 3 + (size_t)rank * 11 + seed % 7, off, Vs = (size_t)V, Ds = (size_t)D;
     float *h = random_rows(n, Ds, seed * 31u + (unsigned)rank * 977u + 1u);

@@ -24,12 +24,10 @@ static size_t batch(int64_t V, int64_t *ids, unsigned seed, size_t b, int big) {
 }
 
 static void test_batches(int32_t sharding, int64_t V, int64_t D, size_t K, unsigned seed, int big) {
-    tokemb_mpi_table *t = NULL;
-    int32_t st = tokemb_mpi_table_create(MPI_COMM_WORLD, V, D, sharding, &t);
-    CHECK(st == TOKEMB_OK, "create: %s", tokemb_mpi_last_error());
-    if (st != TOKEMB_OK) return;
-    tk_fill_shard(t, value);
-    tokemb_table *f = tk_full_table(V, D, value);
+    tokemb_table *f = NULL;
+    tokemb_mpi_table *t = tk_make_tables(sharding, V, D, value, &f);
+    if (!t) return;
+    int32_t st;
     static int64_t ids[KMAX][NMAX], all[4 * NMAX];
     static int32_t ids32[KMAX][NMAX];
     size_t n[KMAX], off[KMAX], total[KMAX];
@@ -113,12 +111,10 @@ static void test_batches(int32_t sharding, int64_t V, int64_t D, size_t K, unsig
  * (a bag never spans ranks, so the concatenated batch pools this rank's bags exactly as its own) */
 static void test_bag_batches(int32_t sharding, int64_t V, int64_t D, size_t K, int32_t mode, int weighted, int is32,
                              unsigned seed) {
-    tokemb_mpi_table *t = NULL;
-    int32_t st = tokemb_mpi_table_create(MPI_COMM_WORLD, V, D, sharding, &t);
-    CHECK(st == TOKEMB_OK, "create: %s", tokemb_mpi_last_error());
-    if (st != TOKEMB_OK) return;
-    tk_fill_shard(t, value);
-    tokemb_table *f = tk_full_table(V, D, value);
+    tokemb_table *f = NULL;
+    tokemb_mpi_table *t = tk_make_tables(sharding, V, D, value, &f);
+    if (!t) return;
+    int32_t st;
     static int64_t ids[KMAX][NMAX], offs[KMAX][NMAX + 1];
     static int32_t ids32[KMAX][NMAX];
     static float w[KMAX][NMAX];

@@ -36,6 +36,19 @@ static inline tokemb_table *tk_full_table(int64_t V, int64_t D, tk_value_fn valu
     return f;
 }
 
+/* A table sharded over MPI_COMM_WORLD with its shard filled from value, and in *full the whole table
+ * in one core table; NULL (a failed CHECK) if the sharded table cannot be created. */
+static inline tokemb_mpi_table *tk_make_tables(int32_t sharding, int64_t V, int64_t D, tk_value_fn value,
+                                               tokemb_table **full) {
+    tokemb_mpi_table *t = NULL;
+    int32_t st = tokemb_mpi_table_create(MPI_COMM_WORLD, V, D, sharding, &t);
+    CHECK(st == TOKEMB_OK, "create: %s", tokemb_mpi_last_error());
+    if (st != TOKEMB_OK) return NULL;
+    tk_fill_shard(t, value);
+    *full = tk_full_table(V, D, value);
+    return t;
+}
+
 /* The concatenation in rank order of every rank's n items of `width` elements of MPI type `type` into
  * all (room for every rank's items), this rank's first item's index in *my_off; returns the total
  * item count. */
