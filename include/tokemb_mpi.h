@@ -155,6 +155,30 @@ TOKEMB_MPI_API int32_t tokemb_mpi_lookup(tokemb_mpi_table *t, const int64_t *ids
 TOKEMB_MPI_API int32_t tokemb_mpi_lookup_i32(tokemb_mpi_table *t, const int32_t *ids, size_t n, float *out);
 
 /**
+ * Collective pipelined lookup of k batches: every rank passes the same k, and for each b < k its own
+ * batch ids[b][n[b]] (n[b] may differ between ranks and batches, 0 allowed; ids[b]/out[b] may be NULL
+ * when n[b] == 0) and gets out[b][n[b]][dim] = global_table[ids[b][i]], exactly what k separate
+ * tokemb_mpi_lookup calls give (bitwise equal to tokemb_lookup on the whole table over each batch
+ * concatenated in rank order). Every batch is validated and de-duplicated per owner up front, then
+ * the exchanges overlap the local work: batch b+1's ids and batch b-1's rows travel (MPI_Ialltoallv)
+ * while the rows other ranks asked of batch b are gathered from this rank's shard. Memory: every
+ * batch's distinct rows are held until the end (about the size of the outputs).
+ * Row shardings only (TOKEMB_MPI_ROW, TOKEMB_MPI_ROW_MODULO): any other sharding returns
+ * TOKEMB_UNSUPPORTED on every rank before any exchange.
+ * Errors (agreed on every rank): TOKEMB_INVALID_ARGUMENT (NULL t; NULL ids, n or out with k > 0; k
+ * different from rank 0's; NULL ids[b] or out[b] with n[b] > 0), TOKEMB_OUT_OF_RANGE (the message
+ * names the lowest failing rank, the batch, the index and the id), TOKEMB_OVERFLOW (a message larger
+ * than MPI's int counts), TOKEMB_NO_MEMORY, TOKEMB_IO (MPI failure). Nothing is written to any out[b]
+ * on any rank unless the whole call succeeds on every rank.
+ */
+TOKEMB_MPI_API int32_t tokemb_mpi_lookup_batches(tokemb_mpi_table *t, size_t k, const int64_t *const *ids,
+                                                 const size_t *n, float *const *out);
+
+/** tokemb_mpi_lookup_batches with int32 ids. Same rules and errors. */
+TOKEMB_MPI_API int32_t tokemb_mpi_lookup_batches_i32(tokemb_mpi_table *t, size_t k, const int32_t *const *ids,
+                                                     const size_t *n, float *const *out);
+
+/**
  * Collective pooled lookup (torch's EmbeddingBag over the global table): each rank passes its own
  * CSR batch (ids[n], offsets[n_bags + 1], optional per_sample_weights[n] with TOKEMB_SUM) and gets
  * out[n_bags][dim]. With the row shardings the distinct rows are fetched as in tokemb_mpi_lookup,
@@ -177,6 +201,31 @@ TOKEMB_MPI_API int32_t tokemb_mpi_lookup_bags_i32(tokemb_mpi_table *t, const int
                                                   const float *per_sample_weights, float *out);
 
 /**
+ * Collective pipelined pooled lookup of k batches, the tokemb_mpi_lookup_batches form of
+ * tokemb_mpi_lookup_bags: every rank passes the same k, and for each b < k its own CSR batch ids[b][n[b]],
+ * offsets[b][n_bags[b] + 1] and out[b][n_bags[b]][dim]; per_sample_weights is NULL (no weights) or k
+ * pointers, each NULL or per_sample_weights[b][n[b]] (mode SUM only). mode applies to every batch. Each
+ * out[b] equals tokemb_mpi_lookup_bags on that batch (so tokemb_lookup_bags on the whole table) bit for
+ * bit. Every batch is pooled by the core's kernels, in input order, as soon as its rows have arrived,
+ * while the later batches' ids and rows travel.
+ * Row shardings only (TOKEMB_MPI_ROW, TOKEMB_MPI_ROW_MODULO): any other sharding returns
+ * TOKEMB_UNSUPPORTED on every rank before any exchange.
+ * Errors (agreed on every rank): those of tokemb_mpi_lookup_batches (NULL ids, n, offsets, n_bags or
+ * out with k > 0) and of tokemb_mpi_lookup_bags for each batch, the message naming the rank and the
+ * batch. Nothing is written to any out[b] on any rank unless the whole call succeeds on every rank.
+ */
+TOKEMB_MPI_API int32_t tokemb_mpi_lookup_bags_batches(tokemb_mpi_table *t, size_t k, const int64_t *const *ids,
+                                                      const size_t *n, const int64_t *const *offsets,
+                                                      const size_t *n_bags, int32_t mode,
+                                                      const float *const *per_sample_weights, float *const *out);
+
+/** tokemb_mpi_lookup_bags_batches with int32 ids (offsets stay int64). Same rules and errors. */
+TOKEMB_MPI_API int32_t tokemb_mpi_lookup_bags_batches_i32(tokemb_mpi_table *t, size_t k, const int32_t *const *ids,
+                                                          const size_t *n, const int64_t *const *offsets,
+                                                          const size_t *n_bags, int32_t mode,
+                                                          const float *const *per_sample_weights, float *const *out);
+
+/**
  * Collective gradient of tokemb_mpi_lookup, delivered to the owners: each rank passes its batch
  * ids[n] and grad_out[n][dim]; every contribution travels to its row's owner (contributions are not
  * pre-summed by the sender, which would change the float association), and each rank adds into its
@@ -197,6 +246,38 @@ TOKEMB_MPI_API int32_t tokemb_mpi_grad_accumulate(tokemb_mpi_table *t, const int
 /** tokemb_mpi_grad_accumulate with int32 ids. Same rules and errors. */
 TOKEMB_MPI_API int32_t tokemb_mpi_grad_accumulate_i32(tokemb_mpi_table *t, const int32_t *ids, size_t n,
                                                       const float *grad_out, float *grad_shard);
+
+/**
+ * Collective coalesced (sparse) gradient at the owners, the sharded form of tokemb_grad_coalesce:
+ * each rank passes its batch ids[n] and grad_out[n][dim]; every contribution travels to its row's
+ * owner (not pre-summed by the sender), and each rank gets the distinct rows of its own shard that the
+ * global batch touched, as LOCAL row ids in ascending order in out_ids[0..u) (global row =
+ * tokemb_mpi_table_global_row(t, out_ids[j]); ascending local order is ascending global order for
+ * both shardings) and their summed gradient rows in out_rows[u][dim], *n_unique = u. Each row is
+ * summed in global input order (rank order, then each rank's order) by the core's tokemb_grad_coalesce,
+ * so it has exactly the bits of the row of the same global id in tokemb_grad_coalesce on the whole
+ * table over the concatenated batch. out_ids/out_rows feed tokemb_optim_step_coalesced on
+ * tokemb_mpi_table_local(t) directly. The shard's padding_idx and scale_grad_by_freq parameters are
+ * not used (leave them unset).
+ * Output size: the caller's buffers hold `capacity` rows (out_ids[capacity], out_rows[capacity][dim]).
+ * u never exceeds the shard's row count (tokemb_table_rows(tokemb_mpi_table_local(t))) nor the global
+ * batch size (the sum of n over the ranks), so either bound as capacity always suffices; a smaller
+ * capacity is allowed and fails collectively with TOKEMB_OVERFLOW (message: the rank, the rows it
+ * needed and its capacity) if the touched rows do not fit.
+ * Row shardings only (TOKEMB_MPI_ROW, TOKEMB_MPI_ROW_MODULO): any other sharding returns
+ * TOKEMB_UNSUPPORTED on every rank before any exchange.
+ * Errors (agreed on every rank): as tokemb_mpi_grad_accumulate, plus TOKEMB_INVALID_ARGUMENT for NULL
+ * n_unique or NULL out_ids/out_rows with capacity > 0, TOKEMB_OVERFLOW for capacity as above. Nothing
+ * (out_ids, out_rows, *n_unique) is written on any rank on error.
+ */
+TOKEMB_MPI_API int32_t tokemb_mpi_grad_coalesce(tokemb_mpi_table *t, const int64_t *ids, size_t n,
+                                                const float *grad_out, int64_t *out_ids, float *out_rows,
+                                                size_t capacity, size_t *n_unique);
+
+/** tokemb_mpi_grad_coalesce with int32 ids (out_ids stay int64). Same rules and errors. */
+TOKEMB_MPI_API int32_t tokemb_mpi_grad_coalesce_i32(tokemb_mpi_table *t, const int32_t *ids, size_t n,
+                                                    const float *grad_out, int64_t *out_ids, float *out_rows,
+                                                    size_t capacity, size_t *n_unique);
 
 /**
  * Collective fused optimizer step at the owners: select the optimizer and its hyper-parameters on
@@ -484,6 +565,54 @@ TOKEMB_MPI_API int32_t tokemb_mpi_tables_optim_step(tokemb_mpi_tables *t, const 
 /** tokemb_mpi_tables_optim_step with int32 ids. Same rules and errors. */
 TOKEMB_MPI_API int32_t tokemb_mpi_tables_optim_step_i32(tokemb_mpi_tables *t, const int32_t *const *ids,
                                                         const size_t *n, const float *const *grad_out);
+
+/**
+ * Collective tied output head over the row-sharded table (GPT-2 weight tying, the vocabulary rows
+ * spread over the ranks): each rank passes its own hidden[n][dim] (n may differ between ranks, 0
+ * allowed) and gets its own logits[n][rows] = hidden x W^T over the GLOBAL table W. Every rank's
+ * hidden rows are all-gathered (rank order), each rank computes the logits columns of its own rows for
+ * all of them, and an MPI_Alltoallv returns every rank's rows of every owner's columns.
+ * Each logit is one dim-long dot product in a fixed order (8 float lanes, element c in lane c % 8,
+ * then a fixed tree), so the result is bitwise identical for every rank count, sharding and thread
+ * count, and equal to this call on one rank holding the whole table. It is NOT bitwise equal to the
+ * core's tokemb_logits: that is OpenBLAS sgemm, whose bits for one output element depend on its place
+ * in the M x N tiling (on this build, splitting the rows over two ranks changed 67 of 14,000 logits by
+ * an ulp), so no sharded sgemm could match it. The error is within the float dot-product bound
+ * dim * 2^-24 * sum |h w| (tests compare with a float64 reference).
+ * Memory per rank: every rank's hidden rows, a [total n][shard rows] block and n x rows staging.
+ * Row shardings only (TOKEMB_MPI_ROW, TOKEMB_MPI_ROW_MODULO): any other sharding returns
+ * TOKEMB_UNSUPPORTED on every rank before any exchange.
+ * Errors (agreed on every rank): TOKEMB_INVALID_ARGUMENT (NULL t, NULL hidden or logits with n > 0),
+ * TOKEMB_OVERFLOW (the gathered rows or n x rows logits exceed MPI's int counts), TOKEMB_NO_MEMORY,
+ * TOKEMB_IO (MPI failure). logits is untouched on every rank on error.
+ */
+TOKEMB_MPI_API int32_t tokemb_mpi_logits(tokemb_mpi_table *t, const float *hidden, size_t n, float *logits);
+
+/**
+ * Collective backward of tokemb_mpi_logits for each rank's grad_logits[n][rows]:
+ *  - grad_shard[local rows][dim]: for each of this rank's rows v, the sum over every rank's batch rows
+ *    i in global order (rank order, then each rank's order) of grad_logits[i][v] * hidden[i], summed
+ *    from zero in float and then added to the buffer's row. The grad_logits columns travel to their
+ *    owners, which have every rank's hidden rows.
+ *  - grad_hidden[n][dim] = grad_logits x W (overwritten): a sum over ALL vocabulary rows, which are
+ *    spread over the ranks. It is summed exactly, independently of how the rows are split: every
+ *    product is exact in double and is split on a grid fixed by a global bound (max |grad_logits| of
+ *    the row x max |W| of the column), two folds (Demmel-Nguyen pre-rounding) whose parts add exactly
+ *    in any order on any rank; the owners' partial sums travel to the requester and the sum is rounded
+ *    once to float (error about 2^-24 relative plus 2^-40 of rows x the bound).
+ * Both are bitwise identical for every rank count, sharding and thread count (equal to this call on
+ * one rank holding the whole table over the concatenated batch); not bitwise equal to the core's
+ * sgemm-based tokemb_logits_backward (see tokemb_mpi_logits). Non-finite inputs give non-finite
+ * (possibly NaN) gradients. Either output may be NULL (not both); every rank must pass the same
+ * choice.
+ * Row shardings only (TOKEMB_MPI_ROW, TOKEMB_MPI_ROW_MODULO): any other sharding returns
+ * TOKEMB_UNSUPPORTED on every rank before any exchange.
+ * Errors (agreed on every rank): as tokemb_mpi_logits, plus TOKEMB_INVALID_ARGUMENT for both outputs
+ * NULL, NULL hidden or grad_logits with n > 0, or ranks disagreeing on which outputs are given (the
+ * message names the rank). Neither output is written on any rank on error.
+ */
+TOKEMB_MPI_API int32_t tokemb_mpi_logits_backward(tokemb_mpi_table *t, const float *hidden, size_t n,
+                                                  const float *grad_logits, float *grad_hidden, float *grad_shard);
 
 #ifdef __cplusplus
 }

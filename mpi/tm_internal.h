@@ -98,6 +98,17 @@ static inline int64_t tm_id_at(const void *ids, int is32, size_t i) {
     return is32 ? (int64_t)((const int32_t *)ids)[i] : ((const int64_t *)ids)[i];
 }
 
+/* The entry of a collective that places rows with tm_owner: clears tm_err, then TOKEMB_INVALID_ARGUMENT
+ * for a NULL t and TOKEMB_UNSUPPORTED for a sharding other than ROW/ROW_MODULO (tm_err set; the same on
+ * every rank, since the sharding was agreed at creation). */
+static inline int32_t tm_enter_rows(const tokemb_mpi_table *t, const char *fn) {
+    tm_err[0] = 0;
+    if (!t) return tm_fail(TOKEMB_INVALID_ARGUMENT, tm_err, "%s: t is NULL", fn);
+    if (t->sharding == TOKEMB_MPI_ROW || t->sharding == TOKEMB_MPI_ROW_MODULO) return TOKEMB_OK;
+    return tm_fail(TOKEMB_UNSUPPORTED, tm_err, "%s: sharding %d is not supported (TOKEMB_MPI_ROW or ROW_MODULO only)",
+                   fn, (int)t->sharding);
+}
+
 /* This rank's batch checks (NULL pointers, MPI's int counts, ids inside the global table). */
 int32_t tm_check_batch(const tokemb_mpi_table *t, const void *ids, int is32, size_t n, const void *buf,
                        const char *what, char *msg);
@@ -124,6 +135,13 @@ typedef struct {
     size_t n_recv;
 } tm_plan;
 void tm_plan_free(tm_plan *p);
+/* Local, no communication: the send side of an already validated batch's plan (receive side empty).
+ * TOKEMB_NO_MEMORY (message in msg) is the only failure. */
+int32_t tm_plan_local(const tokemb_mpi_table *t, const void *ids, int is32, size_t n, tm_plan *p, char *msg);
+/* Local: pools a batch's fetched distinct rows rows[n_uniq][dim] (slot[i]: input i's row) into
+ * pooled[n_bags][dim] with the core's tokemb_lookup_bags, in input order. */
+int32_t tm_pool(const tokemb_mpi_table *t, float *rows, size_t n_uniq, const size_t *slot, size_t n,
+                const int64_t *offsets, size_t n_bags, int32_t mode, const float *w, float *pooled, char *msg);
 /* Collective: validates the batch, agrees, de-duplicates per owner and exchanges the ids. */
 int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const void *out,
                      int32_t pre_st, const char *pre_msg, tm_plan *p);

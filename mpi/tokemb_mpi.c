@@ -7,6 +7,7 @@
  * collective the others skipped. */
 #define _GNU_SOURCE
 #include "tm_internal.h"
+#include "tm_shared.h"
 
 #include <limits.h>
 #include <stdarg.h>
@@ -236,22 +237,20 @@ int tm_counts_exchange(tokemb_mpi_table *t, const int *send, int *recv) {
     return MPI_Alltoall(send, 1, MPI_INT, recv, 1, MPI_INT, t->comm);
 }
 
-/* Collective: validates the batch, agrees, de-duplicates per owner and exchanges the ids. On
- * success every rank holds its plan; on failure every rank returns the same status. */
-int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const void *out,
-                     int32_t pre_st, const char *pre_msg, tm_plan *p) {
-    char msg[TM_MSG] = "";
-    int32_t st = pre_st;
-    if (st != TOKEMB_OK) snprintf(msg, TM_MSG, "%s", pre_msg);
+/* Local, no communication: the send side of a validated batch's plan - distinct ids in linear time
+ * (tm_distinct numbers them in first-occurrence order), grouped by owner with a counting pass that
+ * keeps that order within each owner, and every position's slot (p is zeroed first; the receive side
+ * stays empty). TOKEMB_NO_MEMORY (message in msg) is the only failure; p is then freed. */
+int32_t tm_plan_local(const tokemb_mpi_table *t, const void *ids, int is32, size_t n, tm_plan *p, char *msg) {
     memset(p, 0, sizeof *p);
     int P = t->size;
-    if (st == TOKEMB_OK) st = tm_check_batch(t, ids, is32, n, out, "out", msg);
+    int32_t st = TOKEMB_OK;
     /* de-duplication in linear time (tm_distinct numbers the distinct ids in first-occurrence order);
      * a counting pass then groups them by owner, keeping that order within each owner */
     size_t *first = NULL;
     int *uowner = NULL;
     int64_t *ulrow = NULL;
-    if (st == TOKEMB_OK) {
+    {
         first = malloc((n ? n : 1) * sizeof *first);
         uowner = malloc((n ? n : 1) * sizeof *uowner);
         ulrow = malloc((n ? n : 1) * sizeof *ulrow);
@@ -286,6 +285,21 @@ int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids, int i
     free(first);
     free(uowner);
     free(ulrow);
+    if (st != TOKEMB_OK) tm_plan_free(p);
+    return st;
+}
+
+/* Collective: validates the batch, agrees, de-duplicates per owner and exchanges the ids. On
+ * success every rank holds its plan; on failure every rank returns the same status. */
+int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const void *out,
+                     int32_t pre_st, const char *pre_msg, tm_plan *p) {
+    char msg[TM_MSG] = "";
+    int32_t st = pre_st;
+    if (st != TOKEMB_OK) snprintf(msg, TM_MSG, "%s", pre_msg);
+    memset(p, 0, sizeof *p);
+    int P = t->size;
+    if (st == TOKEMB_OK) st = tm_check_batch(t, ids, is32, n, out, "out", msg);
+    if (st == TOKEMB_OK) st = tm_plan_local(t, ids, is32, n, p, msg);
     tm_phase(t, TM_PH_PLAN);
 
     /* the counts, exchanged also by a rank that failed above (it sends zeros), then one agreement on
@@ -405,6 +419,30 @@ static int32_t tm_lookup(tokemb_mpi_table *t, const char *fn, const void *ids, i
     return TOKEMB_OK;
 }
 
+/* Local: pools a batch's fetched distinct rows rows[n_uniq][dim] (slot[i]: input i's row) into
+ * pooled[n_bags][dim] with the core's tokemb_lookup_bags over a table wrapping exactly those rows, in
+ * input order, so every float operation is the core's own. */
+int32_t tm_pool(const tokemb_mpi_table *t, float *rows, size_t n_uniq, const size_t *slot, size_t n,
+                const int64_t *offsets, size_t n_bags, int32_t mode, const float *w, float *pooled, char *msg) {
+    tokemb_table *sub = NULL;
+    int64_t *slot_ids = malloc((n ? n : 1) * sizeof *slot_ids);
+    int32_t st = TOKEMB_OK;
+    if (!slot_ids) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+    else
+        st = tokemb_table_wrap(rows, n_uniq ? (int64_t)n_uniq : 1, t->dim, t->dim, TOKEMB_F32, TOKEMB_WRAP_READONLY,
+                               &sub);
+    if (st == TOKEMB_OK) {
+        for (size_t i = 0; i < n; i++) slot_ids[i] = (int64_t)slot[i];
+        st = tokemb_lookup_bags(sub, slot_ids, n, offsets, n_bags, mode, w, pooled);
+        if (st != TOKEMB_OK) snprintf(msg, TM_MSG, "pooling: %s", tokemb_last_error());
+    } else if (st != TOKEMB_NO_MEMORY) {
+        snprintf(msg, TM_MSG, "wrapping the fetched rows: %s", tokemb_last_error());
+    }
+    tokemb_table_free(sub);
+    free(slot_ids);
+    return st;
+}
+
 /* Pooled bags: the distinct rows come back, then the core pools them in input order over a table
  * wrapping exactly those rows (ids remapped to their slots), so every float operation is the core's
  * own and the result equals tokemb_lookup_bags on the whole table bit for bit. */
@@ -417,19 +455,7 @@ static int32_t tm_bags(tokemb_mpi_table *t, const char *fn, const void *ids, int
     int32_t st = TOKEMB_OK;
     if (!offsets) st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "offsets is NULL");
     else if (n_bags > 0 && !out) st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "out is NULL with n_bags = %zu", n_bags);
-    else if (mode != TOKEMB_SUM && mode != TOKEMB_MEAN && mode != TOKEMB_MAX)
-        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "unknown bag mode %d", (int)mode);
-    else if (w && mode != TOKEMB_SUM)
-        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "per_sample_weights need mode SUM, got %d", (int)mode);
-    else if (offsets[0] != 0)
-        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "offsets[0] = %lld, not 0", (long long)offsets[0]);
-    else if ((uint64_t)offsets[n_bags] != (uint64_t)n)
-        st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "offsets[%zu] = %lld, not n = %zu", n_bags,
-                     (long long)offsets[n_bags], n);
-    for (size_t b = 0; st == TOKEMB_OK && b < n_bags; b++)
-        if (offsets[b + 1] < offsets[b])
-            st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg, "offsets[%zu] = %lld is below offsets[%zu] = %lld", b + 1,
-                         (long long)offsets[b + 1], b, (long long)offsets[b]);
+    else st = tm_check_bags(offsets, n, n_bags, mode, w, msg);
     if (t->sharding == TOKEMB_MPI_COLUMN) /* pooled at the column owners */
         return tm_col_bags(t, fn, ids, is32, n, offsets, n_bags, mode, w, out, st, msg);
     tm_plan p;
@@ -440,24 +466,11 @@ static int32_t tm_bags(tokemb_mpi_table *t, const char *fn, const void *ids, int
         return st;
     }
     size_t D = (size_t)t->dim;
-    tokemb_table *sub = NULL;
-    int64_t *slot_ids = malloc((n ? n : 1) * sizeof *slot_ids);
     float *tmp = malloc((n_bags ? n_bags : 1) * D * sizeof *tmp);
-    if (!slot_ids || !tmp) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
-    else
-        st = tokemb_table_wrap(rows, p.n_uniq ? (int64_t)p.n_uniq : 1, t->dim, t->dim, TOKEMB_F32, TOKEMB_WRAP_READONLY,
-                               &sub);
-    if (st == TOKEMB_OK) {
-        for (size_t i = 0; i < n; i++) slot_ids[i] = (int64_t)p.slot[i];
-        st = tokemb_lookup_bags(sub, slot_ids, n, offsets, n_bags, mode, w, tmp);
-        if (st != TOKEMB_OK) snprintf(msg, TM_MSG, "pooling: %s", tokemb_last_error());
-    } else if (st != TOKEMB_NO_MEMORY) {
-        snprintf(msg, TM_MSG, "wrapping the fetched rows: %s", tokemb_last_error());
-    }
+    if (!tmp) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+    else st = tm_pool(t, rows, p.n_uniq, p.slot, n, offsets, n_bags, mode, w, tmp, msg);
     st = tm_agree(t->comm, t->rank, t->size, fn, st, msg);
     if (st == TOKEMB_OK && n_bags) memcpy(out, tmp, n_bags * D * sizeof *out);
-    tokemb_table_free(sub);
-    free(slot_ids);
     free(tmp);
     free(rows);
     tm_plan_free(&p);

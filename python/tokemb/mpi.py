@@ -31,7 +31,7 @@ from . import _lib
 from ._arrays import f32_array, ids_array, out_array, ptr
 from ._errors import error_for
 from ._handle import Handle, Lifetime
-from .table import Table, bag_args, bag_mode
+from .table import Table, bag_args, bag_mode, grad_outputs, logits_hidden
 
 __all__ = ["ShardedTable", "ShardedEmbeddingBag", "ROW", "ROW_MODULO", "COLUMN", "library_path", "last_error"]
 
@@ -70,6 +70,14 @@ _SIGS = {
     "tokemb_mpi_table_stats_reset": (_c.c_int32, [_P]),
     "tokemb_mpi_table_save": (_c.c_int32, [_P, _c.c_char_p]),
     "tokemb_mpi_table_load": (_c.c_int32, [_P, _c.c_char_p]),
+    "tokemb_mpi_lookup_batches": (_c.c_int32, [_P, _c.c_size_t, _P, _P, _P]),
+    "tokemb_mpi_lookup_batches_i32": (_c.c_int32, [_P, _c.c_size_t, _P, _P, _P]),
+    "tokemb_mpi_lookup_bags_batches": (_c.c_int32, [_P, _c.c_size_t, _P, _P, _P, _P, _c.c_int32, _P, _P]),
+    "tokemb_mpi_lookup_bags_batches_i32": (_c.c_int32, [_P, _c.c_size_t, _P, _P, _P, _P, _c.c_int32, _P, _P]),
+    "tokemb_mpi_grad_coalesce": (_c.c_int32, [_P, _P, _c.c_size_t, _P, _P, _P, _c.c_size_t, _P]),
+    "tokemb_mpi_grad_coalesce_i32": (_c.c_int32, [_P, _P, _c.c_size_t, _P, _P, _P, _c.c_size_t, _P]),
+    "tokemb_mpi_logits": (_c.c_int32, [_P, _P, _c.c_size_t, _P]),
+    "tokemb_mpi_logits_backward": (_c.c_int32, [_P, _P, _c.c_size_t, _P, _P, _P]),
 }
 
 
@@ -144,6 +152,24 @@ def _sharding(s: Union[str, int]) -> int:
         except KeyError:
             raise ValueError("unknown sharding %r (row, row_modulo, column)" % s) from None
     return int(s)
+
+
+def _same_width(ids):
+    """Id arrays of one width for a batched call: all int32 stay, a mix is passed as int64."""
+    if any(a.dtype != ids[0].dtype for a in ids):
+        return [np.ascontiguousarray(a, dtype=np.int64) for a in ids]
+    return ids
+
+
+def _ptrs(arrays):
+    """A C array of the data addresses of arrays (None entries are NULL)."""
+    return (_P * max(len(arrays), 1))(*[None if a is None else a.ctypes.data for a in arrays])
+
+
+def _sizes(values):
+    """A C array of size_t."""
+    v = list(values)
+    return (_c.c_size_t * max(len(v), 1))(*v)
 
 
 class ShardedTable(Lifetime):
@@ -230,6 +256,70 @@ class ShardedTable(Lifetime):
         name = "tokemb_mpi_lookup_bags_i32" if ids.dtype == np.int32 else "tokemb_mpi_lookup_bags"
         _check(getattr(lib, name)(self._p, ptr(ids), ids.size, ptr(offs), nb, bag_mode(mode), ptr(psw), ptr(out)), name)
         return out
+
+    def lookup_batches(self, batches: Any) -> list:
+        """Collective pipelined lookup of K batches (every rank passes the same K, each its own batches):
+        returns [table[ids] for ids in batches], bitwise what K lookup() calls give, with batch b+1's
+        exchange overlapping batch b's local gather. Batches of mixed int32/int64 are all passed as int64."""
+        ids = _same_width([ids_array(b) for b in batches])
+        outs = [np.empty(tuple(a.shape) + (self.dim,), dtype=np.float32) for a in ids]
+        name = "tokemb_mpi_lookup_batches_i32" if ids and ids[0].dtype == np.int32 else "tokemb_mpi_lookup_batches"
+        _check(getattr(lib, name)(self._p, len(ids), _ptrs(ids), _sizes(a.size for a in ids), _ptrs(outs)), name)
+        return outs
+
+    def lookup_bags_batches(self, batches: Any, mode: Union[str, int] = "sum", per_sample_weights: Any = None) -> list:
+        """Collective pipelined EmbeddingBag of K batches: batches is a list of (ids, offsets) pairs (CSR, as
+        lookup_bags), per_sample_weights None or a list of K arrays/None (sum only). Returns the K [n_bags, dim]
+        outputs, bitwise what K lookup_bags() calls give; each batch is pooled while later ones travel."""
+        args = [bag_args(i, o) for i, o in batches]
+        ids = _same_width([a[0] for a in args])
+        offs, nbs = [a[1] for a in args], [a[2] for a in args]
+        psw = None
+        if per_sample_weights is not None:
+            w = [None if x is None else f32_array(x, "per_sample_weights", (i.size,))
+                 for x, i in zip(per_sample_weights, ids)]
+            psw = _ptrs(w)
+        outs = [np.empty((nb, self.dim), dtype=np.float32) for nb in nbs]
+        name = ("tokemb_mpi_lookup_bags_batches_i32" if ids and ids[0].dtype == np.int32
+                else "tokemb_mpi_lookup_bags_batches")
+        _check(getattr(lib, name)(self._p, len(ids), _ptrs(ids), _sizes(i.size for i in ids), _ptrs(offs), _sizes(nbs),
+                                  bag_mode(mode), psw, _ptrs(outs)), name)
+        return outs
+
+    def grad_coalesce(self, ids: Any, grad_out: Any):
+        """Collective coalesced gradient at the owners: returns (local_ids int64 [u], rows [u, dim]), this
+        rank's touched rows ascending (global row = global_rows[local_ids]) with every rank's contributions
+        summed in global input order, bitwise the rows of the core's grad_coalesce over the whole batch."""
+        ids, g = self._grad_rows(ids, grad_out)
+        cap = min(self.local_rows, int(self.comm.allreduce(int(ids.size))))
+        out_ids = np.empty(max(cap, 1), dtype=np.int64)
+        rows = np.empty((max(cap, 1), self.dim), dtype=np.float32)
+        u = _c.c_size_t(0)
+        name = "tokemb_mpi_grad_coalesce_i32" if ids.dtype == np.int32 else "tokemb_mpi_grad_coalesce"
+        _check(getattr(lib, name)(self._p, ptr(ids), ids.size, ptr(g), ptr(out_ids), ptr(rows), cap, ctypes.byref(u)),
+               name)
+        return out_ids[:u.value].copy(), rows[:u.value].copy()
+
+    def logits(self, hidden: Any, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """Collective tied output head: this rank's hidden [..., dim] -> logits [..., rows] over the global
+        table (fixed-order dot products: bitwise the same for every rank count; not the core's sgemm bits)."""
+        h, n = logits_hidden(hidden, self.dim)
+        out = out_array(out, "out", h.shape[:-1] + (self.rows,))
+        _check(lib.tokemb_mpi_logits(self._p, ptr(h), n, ptr(out)), "tokemb_mpi_logits")
+        return out
+
+    def logits_backward(self, hidden: Any, grad_logits: Any, grad_hidden: Any = True, grad_shard: Any = None):
+        """Collective backward of logits: returns (grad_hidden or None, grad_shard or None), as
+        tokemb.Table.logits_backward with the table gradient restricted to this rank's shard
+        [local_rows, dim] (an array to accumulate into, True for a new zeroed one, None/False to skip).
+        Every rank must ask for the same outputs."""
+        h, n = logits_hidden(hidden, self.dim)
+        gl = f32_array(grad_logits, "grad_logits", h.shape[:-1] + (self.rows,))
+        gh, gs = grad_outputs(grad_hidden, h.shape, "grad_hidden", grad_shard, (self.local_rows, self.dim),
+                              "grad_shard")
+        _check(lib.tokemb_mpi_logits_backward(self._p, ptr(h), n, ptr(gl), ptr(gh), ptr(gs)),
+               "tokemb_mpi_logits_backward")
+        return gh, gs
 
     def _grad_rows(self, ids, grad_out):
         ids = ids_array(ids)

@@ -101,6 +101,34 @@ class _Param:
         obj.set_param(self.key, value, self.kind)
 
 
+
+def logits_hidden(hidden: Any, dim: int) -> Tuple[np.ndarray, int]:
+    """hidden [..., dim] as a float32 array and its row count (Table.logits and tokemb.mpi)."""
+    h = f32_array(hidden, "hidden")
+    if h.ndim < 1 or h.shape[-1] != dim:
+        raise ValueError("hidden must have shape (..., %d), got %s" % (dim, h.shape))
+    return h, h.size // dim
+
+
+def grad_outputs(gh_arg: Any, gh_shape: Tuple[int, ...], gh_name: str, gt_arg: Any, gt_shape: Tuple[int, ...],
+                 gt_name: str) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+    """The two outputs of a logits backward: the hidden gradient (True: a new array, an array: written,
+    None/False: skipped) and the table gradient (True: a new zeroed array, an array: accumulated into,
+    None/False: skipped); at least one must be asked for."""
+    gh = None
+    if gh_arg is True:
+        gh = np.empty(gh_shape, dtype=np.float32)
+    elif gh_arg is not None and gh_arg is not False:
+        gh = out_array(gh_arg, gh_name, gh_shape)
+    gt = None
+    if gt_arg is True:
+        gt = np.zeros(gt_shape, dtype=np.float32)
+    elif gt_arg is not None and gt_arg is not False:
+        gt = out_array(gt_arg, gt_name, gt_shape)
+    if gh is None and gt is None:
+        raise ValueError("logits_backward: ask for %s, %s or both" % (gh_name, gt_name))
+    return gh, gt
+
 class Table(Lifetime):
     """An embedding table: `rows` vectors of `dim` values.
 
@@ -496,10 +524,7 @@ class Table(Lifetime):
     # ---- tied output head ---------------------------------------------------------------------
     def logits(self, hidden: ArrayLike, out: Optional[np.ndarray] = None) -> np.ndarray:
         """logits[..., rows] = hidden[..., dim] @ W^T (sgemm)."""
-        h = f32_array(hidden, "hidden")
-        if h.ndim < 1 or h.shape[-1] != self.dim:
-            raise ValueError("hidden must have shape (..., %d), got %s" % (self.dim, h.shape))
-        n = h.size // self.dim
+        h, n = logits_hidden(hidden, self.dim)
         out = out_array(out, "out", h.shape[:-1] + (self.rows,))
         _lib.check(_lib.fn("tokemb_logits")(self._p, ptr(h), n, ptr(out)), "tokemb_logits")
         return out
@@ -509,23 +534,9 @@ class Table(Lifetime):
         """Returns (grad_hidden or None, grad_table or None): grad_hidden = grad_logits @ W (a new array
         if grad_hidden is True, None if False), grad_table += grad_logits^T @ hidden (pass an array to
         accumulate into, True for a new zeroed one, None/False to skip)."""
-        h = f32_array(hidden, "hidden")
-        if h.ndim < 1 or h.shape[-1] != self.dim:
-            raise ValueError("hidden must have shape (..., %d), got %s" % (self.dim, h.shape))
-        n = h.size // self.dim
+        h, n = logits_hidden(hidden, self.dim)
         gl = f32_array(grad_logits, "grad_logits", h.shape[:-1] + (self.rows,))
-        gh = None
-        if grad_hidden is True:
-            gh = np.empty(h.shape, dtype=np.float32)
-        elif grad_hidden is not None and grad_hidden is not False:
-            gh = out_array(grad_hidden, "grad_hidden", h.shape)
-        gt = None
-        if grad_table is True:
-            gt = np.zeros((self.rows, self.dim), dtype=np.float32)
-        elif grad_table is not None and grad_table is not False:
-            gt = out_array(grad_table, "grad_table", (self.rows, self.dim))
-        if gh is None and gt is None:
-            raise ValueError("logits_backward: ask for grad_hidden, grad_table or both")
+        gh, gt = grad_outputs(grad_hidden, h.shape, "grad_hidden", grad_table, (self.rows, self.dim), "grad_table")
         _lib.check(_lib.fn("tokemb_logits_backward")(self._p, ptr(h), n, ptr(gl), ptr(gh), ptr(gt)),
                    "tokemb_logits_backward")
         return gh, gt

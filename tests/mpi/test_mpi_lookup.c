@@ -4,29 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tk_mpi_test.h"
+#include "tk_mpi_table.h"
 
 static float value(int64_t g, int64_t c) { return (float)((g * 2654435761LL + c * 40503LL) % 100003) / 977.0f - 50.0f; }
-
-static void fill_shard(tokemb_mpi_table *t) {
-    tokemb_table *l = tokemb_mpi_table_local(t);
-    int64_t D = tokemb_mpi_table_dim(t);
-    for (int64_t r = 0; r < tokemb_table_rows(l); r++) {
-        float row[64];
-        int64_t g = tokemb_mpi_table_global_row(t, r);
-        for (int64_t c = 0; c < D; c++) row[c] = value(g, c);
-        CHECK(tokemb_table_write_rows(l, r, 1, row) == TOKEMB_OK, "write_rows");
-    }
-}
-
-static tokemb_table *full_table(int64_t V, int64_t D) {
-    tokemb_table *f = NULL;
-    tokemb_table_create(V, D, TOKEMB_F32, &f);
-    float *d = tokemb_table_data(f);
-    for (int64_t g = 0; g < V; g++)
-        for (int64_t c = 0; c < D; c++) d[g * D + c] = value(g, c);
-    return f;
-}
 
 /* This rank's batch: rank 1 brings none (an empty batch is legal), others a rank-dependent size. */
 static size_t batch(int64_t V, int64_t *ids, unsigned seed) {
@@ -38,33 +18,19 @@ static size_t batch(int64_t V, int64_t *ids, unsigned seed) {
     return n;
 }
 
-/* the concatenation of every rank's batch in rank order, and this rank's offset in it */
-static size_t gather_batches(const int64_t *ids, size_t n, int64_t *all, size_t *my_off) {
-    int cnt = (int)n, counts[16], displ[16];
-    MPI_Allgather(&cnt, 1, MPI_INT, counts, 1, MPI_INT, MPI_COMM_WORLD);
-    size_t total = 0;
-    for (int r = 0; r < size; r++) {
-        displ[r] = (int)total;
-        total += (size_t)counts[r];
-    }
-    *my_off = (size_t)displ[rank];
-    MPI_Allgatherv(ids, cnt, MPI_INT64_T, all, counts, displ, MPI_INT64_T, MPI_COMM_WORLD);
-    return total;
-}
-
 static void test_lookup(int32_t sharding, int64_t V, int64_t D, unsigned seed, int use_f) {
     tokemb_mpi_table *t = NULL;
     int32_t st = use_f ? tokemb_mpi_table_create_f(MPI_Comm_c2f(MPI_COMM_WORLD), V, D, sharding, &t)
                        : tokemb_mpi_table_create(MPI_COMM_WORLD, V, D, sharding, &t);
     CHECK(st == TOKEMB_OK, "create: %s", tokemb_mpi_last_error());
     if (st != TOKEMB_OK) return;
-    fill_shard(t);
-    tokemb_table *f = full_table(V, D);
+    tk_fill_shard(t, value);
+    tokemb_table *f = tk_full_table(V, D, value);
     int64_t ids[64], all[1024];
     int32_t ids32[64];
     size_t n = batch(V, ids, seed), off;
     for (size_t i = 0; i < n; i++) ids32[i] = (int32_t)ids[i];
-    size_t total = gather_batches(ids, n, all, &off);
+    size_t total = tk_gather_rows(ids, n, 1, MPI_INT64_T, all, &off);
     float *ref = malloc((total + 1) * (size_t)D * sizeof *ref);
     float *out = malloc((n + 8) * (size_t)D * sizeof *out); /* the failure cases below use 4 rows */
     CHECK(tokemb_lookup(f, all, total, ref) == TOKEMB_OK, "reference lookup");
@@ -128,12 +94,11 @@ static void test_create_errors(void) {
 
 int main(int argc, char **argv) {
     tk_mpi_start(&argc, &argv);
-    const int32_t shardings[2] = {TOKEMB_MPI_ROW, TOKEMB_MPI_ROW_MODULO};
     const int64_t shapes[3][2] = {{37, 5}, {4, 16}, {1000, 3}};
     for (int s = 0; s < 2; s++)
         for (int k = 0; k < 3; k++)
             if (shapes[k][0] >= size)
-                test_lookup(shardings[s], shapes[k][0], shapes[k][1], (unsigned)(s * 3 + k), k == 1);
+                test_lookup(tk_shardings[s], shapes[k][0], shapes[k][1], (unsigned)(s * 3 + k), k == 1);
     test_create_errors();
     return tk_mpi_finish();
 }

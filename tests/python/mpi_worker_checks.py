@@ -1,4 +1,4 @@
-"""Shared by the mpirun workers (mpi_binding_worker.py, mpi_tables_worker.py): a bitwise comparison that
+"""Shared by the mpirun workers (mpi_binding_worker.py, mpi_tables_worker.py, mpi_collectives_worker.py): a bitwise comparison that
 records a failure, and the end of a run (every rank's failures printed by rank 0, one summary line, the
 exit status)."""
 import sys
