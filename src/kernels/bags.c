@@ -158,7 +158,7 @@ void tk_bags_forward(const void *table, size_t row_bytes, int32_t dtype, size_t 
     if ((mode == 0 || mode == 1) && isa >= TK_ISA_AVX2) {
         /* AVX-512 for the compact dtypes, whose decode is compute-bound; float32 bags are memory-bound and
          * stay on the AVX2 blocks (docs/performance.md, "Tuning record") */
-        if (isa >= TK_ISA_AVX512 && dtype != TOKEMB_F32)
+        if (isa >= TK_ISA_AVX512 && (dim == 16 || (dtype != TOKEMB_F32 && dim != 4 && dim != 8)))
             tk_bags_avx512(base, row_bytes, dtype, dim, ids, id_width, offsets, b0, b1, mode == 1, psw, fused, pad,
                            out);
         else tk_bags_avx2(base, row_bytes, dtype, dim, ids, id_width, offsets, b0, b1, mode == 1, psw, fused, pad, out);
