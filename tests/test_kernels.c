@@ -303,6 +303,16 @@ static void test_bag_sum_isa_bitwise(void **state) {
                                     fail_msg("bags dtype %d dim %zu mode %d weights %d pad %lld idw %d: isa %d "
                                              "differs from portable",
                                              (int)dt, dim, mode, wk, (long long)pad, idw, isa);
+                                /* the bags of a thread's chunk [b0, b1) equal the same bags of the whole call
+                                 * (the small-row path groups bags from b0 and prefetches up to offsets[b1]) */
+                                tk_fill_sentinel(got, nb * dim);
+                                for (size_t b0 = 0, b1 = 3; b0 < nb; b0 = b1, b1 = b1 + 5 < nb ? b1 + 5 : nb)
+                                    tk_bags_forward(enc, rb, dt, dim, ids, idw, off, b0, b1, mode, wk ? psw : NULL,
+                                                    wk == 1, pad, got);
+                                if (memcmp(ref, got, nb * dim * sizeof(float)))
+                                    fail_msg("bags dtype %d dim %zu mode %d weights %d pad %lld idw %d: isa %d in "
+                                             "chunks differs from one call",
+                                             (int)dt, dim, mode, wk, (long long)pad, idw, isa);
                             }
                             forced_isa = TK_ISA_PORTABLE;
                             if (mode == 0 && wk == 0 && pad < 0)

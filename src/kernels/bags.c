@@ -157,8 +157,11 @@ void tk_bags_forward(const void *table, size_t row_bytes, int32_t dtype, size_t 
     const int isa = tk_cpu_isa();
     if ((mode == 0 || mode == 1) && isa >= TK_ISA_AVX2) {
         /* AVX-512 for the compact dtypes, whose decode is compute-bound; float32 bags are memory-bound and
-         * stay on the AVX2 blocks (docs/performance.md, "Tuning record") */
-        if (isa >= TK_ISA_AVX512 && dtype != TOKEMB_F32)
+         * stay on the AVX2 blocks (docs/performance.md, "Tuning record"). Rows of 4, 8 and 16 elements
+         * (F32, F16, Q8_ROW; no weights or fused ones) take the small-row path of bags_simd.h: one zmm for
+         * 16, the AVX2 instantiation's xmm / ymm for 4 and 8. */
+        const int small = (dim == 4 || dim == 8 || dim == 16) && dtype != TOKEMB_BF16 && (!psw || fused);
+        if (isa >= TK_ISA_AVX512 && (small ? dim == 16 : dtype != TOKEMB_F32))
             tk_bags_avx512(base, row_bytes, dtype, dim, ids, id_width, offsets, b0, b1, mode == 1, psw, fused, pad,
                            out);
         else tk_bags_avx2(base, row_bytes, dtype, dim, ids, id_width, offsets, b0, b1, mode == 1, psw, fused, pad, out);

@@ -99,9 +99,154 @@ TK_VTARGET TK_ALWAYS_INLINE void TK_VFN(tk_bag_sum)(const uint8_t *base, size_t 
 }
 #undef TK_BAG_BLOCK
 
+/* ---- rows of 4, 8 or 16 elements: TK_BAG_G bags at once ---------------------------------------------
+ * A bag of short rows is one chain of dependent adds (an add and an fma per row for Q8_ROW), so summing one
+ * bag at a time waits on that chain's latency (docs/performance.md, "Bags over small rows"). Here TK_BAG_G
+ * consecutive bags are summed together, each in its own accumulators (NV vectors of family F: x4, avx2 or
+ * avx512, holding the whole row), row t of every bag before row t + 1 of any: each bag still sees exactly
+ * tk_bag_one's operations in its order, only the chains of different bags overlap. Rows past the shortest bag
+ * of the group follow bag by bag. The row `lead` positions ahead of each row is prefetched, lead = the group's
+ * span of ids (at least 16): with bags of equal length that is the same row of the next group's bag. One
+ * function per (family, dtype, weights, id type), so the row length, dtype, weighting and id width are
+ * constants and the registers are allocated per loop. Taken for F32, F16 and Q8_ROW without weights or with
+ * fused weights; BF16 and multiply-then-add weights (padding set) keep the column-block path. */
+#define TK_BAG_G 4
+#define TK_SOP(F, op) TK_CAT(TK_CAT(TK_VEC_, F), op)
+#define TK_UNROLL _Pragma("GCC unroll 8")
+/* Elements c.. of a row as stored (F32, F16 widened; Q8_ROW: the codes), one vector of family F. */
+#define TK_SLD(F, r, c, dt)                                      \
+    ((dt) == TOKEMB_F16      ? TK_SOP(F, _LD_F16)((r) + 2 * (c)) \
+     : (dt) == TOKEMB_Q8_ROW ? TK_SOP(F, _LD_Q8)((r) + (c))      \
+                             : TK_SOP(F, _LOADU)((const float *)(const void *)(r) + (c)))
+/* Prefetch of a row: its first line, and for F16 / Q8_ROW rows (which need not start on a line) the line of
+ * its last byte (Q8_ROW: of its bias). Rows under 64 bytes go into L1 (the ~80 rows in flight are a few KiB),
+ * 64-byte F32 rows into L2 (TK_PF_LOC) as the other bag blocks: measured, docs/performance.md ("Tuning record"). */
+#define TK_SPF(r)                                                                                      \
+    do {                                                                                               \
+        const int near_ = !(dt == TOKEMB_F32 && dim == 16);                                            \
+        TK_PREFETCH(r, near_);                                                                         \
+        if (dt != TOKEMB_F32) TK_PREFETCH((r) + (dt == TOKEMB_Q8_ROW ? dim + 7 : 2 * dim - 1), near_); \
+    } while (0)
+/* Row ID (position j) added into the NV accumulators A (tk_bag_one's step) unless it is the padding index
+ * (never for pad < 0: the ids are valid). */
+#define TK_SSTEP(F, NV, A, ID, j)                                                                                     \
+    do {                                                                                                              \
+        const int64_t id_ = (ID);                                                                                     \
+        if (id_ != pad) {                                                                                             \
+            const uint8_t *r_ = base + (size_t)id_ * rb;                                                              \
+            if (dt == TOKEMB_Q8_ROW) {                                                                                \
+                float qs_, qb_;                                                                                       \
+                tk_bag_q8_sb(r_, dim, kind ? psw : NULL, j, &qs_, &qb_);                                              \
+                const TK_SOP(F, _T) vs_ = TK_SOP(F, _SET1)(qs_), vb_ = TK_SOP(F, _SET1)(qb_);                         \
+                for (int k_ = 0; k_ < (NV); k_++)                                                                     \
+                    A[k_] = TK_SOP(F, _FMA)(vs_, TK_SLD(F, r_, k_ * TK_SOP(F, _W), dt), TK_SOP(F, _ADD)(A[k_], vb_)); \
+            } else {                                                                                                  \
+                for (int k_ = 0; k_ < (NV); k_++) {                                                                   \
+                    const TK_SOP(F, _T) x_ = TK_SLD(F, r_, k_ * TK_SOP(F, _W), dt);                                   \
+                    A[k_] = kind ? TK_SOP(F, _FMA)(TK_SOP(F, _SET1)(psw[j]), x_, A[k_]) : TK_SOP(F, _ADD)(A[k_], x_); \
+                }                                                                                                     \
+            }                                                                                                         \
+        }                                                                                                             \
+    } while (0)
+/* The bags [b, b + G) (G = TK_BAG_G or 1) summed and written out (MEAN: / count of non-padding rows). */
+#define TK_SGROUP(F, NV, G, IT)                                                                                \
+    do {                                                                                                       \
+        TK_SOP(F, _T) a[G][NV];                                                                                \
+        const IT *ip[G];                                                                                       \
+        size_t s[G], len[G], m = SIZE_MAX;                                                                     \
+        TK_UNROLL for (int g = 0; g < (G); g++) {                                                              \
+            s[g] = (size_t)off[b + (size_t)g], len[g] = (size_t)off[b + (size_t)g + 1] - s[g];                 \
+            ip[g] = idp + s[g];                                                                                \
+            if (len[g] < m) m = len[g];                                                                        \
+            TK_UNROLL for (int k = 0; k < (NV); k++) a[g][k] = TK_SOP(F, _ZERO)();                             \
+        }                                                                                                      \
+        const size_t span = (size_t)off[b + (G)] - s[0], lead = span > 16 ? span : 16;                         \
+        const size_t lim = e_all > s[(G)-1] + lead ? e_all - s[(G)-1] - lead : 0; /* prefetch while t < lim */ \
+        for (size_t t = 0; t < m; t++) {                                                                       \
+            if (t < lim) TK_UNROLL for (int g = 0; g < (G); g++) TK_SPF(base + (size_t)ip[g][t + lead] * rb);  \
+            TK_UNROLL for (int g = 0; g < (G); g++) TK_SSTEP(F, NV, a[g], ip[g][t], s[g] + t);                 \
+        }                                                                                                      \
+        TK_UNROLL for (int g = 0; g < (G); g++) for (size_t t = m; t < len[g]; t++) {                          \
+            if (t < lim) TK_SPF(base + (size_t)ip[g][t + lead] * rb);                                          \
+            TK_SSTEP(F, NV, a[g], ip[g][t], s[g] + t);                                                         \
+        }                                                                                                      \
+        TK_UNROLL for (int g = 0; g < (G); g++) {                                                              \
+            float *o_ = out + (b + (size_t)g) * dim;                                                           \
+            size_t c_ = len[g];                                                                                \
+            if (mean && pad >= 0)                                                                              \
+                for (size_t t = 0; t < len[g]; t++) c_ -= ip[g][t] == pad;                                     \
+            const TK_SOP(F, _T) dv_ = TK_SOP(F, _SET1)((float)(c_ > 0 ? c_ : 1));                              \
+            TK_UNROLL for (int k = 0; k < (NV); k++)                                                           \
+                TK_SOP(F, _STOREU)(o_ + k * TK_SOP(F, _W), mean ? TK_SOP(F, _DIV)(a[g][k], dv_) : a[g][k]);    \
+        }                                                                                                      \
+    } while (0)
+/* One variant: rows of NV vectors of family F, dtype TOKEMB_<DT>, weights KIND (0 none, 1 fused), ids IT. */
+#define TK_SFN(F, NV, DT, KIND, IT)                                                                          \
+    TK_VTARGET __attribute__((noinline)) static void TK_VFN(tk_bsm_##F##NV##DT##KIND##IT)(                   \
+        const uint8_t *base, size_t rb, const void *ids, const int64_t *off, size_t b0, size_t b1, int mean, \
+        const float *psw, int64_t pad, float *out) {                                                         \
+        const int dt = TOKEMB_##DT, kind = KIND;                                                             \
+        const size_t dim = (NV)*TK_SOP(F, _W), e_all = (size_t)off[b1];                                      \
+        const IT *idp = (const IT *)ids;                                                                     \
+        size_t b = b0;                                                                                       \
+        for (; b + TK_BAG_G <= b1; b += TK_BAG_G) TK_SGROUP(F, NV, TK_BAG_G, IT);                            \
+        for (; b < b1; b++) TK_SGROUP(F, NV, 1, IT);                                                         \
+        (void)kind;                                                                                          \
+    }
+#define TK_SFN_ALL(F, NV)             \
+    TK_SFN(F, NV, F32, 0, int32_t)    \
+    TK_SFN(F, NV, F32, 0, int64_t)    \
+    TK_SFN(F, NV, F32, 1, int32_t)    \
+    TK_SFN(F, NV, F32, 1, int64_t)    \
+    TK_SFN(F, NV, F16, 0, int32_t)    \
+    TK_SFN(F, NV, F16, 0, int64_t)    \
+    TK_SFN(F, NV, F16, 1, int32_t)    \
+    TK_SFN(F, NV, F16, 1, int64_t)    \
+    TK_SFN(F, NV, Q8_ROW, 0, int32_t) \
+    TK_SFN(F, NV, Q8_ROW, 0, int64_t) \
+    TK_SFN(F, NV, Q8_ROW, 1, int32_t) \
+    TK_SFN(F, NV, Q8_ROW, 1, int64_t)
+/* The variant of family F for dt (F32, F16 or Q8_ROW), weights and id width. */
+#define TK_SPICK(F, NV)                                                                                                \
+    (dt == TOKEMB_F32                                                                                                  \
+         ? (psw ? (idw == 8 ? TK_VFN(tk_bsm_##F##NV##F32##1##int64_t) : TK_VFN(tk_bsm_##F##NV##F32##1##int32_t))       \
+                : (idw == 8 ? TK_VFN(tk_bsm_##F##NV##F32##0##int64_t) : TK_VFN(tk_bsm_##F##NV##F32##0##int32_t)))      \
+     : dt == TOKEMB_F16                                                                                                \
+         ? (psw ? (idw == 8 ? TK_VFN(tk_bsm_##F##NV##F16##1##int64_t) : TK_VFN(tk_bsm_##F##NV##F16##1##int32_t))       \
+                : (idw == 8 ? TK_VFN(tk_bsm_##F##NV##F16##0##int64_t) : TK_VFN(tk_bsm_##F##NV##F16##0##int32_t)))      \
+         : (psw ? (idw == 8 ? TK_VFN(tk_bsm_##F##NV##Q8_ROW##1##int64_t) : TK_VFN(tk_bsm_##F##NV##Q8_ROW##1##int32_t)) \
+                : (idw == 8 ? TK_VFN(tk_bsm_##F##NV##Q8_ROW##0##int64_t)                                               \
+                            : TK_VFN(tk_bsm_##F##NV##Q8_ROW##0##int32_t))))
+
+/* Rows this ISA's small-row path takes: 4, 8 and 16 elements for AVX2 (one xmm, one ymm, two ymm), 16 for
+ * AVX-512 (one zmm; its 4- and 8-element rows are the AVX2 ones, bags.c dispatches them there). */
+#if TK_VW == 16
+TK_SFN_ALL(avx512, 1)
+#define TK_BAG_SMALL_DIMS(dim) ((dim) == 16)
+#define TK_BAG_SMALL_PICK(dim) TK_SPICK(avx512, 1)
+#else
+TK_SFN_ALL(x4, 1)
+TK_SFN_ALL(avx2, 1)
+TK_SFN_ALL(avx2, 2)
+#define TK_BAG_SMALL_DIMS(dim) ((dim) == 4 || (dim) == 8 || (dim) == 16)
+#define TK_BAG_SMALL_PICK(dim) ((dim) == 4 ? TK_SPICK(x4, 1) : (dim) == 8 ? TK_SPICK(avx2, 1) : TK_SPICK(avx2, 2))
+#endif
+#undef TK_SFN_ALL
+#undef TK_SFN
+#undef TK_SGROUP
+#undef TK_SSTEP
+#undef TK_SPF
+#undef TK_SLD
+#undef TK_SOP
+#undef TK_UNROLL
+
 TK_VTARGET TK_ALWAYS_INLINE void TK_VFN(tk_bags_dt)(const uint8_t *base, size_t rb, int dt, size_t dim, const void *ids,
                                                     int idw, const int64_t *off, size_t b0, size_t b1, int mean,
                                                     const float *psw, int fused, int64_t pad, float *out) {
+    if (dt != TOKEMB_BF16 && (!psw || fused) && TK_BAG_SMALL_DIMS(dim)) {
+        TK_BAG_SMALL_PICK(dim)(base, rb, ids, off, b0, b1, mean, psw, pad, out);
+        return;
+    }
     const size_t e_all = (size_t)off[b1];
     for (size_t b = b0; b < b1; b++) {
         const size_t s = (size_t)off[b], e = (size_t)off[b + 1];
@@ -128,3 +273,7 @@ TK_VTARGET static void TK_VFN(tk_bags)(const uint8_t *base, size_t rb, int dt, s
     default: TK_VFN(tk_bags_dt)(base, rb, TOKEMB_F32, dim, ids, idw, off, b0, b1, mean, psw, fused, pad, out);
     }
 }
+#undef TK_BAG_SMALL_DIMS
+#undef TK_BAG_SMALL_PICK
+#undef TK_SPICK
+#undef TK_BAG_G

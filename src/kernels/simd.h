@@ -172,6 +172,29 @@ static inline __m128i tk_part16(const uint8_t *p, size_t n) {
 #define TK_VEC_avx2_LD_Q8(p) TK_VEC_avx2_CVT_Q8(_mm_loadl_epi64((const __m128i *)(const void *)(p)))
 #define TK_VEC_avx2_PART(p, n) tk_part16(p, n)
 
+/* 4 floats in an xmm register, with the AVX2 target's instructions (FMA, F16C): the row of a 4-wide bag
+ * (kernels/bags_simd.h). Only the names the small-row bag kernel uses; the loads read exactly 4 elements. */
+#define TK_VEC_x4_T __m128
+#define TK_VEC_x4_W 4
+#define TK_VEC_x4_ZERO() _mm_setzero_ps()
+#define TK_VEC_x4_SET1(f) _mm_set1_ps(f)
+#define TK_VEC_x4_ADD(a, b) _mm_add_ps(a, b)
+#define TK_VEC_x4_MUL(a, b) _mm_mul_ps(a, b)
+#define TK_VEC_x4_FMA(a, b, c) _mm_fmadd_ps(a, b, c)
+#define TK_VEC_x4_DIV(a, b) _mm_div_ps(a, b)
+#define TK_VEC_x4_LOADU(p) _mm_loadu_ps(p)
+#define TK_VEC_x4_STOREU(p, v) _mm_storeu_ps(p, v)
+#define TK_VEC_x4_LD_F16(p) _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(const void *)(p)))
+#define TK_VEC_x4_LD_BF16(p) \
+    _mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p))), 16))
+#define TK_VEC_x4_LD_Q8(p) _mm_cvtepi32_ps(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(tk_load_u32(p))))
+/* The 4 bytes at p as an int (any alignment). */
+static inline int tk_load_u32(const void *p) {
+    int v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
 /* AVX-512 (F, BW, VL, DQ): 16 floats a vector */
 #define TK_VEC_avx512_T __m512
 #define TK_VEC_avx512_W 16
