@@ -292,13 +292,13 @@ static void test_bag_sum_isa_bitwise(void **state) {
                             forced_isa = TK_ISA_PORTABLE;
                             tk_fill_sentinel(ref, nb * dim);
                             tk_bags_forward(enc, rb, dt, dim, ids, idw, off, 0, nb, mode, wk ? psw : NULL, wk == 1, pad,
-                                            ref);
+                                            0, ref);
                             for (int isa = TK_ISA_AVX2; isa <= TK_ISA_AVX512; isa++) {
                                 if (!cpu_has(isa)) continue;
                                 forced_isa = isa;
                                 tk_fill_sentinel(got, nb * dim);
                                 tk_bags_forward(enc, rb, dt, dim, ids, idw, off, 0, nb, mode, wk ? psw : NULL, wk == 1,
-                                                pad, got);
+                                                pad, isa == TK_ISA_AVX512, got); /* either prefetch level */
                                 if (memcmp(ref, got, nb * dim * sizeof(float)))
                                     fail_msg("bags dtype %d dim %zu mode %d weights %d pad %lld idw %d: isa %d "
                                              "differs from portable",
@@ -308,7 +308,7 @@ static void test_bag_sum_isa_bitwise(void **state) {
                                 tk_fill_sentinel(got, nb * dim);
                                 for (size_t b0 = 0, b1 = 3; b0 < nb; b0 = b1, b1 = b1 + 5 < nb ? b1 + 5 : nb)
                                     tk_bags_forward(enc, rb, dt, dim, ids, idw, off, b0, b1, mode, wk ? psw : NULL,
-                                                    wk == 1, pad, got);
+                                                    wk == 1, pad, 1, got);
                                 if (memcmp(ref, got, nb * dim * sizeof(float)))
                                     fail_msg("bags dtype %d dim %zu mode %d weights %d pad %lld idw %d: isa %d in "
                                              "chunks differs from one call",

@@ -45,22 +45,23 @@ int tk_cpu_isa(void) {
     return v;
 }
 
-static atomic_size_t tk_memcpy_min_cached;
+static atomic_int tk_intel_cached = -1;
 
-size_t tk_cpu_memcpy_min_bytes(void) {
-    size_t v = atomic_load_explicit(&tk_memcpy_min_cached, memory_order_relaxed);
-    if (!v) {
-        int intel = 0;
+int tk_cpu_is_intel(void) {
+    int v = atomic_load_explicit(&tk_intel_cached, memory_order_relaxed);
+    if (v < 0) {
+        v = 0;
 #if defined(__x86_64__) || defined(__i386__)
         unsigned a, b, c, d;
         __cpuid(0, a, b, c, d);
-        intel = b == 0x756e6547u && d == 0x49656e69u && c == 0x6c65746eu; /* "GenuineIntel" */
+        v = b == 0x756e6547u && d == 0x49656e69u && c == 0x6c65746eu; /* "GenuineIntel" */
 #endif
-        v = intel ? 2048 : 4096;
-        atomic_store_explicit(&tk_memcpy_min_cached, v, memory_order_relaxed);
+        atomic_store_explicit(&tk_intel_cached, v, memory_order_relaxed);
     }
     return v;
 }
+
+size_t tk_cpu_memcpy_min_bytes(void) { return tk_cpu_is_intel() ? 2048 : 4096; }
 
 /* ---- cache sizes (sysfs) -------------------------------------------------------------------------- */
 

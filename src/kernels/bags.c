@@ -129,15 +129,16 @@ TK_ALWAYS_INLINE size_t tk_bag_pf_ahead(size_t cols, int dt) {
     return a < 4 ? 4 : a > most ? most : a;
 }
 
-/* Prefetch `cols` elements of row r from column c (and Q8_ROW's scale/bias line) into L2 (TK_PF_LOC;
- * into L1 was measured and rejected, docs/performance.md). */
-TK_ALWAYS_INLINE void tk_bag_pf(const uint8_t *r, size_t c, size_t cols, int dt, size_t dim) {
+/* Prefetch `cols` elements of row r from column c (and Q8_ROW's scale/bias line) into L2 (TK_PF_LOC), or
+ * into L1 with `near` (the caller's choice: an Intel CPU and a table that fits the LLC; on AMD L1 was
+ * measured and rejected, docs/performance.md "Tuning record"). */
+TK_ALWAYS_INLINE void tk_bag_pf(const uint8_t *r, size_t c, size_t cols, int dt, size_t dim, int near) {
     const size_t esz = tk_dtype_size(dt);
     const uint8_t *p = r + c * esz;
-    tk_prefetch_bytes(p, cols * esz, 0); /* unrolled: cols and esz are constants */
+    tk_prefetch_bytes(p, cols * esz, near); /* unrolled: cols and esz are constants */
     if (dt != TOKEMB_F32) /* compact rows need not start on a line: the block's last byte may be on one more */
-        TK_PREFETCH_L2(p + cols * esz - 1);
-    if (dt == TOKEMB_Q8_ROW) TK_PREFETCH_L2(r + dim);
+        tk_prefetch(p + cols * esz - 1, near);
+    if (dt == TOKEMB_Q8_ROW) tk_prefetch(r + dim, near);
 }
 
 /* tk_bags_avx2 and tk_bags_avx512: the register-accumulating template, once per ISA */
@@ -151,7 +152,7 @@ TK_ALWAYS_INLINE void tk_bag_pf(const uint8_t *r, size_t c, size_t cols, int dt,
 
 void tk_bags_forward(const void *table, size_t row_bytes, int32_t dtype, size_t dim, const void *ids, int id_width,
                      const int64_t *offsets, size_t b0, size_t b1, int mode, const float *psw, int fused, int64_t pad,
-                     float *out) {
+                     int near, float *out) {
     const uint8_t *base = (const uint8_t *)table;
 #if TK_X86
     const int isa = tk_cpu_isa();
@@ -163,11 +164,14 @@ void tk_bags_forward(const void *table, size_t row_bytes, int32_t dtype, size_t 
         const int small = (dim == 4 || dim == 8 || dim == 16) && dtype != TOKEMB_BF16 && (!psw || fused);
         if (isa >= TK_ISA_AVX512 && (small ? dim == 16 : dtype != TOKEMB_F32))
             tk_bags_avx512(base, row_bytes, dtype, dim, ids, id_width, offsets, b0, b1, mode == 1, psw, fused, pad,
-                           out);
-        else tk_bags_avx2(base, row_bytes, dtype, dim, ids, id_width, offsets, b0, b1, mode == 1, psw, fused, pad, out);
+                           near, out);
+        else
+            tk_bags_avx2(base, row_bytes, dtype, dim, ids, id_width, offsets, b0, b1, mode == 1, psw, fused, pad, near,
+                         out);
         return;
     }
 #endif
+    (void)near;
     tk_bags_portable(base, row_bytes, dtype, dim, ids, id_width, offsets, b0, b1, mode, psw, fused, pad, out);
 }
 

@@ -39,33 +39,34 @@ TK_VTARGET TK_ALWAYS_INLINE TK_V TK_VFN(tk_bag_ld_tail)(const uint8_t *r, size_t
 }
 
 /* One column block of NV vectors: NV accumulators summed over the bag's rows. */
-#define TK_BAG_BLOCK(NV)                                                                                             \
-    for (; c + (NV)*TK_VW <= dim; c += (NV)*TK_VW) {                                                                 \
-        TK_V a[NV];                                                                                                  \
-        const size_t pfd = tk_bag_pf_ahead((NV)*TK_VW, dt);                                                          \
-        for (int k = 0; k < (NV); k++) a[k] = TK_VZERO();                                                            \
-        for (size_t j = s; j < e; j++) {                                                                             \
-            if (j + pfd < e_all) tk_bag_pf(base + (size_t)tk_id_at(ids, idw, j + pfd) * rb, c, (NV)*TK_VW, dt, dim); \
-            int64_t id = tk_id_at(ids, idw, j);                                                                      \
-            if (id == pad) continue;                                                                                 \
-            const uint8_t *r = base + (size_t)id * rb;                                                               \
-            if (dt == TOKEMB_Q8_ROW) { /* torch's embedding_bag_byte: fma(w*scale, q, acc + w*bias) */               \
-                tk_bag_q8_sb(r, dim, psw, j, &qsf, &qbf);                                                            \
-                const TK_V qs = TK_VSET1(qsf), qb = TK_VSET1(qbf);                                                   \
-                for (int k = 0; k < (NV); k++)                                                                       \
-                    a[k] = TK_VFMA(qs, TK_VLD_Q8(r + c + (size_t)k * TK_VW), TK_VADD(a[k], qb));                     \
-                continue;                                                                                            \
-            }                                                                                                        \
-            if (kind) w = TK_VSET1(psw[j]);                                                                          \
-            for (int k = 0; k < (NV); k++)                                                                           \
-                a[k] = TK_VFN(tk_bag_acc)(a[k], TK_VFN(tk_bag_ld)(r, c + (size_t)k * TK_VW, dt), w, kind);           \
-        }                                                                                                            \
-        for (int k = 0; k < (NV); k++) TK_VSTOREU(o + c + (size_t)k * TK_VW, mean ? TK_VDIV(a[k], dv) : a[k]);       \
+#define TK_BAG_BLOCK(NV)                                                                                       \
+    for (; c + (NV)*TK_VW <= dim; c += (NV)*TK_VW) {                                                           \
+        TK_V a[NV];                                                                                            \
+        const size_t pfd = tk_bag_pf_ahead((NV)*TK_VW, dt);                                                    \
+        for (int k = 0; k < (NV); k++) a[k] = TK_VZERO();                                                      \
+        for (size_t j = s; j < e; j++) {                                                                       \
+            if (j + pfd < e_all)                                                                               \
+                tk_bag_pf(base + (size_t)tk_id_at(ids, idw, j + pfd) * rb, c, (NV)*TK_VW, dt, dim, near);      \
+            int64_t id = tk_id_at(ids, idw, j);                                                                \
+            if (id == pad) continue;                                                                           \
+            const uint8_t *r = base + (size_t)id * rb;                                                         \
+            if (dt == TOKEMB_Q8_ROW) { /* torch's embedding_bag_byte: fma(w*scale, q, acc + w*bias) */         \
+                tk_bag_q8_sb(r, dim, psw, j, &qsf, &qbf);                                                      \
+                const TK_V qs = TK_VSET1(qsf), qb = TK_VSET1(qbf);                                             \
+                for (int k = 0; k < (NV); k++)                                                                 \
+                    a[k] = TK_VFMA(qs, TK_VLD_Q8(r + c + (size_t)k * TK_VW), TK_VADD(a[k], qb));               \
+                continue;                                                                                      \
+            }                                                                                                  \
+            if (kind) w = TK_VSET1(psw[j]);                                                                    \
+            for (int k = 0; k < (NV); k++)                                                                     \
+                a[k] = TK_VFN(tk_bag_acc)(a[k], TK_VFN(tk_bag_ld)(r, c + (size_t)k * TK_VW, dt), w, kind);     \
+        }                                                                                                      \
+        for (int k = 0; k < (NV); k++) TK_VSTOREU(o + c + (size_t)k * TK_VW, mean ? TK_VDIV(a[k], dv) : a[k]); \
     }
 
 TK_VTARGET TK_ALWAYS_INLINE void TK_VFN(tk_bag_sum)(const uint8_t *base, size_t rb, int dt, size_t dim, const void *ids,
                                                     int idw, size_t s, size_t e, size_t e_all, int mean,
-                                                    const float *psw, int kind, int64_t pad, float *o) {
+                                                    const float *psw, int kind, int64_t pad, int near, float *o) {
     size_t cnt = 0; /* the divisor of MEAN: SUM skips this pass over the ids */
     if (mean)
         for (size_t j = s; j < e; j++) cnt += tk_id_at(ids, idw, j) != pad;
@@ -242,7 +243,7 @@ TK_SFN_ALL(avx2, 2)
 
 TK_VTARGET TK_ALWAYS_INLINE void TK_VFN(tk_bags_dt)(const uint8_t *base, size_t rb, int dt, size_t dim, const void *ids,
                                                     int idw, const int64_t *off, size_t b0, size_t b1, int mean,
-                                                    const float *psw, int fused, int64_t pad, float *out) {
+                                                    const float *psw, int fused, int64_t pad, int near, float *out) {
     if (dt != TOKEMB_BF16 && (!psw || fused) && TK_BAG_SMALL_DIMS(dim)) {
         TK_BAG_SMALL_PICK(dim)(base, rb, ids, off, b0, b1, mean, psw, pad, out);
         return;
@@ -251,26 +252,26 @@ TK_VTARGET TK_ALWAYS_INLINE void TK_VFN(tk_bags_dt)(const uint8_t *base, size_t 
     for (size_t b = b0; b < b1; b++) {
         const size_t s = (size_t)off[b], e = (size_t)off[b + 1];
         float *o = out + b * dim;
-        if (!psw) TK_VFN(tk_bag_sum)(base, rb, dt, dim, ids, idw, s, e, e_all, mean, NULL, 0, pad, o);
-        else if (fused) TK_VFN(tk_bag_sum)(base, rb, dt, dim, ids, idw, s, e, e_all, mean, psw, 1, pad, o);
-        else TK_VFN(tk_bag_sum)(base, rb, dt, dim, ids, idw, s, e, e_all, mean, psw, 2, pad, o);
+        if (!psw) TK_VFN(tk_bag_sum)(base, rb, dt, dim, ids, idw, s, e, e_all, mean, NULL, 0, pad, near, o);
+        else if (fused) TK_VFN(tk_bag_sum)(base, rb, dt, dim, ids, idw, s, e, e_all, mean, psw, 1, pad, near, o);
+        else TK_VFN(tk_bag_sum)(base, rb, dt, dim, ids, idw, s, e, e_all, mean, psw, 2, pad, near, o);
     }
 }
 
 TK_VTARGET static void TK_VFN(tk_bags)(const uint8_t *base, size_t rb, int dt, size_t dim, const void *ids, int idw,
                                        const int64_t *off, size_t b0, size_t b1, int mean, const float *psw, int fused,
-                                       int64_t pad, float *out) {
+                                       int64_t pad, int near, float *out) {
     switch (dt) {
     case TOKEMB_F16:
-        TK_VFN(tk_bags_dt)(base, rb, TOKEMB_F16, dim, ids, idw, off, b0, b1, mean, psw, fused, pad, out);
+        TK_VFN(tk_bags_dt)(base, rb, TOKEMB_F16, dim, ids, idw, off, b0, b1, mean, psw, fused, pad, near, out);
         break;
     case TOKEMB_BF16:
-        TK_VFN(tk_bags_dt)(base, rb, TOKEMB_BF16, dim, ids, idw, off, b0, b1, mean, psw, fused, pad, out);
+        TK_VFN(tk_bags_dt)(base, rb, TOKEMB_BF16, dim, ids, idw, off, b0, b1, mean, psw, fused, pad, near, out);
         break;
     case TOKEMB_Q8_ROW:
-        TK_VFN(tk_bags_dt)(base, rb, TOKEMB_Q8_ROW, dim, ids, idw, off, b0, b1, mean, psw, fused, pad, out);
+        TK_VFN(tk_bags_dt)(base, rb, TOKEMB_Q8_ROW, dim, ids, idw, off, b0, b1, mean, psw, fused, pad, near, out);
         break;
-    default: TK_VFN(tk_bags_dt)(base, rb, TOKEMB_F32, dim, ids, idw, off, b0, b1, mean, psw, fused, pad, out);
+    default: TK_VFN(tk_bags_dt)(base, rb, TOKEMB_F32, dim, ids, idw, off, b0, b1, mean, psw, fused, pad, near, out);
     }
 }
 #undef TK_BAG_SMALL_DIMS

@@ -50,10 +50,11 @@ void tk_segsum_f32(const tk_segsum_args *a);
 /* Forward of bags [b0, b1): out[b] for mode 0 SUM, 1 MEAN, 2 MAX (torch's EmbeddingBag forward;
  * `pad` < 0 means no padding). Rows of storage dtype `dtype` (F32, F16, BF16, Q8_ROW) start every
  * row_bytes bytes of table and are decoded as tk_row_decode does. psw (SUM only) may be NULL; fused
- * selects fmaf(w, x, acc) (torch's fast path, no padding) rather than acc + w*x (generic path). */
+ * selects fmaf(w, x, acc) (torch's fast path, no padding) rather than acc + w*x (generic path). `near`:
+ * the column blocks prefetch rows into L1 instead of L2 (no effect on the result). */
 void tk_bags_forward(const void *table, size_t row_bytes, int32_t dtype, size_t dim, const void *ids, int id_width,
                      const int64_t *offsets, size_t b0, size_t b1, int mode, const float *psw, int fused, int64_t pad,
-                     float *out);
+                     int near, float *out);
 /* MAX backward on columns [c0, c1): for each bag in order and each column, recompute the argmax row
  * (first strictly greater, as the forward) and add grad_out[b][c] to grad_table[argmax][c]. */
 void tk_bags_max_backward_f32(const float *table, size_t row_stride, size_t dim, const void *ids, int id_width,

@@ -47,13 +47,22 @@ typedef struct {
     int mode;
     const float *psw;
     float *out;
+    int near; /* prefetch rows into L1 (tk_bags_near) */
 } tk_bags_ctx;
+
+/* Bag rows are prefetched into L1 when the CPU is Intel and the table fits the last-level cache:
+ * there bags D = 64 / 128 / 256 ran at 1.02 / 0.86 / 0.90 of memcpy against 0.77 / 0.63 / 0.77 with L2
+ * prefetches (tokemb-bench), and D = 64 / 128 at 0.97 / 1.00x torch's embedding_bag against 0.72 /
+ * 0.79x; on AMD L1 was slower (docs/performance.md, "Tuning record"). */
+static int tk_bags_near(const tokemb_table *t) {
+    return tk_cpu_is_intel() && (double)t->rows * (double)tk_row_bytes(t) <= (double)tk_cache_llc_bytes();
+}
 
 static void tk_bags_range(void *p, size_t b0, size_t b1) {
     const tk_bags_ctx *c = (const tk_bags_ctx *)p;
     const tokemb_table *t = c->t;
     tk_bags_forward(t->data, tk_row_bytes(t), t->dtype, (size_t)t->dim, c->ids, c->idw, c->offsets, b0, b1, c->mode,
-                    c->psw, t->padding_idx < 0, t->padding_idx, c->out);
+                    c->psw, t->padding_idx < 0, t->padding_idx, c->near, c->out);
 }
 
 static int32_t tk_lookup_bags_impl(const char *fn, tokemb_table *t, const void *ids, int idw, size_t n,
@@ -69,7 +78,7 @@ static int32_t tk_lookup_bags_impl(const char *fn, tokemb_table *t, const void *
         if ((st = tk_renorm(fn, t, ids, idw, n))) return st;
     }
     /* F16 / BF16 / Q8_ROW rows are decoded on the fly by the kernel: only the compact bytes are read */
-    tk_bags_ctx ctx = {t, ids, idw, offsets, mode, psw, out};
+    tk_bags_ctx ctx = {t, ids, idw, offsets, mode, psw, out, tk_bags_near(t)};
     size_t per_bag = (size_t)t->dim * (1 + n / n_bags);
     size_t grain = (size_t)65536 / (per_bag ? per_bag : 1);
     tk_parallel_for(n_bags, grain ? grain : 1, tk_bags_range, &ctx);
