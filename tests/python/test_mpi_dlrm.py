@@ -28,6 +28,18 @@ def _mpi_library():
     return hits[0] if hits else None
 
 
+def run_worker(case, np_, worker, *args):
+    """Runs tests/python/<worker> under mpirun with np_ ranks and *args; asserts it exited 0 after its
+    closing line "checked <np_> ranks, 0 failures" (mpi_worker_checks.finish)."""
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMP_NUM_THREADS="1",
+               TOKEMB_MPI_LIBRARY=_mpi_library(), PYTHONPATH=os.path.join(REPO, "python"))
+    cmd = ["mpirun", "-np", str(np_), "--oversubscribe", sys.executable, os.path.join(HERE, worker)] + [str(a) for a in args]
+    r = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
+    out = r.stdout.decode(errors="replace")
+    case.assertEqual(r.returncode, 0, "np %d %s:\n%s" % (np_, " ".join(map(str, args)), out))
+    case.assertIn("checked %d ranks, 0 failures" % np_, out)
+
+
 def _why_skip():
     if shutil.which("mpirun") is None:
         return "mpirun not found (Debian: apt-get install openmpi-bin)"
