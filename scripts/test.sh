@@ -53,7 +53,7 @@ consumers() {
   PKG_CONFIG_PATH="$libdir/pkgconfig" cc -std=c99 -Wall -Wextra -Werror -pedantic \
     "$repo/tests/consumer/consumer.c" -o "$out/consumer_pc" $(PKG_CONFIG_PATH="$libdir/pkgconfig" pkg-config --cflags --libs tokemb) || return 1
   env -u LD_LIBRARY_PATH "$out/consumer_pc" || return 1  # the .pc file's -Wl,-rpath: no LD_LIBRARY_PATH
-  readelf -d "$out/consumer_pc" | grep NEEDED | grep -qF "[$soname]" || { echo "consumer does not need $soname"; return 1; }
+  readelf -d "$out/consumer_pc" | grep NEEDED | grep -F "[$soname]" >/dev/null || { echo "consumer does not need $soname"; return 1; }
   # CMake: find_package(tokemb) and pkg_check_modules in one project
   PKG_CONFIG_PATH="$libdir/pkgconfig" cmake -S "$repo/tests/consumer" -B "$out/consumer" -DCMAKE_PREFIX_PATH="$stage" >/dev/null &&
     cmake --build "$out/consumer" >/dev/null &&
@@ -66,7 +66,7 @@ system_install() {
   # default prefix /usr/local runs ldconfig, so a consumer linked with plain -ltokemb (no rpath) runs.
   local major; major=$(sed -n 's/^#define TOKEMB_VERSION_MAJOR \([0-9]*\)$/\1/p' "$repo/include/tokemb.h")
   cmake --install "$out/release" >/dev/null || return 1
-  ldconfig -p | grep -qF "libtokemb.so.$major " || { echo "libtokemb.so.$major is not in the loader cache"; return 1; }
+  ldconfig -p | grep -F "libtokemb.so.$major " >/dev/null || { echo "libtokemb.so.$major is not in the loader cache"; return 1; }
   cc -std=c99 "$repo/tests/consumer/consumer.c" -I/usr/local/include -L/usr/local/lib -ltokemb -o "$out/consumer_sys" &&
     env -u LD_LIBRARY_PATH "$out/consumer_sys"
 }

@@ -115,8 +115,8 @@ static void tk_atfork_ensure(void);
 
 int32_t tokemb_use_host_openmp(void) {
     /* the runtime found by an earlier call stays loaded (this library holds a reference to it) */
-    static _Atomic(tk_gomp_parallel_fn) found_par = NULL;
-    static _Atomic(tk_omp_int_fn) found_inpar = NULL;
+    static _Atomic(tk_gomp_parallel_fn) found_par; /* zero: not found yet */
+    static _Atomic(tk_omp_int_fn) found_inpar;
     tk_gomp_parallel_fn par = atomic_load(&found_par);
     tk_omp_int_fn inpar = atomic_load(&found_inpar);
     if (!par || !inpar) {
