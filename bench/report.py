@@ -58,8 +58,10 @@ def machine():
 def run(n, build, out):
     os.makedirs(out, exist_ok=True)
     bench = os.path.join(build, "bench", "tokemb-bench")
-    libs = sorted(f for f in os.listdir(build) if re.match(r"libtokemb\.so\.\d+$", f))
-    lib = os.path.join(build, libs[0] if libs else "libtokemb.so")
+    # the library of the header's major version (a build directory may still hold an older major's file)
+    with open(os.path.join(ROOT, "include", "tokemb.h")) as f:
+        major = re.search(r"^#define TOKEMB_VERSION_MAJOR (\d+)$", f.read(), re.M).group(1)
+    lib = os.path.join(build, "libtokemb.so." + major)
     tb, ct = [], []
     for i in range(n):
         t, c = os.path.join(out, "tb%d.csv" % i), os.path.join(out, "ct%d.csv" % i)
