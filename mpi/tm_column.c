@@ -135,7 +135,7 @@ int32_t tm_col_fetch(tokemb_mpi_table *t, const char *fn, const void *ids, int i
         p->recv_ids = malloc((total ? total : 1) * sizeof *p->recv_ids);
         reply = malloc((total ? total : 1) * dl * sizeof *reply);
         recv = malloc((p->n_uniq ? p->n_uniq : 1) * D * sizeof *recv);
-        rows = malloc((p->n_uniq ? p->n_uniq : 1) * D * sizeof *rows);
+        rows = tm_scratch(t, 1, p->n_uniq * D); /* the table's, as tm_fetch's */
         cnt = malloc((size_t)P * 4 * sizeof *cnt);
         if (!p->recv_ids || !reply || !recv || !rows || !cnt) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
     }
@@ -170,7 +170,6 @@ int32_t tm_col_fetch(tokemb_mpi_table *t, const char *fn, const void *ids, int i
     free(cnt);
     free(blk);
     if (st != TOKEMB_OK) {
-        free(rows);
         tm_plan_free(p);
         return st;
     }

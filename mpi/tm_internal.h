@@ -37,6 +37,10 @@ struct tokemb_mpi_table {
      * the first step) and the shard's step count it belongs to (tm_column.c) */
     float *rw_acc;
     int64_t rw_steps;
+    /* per-table scratch reused by every call (tm_scratch): the gathered rows a rank serves (0) and the
+     * fetched rows of its own batch (1); a fresh buffer per call cost a page fault per 4 KiB written */
+    float *scratch[2];
+    size_t scratch_cap[2];
     int *xcount; /* [2 P]: the counts a rank that failed before the counts exchange still sends (zeros)
                   * and receives, so that one agreement covers the batch and the receive side */
     tm_stats stats;
@@ -135,6 +139,9 @@ typedef struct {
     size_t n_recv;
 } tm_plan;
 void tm_plan_free(tm_plan *p);
+/* Scratch buffer k (0 or 1) of t with room for n floats (at least 1), kept by the table between calls
+ * (grown, never shrunk; freed with the table). NULL if it cannot grow (the old buffer stays). */
+float *tm_scratch(tokemb_mpi_table *t, int k, size_t n);
 /* Local, no communication: the send side of an already validated batch's plan (receive side empty).
  * TOKEMB_NO_MEMORY (message in msg) is the only failure. */
 int32_t tm_plan_local(const tokemb_mpi_table *t, const void *ids, int is32, size_t n, tm_plan *p, char *msg);
@@ -145,7 +152,8 @@ int32_t tm_pool(const tokemb_mpi_table *t, float *rows, size_t n_uniq, const siz
 /* Collective: validates the batch, agrees, de-duplicates per owner and exchanges the ids. */
 int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const void *out,
                      int32_t pre_st, const char *pre_msg, tm_plan *p);
-/* Collective: the distinct rows of this rank's batch, *rows_out[n_uniq][dim] in plan order. */
+/* Collective: the distinct rows of this rank's batch, *rows_out[n_uniq][dim] in plan order, in the
+ * table's scratch buffer 1 (tm_scratch; the caller does not free it). */
 int32_t tm_fetch(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const void *out,
                  int32_t pre_st, const char *pre_msg, tm_plan *p, float **rows_out);
 

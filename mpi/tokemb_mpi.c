@@ -134,6 +134,8 @@ int32_t tokemb_mpi_table_create(MPI_Comm comm, int64_t rows, int64_t dim, int32_
         if (t) {
             tokemb_table_free(t->local);
             free(t->xcount);
+            free(t->scratch[0]);
+            free(t->scratch[1]);
         }
         free(t);
         MPI_Comm_free(&dup);
@@ -199,6 +201,17 @@ size_t tm_distinct(const void *ids, int is32, size_t n, size_t *slot, size_t *fi
     }
     free(h);
     return u;
+}
+
+float *tm_scratch(tokemb_mpi_table *t, int k, size_t n) {
+    if (n == 0) n = 1;
+    if (n > t->scratch_cap[k]) {
+        float *b = realloc(t->scratch[k], n * sizeof *b);
+        if (!b) return NULL;
+        t->scratch[k] = b;
+        t->scratch_cap[k] = n;
+    }
+    return t->scratch[k];
 }
 
 void tm_plan_free(tm_plan *p) {
@@ -334,7 +347,8 @@ int32_t tm_plan_make(tokemb_mpi_table *t, const char *fn, const void *ids, int i
 }
 
 /* Collective: the distinct rows this rank's batch references, *rows[n_uniq][dim] in plan order
- * (plan.slot maps input position -> row). pre_st/pre_msg carry the caller's own validation, agreed
+ * (plan.slot maps input position -> row), in the table's scratch buffer 1 (valid until the table's next
+ * call; not freed by the caller). pre_st/pre_msg carry the caller's own validation, agreed
  * together with the batch's. */
 int32_t tm_fetch(tokemb_mpi_table *t, const char *fn, const void *ids, int is32, size_t n, const void *out,
                  int32_t pre_st, const char *pre_msg, tm_plan *p, float **rows_out) {
@@ -344,8 +358,8 @@ int32_t tm_fetch(tokemb_mpi_table *t, const char *fn, const void *ids, int is32,
     char msg[TM_MSG] = "";
     size_t D = (size_t)t->dim;
     int P = t->size;
-    float *reply = malloc((p->n_recv ? p->n_recv : 1) * D * sizeof *reply);
-    float *rows = malloc((p->n_uniq ? p->n_uniq : 1) * D * sizeof *rows);
+    float *reply = tm_scratch(t, 0, p->n_recv * D);
+    float *rows = tm_scratch(t, 1, p->n_uniq * D); /* the table's: callers do not free it */
     int *cnt = malloc((size_t)P * 4 * sizeof *cnt);
     if (!reply || !rows || !cnt) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
     else {
@@ -374,10 +388,8 @@ int32_t tm_fetch(tokemb_mpi_table *t, const char *fn, const void *ids, int is32,
         tm_phase(t, TM_PH_ROWS);
         if (st == TOKEMB_OK) tm_sent(t, 1, p->n_recv, p->n_recv - (size_t)p->rcount[t->rank]);
     }
-    free(reply);
     free(cnt);
     if (st != TOKEMB_OK) {
-        free(rows);
         tm_plan_free(p);
         return st;
     }
@@ -412,7 +424,7 @@ static int32_t tm_lookup(tokemb_mpi_table *t, const char *fn, const void *ids, i
         for (size_t i = 0; i < n; i++) memcpy(out + i * D, rows + p.slot[i] * D, D * sizeof *out);
     tokemb_table_free(sub);
     free(sid);
-    free(rows);
+    /* rows is the table's scratch (tm_fetch) */
     tm_plan_free(&p);
     tm_phase(t, TM_PH_OUTPUT);
     tm_span_end(t);
@@ -472,7 +484,7 @@ static int32_t tm_bags(tokemb_mpi_table *t, const char *fn, const void *ids, int
     st = tm_agree(t->comm, t->rank, t->size, fn, st, msg);
     if (st == TOKEMB_OK && n_bags) memcpy(out, tmp, n_bags * D * sizeof *out);
     free(tmp);
-    free(rows);
+    /* rows is the table's scratch (tm_fetch) */
     tm_plan_free(&p);
     tm_phase(t, TM_PH_OUTPUT);
     tm_span_end(t);
