@@ -34,31 +34,28 @@ int32_t tm_check_bags(const int64_t *offsets, size_t n, size_t n_bags, int32_t m
     return TOKEMB_OK;
 }
 
-static int tm_i64_cmp(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
 int32_t tm_accumulate_compact(const int64_t *ids, size_t R, const float *rows, int64_t dim, const float *grad,
                               tm_compact *c, char *msg) {
     memset(c, 0, sizeof *c);
     size_t D = (size_t)dim, u = 0;
+    size_t *first = malloc((R ? R : 1) * sizeof *first), *us = malloc((R ? R : 1) * sizeof *us);
     int64_t *slot = malloc((R ? R : 1) * sizeof *slot);
     c->uniq = malloc((R ? R : 1) * sizeof *c->uniq);
     tokemb_table *shape = NULL;
-    int32_t st = c->uniq && slot ? TOKEMB_OK : tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+    int32_t st = c->uniq && slot && first && us ? TOKEMB_OK : tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+    if (st == TOKEMB_OK && R && (u = tm_distinct(ids, 0, R, us, first)) == SIZE_MAX) {
+        u = 0;
+        st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
+    }
     if (st == TOKEMB_OK && R) {
-        int64_t *uniq = c->uniq;
-        memcpy(uniq, ids, R * sizeof *uniq);
-        qsort(uniq, R, sizeof *uniq, tm_i64_cmp);
-        for (size_t k = 0; k < R; k++)
-            if (k == 0 || uniq[k] != uniq[u - 1]) uniq[u++] = uniq[k];
-        for (size_t k = 0; k < R; k++)
-            slot[k] = (const int64_t *)bsearch(&ids[k], uniq, u, sizeof *uniq, tm_i64_cmp) - uniq;
+        /* the touched rows in first-occurrence order (linear time): the core sums each row's
+         * contributions in input order whatever the rows' numbering */
+        for (size_t v = 0; v < u; v++) c->uniq[v] = ids[first[v]];
+        for (size_t k = 0; k < R; k++) slot[k] = (int64_t)us[k];
         c->rows = malloc(u * D * sizeof *c->rows);
         if (!c->rows) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
         else {
-            for (size_t k = 0; k < u; k++) memcpy(c->rows + k * D, grad + (size_t)uniq[k] * D, D * sizeof *c->rows);
+            for (size_t k = 0; k < u; k++) memcpy(c->rows + k * D, grad + (size_t)c->uniq[k] * D, D * sizeof *c->rows);
             st = tokemb_table_wrap(c->rows, (int64_t)u, dim, dim, TOKEMB_F32, TOKEMB_WRAP_READONLY, &shape);
             if (st == TOKEMB_OK) st = tokemb_grad_accumulate(shape, slot, R, rows, c->rows);
             if (st != TOKEMB_OK) tm_fail(st, msg, "owner: %s", tokemb_last_error());
@@ -67,6 +64,8 @@ int32_t tm_accumulate_compact(const int64_t *ids, size_t R, const float *rows, i
     c->u = u;
     tokemb_table_free(shape);
     free(slot);
+    free(first);
+    free(us);
     if (st != TOKEMB_OK) tm_compact_free(c);
     return st;
 }

@@ -76,12 +76,9 @@ int32_t tokemb_mpi_table_create(MPI_Comm comm, int64_t rows, int64_t dim, int32_
     static const char fn[] = "tokemb_mpi_table_create";
     tm_err[0] = 0;
     MPI_Comm dup;
-    int rc = MPI_Comm_dup(comm, &dup);
-    if (rc != MPI_SUCCESS) return tm_mpi_status(rc, fn, "MPI_Comm_dup", tm_err);
-    MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN);
     int rank, size;
-    MPI_Comm_rank(dup, &rank);
-    MPI_Comm_size(dup, &size);
+    int32_t dst = tm_comm_dup(comm, fn, &dup, &rank, &size);
+    if (dst != TOKEMB_OK) return dst;
 
     char msg[TM_MSG] = "";
     int32_t st = TOKEMB_OK;
@@ -99,7 +96,7 @@ int32_t tokemb_mpi_table_create(MPI_Comm comm, int64_t rows, int64_t dim, int32_
                      (long long)dim, size);
     /* metadata: every rank compares its own with rank 0's (the broadcast is made even by a rank that
      * failed above, so every rank takes part in the same collectives) */
-    rc = MPI_Bcast(root, 3, MPI_INT64_T, 0, dup);
+    int rc = MPI_Bcast(root, 3, MPI_INT64_T, 0, dup);
     if (rc != MPI_SUCCESS && st == TOKEMB_OK) st = tm_mpi_status(rc, fn, "MPI_Bcast", msg);
     if (st == TOKEMB_OK && memcmp(meta, root, sizeof meta) != 0)
         st = tm_fail(TOKEMB_INVALID_ARGUMENT, msg,
@@ -618,42 +615,12 @@ static int32_t tm_grad(tokemb_mpi_table *t, const char *fn, const void *ids, int
     }
     /* the touched rows are copied into a compact buffer, accumulated there by the core (its summation
      * order, starting from the buffer's values), and copied back only once every rank succeeded */
-    size_t D = (size_t)t->local_cols, R = q.n_recv, u = 0;
-    size_t *first = malloc((R ? R : 1) * sizeof *first), *us = malloc((R ? R : 1) * sizeof *us);
-    int64_t *uniq = malloc((R ? R : 1) * sizeof *uniq), *slot = malloc((R ? R : 1) * sizeof *slot);
-    float *compact = NULL;
-    tokemb_table *shape = NULL;
-    if (!first || !us || !uniq || !slot) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
-    if (st == TOKEMB_OK && R && (u = tm_distinct(q.recv_ids, 0, R, us, first)) == SIZE_MAX) {
-        u = 0;
-        st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
-    }
-    if (st == TOKEMB_OK && R) {
-        /* the touched rows in first-occurrence order: the core sums each row's contributions in input
-         * order whatever the rows' numbering */
-        for (size_t v = 0; v < u; v++) uniq[v] = q.recv_ids[first[v]];
-        for (size_t k = 0; k < R; k++) slot[k] = (int64_t)us[k];
-        compact = malloc(u * D * sizeof *compact);
-        if (!compact) st = tm_fail(TOKEMB_NO_MEMORY, msg, "out of memory");
-        else {
-            for (size_t k = 0; k < u; k++)
-                memcpy(compact + k * D, grad_shard + (size_t)uniq[k] * D, D * sizeof *compact);
-            st = tokemb_table_wrap(compact, (int64_t)u, (int64_t)D, (int64_t)D, TOKEMB_F32, TOKEMB_WRAP_READONLY,
-                                   &shape);
-            if (st == TOKEMB_OK) st = tokemb_grad_accumulate(shape, slot, R, q.recv_rows, compact);
-            if (st != TOKEMB_OK) snprintf(msg, TM_MSG, "owner: %s", tokemb_last_error());
-        }
-    }
+    tm_compact c;
+    st = tm_accumulate_compact(q.recv_ids, q.n_recv, q.recv_rows, t->local_cols, grad_shard, &c, msg);
     st = tm_agree(t->comm, t->rank, t->size, fn, st, msg);
     tm_phase(t, TM_PH_LOCAL);
-    if (st == TOKEMB_OK)
-        for (size_t k = 0; k < u; k++) memcpy(grad_shard + (size_t)uniq[k] * D, compact + k * D, D * sizeof *compact);
-    tokemb_table_free(shape);
-    free(compact);
-    free(first);
-    free(us);
-    free(uniq);
-    free(slot);
+    if (st == TOKEMB_OK) tm_compact_commit(&c, t->local_cols, grad_shard);
+    tm_compact_free(&c);
     free(q.recv_ids);
     free(q.recv_rows);
     tm_phase(t, TM_PH_OUTPUT);
