@@ -55,12 +55,7 @@ static inline tokemb_mpi_table *tk_make_tables(int32_t sharding, int64_t V, int6
 static inline size_t tk_gather_rows(const void *mine, size_t n, int width, MPI_Datatype type, void *all,
                                     size_t *my_off) {
     int cnt = (int)n * width, counts[16], displ[16];
-    MPI_Allgather(&cnt, 1, MPI_INT, counts, 1, MPI_INT, MPI_COMM_WORLD);
-    size_t total = 0;
-    for (int r = 0; r < size; r++) {
-        displ[r] = (int)total;
-        total += (size_t)counts[r];
-    }
+    size_t total = (size_t)tk_mpi_counts(cnt, counts, displ);
     *my_off = (size_t)displ[rank] / (size_t)width;
     MPI_Allgatherv(mine, cnt, type, all, counts, displ, type, MPI_COMM_WORLD);
     return total / (size_t)width;
