@@ -127,14 +127,19 @@ static void check_random(size_t rows, size_t dim, size_t n, int64_t pad, int sgb
     }
     int64_t *uid = malloc(n * sizeof *uid);
     float *urows = malloc(n * dim * sizeof *urows);
-    size_t u = 0, expect_u = 0;
+    size_t expect_u = 0;
     for (size_t r = 0; r < rows; r++) expect_u += touched[r];
-    TK_OK(tokemb_grad_coalesce(t, ids, n, g, uid, urows, &u));
-    assert_int_equal(u, expect_u);
-    for (size_t k = 0; k < u; k++) {
-        if (k) assert_true(uid[k] > uid[k - 1]);
-        assert_true(touched[uid[k]]);
-        assert_memory_equal(urows + k * dim, ref + (size_t)uid[k] * dim, dim * sizeof(float));
+    for (int k = 0; k < 4; k++) { /* dim >= 256: input order at 1 thread, segments at more */
+        size_t u = 0;
+        TK_OK(tokemb_set_num_threads(threads[k]));
+        if (k == 3) TK_OK(tokemb_grad_coalesce_i32(t, ids32, n, g, uid, urows, &u));
+        else TK_OK(tokemb_grad_coalesce(t, ids, n, g, uid, urows, &u));
+        assert_int_equal(u, expect_u);
+        for (size_t q = 0; q < u; q++) {
+            if (q) assert_true(uid[q] > uid[q - 1]);
+            assert_true(touched[uid[q]]);
+            assert_memory_equal(urows + q * dim, ref + (size_t)uid[q] * dim, dim * sizeof(float));
+        }
     }
     TK_OK(tokemb_set_num_threads(0));
     free(ids), free(ids32), free(g), free(ref), free(out), free(touched), free(uid), free(urows);
@@ -145,7 +150,9 @@ static void test_random_small(void **state) {
     (void)state;
     check_random(100, 3, 1000, -1, 0, 1);
     check_random(100, 3, 1000, 5, 1, 2);
-    check_random(1000, 300, 4000, 0, 0, 3); /* column blocks + several parts */
+    check_random(1000, 300, 4000, 0, 0, 3); /* column blocks + several parts; input order at 1 thread */
+    check_random(1000, 300, 4000, 5, 1, 6); /* the same with scale_grad_by_freq */
+    check_random(40, 1024, 150, -1, 1, 7);  /* one part at any thread count: input order */
 }
 
 static void test_random_large_vocab(void **state) {

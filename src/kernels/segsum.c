@@ -4,7 +4,8 @@
  *
  * Work is split into units (segment, column block of TK_SEG_CB floats) - splitting columns keeps a hot
  * (Zipf head) row from serialising the whole call without changing any sum's order - and the units are
- * cut into parts of roughly equal work, weight(segment) = length + 1 per block. */
+ * cut into parts of roughly equal work, weight(segment) = length + 1 per block. A call that runs as one part
+ * over long rows may instead take the contributions in input order (tk_segsum_inorder_wanted). */
 #include "train_kernels.h"
 #include "common/common.h"
 
@@ -20,41 +21,66 @@ typedef struct {
     size_t total; /* total weight (m + n_seg) * nb */
 } tk_segsum_plan;
 
+/* One contribution g (w floats) into d: the first of its segment from +0.0f (kept in registers: no zero
+ * fill and no read of d; the same bits as adding to a zeroed row, -0.0f + 0.0f = +0.0f), otherwise onto d. */
+TK_ALWAYS_INLINE void tk_segsum_step(float *d, const float *g, size_t w, int first, int scaled, float sj) {
+    if (first) {
+        if (scaled)
+            for (size_t c = 0; c < w; c++) d[c] = fmaf(sj, g[c], 0.0f);
+        else
+            for (size_t c = 0; c < w; c++) d[c] = g[c] + 0.0f;
+    } else if (scaled) {
+        for (size_t c = 0; c < w; c++) d[c] = fmaf(sj, g[c], d[c]);
+    } else {
+        for (size_t c = 0; c < w; c++) d[c] = d[c] + g[c];
+    }
+}
+
+/* The scale of position p in segment [b, e). */
+TK_ALWAYS_INLINE float tk_segsum_scale(const tk_segsum_args *a, size_t p, size_t b, size_t e) {
+    if (a->pos_scale) return a->pos_scale[p];
+    return a->scale_by_count ? (float)(1.0 / (double)(e - b)) : 1.0f;
+}
+
+/* Segment s, columns [c0, c1): its contributions in sorted order. */
 TK_ALWAYS_INLINE void tk_segsum_unit_body(const tk_segsum_args *a, size_t s, size_t c0, size_t c1) {
     const size_t b = a->seg[s], e = a->seg[s + 1];
-    size_t drow = a->dst_by_key ? (size_t)a->key[b] : s;
-    float *d = a->dst + drow * a->dst_stride + c0;
-    const size_t w = c1 - c0;
+    float *d = a->dst + (a->dst_by_key ? (size_t)a->key[b] : s) * a->dst_stride + c0;
     const int scaled = a->pos_scale != NULL || a->scale_by_count;
-    const float cnt_scale = a->scale_by_count ? (float)(1.0 / (double)(e - b)) : 1.0f;
     for (size_t j = b; j < e; j++) {
-        size_t p = a->pos[j];
-        size_t r = a->src_map ? a->src_map[p] : p;
-        const float *g = a->src + r * a->src_stride + c0;
-        float sj = scaled ? (a->pos_scale ? a->pos_scale[p] : cnt_scale) : 1.0f;
-        if (j == b && a->zero_first) {
-            /* the first step from +0.0f, kept in registers: no zero fill and no read of dst (most rows
-             * have one contribution); the same bits as adding to a zeroed row (-0.0f + 0.0f = +0.0f) */
-            if (scaled)
-                for (size_t c = 0; c < w; c++) d[c] = fmaf(sj, g[c], 0.0f);
-            else
-                for (size_t c = 0; c < w; c++) d[c] = g[c] + 0.0f;
-        } else if (scaled) {
-            for (size_t c = 0; c < w; c++) d[c] = fmaf(sj, g[c], d[c]);
-        } else {
-            for (size_t c = 0; c < w; c++) d[c] = d[c] + g[c];
-        }
+        const size_t p = a->pos[j];
+        const float *g = a->src + (a->src_map ? a->src_map[p] : p) * a->src_stride + c0;
+        tk_segsum_step(d, g, c1 - c0, j == b && a->zero_first, scaled, tk_segsum_scale(a, p, b, e));
+    }
+}
+
+/* Every segment whole, contributions taken in input (position) order: the source is read front to back
+ * and each destination row receives its contributions in ascending position, which is the sorted order
+ * within its segment, so the bits equal tk_segsum_unit_body's. */
+TK_ALWAYS_INLINE void tk_segsum_inorder_body(const tk_segsum_args *a) {
+    const int scaled = a->pos_scale != NULL || a->scale_by_count;
+    for (size_t p = 0; p < a->n_pos; p++) {
+        const size_t s1 = a->inv[p];
+        if (!s1) continue;
+        const size_t b = a->seg[s1 - 1], e = a->seg[s1];
+        float *d = a->dst + (a->dst_by_key ? (size_t)a->key[b] : s1 - 1) * a->dst_stride;
+        const float *g = a->src + (a->src_map ? a->src_map[p] : p) * a->src_stride;
+        tk_segsum_step(d, g, a->dim, a->zero_first && a->pos[b] == p, scaled, tk_segsum_scale(a, p, b, e));
     }
 }
 
 static void tk_segsum_unit_portable(const tk_segsum_args *a, size_t s, size_t c0, size_t c1) {
     tk_segsum_unit_body(a, s, c0, c1);
 }
+static void tk_segsum_inorder_portable(const tk_segsum_args *a) { tk_segsum_inorder_body(a); }
 
 #if defined(__x86_64__) && defined(__GNUC__)
 __attribute__((target("avx2,fma"))) static void tk_segsum_unit_avx2(const tk_segsum_args *a, size_t s, size_t c0,
                                                                     size_t c1) {
     tk_segsum_unit_body(a, s, c0, c1);
+}
+__attribute__((target("avx2,fma"))) static void tk_segsum_inorder_avx2(const tk_segsum_args *a) {
+    tk_segsum_inorder_body(a);
 }
 #define TK_SEG_HAVE_AVX2 1
 #else
@@ -118,8 +144,31 @@ static void tk_segsum_parts(void *ctx, size_t k0, size_t k1) {
     }
 }
 
+/* Rows of TK_SEG_INORDER_DIM floats and more are summed in input order when the call runs as one part:
+ * reading the source front to back instead of at the rows' sorted places measured 1.17x (D = 1024) and
+ * 1.39x (D = 256, 65,536 ids) with the gradient in DRAM and 0.99-1.01x with it in cache; rows under
+ * 256 floats lost up to 13 % with 65,536 ids (the scattered destination writes and the inverse map),
+ * and with several parts the column split lost to the segment partition (docs/performance.md,
+ * "Tuning record"). */
+#define TK_SEG_INORDER_DIM 256u
+#define TK_SEG_MIN_WORK 65536u /* floats touched below which a call is one part */
+
+int tk_segsum_inorder_wanted(size_t m, size_t n_seg, size_t dim) {
+    return dim >= TK_SEG_INORDER_DIM && ((m + n_seg) * dim < TK_SEG_MIN_WORK || tokemb_get_num_threads() == 1);
+}
+
 void tk_segsum_f32(const tk_segsum_args *a) {
     if (a->n_seg == 0 || a->dim == 0) return;
+    if (a->inv) {
+#if TK_SEG_HAVE_AVX2
+        if (tk_cpu_isa() >= TK_ISA_AVX2) {
+            tk_segsum_inorder_avx2(a);
+            return;
+        }
+#endif
+        tk_segsum_inorder_portable(a);
+        return;
+    }
     tk_segsum_plan pl;
     pl.a = a;
     pl.nb = (a->dim + TK_SEG_CB - 1) / TK_SEG_CB;
@@ -127,7 +176,7 @@ void tk_segsum_f32(const tk_segsum_args *a) {
     pl.total = (m + a->n_seg) * pl.nb;
     size_t work = (m + a->n_seg) * a->dim; /* floats touched */
     size_t nt = (size_t)tokemb_get_num_threads();
-    size_t parts = work < 65536 ? 1 : nt * 4;
+    size_t parts = work < TK_SEG_MIN_WORK ? 1 : nt * 4;
     size_t units = a->n_seg * pl.nb;
     if (parts > units) parts = units;
     pl.parts = parts;

@@ -43,8 +43,13 @@ typedef struct {
     size_t dst_stride;
     int dst_by_key;
     int zero_first;
+    const size_t *inv; /* optional: inv[p] = 1 + segment of position p (0: in no segment), p < n_pos */
+    size_t n_pos;
 } tk_segsum_args;
+/* With `inv` the call runs on the calling thread in input order (position by position, the same bits);
+ * callers supply it when tk_segsum_inorder_wanted(m, n_seg, dim) says that order is the faster one. */
 void tk_segsum_f32(const tk_segsum_args *a);
+int tk_segsum_inorder_wanted(size_t m, size_t n_seg, size_t dim);
 
 /* ---- bags.c (kernels) ------------------------------------------------------------------------- */
 /* Forward of bags [b0, b1): out[b] for mode 0 SUM, 1 MEAN, 2 MAX (torch's EmbeddingBag forward;

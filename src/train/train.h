@@ -10,7 +10,8 @@ typedef struct {
     uint64_t *key;
     size_t *pos;
     size_t *seg; /* u + 1 entries */
-    size_t m, u;
+    size_t *inv; /* n entries: inv[p] = 1 + segment of position p, 0 for a dropped (padding) position */
+    size_t n, m, u;
     void *mem;
 } tk_sorted;
 
@@ -19,12 +20,17 @@ typedef struct {
 int32_t tk_sorted_build(const char *fn, const void *ids, int id_width, size_t n, int64_t rows, int64_t skip_id,
                         tk_sorted *s);
 void tk_sorted_free(tk_sorted *s);
+/* Fills s->inv (in the sort's scratch): position -> 1 + its segment, 0 for dropped positions. O(n). */
+void tk_sorted_inverse(tk_sorted *s);
 
 /* Segmented-sum arguments over the segments of `s`: rows of `src` ([*][dim], row stride dim) summed
  * per segment into `dst` (row stride dim); the caller sets the mode fields (dst_by_key, zero_first,
  * scale_by_count, src_map, pos_scale). */
-static inline tk_segsum_args tk_segsum_over(const tk_sorted *s, const tokemb_table *t, const float *src, float *dst) {
+/* Segmented-sum arguments over s (source rows src, destination dst, both t->dim wide); builds s's inverse
+ * map when the kernel will sum in input order. */
+static inline tk_segsum_args tk_segsum_over(tk_sorted *s, const tokemb_table *t, const float *src, float *dst) {
     tk_segsum_args a = {0};
+    if (!s->inv && tk_segsum_inorder_wanted(s->m, s->u, (size_t)t->dim)) tk_sorted_inverse(s);
     a.src = src;
     a.src_stride = (size_t)t->dim;
     a.key = s->key;
@@ -34,6 +40,8 @@ static inline tk_segsum_args tk_segsum_over(const tk_sorted *s, const tokemb_tab
     a.dim = (size_t)t->dim;
     a.dst = dst;
     a.dst_stride = (size_t)t->dim;
+    a.inv = s->inv;
+    a.n_pos = s->n;
     return a;
 }
 
