@@ -7,6 +7,11 @@ quantized.embedding_bag_byte_prepack, wrapped by tokemb as Q8_ROW (bags-q8: same
 bit-equal), tokemb_grad_coalesce (N = 2048) vs aten.embedding_sparse_backward + .coalesce() (torch's
 sparse=True backward) and vs aten.embedding_dense_backward (a zero-filled V x D gradient, 2.1 GB at D=4096),
 the HF rotate_half formula with precomputed cos/sin vs tokemb_rope_apply (rope; [tokens, 32 heads, 128]).
+'bound' rows (not in the default --ops) time a contiguous torch copy_ of the lookup's output bytes against
+tokemb's lookup and against index_select: ratio = t_copy / t_lookup, the lookup's rate as a fraction of a
+plain copy of the same bytes with the same threads, the ceiling neither library can pass by much (a
+gather reads rows at random places; the copy streams them). The 'tokemb ns/tok' column holds the lookup
+(tokemb's or index_select's, as the peer column says), 'torch ns/tok' the copy.
 
 Lookup and grad run in two regimes (--regimes): warm = the same ids on every call (the rows stay in
 cache between calls), cold = new ids on every call (a cycle of id sets whose rows together exceed the
@@ -23,7 +28,7 @@ Outputs are checked for equality once per case. bench/report.py turns the CSVs o
 the tables of docs/performance.md and the README.
 
     /usr/bin/python3 bench/compare_torch.py [--lib build/libtokemb.so] [--threads 1,2] [--quick]
-        [--dims 4,16,64,256,1024,4096] [--vocab 128256] [--ops lookup,bags,bags-q8,grad,rope,call,backend]
+        [--dims 4,16,64,256,1024,4096] [--vocab 128256] [--ops lookup,bags,bags-q8,grad,rope,call,backend,bound]
         [--regimes warm,cold] [--backend openmp|pool] [--csv out.csv]
 
 Each row also prints the range [min-max] of the paired ratios. 'call' rows: ns per CALL of tiny lookups
@@ -212,6 +217,15 @@ def main():
                     f_th2 = lambda: F.embedding(ids_t, Wt)
                     rows.append(("lookup", "F.embedding (allocating)", D, n, dist, "warm", th) +
                                 pair(f_tk, f_th2, reps, min_sample))
+                if "bound" in ops and "warm" in regimes:  # the same bytes as one contiguous copy: the ceiling
+                    src_c, dst_c = torch.from_numpy(np.ascontiguousarray(W[np.arange(n) % V])), torch.empty(n, D)
+                    f_cp = lambda: dst_c.copy_(src_c)
+                    f_tk = lambda: lib.tokemb_lookup(h, ptr(ids), n, ptr(out_tk))
+                    f_th = lambda: torch.index_select(Wt, 0, ids_t, out=out_th_t)
+                    rows.append(("bound", "copy_ / tokemb lookup", D, n, dist, "warm", th) +
+                                pair(f_tk, f_cp, reps, min_sample))
+                    rows.append(("bound", "copy_ / index_select", D, n, dist, "warm", th) +
+                                pair(f_th, f_cp, reps, min_sample))
                 if "lookup" in ops and "cold" in regimes:
                     if cold_ids is None:
                         ncold = int(max(2, min(64, -(-2 * llc // (n * D * 4)))))
@@ -380,7 +394,7 @@ def summary(rows, threads):
     print("# tokemb at %d threads vs %d thread(s), same process (> 1: faster with more threads)" % (threads[-1], threads[0]))
     seen = set()
     for r in rows:
-        if r[6] != threads[-1] or r[:6] not in t1 or r[0] in ("call", "backend") or (r[0], r[2], r[3], r[4], r[5]) in seen:
+        if r[6] != threads[-1] or r[:6] not in t1 or r[0] in ("call", "backend", "bound") or (r[0], r[2], r[3], r[4], r[5]) in seen:
             continue
         seen.add((r[0], r[2], r[3], r[4], r[5]))
         print("%-8s %5d %6d %-8s %-5s %8.2f" % (r[0], r[2], r[3], r[4], r[5], t1[r[:6]] / r[7]))
