@@ -69,6 +69,34 @@ static void test_lookup_errors_leave_output(void **state) {
     tokemb_table_free(t);
 }
 
+/* Large calls check their ids in parallel ranges: the error still names the first bad id (the smallest
+ * index any range found), for every thread count, and nothing is written. */
+static void test_lookup_errors_many_ids(void **state) {
+    (void)state;
+    const size_t n = 200000;
+    tokemb_table *t = make_table(7, 2);
+    int64_t *ids = calloc(n, sizeof *ids);
+    int32_t *ids32 = calloc(n, sizeof *ids32);
+    float *out = malloc(n * 2 * sizeof *out);
+    ids[150001] = 9, ids[70003] = -2, ids[199999] = 7; /* bad ids in different ranges */
+    ids32[150001] = 9, ids32[70003] = 8;
+    tk_fill_sentinel(out, n * 2);
+    const uint64_t before = tk_checksum(out, n * 2 * sizeof *out);
+    const int threads[4] = {1, 2, 3, 8};
+    for (int k = 0; k < 4; k++) {
+        TK_OK(tokemb_set_num_threads(threads[k]));
+        TK_EXPECT_STATUS(TOKEMB_OUT_OF_RANGE, tokemb_lookup(t, ids, n, out), "token id -2 at index 70003 is outside");
+        TK_EXPECT_STATUS(TOKEMB_OUT_OF_RANGE, tokemb_lookup_i32(t, ids32, n, out), "token id 8 at index 70003");
+        ids[70003] = 0;
+        TK_EXPECT_STATUS(TOKEMB_OUT_OF_RANGE, tokemb_lookup(t, ids, n, out), "token id 9 at index 150001");
+        ids[70003] = -2;
+        assert_true(tk_checksum(out, n * 2 * sizeof *out) == before);
+    }
+    TK_OK(tokemb_set_num_threads(0));
+    free(ids), free(ids32), free(out);
+    tokemb_table_free(t);
+}
+
 /* max_norm: the referenced rows above the limit are scaled by (float)(max_norm / (norm + 1e-7)). */
 static void test_max_norm(void **state) {
     (void)state;
@@ -129,6 +157,7 @@ int main(void) {
         cmocka_unit_test(test_lookup_rows),
         cmocka_unit_test(test_lookup_strided),
         cmocka_unit_test(test_lookup_errors_leave_output),
+        cmocka_unit_test(test_lookup_errors_many_ids),
         cmocka_unit_test(test_max_norm),
         cmocka_unit_test(test_onehot_equals_gather),
     };

@@ -62,7 +62,8 @@ typedef int (*tk_omp_int_fn)(void);
 static struct {
     _Atomic(tk_gomp_parallel_fn) parallel; /* NULL: not in use */
     tk_omp_int_fn in_parallel;
-    atomic_flag busy; /* one caller at a time, as the pool */
+    tk_omp_int_fn thread_num; /* omp_get_thread_num */
+    atomic_flag busy;         /* one caller at a time, as the pool */
 } tk_omp = {.busy = ATOMIC_FLAG_INIT};
 
 /* ---- host parallel-for ----------------------------------------------------------------------- */
@@ -116,10 +117,10 @@ static void tk_atfork_ensure(void);
 int32_t tokemb_use_host_openmp(void) {
     /* the runtime found by an earlier call stays loaded (this library holds a reference to it) */
     static _Atomic(tk_gomp_parallel_fn) found_par; /* zero: not found yet */
-    static _Atomic(tk_omp_int_fn) found_inpar;
+    static _Atomic(tk_omp_int_fn) found_inpar, found_tnum;
     tk_gomp_parallel_fn par = atomic_load(&found_par);
-    tk_omp_int_fn inpar = atomic_load(&found_inpar);
-    if (!par || !inpar) {
+    tk_omp_int_fn inpar = atomic_load(&found_inpar), tnum = atomic_load(&found_tnum);
+    if (!par || !inpar || !tnum) {
         tk_omp_found f = {{0}};
         if (!dl_iterate_phdr(tk_omp_find, &f))
             return tk_error(TOKEMB_UNSUPPORTED,
@@ -130,17 +131,22 @@ int32_t tokemb_use_host_openmp(void) {
         void *h = dlopen(f.path, RTLD_LAZY | RTLD_NOLOAD);
         par = h ? (tk_gomp_parallel_fn)(uintptr_t)dlsym(h, "GOMP_parallel") : NULL;
         inpar = h ? (tk_omp_int_fn)(uintptr_t)dlsym(h, "omp_in_parallel") : NULL;
-        if (!par || !inpar) {
+        tnum = h ? (tk_omp_int_fn)(uintptr_t)dlsym(h, "omp_get_thread_num") : NULL;
+        if (!par || !inpar || !tnum) {
             if (h) dlclose(h);
             return tk_error(TOKEMB_UNSUPPORTED, "tokemb_use_host_openmp: the loaded runtime %s has no %s", f.path,
-                            par ? "omp_in_parallel" : "GOMP_parallel");
+                            !par     ? "GOMP_parallel"
+                            : !inpar ? "omp_in_parallel"
+                                     : "omp_get_thread_num");
         }
+        atomic_store(&found_tnum, tnum);
         atomic_store(&found_inpar, inpar);
         atomic_store(&found_par, par);
     }
     tk_atfork_ensure(); /* before any fork() that could copy the setting into a child */
     pthread_mutex_lock(&tk_host_lock);
     tk_omp.in_parallel = inpar;
+    tk_omp.thread_num = tnum;
     atomic_store(&tk_omp.parallel, par);
     atomic_store(&tk_host_cur, NULL); /* replaces a host hook, as a new hook replaces this */
     pthread_mutex_unlock(&tk_host_lock);
@@ -162,16 +168,51 @@ static void tk_job_chunk(const tk_job *j, size_t k) {
 
 static void tk_host_task(void *p, size_t k) { tk_job_chunk((const tk_job *)p, k); }
 
-/* One GOMP_parallel region: every team thread claims chunks until none is left. */
+/* ---- claiming chunks: a home range per thread, the rest stolen -----------------------------------
+ * Slot q of P (the calling thread, the pool's workers, an OpenMP team's threads) owns the chunks
+ * [q*nchunks/P, (q+1)*nchunks/P) and runs them front to back; a slot whose range is empty takes the last
+ * chunk left in another's. While every thread starts on time each one runs the same chunks on every
+ * call, so a repeated call finds its rows in that core's caches (as torch's and FBGEMM's callers' static
+ * halves do); a thread that starts late or runs on a busy core still leaves its share to the others.
+ * One atomic word per slot: (next << 32) | end. */
+#define TK_MAX_THREADS 64
+typedef struct {
+    _Atomic uint64_t r[TK_MAX_THREADS];
+    unsigned slots;
+} tk_ranges;
+
+static void tk_ranges_init(tk_ranges *g, size_t nchunks, unsigned slots) {
+    g->slots = slots;
+    for (unsigned q = 0; q < slots; q++) {
+        uint64_t lo = nchunks * q / slots, hi = nchunks * (q + 1) / slots;
+        atomic_store_explicit(&g->r[q], lo << 32 | hi, memory_order_relaxed);
+    }
+}
+
+/* The next chunk for slot q (its own front first, then another slot's back); SIZE_MAX when none is left. */
+static size_t tk_ranges_claim(tk_ranges *g, unsigned q) {
+    for (unsigned i = 0; i < g->slots; i++) {
+        unsigned o = (q + i) % g->slots;
+        uint64_t v = atomic_load_explicit(&g->r[o], memory_order_relaxed);
+        while ((uint32_t)(v >> 32) < (uint32_t)v) {
+            const uint64_t want = i == 0 ? v + ((uint64_t)1 << 32) : v - 1;
+            if (atomic_compare_exchange_weak_explicit(&g->r[o], &v, want, memory_order_relaxed, memory_order_relaxed))
+                return i == 0 ? (size_t)(v >> 32) : (size_t)(uint32_t)v - 1;
+        }
+    }
+    return SIZE_MAX;
+}
+
+/* One GOMP_parallel region: every team thread claims chunks (slot = its team number) until none is left. */
 typedef struct {
     const tk_job *job;
-    atomic_size_t next;
+    tk_ranges ranges;
 } tk_omp_job;
 
 static void tk_omp_body(void *p) {
     tk_omp_job *o = p;
-    for (size_t k; (k = atomic_fetch_add_explicit(&o->next, 1, memory_order_relaxed)) < o->job->nchunks;)
-        tk_job_chunk(o->job, k);
+    const unsigned q = (unsigned)tk_omp.thread_num() % o->ranges.slots;
+    for (size_t k; (k = tk_ranges_claim(&o->ranges, q)) != SIZE_MAX;) tk_job_chunk(o->job, k);
 }
 
 /* Runs j on the host's OpenMP team; 0 if the OpenMP backend is off or cannot take this call. */
@@ -184,15 +225,15 @@ static int tk_omp_run(const tk_job *j, size_t nt) {
         j->fn(j->ctx, 0, j->n);
         return 1;
     }
+    const unsigned team = (unsigned)(nt < j->nchunks ? nt : j->nchunks);
     tk_omp_job o = {.job = j};
-    atomic_init(&o.next, 0);
-    par(tk_omp_body, &o, (unsigned)(nt < j->nchunks ? nt : j->nchunks), 0);
+    tk_ranges_init(&o.ranges, j->nchunks, team);
+    par(tk_omp_body, &o, team, 0);
     atomic_flag_clear_explicit(&tk_omp.busy, memory_order_release);
     return 1;
 }
 
 /* ---- the pool ------------------------------------------------------------------------------------ */
-#define TK_MAX_THREADS 64
 /* Pause iterations a worker spins after a job before it sleeps (~20-40 us on current x86): long
  * enough for back-to-back calls, short enough not to hold a core another runtime wants. */
 #define TK_SPIN 1000
@@ -203,7 +244,7 @@ static struct {
     atomic_uint sleepers; /* workers in (or about to enter) FUTEX_WAIT */
     atomic_uint active;   /* workers inside the current job */
     unsigned allowed;     /* workers the current job may use (the thread count minus the caller) */
-    atomic_size_t next;   /* next chunk to claim */
+    tk_ranges ranges;     /* the chunks left: slot 0 the caller, slot r + 1 the worker of rank r */
     atomic_size_t done;   /* chunks finished */
     atomic_int stop;
     tk_job job;
@@ -225,12 +266,12 @@ static void tk_futex_wake_all(atomic_uint *w) {
     syscall(SYS_futex, (unsigned *)w, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
-/* Claims and runs chunks until none is left. */
-static void tk_pool_drain(void) {
+/* Claims and runs chunks as slot q until none is left. */
+static void tk_pool_drain(unsigned q) {
     const tk_job *j = &tk_pool.job;
     for (;;) {
-        size_t k = atomic_fetch_add_explicit(&tk_pool.next, 1, memory_order_relaxed);
-        if (k >= j->nchunks) return;
+        size_t k = tk_ranges_claim(&tk_pool.ranges, q);
+        if (k == SIZE_MAX) return;
         tk_job_chunk(j, k);
         atomic_fetch_add_explicit(&tk_pool.done, 1, memory_order_release);
     }
@@ -258,7 +299,7 @@ static void *tk_worker(void *arg) {
         /* Dekker pair with tk_pool_run's close: either this re-read sees the job closed, or the caller
          * sees active > 0 and waits for this worker (both sides sequentially consistent). */
         unsigned rank = atomic_fetch_add(&tk_pool.active, 1);
-        if (atomic_load(&tk_pool.state) == s && rank < tk_pool.allowed) tk_pool_drain();
+        if (atomic_load(&tk_pool.state) == s && rank < tk_pool.allowed) tk_pool_drain(rank + 1);
         atomic_fetch_sub(&tk_pool.active, 1);
     }
 }
@@ -311,12 +352,12 @@ static void tk_atfork_ensure(void) { pthread_once(&tk_atfork_once, tk_atfork_reg
 static void tk_pool_run(const tk_job *j, int workers) {
     tk_pool.job = *j;
     tk_pool.allowed = (unsigned)workers;
-    atomic_store_explicit(&tk_pool.next, 0, memory_order_relaxed);
+    tk_ranges_init(&tk_pool.ranges, j->nchunks, (unsigned)workers + 1);
     atomic_store_explicit(&tk_pool.done, 0, memory_order_relaxed);
     unsigned s = (atomic_load(&tk_pool.state) + 2u) | 1u; /* next epoch, open */
     atomic_store(&tk_pool.state, s);
     if (atomic_load(&tk_pool.sleepers)) tk_futex_wake_all(&tk_pool.state);
-    tk_pool_drain();
+    tk_pool_drain(0);
     /* every chunk is claimed; wait for the ones still running on workers */
     for (unsigned i = 0; atomic_load_explicit(&tk_pool.done, memory_order_acquire) < j->nchunks; i++) {
         if (i < 4096) tk_cpu_relax();
