@@ -119,14 +119,17 @@ TK_VTARGET TK_ALWAYS_INLINE void TK_VFN(tk_bag_sum)(const uint8_t *base, size_t 
     ((dt) == TOKEMB_F16      ? TK_SOP(F, _LD_F16)((r) + 2 * (c)) \
      : (dt) == TOKEMB_Q8_ROW ? TK_SOP(F, _LD_Q8)((r) + (c))      \
                              : TK_SOP(F, _LOADU)((const float *)(const void *)(r) + (c)))
-/* Prefetch of a row: its first line, and for F16 / Q8_ROW rows (which need not start on a line) the line of
- * its last byte (Q8_ROW: of its bias). Rows under 64 bytes go into L1 (the ~80 rows in flight are a few KiB),
- * 64-byte F32 rows into L2 (TK_PF_LOC) as the other bag blocks: measured, docs/performance.md ("Tuning record"). */
-#define TK_SPF(r)                                                                                      \
-    do {                                                                                               \
-        const int near_ = !(dt == TOKEMB_F32 && dim == 16);                                            \
-        TK_PREFETCH(r, near_);                                                                         \
-        if (dt != TOKEMB_F32) TK_PREFETCH((r) + (dt == TOKEMB_Q8_ROW ? dim + 7 : 2 * dim - 1), near_); \
+/* Prefetch of a row: its first line, and for F16 / Q8_ROW rows of more than 16 bytes (which need not start on
+ * a line) the line of its last byte (Q8_ROW: of its bias); rows of up to 16 bytes rarely cross a line, and
+ * their second prefetch cost more than it saved (F16 / Q8_ROW D = 4: 0.88 / 0.92 -> 1.05 / 1.03x FBGEMM).
+ * Rows under 64 bytes go into L1 (the ~80 rows in flight are a few KiB), 64-byte F32 rows into L2
+ * (TK_PF_LOC) as the other bag blocks: measured, docs/performance.md ("Tuning record"). */
+#define TK_SPF(r)                                                                                                 \
+    do {                                                                                                          \
+        const int near_ = !(dt == TOKEMB_F32 && dim == 16);                                                       \
+        const size_t last_ = dt == TOKEMB_Q8_ROW ? dim + 7 : 2 * dim - 1; /* F16 / Q8_ROW: the row's last byte */ \
+        TK_PREFETCH(r, near_);                                                                                    \
+        if (dt != TOKEMB_F32 && last_ >= 16) TK_PREFETCH((r) + last_, near_);                                     \
     } while (0)
 /* Row ID (position j) added into the NV accumulators A (tk_bag_one's step) unless it is the padding index
  * (never for pad < 0: the ids are valid). */
