@@ -36,10 +36,9 @@ TK_ALWAYS_INLINE void tk_segsum_step(float *d, const float *g, size_t w, int fir
     }
 }
 
-/* The scale of position p in segment [b, e). */
-TK_ALWAYS_INLINE float tk_segsum_scale(const tk_segsum_args *a, size_t p, size_t b, size_t e) {
-    if (a->pos_scale) return a->pos_scale[p];
-    return a->scale_by_count ? (float)(1.0 / (double)(e - b)) : 1.0f;
+/* The scale shared by a segment of `len` contributions (1/len with scale_by_count); pos_scale overrides it. */
+TK_ALWAYS_INLINE float tk_segsum_count_scale(const tk_segsum_args *a, size_t len) {
+    return a->scale_by_count ? (float)(1.0 / (double)len) : 1.0f;
 }
 
 /* Segment s, columns [c0, c1): its contributions in sorted order. */
@@ -47,10 +46,11 @@ TK_ALWAYS_INLINE void tk_segsum_unit_body(const tk_segsum_args *a, size_t s, siz
     const size_t b = a->seg[s], e = a->seg[s + 1];
     float *d = a->dst + (a->dst_by_key ? (size_t)a->key[b] : s) * a->dst_stride + c0;
     const int scaled = a->pos_scale != NULL || a->scale_by_count;
+    const float cs = tk_segsum_count_scale(a, e - b);
     for (size_t j = b; j < e; j++) {
         const size_t p = a->pos[j];
         const float *g = a->src + (a->src_map ? a->src_map[p] : p) * a->src_stride + c0;
-        tk_segsum_step(d, g, c1 - c0, j == b && a->zero_first, scaled, tk_segsum_scale(a, p, b, e));
+        tk_segsum_step(d, g, c1 - c0, j == b && a->zero_first, scaled, a->pos_scale ? a->pos_scale[p] : cs);
     }
 }
 
@@ -65,7 +65,8 @@ TK_ALWAYS_INLINE void tk_segsum_inorder_body(const tk_segsum_args *a) {
         const size_t b = a->seg[s1 - 1], e = a->seg[s1];
         float *d = a->dst + (a->dst_by_key ? (size_t)a->key[b] : s1 - 1) * a->dst_stride;
         const float *g = a->src + (a->src_map ? a->src_map[p] : p) * a->src_stride;
-        tk_segsum_step(d, g, a->dim, a->zero_first && a->pos[b] == p, scaled, tk_segsum_scale(a, p, b, e));
+        tk_segsum_step(d, g, a->dim, a->zero_first && a->pos[b] == p, scaled,
+                       a->pos_scale ? a->pos_scale[p] : tk_segsum_count_scale(a, e - b));
     }
 }
 

@@ -1,12 +1,11 @@
 /* table.c - tokemb_table: create, wrap, free, accessors, parameters, row access, initialisation. */
 #include "table/table.h"
-
-#include <stdatomic.h>
 #include "kernels/kernels.h"
 #include "kernels/rng_torch.h"
 #include "table/storage.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 int32_t tk_check_table(const char *fn, const tokemb_table *t) {

@@ -25,11 +25,12 @@ int32_t tk_sorted_build(const char *fn, const void *ids, int id_width, size_t n,
     s->m = tk_sort_ids(ids, id_width, n, rows, skip_id, s->key, s->pos, tk, tp);
     s->u = tk_segments(s->key, s->m, s->seg);
     s->n = n;
+    s->spare = tk;
     return TOKEMB_OK;
 }
 
 void tk_sorted_inverse(tk_sorted *s) {
-    s->inv = (size_t *)(void *)((unsigned char *)s->mem + 16 * s->n); /* the sort's key scratch, free now */
+    s->inv = (size_t *)s->spare;
     memset(s->inv, 0, s->n * sizeof(size_t));
     for (size_t k = 0; k < s->u; k++)
         for (size_t j = s->seg[k]; j < s->seg[k + 1]; j++) s->inv[s->pos[j]] = k + 1;

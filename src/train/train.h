@@ -13,6 +13,7 @@ typedef struct {
     size_t *inv; /* n entries: inv[p] = 1 + segment of position p, 0 for a dropped (padding) position */
     size_t n, m, u;
     void *mem;
+    void *spare; /* n * 8 bytes of the sort's scratch, free after the sort (tk_sorted_inverse writes there) */
 } tk_sorted;
 
 /* Sorts ids (already validated) dropping `skip_id` (-1 for none). Only fails with NO_MEMORY/OVERFLOW,
